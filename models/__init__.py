@@ -1,0 +1,1 @@
+"""Detection models: architectures, training, serving signatures and RunInference handlers."""

@@ -1,0 +1,103 @@
+"""Model inputs and their TFRecord form: the one place training and serving meet.
+
+The pipeline turns `MediaFeatures` into per-modality input dicts with `model_inputs` and
+feeds them to RunInference; it also writes them, unchanged, as `tf.train.Example`s. Training
+reads those Examples back with `parse_example`, so a model is trained on exactly the tensors
+it will be served.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from models.signature import FEATURE_VERSION, SIGNATURES, check_inputs
+from schemas.records import MediaFeatures
+
+
+def model_inputs(features: MediaFeatures, modality: str) -> dict[str, np.ndarray] | None:
+    """The serving inputs of one modality for one item, or None when the item lacks it."""
+    if modality == "visual":
+        if features.visual is None:
+            return None
+        inputs = {
+            "frames": features.visual.frames,
+            "frame_mask": features.visual.frame_mask,
+            "handcrafted": features.visual.handcrafted,
+        }
+    elif modality == "audio":
+        if features.audio is None:
+            return None
+        inputs = {
+            "logmel": features.audio.logmel,
+            "window_mask": features.audio.window_mask,
+            "handcrafted": features.audio.handcrafted,
+        }
+    elif modality == "metadata":
+        if features.metadata_vector is None:
+            return None
+        inputs = {"metadata": features.metadata_vector}
+    else:
+        raise ValueError(f"unknown modality {modality!r}")
+    check_inputs(modality, inputs)
+    return inputs
+
+
+def to_tf_example(features: MediaFeatures) -> bytes:
+    """Serialises every present modality's serving inputs as one `tf.train.Example`."""
+    import tensorflow as tf
+
+    def _bytes(value: bytes) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    def _floats(values: np.ndarray) -> tf.train.Feature:
+        return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).ravel()))
+
+    feature = {
+        "content_id": _bytes(features.content_id.encode()),
+        "media_type": _bytes(features.info.media_type.encode()),
+        "feature_version": _bytes(FEATURE_VERSION.encode()),
+        "modalities": tf.train.Feature(bytes_list=tf.train.BytesList(value=[m.encode() for m in features.modalities()])),
+    }
+    for modality in features.modalities():
+        for name, array in model_inputs(features, modality).items():
+            key = f"{modality}/{name}"
+            feature[key] = _bytes(array.tobytes()) if array.dtype == np.uint8 else _floats(array)
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def parse_example(serialized: bytes) -> dict[str, object]:
+    """Inverse of `to_tf_example`: content id, media type, and per-modality input dicts."""
+    import tensorflow as tf
+
+    example = tf.train.Example.FromString(serialized)
+    fmap = example.features.feature
+    parsed: dict[str, object] = {
+        "content_id": fmap["content_id"].bytes_list.value[0].decode(),
+        "media_type": fmap["media_type"].bytes_list.value[0].decode(),
+        "feature_version": fmap["feature_version"].bytes_list.value[0].decode(),
+    }
+    for modality in (m.decode() for m in fmap["modalities"].bytes_list.value):
+        inputs = {}
+        for spec in SIGNATURES[modality]:
+            value = fmap[f"{modality}/{spec.name}"]
+            if spec.dtype == "uint8":
+                array = np.frombuffer(value.bytes_list.value[0], dtype=np.uint8)
+            else:
+                array = np.asarray(value.float_list.value, dtype=np.float32)
+            inputs[spec.name] = array.reshape(spec.shape)
+        parsed[modality] = inputs
+    return parsed
+
+
+def read_examples(paths: Iterable[str]) -> list[dict[str, object]]:
+    """Every Example in the given TFRecord files (GZIP or not), parsed."""
+    import tensorflow as tf
+
+    records = []
+    for path in paths:
+        compression = "GZIP" if path.endswith(".gz") else ""
+        for serialized in tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator():
+            records.append(parse_example(serialized))
+    return records

@@ -1,0 +1,74 @@
+"""The serving signature each modality's SavedModel honours.
+
+Feature extraction (transforms/) produces exactly these tensors and training reads them back
+from the features the pipeline writes, so training and serving cannot drift apart. Any
+SavedModel whose `serving_default` signature takes these inputs (batched on axis 0) and
+returns a `probability` output of shape [batch] drops in through `--model_dir`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+FEATURE_VERSION = "f1"
+
+# Visual: frames sampled across the item, each a native-resolution centre crop. Crops, not
+# resizes: resampling would erase the pixel-level traces (upsampling grids, blending seams,
+# missing sensor noise) the detector looks for.
+MAX_FRAMES = 8
+CROP_SIZE = 64
+VISUAL_HANDCRAFTED_DIM = 24
+
+# Audio: 16 kHz mono, 25 ms windows every 10 ms, 40 mel bands, 1 s analysis windows.
+SAMPLE_RATE = 16_000
+N_FFT = 512
+WIN_LENGTH = 400
+HOP_LENGTH = 160
+N_MELS = 40
+WINDOW_FRAMES = 100
+MAX_WINDOWS = 8
+AUDIO_HANDCRAFTED_DIM = 48
+
+METADATA_DIM = 32
+
+OUTPUT_NAME = "probability"
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]  # without the batch axis
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": [None, *self.shape]}
+
+
+SIGNATURES: dict[str, tuple[TensorSpec, ...]] = {
+    "visual": (
+        TensorSpec("frames", "uint8", (MAX_FRAMES, CROP_SIZE, CROP_SIZE, 3)),
+        TensorSpec("frame_mask", "float32", (MAX_FRAMES,)),
+        TensorSpec("handcrafted", "float32", (VISUAL_HANDCRAFTED_DIM,)),
+    ),
+    "audio": (
+        TensorSpec("logmel", "float32", (MAX_WINDOWS, WINDOW_FRAMES, N_MELS)),
+        TensorSpec("window_mask", "float32", (MAX_WINDOWS,)),
+        TensorSpec("handcrafted", "float32", (AUDIO_HANDCRAFTED_DIM,)),
+    ),
+    "metadata": (TensorSpec("metadata", "float32", (METADATA_DIM,)),),
+}
+
+
+def check_inputs(modality: str, inputs: dict[str, np.ndarray]) -> None:
+    """Raises ValueError when `inputs` (one example, no batch axis) do not fit the signature."""
+    for spec in SIGNATURES[modality]:
+        if spec.name not in inputs:
+            raise ValueError(f"{modality} input {spec.name!r} is missing")
+        array = inputs[spec.name]
+        if tuple(array.shape) != spec.shape or array.dtype != np.dtype(spec.dtype):
+            raise ValueError(
+                f"{modality} input {spec.name!r}: expected {spec.dtype}{list(spec.shape)}, "
+                f"got {array.dtype}{list(array.shape)}"
+            )

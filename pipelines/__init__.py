@@ -1,0 +1,1 @@
+"""Pipeline entry points: `python -m pipelines.batch` (and, later, streaming)."""

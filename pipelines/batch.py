@@ -1,0 +1,119 @@
+"""Batch deepfake detection: manifest -> features -> scores -> decisions -> warehouse.
+
+    python -m pipelines.batch --input MANIFEST --warehouse DIR [--model_dir DIR] [--policy FILE]
+
+Beam's own options (--runner, --direct_num_workers, --direct_running_mode, ...) pass through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import posixpath
+import secrets
+import sys
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from models.registry import DeployedModel, resolve_model
+from pipelines.options import DetectionOptions, check_options
+from pipelines.reconcile import format_summary, reconcile, rows_read
+from schemas.records import MODALITIES
+from transforms.fetch import FetchMedia
+from transforms.features import ExtractFeatures
+from transforms.inference import ScoreMedia
+from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest
+from transforms.policy import ApplyPolicy, FanOutEnforcement, Policy, load_policy
+from transforms.transparency import AggregateTransparency
+from transforms.warehouse import WriteTable, WriteTrainingExamples, clear_tables, write_catalog
+
+
+def build_pipeline(
+    p: beam.Pipeline, options: DetectionOptions, policy: Policy, models: dict[str, DeployedModel], run_id: str
+) -> None:
+    """Adds the batch job's graph to `p` (see the picture in DESIGN.md)."""
+    warehouse, limits = options.warehouse, options.media_limits()
+
+    rows = p | "ReadManifest" >> ReadManifest(options.input, options.input_format)
+    events, invalid = rows | "ParseEvents" >> ParseEvents(base_uri=posixpath.dirname(options.input))
+    events, duplicates = events | "DeduplicateEvents" >> DeduplicateEvents()
+    blobs, unfetched = events | "FetchMedia" >> FetchMedia(limits)
+    features, unextracted = blobs | "ExtractFeatures" >> ExtractFeatures(limits)
+    _ = features | "WriteFeatures" >> WriteTable(warehouse, "features", run_id)
+    _ = features | "WriteTrainingExamples" >> WriteTrainingExamples(warehouse, run_id)
+
+    scored, unscored = features | "ScoreMedia" >> ScoreMedia(models, options.min_batch_size, options.max_batch_size)
+    _ = scored | "WriteScores" >> WriteTable(warehouse, "media_scores", run_id)
+
+    decisions = scored | "ApplyPolicy" >> ApplyPolicy(policy)
+    _ = decisions | "WriteDecisions" >> WriteTable(warehouse, "enforcement_decisions", run_id)
+    events_by_target = decisions | "FanOutEnforcement" >> FanOutEnforcement(policy)
+    _ = (
+        tuple(events_by_target.values())
+        | "MergeTargets" >> beam.Flatten(pipeline=p)
+        | "WriteEvents" >> WriteTable(warehouse, "enforcement_events", run_id)
+    )
+    _ = (
+        decisions
+        | "AggregateTransparency" >> AggregateTransparency(options.min_cell_count)
+        | "WriteAggregates" >> WriteTable(warehouse, "transparency_aggregates", run_id)
+    )
+    _ = (
+        (invalid, duplicates, unfetched, unextracted, unscored)
+        | "MergeDeadLetters" >> beam.Flatten()
+        | "WriteDeadLetters" >> WriteTable(warehouse, "dead_letter", run_id)
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.batch",
+        description="Score uploads for synthetic media, decide under a policy, write the warehouse.",
+        epilog="Beam options such as --runner, --direct_num_workers and --direct_running_mode pass through.",
+    )
+    DetectionOptions._add_argparse_args(parser)
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parses flags, runs the job to completion, prints the reconciliation; returns an exit code."""
+    parser = _parser()
+    parser.parse_known_args(argv)  # --help and unknown values of our own flags end here
+    pipeline_options = PipelineOptions(argv)
+    options = pipeline_options.view_as(DetectionOptions)
+    check_options(options, parser.error)
+    standard = pipeline_options.view_as(StandardOptions)
+    standard.runner = standard.runner or "DirectRunner"
+
+    try:
+        policy = load_policy(options.policy)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--policy: {exc}")
+    models: dict[str, DeployedModel] = {}
+    if options.model_dir:
+        try:
+            models = {m: d for m in MODALITIES if (d := resolve_model(options.model_dir, m)) is not None}
+        except (OSError, ValueError) as exc:
+            parser.error(f"--model_dir: {exc}")
+        if not models:
+            parser.error(f"--model_dir: no model versions found under {options.model_dir}")
+
+    run_id = options.run_id or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    if options.write_disposition == "truncate":
+        clear_tables(options.warehouse)
+
+    with beam.Pipeline(options=pipeline_options) as p:
+        build_pipeline(p, options, policy, models, run_id)
+    result = p.result
+
+    catalog = write_catalog(options.warehouse)
+    summary = reconcile(rows_read(result), options.warehouse, run_id)
+    print(format_summary(summary, catalog, models))
+    return 0 if summary.balanced else 3
+
+
+if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.WARNING)
+    sys.exit(run())

@@ -1,0 +1,97 @@
+"""Command-line options of the deepfake detection jobs."""
+
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.limits import MediaLimits
+from transforms.parse import MANIFEST_FORMATS
+
+DEFAULT_POLICY = "policies/synthetic_media_v1.yaml"
+_LIMITS = MediaLimits()
+
+
+class DetectionOptions(PipelineOptions):
+    """Flags of `python -m pipelines.batch`, next to Beam's own (--runner, --direct_num_workers, ...)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        io = parser.add_argument_group("input and output")
+        io.add_argument(
+            "--input",
+            help="Upload events: a manifest file or glob (JSON Lines, CSV or Parquet; local or gs://). "
+            "Relative media_uri values resolve against the manifest's directory.",
+        )
+        io.add_argument(
+            "--input_format", choices=MANIFEST_FORMATS, default=None, help="Manifest format (default: from extension)."
+        )
+        io.add_argument(
+            "--warehouse",
+            help="Embedded warehouse directory: Parquet files per table plus DIR/warehouse.duckdb.",
+        )
+        io.add_argument(
+            "--write_disposition",
+            choices=("append", "truncate"),
+            default="append",
+            help="append adds this run's files to the tables; truncate empties the tables first.",
+        )
+        io.add_argument("--run_id", default=None, help="Name of this run's files (default: UTC time and a random tag).")
+
+        models = parser.add_argument_group("models and policy")
+        models.add_argument(
+            "--model_dir",
+            default=None,
+            help="Directory with <modality>/<version>/ SavedModels and model cards; the newest version of each "
+            "modality is served. Without it the job extracts and writes features only (no scores).",
+        )
+        models.add_argument("--policy", default=DEFAULT_POLICY, help="Enforcement policy YAML file.")
+        models.add_argument(
+            "--min_batch_size", type=int, default=1, help="Smallest RunInference batch (default %(default)s)."
+        )
+        models.add_argument(
+            "--max_batch_size", type=int, default=32, help="Largest RunInference batch (default %(default)s)."
+        )
+        models.add_argument(
+            "--min_cell_count",
+            type=int,
+            default=10,
+            help="Transparency cells with fewer decisions are suppressed (default %(default)s).",
+        )
+
+        limits = parser.add_argument_group("per-item limits (an item over one is dead-lettered, naming it)")
+        limits.add_argument(
+            "--max_media_bytes", type=int, default=_LIMITS.max_media_bytes, help="Default %(default)s bytes."
+        )
+        limits.add_argument("--max_pixels", type=int, default=_LIMITS.max_pixels, help="Default %(default)s pixels.")
+        limits.add_argument(
+            "--max_duration_s", type=float, default=_LIMITS.max_duration_s, help="Default %(default)s seconds."
+        )
+        limits.add_argument(
+            "--max_decode_s",
+            type=float,
+            default=_LIMITS.max_decode_s,
+            help="Decode time per item and track; default %(default)s seconds.",
+        )
+
+    def media_limits(self) -> MediaLimits:
+        return MediaLimits(
+            max_media_bytes=self.max_media_bytes,
+            max_pixels=self.max_pixels,
+            max_duration_s=self.max_duration_s,
+            max_decode_s=self.max_decode_s,
+        )
+
+
+def check_options(options: DetectionOptions, parser_error) -> None:
+    """Rejects bad flag combinations with a clear message (via the argument parser's error)."""
+    if not options.input:
+        parser_error("--input is required")
+    if not options.warehouse:
+        parser_error("--warehouse is required")
+    for name in ("max_media_bytes", "max_pixels", "max_duration_s", "max_decode_s", "min_batch_size"):
+        if getattr(options, name) <= 0:
+            parser_error(f"--{name} must be positive")
+    if options.max_batch_size < options.min_batch_size:
+        parser_error("--max_batch_size must be at least --min_batch_size")
+    if options.min_cell_count < 1:
+        parser_error("--min_cell_count must be at least 1")

@@ -1,0 +1,86 @@
+"""The end-of-job account: every input row is scored, dead-lettered or skipped, with reasons.
+
+Rows read come from the job's metrics; the other side is counted from what this run
+actually wrote to the warehouse, so a row lost between a step and the sink shows up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import duckdb
+from apache_beam.metrics.metric import MetricsFilter
+
+from schemas.records import DEAD_LETTER, SKIPPED
+
+
+@dataclasses.dataclass(frozen=True)
+class Reconciliation:
+    rows_read: int
+    scored: int
+    dead_lettered: int
+    skipped: int
+    reasons: tuple[tuple[str, str, str, int], ...]  # (disposition, step, error_type, count)
+    actions: tuple[tuple[str, int], ...]
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_read == self.scored + self.dead_lettered + self.skipped
+
+
+def rows_read(result) -> int:
+    counters = result.metrics().query(MetricsFilter().with_namespace("reconcile").with_name("rows_read"))["counters"]
+    return int(sum(c.committed if c.committed is not None else c.attempted for c in counters))
+
+
+def _run_files(warehouse: str, table: str, run_id: str) -> str | None:
+    files = sorted((Path(warehouse) / table).glob(f"{run_id}-*.parquet"))
+    return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]" if files else None
+
+
+def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
+    """Counts what run `run_id` wrote and balances it against the rows it read."""
+    con = duckdb.connect()
+    scores = _run_files(warehouse, "media_scores", run_id)
+    scored = con.sql(f"SELECT count(*) FROM read_parquet({scores})").fetchone()[0] if scores else 0
+    dead = _run_files(warehouse, "dead_letter", run_id)
+    reasons: list[tuple[str, str, str, int]] = []
+    if dead:
+        reasons = con.sql(
+            f"SELECT disposition, step, error_type, count(*) FROM read_parquet({dead}) "
+            "GROUP BY ALL ORDER BY disposition, step, error_type"
+        ).fetchall()
+    decisions = _run_files(warehouse, "enforcement_decisions", run_id)
+    actions = (
+        con.sql(f"SELECT action, count(*) FROM read_parquet({decisions}) GROUP BY ALL ORDER BY action").fetchall()
+        if decisions
+        else []
+    )
+    return Reconciliation(
+        rows_read=read,
+        scored=scored,
+        dead_lettered=sum(n for disposition, _, _, n in reasons if disposition == DEAD_LETTER),
+        skipped=sum(n for disposition, _, _, n in reasons if disposition == SKIPPED),
+        reasons=tuple(tuple(r) for r in reasons),
+        actions=tuple(tuple(a) for a in actions),
+    )
+
+
+def format_summary(summary: Reconciliation, catalog: Path, models: dict) -> str:
+    lines = [
+        f"rows read {summary.rows_read} = scored {summary.scored} + dead-lettered {summary.dead_lettered}"
+        f" + skipped {summary.skipped}  [{'balanced' if summary.balanced else 'UNBALANCED'}]",
+    ]
+    for disposition, step, error_type, count in summary.reasons:
+        lines.append(f"  {disposition:<11} {step:<18} {error_type:<28} {count}")
+    if models:
+        lines.append("models: " + ", ".join(f"{m}={d.name}@{d.version}" for m, d in sorted(models.items())))
+    else:
+        lines.append("models: none (features-only run: no scores, every decision is 'none')")
+    lines.append("decisions by action:")
+    for action, count in summary.actions:
+        lines.append(f"  {action:<13} {count}")
+    lines.append(f"warehouse: {catalog}")
+    lines.append(f'  query it: duckdb {catalog} "select action, count(*) from enforcement_decisions group by 1"')
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""Table contracts: BigQuery schema JSON files and everything derived from them.
+
+Each `schemas/<table>.json` is the single source of truth for one table, in the format
+`bq mk --schema` takes. Arrow schemas (for the Parquet warehouse), row validation and the
+DuckDB catalog are derived here, never written a second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyarrow as pa
+
+SCHEMA_DIR = Path(__file__).resolve().parent
+
+TABLES: tuple[str, ...] = (
+    "media_scores",
+    "enforcement_decisions",
+    "enforcement_events",
+    "features",
+    "transparency_aggregates",
+    "dead_letter",
+)
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "STRING": pa.string(),
+    "JSON": pa.string(),
+    "BYTES": pa.binary(),
+    "INTEGER": pa.int64(),
+    "INT64": pa.int64(),
+    "FLOAT": pa.float64(),
+    "FLOAT64": pa.float64(),
+    "NUMERIC": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "BOOL": pa.bool_(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    "DATE": pa.date32(),
+}
+
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "STRING": (str,),
+    "JSON": (str,),
+    "BYTES": (bytes,),
+    "INTEGER": (int,),
+    "INT64": (int,),
+    "FLOAT": (float, int),
+    "FLOAT64": (float, int),
+    "NUMERIC": (float, int),
+    "BOOLEAN": (bool,),
+    "BOOL": (bool,),
+    "TIMESTAMP": (dt.datetime,),
+    "DATE": (dt.date,),
+}
+
+
+class SchemaViolation(ValueError):
+    """A row does not match its table's schema."""
+
+
+@functools.cache
+def bigquery_schema(table: str) -> tuple[dict[str, Any], ...]:
+    """The BigQuery schema fields of `table`, as read from `schemas/<table>.json`."""
+    path = SCHEMA_DIR / f"{table}.json"
+    if not path.exists():
+        raise KeyError(f"no schema file for table {table!r} ({path})")
+    return tuple(json.loads(path.read_text()))
+
+
+def _arrow_field(field: Mapping[str, Any]) -> pa.Field:
+    bq_type = field["type"].upper()
+    if bq_type in ("RECORD", "STRUCT"):
+        arrow_type: pa.DataType = pa.struct([_arrow_field(f) for f in field["fields"]])
+    else:
+        arrow_type = _ARROW_TYPES[bq_type]
+    mode = field.get("mode", "NULLABLE").upper()
+    if mode == "REPEATED":
+        # BigQuery has no NULL arrays: an absent repeated field reads as an empty list.
+        return pa.field(field["name"], pa.list_(pa.field("item", arrow_type, nullable=False)), nullable=False)
+    return pa.field(field["name"], arrow_type, nullable=mode != "REQUIRED")
+
+
+@functools.cache
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema of `table`, derived from its BigQuery schema."""
+    return pa.schema([_arrow_field(f) for f in bigquery_schema(table)])
+
+
+def column_names(table: str) -> tuple[str, ...]:
+    return tuple(f["name"] for f in bigquery_schema(table))
+
+
+def _check_value(table: str, field: Mapping[str, Any], value: Any) -> None:
+    name, bq_type = field["name"], field["type"].upper()
+    mode = field.get("mode", "NULLABLE").upper()
+    if mode == "REPEATED":
+        if not isinstance(value, (list, tuple)):
+            raise SchemaViolation(f"{table}.{name}: expected a list, got {type(value).__name__}")
+        for item in value:
+            _check_scalar(table, name, bq_type, field, item)
+        return
+    if value is None:
+        if mode == "REQUIRED":
+            raise SchemaViolation(f"{table}.{name}: REQUIRED field is missing")
+        return
+    _check_scalar(table, name, bq_type, field, value)
+
+
+def _check_scalar(table: str, name: str, bq_type: str, field: Mapping[str, Any], value: Any) -> None:
+    if bq_type in ("RECORD", "STRUCT"):
+        if not isinstance(value, Mapping):
+            raise SchemaViolation(f"{table}.{name}: expected a record, got {type(value).__name__}")
+        for sub in field["fields"]:
+            _check_value(table, sub, value.get(sub["name"]))
+        return
+    allowed = _PYTHON_TYPES[bq_type]
+    # bool is an int in Python; a BOOLEAN in an INTEGER column is a bug, not a number.
+    if isinstance(value, bool) and bool not in allowed:
+        raise SchemaViolation(f"{table}.{name}: expected {bq_type}, got bool")
+    if not isinstance(value, allowed):
+        raise SchemaViolation(f"{table}.{name}: expected {bq_type}, got {type(value).__name__}")
+    if bq_type == "TIMESTAMP" and value.tzinfo is None:
+        raise SchemaViolation(f"{table}.{name}: TIMESTAMP must be timezone-aware")
+
+
+def validate_row(table: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Checks `row` against the schema of `table` and returns it with columns in schema order.
+
+    Raises:
+        SchemaViolation: a column is unknown, a REQUIRED one is missing, or a value has the
+            wrong type.
+    """
+    fields = bigquery_schema(table)
+    known = {f["name"] for f in fields}
+    unknown = set(row) - known
+    if unknown:
+        raise SchemaViolation(f"{table}: unknown columns {sorted(unknown)}")
+    out: dict[str, Any] = {}
+    for field in fields:
+        mode = field.get("mode", "NULLABLE").upper()
+        value = row.get(field["name"], [] if mode == "REPEATED" else None)
+        _check_value(table, field, value)
+        out[field["name"]] = list(value) if mode == "REPEATED" else value
+    return out

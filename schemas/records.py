@@ -1,0 +1,402 @@
+"""Elements in flight: frozen dataclasses passed between pipeline stages.
+
+No free-form dicts travel between stages. Each record that lands in a table has a
+`to_row()` whose output `schemas.validate_row` accepts; records that arrive from outside
+(upload events) have a `from_dict()` that round-trips with `to_dict()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import json
+from typing import Any, Mapping
+
+import numpy as np
+
+from pipelines.version import PIPELINE_VERSION
+
+MODALITIES: tuple[str, ...] = ("visual", "audio", "metadata")
+MEDIA_TYPES: tuple[str, ...] = ("video", "image", "audio")
+
+
+def parse_timestamp(value: Any, field: str) -> dt.datetime:
+    """Parses an RFC 3339 timestamp (or a datetime) into an aware UTC datetime.
+
+    Raises:
+        ValueError: the value is not an RFC 3339 timestamp with a timezone.
+    """
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{field}: {value!r} is not an RFC 3339 timestamp") from None
+    else:
+        raise ValueError(f"{field}: expected an RFC 3339 timestamp string, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        raise ValueError(f"{field}: {value!r} has no timezone (RFC 3339 requires one)")
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def format_timestamp(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def encode_array(array: np.ndarray) -> bytes:
+    """Serialises an array as .npy bytes (dtype and shape travel with the data)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def decode_array(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountContext:
+    """What the platform knows about the uploading account at upload time."""
+
+    created_at: dt.datetime | None = None
+    verified: bool = False
+    high_profile: bool = False
+    prior_strikes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "created_at": format_timestamp(self.created_at),
+            "verified": self.verified,
+            "high_profile": self.high_profile,
+            "prior_strikes": self.prior_strikes,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadEvent:
+    """One upload, as validated from a manifest row, a table row or a Pub/Sub message."""
+
+    content_id: str
+    media_uri: str
+    account_id: str
+    uploaded_at: dt.datetime
+    media_type: str | None = None
+    surface: str | None = None
+    country: str | None = None
+    declared_ai: bool | None = None
+    account: AccountContext = AccountContext()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "content_id": self.content_id,
+            "media_uri": self.media_uri,
+            "account_id": self.account_id,
+            "uploaded_at": format_timestamp(self.uploaded_at),
+            "media_type": self.media_type,
+            "surface": self.surface,
+            "country": self.country,
+            "declared_ai": self.declared_ai,
+            "account": self.account.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaBlob:
+    """An upload with its media bytes fetched and fingerprinted."""
+
+    event: UploadEvent
+    data: bytes
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class VisualFeatures:
+    """Sampled frames as a fixed-size tensor plus hand-made per-item signals.
+
+    Attributes:
+        frames: uint8 [frames, height, width, 3]; unused slots are zero and masked.
+        frame_mask: float32 [frames]; 1.0 where a real frame sits.
+        frame_selection: "keyframes", "sequential" or "still".
+        handcrafted: float32 vector of per-item signals (see transforms.visual).
+    """
+
+    frames: np.ndarray
+    frame_mask: np.ndarray
+    frame_selection: str
+    handcrafted: np.ndarray
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.frame_mask.sum())
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AudioFeatures:
+    """Log-mel windows of the 16 kHz mono track plus hand-made per-item signals.
+
+    Attributes:
+        logmel: float32 [windows, frames, mels]; unused windows are zero and masked.
+        window_mask: float32 [windows]; 1.0 where a real window sits.
+        handcrafted: float32 vector of cepstral, spectral and phase statistics.
+        duration_s: length of the decoded track.
+    """
+
+    logmel: np.ndarray
+    window_mask: np.ndarray
+    handcrafted: np.ndarray
+    duration_s: float
+
+    @property
+    def window_count(self) -> int:
+        return int(self.window_mask.sum())
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaInfo:
+    """Container, codec, embedded metadata and provenance of one media file."""
+
+    media_type: str
+    container: str
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    bitrate: int | None = None
+    frame_rate: float | None = None
+    encoder: str | None = None
+    exif_make: str | None = None
+    exif_model: str | None = None
+    exif_software: str | None = None
+    digital_source_type: str | None = None
+    c2pa_present: bool = False
+    c2pa_claim_generator: str | None = None
+    c2pa_validation: str = "absent"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MediaFeatures:
+    """Everything extracted from one upload: the input to inference and the features table."""
+
+    event: UploadEvent
+    sha256: str
+    info: MediaInfo
+    visual: VisualFeatures | None
+    audio: AudioFeatures | None
+    metadata_vector: np.ndarray | None
+    extracted_at: dt.datetime
+    # The media bytes, carried only while features are extracted and released before
+    # inference so they never travel through a shuffle.
+    data: bytes | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def content_id(self) -> str:
+        return self.event.content_id
+
+    def modalities(self) -> tuple[str, ...]:
+        present = {"visual": self.visual, "audio": self.audio, "metadata": self.metadata_vector}
+        return tuple(m for m in MODALITIES if present[m] is not None)
+
+    def to_row(self, feature_version: str) -> dict[str, Any]:
+        info = self.info
+        return {
+            "content_id": self.content_id,
+            "media_type": info.media_type,
+            "feature_version": feature_version,
+            "extracted_at": self.extracted_at,
+            "container": info.container,
+            "video_codec": info.video_codec,
+            "audio_codec": info.audio_codec,
+            "width": info.width,
+            "height": info.height,
+            "duration_s": info.duration_s,
+            "bitrate": info.bitrate,
+            "frame_rate": info.frame_rate,
+            "encoder": info.encoder,
+            "exif_make": info.exif_make,
+            "exif_model": info.exif_model,
+            "exif_software": info.exif_software,
+            "digital_source_type": info.digital_source_type,
+            "c2pa_present": info.c2pa_present,
+            "c2pa_claim_generator": info.c2pa_claim_generator,
+            "c2pa_validation": info.c2pa_validation,
+            "frame_selection": self.visual.frame_selection if self.visual else None,
+            "frame_count": self.visual.frame_count if self.visual else 0,
+            "visual_frames": encode_array(self.visual.frames[: self.visual.frame_count]) if self.visual else None,
+            "visual_handcrafted": [float(v) for v in self.visual.handcrafted] if self.visual else [],
+            "audio_window_count": self.audio.window_count if self.audio else 0,
+            "audio_logmel": encode_array(self.audio.logmel[: self.audio.window_count].astype(np.float16))
+            if self.audio
+            else None,
+            "audio_handcrafted": [float(v) for v in self.audio.handcrafted] if self.audio else [],
+            "metadata_vector": [float(v) for v in self.metadata_vector] if self.metadata_vector is not None else [],
+            "pipeline_version": PIPELINE_VERSION,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ModalityScore:
+    """One model's calibrated probability that one modality of an item is synthetic."""
+
+    modality: str
+    score: float
+    model_name: str
+    model_version: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredMedia:
+    """An item with its per-modality scores and the fused score."""
+
+    event: UploadEvent
+    sha256: str
+    info: MediaInfo
+    modalities_present: tuple[str, ...]
+    scores: tuple[ModalityScore, ...]
+    fused_score: float | None
+    fusion_method: str
+    fusion_version: str
+    scored_at: dt.datetime
+
+    def score_for(self, modality: str) -> ModalityScore | None:
+        return next((s for s in self.scores if s.modality == modality), None)
+
+    def to_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "content_id": self.event.content_id,
+            "account_id": self.event.account_id,
+            "media_type": self.info.media_type,
+            "uploaded_at": self.event.uploaded_at,
+            "scored_at": self.scored_at,
+            "modalities_present": list(self.modalities_present),
+            "fused_score": self.fused_score,
+            "fusion_method": self.fusion_method,
+            "fusion_version": self.fusion_version,
+            "declared_ai": self.event.declared_ai,
+            "c2pa_present": self.info.c2pa_present,
+            "digital_source_type": self.info.digital_source_type,
+            "content_sha256": self.sha256,
+            "pipeline_version": PIPELINE_VERSION,
+        }
+        for modality in MODALITIES:
+            score = self.score_for(modality)
+            row[f"{modality}_score"] = score.score if score else None
+            row[f"{modality}_model_name"] = score.model_name if score else None
+            row[f"{modality}_model_version"] = score.model_version if score else None
+        return row
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What the policy decided for one item, with everything needed to replay it."""
+
+    decision_id: str
+    content_id: str
+    account_id: str
+    action: str
+    category: str | None
+    rule_id: str
+    policy_id: str
+    policy_version: str
+    fused_score: float | None
+    detection_method: str
+    automated_decision: str
+    media_type: str
+    surface: str | None
+    country: str | None
+    uploaded_at: dt.datetime
+    decided_at: dt.datetime
+    targets: tuple[str, ...]
+
+    def to_row(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        row["targets"] = list(self.targets)
+        row["pipeline_version"] = PIPELINE_VERSION
+        return row
+
+
+@dataclasses.dataclass(frozen=True)
+class EnforcementEvent:
+    """One decision as one downstream system receives it."""
+
+    event_id: str
+    decision_id: str
+    content_id: str
+    account_id: str
+    target: str
+    action: str
+    event_type: str
+    policy_id: str
+    policy_version: str
+    emitted_at: dt.datetime
+    payload: str
+
+    def to_row(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        row["pipeline_version"] = PIPELINE_VERSION
+        return row
+
+
+@dataclasses.dataclass(frozen=True)
+class TransparencyCell:
+    """One cell of a transparency report: decisions in one period and one breakdown."""
+
+    period_type: str
+    period_start: dt.date
+    category: str | None
+    action: str
+    detection_method: str
+    automated_decision: str
+    content_type: str
+    country: str | None
+    item_count: int | None
+    suppressed: bool
+    median_hours_to_action: float | None
+    policy_version: str
+
+    def to_row(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        row["pipeline_version"] = PIPELINE_VERSION
+        return row
+
+
+DEAD_LETTER = "dead_letter"
+SKIPPED = "skipped"
+MAX_PAYLOAD_CHARS = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """An input that was not scored, with the step and the reason."""
+
+    step: str
+    disposition: str
+    content_id: str | None
+    error_type: str
+    error: str
+    payload: str
+    failed_at: dt.datetime
+
+    def to_row(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        row["payload"] = self.payload[:MAX_PAYLOAD_CHARS]
+        row["pipeline_version"] = PIPELINE_VERSION
+        return row
+
+
+def record_from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
+    """Builds a dataclass from a mapping, ignoring keys the class does not have."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})

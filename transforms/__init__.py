@@ -1,0 +1,1 @@
+"""Composite PTransforms and the pure functions behind them, one concern a module."""

@@ -1,0 +1,77 @@
+"""Per-item resource limits and the errors that name them.
+
+A file over a limit is not an outage: it is dead-lettered with the limit named, so an
+operator can tell "too big for this job's settings" from "broken file".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+
+class MediaRejected(Exception):
+    """The media cannot be processed; `reason` is a short stable code for the dead letter."""
+
+    reason = "media_rejected"
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        if reason:
+            self.reason = reason
+
+
+class LimitExceeded(MediaRejected):
+    """An item exceeded one of the configured per-item limits."""
+
+    reason = "limit_exceeded"
+
+    def __init__(self, limit: str, value: float, maximum: float, unit: str = ""):
+        self.limit = limit
+        super().__init__(f"{limit} exceeded: {value:g}{unit} > {maximum:g}{unit} (raise --{limit} to allow it)")
+
+
+class UnsupportedMedia(MediaRejected):
+    reason = "unsupported_media"
+
+
+class CorruptMedia(MediaRejected):
+    reason = "corrupt_media"
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaLimits:
+    """Bounds on what one item may cost. Defaults suit short-form uploads."""
+
+    max_media_bytes: int = 512 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    max_duration_s: float = 900.0
+    max_decode_s: float = 60.0
+
+    def check_bytes(self, size: int) -> None:
+        if size > self.max_media_bytes:
+            raise LimitExceeded("max_media_bytes", size, self.max_media_bytes, " bytes")
+
+    def check_pixels(self, width: int, height: int) -> None:
+        if width * height > self.max_pixels:
+            raise LimitExceeded("max_pixels", width * height, self.max_pixels, " px")
+
+    def check_duration(self, seconds: float | None) -> None:
+        if seconds is not None and seconds > self.max_duration_s:
+            raise LimitExceeded("max_duration_s", round(seconds, 3), self.max_duration_s, " s")
+
+    def deadline(self) -> "Deadline":
+        return Deadline(self.max_decode_s)
+
+
+class Deadline:
+    """A decode-time budget checked between packets (a C call in flight is not interrupted)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._start = time.monotonic()
+
+    def check(self) -> None:
+        elapsed = time.monotonic() - self._start
+        if elapsed > self.seconds:
+            raise LimitExceeded("max_decode_s", round(elapsed, 3), self.seconds, " s")

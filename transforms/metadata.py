@@ -1,0 +1,275 @@
+"""Metadata features: container and codec facts, EXIF/XMP, C2PA credentials, account context.
+
+`probe_media` is the first look at every file: it decides the media type from the bytes,
+applies the pixel and duration limits before anything is decoded, and reads provenance.
+
+`metadata_vector` layout (METADATA_DIM = 32):
+  0-2   media type one-hot (video, image, audio)
+  3     camera EXIF present (Make or Model)      4  EXIF Software present
+  5     IPTC digital source type present          6  ... says algorithmic/AI media
+  7     ... says a camera capture                 8  C2PA manifest present
+  9     C2PA manifest validates                   10 uploader declared AI
+  11    declared_ai was stated at all             12-13 log width, log height
+  14    aspect ratio (long/short side)            15 square frame
+  16    both sides multiples of 64                17 log duration
+  18    log bitrate                               19 frame rate / 60
+  20-25 hashed encoder/software family (one-hot, slot 25 = none)
+  26    log account age in days at upload         27 account age unknown
+  28    verified account                          29 high-profile account
+  30    log(1 + prior strikes)                    31 video carries an audio track
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zlib
+
+import apache_beam as beam
+import c2pa
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from models.signature import METADATA_DIM
+from schemas.records import MediaBlob, MediaFeatures, MediaInfo, UploadEvent, utc_now
+from transforms.dead_letter import ParDoOrDeadLetter
+from transforms.limits import MediaLimits, UnsupportedMedia
+from transforms.media import (
+    audio_stream,
+    image_frame_count,
+    open_container,
+    open_image,
+    stream_duration_s,
+    video_stream,
+)
+
+AI_SOURCE_TYPES = frozenset(
+    {"trainedAlgorithmicMedia", "compositeSynthetic", "algorithmicMedia", "compositeWithTrainedAlgorithmicMedia"}
+)
+CAPTURE_SOURCE_TYPES = frozenset({"digitalCapture", "computationalCapture", "negativeFilm", "positiveFilm", "print"})
+
+_XMP_START, _XMP_END = b"<x:xmpmeta", b"</x:xmpmeta>"
+_MAX_XMP_BYTES = 1 << 20
+_DIGITAL_SOURCE_TYPE = re.compile(
+    r"DigitalSourceType(?:\s*=\s*[\"']|>\s*|[^>]*?rdf:resource\s*=\s*[\"'])([^\"'<\s]+)", re.IGNORECASE
+)
+_ENCODER_BUCKETS = 5
+_C2PA_MIME = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "TIFF": "image/tiff",
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "m4a": "audio/mp4",
+}
+
+
+def _clean_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = str(value).replace("\x00", "").strip()
+    return text[:256] or None
+
+
+def digital_source_type(data: bytes) -> str | None:
+    """The IPTC digital source type from the file's XMP packet, as its short code."""
+    start = data.find(_XMP_START)
+    if start < 0:
+        return None
+    end = data.find(_XMP_END, start, start + _MAX_XMP_BYTES)
+    packet = data[start : end if end > 0 else start + _MAX_XMP_BYTES].decode("utf-8", errors="replace")
+    match = _DIGITAL_SOURCE_TYPE.search(packet)
+    return match.group(1).rstrip("/").rsplit("/", 1)[-1] if match else None
+
+
+def read_c2pa(data: bytes, mime_type: str | None) -> tuple[bool, str | None, str, str | None]:
+    """(present, claim generator, validation state, digital source type) of a C2PA manifest.
+
+    A file without a manifest is the common case and not an error. A manifest that does not
+    validate is reported as such (it is a signal, not a reason to drop the item).
+    """
+    if mime_type is None:
+        return False, None, "absent", None
+    try:
+        reader = c2pa.Reader(mime_type, io.BytesIO(data))
+    except c2pa.C2paError as exc:
+        if "ManifestNotFound" in type(exc).__name__ or "ManifestNotFound" in str(exc):
+            return False, None, "absent", None
+        return True, None, f"unreadable: {str(exc)[:120]}", None
+    try:
+        manifest = reader.get_active_manifest() or {}
+        state = (reader.get_validation_state() or "unknown").lower()
+        generator = manifest.get("claim_generator") or next(
+            (g.get("name") for g in manifest.get("claim_generator_info", []) if isinstance(g, dict)), None
+        )
+        source_type = None
+        for assertion in manifest.get("assertions", []):
+            if str(assertion.get("label", "")).startswith("c2pa.actions"):
+                for action in assertion.get("data", {}).get("actions", []):
+                    if action.get("digitalSourceType"):
+                        source_type = str(action["digitalSourceType"]).rstrip("/").rsplit("/", 1)[-1]
+        return True, _clean_text(generator), state, source_type
+    finally:
+        reader.close()
+
+
+def _image_info(data: bytes, limits: MediaLimits) -> MediaInfo | None:
+    image = open_image(data, limits)
+    if image is None:
+        return None
+    exif = image.getexif()
+    frames = image_frame_count(image)
+    present, generator, validation, c2pa_source = read_c2pa(data, _C2PA_MIME.get(image.format))
+    # Animated images state a per-frame delay only; the first frame's stands for all.
+    duration = float(image.info.get("duration") or 100) * frames / 1000.0 if frames > 1 else None
+    return MediaInfo(
+        media_type="image",
+        container=image.format.lower(),
+        width=image.size[0],
+        height=image.size[1],
+        duration_s=duration,
+        frame_rate=None,
+        encoder=_clean_text(exif.get(305)),
+        exif_make=_clean_text(exif.get(271)),
+        exif_model=_clean_text(exif.get(272)),
+        exif_software=_clean_text(exif.get(305)),
+        digital_source_type=c2pa_source or digital_source_type(data),
+        c2pa_present=present,
+        c2pa_claim_generator=generator,
+        c2pa_validation=validation,
+    )
+
+
+def _container_info(data: bytes, limits: MediaLimits) -> MediaInfo:
+    with open_container(data) as container:
+        video, audio = video_stream(container), audio_stream(container)
+        if video is None and audio is None:
+            raise UnsupportedMedia("the file has neither a video nor an audio stream")
+        media_type = "video" if video is not None else "audio"
+        if video is not None:
+            limits.check_pixels(video.codec_context.width, video.codec_context.height)
+        duration = stream_duration_s(container, video if video is not None else audio)
+        limits.check_duration(duration)
+        format_name = container.format.name.split(",")[0]
+        tags = {k.lower(): v for k, v in (container.metadata or {}).items()}
+        rate = float(video.average_rate) if video is not None and video.average_rate else None
+        info = dict(
+            media_type=media_type,
+            container=format_name,
+            video_codec=video.codec_context.name if video is not None else None,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+            width=video.codec_context.width if video is not None else None,
+            height=video.codec_context.height if video is not None else None,
+            duration_s=duration,
+            bitrate=int(container.bit_rate) if container.bit_rate else None,
+            frame_rate=rate,
+            encoder=_clean_text(tags.get("encoder") or tags.get("encoded_by")),
+            exif_make=_clean_text(tags.get("make") or tags.get("com.apple.quicktime.make")),
+            exif_model=_clean_text(tags.get("model") or tags.get("com.apple.quicktime.model")),
+            exif_software=_clean_text(tags.get("software") or tags.get("com.apple.quicktime.software")),
+        )
+    mime = _C2PA_MIME.get(format_name if media_type == "video" else _audio_format_key(format_name))
+    present, generator, validation, c2pa_source = read_c2pa(data, mime)
+    return MediaInfo(
+        **info,
+        digital_source_type=c2pa_source or digital_source_type(data),
+        c2pa_present=present,
+        c2pa_claim_generator=generator,
+        c2pa_validation=validation,
+    )
+
+
+def _audio_format_key(format_name: str) -> str:
+    return "m4a" if format_name == "mov" else format_name
+
+
+def probe_media(data: bytes, limits: MediaLimits) -> MediaInfo:
+    """What the file is, from its bytes: media type, container, codecs, size, provenance.
+
+    Raises:
+        LimitExceeded: more pixels or a longer duration than the limits allow.
+        CorruptMedia, UnsupportedMedia: the bytes are not media this pipeline can read.
+    """
+    return _image_info(data, limits) or _container_info(data, limits)
+
+
+def _encoder_bucket(info: MediaInfo) -> int:
+    text = (info.encoder or info.exif_software or "").lower()
+    if not text:
+        return _ENCODER_BUCKETS
+    family = re.split(r"[\s/\d._-]+", text, maxsplit=1)[0] or text
+    return zlib.crc32(family.encode()) % _ENCODER_BUCKETS
+
+
+def metadata_vector(info: MediaInfo, event: UploadEvent) -> np.ndarray:
+    """Encodes container facts, provenance and account context (layout in the module doc)."""
+    vector = np.zeros((METADATA_DIM,), dtype=np.float32)
+    vector[("video", "image", "audio").index(info.media_type)] = 1.0
+    vector[3] = float(bool(info.exif_make or info.exif_model))
+    vector[4] = float(bool(info.exif_software))
+    vector[5] = float(info.digital_source_type is not None)
+    vector[6] = float(info.digital_source_type in AI_SOURCE_TYPES)
+    vector[7] = float(info.digital_source_type in CAPTURE_SOURCE_TYPES)
+    vector[8] = float(info.c2pa_present)
+    vector[9] = float(info.c2pa_validation in ("valid", "trusted"))
+    vector[10] = float(bool(event.declared_ai))
+    vector[11] = float(event.declared_ai is not None)
+    if info.width and info.height:
+        long_side, short_side = max(info.width, info.height), min(info.width, info.height)
+        vector[12] = np.log1p(info.width) / 8.0
+        vector[13] = np.log1p(info.height) / 8.0
+        vector[14] = long_side / max(short_side, 1)
+        vector[15] = float(info.width == info.height)
+        vector[16] = float(info.width % 64 == 0 and info.height % 64 == 0)
+    vector[17] = np.log1p(info.duration_s or 0.0) / 5.0
+    vector[18] = np.log1p(info.bitrate or 0) / 16.0
+    vector[19] = min((info.frame_rate or 0.0) / 60.0, 4.0)
+    vector[20 + _encoder_bucket(info)] = 1.0
+    created = event.account.created_at
+    if created is not None:
+        age_days = max((event.uploaded_at - created).total_seconds() / 86400.0, 0.0)
+        vector[26] = np.log1p(age_days) / 8.0
+    else:
+        vector[27] = 1.0
+    vector[28] = float(event.account.verified)
+    vector[29] = float(event.account.high_profile)
+    vector[30] = np.log1p(max(event.account.prior_strikes, 0))
+    vector[31] = float(info.media_type == "video" and info.audio_codec is not None)
+    return vector
+
+
+class _ExtractMetadataDoFn(beam.DoFn):
+    def __init__(self, limits: MediaLimits):
+        self._limits = limits
+        self._by_type = {t: Metrics.counter("features", f"media_type_{t}") for t in ("video", "image", "audio")}
+
+    def process(self, blob: MediaBlob):
+        info = probe_media(blob.data, self._limits)
+        self._by_type[info.media_type].inc()
+        yield MediaFeatures(
+            event=blob.event,
+            sha256=blob.sha256,
+            info=info,
+            visual=None,
+            audio=None,
+            metadata_vector=metadata_vector(info, blob.event),
+            extracted_at=utc_now(),
+            data=blob.data,
+        )
+
+
+class ExtractMetadataFeatures(beam.PTransform):
+    """MediaBlob -> MediaFeatures with `info` and `metadata_vector`; unreadable files dead-lettered."""
+
+    def __init__(self, limits: MediaLimits):
+        super().__init__()
+        self._limits = limits
+
+    def expand(self, blobs):
+        return blobs | ParDoOrDeadLetter(_ExtractMetadataDoFn(self._limits), step="extract_metadata")

@@ -1,0 +1,322 @@
+"""Reading and validating upload events from a manifest (JSON Lines, CSV or Parquet).
+
+`parse_event` is the contract for an upload event; every source (manifest, BigQuery table,
+Pub/Sub message) funnels through it, so a bad row is rejected the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import posixpath
+import re
+from typing import Any, Iterable, Mapping
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from schemas.records import SKIPPED, AccountContext, DeadLetter, UploadEvent, parse_timestamp, utc_now
+from transforms.dead_letter import ParDoOrDeadLetter, describe_element
+
+MANIFEST_FORMATS = ("jsonl", "csv", "parquet")
+MEDIA_TYPES = ("video", "image", "audio")
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$")
+_COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}$")
+_TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
+
+
+class InvalidEvent(ValueError):
+    """An upload event that does not meet the contract; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RawRow:
+    """One input row as read, before validation: the text line or the decoded record."""
+
+    source: str
+    text: str | None = None
+    record: Mapping[str, Any] | None = None
+
+    def describe(self) -> tuple[str | None, str]:
+        if self.text is not None:
+            return None, self.text
+        content_id = self.record.get("content_id") if isinstance(self.record, Mapping) else None
+        return (str(content_id) if content_id is not None else None), json.dumps(
+            self.record, default=str, sort_keys=True
+        )
+
+
+def manifest_format(path: str, declared: str | None = None) -> str:
+    """The manifest's format: the declared one, else from the file extension."""
+    if declared:
+        if declared not in MANIFEST_FORMATS:
+            raise ValueError(f"--input_format must be one of {MANIFEST_FORMATS}, got {declared!r}")
+        return declared
+    lowered = path.lower().removesuffix(".gz")
+    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
+                        (".parquet", "parquet")):  # fmt: skip
+        if lowered.endswith(suffix):
+            return fmt
+    raise ValueError(f"cannot tell the format of {path!r} from its extension; pass --input_format")
+
+
+def _required_text(record: Mapping[str, Any], field: str) -> str:
+    value = record.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidEvent(f"{field}: required field is missing or empty")
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise InvalidEvent(f"{field}: expected a string, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def _optional_bool(record: Mapping[str, Any], field: str) -> bool | None:
+    value = record.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise InvalidEvent(f"{field}: expected true or false, got {value!r}")
+
+
+def _optional_text(record: Mapping[str, Any], field: str, max_length: int = 64) -> str | None:
+    value = record.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{field}: expected a string, got {type(value).__name__}")
+    if len(value) > max_length:
+        raise InvalidEvent(f"{field}: longer than {max_length} characters")
+    return value.strip()
+
+
+def _account(record: Mapping[str, Any]) -> AccountContext:
+    account = record.get("account")
+    if isinstance(account, str) and account.strip():
+        try:
+            account = json.loads(account)
+        except json.JSONDecodeError:
+            raise InvalidEvent("account: not a JSON object") from None
+    if account is None or account == "":
+        # CSV manifests may flatten the object into account_<field> columns.
+        account = {k.removeprefix("account_").removeprefix("account."): v for k, v in record.items()
+                   if k.startswith(("account_", "account.")) and k != "account_id"}  # fmt: skip
+    if not isinstance(account, Mapping):
+        raise InvalidEvent(f"account: expected an object, got {type(account).__name__}")
+    created = account.get("created_at")
+    strikes = account.get("prior_strikes")
+    try:
+        strikes = int(strikes) if strikes not in (None, "") else 0
+    except (TypeError, ValueError):
+        raise InvalidEvent(f"account.prior_strikes: expected an integer, got {strikes!r}") from None
+    if strikes < 0:
+        raise InvalidEvent("account.prior_strikes: must not be negative")
+    try:
+        created_at = parse_timestamp(created, "account.created_at") if created not in (None, "") else None
+    except ValueError as exc:
+        raise InvalidEvent(str(exc)) from None
+    return AccountContext(
+        created_at=created_at,
+        verified=bool(_optional_bool(account, "verified")),
+        high_profile=bool(_optional_bool(account, "high_profile")),
+        prior_strikes=strikes,
+    )
+
+
+def resolve_media_uri(uri: str, base_uri: str | None) -> str:
+    """Resolves a manifest's relative media path against the manifest's own directory."""
+    if uri.startswith("file://"):
+        return uri[len("file://") :]
+    if "://" in uri or uri.startswith("/") or base_uri is None:
+        return uri
+    return posixpath.normpath(posixpath.join(base_uri, uri)) if "://" not in base_uri else f"{base_uri}/{uri}"
+
+
+def parse_event(record: Mapping[str, Any], base_uri: str | None = None) -> UploadEvent:
+    """Validates one upload event.
+
+    Raises:
+        InvalidEvent: the message names the field and what was expected.
+    """
+    if not isinstance(record, Mapping):
+        raise InvalidEvent(f"expected a JSON object, got {type(record).__name__}")
+    content_id = _required_text(record, "content_id")
+    if not _ID_PATTERN.match(content_id):
+        raise InvalidEvent(f"content_id: {content_id[:80]!r} has characters outside [A-Za-z0-9._:@/-]")
+    account_id = _required_text(record, "account_id")
+    media_uri = _required_text(record, "media_uri")
+    try:
+        uploaded_at = parse_timestamp(_required_text(record, "uploaded_at"), "uploaded_at")
+    except ValueError as exc:
+        raise InvalidEvent(str(exc)) from None
+    media_type = _optional_text(record, "media_type")
+    if media_type is not None and media_type not in MEDIA_TYPES:
+        raise InvalidEvent(f"media_type: expected one of {MEDIA_TYPES}, got {media_type!r}")
+    country = _optional_text(record, "country")
+    if country is not None and not _COUNTRY_PATTERN.match(country.upper()):
+        raise InvalidEvent(f"country: expected an ISO 3166-1 alpha-2 code, got {country!r}")
+    return UploadEvent(
+        content_id=content_id,
+        media_uri=resolve_media_uri(media_uri, base_uri),
+        account_id=account_id,
+        uploaded_at=uploaded_at,
+        media_type=media_type,
+        surface=_optional_text(record, "surface"),
+        country=country.upper() if country else None,
+        declared_ai=_optional_bool(record, "declared_ai"),
+        account=_account(record),
+    )
+
+
+def parse_raw_row(row: RawRow, base_uri: str | None) -> UploadEvent:
+    if row.record is not None:
+        return parse_event(row.record, base_uri)
+    try:
+        record = json.loads(row.text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    return parse_event(record, base_uri)
+
+
+def read_csv_rows(path: str) -> Iterable[RawRow]:
+    """CSV rows as records, read whole-file so quoted newlines inside fields stay intact."""
+    with FileSystems.open(path) as handle:
+        text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
+        for record in csv.DictReader(text):
+            extra = record.pop(None, None)
+            if extra:
+                record["_extra_columns"] = extra
+            yield RawRow(source=path, record=record)
+
+
+class _ParseEventDoFn(beam.DoFn):
+    def __init__(self, base_uri: str | None):
+        self._base_uri = base_uri
+
+    def process(self, row: RawRow):
+        yield parse_raw_row(row, self._base_uri)
+
+
+class _CountRowsRead(beam.DoFn):
+    """Counts every input row once, blank or not: the left side of the reconciliation."""
+
+    def __init__(self):
+        self._read = Metrics.counter("reconcile", "rows_read")
+
+    def process(self, row: RawRow):
+        self._read.inc()
+        yield row
+
+
+def _blank_or_not(row: RawRow, partitions: int) -> int:
+    return int(row.text is not None and not row.text.strip())
+
+
+def _skip_blank(row: RawRow) -> DeadLetter:
+    return skipped(row, "parse_events", "blank_line", "blank input line")
+
+
+def skipped(element: Any, step: str, reason: str, message: str) -> DeadLetter:
+    """A deliberate skip, recorded like a dead letter so the reconciliation adds up."""
+    content_id, payload = describe_element(element)
+    Metrics.counter("reconcile", f"skipped_{reason}").inc()
+    return DeadLetter(step, SKIPPED, content_id, reason, message, payload, utc_now())
+
+
+class ReadManifest(beam.PTransform):
+    """Reads a manifest file (or glob) into `RawRow`s; format from the extension or given."""
+
+    def __init__(self, path: str, input_format: str | None = None):
+        super().__init__()
+        self._path, self._format = path, manifest_format(path, input_format)
+
+    def expand(self, pipeline):
+        if self._format == "jsonl":
+            return (
+                pipeline
+                | "ReadLines" >> beam.io.ReadFromText(self._path, strip_trailing_newlines=True)
+                | "AsRawRows" >> beam.Map(_line_row, source=self._path)
+            )
+        if self._format == "parquet":
+            return (
+                pipeline
+                | "ReadParquet" >> beam.io.ReadFromParquet(self._path)
+                | "AsRawRows" >> beam.Map(_record_row, source=self._path)
+            )
+        return (
+            pipeline
+            | "ListFiles" >> beam.Create([self._path])
+            | "ExpandGlob" >> beam.FlatMap(_matching_paths)
+            | "ReadCsv" >> beam.FlatMap(read_csv_rows)
+        )
+
+
+def _line_row(line: str, source: str) -> RawRow:
+    return RawRow(source=source, text=line)
+
+
+def _record_row(record: Mapping[str, Any], source: str) -> RawRow:
+    return RawRow(source=source, record=dict(record))
+
+
+def _matching_paths(pattern: str) -> list[str]:
+    return sorted(m.path for result in FileSystems.match([pattern]) for m in result.metadata_list)
+
+
+class ParseEvents(beam.PTransform):
+    """RawRow -> UploadEvent; invalid rows dead-lettered, blank lines skipped with a reason.
+
+    Returns `(events, dead_letters)`.
+    """
+
+    def __init__(self, base_uri: str | None):
+        super().__init__()
+        self._base_uri = base_uri
+
+    def expand(self, rows):
+        rows, blank = (
+            rows
+            | "CountRowsRead" >> beam.ParDo(_CountRowsRead())
+            | "SplitBlankLines" >> beam.Partition(_blank_or_not, 2)
+        )
+        parsed, invalid = rows | "Validate" >> ParDoOrDeadLetter(_ParseEventDoFn(self._base_uri), step="parse_events")
+        skipped_blank = blank | "SkipBlankLines" >> beam.Map(_skip_blank)
+        return parsed, (invalid, skipped_blank) | "MergeRejected" >> beam.Flatten()
+
+
+def _keyed_by_content_id(event: UploadEvent) -> tuple[str, UploadEvent]:
+    return event.content_id, event
+
+
+class _KeepFirstUpload(beam.DoFn):
+    """Keeps the earliest event per content id; later ones are skipped with a reason."""
+
+    def process(self, keyed):
+        content_id, events = keyed
+        ordered = sorted(events, key=lambda e: (e.uploaded_at, e.to_json()))
+        yield ordered[0]
+        for duplicate in ordered[1:]:
+            yield beam.pvalue.TaggedOutput(
+                "skipped",
+                skipped(duplicate, "dedupe_events", "duplicate_content_id",
+                        f"content_id {content_id} appears more than once; the earliest upload is kept"),  # fmt: skip
+            )
+
+
+class DeduplicateEvents(beam.PTransform):
+    """One event per content_id, so a repeated manifest row is never scored or enforced twice."""
+
+    def expand(self, events):
+        outputs = (
+            events
+            | "KeyByContentId" >> beam.Map(_keyed_by_content_id)
+            | "GroupByContentId" >> beam.GroupByKey()
+            | "KeepFirst" >> beam.ParDo(_KeepFirstUpload()).with_outputs("skipped", main="events")
+        )
+        return outputs.events, outputs.skipped

@@ -1,0 +1,128 @@
+"""The embedded warehouse: Parquet files per table written by Beam, a DuckDB catalog over them.
+
+Layout of `--warehouse DIR`:
+  DIR/<table>/<run_id>-SSSSS-of-NNNNN.parquet   one file set per job run and table
+  DIR/features_tfrecord/<run_id>-*.tfrecord.gz   training examples (tf.train.Example)
+  DIR/warehouse.duckdb                           a view per table over its Parquet files
+
+Arrow schemas come from `schemas/*.json`; every row is validated against its table's schema
+before it is written, so a Parquet file can be loaded into BigQuery as it is.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import apache_beam as beam
+import duckdb
+
+from models.examples import to_tf_example
+from models.signature import FEATURE_VERSION
+from schemas import TABLES, arrow_schema, bigquery_schema, validate_row
+from schemas.records import MediaFeatures
+
+CATALOG_FILE = "warehouse.duckdb"
+TFRECORD_DIR = "features_tfrecord"
+_DUCKDB_TYPES = {
+    "STRING": "VARCHAR",
+    "JSON": "VARCHAR",
+    "BYTES": "BLOB",
+    "INTEGER": "BIGINT",
+    "INT64": "BIGINT",
+    "FLOAT": "DOUBLE",
+    "FLOAT64": "DOUBLE",
+    "BOOLEAN": "BOOLEAN",
+    "BOOL": "BOOLEAN",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "DATE": "DATE",
+}
+
+
+def table_prefix(warehouse: str, table: str, run_id: str) -> str:
+    return str(Path(warehouse) / table / run_id)
+
+
+def clear_tables(warehouse: str) -> None:
+    """Removes every table's files (a truncating run), leaving anything else in DIR alone."""
+    for name in (*TABLES, TFRECORD_DIR):
+        shutil.rmtree(Path(warehouse) / name, ignore_errors=True)
+
+
+def _to_row(record, table: str) -> dict:
+    return validate_row(table, record.to_row())
+
+
+def _feature_row(features: MediaFeatures) -> dict:
+    return validate_row("features", features.to_row(FEATURE_VERSION))
+
+
+class WriteTable(beam.PTransform):
+    """Records with `to_row()` -> validated rows -> Parquet files of one warehouse table."""
+
+    def __init__(self, warehouse: str, table: str, run_id: str):
+        super().__init__()
+        self._warehouse, self._table, self._run_id = warehouse, table, run_id
+
+    def expand(self, records):
+        to_row = _feature_row if self._table == "features" else _to_row
+        kwargs = {} if self._table == "features" else {"table": self._table}
+        return (
+            records
+            | "ToRows" >> beam.Map(to_row, **kwargs)
+            | "WriteParquet"
+            >> beam.io.WriteToParquet(
+                table_prefix(self._warehouse, self._table, self._run_id),
+                schema=arrow_schema(self._table),
+                file_name_suffix=".parquet",
+                codec="zstd",
+            )
+        )
+
+
+class WriteTrainingExamples(beam.PTransform):
+    """MediaFeatures -> gzipped TFRecord of `tf.train.Example` in the model's input layout."""
+
+    def __init__(self, warehouse: str, run_id: str):
+        super().__init__()
+        self._prefix = table_prefix(warehouse, TFRECORD_DIR, run_id)
+
+    def expand(self, features):
+        return (
+            features
+            | "ToExamples" >> beam.Map(to_tf_example)
+            | "WriteTFRecord"
+            >> beam.io.WriteToTFRecord(
+                self._prefix, file_name_suffix=".tfrecord.gz", compression_type=beam.io.filesystem.CompressionTypes.GZIP
+            )
+        )
+
+
+def _empty_select(table: str) -> str:
+    columns = []
+    for field in bigquery_schema(table):
+        sql_type = _DUCKDB_TYPES.get(field["type"].upper(), "VARCHAR")
+        if field.get("mode", "").upper() == "REPEATED":
+            sql_type += "[]"
+        columns.append(f'CAST(NULL AS {sql_type}) AS "{field["name"]}"')
+    return f"SELECT {', '.join(columns)} WHERE false"
+
+
+def write_catalog(warehouse: str) -> Path:
+    """(Re)creates DIR/warehouse.duckdb with one view per table over its Parquet files.
+
+    Views name absolute paths, so the catalog answers from any working directory; a table
+    with no files yet is an empty view with the table's columns.
+    """
+    root = Path(warehouse).resolve()
+    catalog = root / CATALOG_FILE
+    with duckdb.connect(str(catalog)) as con:
+        for table in TABLES:
+            files = sorted((root / table).glob("*.parquet"))
+            if files:
+                pattern = str(root / table / "*.parquet").replace("'", "''")
+                body = f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
+            else:
+                body = _empty_select(table)
+            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {body}')
+    return catalog
