@@ -30,6 +30,9 @@ from transforms.transparency import AggregateTransparency
 from transforms.warehouse import WriteTable, WriteTrainingExamples, clear_tables, write_catalog
 
 
+LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+
+
 def build_pipeline(
     p: beam.Pipeline, options: DetectionOptions, policy: Policy, models: dict[str, DeployedModel], run_id: str
 ) -> None:
@@ -85,7 +88,9 @@ def run(argv: list[str] | None = None) -> int:
     options = pipeline_options.view_as(DetectionOptions)
     check_options(options, parser.error)
     standard = pipeline_options.view_as(StandardOptions)
-    standard.runner = standard.runner or "DirectRunner"
+    # Unless told otherwise, run on the in-process portable runner: DirectRunner would first
+    # try to download the Prism runner, which must not happen on an offline machine.
+    standard.runner = standard.runner or LOCAL_RUNNER
 
     try:
         policy = load_policy(options.policy)

@@ -43,7 +43,7 @@ def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
     """Counts what run `run_id` wrote and balances it against the rows it read."""
     con = duckdb.connect()
     scores = _run_files(warehouse, "media_scores", run_id)
-    scored = con.sql(f"SELECT count(*) FROM read_parquet({scores})").fetchone()[0] if scores else 0
+    scored = con.sql(f"SELECT count(*) FROM read_parquet({scores})").fetchall()[0][0] if scores else 0
     dead = _run_files(warehouse, "dead_letter", run_id)
     reasons: list[tuple[str, str, str, int]] = []
     if dead:
@@ -77,7 +77,7 @@ def format_summary(summary: Reconciliation, catalog: Path, models: dict) -> str:
     if models:
         lines.append("models: " + ", ".join(f"{m}={d.name}@{d.version}" for m, d in sorted(models.items())))
     else:
-        lines.append("models: none (features-only run: no scores, every decision is 'none')")
+        lines.append("models: none (features-only run: no model scores; only provenance rules can act)")
     lines.append("decisions by action:")
     for action, count in summary.actions:
         lines.append(f"  {action:<13} {count}")

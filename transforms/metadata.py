@@ -156,8 +156,8 @@ def _container_info(data: bytes, limits: MediaLimits) -> MediaInfo:
             limits.check_pixels(video.codec_context.width, video.codec_context.height)
         duration = stream_duration_s(container, video if video is not None else audio)
         limits.check_duration(duration)
-        format_name = container.format.name.split(",")[0]
         tags = {k.lower(): v for k, v in (container.metadata or {}).items()}
+        format_name = container_name(container.format.name, tags.get("major_brand"))
         rate = float(video.average_rate) if video is not None and video.average_rate else None
         info = dict(
             media_type=media_type,
@@ -174,7 +174,7 @@ def _container_info(data: bytes, limits: MediaLimits) -> MediaInfo:
             exif_model=_clean_text(tags.get("model") or tags.get("com.apple.quicktime.model")),
             exif_software=_clean_text(tags.get("software") or tags.get("com.apple.quicktime.software")),
         )
-    mime = _C2PA_MIME.get(format_name if media_type == "video" else _audio_format_key(format_name))
+    mime = _C2PA_MIME.get(format_name)
     present, generator, validation, c2pa_source = read_c2pa(data, mime)
     return MediaInfo(
         **info,
@@ -185,8 +185,16 @@ def _container_info(data: bytes, limits: MediaLimits) -> MediaInfo:
     )
 
 
-def _audio_format_key(format_name: str) -> str:
-    return "m4a" if format_name == "mov" else format_name
+_ISO_BMFF_BRANDS = {"qt": "mov", "m4a": "m4a", "m4b": "m4a", "m4v": "mp4", "3gp4": "3gp", "3gp5": "3gp", "3g2a": "3gp"}
+
+
+def container_name(ffmpeg_format: str, major_brand: str | None) -> str:
+    """A short container name; FFmpeg reports the whole ISO-BMFF family as "mov,mp4,..."."""
+    first = ffmpeg_format.split(",")[0]
+    if first != "mov":
+        return first
+    brand = (major_brand or "").strip().lower()
+    return _ISO_BMFF_BRANDS.get(brand, "mp4" if brand else "mov")
 
 
 def probe_media(data: bytes, limits: MediaLimits) -> MediaInfo:

@@ -16,7 +16,9 @@ import apache_beam as beam
 
 from schemas.records import Decision, TransparencyCell
 
-CellKey = tuple[str, dt.date, str | None, str, str, str, str, str | None, str]
+# (period type, ISO period start, category, action, detection method, automated decision,
+# content type, country, policy version): strings only, so the key encodes deterministically.
+CellKey = tuple[str, str, str | None, str, str, str, str, str | None, str]
 
 
 def period_start(moment: dt.datetime, period_type: str) -> dt.date:
@@ -32,7 +34,7 @@ def cell_keys(decision: Decision) -> Iterable[tuple[CellKey, float]]:
     for period_type in ("day", "month"):
         key = (
             period_type,
-            period_start(decision.decided_at, period_type),
+            period_start(decision.decided_at, period_type).isoformat(),
             decision.category,
             decision.action,
             decision.detection_method,
@@ -51,7 +53,7 @@ def make_cell(key: CellKey, hours_to_action: Iterable[float], min_cell_count: in
     period_type, start, category, action, method, automated, content_type, country, policy_version = key
     return TransparencyCell(
         period_type=period_type,
-        period_start=start,
+        period_start=dt.date.fromisoformat(start),
         category=category,
         action=action,
         detection_method=method,

@@ -23,6 +23,7 @@ from schemas import TABLES, arrow_schema, bigquery_schema, validate_row
 from schemas.records import MediaFeatures
 
 CATALOG_FILE = "warehouse.duckdb"
+CATALOG_STORAGE_VERSION = "v1.4.0"
 TFRECORD_DIR = "features_tfrecord"
 _DUCKDB_TYPES = {
     "STRING": "VARCHAR",
@@ -116,7 +117,12 @@ def write_catalog(warehouse: str) -> Path:
     """
     root = Path(warehouse).resolve()
     catalog = root / CATALOG_FILE
-    with duckdb.connect(str(catalog)) as con:
+    catalog.unlink(missing_ok=True)  # views only: rebuilding is cheap and drops stale ones
+    with duckdb.connect() as con:
+        # An older storage version, so the DuckDB CLI (packaged separately, a release behind)
+        # and other tools can open the catalog too.
+        path = str(catalog).replace("'", "''")
+        con.execute(f"ATTACH '{path}' AS warehouse (STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')")
         for table in TABLES:
             files = sorted((root / table).glob("*.parquet"))
             if files:
@@ -124,5 +130,5 @@ def write_catalog(warehouse: str) -> Path:
                 body = f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
             else:
                 body = _empty_select(table)
-            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS {body}')
+            con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {body}')
     return catalog

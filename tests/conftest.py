@@ -1,0 +1,103 @@
+"""Shared fixtures: real media files written by the tests themselves."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def make_video(
+    path: str,
+    *,
+    seconds: float = 2.0,
+    fps: int = 15,
+    size: tuple[int, int] = (160, 120),
+    gop: int = 10,
+    with_audio: bool = True,
+    codec: str = "libx264",
+    audio_codec: str = "aac",
+    seed: int = 0,
+) -> str:
+    """Writes a small video (moving gradient plus noise) with an optional sine audio track."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    container = av.open(path, "w")
+    video = container.add_stream(codec, rate=fps)
+    video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+    video.codec_context.gop_size = gop
+    if codec == "libx264":
+        video.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+    audio = None
+    if with_audio:
+        audio = container.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else 16000)
+    yy, xx = np.mgrid[0:height, 0:width]
+    for index in range(int(seconds * fps)):
+        base = ((xx + 3 * index) % width) / width * 200 + 20
+        frame = np.stack([base, np.roll(base, 7, axis=1), base[::-1]], axis=-1)
+        frame = np.clip(frame + rng.normal(0, 6, frame.shape), 0, 255).astype(np.uint8)
+        for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
+    for packet in video.encode():
+        container.mux(packet)
+    if audio is not None:
+        rate = audio.codec_context.sample_rate
+        samples = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+        frame_size = audio.codec_context.frame_size or 1024
+        for start in range(0, samples.size - frame_size + 1, frame_size):
+            chunk = av.AudioFrame.from_ndarray(samples[None, start : start + frame_size], format="fltp", layout="mono")
+            chunk.sample_rate = rate
+            for packet in audio.encode(chunk):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    container.close()
+    return path
+
+
+def make_image(path: str, size: tuple[int, int] = (120, 90), fmt: str | None = None, seed: int = 0, **save) -> str:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format=fmt, **save)
+    return path
+
+
+def make_audio(path: str, seconds: float = 2.0, rate: int = 22050, fmt: str | None = None) -> str:
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.2 * np.sin(2 * np.pi * 330 * t) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+    sf.write(path, samples, rate, format=fmt)
+    return path
+
+
+def image_bytes(size: tuple[int, int] = (120, 90), fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0], 3), 128, np.uint8)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def media_dir(tmp_path):
+    """A directory with one of each: video+audio, image, audio, a corrupt file."""
+    make_video(str(tmp_path / "clip.mp4"))
+    make_image(str(tmp_path / "photo.jpg"), fmt="JPEG", quality=90)
+    make_audio(str(tmp_path / "voice.wav"))
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(256))
+    return tmp_path
+
+
+# The in-process portable runner: what DirectRunner falls back to for batch pipelines, named
+# directly so no test ever waits on DirectRunner's attempt to download the Prism runner.
+FN_API_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+
+
+def batch_pipeline():
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    return TestPipeline(runner=FN_API_RUNNER)

@@ -1,0 +1,169 @@
+"""Decoding and feature extraction on real media files in several containers and codecs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.signature import AUDIO_HANDCRAFTED_DIM, CROP_SIZE, MAX_FRAMES, MAX_WINDOWS, VISUAL_HANDCRAFTED_DIM
+from transforms.audio import audio_features, extract_audio
+from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits
+from transforms.media import decode_audio, decode_video_frames, evenly_spaced
+from transforms.metadata import container_name, digital_source_type, probe_media
+from transforms.visual import centre_crop, extract_visual
+
+from .conftest import make_audio, make_image, make_video
+
+LIMITS = MediaLimits()
+
+
+def test_evenly_spaced_covers_start_and_end():
+    assert evenly_spaced(100, 5) == [0, 25, 50, 74, 99]
+    assert evenly_spaced(3, 8) == [0, 1, 2]
+    assert evenly_spaced(0, 4) == []
+
+
+def test_keyframe_rich_video_is_sampled_from_keyframes_only(tmp_path):
+    path = make_video(str(tmp_path / "v.mp4"), seconds=4, fps=15, gop=5)  # 12 keyframes
+    frames, selection = decode_video_frames(open(path, "rb").read(), MAX_FRAMES, LIMITS)
+    assert selection == "keyframes"
+    assert len(frames) == MAX_FRAMES
+    assert frames[0].shape == (120, 160, 3)
+
+
+def test_video_with_few_keyframes_is_sampled_sequentially_across_its_length(tmp_path):
+    path = make_video(str(tmp_path / "v.mp4"), seconds=4, fps=15, gop=300)  # one keyframe
+    frames, selection = decode_video_frames(open(path, "rb").read(), MAX_FRAMES, LIMITS)
+    assert selection == "sequential"
+    assert len(frames) == MAX_FRAMES
+    # The gradient moves 3 px a frame: the first and last samples are far apart in time.
+    assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 10
+
+
+@pytest.mark.parametrize(
+    "codec, audio_codec, suffix", [("libx264", "aac", "mp4"), ("libvpx-vp9", "libopus", "webm"), ("mpeg4", "mp3", "avi")]
+)
+def test_videos_in_other_containers_give_both_modalities(tmp_path, codec, audio_codec, suffix):
+    path = make_video(str(tmp_path / f"v.{suffix}"), codec=codec, audio_codec=audio_codec, seconds=1.5)
+    data = open(path, "rb").read()
+    info = probe_media(data, LIMITS)
+    assert info.media_type == "video"
+    assert info.audio_codec is not None
+    visual = extract_visual(data, info.media_type, LIMITS)
+    assert visual.frames.shape == (MAX_FRAMES, CROP_SIZE, CROP_SIZE, 3)
+    assert visual.frame_count >= 1
+    assert visual.handcrafted.shape == (VISUAL_HANDCRAFTED_DIM,)
+    assert np.all(np.isfinite(visual.handcrafted))
+    audio = extract_audio(data, True, LIMITS)
+    assert audio.logmel.shape[0] == MAX_WINDOWS and audio.window_count >= 1
+
+
+@pytest.mark.parametrize("fmt, suffix", [("WAV", "wav"), ("FLAC", "flac"), ("OGG", "ogg"), ("MP3", "mp3")])
+def test_audio_files_decode_to_16k_mono(tmp_path, fmt, suffix):
+    path = make_audio(str(tmp_path / f"a.{suffix}"), seconds=2.0, rate=22050, fmt=fmt)
+    data = open(path, "rb").read()
+    info = probe_media(data, LIMITS)
+    assert info.media_type == "audio"
+    samples = decode_audio(data, 16000, LIMITS)
+    assert abs(samples.size / 16000 - 2.0) < 0.15
+    features = audio_features(samples)
+    assert features.handcrafted.shape == (AUDIO_HANDCRAFTED_DIM,)
+    assert np.all(np.isfinite(features.logmel))
+
+
+def test_band_limited_audio_shows_in_the_high_band_share():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.1, 32000).astype(np.float32)
+    spectrum = np.fft.rfft(noise)
+    spectrum[np.fft.rfftfreq(noise.size, 1 / 16000) > 4000] = 0
+    band_limited = np.fft.irfft(spectrum, n=noise.size).astype(np.float32)
+    full, limited = audio_features(noise), audio_features(band_limited)
+    assert limited.handcrafted[40] < full.handcrafted[40] - 2  # log10 share above 4 kHz
+
+
+@pytest.mark.parametrize("fmt, suffix", [("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("GIF", "gif")])
+def test_still_images_in_each_format(tmp_path, fmt, suffix):
+    path = make_image(str(tmp_path / f"i.{suffix}"), size=(200, 150), fmt=fmt)
+    data = open(path, "rb").read()
+    info = probe_media(data, LIMITS)
+    assert (info.media_type, info.width, info.height) == ("image", 200, 150)
+    visual = extract_visual(data, "image", LIMITS)
+    assert visual.frame_count == 1 and visual.frame_selection == "still"
+    assert visual.frame_mask.tolist() == [1.0] + [0.0] * (MAX_FRAMES - 1)
+
+
+def test_animated_gif_samples_frames(tmp_path):
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((40, 40, 3), v, np.uint8)) for v in range(0, 250, 25)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=80, loop=0)
+    visual = extract_visual(path.read_bytes(), "image", LIMITS)
+    assert visual.frame_selection == "animation"
+    assert visual.frame_count == MAX_FRAMES
+
+
+def test_small_frames_are_upscaled_to_the_crop():
+    crop = centre_crop(np.zeros((20, 30, 3), np.uint8), CROP_SIZE)
+    assert crop.shape == (CROP_SIZE, CROP_SIZE, 3)
+
+
+def test_pixel_limit_is_enforced_before_decoding(tmp_path):
+    path = make_image(str(tmp_path / "big.png"), size=(400, 300), fmt="PNG")
+    with pytest.raises(LimitExceeded, match="max_pixels"):
+        probe_media(open(path, "rb").read(), MediaLimits(max_pixels=100_000))
+
+
+def test_duration_limit_names_the_flag(tmp_path):
+    path = make_video(str(tmp_path / "v.mp4"), seconds=3)
+    with pytest.raises(LimitExceeded, match="max_duration_s"):
+        probe_media(open(path, "rb").read(), MediaLimits(max_duration_s=1.0))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"garbage" * 50, b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, b"\x00\x00\x00\x18ftypisom" + bytes(range(256))],
+)
+def test_broken_bytes_are_corrupt_media(payload):
+    with pytest.raises((CorruptMedia, LimitExceeded)):
+        info = probe_media(payload, LIMITS)
+        extract_visual(payload, info.media_type, LIMITS)
+
+
+def test_truncated_video_still_yields_what_decodes_or_fails_cleanly(tmp_path):
+    data = open(make_video(str(tmp_path / "v.mp4"), seconds=3), "rb").read()
+    truncated = data[: len(data) // 2]
+    try:
+        info = probe_media(truncated, LIMITS)
+        visual = extract_visual(truncated, info.media_type, LIMITS)
+        assert visual.frame_count >= 1
+    except CorruptMedia:
+        pass  # refusing a truncated file is fine; crashing with anything else is not
+
+
+def test_xmp_digital_source_type_is_read():
+    packet = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description '
+        b'Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"/>'
+        b"</rdf:RDF></x:xmpmeta>"
+    )
+    assert digital_source_type(b"junk" + packet + b"junk") == "trainedAlgorithmicMedia"
+    assert digital_source_type(b"no xmp here") is None
+
+
+def test_iso_bmff_brands_name_the_container():
+    assert container_name("mov,mp4,m4a,3gp,3g2,mj2", "isom") == "mp4"
+    assert container_name("mov,mp4,m4a,3gp,3g2,mj2", "M4A ") == "m4a"
+    assert container_name("mov,mp4,m4a,3gp,3g2,mj2", "qt  ") == "mov"
+    assert container_name("matroska,webm", None) == "matroska"
+
+
+def test_exif_camera_fields_are_read(tmp_path):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[271], exif[272], exif[305] = "Canon", "EOS R5", "Firmware 1.2"
+    path = make_image(str(tmp_path / "cam.jpg"), fmt="JPEG", exif=exif)
+    info = probe_media(open(path, "rb").read(), LIMITS)
+    assert (info.exif_make, info.exif_model, info.exif_software) == ("Canon", "EOS R5", "Firmware 1.2")
+    assert info.c2pa_present is False and info.c2pa_validation == "absent"

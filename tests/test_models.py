@@ -1,0 +1,144 @@
+"""Training, export, calibration, model directories and the RunInference handler."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.handlers import SavedModelSignatureHandler
+from models.metrics import binary_metrics, equal_error_rate, fit_platt, roc_auc
+from models.registry import export_saved_model, resolve_model, write_card
+from models.signature import SIGNATURES
+from models.train import SPLITS, split_of, train_modality
+
+
+def _random_inputs(modality: str, count: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    inputs = {}
+    for spec in SIGNATURES[modality]:
+        if spec.dtype == "uint8":
+            inputs[spec.name] = rng.integers(0, 255, (count, *spec.shape), dtype=np.uint8)
+        elif spec.name.endswith("mask"):
+            inputs[spec.name] = np.ones((count, *spec.shape), np.float32)
+        else:
+            inputs[spec.name] = rng.normal(size=(count, *spec.shape)).astype(np.float32)
+    return inputs
+
+
+def _separable_dataset(count: int = 48, seed: int = 0) -> dict:
+    """Metadata vectors whose first feature carries the label: a model must find it."""
+    rng = np.random.default_rng(seed)
+    dataset = {}
+    for index, split in enumerate(SPLITS):
+        inputs = _random_inputs("metadata", count, np.random.default_rng(seed + index))
+        labels = (rng.random(count) < 0.5).astype(np.float32)
+        inputs["metadata"][:, 0] = labels * 3.0 + rng.normal(0, 0.3, count)
+        dataset[split] = {"inputs": inputs, "labels": labels, "ids": [f"{split}{i}" for i in range(count)]}
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def trained_metadata_model(tmp_path_factory):
+    dataset = _separable_dataset()
+    model, facts = train_modality("metadata", dataset, epochs=30, batch_size=16, seed=1, verbose=0)
+    root = tmp_path_factory.mktemp("models")
+    path = root / "metadata" / "20260101T000000"
+    path.mkdir(parents=True)
+    export_saved_model(model, path, facts["calibration"]["scale"], facts["calibration"]["bias"])
+    write_card(path, {"name": "metadata_detector", "modality": "metadata", "version": "20260101T000000"})
+    return root, dataset
+
+
+def test_split_is_by_content_id_and_stable():
+    assert split_of("c1", seed=7) == split_of("c1", seed=7)
+    shares = [split_of(f"c{i}", seed=7) for i in range(4000)]
+    assert 0.66 < shares.count("train") / 4000 < 0.74
+    assert 0.12 < shares.count("test") / 4000 < 0.18
+
+
+def test_a_trained_model_serves_calibrated_probabilities_through_the_handler(trained_metadata_model):
+    root, dataset = trained_metadata_model
+    deployed = resolve_model(root, "metadata")
+    handler = SavedModelSignatureHandler(deployed.path, "metadata")
+    model = handler.load_model()
+    test = dataset["test"]
+    batch = [{"metadata": row} for row in test["inputs"]["metadata"]]
+    results = list(handler.run_inference(batch, model))
+    probabilities = np.array([r.inference for r in results])
+    assert len(results) == len(batch)
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+    assert roc_auc(test["labels"], probabilities) > 0.9  # it learned the planted signal
+
+
+def test_handler_refuses_a_model_with_another_signature(trained_metadata_model):
+    root, _ = trained_metadata_model
+    handler = SavedModelSignatureHandler(resolve_model(root, "metadata").path, "audio")
+    with pytest.raises(ValueError, match="the audio signature needs"):
+        handler.load_model()
+
+
+def test_newest_version_is_served_unless_one_is_named(tmp_path, trained_metadata_model):
+    root, _ = trained_metadata_model
+    older = root / "metadata" / "20250101T000000"
+    older.mkdir()
+    (older / "saved_model.pb").write_bytes(b"")
+    write_card(older, {"name": "metadata_detector", "modality": "metadata", "version": "20250101T000000"})
+    assert resolve_model(root, "metadata").version == "20260101T000000"
+    assert resolve_model(root, "metadata", version="20250101T000000").version == "20250101T000000"
+    assert resolve_model(root, "visual") is None
+    with pytest.raises(FileNotFoundError):
+        resolve_model(root, "metadata", version="nope")
+
+
+def test_a_version_without_a_card_is_refused(tmp_path):
+    path = tmp_path / "audio" / "1"
+    path.mkdir(parents=True)
+    (path / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(ValueError, match="model_card.json"):
+        resolve_model(tmp_path, "audio")
+    write_card(path, {"modality": "visual"})
+    with pytest.raises(ValueError, match="describes a visual model"):
+        resolve_model(tmp_path, "audio")
+    assert json.loads((path / "model_card.json").read_text())["modality"] == "visual"
+
+
+@pytest.mark.parametrize("modality", ["visual", "audio"])
+def test_part_based_models_train_and_ignore_padding(modality):
+    rng = np.random.default_rng(3)
+    dataset = {}
+    for split in SPLITS:
+        inputs = _random_inputs(modality, 12, rng)
+        labels = np.array([0, 1] * 6, np.float32)
+        dataset[split] = {"inputs": inputs, "labels": labels, "ids": list(range(12))}
+    model, facts = train_modality(modality, dataset, epochs=1, batch_size=6, seed=0, verbose=0)
+    inputs = {k: v[:2].copy() for k, v in dataset["test"]["inputs"].items()}
+    mask_name, tensor_name = SIGNATURES[modality][1].name, SIGNATURES[modality][0].name
+    inputs[mask_name][:] = 0
+    inputs[mask_name][:, 0] = 1
+    before = model.predict(inputs, verbose=0)
+    inputs[tensor_name][:, 1:] = 0 if modality == "visual" else 99.0  # change only the padding
+    assert np.allclose(before, model.predict(inputs, verbose=0), atol=1e-5)
+    assert facts["calibration"]["method"] == "platt"
+
+
+def test_metrics_on_known_cases():
+    labels = np.array([0, 0, 1, 1])
+    assert roc_auc(labels, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert roc_auc(labels, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+    assert roc_auc(labels, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+    assert roc_auc(np.array([1, 1]), np.array([0.1, 0.2])) is None
+    assert equal_error_rate(labels, np.array([0.1, 0.2, 0.8, 0.9])) == 0.0
+    metrics = binary_metrics(labels, np.array([0.1, 0.6, 0.8, 0.9]))
+    assert metrics["accuracy_at_0_5"] == 0.75 and metrics["auc"] == 1.0
+
+
+def test_platt_scaling_calibrates_overconfident_logits():
+    rng = np.random.default_rng(0)
+    labels = (rng.random(4000) < 0.5).astype(float)
+    # Scores N(+-1, 1) by class: the calibrated log-odds are 2 * score (Gaussian likelihood
+    # ratio), so for scores inflated 5x the right Platt scale is 2 / 5.
+    scores = (labels * 2 - 1) + rng.normal(0, 1.0, 4000)
+    scale, bias = fit_platt(scores * 5.0, labels)
+    assert 0.35 < scale < 0.45 and abs(bias) < 0.1
+    assert fit_platt(np.array([1.0, 2.0]), np.array([1.0, 1.0])) == (1.0, 0.0)

@@ -1,0 +1,162 @@
+"""Upload-event validation and manifest reading."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.records import SKIPPED, UploadEvent
+from transforms.parse import (
+    DeduplicateEvents,
+    InvalidEvent,
+    ParseEvents,
+    RawRow,
+    ReadManifest,
+    manifest_format,
+    parse_event,
+    resolve_media_uri,
+)
+
+from .conftest import batch_pipeline
+
+GOOD = {
+    "content_id": "c1",
+    "media_uri": "media/c1.mp4",
+    "account_id": "a1",
+    "uploaded_at": "2026-11-02T13:04:05Z",
+    "media_type": "video",
+    "country": "de",
+    "declared_ai": "false",
+    "account": {"created_at": "2024-01-01T00:00:00+01:00", "verified": True, "prior_strikes": 2},
+}
+
+
+def test_a_full_event_parses_with_types_and_resolved_path():
+    event = parse_event(GOOD, base_uri="/data/batch")
+    assert event.media_uri == "/data/batch/media/c1.mp4"
+    assert event.uploaded_at == dt.datetime(2026, 11, 2, 13, 4, 5, tzinfo=dt.timezone.utc)
+    assert event.country == "DE"
+    assert event.declared_ai is False
+    assert event.account.verified and event.account.prior_strikes == 2
+    assert event.account.created_at == dt.datetime(2023, 12, 31, 23, 0, tzinfo=dt.timezone.utc)
+
+
+def test_event_round_trips_through_its_json_form():
+    event = parse_event(GOOD, base_uri="/data")
+    assert parse_event(json.loads(event.to_json())) == event
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"content_id": None}, "content_id: required"),
+        ({"content_id": "bad id with spaces"}, "content_id"),
+        ({"account_id": ""}, "account_id: required"),
+        ({"uploaded_at": "yesterday"}, "uploaded_at: 'yesterday' is not an RFC 3339"),
+        ({"uploaded_at": "2026-11-02T13:04:05"}, "has no timezone"),
+        ({"media_type": "hologram"}, "media_type: expected one of"),
+        ({"country": "Germany"}, "country: expected an ISO 3166-1"),
+        ({"declared_ai": "maybe"}, "declared_ai: expected true or false"),
+        ({"account": {"prior_strikes": -1}}, "account.prior_strikes: must not be negative"),
+        ({"account": "{not json"}, "account: not a JSON object"),
+        ({"account": [1, 2]}, "account: expected an object"),
+    ],
+)
+def test_bad_fields_are_named_in_the_error(change, message):
+    with pytest.raises(InvalidEvent, match=message):
+        parse_event({**GOOD, **change})
+
+
+def test_uris_resolve_against_the_manifest_directory():
+    assert resolve_media_uri("a/b.jpg", "/m") == "/m/a/b.jpg"
+    assert resolve_media_uri("/abs/b.jpg", "/m") == "/abs/b.jpg"
+    assert resolve_media_uri("file:///abs/b.jpg", "/m") == "/abs/b.jpg"
+    assert resolve_media_uri("gs://bucket/b.jpg", "/m") == "gs://bucket/b.jpg"
+    assert resolve_media_uri("b.jpg", "gs://bucket/batch") == "gs://bucket/batch/b.jpg"
+
+
+def test_manifest_format_from_extension_or_flag():
+    assert manifest_format("x/m.jsonl") == "jsonl"
+    assert manifest_format("x/m.csv") == "csv"
+    assert manifest_format("x/m.parquet") == "parquet"
+    assert manifest_format("x/m.txt", "csv") == "csv"
+    with pytest.raises(ValueError, match="--input_format"):
+        manifest_format("x/m.txt")
+
+
+def _parse(rows):
+    with batch_pipeline() as p:
+        events, rejected = p | beam.Create(rows) | ParseEvents(base_uri="/base")
+        assert_that(events | "Ids" >> beam.Map(lambda e: e.content_id), equal_to(["c1"]), label="events")
+        assert_that(
+            rejected | "Reasons" >> beam.Map(lambda d: (d.step, d.disposition, d.error_type)),
+            equal_to(
+                [
+                    ("parse_events", "dead_letter", "InvalidEvent"),
+                    ("parse_events", "dead_letter", "InvalidEvent"),
+                    ("parse_events", SKIPPED, "blank_line"),
+                ]
+            ),
+            label="rejected",
+        )
+
+
+def test_parse_events_routes_every_row_somewhere():
+    _parse(
+        [
+            RawRow("m", text=json.dumps(GOOD)),
+            RawRow("m", text="{not json"),
+            RawRow("m", text=json.dumps({"content_id": "c2"})),
+            RawRow("m", text="   "),
+        ]
+    )
+
+
+def test_duplicates_keep_the_earliest_upload_and_skip_the_rest():
+    first = parse_event(GOOD)
+    later = parse_event({**GOOD, "uploaded_at": "2026-11-03T00:00:00Z"})
+    with batch_pipeline() as p:
+        kept, skipped = p | beam.Create([later, first]) | DeduplicateEvents()
+        assert_that(kept, equal_to([first]), label="kept")
+        assert_that(
+            skipped | beam.Map(lambda d: (d.content_id, d.error_type, d.disposition)),
+            equal_to([("c1", "duplicate_content_id", SKIPPED)]),
+            label="skipped",
+        )
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_manifests_in_each_format_read_the_same_events(tmp_path, fmt):
+    rows = [dict(GOOD, content_id=f"c{i}", account=json.dumps(GOOD["account"])) for i in range(3)]
+    path = tmp_path / f"manifest.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("\n".join(json.dumps(dict(r, account=GOOD["account"])) for r in rows) + "\n")
+    elif fmt == "csv":
+        header = list(rows[0])
+        lines = [",".join(header)]
+        for r in rows:
+            lines.append(",".join('"' + str(r[h]).replace('"', '""') + '"' for h in header))
+        path.write_text("\n".join(lines) + "\n")
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    with batch_pipeline() as p:
+        events, rejected = p | ReadManifest(str(path)) | ParseEvents(base_uri=str(tmp_path))
+        assert_that(
+            events | beam.Map(lambda e: (e.content_id, e.account.prior_strikes, e.media_uri)),
+            equal_to([(f"c{i}", 2, str(tmp_path / "media/c1.mp4")) for i in range(3)]),
+            label="events",
+        )
+        assert_that(rejected, equal_to([]), label="nothing_rejected")
+
+
+def test_upload_event_is_frozen():
+    event = parse_event(GOOD)
+    with pytest.raises(AttributeError):
+        event.content_id = "other"  # type: ignore[misc]
+    assert isinstance(event, UploadEvent)

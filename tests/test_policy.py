@@ -1,0 +1,128 @@
+"""Policy loading, decisions, fanout ids, fusion and transparency cells (pure functions)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from schemas import validate_row
+from schemas.records import AccountContext, MediaInfo, ModalityScore, ScoredMedia, UploadEvent
+from transforms.fusion import fuse_scores
+from transforms.policy import PolicyError, decide, enforcement_events, load_policy, parse_policy
+from transforms.transparency import cell_keys, make_cell
+
+POLICY = load_policy("policies/synthetic_media_v1.yaml")
+UPLOADED = dt.datetime(2026, 11, 2, 12, tzinfo=dt.timezone.utc)
+
+
+def item(score: float | None, *, declared_ai=None, high_profile=False, source_type=None, media_type="video"):
+    event = UploadEvent(
+        content_id="c1",
+        media_uri="/m/c1.mp4",
+        account_id="a1",
+        uploaded_at=UPLOADED,
+        declared_ai=declared_ai,
+        country="FR",
+        account=AccountContext(high_profile=high_profile),
+    )
+    info = MediaInfo(media_type=media_type, container="mp4", digital_source_type=source_type)
+    scores = () if score is None else (ModalityScore("visual", score, "visual_detector", "v1"),)
+    return ScoredMedia(event, "0" * 64, info, ("visual",), scores, score, "logit_mean", "1", UPLOADED)
+
+
+@pytest.mark.parametrize(
+    "kwargs, action, rule",
+    [
+        ({"score": 0.10}, "none", "no-action"),
+        ({"score": 0.55}, "label", "label-possible"),
+        ({"score": 0.75}, "reduce_reach", "reduce-likely"),
+        ({"score": 0.90}, "human_review", "review-band"),
+        ({"score": 0.99}, "remove", "remove-near-certain"),
+        ({"score": 0.99, "high_profile": True}, "human_review", "high-profile-review"),
+        ({"score": 0.99, "declared_ai": True}, "label", "declared-ai-label"),
+        ({"score": 0.99, "source_type": "trainedAlgorithmicMedia"}, "label", "provenance-ai-label"),
+        ({"score": None}, "none", "no-action"),
+    ],
+)
+def test_each_tier_of_the_shipped_policy(kwargs, action, rule):
+    decision = decide(item(**kwargs), POLICY)
+    assert (decision.action, decision.rule_id) == (action, rule)
+    assert decision.policy_id == "synthetic-media" and decision.policy_version == "1.0.0"
+    assert decision.targets == POLICY.targets_for(action)
+    validate_row("enforcement_decisions", decision.to_row())
+
+
+def test_decision_and_event_ids_are_stable_across_reruns():
+    first, second = decide(item(0.99), POLICY), decide(item(0.99), POLICY)
+    assert first.decision_id == second.decision_id
+    ids = [e.event_id for e in enforcement_events(first)]
+    assert ids == [e.event_id for e in enforcement_events(second)]
+    assert len(ids) == len(set(ids)) == len(first.targets) == 5
+    for event in enforcement_events(first):
+        validate_row("enforcement_events", event.to_row())
+
+
+def test_a_new_policy_version_gives_new_decision_ids():
+    newer = dataclasses.replace(POLICY, version="1.0.1")
+    assert decide(item(0.99), POLICY).decision_id != decide(item(0.99), newer).decision_id
+
+
+BASE = {
+    "policy_id": "p",
+    "version": "1",
+    "targets": {"remove": ["content_store"]},
+    "rules": [{"id": "r", "when": {"min_fused_score": 0.9}, "action": "remove"}, {"id": "d", "action": "none"}],
+}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"version": None}, "version: expected a non-empty string"),
+        ({"targets": {"obliterate": []}}, "targets.obliterate: unknown action"),
+        ({"rules": []}, "rules: expected a non-empty list"),
+        ({"rules": [{"id": "r", "action": "remove", "when": {"min_fused_score": 2}}]}, r"rules\[0\]\.when\.min_fused_score"),
+        ({"rules": [{"id": "r", "action": "remove", "when": {"vibes": 1}}]}, r"when\.vibes: unknown condition"),
+        ({"rules": [{"id": "r", "action": "ban"}]}, r"rules\[0\]\.action: expected one of"),
+        ({"rules": [{"id": "r", "action": "remove", "when": {"declared_ai": "yes"}}]}, "expected true or false"),
+        ({"rules": [{"id": "r", "action": "remove", "when": {"declared_ai": True}}]}, "last rule must have no conditions"),
+        ({"rules": [{"id": "d", "action": "none"}, {"id": "d", "action": "none"}]}, "used twice"),
+    ],
+)
+def test_a_wrong_policy_names_the_field(change, message):
+    with pytest.raises(PolicyError, match=message):
+        parse_policy({**BASE, **change})
+
+
+def test_policy_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("!!python/object/apply:os.system ['true']\n")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy(path)
+
+
+def test_fusion_abstains_for_missing_modalities():
+    visual = ModalityScore("visual", 0.9, "v", "1")
+    metadata = ModalityScore("metadata", 0.5, "m", "1")
+    assert fuse_scores(()).score is None
+    assert fuse_scores((visual,)).score == pytest.approx(0.9)
+    fused = fuse_scores((visual, metadata)).score
+    assert 0.5 < fused < 0.9  # an uninformative metadata score pulls toward 0.5, half-weighted
+    assert fused > fuse_scores((visual, ModalityScore("audio", 0.5, "a", "1"))).score
+
+
+def test_transparency_cells_count_and_suppress():
+    decisions = [decide(item(0.99), POLICY) for _ in range(3)]
+    keyed = [k for d in decisions for k in cell_keys(d)]
+    day_cells = [k for k in keyed if k[0][0] == "day"]
+    assert len(day_cells) == 3 and len({k for k, _ in day_cells}) == 1
+    key = day_cells[0][0]
+    shown = make_cell(key, [h for _, h in day_cells], min_cell_count=3)
+    hidden = make_cell(key, [h for _, h in day_cells], min_cell_count=4)
+    assert (shown.item_count, shown.suppressed) == (3, False)
+    assert shown.median_hours_to_action > 0
+    assert (hidden.item_count, hidden.suppressed, hidden.median_hours_to_action) == (None, True, None)
+    validate_row("transparency_aggregates", hidden.to_row())
+    assert list(cell_keys(decide(item(0.1), POLICY))) == []  # no action, nothing to report
