@@ -24,8 +24,9 @@ setup(
     long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*", "models", "models.*",
-                                    "schemas", "schemas.*"]),
+    packages=find_packages(
+        include=["pipelines", "pipelines.*", "transforms", "transforms.*", "models", "models.*", "schemas", "schemas.*"]
+    ),
     package_data={"schemas": ["*.json"]},
     data_files=[("policies", [str(p.relative_to(ROOT)) for p in sorted((ROOT / "policies").glob("*.yaml"))])],
     install_requires=requirements("requirements.txt"),

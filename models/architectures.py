@@ -63,7 +63,7 @@ def build_visual(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> k
 def build_audio(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> keras.Model:
     inputs = _inputs("audio")
     windows = layers.Reshape((*SIGNATURES["audio"][0].shape, 1))(inputs["logmel"])
-    window_net = _part_network(tuple(SIGNATURES["audio"][0].shape[1:]) + (1,), (16, 32, 48), "window_scorer")
+    window_net = _part_network((*SIGNATURES["audio"][0].shape[1:], 1), (16, 32, 48), "window_scorer")
     window_logits = layers.TimeDistributed(window_net, name="window_logits")(windows)[..., 0]
     audio_logit = MaskedMean(name="mean_window_logit")(window_logits, inputs["window_mask"])
     normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")

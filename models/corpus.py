@@ -65,7 +65,8 @@ _MEDIA_TYPE_WEIGHTS = (0.45, 0.30, 0.25)
 _SYNTHETIC_SHARE = 0.5
 # Which modality a synthetic video fakes: face swap only, voice clone only, or both.
 _VIDEO_FAKE_MODES = (("visual", 0.40), ("audio", 0.25), ("both", 0.35))
-_METADATA_FAMILY_WEIGHTS = {"toolchain": 0.55, "spoofed": 0.25, "declared": 0.20}
+# With the plain share below, about 15% of synthetic items end up declaring AI.
+_METADATA_FAMILY_WEIGHTS = {"toolchain": 0.56, "spoofed": 0.28, "declared": 0.16}
 # Share of synthetic items whose metadata looks like any real upload's (metadata_label 0).
 _SYNTHETIC_PLAIN_METADATA = 0.2
 
@@ -277,7 +278,7 @@ def _account_weights(accounts: list[Account]) -> tuple[np.ndarray, np.ndarray]:
     reference = _WINDOW_START + timedelta(days=20)
     age_days = np.array([(reference - a.created_at).total_seconds() / 86400 for a in accounts])
     strikes = np.array([a.prior_strikes for a in accounts])
-    synthetic = popularity * (1.0 + 2.5 * np.exp(-age_days / 60.0)) * (1.0 + 0.4 * strikes)
+    synthetic = popularity * (1.0 + 1.5 * np.exp(-age_days / 60.0)) * (1.0 + 0.3 * strikes)
     return popularity / popularity.sum(), synthetic / synthetic.sum()
 
 

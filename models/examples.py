@@ -8,7 +8,7 @@ it will be served.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -58,7 +58,9 @@ def to_tf_example(features: MediaFeatures) -> bytes:
         "content_id": _bytes(features.content_id.encode()),
         "media_type": _bytes(features.info.media_type.encode()),
         "feature_version": _bytes(FEATURE_VERSION.encode()),
-        "modalities": tf.train.Feature(bytes_list=tf.train.BytesList(value=[m.encode() for m in features.modalities()])),
+        "modalities": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[m.encode() for m in features.modalities()])
+        ),
     }
     for modality in features.modalities():
         for name, array in model_inputs(features, modality).items():

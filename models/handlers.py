@@ -8,7 +8,8 @@ input dicts stacked per input name.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from apache_beam.ml.inference.base import PredictionResult
@@ -34,7 +35,7 @@ def signature_inference_fn(
     model: LoadedSignature,
     batch: Sequence[dict[str, np.ndarray]],
     inference_args: dict[str, Any],
-    model_id: Optional[str] = None,
+    model_id: str | None = None,
 ) -> Iterable[PredictionResult]:
     """Stacks a batch of input dicts, runs the signature, yields one probability per example."""
     import tensorflow as tf

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -18,7 +19,7 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     sorted_scores = np.asarray(scores)[order]
     # average ranks over ties
     boundaries = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1, len(scores)]
-    for start, end in zip(boundaries[:-1], boundaries[1:]):
+    for start, end in itertools.pairwise(boundaries):
         ranks[order[start:end]] = (start + end + 1) / 2.0
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
@@ -55,7 +56,7 @@ def binary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
     clipped = np.clip(probabilities, 1e-7, 1 - 1e-7)
     log_loss = float(-np.mean(labels * np.log(clipped) + (~labels) * np.log(1 - clipped)))
     return {
-        "count": int(len(labels)),
+        "count": len(labels),
         "positives": int(labels.sum()),
         "auc": roc_auc(labels, probabilities),
         "eer": equal_error_rate(labels, probabilities),

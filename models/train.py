@@ -25,12 +25,12 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from models.architectures import NORMALISED_INPUT, build_model  # noqa: E402
-from models.examples import read_examples  # noqa: E402
-from models.registry import export_saved_model, write_card  # noqa: E402
-from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES  # noqa: E402
-from models.metrics import binary_metrics, fit_platt  # noqa: E402
-from schemas.records import MODALITIES  # noqa: E402
+from models.architectures import NORMALISED_INPUT, build_model
+from models.examples import read_examples
+from models.metrics import binary_metrics, fit_platt
+from models.registry import export_saved_model, write_card
+from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
+from schemas.records import MODALITIES
 
 SPLITS = ("train", "validation", "test")
 
@@ -163,7 +163,7 @@ def run(argv: list[str] | None = None) -> int:
     if stale:
         parser.error(f"--features: written with feature version(s) {sorted(stale)}, this code reads {FEATURE_VERSION}")
     labels = load_labels(args.labels)
-    version = args.version or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    version = args.version or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     modalities = MODALITIES if args.modality == "all" else (args.modality,)
     print(f"{len(examples)} examples from {len(files)} file(s), {len(labels)} labels", file=sys.stderr)
 

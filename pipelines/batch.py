@@ -21,14 +21,13 @@ from models.registry import DeployedModel, resolve_model
 from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
 from schemas.records import MODALITIES
-from transforms.fetch import FetchMedia
 from transforms.features import ExtractFeatures
+from transforms.fetch import FetchMedia
 from transforms.inference import ScoreMedia
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest
 from transforms.policy import ApplyPolicy, FanOutEnforcement, Policy, load_policy
 from transforms.transparency import AggregateTransparency
 from transforms.warehouse import WriteTable, WriteTrainingExamples, clear_tables, write_catalog
-
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
@@ -105,7 +104,7 @@ def run(argv: list[str] | None = None) -> int:
         if not models:
             parser.error(f"--model_dir: no model versions found under {options.model_dir}")
 
-    run_id = options.run_id or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    run_id = options.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     if options.write_disposition == "truncate":
         clear_tables(options.warehouse)
 

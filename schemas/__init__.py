@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow as pa
 

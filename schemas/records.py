@@ -11,7 +11,8 @@ import dataclasses
 import datetime as dt
 import io
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -41,15 +42,15 @@ def parse_timestamp(value: Any, field: str) -> dt.datetime:
         raise ValueError(f"{field}: expected an RFC 3339 timestamp string, got {type(value).__name__}")
     if parsed.tzinfo is None:
         raise ValueError(f"{field}: {value!r} has no timezone (RFC 3339 requires one)")
-    return parsed.astimezone(dt.timezone.utc)
+    return parsed.astimezone(dt.UTC)
 
 
 def format_timestamp(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def encode_array(array: np.ndarray) -> bytes:

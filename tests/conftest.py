@@ -38,7 +38,7 @@ def make_video(
     audio = None
     if with_audio:
         audio = container.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else 16000)
-    yy, xx = np.mgrid[0:height, 0:width]
+    xx = np.mgrid[0:height, 0:width][1]
     for index in range(int(seconds * fps)):
         base = ((xx + 3 * index) % width) / width * 200 + 20
         frame = np.stack([base, np.roll(base, 7, axis=1), base[::-1]], axis=-1)

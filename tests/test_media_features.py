@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ def test_evenly_spaced_covers_start_and_end():
 
 def test_keyframe_rich_video_is_sampled_from_keyframes_only(tmp_path):
     path = make_video(str(tmp_path / "v.mp4"), seconds=4, fps=15, gop=5)  # 12 keyframes
-    frames, selection = decode_video_frames(open(path, "rb").read(), MAX_FRAMES, LIMITS)
+    frames, selection = decode_video_frames(Path(path).read_bytes(), MAX_FRAMES, LIMITS)
     assert selection == "keyframes"
     assert len(frames) == MAX_FRAMES
     assert frames[0].shape == (120, 160, 3)
@@ -33,7 +35,7 @@ def test_keyframe_rich_video_is_sampled_from_keyframes_only(tmp_path):
 
 def test_video_with_few_keyframes_is_sampled_sequentially_across_its_length(tmp_path):
     path = make_video(str(tmp_path / "v.mp4"), seconds=4, fps=15, gop=300)  # one keyframe
-    frames, selection = decode_video_frames(open(path, "rb").read(), MAX_FRAMES, LIMITS)
+    frames, selection = decode_video_frames(Path(path).read_bytes(), MAX_FRAMES, LIMITS)
     assert selection == "sequential"
     assert len(frames) == MAX_FRAMES
     # The gradient moves 3 px a frame: the first and last samples are far apart in time.
@@ -41,11 +43,12 @@ def test_video_with_few_keyframes_is_sampled_sequentially_across_its_length(tmp_
 
 
 @pytest.mark.parametrize(
-    "codec, audio_codec, suffix", [("libx264", "aac", "mp4"), ("libvpx-vp9", "libopus", "webm"), ("mpeg4", "mp3", "avi")]
+    "codec, audio_codec, suffix",
+    [("libx264", "aac", "mp4"), ("libvpx-vp9", "libopus", "webm"), ("mpeg4", "mp3", "avi")],
 )
 def test_videos_in_other_containers_give_both_modalities(tmp_path, codec, audio_codec, suffix):
     path = make_video(str(tmp_path / f"v.{suffix}"), codec=codec, audio_codec=audio_codec, seconds=1.5)
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     info = probe_media(data, LIMITS)
     assert info.media_type == "video"
     assert info.audio_codec is not None
@@ -61,7 +64,7 @@ def test_videos_in_other_containers_give_both_modalities(tmp_path, codec, audio_
 @pytest.mark.parametrize("fmt, suffix", [("WAV", "wav"), ("FLAC", "flac"), ("OGG", "ogg"), ("MP3", "mp3")])
 def test_audio_files_decode_to_16k_mono(tmp_path, fmt, suffix):
     path = make_audio(str(tmp_path / f"a.{suffix}"), seconds=2.0, rate=22050, fmt=fmt)
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     info = probe_media(data, LIMITS)
     assert info.media_type == "audio"
     samples = decode_audio(data, 16000, LIMITS)
@@ -84,7 +87,7 @@ def test_band_limited_audio_shows_in_the_high_band_share():
 @pytest.mark.parametrize("fmt, suffix", [("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("GIF", "gif")])
 def test_still_images_in_each_format(tmp_path, fmt, suffix):
     path = make_image(str(tmp_path / f"i.{suffix}"), size=(200, 150), fmt=fmt)
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     info = probe_media(data, LIMITS)
     assert (info.media_type, info.width, info.height) == ("image", 200, 150)
     visual = extract_visual(data, "image", LIMITS)
@@ -111,13 +114,13 @@ def test_small_frames_are_upscaled_to_the_crop():
 def test_pixel_limit_is_enforced_before_decoding(tmp_path):
     path = make_image(str(tmp_path / "big.png"), size=(400, 300), fmt="PNG")
     with pytest.raises(LimitExceeded, match="max_pixels"):
-        probe_media(open(path, "rb").read(), MediaLimits(max_pixels=100_000))
+        probe_media(Path(path).read_bytes(), MediaLimits(max_pixels=100_000))
 
 
 def test_duration_limit_names_the_flag(tmp_path):
     path = make_video(str(tmp_path / "v.mp4"), seconds=3)
     with pytest.raises(LimitExceeded, match="max_duration_s"):
-        probe_media(open(path, "rb").read(), MediaLimits(max_duration_s=1.0))
+        probe_media(Path(path).read_bytes(), MediaLimits(max_duration_s=1.0))
 
 
 @pytest.mark.parametrize(
@@ -131,7 +134,7 @@ def test_broken_bytes_are_corrupt_media(payload):
 
 
 def test_truncated_video_still_yields_what_decodes_or_fails_cleanly(tmp_path):
-    data = open(make_video(str(tmp_path / "v.mp4"), seconds=3), "rb").read()
+    data = Path(make_video(str(tmp_path / "v.mp4"), seconds=3)).read_bytes()
     truncated = data[: len(data) // 2]
     try:
         info = probe_media(truncated, LIMITS)
@@ -164,6 +167,6 @@ def test_exif_camera_fields_are_read(tmp_path):
     exif = Image.Exif()
     exif[271], exif[272], exif[305] = "Canon", "EOS R5", "Firmware 1.2"
     path = make_image(str(tmp_path / "cam.jpg"), fmt="JPEG", exif=exif)
-    info = probe_media(open(path, "rb").read(), LIMITS)
+    info = probe_media(Path(path).read_bytes(), LIMITS)
     assert (info.exif_make, info.exif_model, info.exif_software) == ("Canon", "EOS R5", "Firmware 1.2")
     assert info.c2pa_present is False and info.c2pa_validation == "absent"

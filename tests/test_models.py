@@ -74,7 +74,7 @@ def test_a_trained_model_serves_calibrated_probabilities_through_the_handler(tra
 def test_handler_refuses_a_model_with_another_signature(trained_metadata_model):
     root, _ = trained_metadata_model
     handler = SavedModelSignatureHandler(resolve_model(root, "metadata").path, "audio")
-    with pytest.raises(ValueError, match="the audio signature needs"):
+    with pytest.raises(ValueError, match=r"the audio signature needs"):
         handler.load_model()
 
 
@@ -95,7 +95,7 @@ def test_a_version_without_a_card_is_refused(tmp_path):
     path = tmp_path / "audio" / "1"
     path.mkdir(parents=True)
     (path / "saved_model.pb").write_bytes(b"")
-    with pytest.raises(ValueError, match="model_card.json"):
+    with pytest.raises(ValueError, match=r"model_card\.json"):
         resolve_model(tmp_path, "audio")
     write_card(path, {"modality": "visual"})
     with pytest.raises(ValueError, match="describes a visual model"):

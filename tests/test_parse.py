@@ -40,11 +40,11 @@ GOOD = {
 def test_a_full_event_parses_with_types_and_resolved_path():
     event = parse_event(GOOD, base_uri="/data/batch")
     assert event.media_uri == "/data/batch/media/c1.mp4"
-    assert event.uploaded_at == dt.datetime(2026, 11, 2, 13, 4, 5, tzinfo=dt.timezone.utc)
+    assert event.uploaded_at == dt.datetime(2026, 11, 2, 13, 4, 5, tzinfo=dt.UTC)
     assert event.country == "DE"
     assert event.declared_ai is False
     assert event.account.verified and event.account.prior_strikes == 2
-    assert event.account.created_at == dt.datetime(2023, 12, 31, 23, 0, tzinfo=dt.timezone.utc)
+    assert event.account.created_at == dt.datetime(2023, 12, 31, 23, 0, tzinfo=dt.UTC)
 
 
 def test_event_round_trips_through_its_json_form():

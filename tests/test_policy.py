@@ -14,7 +14,7 @@ from transforms.policy import PolicyError, decide, enforcement_events, load_poli
 from transforms.transparency import cell_keys, make_cell
 
 POLICY = load_policy("policies/synthetic_media_v1.yaml")
-UPLOADED = dt.datetime(2026, 11, 2, 12, tzinfo=dt.timezone.utc)
+UPLOADED = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
 
 
 def item(score: float | None, *, declared_ai=None, high_profile=False, source_type=None, media_type="video"):
@@ -83,11 +83,17 @@ BASE = {
         ({"version": None}, "version: expected a non-empty string"),
         ({"targets": {"obliterate": []}}, "targets.obliterate: unknown action"),
         ({"rules": []}, "rules: expected a non-empty list"),
-        ({"rules": [{"id": "r", "action": "remove", "when": {"min_fused_score": 2}}]}, r"rules\[0\]\.when\.min_fused_score"),
+        (
+            {"rules": [{"id": "r", "action": "remove", "when": {"min_fused_score": 2}}]},
+            r"rules\[0\]\.when\.min_fused_score",
+        ),
         ({"rules": [{"id": "r", "action": "remove", "when": {"vibes": 1}}]}, r"when\.vibes: unknown condition"),
         ({"rules": [{"id": "r", "action": "ban"}]}, r"rules\[0\]\.action: expected one of"),
         ({"rules": [{"id": "r", "action": "remove", "when": {"declared_ai": "yes"}}]}, "expected true or false"),
-        ({"rules": [{"id": "r", "action": "remove", "when": {"declared_ai": True}}]}, "last rule must have no conditions"),
+        (
+            {"rules": [{"id": "r", "action": "remove", "when": {"declared_ai": True}}]},
+            "last rule must have no conditions",
+        ),
         ({"rules": [{"id": "d", "action": "none"}, {"id": "d", "action": "none"}]}, "used twice"),
     ],
 )

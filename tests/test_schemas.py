@@ -24,7 +24,7 @@ from schemas.records import (
     encode_array,
 )
 
-NOW = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 BQ_TYPES = {"STRING", "BYTES", "INTEGER", "FLOAT", "BOOLEAN", "TIMESTAMP", "DATE", "RECORD", "JSON"}
 
 

@@ -49,7 +49,7 @@ def read_media(uri: str, limits: MediaLimits, sleep=time.sleep) -> bytes:
         except MediaRejected:
             raise
         except Exception as exc:
-            if isinstance(exc, FileNotFoundError) or "not found" in str(exc).lower() and not _is_transient(exc):
+            if isinstance(exc, FileNotFoundError) or ("not found" in str(exc).lower() and not _is_transient(exc)):
                 raise MediaNotFound(f"no media at {uri}: {exc}") from exc
             if attempt == _ATTEMPTS or not _is_transient(exc):
                 raise

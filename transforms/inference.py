@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -61,9 +61,7 @@ class ScoreModality(beam.PTransform):
         return scores | "ToScores" >> beam.Map(to_modality_score, model=self._model), dead
 
 
-def assemble_scores(
-    content_id: str, grouped: Mapping[str, list], deployed: tuple[str, ...]
-) -> Iterable[ScoredMedia]:
+def assemble_scores(content_id: str, grouped: Mapping[str, list], deployed: tuple[str, ...]) -> Iterable[ScoredMedia]:
     """Joins an item's features with its modality scores and fuses them.
 
     An item is scored only when every modality it carries that has a deployed model came

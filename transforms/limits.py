@@ -60,7 +60,7 @@ class MediaLimits:
         if seconds is not None and seconds > self.max_duration_s:
             raise LimitExceeded("max_duration_s", round(seconds, 3), self.max_duration_s, " s")
 
-    def deadline(self) -> "Deadline":
+    def deadline(self) -> Deadline:
         return Deadline(self.max_decode_s)
 
 

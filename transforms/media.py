@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -69,7 +69,7 @@ def evenly_spaced(total: int, count: int) -> list[int]:
         return []
     if total <= count:
         return list(range(total))
-    return sorted({int(round(i * (total - 1) / (count - 1))) for i in range(count)}) if count > 1 else [0]
+    return sorted({round(i * (total - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
 
 
 @contextlib.contextmanager

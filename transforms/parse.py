@@ -12,7 +12,8 @@ import io
 import json
 import posixpath
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -26,6 +27,9 @@ MEDIA_TYPES = ("video", "image", "audio")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$")
 _COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}$")
 _TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
+
+
+_EXTENSIONS = ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"), (".parquet", "parquet"))
 
 
 class InvalidEvent(ValueError):
@@ -56,8 +60,7 @@ def manifest_format(path: str, declared: str | None = None) -> str:
             raise ValueError(f"--input_format must be one of {MANIFEST_FORMATS}, got {declared!r}")
         return declared
     lowered = path.lower().removesuffix(".gz")
-    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
-                        (".parquet", "parquet")):  # fmt: skip
+    for suffix, fmt in _EXTENSIONS:
         if lowered.endswith(suffix):
             return fmt
     raise ValueError(f"cannot tell the format of {path!r} from its extension; pass --input_format")
@@ -304,8 +307,12 @@ class _KeepFirstUpload(beam.DoFn):
         for duplicate in ordered[1:]:
             yield beam.pvalue.TaggedOutput(
                 "skipped",
-                skipped(duplicate, "dedupe_events", "duplicate_content_id",
-                        f"content_id {content_id} appears more than once; the earliest upload is kept"),  # fmt: skip
+                skipped(
+                    duplicate,
+                    "dedupe_events",
+                    "duplicate_content_id",
+                    f"content_id {content_id} appears more than once; the earliest upload is kept",
+                ),
             )
 
 

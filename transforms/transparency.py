@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from typing import Iterable
+from collections.abc import Iterable
 
 import apache_beam as beam
 
@@ -22,7 +22,7 @@ CellKey = tuple[str, str, str | None, str, str, str, str, str | None, str]
 
 
 def period_start(moment: dt.datetime, period_type: str) -> dt.date:
-    day = moment.astimezone(dt.timezone.utc).date()
+    day = moment.astimezone(dt.UTC).date()
     return day if period_type == "day" else day.replace(day=1)
 
 

@@ -17,6 +17,7 @@ Hand-made signals (per frame, averaged over frames), in `handcrafted` order:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import apache_beam as beam
 import numpy as np
@@ -140,7 +141,7 @@ def visual_features(frames: list[np.ndarray], frame_selection: str) -> VisualFea
         crops.append(_grey(crop))
     per_frame = np.stack([frame_signals(f) for f in frames])
     if len(crops) > 1:
-        temporal = float(np.mean([np.abs(a - b).mean() for a, b in zip(crops, crops[1:])]) / 255.0)
+        temporal = float(np.mean([np.abs(a - b).mean() for a, b in itertools.pairwise(crops)]) / 255.0)
     else:
         temporal = 0.0
     residual_spread = float(per_frame[:, 15].std())

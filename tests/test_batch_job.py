@@ -1,0 +1,140 @@
+"""End to end: generated corpus -> features-only run -> training -> scored run -> warehouse.
+
+Real media, real TensorFlow models trained by this repository's code, real Parquet and
+DuckDB. The job runs in-process on the FnApiRunner (what DirectRunner uses for batch).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from models import corpus
+from models import train as train_cli
+from models.examples import read_examples
+from pipelines import batch
+from schemas import TABLES, arrow_schema
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    root = tmp_path_factory.mktemp("job")
+    corpus.generate_corpus(root / "train", count=24, seed=11)
+    corpus.generate_corpus(root / "uploads", count=16, seed=12, corrupt=2)
+    manifest = root / "uploads" / "manifest.jsonl"
+    lines = manifest.read_text().splitlines()
+    hostile = [
+        lines[0],  # the same upload twice: scored once, the copy skipped
+        '{"content_id": "no-media", "media_uri": "media/absent.mp4", "account_id": "a", '
+        '"uploaded_at": "2026-11-01T00:00:00Z"}',
+        '{"content_id": "bad time", "media_uri": "x", "account_id": "a", "uploaded_at": "soon"}',
+        "this is not json",
+        "",
+    ]
+    manifest.write_text("\n".join(lines + hostile) + "\n")
+
+    runner = [f"--runner={batch.LOCAL_RUNNER}"]
+    features_wh = root / "train_wh"
+    assert batch.run(["--input", str(root / "train" / "manifest.jsonl"), "--warehouse", str(features_wh)] + runner) == 0
+    assert (
+        train_cli.run(
+            ["--features", str(features_wh), "--labels", str(root / "train" / "labels.jsonl"),
+             "--out", str(root / "models"), "--epochs", "2", "--quiet"]  # fmt: skip
+        )
+        == 0
+    )
+    warehouse = root / "wh"
+    args = ["--input", str(manifest), "--warehouse", str(warehouse), "--model_dir", str(root / "models")]
+    args += ["--min_cell_count", "1", "--run_id", "first"] + runner
+    assert batch.run(args) == 0
+    labels = [json.loads(line) for line in (root / "uploads" / "labels.jsonl").read_text().splitlines()]
+    return {"root": root, "warehouse": warehouse, "args": args, "labels": labels, "input_rows": len(lines) + 5}
+
+
+def query(warehouse: Path, sql: str):
+    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+def test_every_good_upload_has_one_score_row_with_its_modalities(job):
+    good = [row for row in job["labels"] if row["label"] != "corrupt"]
+    rows = query(job["warehouse"], "select content_id, media_type, modalities_present, fused_score from media_scores")
+    assert sorted(r[0] for r in rows) == sorted(row["content_id"] for row in good)
+    by_id = {r[0]: r for r in rows}
+    for row in good:
+        modalities = by_id[row["content_id"]][2]
+        assert "metadata" in modalities
+        assert ("visual" in modalities) == (row["visual_label"] is not None)
+        assert ("audio" in modalities) == (row["audio_label"] is not None)
+        assert 0.0 <= by_id[row["content_id"]][3] <= 1.0
+
+
+def test_scores_name_the_models_that_made_them(job):
+    rows = query(
+        job["warehouse"],
+        "select count(*) from media_scores where visual_score is not null and visual_model_version is null",
+    )
+    assert rows == [(0,)]
+    versions = query(job["warehouse"], "select distinct metadata_model_name, metadata_model_version from media_scores")
+    assert len(versions) == 1 and versions[0][0] == "metadata_detector"
+
+
+def test_every_input_row_is_accounted_for(job):
+    scored = query(job["warehouse"], "select count(*) from media_scores")[0][0]
+    reasons = dict(
+        ((d, s, e), n)
+        for d, s, e, n in query(job["warehouse"], "select disposition, step, error_type, count(*) from dead_letter group by all")
+    )
+    assert scored + sum(reasons.values()) == job["input_rows"]
+    assert reasons[("skipped", "dedupe_events", "duplicate_content_id")] == 1
+    assert reasons[("skipped", "parse_events", "blank_line")] == 1
+    assert reasons[("dead_letter", "parse_events", "InvalidEvent")] == 2
+    assert reasons[("dead_letter", "fetch_media", "MediaNotFound")] == 1
+    corrupt_ids = {row["content_id"] for row in job["labels"] if row["label"] == "corrupt"}
+    dead_ids = {r[0] for r in query(job["warehouse"], "select content_id from dead_letter where content_id is not null")}
+    assert corrupt_ids <= dead_ids
+
+
+def test_tables_match_their_schema_files(job):
+    for table in TABLES:
+        files = sorted((job["warehouse"] / table).glob("*.parquet"))
+        assert files, table
+        assert pq.read_schema(files[0]).remove_metadata().equals(arrow_schema(table)), table
+        columns = [r[0] for r in query(job["warehouse"], f"describe {table}")]
+        assert columns == arrow_schema(table).names
+
+
+def test_every_decision_has_one_event_per_target(job):
+    mismatched = query(
+        job["warehouse"],
+        """
+        select d.decision_id, len(d.targets) as wanted, count(e.event_id) as got
+        from enforcement_decisions d left join enforcement_events e using (decision_id)
+        group by all having wanted <> got
+        """,
+    )
+    assert mismatched == []
+    decisions = query(job["warehouse"], "select count(*), count(distinct content_id) from enforcement_decisions")
+    assert decisions[0][0] == decisions[0][1] == query(job["warehouse"], "select count(*) from media_scores")[0][0]
+
+
+def test_training_examples_are_written_in_the_serving_layout(job):
+    files = [str(p) for p in (job["warehouse"] / "features_tfrecord").glob("*.tfrecord.gz")]
+    examples = read_examples(files)
+    assert len(examples) == query(job["warehouse"], "select count(*) from features")[0][0]
+    assert all("metadata" in e for e in examples)
+
+
+def test_a_rerun_emits_the_same_event_ids(job, capsys):
+    first = set(r[0] for r in query(job["warehouse"], "select event_id from enforcement_events"))
+    args = [a if a != "first" else "second" for a in job["args"]]
+    assert batch.run(args) == 0
+    assert "balanced" in capsys.readouterr().out
+    both = query(job["warehouse"], "select count(*), count(distinct event_id) from enforcement_events")[0]
+    assert both == (2 * len(first), len(first))
