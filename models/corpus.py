@@ -1337,9 +1337,11 @@ def _write_video(path: Path, container: str, frames: Iterable[np.ndarray], size:
         for key, value in tags.items():
             output.metadata[key] = value
         if container == "mp4":
+            # No "faster" or slower presets: with two reference frames this x264 build reads
+            # uninitialised memory, and the same frames encode to different bytes run to run.
             video = output.add_stream("libx264", rate=fps)
             video.options = {"crf": str(int(rng.integers(18, 37))), "g": str(gop), "keyint_min": str(min(gop, 25)),
-                             "preset": str(rng.choice(["ultrafast", "superfast", "veryfast", "faster"])),
+                             "preset": str(rng.choice(["ultrafast", "superfast", "veryfast"])),
                              "threads": "1"}  # fmt: skip
             sound = output.add_stream("aac", rate=audio_sr)
             sound.bit_rate = int(rng.choice([32000, 48000, 64000, 96000, 128000]))
@@ -1357,7 +1359,9 @@ def _write_video(path: Path, container: str, frames: Iterable[np.ndarray], size:
         sound.layout = "mono"
         audio_pos = 0
         for index, frame in enumerate(frames):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            # Convert here rather than in swscale, whose RGB path reads uninitialised row padding
+            # and made encodes differ from run to run. Same BT.601 limited-range matrix.
+            picture = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
             picture.pts = index
             output.mux(video.encode(picture))
             # Interleave the audio up to this frame, in half-second chunks.
