@@ -21,6 +21,7 @@ applies the pixel and duration limits before anything is decoded, and reads prov
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import zlib
@@ -88,6 +89,14 @@ def digital_source_type(data: bytes) -> str | None:
     return match.group(1).rstrip("/").rsplit("/", 1)[-1] if match else None
 
 
+@functools.cache
+def _offline_c2pa_context() -> c2pa.Context:
+    # A hostile file can point at a remote manifest or an OCSP responder; reading must never
+    # make the worker fetch a URL an uploader chose.
+    settings = c2pa.Settings.from_dict({"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}})
+    return c2pa.Context(settings)
+
+
 def read_c2pa(data: bytes, mime_type: str | None) -> tuple[bool, str | None, str, str | None]:
     """(present, claim generator, validation state, digital source type) of a C2PA manifest.
 
@@ -97,7 +106,7 @@ def read_c2pa(data: bytes, mime_type: str | None) -> tuple[bool, str | None, str
     if mime_type is None:
         return False, None, "absent", None
     try:
-        reader = c2pa.Reader(mime_type, io.BytesIO(data))
+        reader = c2pa.Reader(mime_type, io.BytesIO(data), context=_offline_c2pa_context())
     except c2pa.C2paError as exc:
         if "ManifestNotFound" in type(exc).__name__ or "ManifestNotFound" in str(exc):
             return False, None, "absent", None
