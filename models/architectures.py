@@ -49,26 +49,36 @@ def _part_network(input_shape: tuple[int, ...], filters: tuple[int, ...], name: 
     return keras.Model(part, layers.Dense(1)(x), name=name)
 
 
-def build_visual(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> keras.Model:
-    inputs = _inputs("visual")
-    frames = layers.Rescaling(1.0 / 127.5, offset=-1.0)(keras.ops.cast(inputs["frames"], "float32"))
-    frame_net = _part_network(tuple(SIGNATURES["visual"][0].shape[1:]), (16, 32, 48), "frame_scorer")
-    frame_logits = layers.TimeDistributed(frame_net, name="frame_logits")(frames)[..., 0]
-    visual_logit = MaskedMean(name="mean_frame_logit")(frame_logits, inputs["frame_mask"])
+def _build_part_model(modality: str, parts, handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray):
+    """Shared shape of the visual and audio detectors: per-part logits, masked mean, plus
+    a logit from the item's hand-made signals. `parts` maps the inputs to [batch, parts, ...]."""
+    tensor_spec, mask_spec, _ = SIGNATURES[modality]
+    inputs = _inputs(modality)
+    part_inputs = parts(inputs[tensor_spec.name])
+    part_net = _part_network(tuple(part_inputs.shape[2:]), (16, 32, 48), f"{modality}_part_scorer")
+    part_logits = layers.TimeDistributed(part_net, name=f"{modality}_part_logits")(part_inputs)[..., 0]
+    mean_logit = MaskedMean(name=f"mean_{modality}_part_logit")(part_logits, inputs[mask_spec.name])
     normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")
-    logit = visual_logit[:, None] + _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
-    return keras.Model(inputs, logit[:, 0], name="visual_detector")
+    logit = mean_logit[:, None] + _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
+    return keras.Model(inputs, logit[:, 0], name=f"{modality}_detector")
+
+
+def _frames_to_parts(frames):
+    return layers.Rescaling(1.0 / 127.5, offset=-1.0)(keras.ops.cast(frames, "float32"))
+
+
+def _logmel_to_parts(logmel):
+    return layers.Reshape((*SIGNATURES["audio"][0].shape, 1))(logmel)
+
+
+def build_visual(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> keras.Model:
+    """Frames: a CNN scores each sampled frame; padding frames are masked out."""
+    return _build_part_model("visual", _frames_to_parts, handcrafted_mean, handcrafted_var)
 
 
 def build_audio(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> keras.Model:
-    inputs = _inputs("audio")
-    windows = layers.Reshape((*SIGNATURES["audio"][0].shape, 1))(inputs["logmel"])
-    window_net = _part_network((*SIGNATURES["audio"][0].shape[1:], 1), (16, 32, 48), "window_scorer")
-    window_logits = layers.TimeDistributed(window_net, name="window_logits")(windows)[..., 0]
-    audio_logit = MaskedMean(name="mean_window_logit")(window_logits, inputs["window_mask"])
-    normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")
-    logit = audio_logit[:, None] + _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
-    return keras.Model(inputs, logit[:, 0], name="audio_detector")
+    """Log-mel windows: a CNN scores each one-second window; padding windows are masked out."""
+    return _build_part_model("audio", _logmel_to_parts, handcrafted_mean, handcrafted_var)
 
 
 def build_metadata(metadata_mean: np.ndarray, metadata_var: np.ndarray) -> keras.Model:

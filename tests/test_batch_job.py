@@ -41,17 +41,12 @@ def job(tmp_path_factory):
 
     runner = [f"--runner={batch.LOCAL_RUNNER}"]
     features_wh = root / "train_wh"
-    assert batch.run(["--input", str(root / "train" / "manifest.jsonl"), "--warehouse", str(features_wh)] + runner) == 0
-    assert (
-        train_cli.run(
-            ["--features", str(features_wh), "--labels", str(root / "train" / "labels.jsonl"),
-             "--out", str(root / "models"), "--epochs", "2", "--quiet"]  # fmt: skip
-        )
-        == 0
-    )
+    assert batch.run(["--input", str(root / "train" / "manifest.jsonl"), "--warehouse", str(features_wh), *runner]) == 0
+    train_args = ["--features", str(features_wh), "--labels", str(root / "train" / "labels.jsonl")]
+    assert train_cli.run([*train_args, "--out", str(root / "models"), "--epochs", "2", "--quiet"]) == 0
     warehouse = root / "wh"
     args = ["--input", str(manifest), "--warehouse", str(warehouse), "--model_dir", str(root / "models")]
-    args += ["--min_cell_count", "1", "--run_id", "first"] + runner
+    args += ["--min_cell_count", "1", "--run_id", "first", *runner]
     assert batch.run(args) == 0
     labels = [json.loads(line) for line in (root / "uploads" / "labels.jsonl").read_text().splitlines()]
     return {"root": root, "warehouse": warehouse, "args": args, "labels": labels, "input_rows": len(lines) + 5}
@@ -89,7 +84,9 @@ def test_every_input_row_is_accounted_for(job):
     scored = query(job["warehouse"], "select count(*) from media_scores")[0][0]
     reasons = dict(
         ((d, s, e), n)
-        for d, s, e, n in query(job["warehouse"], "select disposition, step, error_type, count(*) from dead_letter group by all")
+        for d, s, e, n in query(
+            job["warehouse"], "select disposition, step, error_type, count(*) from dead_letter group by all"
+        )
     )
     assert scored + sum(reasons.values()) == job["input_rows"]
     assert reasons[("skipped", "dedupe_events", "duplicate_content_id")] == 1
@@ -97,7 +94,9 @@ def test_every_input_row_is_accounted_for(job):
     assert reasons[("dead_letter", "parse_events", "InvalidEvent")] == 2
     assert reasons[("dead_letter", "fetch_media", "MediaNotFound")] == 1
     corrupt_ids = {row["content_id"] for row in job["labels"] if row["label"] == "corrupt"}
-    dead_ids = {r[0] for r in query(job["warehouse"], "select content_id from dead_letter where content_id is not null")}
+    dead_ids = {
+        r[0] for r in query(job["warehouse"], "select content_id from dead_letter where content_id is not null")
+    }
     assert corrupt_ids <= dead_ids
 
 

@@ -132,3 +132,26 @@ def test_transparency_cells_count_and_suppress():
     assert (hidden.item_count, hidden.suppressed, hidden.median_hours_to_action) == (None, True, None)
     validate_row("transparency_aggregates", hidden.to_row())
     assert list(cell_keys(decide(item(0.1), POLICY))) == []  # no action, nothing to report
+
+
+def test_fanout_routes_each_event_to_its_target_output():
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from transforms.policy import ApplyPolicy, FanOutEnforcement
+
+    from .conftest import batch_pipeline
+
+    with batch_pipeline() as p:
+        decisions = p | beam.Create([item(0.99), item(0.9), item(0.1)]) | ApplyPolicy(POLICY)
+        outputs = decisions | FanOutEnforcement(POLICY)
+        assert set(outputs) == {
+            "content_store", "search_index", "recommendations", "notifications", "strike_ledger", "review_queue"
+        }  # fmt: skip
+        for target, events in outputs.items():
+            expected = [(target, "human_review")] if target == "review_queue" else [(target, "remove")]
+            assert_that(
+                events | f"Pairs{target}" >> beam.Map(lambda e: (e.target, e.action)),
+                equal_to(expected),
+                label=f"Check{target}",
+            )

@@ -37,7 +37,7 @@ from models.signature import (
     WINDOW_FRAMES,
 )
 from schemas.records import AudioFeatures, MediaFeatures
-from transforms.dead_letter import ParDoOrDeadLetter
+from transforms.dead_letter import MediaStep
 from transforms.limits import MediaLimits
 from transforms.media import decode_audio, evenly_spaced
 
@@ -150,12 +150,8 @@ class _ExtractAudioDoFn(beam.DoFn):
         yield dataclasses.replace(item, audio=audio)
 
 
-class ExtractAudioFeatures(beam.PTransform):
+class ExtractAudioFeatures(MediaStep):
     """MediaFeatures -> MediaFeatures with `audio` set; undecodable tracks dead-lettered."""
 
-    def __init__(self, limits: MediaLimits):
-        super().__init__()
-        self._limits = limits
-
-    def expand(self, items):
-        return items | ParDoOrDeadLetter(_ExtractAudioDoFn(self._limits), step="extract_audio")
+    DOFN = _ExtractAudioDoFn
+    STEP = "extract_audio"

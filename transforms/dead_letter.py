@@ -85,3 +85,20 @@ class ParDoOrDeadLetter(beam.PTransform):
         good, bad = pcoll | "Process" >> beam.ParDo(self._dofn, *self._args, **self._kwargs).with_exception_handling()
         dead = bad | "ToDeadLetter" >> beam.ParDo(_CountDeadLetters(self._step))
         return good, dead
+
+
+class MediaStep(beam.PTransform):
+    """A per-item media step: `DOFN(limits)` with failures dead-lettered under `STEP`.
+
+    Subclasses name the DoFn class and the step; returns `(good, dead_letters)`.
+    """
+
+    DOFN: type[beam.DoFn]
+    STEP: str
+
+    def __init__(self, limits):
+        super().__init__()
+        self._limits = limits
+
+    def expand(self, items):
+        return items | ParDoOrDeadLetter(self.DOFN(self._limits), step=self.STEP)

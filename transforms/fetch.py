@@ -10,7 +10,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from schemas.records import MediaBlob, UploadEvent
-from transforms.dead_letter import ParDoOrDeadLetter
+from transforms.dead_letter import MediaStep
 from transforms.limits import MediaLimits, MediaRejected
 
 # Errors worth another try: the network and the object store, not a missing or bad file.
@@ -70,12 +70,8 @@ class _FetchMediaDoFn(beam.DoFn):
         yield MediaBlob(event=event, data=data, sha256=hashlib.sha256(data).hexdigest())
 
 
-class FetchMedia(beam.PTransform):
+class FetchMedia(MediaStep):
     """UploadEvent -> MediaBlob; missing, empty or oversized media dead-lettered."""
 
-    def __init__(self, limits: MediaLimits):
-        super().__init__()
-        self._limits = limits
-
-    def expand(self, events):
-        return events | ParDoOrDeadLetter(_FetchMediaDoFn(self._limits), step="fetch_media")
+    DOFN = _FetchMediaDoFn
+    STEP = "fetch_media"

@@ -33,7 +33,7 @@ from apache_beam.metrics import Metrics
 
 from models.signature import METADATA_DIM
 from schemas.records import MediaBlob, MediaFeatures, MediaInfo, UploadEvent, utc_now
-from transforms.dead_letter import ParDoOrDeadLetter
+from transforms.dead_letter import MediaStep
 from transforms.limits import MediaLimits, UnsupportedMedia
 from transforms.media import (
     audio_stream,
@@ -281,12 +281,8 @@ class _ExtractMetadataDoFn(beam.DoFn):
         )
 
 
-class ExtractMetadataFeatures(beam.PTransform):
+class ExtractMetadataFeatures(MediaStep):
     """MediaBlob -> MediaFeatures with `info` and `metadata_vector`; unreadable files dead-lettered."""
 
-    def __init__(self, limits: MediaLimits):
-        super().__init__()
-        self._limits = limits
-
-    def expand(self, blobs):
-        return blobs | ParDoOrDeadLetter(_ExtractMetadataDoFn(self._limits), step="extract_metadata")
+    DOFN = _ExtractMetadataDoFn
+    STEP = "extract_metadata"

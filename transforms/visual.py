@@ -25,7 +25,7 @@ from apache_beam.metrics import Metrics
 
 from models.signature import CROP_SIZE, MAX_FRAMES, VISUAL_HANDCRAFTED_DIM
 from schemas.records import MediaFeatures, VisualFeatures
-from transforms.dead_letter import ParDoOrDeadLetter
+from transforms.dead_letter import MediaStep
 from transforms.limits import MediaLimits
 from transforms.media import decode_image_frames, decode_video_frames, open_image
 
@@ -174,12 +174,8 @@ class _ExtractVisualDoFn(beam.DoFn):
         yield dataclasses.replace(item, visual=visual)
 
 
-class ExtractVisualFeatures(beam.PTransform):
+class ExtractVisualFeatures(MediaStep):
     """MediaFeatures -> MediaFeatures with `visual` set; undecodable pictures dead-lettered."""
 
-    def __init__(self, limits: MediaLimits):
-        super().__init__()
-        self._limits = limits
-
-    def expand(self, items):
-        return items | ParDoOrDeadLetter(_ExtractVisualDoFn(self._limits), step="extract_visual")
+    DOFN = _ExtractVisualDoFn
+    STEP = "extract_visual"
