@@ -22,15 +22,17 @@ Usage: ``python -m models.corpus --out DIR --count N [--seed S] [--corrupt K]``
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import av
 import cv2
@@ -57,7 +59,7 @@ LABELS = ("real", "synthetic", "corrupt")
 _ITEM_STREAM, _ACCOUNT_STREAM, _CORRUPT_STREAM = 0, 1, 2
 _PLAN, _UPLOAD, _VISUAL, _AUDIO, _META, _ENCODE = range(6)
 
-_WINDOW_START = datetime(2026, 10, 1, tzinfo=timezone.utc)
+_WINDOW_START = datetime(2026, 10, 1, tzinfo=UTC)
 _WINDOW_DAYS = 30
 _ACCOUNT_POOL_SIZE = 400
 
@@ -104,12 +106,24 @@ _CAMERAS = (
 )  # fmt: skip
 # Software/encoder strings; the two lists overlap on purpose (editors serve both worlds).
 _REAL_IMAGE_SOFTWARE = (
-    "Adobe Photoshop Lightroom Classic 13.0", "Snapseed 2.0", "GIMP 2.10.36", "Instagram", "Picasa",
-    "Adobe Photoshop 25.0 (Windows)", "Canva",
+    "Adobe Photoshop Lightroom Classic 13.0",
+    "Snapseed 2.0",
+    "GIMP 2.10.36",
+    "Instagram",
+    "Picasa",
+    "Adobe Photoshop 25.0 (Windows)",
+    "Canva",
 )
 _SYNTH_IMAGE_SOFTWARE = (
-    "diffusers 0.27.2", "ComfyUI", "stable-diffusion-webui", "Python PIL", "imageio", "OpenCV 4.9.0",
-    "Adobe Photoshop 25.0 (Windows)", "GIMP 2.10.36", "Canva",
+    "diffusers 0.27.2",
+    "ComfyUI",
+    "stable-diffusion-webui",
+    "Python PIL",
+    "imageio",
+    "OpenCV 4.9.0",
+    "Adobe Photoshop 25.0 (Windows)",
+    "GIMP 2.10.36",
+    "Canva",
 )
 _REAL_AV_SOFTWARE = ("CapCut", "InShot 2.0", "Lavf60.16.100", "Voice Memos", "Recorder 3.2", "Audacity 3.4.2",
                      "WhatsApp", "HandBrake 1.7.2")  # fmt: skip
@@ -283,7 +297,7 @@ def _account_weights(accounts: list[Account]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _plan_upload(
@@ -307,9 +321,7 @@ def _iso6709(rng: np.random.Generator, country: str) -> str:
     return f"{lat + rng.normal(0, 2):+08.4f}{lon + rng.normal(0, 3):+09.4f}/"
 
 
-def _plan_metadata(
-    seed: int, plan: ItemPlan, uploaded_at: datetime, country: str
-) -> MetadataPlan:
+def _plan_metadata(seed: int, plan: ItemPlan, uploaded_at: datetime, country: str) -> MetadataPlan:
     """Probabilistic provenance: every tell also occurs, less often, on the other class."""
     rng = _rng(seed, _ITEM_STREAM, plan.index, _META)
     family = plan.metadata_family
@@ -324,10 +336,11 @@ def _plan_metadata(
         stripped = plan.synthetic or u[0] < 0.45  # platforms and messengers strip EXIF often
         if not stripped or (plan.synthetic and u[0] < 0.15):
             camera = camera_entry[:2]
-            software = camera_entry[2] if u[1] < 0.7 else _REAL_IMAGE_SOFTWARE[int(rng.integers(7))]
+            editors = _REAL_IMAGE_SOFTWARE if plan.media_type == "image" else _REAL_AV_SOFTWARE
+            software = camera_entry[2] if u[1] < 0.7 else editors[int(rng.integers(len(editors)))]
             capture_time = before_upload
             if u[2] < 0.03:  # a camera whose clock was never set
-                capture_time = datetime(2000, 1, 1, tzinfo=timezone.utc) + (before_upload - _WINDOW_START)
+                capture_time = datetime(2000, 1, 1, tzinfo=UTC) + (before_upload - _WINDOW_START)
         elif u[1] < 0.25:
             pool = _REAL_IMAGE_SOFTWARE if plan.media_type == "image" else _REAL_AV_SOFTWARE
             software = pool[int(rng.integers(len(pool)))]
@@ -449,8 +462,8 @@ def _ellipse_mask(shape: tuple[int, int], centre: tuple[float, float], axes: tup
     scale = 16  # cv2 sub-pixel coordinates, 4 fractional bits
     cv2.ellipse(
         mask,
-        (int(round(centre[0] * scale)), int(round(centre[1] * scale))),
-        (max(1, int(round(axes[0] * scale))), max(1, int(round(axes[1] * scale)))),
+        (round(centre[0] * scale), round(centre[1] * scale)),
+        (max(1, round(axes[0] * scale)), max(1, round(axes[1] * scale))),
         angle, 0, 360, 255, -1, cv2.LINE_AA, 4,
     )  # fmt: skip
     return mask.astype(np.float32) / 255.0
@@ -518,7 +531,7 @@ def _face_sprite(face: _Face, mouth_open: float) -> np.ndarray:
 
 def _paste(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left: float, top: float) -> None:
     """Alpha-composites a sprite into the frame in place, clipped to the frame."""
-    x0, y0 = int(round(left)), int(round(top))
+    x0, y0 = round(left), round(top)
     h, w = alpha.shape
     fx0, fy0 = max(x0, 0), max(y0, 0)
     fx1, fy1 = min(x0 + w, frame.shape[1]), min(y0 + h, frame.shape[0])
@@ -559,20 +572,28 @@ def _build_scene(rng: np.random.Generator, width: int, height: int, frames: int,
             mask = _ellipse_mask((ch, cw), centre, (size, size * rng.uniform(0.4, 1.0)), rng.uniform(0, 180))
         else:
             sides = 4 if kind == 1 else int(rng.integers(3, 7))
-            angles = np.sort(rng.uniform(0, 2 * np.pi, sides)) if kind == 2 else np.arange(4) * np.pi / 2 + rng.uniform(0, np.pi)
+            angles = (
+                np.sort(rng.uniform(0, 2 * np.pi, sides))
+                if kind == 2
+                else np.arange(4) * np.pi / 2 + rng.uniform(0, np.pi)
+            )
             radii = size * (rng.uniform(0.6, 1.0, sides) if kind == 2 else np.ones(sides))
             points = np.stack([centre[0] + radii * np.cos(angles), centre[1] + radii * np.sin(angles)], 1)
             mask_u8 = np.zeros((ch, cw), np.uint8)
             cv2.fillPoly(mask_u8, [np.round(points * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
             mask = mask_u8.astype(np.float32) / 255.0
         shift = tuple(int(s) for s in rng.integers(0, 64, 2))
-        detail = rng.uniform(0.1, 0.4) * np.roll(coarse, shift, (0, 1)) + rng.uniform(0.0, 0.15) * np.roll(fine, shift, (1, 0))
+        detail = rng.uniform(0.1, 0.4) * np.roll(coarse, shift, (0, 1)) + rng.uniform(0.0, 0.15) * np.roll(
+            fine, shift, (1, 0)
+        )
         shade = 1 + rng.uniform(-0.3, 0.3) * (xx - 0.5) + rng.uniform(-0.3, 0.3) * (yy - 0.5)
         canvas = _lerp(canvas, colour[None, None, :] * ((1 + detail) * shade)[..., None], mask)
     illumination = 1 + rng.uniform(-0.5, 0.5) * (xx - 0.5) + rng.uniform(-0.5, 0.5) * (yy - 0.5)
     spot = np.exp(-(((xx - rng.uniform(0, 1)) ** 2 + (yy - rng.uniform(0, 1)) ** 2) / rng.uniform(0.05, 0.3)))
     exposure = rng.uniform(0.45, 1.0)
-    canvas = np.clip(canvas * (illumination + rng.uniform(0, 0.5) * spot)[..., None] * exposure, 0, 1).astype(np.float32)
+    canvas = np.clip(canvas * (illumination + rng.uniform(0, 0.5) * spot)[..., None] * exposure, 0, 1).astype(
+        np.float32
+    )
 
     start = rng.uniform(0, 2 * margin, 2)
     end = rng.uniform(0, 2 * margin, 2) if rng.random() < 0.6 else start
@@ -581,9 +602,10 @@ def _build_scene(rng: np.random.Generator, width: int, height: int, frames: int,
     pan = np.clip(pan, 0, 2 * margin)
 
     obj_size = int(rng.uniform(0.1, 0.25) * height) + 4
-    obj_rgb = np.array(rng.uniform(0.1, 0.9, 3), np.float32)[None, None, :] * (
-        1 + 0.2 * _fractal_noise(rng, obj_size, obj_size, 2.0)
-    )[..., None]
+    obj_rgb = (
+        np.array(rng.uniform(0.1, 0.9, 3), np.float32)[None, None, :]
+        * (1 + 0.2 * _fractal_noise(rng, obj_size, obj_size, 2.0))[..., None]
+    )
     obj_alpha = _ellipse_mask((obj_size, obj_size), (obj_size / 2, obj_size / 2), (obj_size / 2 - 1, obj_size / 2.4))
     obj_start = np.array([rng.uniform(-obj_size, width), rng.uniform(0, height - obj_size)])
     obj_velocity = rng.uniform(-3, 3, 2) * (width / 200)
@@ -678,6 +700,7 @@ class _VisualStyle:
     smooth_sigma_colour: float = 0.0
     saturation: float = 1.0
     flicker: float = 0.0
+    sharpen: float = 0.0  # an upscaler's unsharp mask: edges regain contrast, texture stays flat
     swap_face: _Face | None = None
     swap_tint: np.ndarray | None = None
     swap_scale: float = 1.0
@@ -698,8 +721,9 @@ def _make_style(rng: np.random.Generator, family: str | None, scene: _Scene) -> 
         return _VisualStyle(family, factor=factor, kernels=kernels, post_blur=rng.uniform(0, 0.5) if nearest else 0.0,
                             gamma=gamma)  # fmt: skip
     if family == "diffusion":
-        return _VisualStyle(family, post_blur=rng.uniform(0.5, 1.4), smooth_sigma_colour=rng.uniform(0.03, 0.15),
-                            saturation=rng.uniform(1.0, 1.2), flicker=rng.uniform(0.0, 0.01), gamma=gamma)  # fmt: skip
+        return _VisualStyle(family, post_blur=rng.uniform(0.3, 1.2), smooth_sigma_colour=rng.uniform(0.03, 0.15),
+                            saturation=rng.uniform(1.0, 1.2), flicker=rng.uniform(0.0, 0.01), gamma=gamma,
+                            sharpen=rng.uniform(0.3, 0.8) if rng.random() < 0.3 else 0.0)  # fmt: skip
     if family == "blend":
         head_height = scene.face.head_axes[1] * 2
         # Most swaps are colour-matched to the target; some keep the source's own skin tone.
@@ -768,7 +792,7 @@ def _render_frames(
 
     def face_rgb(swapped: bool, index: int) -> np.ndarray:
         # Mouth openness in 1/16 steps: sprites are reused across frames, not redrawn.
-        key = (swapped, int(round(float(mouth[index]) * 16)))
+        key = (swapped, round(float(mouth[index]) * 16))
         if key not in sprites:
             face = style.swap_face if swapped else scene.face
             assert face is not None
@@ -800,6 +824,8 @@ def _render_frames(
             if style.saturation != 1.0:
                 grey = display.mean(axis=2, keepdims=True)
                 display = grey + (display - grey) * np.float32(style.saturation)
+            if style.sharpen:
+                display = display + np.float32(style.sharpen) * (display - cv2.GaussianBlur(display, (0, 0), 1.0))
         if out_size != size:
             display = cv2.resize(display, out_size, interpolation=interpolation)
         if grain:
@@ -854,12 +880,12 @@ def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
         return x
     pad = [(width // 2, width - 1 - width // 2)] + [(0, 0)] * (x.ndim - 1)
     sums = np.cumsum(np.pad(x, pad, mode="edge"), axis=0)
-    sums = np.concatenate([np.zeros((1,) + x.shape[1:]), sums], axis=0)
+    sums = np.concatenate([np.zeros((1, *x.shape[1:])), sums], axis=0)
     return (sums[width:] - sums[:-width]) / width
 
 
 def _speech_tracks(rng: np.random.Generator, duration: float, regular: bool) -> _SpeechTracks:
-    n = max(2, int(round(duration * _CONTROL_RATE)))
+    n = max(2, round(duration * _CONTROL_RATE))
     voicing, frication, openness = np.zeros(n), np.zeros(n), np.zeros(n)
     formants = np.tile(np.array([500.0, 1500.0, 2500.0]), (n, 1))
     # A TTS front end quantises durations to its frame hop and keeps them even.
@@ -867,8 +893,8 @@ def _speech_tracks(rng: np.random.Generator, duration: float, regular: bool) -> 
 
     def frames_for(seconds: float) -> int:
         if regular:
-            return max(2, int(round(seconds * _CONTROL_RATE / 2)) * 2)
-        return max(1, int(round(seconds * _CONTROL_RATE)))
+            return max(2, round(seconds * _CONTROL_RATE / 2) * 2)
+        return max(1, round(seconds * _CONTROL_RATE))
 
     pos = frames_for(rng.uniform(0.05, 0.3))
     last = formants[0]
@@ -940,7 +966,7 @@ def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndar
 def _formant_filter(source: np.ndarray, formants: np.ndarray, tract: float, sr: int) -> np.ndarray:
     """Cascade of time-varying two-pole resonators, updated when the formants move."""
     n = len(source)
-    block = max(1, int(round(sr / _CONTROL_RATE)))
+    block = max(1, round(sr / _CONTROL_RATE))
     blocks = -(-n // block)
     index = np.minimum(np.arange(blocks) * block * _CONTROL_RATE // sr, len(formants) - 1)
     freqs = formants[index] * tract
@@ -963,7 +989,7 @@ def _formant_filter(source: np.ndarray, formants: np.ndarray, tract: float, sr: 
     sections[:, 3] = 1.0
     state = np.zeros((freqs.shape[1], 2))
     out = np.empty(n)
-    for begin, end in zip(starts[:-1], starts[1:]):
+    for begin, end in itertools.pairwise(starts):
         sections[:, 0], sections[:, 4], sections[:, 5] = b0[begin], a1[begin], a2[begin]
         span = slice(begin * block, end * block)
         out[span], state = signal.sosfilt(sections, source[span], zi=state)
@@ -980,7 +1006,10 @@ def _synthesize_speech(rng: np.random.Generator, tracks: _SpeechTracks, voice: _
     accent = 0.08 * _moving_average(tracks.openness, 30)  # pitch rises a little on open vowels
     f0_ctrl = voice.f0 * (1 + voice.declination * (0.5 - t_ctrl / duration)) * (1 + walk + accent)
     if voice.pitch_walk < 0.005:  # TTS template: one smooth rise-fall per phrase, nothing else
-        f0_ctrl = voice.f0 * (1 + voice.declination * (0.5 - t_ctrl / duration) + 0.05 * np.sin(2 * np.pi * t_ctrl / 1.3))
+        period, depth = rng.uniform(0.9, 1.8), rng.uniform(0.03, 0.08)
+        f0_ctrl = voice.f0 * (
+            1 + voice.declination * (0.5 - t_ctrl / duration) + depth * np.sin(2 * np.pi * t_ctrl / period)
+        )
     f0 = np.interp(t, t_ctrl, np.clip(f0_ctrl, 70, 330))
     cycles = np.floor(np.cumsum(f0 / sr)).astype(np.int64)
     period_noise = rng.standard_normal(int(cycles[-1]) + 3)
@@ -1012,8 +1041,10 @@ def _music(rng: np.random.Generator, duration: float, sr: int) -> np.ndarray:
     rolloff = rng.uniform(1.0, 2.0)
     t_beat = 0.0
     step = 0
+    chord = chords[0]
     while t_beat < duration:
-        chord = chords[int(rng.integers(len(chords)))] if step % 4 == 0 else chord
+        if step % 4 == 0:  # a new chord every bar
+            chord = chords[int(rng.integers(len(chords)))]
         notes = [root + c for c in chord] + ([root + 12 + chord[int(rng.integers(3))]] if rng.random() < 0.7 else [])
         start = int(t_beat * sr)
         length = min(int(beat * sr * rng.uniform(0.8, 1.6)), n - start)
@@ -1022,10 +1053,13 @@ def _music(rng: np.random.Generator, duration: float, sr: int) -> np.ndarray:
             envelope = np.minimum(tt / 0.01, 1) * np.exp(-tt / rng.uniform(0.2, 0.8))
             for midi in notes:
                 freq = 440 * 2 ** ((midi - 69) / 12)
-                vibrato = 1 + 0.003 * np.sin(2 * np.pi * 5 * tt)
+                # 5 Hz vibrato of +-0.3%: the integral of 1 + 0.003 sin(2 pi 5 t), as a phase.
+                warped = tt - 0.003 / (2 * np.pi * 5) * np.cos(2 * np.pi * 5 * tt)
                 for harmonic in range(1, 7):
                     if harmonic * freq < 0.45 * sr:
-                        out[start : start + length] += np.sin(2 * np.pi * harmonic * freq * tt * vibrato) / harmonic**rolloff * envelope
+                        out[start : start + length] += (
+                            np.sin(2 * np.pi * harmonic * freq * warped) / harmonic**rolloff * envelope
+                        )
             if rng.random() < 0.6:  # a kick drum: a falling sine burst
                 kick = np.sin(2 * np.pi * (50 + 80 * np.exp(-tt / 0.03)) * tt) * np.exp(-tt / 0.12)
                 out[start : start + length] += 1.5 * kick
@@ -1174,7 +1208,7 @@ def _render_audio(
         content_sr = file_sr if rng.random() < 0.75 or not lower else int(rng.choice(lower))
     else:  # neural generators mostly run at 16-24 kHz, some at 44.1-48 kHz
         content_sr = int(rng.choice([16000, 22050, 24000])) if rng.random() < 0.8 else file_sr
-        content_sr = min(content_sr, file_sr) if file_sr >= 16000 else file_sr
+        content_sr = min(content_sr, file_sr)
     if family == "tts":
         content = "speech"
     if content == "speech":
@@ -1193,7 +1227,7 @@ def _render_audio(
     if family is None:
         if rng.random() < 0.85:
             x = signal.fftconvolve(x, _room_response(rng, content_sr))[: len(x)]
-        if rng.random() < 0.9:  # a few are studio-clean
+        if rng.random() < 0.85:  # some are studio-clean or denoised by the recording app
             x = _add_noise(rng, x, rng.uniform(10, 40), content_sr)
         if rng.random() < 0.3 and content_sr > 16000:  # a cheap microphone rolls off gently
             x = signal.sosfilt(signal.butter(2, rng.uniform(5000, 0.45 * content_sr), fs=content_sr, output="sos"), x)
@@ -1209,11 +1243,10 @@ def _render_audio(
         x = _neural_bandlimit(rng, x, content_sr)
         if rng.random() < 0.3:
             x = _add_noise(rng, x, rng.uniform(20, 40), content_sr)
-    elif family == "tts":
-        if rng.random() < 0.25:
-            x = _add_noise(rng, x, rng.uniform(25, 45), content_sr)
+    elif family == "tts" and rng.random() < 0.35:
+        x = _add_noise(rng, x, rng.uniform(25, 45), content_sr)
     x = _resample(x, content_sr, file_sr)
-    if family is not None and rng.random() < 0.45:
+    if family is not None and rng.random() < 0.6:
         # Mixed over a real background after generation: full-band noise hides the band edge.
         x = _add_noise(rng, x, rng.uniform(20, 45), file_sr)
     if rng.random() < 0.15:  # the app's noise suppression, on either class
@@ -1237,7 +1270,7 @@ def _xmp_packet(source_type: str, software: str | None) -> bytes:
         " </rdf:RDF>\n"
         "</x:xmpmeta>\n"
         '<?xpacket end="w"?>'
-    ).encode("utf-8")
+    ).encode()
 
 
 def _exif(meta: MetadataPlan) -> Image.Exif | None:
@@ -1284,7 +1317,9 @@ def _write_image(path: Path, container: str, frames: list[np.ndarray], meta: Met
         image.save(path, "WEBP", **options)
     else:
         if rng.random() < 0.4:  # a screenshot or re-share of a JPEG, saved as PNG
-            ok, buffer = cv2.imencode(".jpg", frames[0][..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 95))])
+            _, buffer = cv2.imencode(
+                ".jpg", frames[0][..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 95))]
+            )
             image = Image.fromarray(cv2.imdecode(buffer, cv2.IMREAD_COLOR)[..., ::-1])
         if xmp:
             info = PngInfo()
@@ -1403,7 +1438,7 @@ def _write_audio(path: Path, container: str, samples: np.ndarray, sr: int, tags:
 
 
 def _even(value: float) -> int:
-    return max(16, int(round(value / 2)) * 2)  # 4:2:0 chroma needs even sides
+    return max(16, round(value / 2) * 2)  # 4:2:0 chroma needs even sides
 
 
 def _visual_size(rng: np.random.Generator, media_type: str, generator_shape: bool, animated: bool) -> tuple[int, int]:
@@ -1443,7 +1478,7 @@ def _make_video(path: Path, plan: ItemPlan, meta: MetadataPlan, seed: int) -> No
     else:
         fps = int(rng_visual.choice([12, 15, 20, 24, 25], p=[0.1, 0.25, 0.15, 0.25, 0.25]))
         duration = rng_visual.uniform(2, 4)
-    frames = int(round(duration * fps))
+    frames = round(duration * fps)
     duration = frames / fps
     size = _visual_size(rng_visual, "video", meta.generator_shape, False)
     out_size = _platform_size(rng_visual, size)
@@ -1451,10 +1486,18 @@ def _make_video(path: Path, plan: ItemPlan, meta: MetadataPlan, seed: int) -> No
     content = _weighted_choice(rng_audio, (("speech", 0.75), ("music", 0.15), ("ambient", 0.1)))
     if plan.audio_family == "tts":
         content = "speech"
-    spoken = _speech_tracks(rng_audio, duration + 0.1, regular=plan.audio_family == "tts") if content == "speech" else None
-    heard = spoken
-    if spoken is not None and plan.audio_family is not None and plan.visual_family is None:
-        heard = _time_warped(spoken, rng_audio)  # voice clone over the original lips
+    voice_clone = plan.audio_family is not None and plan.visual_family is None
+    spoken = heard = None  # what the lips say, and what the soundtrack says
+    if content == "speech":
+        # A generated avatar speaks its own (regular) script in sync; real lips speak naturally.
+        spoken = heard = _speech_tracks(
+            rng_audio, duration + 0.1, regular=plan.audio_family == "tts" and not voice_clone
+        )
+        if voice_clone:  # a cloned voice over someone else's lips only roughly follows them
+            if plan.audio_family == "tts":
+                heard = _speech_tracks(rng_audio, duration + 0.1, regular=True)
+            else:
+                heard = _time_warped(spoken, rng_audio)
     audio_sr = int(rng_audio.choice([16000, 22050, 44100, 48000], p=[0.2, 0.15, 0.3, 0.35]))
     if plan.container == "webm":
         audio_sr = 48000  # Opus runs at 48 kHz
@@ -1654,10 +1697,25 @@ def main(argv: list[str] | None = None) -> None:
         + ", ".join(f"{m}: {'/'.join(n)}" for m, n in FAMILIES.items())
         + ")",
     )
+    parser.add_argument(
+        "--exclude-families",
+        default=None,
+        help="comma-separated families to leave out (for leave-one-family-out splits); the rest stay allowed",
+    )
     args = parser.parse_args(argv)
     if args.count < 0 or args.corrupt < 0 or args.seed < 0:
         parser.error("--count, --corrupt and --seed must not be negative")
-    families = [name.strip() for name in args.families.split(",") if name.strip()] if args.families else None
+    if args.families and args.exclude_families:
+        parser.error("give --families or --exclude-families, not both")
+    families = None
+    if args.families:
+        families = [name.strip() for name in args.families.split(",") if name.strip()]
+    elif args.exclude_families:
+        excluded = {name.strip() for name in args.exclude_families.split(",") if name.strip()}
+        known = {name for names in FAMILIES.values() for name in names}
+        if excluded - known:
+            parser.error(f"unknown families {sorted(excluded - known)}; expected some of {sorted(known)}")
+        families = {modality: [n for n in names if n not in excluded] for modality, names in FAMILIES.items()}
     started = time.perf_counter()
     try:
         summary = generate_corpus(args.out, args.count, seed=args.seed, corrupt=args.corrupt, families=families)

@@ -120,4 +120,7 @@ def run(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     logging.getLogger().setLevel(logging.WARNING)
+    # Multi-process workers relay their start-up notes (options only the launcher parses)
+    # through the job service at WARNING; errors still come through.
+    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
     sys.exit(run())

@@ -7,6 +7,7 @@ actually wrote to the warehouse, so a row lost between a step and the sink shows
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import duckdb
@@ -82,5 +83,7 @@ def format_summary(summary: Reconciliation, catalog: Path, models: dict) -> str:
     for action, count in summary.actions:
         lines.append(f"  {action:<13} {count}")
     lines.append(f"warehouse: {catalog}")
-    lines.append(f'  query it: duckdb {catalog} "select action, count(*) from enforcement_decisions group by 1"')
+    shell = Path(sys.prefix) / "bin" / "duckdb"
+    shell_name = str(shell) if shell.exists() else "duckdb"
+    lines.append(f'  query it: {shell_name} {catalog} "select action, count(*) from enforcement_decisions group by 1"')
     return "\n".join(lines)

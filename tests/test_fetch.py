@@ -9,8 +9,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from schemas.records import UploadEvent
 from transforms import fetch
-from transforms.fetch import MediaNotFound, _FetchMediaDoFn, read_media
-from transforms.limits import LimitExceeded, MediaLimits, MediaRejected
+from transforms.fetch import EmptyMedia, MediaNotFound, _FetchMediaDoFn, read_media
+from transforms.limits import LimitExceeded, MediaLimits
 
 
 def test_local_and_file_uris_read_the_same_bytes(tmp_path):
@@ -61,5 +61,5 @@ def test_the_dofn_fingerprints_and_refuses_empty_files(tmp_path):
     (blob,) = list(dofn.process(event))
     assert blob.sha256 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     (tmp_path / "a.bin").write_bytes(b"")
-    with pytest.raises(MediaRejected, match="empty"):
+    with pytest.raises(EmptyMedia, match="empty"):
         list(dofn.process(event))

@@ -22,6 +22,10 @@ class MediaNotFound(MediaRejected):
     reason = "media_not_found"
 
 
+class EmptyMedia(MediaRejected):
+    reason = "empty_media"
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, _TRANSIENT):
         return True
@@ -65,7 +69,7 @@ class _FetchMediaDoFn(beam.DoFn):
     def process(self, event: UploadEvent):
         data = read_media(event.media_uri, self._limits)
         if not data:
-            raise MediaRejected(f"media at {event.media_uri} is empty (0 bytes)", reason="empty_media")
+            raise EmptyMedia(f"media at {event.media_uri} is empty (0 bytes)")
         self._bytes.inc(len(data))
         yield MediaBlob(event=event, data=data, sha256=hashlib.sha256(data).hexdigest())
 
