@@ -103,3 +103,56 @@ def read_examples(paths: Iterable[str]) -> list[dict[str, object]]:
         for serialized in tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator():
             records.append(parse_example(serialized))
     return records
+
+
+def _padded(parts: np.ndarray, slots: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pads a [n, ...] array of real parts to `slots`, with the mask that marks them."""
+    tensor = np.zeros((slots, *parts.shape[1:]), dtype=dtype)
+    count = min(len(parts), slots)
+    tensor[:count] = parts[:count]
+    mask = np.zeros((slots,), dtype=np.float32)
+    mask[:count] = 1.0
+    return tensor, mask
+
+
+def example_from_feature_row(row: dict) -> dict[str, object]:
+    """A `features` table row (Parquet or BigQuery) as the same dict `parse_example` gives."""
+    from models.signature import MAX_FRAMES, MAX_WINDOWS
+    from schemas.records import decode_array
+
+    parsed: dict[str, object] = {
+        "content_id": row["content_id"],
+        "media_type": row["media_type"],
+        "feature_version": row["feature_version"],
+    }
+    if row.get("frame_count"):
+        frames, mask = _padded(decode_array(row["visual_frames"]), MAX_FRAMES, "uint8")
+        parsed["visual"] = {
+            "frames": frames,
+            "frame_mask": mask,
+            "handcrafted": np.asarray(row["visual_handcrafted"], np.float32),
+        }
+    if row.get("audio_window_count"):
+        logmel, mask = _padded(decode_array(row["audio_logmel"]).astype(np.float32), MAX_WINDOWS, "float32")
+        parsed["audio"] = {
+            "logmel": logmel,
+            "window_mask": mask,
+            "handcrafted": np.asarray(row["audio_handcrafted"], np.float32),
+        }
+    if row.get("metadata_vector"):
+        parsed["metadata"] = {"metadata": np.asarray(row["metadata_vector"], np.float32)}
+    for modality in ("visual", "audio", "metadata"):
+        if modality in parsed:
+            check_inputs(modality, parsed[modality])
+    return parsed
+
+
+def read_parquet_examples(paths: Iterable[str]) -> list[dict[str, object]]:
+    """Every row of the given `features` Parquet files, as model-input dicts."""
+    import pyarrow.parquet as pq
+
+    records = []
+    for path in paths:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
+            records.extend(example_from_feature_row(row) for row in batch.to_pylist())
+    return records

@@ -31,6 +31,18 @@ class LoadedSignature:
         self.input_names = set(self.serving.structured_input_signature[1])
 
 
+def predict_probabilities(model: LoadedSignature, stacked: dict[str, np.ndarray], batch_size: int = 64) -> np.ndarray:
+    """Calibrated probabilities for inputs stacked on axis 0, in batches of `batch_size`."""
+    import tensorflow as tf
+
+    count = len(next(iter(stacked.values())))
+    outputs = []
+    for start in range(0, count, batch_size):
+        chunk = {name: tf.convert_to_tensor(array[start : start + batch_size]) for name, array in stacked.items()}
+        outputs.append(model.serving(**chunk)[OUTPUT_NAME].numpy().reshape(-1))
+    return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+
+
 def signature_inference_fn(
     model: LoadedSignature,
     batch: Sequence[dict[str, np.ndarray]],
@@ -38,10 +50,8 @@ def signature_inference_fn(
     model_id: str | None = None,
 ) -> Iterable[PredictionResult]:
     """Stacks a batch of input dicts, runs the signature, yields one probability per example."""
-    import tensorflow as tf
-
-    stacked = {name: tf.convert_to_tensor(np.stack([example[name] for example in batch])) for name in batch[0]}
-    probabilities = model.serving(**stacked)[OUTPUT_NAME].numpy().reshape(-1)
+    stacked = {name: np.stack([example[name] for example in batch]) for name in batch[0]}
+    probabilities = predict_probabilities(model, stacked, batch_size=len(batch))
     if probabilities.shape[0] != len(batch):
         raise ValueError(f"model returned {probabilities.shape[0]} scores for a batch of {len(batch)}")
     # The example tensors are dropped from the result: downstream needs the key and score only.

@@ -50,6 +50,37 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float(precision_at_k[hits].mean())
 
 
+def at_false_positive_rate(labels: np.ndarray, scores: np.ndarray, max_fpr: float) -> dict | None:
+    """The lowest threshold whose false-positive rate is at most `max_fpr`, and what it gives.
+
+    Returns threshold, false-positive rate, recall and precision there; None with one class.
+    With few negatives a small `max_fpr` may only be met by flagging nothing (recall 0).
+    """
+    labels = np.asarray(labels, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if labels.all() or not labels.any():
+        return None
+    negatives = np.sort(scores[~labels])[::-1]
+    allowed = int(np.floor(max_fpr * len(negatives)))  # negatives that may score at or above it
+    # Strictly above the (allowed+1)-th highest negative score keeps the FPR within bounds.
+    threshold = float(np.nextafter(negatives[allowed], np.inf)) if allowed < len(negatives) else float(negatives[-1])
+    flagged = scores >= threshold
+    true_positives = int((flagged & labels).sum())
+    return {
+        "max_fpr": max_fpr,
+        "threshold": threshold,
+        "fpr": float((flagged & ~labels).sum() / (~labels).sum()),
+        "recall": float(true_positives / labels.sum()),
+        "precision": float(true_positives / flagged.sum()) if flagged.any() else None,
+        "negatives": int((~labels).sum()),
+    }
+
+
+def operating_points(labels: np.ndarray, scores: np.ndarray, fprs: tuple[float, ...] = (0.05, 0.01, 0.001)) -> list:
+    """Thresholds at fixed false-positive rates (for model cards and policy thresholds)."""
+    return [point for fpr in fprs if (point := at_false_positive_rate(labels, scores, fpr)) is not None]
+
+
 def binary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
     labels = np.asarray(labels, dtype=bool)
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
@@ -64,6 +95,8 @@ def binary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
         "accuracy_at_0_5": float(((probabilities >= 0.5) == labels).mean()),
         "log_loss": log_loss,
         "brier": float(np.mean((probabilities - labels) ** 2)),
+        "at_fpr_1pct": at_false_positive_rate(labels, probabilities, 0.01),
+        "at_fpr_0_1pct": at_false_positive_rate(labels, probabilities, 0.001),
     }
 
 

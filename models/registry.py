@@ -14,6 +14,8 @@ from typing import Any
 
 from models.signature import OUTPUT_NAME, SIGNATURES
 
+MODALITY_NAMES = tuple(SIGNATURES)
+
 CARD_FILE = "model_card.json"
 
 
@@ -77,12 +79,10 @@ def resolve_model(model_dir: str | Path, modality: str, version: str | None = No
         if not candidates[0].is_dir():
             raise FileNotFoundError(f"{modality} model version {version!r} not found under {root}")
     else:
-        candidates = sorted(
-            (p for p in root.glob("*") if (p / "saved_model.pb").exists()),
-            key=lambda p: _version_key(p.name),
-        )
-        if not candidates:
+        newest = _newest(root, "saved_model.pb")
+        if newest is None:
             return None
+        candidates = [newest]
     chosen = candidates[-1]
     card_path = chosen / CARD_FILE
     if not card_path.exists():
@@ -97,3 +97,61 @@ def resolve_model(model_dir: str | Path, modality: str, version: str | None = No
         path=str(chosen),
         card=card,
     )
+
+
+def _newest(root: Path, marker: str) -> Path | None:
+    candidates = sorted((p for p in root.glob("*") if (p / marker).exists()), key=lambda p: _version_key(p.name))
+    return candidates[-1] if candidates else None
+
+
+def resolve_fusion(model_dir: str | Path, version: str | None = None):
+    """The fusion model to serve: `version` if given, else the newest; None if there is none."""
+    from models.fusion import FUSION_FILE, FusionModel
+
+    root = Path(model_dir) / "fusion"
+    chosen = root / version if version else _newest(root, FUSION_FILE)
+    if chosen is None:
+        return None
+    if not (chosen / FUSION_FILE).exists():
+        raise FileNotFoundError(f"fusion version {version!r} not found under {root}")
+    return FusionModel.load(chosen)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSet:
+    """What one job serves: a model per modality that has one, and the fusion if trained."""
+
+    models: dict[str, DeployedModel]
+    fusion: Any = None  # models.fusion.FusionModel
+
+    def describe(self) -> str:
+        parts = [f"{m}={d.name}@{d.version}" for m, d in sorted(self.models.items())]
+        if self.fusion is not None:
+            parts.append(f"fusion={self.fusion.name}@{self.fusion.version}")
+        return ", ".join(parts)
+
+
+def parse_pinned_versions(text: str | None) -> dict[str, str]:
+    """`visual=V1,fusion=V2` -> {"visual": "V1", "fusion": "V2"}.
+
+    Raises:
+        ValueError: an entry is not `name=version` or names no known model.
+    """
+    pinned: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, sep, version = entry.partition("=")
+        if not sep or not version or name not in (*MODALITY_NAMES, "fusion"):
+            raise ValueError(f"expected modality=version with modality in {(*MODALITY_NAMES, 'fusion')}, got {entry!r}")
+        pinned[name] = version
+    return pinned
+
+
+def resolve_model_set(model_dir: str | Path, pinned: dict[str, str] | None = None) -> ModelSet:
+    """The models to serve from `model_dir`: pinned versions where given, else the newest."""
+    pinned = pinned or {}
+    models = {}
+    for modality in MODALITY_NAMES:
+        deployed = resolve_model(model_dir, modality, pinned.get(modality))
+        if deployed is not None:
+            models[modality] = deployed
+    return ModelSet(models, resolve_fusion(model_dir, pinned.get("fusion")))

@@ -1,12 +1,14 @@
-"""Train the per-modality detectors on the features the pipeline wrote.
+"""Train the per-modality detectors and the fusion on the features the pipeline wrote.
 
     python -m models.train --features WAREHOUSE --labels LABELS.jsonl --out MODEL_DIR
 
-Reads the `tf.train.Example`s the batch job wrote (`WAREHOUSE/features_tfrecord/`), joins
-them with ground-truth labels by content_id, splits by content_id (never by frame or
-window, so no item straddles splits), trains each modality's model with early stopping,
-calibrates it on the validation split (Platt scaling, shipped inside the SavedModel), and
-exports `MODEL_DIR/<modality>/<version>/` with a model card.
+Reads the features the batch job wrote: `tf.train.Example`s (`WAREHOUSE/features_tfrecord/`)
+or the `features` Parquet table, joins them with ground-truth labels by content_id, and
+splits by content_id (never by frame or window, so no item straddles splits). Each modality
+is trained with early stopping, calibrated on the validation split (Platt scaling, shipped
+inside the SavedModel) and exported to `MODEL_DIR/<modality>/<version>/` with a model card.
+With every modality trained, the fusion is fitted on the validation split's calibrated scores
+and written to `MODEL_DIR/fusion/<version>/`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +29,16 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from models.architectures import NORMALISED_INPUT, build_model
-from models.examples import read_examples
-from models.metrics import binary_metrics, fit_platt
+from models.examples import read_examples, read_parquet_examples
+from models.fusion import FUSION_FEATURES, fit_fusion, fusion_inputs
+from models.handlers import LoadedSignature, predict_probabilities
+from models.metrics import binary_metrics, fit_platt, operating_points
 from models.registry import export_saved_model, write_card
 from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
 from schemas.records import MODALITIES
 
 SPLITS = ("train", "validation", "test")
+SPLIT_DOC = "by content_id, sha256(seed:content_id): 70% train, 15% validation, 15% test"
 
 
 def split_of(content_id: str, seed: int, fractions: tuple[float, float] = (0.7, 0.15)) -> str:
@@ -55,37 +61,64 @@ def load_labels(path: str) -> dict[str, dict[str, Any]]:
 
 
 def feature_files(features: str) -> list[str]:
-    """TFRecord files from a warehouse directory, a directory of TFRecords, or a glob."""
+    """TFRecord or Parquet files: a warehouse dir, a dir of either, or a glob."""
     path = Path(features)
     if path.is_dir():
-        nested = path / "features_tfrecord"
-        path = nested if nested.is_dir() else path
-        return sorted(str(p) for p in path.glob("*.tfrecord*"))
+        for candidate in (path / "features_tfrecord", path / "features", path):
+            files = sorted(str(p) for p in candidate.glob("*.tfrecord*")) or sorted(
+                str(p) for p in candidate.glob("*.parquet")
+            )
+            if files:
+                return files
+        return []
     return sorted(glob.glob(features))
 
 
+def load_examples(files: list[str]) -> list[dict]:
+    """Examples from TFRecord files, or from `features` Parquet files (same dicts either way)."""
+    parquet = [f for f in files if f.endswith(".parquet")]
+    records = [f for f in files if not f.endswith(".parquet")]
+    return read_examples(records) + read_parquet_examples(parquet)
+
+
 def modality_dataset(
-    examples: list[dict], labels: dict[str, dict], modality: str, seed: int
+    examples: Iterable[dict],
+    labels: dict[str, dict],
+    modality: str,
+    seed: int,
+    exclude_families: Iterable[str] = (),
 ) -> dict[str, dict[str, Any]]:
-    """Per split: stacked inputs, labels and content ids for items that carry `modality`."""
-    by_split: dict[str, dict[str, list]] = {s: {"inputs": [], "labels": [], "ids": []} for s in SPLITS}
+    """Per split: stacked inputs, labels, content ids and families of items with `modality`.
+
+    Items of `exclude_families` (for this modality) are left out of every split: the
+    leave-one-family-out runs train and calibrate without ever seeing them.
+    """
+    excluded = set(exclude_families)
+    by_split: dict[str, dict[str, list]] = {s: {"inputs": [], "labels": [], "ids": [], "families": []} for s in SPLITS}
     for example in examples:
         label_row = labels.get(example["content_id"])
-        if modality not in example or label_row is None:
+        if modality not in example or label_row is None or label_row.get(f"{modality}_label") is None:
             continue
-        target = label_row.get(f"{modality}_label")
-        if target is None:
+        family = (label_row.get("families") or {}).get(modality) or "real"
+        if family in excluded:
             continue
         bucket = by_split[split_of(example["content_id"], seed)]
         bucket["inputs"].append(example[modality])
-        bucket["labels"].append(float(target))
+        bucket["labels"].append(float(label_row[f"{modality}_label"]))
         bucket["ids"].append(example["content_id"])
-    dataset = {}
-    for split, bucket in by_split.items():
-        names = [s.name for s in SIGNATURES[modality]]
-        inputs = {n: np.stack([x[n] for x in bucket["inputs"]]) if bucket["inputs"] else None for n in names}
-        dataset[split] = {"inputs": inputs, "labels": np.asarray(bucket["labels"], np.float32), "ids": bucket["ids"]}
-    return dataset
+        bucket["families"].append(family)
+    return {split: _stack(modality, bucket) for split, bucket in by_split.items()}
+
+
+def _stack(modality: str, bucket: dict[str, list]) -> dict[str, Any]:
+    names = [s.name for s in SIGNATURES[modality]]
+    inputs = {n: np.stack([x[n] for x in bucket["inputs"]]) if bucket["inputs"] else None for n in names}
+    return {
+        "inputs": inputs,
+        "labels": np.asarray(bucket["labels"], np.float32),
+        "ids": bucket["ids"],
+        "families": bucket["families"],
+    }
 
 
 def train_modality(
@@ -108,7 +141,7 @@ def train_modality(
     class_weight = {0: 0.5 / max(1 - positives, 1e-3), 1: 0.5 / max(positives, 1e-3)}
     has_validation = len(validation["labels"]) > 0
     callbacks = (
-        [keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)]
+        [keras.callbacks.EarlyStopping(monitor="val_loss", patience=6, restore_best_weights=True)]
         if has_validation
         else []
     )
@@ -131,81 +164,166 @@ def train_modality(
     }
 
 
-def evaluate_exported(path: Path, split: dict[str, Any]) -> dict[str, Any]:
-    """Metrics of the exported, calibrated SavedModel itself (what will be served)."""
-    import tensorflow as tf
-
+def score_split(path: Path, split: dict[str, Any]) -> np.ndarray:
+    """Calibrated probabilities of the exported SavedModel (what will be served) on a split."""
     if len(split["labels"]) == 0:
-        return {"count": 0}
-    serving = tf.saved_model.load(str(path)).signatures["serving_default"]
-    probabilities = serving(**{k: tf.constant(v) for k, v in split["inputs"].items()})[OUTPUT_NAME].numpy()
-    return binary_metrics(split["labels"], probabilities)
+        return np.zeros((0,), np.float32)
+    return predict_probabilities(LoadedSignature(str(path)), split["inputs"])
+
+
+def export_modality(
+    modality: str,
+    model: Any,
+    facts: dict[str, Any],
+    dataset: dict[str, dict[str, Any]],
+    out: Path,
+    version: str,
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
+    """Exports one trained modality with its card; returns the card."""
+    path = out / modality / version
+    path.mkdir(parents=True, exist_ok=True)
+    calibration = facts["calibration"]
+    export_saved_model(model, path, calibration["scale"], calibration["bias"])
+    metrics = {}
+    for split in ("validation", "test"):
+        probabilities = score_split(path, dataset[split])
+        metrics[split] = binary_metrics(dataset[split]["labels"], probabilities) if len(probabilities) else {"count": 0}
+    validation_scores = score_split(path, dataset["validation"])
+    card = {
+        "name": f"{modality}_detector",
+        "modality": modality,
+        "version": version,
+        "architecture": model.name,
+        "feature_version": FEATURE_VERSION,
+        "serving_signature": {
+            "name": "serving_default",
+            "inputs": [s.to_dict() for s in SIGNATURES[modality]],
+            "outputs": [
+                {"name": OUTPUT_NAME, "dtype": "float32", "shape": [None], "meaning": "calibrated P(synthetic)"},
+                {"name": "logit", "dtype": "float32", "shape": [None], "meaning": "uncalibrated logit"},
+            ],
+            "aggregation": "masked mean of per-part logits plus a hand-made-signal logit"
+            if modality != "metadata"
+            else "none (one vector per item)",
+        },
+        "training_data": {**provenance, "sizes": {s: len(dataset[s]["labels"]) for s in SPLITS}},
+        "training": {"epochs_run": facts["epochs_run"]},
+        "calibration": facts["calibration"],
+        "metrics": metrics,
+        "recommended_operating_points": operating_points(dataset["validation"]["labels"], validation_scores),
+    }
+    write_card(path, card)
+    return card
+
+
+def train_fusion(
+    examples: list[dict], labels: dict[str, dict], out: Path, version: str, seed: int, provenance: dict[str, Any]
+) -> dict[str, Any]:
+    """Fits the fusion on the validation split's calibrated scores; test metrics on test."""
+    from models.fusion import FusionModel
+
+    loaded = {m: LoadedSignature(str(out / m / version)) for m in MODALITIES}
+    rows: dict[str, list] = {s: [] for s in SPLITS}
+    for example in examples:
+        label_row = labels.get(example["content_id"])
+        if label_row is None or label_row.get("label") not in ("real", "synthetic"):
+            continue
+        rows[split_of(example["content_id"], seed)].append((example, float(label_row["label"] == "synthetic")))
+    matrices = {}
+    for split, items in rows.items():
+        probabilities = item_probabilities(loaded, [example for example, _ in items])
+        features = np.stack(
+            [fusion_inputs(p, e.get("metadata", {}).get("metadata")) for p, (e, _) in zip(probabilities, items)]
+        ) if items else np.zeros((0, len(FUSION_FEATURES)))  # fmt: skip
+        matrices[split] = (features, np.asarray([y for _, y in items]), probabilities)
+    fusion = fit_fusion(matrices["validation"][0], matrices["validation"][1], "fusion_logistic", version)
+    path = out / "fusion" / version
+    fusion.save(path)
+    metrics = {}
+    for split in ("validation", "test"):
+        features, targets, probabilities = matrices[split]
+        fused = [
+            fusion.predict(p, e.get("metadata", {}).get("metadata")) for p, (e, _) in zip(probabilities, rows[split])
+        ]
+        metrics[split] = binary_metrics(targets, np.asarray([0.5 if f is None else f for f in fused]))
+    card = {
+        "name": fusion.name,
+        "modality": "fusion",
+        "version": version,
+        "inputs": list(FUSION_FEATURES),
+        "method": "L2-regularised logistic regression over calibrated modality logits, presence and provenance",
+        "coefficients": dict(zip(FUSION_FEATURES, fusion.coefficients)),
+        "intercept": fusion.intercept,
+        "modality_versions": {m: version for m in MODALITIES},
+        "training_data": {**provenance, "fitted_on": "validation", "label": "item label == synthetic"},
+        "metrics": metrics,
+    }
+    write_card(path, card)
+    FusionModel.load(path)  # what the pipeline will read must load
+    return card
+
+
+def item_probabilities(loaded: dict[str, LoadedSignature], examples: list[dict]) -> list[dict[str, float | None]]:
+    """Per item, each modality's calibrated probability (None where the item lacks it)."""
+    result: list[dict[str, float | None]] = [{m: None for m in loaded} for _ in examples]
+    for modality, model in loaded.items():
+        indices = [i for i, e in enumerate(examples) if modality in e]
+        if not indices:
+            continue
+        stacked = {s.name: np.stack([examples[i][modality][s.name] for i in indices]) for s in SIGNATURES[modality]}
+        for index, probability in zip(indices, predict_probabilities(model, stacked)):
+            result[index][modality] = float(probability)
+    return result
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", required=True, help="Warehouse dir, TFRecord dir, or a glob of TFRecord files.")
-    parser.add_argument("--labels", required=True, help="labels.jsonl with content_id and <modality>_label.")
+    parser.add_argument("--features", required=True, help="Warehouse dir, TFRecord/Parquet dir, or a glob of files.")
+    parser.add_argument("--labels", required=True, help="labels.jsonl with content_id, label and <modality>_label.")
     parser.add_argument("--out", required=True, help="Model directory: writes <modality>/<version>/.")
     parser.add_argument("--modality", choices=(*MODALITIES, "all"), default="all")
-    parser.add_argument("--epochs", type=int, default=40, help="Upper bound; early stopping ends sooner.")
+    parser.add_argument("--epochs", type=int, default=60, help="Upper bound; early stopping ends sooner.")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--version", default=None, help="Version name (default: UTC timestamp, sorts newest last).")
+    parser.add_argument("--exclude_families", nargs="*", default=(), help="Generator families to train without.")
     parser.add_argument("--quiet", action="store_true", help="No per-epoch progress.")
     args = parser.parse_args(argv)
 
     files = feature_files(args.features)
     if not files:
-        parser.error(f"--features: no TFRecord files found at {args.features}")
-    examples = read_examples(files)
+        parser.error(f"--features: no TFRecord or Parquet files found at {args.features}")
+    examples = load_examples(files)
     stale = {e["feature_version"] for e in examples} - {FEATURE_VERSION}
     if stale:
         parser.error(f"--features: written with feature version(s) {sorted(stale)}, this code reads {FEATURE_VERSION}")
     labels = load_labels(args.labels)
     version = args.version or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     modalities = MODALITIES if args.modality == "all" else (args.modality,)
+    out = Path(args.out)
+    provenance = {"features": files, "labels": args.labels, "split": SPLIT_DOC, "seed": args.seed,
+                  "excluded_families": list(args.exclude_families)}  # fmt: skip
     print(f"{len(examples)} examples from {len(files)} file(s), {len(labels)} labels", file=sys.stderr)
 
     for modality in modalities:
-        dataset = modality_dataset(examples, labels, modality, args.seed)
-        sizes = {s: len(dataset[s]["labels"]) for s in SPLITS}
-        print(f"[{modality}] split sizes {sizes}", file=sys.stderr)
+        dataset = modality_dataset(examples, labels, modality, args.seed, args.exclude_families)
+        print(f"[{modality}] split sizes { {s: len(dataset[s]['labels']) for s in SPLITS} }", file=sys.stderr)
         model, facts = train_modality(
             modality, dataset, args.epochs, args.batch_size, args.seed, verbose=0 if args.quiet else 2
         )
-        path = Path(args.out) / modality / version
-        path.mkdir(parents=True, exist_ok=True)
-        calibration = facts["calibration"]
-        export_saved_model(model, path, calibration["scale"], calibration["bias"])
-        card = {
-            "name": f"{modality}_detector",
-            "modality": modality,
-            "version": version,
-            "architecture": model.name,
-            "feature_version": FEATURE_VERSION,
-            "serving_signature": {
-                "name": "serving_default",
-                "inputs": [s.to_dict() for s in SIGNATURES[modality]],
-                "outputs": [
-                    {"name": OUTPUT_NAME, "dtype": "float32", "shape": [None], "meaning": "calibrated P(synthetic)"},
-                    {"name": "logit", "dtype": "float32", "shape": [None], "meaning": "uncalibrated logit"},
-                ],
-            },
-            "training_data": {
-                "features": files,
-                "labels": args.labels,
-                "split": "by content_id, sha256(seed:content_id): 70% train, 15% validation, 15% test",
-                "seed": args.seed,
-                "sizes": sizes,
-            },
-            "training": {"epochs_run": facts["epochs_run"], "max_epochs": args.epochs, "batch_size": args.batch_size},
-            "calibration": calibration,
-            "metrics": {split: evaluate_exported(path, dataset[split]) for split in ("validation", "test")},
-        }
-        write_card(path, card)
-        print(f"[{modality}] exported {path}  test metrics {card['metrics']['test']}", file=sys.stderr)
+        card = export_modality(modality, model, facts, dataset, out, version, provenance)
+        print(
+            f"[{modality}] exported {out / modality / version}  test {_short(card['metrics']['test'])}", file=sys.stderr
+        )
+    if all((out / m / version / "saved_model.pb").exists() for m in MODALITIES):
+        card = train_fusion(examples, labels, out, version, args.seed, provenance)
+        print(f"[fusion] exported {out / 'fusion' / version}  test {_short(card['metrics']['test'])}", file=sys.stderr)
     return 0
+
+
+def _short(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
 
 
 if __name__ == "__main__":

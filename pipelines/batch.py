@@ -17,10 +17,9 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from models.registry import DeployedModel, resolve_model
+from models.registry import ModelSet, parse_pinned_versions, resolve_model_set
 from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
-from schemas.records import MODALITIES
 from transforms.features import ExtractFeatures
 from transforms.fetch import FetchMedia
 from transforms.inference import ScoreMedia
@@ -33,7 +32,7 @@ LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
 
 def build_pipeline(
-    p: beam.Pipeline, options: DetectionOptions, policy: Policy, models: dict[str, DeployedModel], run_id: str
+    p: beam.Pipeline, options: DetectionOptions, policy: Policy, model_set: ModelSet, run_id: str
 ) -> None:
     """Adds the batch job's graph to `p` (see the picture in DESIGN.md)."""
     warehouse, limits = options.warehouse, options.media_limits()
@@ -46,7 +45,9 @@ def build_pipeline(
     _ = features | "WriteFeatures" >> WriteTable(warehouse, "features", run_id)
     _ = features | "WriteTrainingExamples" >> WriteTrainingExamples(warehouse, run_id)
 
-    scored, unscored = features | "ScoreMedia" >> ScoreMedia(models, options.min_batch_size, options.max_batch_size)
+    scored, unscored = features | "ScoreMedia" >> ScoreMedia(
+        model_set.models, options.min_batch_size, options.max_batch_size, fusion=model_set.fusion
+    )
     _ = scored | "WriteScores" >> WriteTable(warehouse, "media_scores", run_id)
 
     decisions = scored | "ApplyPolicy" >> ApplyPolicy(policy)
@@ -95,26 +96,28 @@ def run(argv: list[str] | None = None) -> int:
         policy = load_policy(options.policy)
     except (OSError, ValueError) as exc:
         parser.error(f"--policy: {exc}")
-    models: dict[str, DeployedModel] = {}
+    model_set = ModelSet({})
     if options.model_dir:
         try:
-            models = {m: d for m in MODALITIES if (d := resolve_model(options.model_dir, m)) is not None}
+            model_set = resolve_model_set(options.model_dir, parse_pinned_versions(options.model_versions))
         except (OSError, ValueError) as exc:
             parser.error(f"--model_dir: {exc}")
-        if not models:
+        if not model_set.models:
             parser.error(f"--model_dir: no model versions found under {options.model_dir}")
+    elif options.model_versions:
+        parser.error("--model_versions needs --model_dir")
 
     run_id = options.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     if options.write_disposition == "truncate":
         clear_tables(options.warehouse)
 
     with beam.Pipeline(options=pipeline_options) as p:
-        build_pipeline(p, options, policy, models, run_id)
+        build_pipeline(p, options, policy, model_set, run_id)
     result = p.result
 
     catalog = write_catalog(options.warehouse)
     summary = reconcile(rows_read(result), options.warehouse, run_id)
-    print(format_summary(summary, catalog, models))
+    print(format_summary(summary, catalog, model_set))
     return 0 if summary.balanced else 3
 
 

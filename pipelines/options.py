@@ -44,6 +44,11 @@ class DetectionOptions(PipelineOptions):
             help="Directory with <modality>/<version>/ SavedModels and model cards; the newest version of each "
             "modality is served. Without it the job extracts and writes features only (no scores).",
         )
+        models.add_argument(
+            "--model_versions",
+            default=None,
+            help="Pin versions instead of the newest, e.g. visual=20261121T2200,fusion=20261121T2200.",
+        )
         models.add_argument("--policy", default=DEFAULT_POLICY, help="Enforcement policy YAML file.")
         models.add_argument(
             "--min_batch_size", type=int, default=1, help="Smallest RunInference batch (default %(default)s)."

@@ -68,15 +68,15 @@ def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
     )
 
 
-def format_summary(summary: Reconciliation, catalog: Path, models: dict) -> str:
+def format_summary(summary: Reconciliation, catalog: Path, model_set) -> str:
     lines = [
         f"rows read {summary.rows_read} = scored {summary.scored} + dead-lettered {summary.dead_lettered}"
         f" + skipped {summary.skipped}  [{'balanced' if summary.balanced else 'UNBALANCED'}]",
     ]
     for disposition, step, error_type, count in summary.reasons:
         lines.append(f"  {disposition:<11} {step:<18} {error_type:<28} {count}")
-    if models:
-        lines.append("models: " + ", ".join(f"{m}={d.name}@{d.version}" for m, d in sorted(models.items())))
+    if model_set.models:
+        lines.append("models: " + model_set.describe())
     else:
         lines.append("models: none (features-only run: no model scores; only provenance rules can act)")
     lines.append("decisions by action:")

@@ -1,6 +1,9 @@
 """Fusing calibrated per-modality probabilities into one score per item.
 
-Method `logit_mean/1`: the weighted mean of the present modalities' logits, turned back
+With a trained fusion model in the model directory (`models/fusion.py`: logistic regression
+over calibrated logits, presence indicators and provenance), that model decides and the
+rows say `fusion_method = "logistic"` with its version. Without one, the fallback is
+method `logit_mean/1`: the weighted mean of the present modalities' logits, turned back
 into a probability. Missing modalities abstain (they are left out, not scored as zero),
 and metadata weighs half, since it is context rather than evidence from the pixels or the
 waveform. An item with no score at all has no fused score.
@@ -11,6 +14,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
+from models.fusion import FusionModel
 from schemas.records import ModalityScore
 
 FUSION_METHOD = "logit_mean"
@@ -31,8 +37,13 @@ def _logit(probability: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def fuse_scores(scores: tuple[ModalityScore, ...]) -> FusedScore:
+def fuse_scores(
+    scores: tuple[ModalityScore, ...], metadata_vector: np.ndarray | None = None, model: FusionModel | None = None
+) -> FusedScore:
     """Fuses whatever modality scores an item has; modalities without a score abstain."""
+    if model is not None:
+        probabilities = {s.modality: s.score for s in scores}
+        return FusedScore(model.predict(probabilities, metadata_vector), "logistic", model.version)
     weighted = [(MODALITY_WEIGHTS.get(s.modality, 1.0), _logit(s.score)) for s in scores]
     total_weight = sum(w for w, _ in weighted)
     if total_weight == 0:

@@ -6,10 +6,12 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 
 from models.examples import model_inputs
+from models.fusion import FusionModel
 from models.handlers import SavedModelSignatureHandler
 from models.registry import DeployedModel
 from schemas.records import MODALITIES, MediaFeatures, MediaInfo, ModalityScore, ScoredMedia, UploadEvent, utc_now
@@ -61,7 +63,9 @@ class ScoreModality(beam.PTransform):
         return scores | "ToScores" >> beam.Map(to_modality_score, model=self._model), dead
 
 
-def assemble_scores(content_id: str, grouped: Mapping[str, list], deployed: tuple[str, ...]) -> Iterable[ScoredMedia]:
+def assemble_scores(
+    content_id: str, grouped: Mapping[str, list], deployed: tuple[str, ...], fusion: FusionModel | None = None
+) -> Iterable[ScoredMedia]:
     """Joins an item's features with its modality scores and fuses them.
 
     An item is scored only when every modality it carries that has a deployed model came
@@ -76,7 +80,7 @@ def assemble_scores(content_id: str, grouped: Mapping[str, list], deployed: tupl
             Metrics.counter("inference", f"missing_{modality}_score").inc()
             return
         scores.extend(found[:1])
-    fused = fuse_scores(tuple(scores))
+    fused = fuse_scores(tuple(scores), facts.metadata_vector, fusion)
     yield ScoredMedia(
         event=facts.event,
         sha256=facts.sha256,
@@ -98,15 +102,17 @@ class ItemFacts:
     sha256: str
     info: MediaInfo
     modalities: tuple[str, ...]
+    metadata_vector: np.ndarray | None  # 32 floats: provenance for the fusion
 
 
 def _keyed_facts(features: MediaFeatures) -> tuple[str, ItemFacts]:
-    return features.content_id, ItemFacts(features.event, features.sha256, features.info, features.modalities())
+    facts = ItemFacts(features.event, features.sha256, features.info, features.modalities(), features.metadata_vector)
+    return features.content_id, facts
 
 
-def _assemble(keyed, deployed: tuple[str, ...]):
+def _assemble(keyed, deployed: tuple[str, ...], fusion: FusionModel | None):
     content_id, grouped = keyed
-    yield from assemble_scores(content_id, grouped, deployed)
+    yield from assemble_scores(content_id, grouped, deployed, fusion)
 
 
 class ScoreMedia(beam.PTransform):
@@ -116,9 +122,16 @@ class ScoreMedia(beam.PTransform):
     with no scores and no fused score (a features-only run, used to build training data).
     """
 
-    def __init__(self, models: Mapping[str, DeployedModel], min_batch_size: int = 1, max_batch_size: int = 32):
+    def __init__(
+        self,
+        models: Mapping[str, DeployedModel],
+        min_batch_size: int = 1,
+        max_batch_size: int = 32,
+        fusion: FusionModel | None = None,
+    ):
         super().__init__()
         self._models = dict(models)
+        self._fusion = fusion
         self._batch = (min_batch_size, max_batch_size)
 
     def expand(self, features):
@@ -135,7 +148,7 @@ class ScoreMedia(beam.PTransform):
         scored = (
             grouped_inputs
             | "JoinScores" >> beam.CoGroupByKey()
-            | "FuseScores" >> beam.FlatMap(_assemble, deployed=tuple(self._models))
+            | "FuseScores" >> beam.FlatMap(_assemble, deployed=tuple(self._models), fusion=self._fusion)
         )
         dead = dead_letters | "MergeInferenceFailures" >> beam.Flatten(pipeline=features.pipeline)
         return scored, dead
