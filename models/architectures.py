@@ -49,36 +49,54 @@ def _part_network(input_shape: tuple[int, ...], filters: tuple[int, ...], name: 
     return keras.Model(part, layers.Dense(1)(x), name=name)
 
 
-def _build_part_model(modality: str, parts, handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray):
-    """Shared shape of the visual and audio detectors: per-part logits, masked mean, plus
-    a logit from the item's hand-made signals. `parts` maps the inputs to [batch, parts, ...]."""
-    tensor_spec, mask_spec, _ = SIGNATURES[modality]
-    inputs = _inputs(modality)
-    part_inputs = parts(inputs[tensor_spec.name])
-    part_net = _part_network(tuple(part_inputs.shape[2:]), (16, 32, 48), f"{modality}_part_scorer")
-    part_logits = layers.TimeDistributed(part_net, name=f"{modality}_part_logits")(part_inputs)[..., 0]
-    mean_logit = MaskedMean(name=f"mean_{modality}_part_logit")(part_logits, inputs[mask_spec.name])
-    normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")
-    logit = mean_logit[:, None] + _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
-    return keras.Model(inputs, logit[:, 0], name=f"{modality}_detector")
+def _part_branch(parts, mask, filters: tuple[int, ...], name: str):
+    """Scores every part ([batch, parts, h, w, c]) with one shared CNN; masked mean of logits."""
+    part_net = _part_network(tuple(parts.shape[2:]), filters, f"{name}_scorer")
+    part_logits = layers.TimeDistributed(part_net, name=f"{name}_logits")(parts)[..., 0]
+    return MaskedMean(name=f"mean_{name}_logit")(part_logits, mask)
+
+
+class LogSpectrum(layers.Layer):
+    """Centred log-magnitude 2-D spectrum of each grey frame: the frequency-domain view in which
+    upsampling grids and missing high frequencies are plain to see."""
+
+    def call(self, frames):
+        grey = keras.ops.mean(frames, axis=-1)
+        real, imag = keras.ops.fft2((grey, keras.ops.zeros_like(grey)))
+        magnitude = keras.ops.log(keras.ops.sqrt(real * real + imag * imag) + 1e-3)
+        size = grey.shape[-1]
+        centred = keras.ops.roll(keras.ops.roll(magnitude, size // 2, axis=-1), size // 2, axis=-2)
+        return centred[..., None] - keras.ops.mean(centred, axis=(-1, -2), keepdims=True)[..., None]
 
 
 def _frames_to_parts(frames):
     return layers.Rescaling(1.0 / 127.5, offset=-1.0)(keras.ops.cast(frames, "float32"))
 
 
-def _logmel_to_parts(logmel):
-    return layers.Reshape((*SIGNATURES["audio"][0].shape, 1))(logmel)
-
-
 def build_visual(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> keras.Model:
-    """Frames: a CNN scores each sampled frame; padding frames are masked out."""
-    return _build_part_model("visual", _frames_to_parts, handcrafted_mean, handcrafted_var)
+    """Frames, face crops and frame spectra, each scored per part; padding and frames without a
+    face are masked out (a branch with nothing to see contributes zero)."""
+    inputs = _inputs("visual")
+    frames = _frames_to_parts(inputs["frames"])
+    frame_logit = _part_branch(frames, inputs["frame_mask"], (16, 32, 48), "frame")
+    face_logit = _part_branch(_frames_to_parts(inputs["faces"]), inputs["face_mask"], (16, 32, 48), "face")
+    spectrum_logit = _part_branch(
+        LogSpectrum(name="log_spectrum")(frames), inputs["frame_mask"], (8, 16, 32), "spectrum"
+    )
+    normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")
+    part_logits = layers.Add(name="part_logits")([frame_logit, face_logit, spectrum_logit])
+    logit = part_logits[:, None] + _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
+    return keras.Model(inputs, logit[:, 0], name="visual_detector")
 
 
 def build_audio(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> keras.Model:
     """Log-mel windows: a CNN scores each one-second window; padding windows are masked out."""
-    return _build_part_model("audio", _logmel_to_parts, handcrafted_mean, handcrafted_var)
+    inputs = _inputs("audio")
+    windows = layers.Reshape((*SIGNATURES["audio"][0].shape, 1))(inputs["logmel"])
+    window_logit = _part_branch(windows, inputs["window_mask"], (16, 32, 48), "window")
+    normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")
+    logit = window_logit[:, None] + _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
+    return keras.Model(inputs, logit[:, 0], name="audio_detector")
 
 
 def build_metadata(metadata_mean: np.ndarray, metadata_var: np.ndarray) -> keras.Model:

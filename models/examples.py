@@ -25,6 +25,8 @@ def model_inputs(features: MediaFeatures, modality: str) -> dict[str, np.ndarray
             "frames": features.visual.frames,
             "frame_mask": features.visual.frame_mask,
             "handcrafted": features.visual.handcrafted,
+            "faces": features.visual.faces,
+            "face_mask": features.visual.face_mask,
         }
     elif modality == "audio":
         if features.audio is None:
@@ -127,10 +129,15 @@ def example_from_feature_row(row: dict) -> dict[str, object]:
     }
     if row.get("frame_count"):
         frames, mask = _padded(decode_array(row["visual_frames"]), MAX_FRAMES, "uint8")
+        faces, _ = _padded(decode_array(row["visual_faces"]), MAX_FRAMES, "uint8")
+        face_mask = np.zeros((MAX_FRAMES,), np.float32)
+        face_mask[: len(row["visual_face_mask"])] = row["visual_face_mask"]
         parsed["visual"] = {
             "frames": frames,
             "frame_mask": mask,
             "handcrafted": np.asarray(row["visual_handcrafted"], np.float32),
+            "faces": faces,
+            "face_mask": face_mask,
         }
     if row.get("audio_window_count"):
         logmel, mask = _padded(decode_array(row["audio_logmel"]).astype(np.float32), MAX_WINDOWS, "float32")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.signature import METADATA_DIM
+
 PART_MODALITIES = ("visual", "audio", "metadata")
 FUSION_FEATURES = (
     "visual_logit",
@@ -49,7 +51,7 @@ def fusion_inputs(probabilities: Mapping[str, float | None], metadata_vector: np
     for modality in PART_MODALITIES:
         probability = probabilities.get(modality)
         values += [0.0, 0.0] if probability is None else [logit(probability), 1.0]
-    vector = metadata_vector if metadata_vector is not None else np.zeros(32, np.float32)
+    vector = metadata_vector if metadata_vector is not None else np.zeros(METADATA_DIM, np.float32)
     values += [float(vector[slot]) for slot in _PROVENANCE_SLOTS.values()]
     return np.asarray(values, dtype=np.float64)
 

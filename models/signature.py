@@ -12,14 +12,17 @@ import dataclasses
 
 import numpy as np
 
-FEATURE_VERSION = "f1"
+FEATURE_VERSION = "f2"
 
 # Visual: frames sampled across the item, each a native-resolution centre crop. Crops, not
 # resizes: resampling would erase the pixel-level traces (upsampling grids, blending seams,
 # missing sensor noise) the detector looks for.
+# Faces (OpenCV's bundled Haar cascade) are cropped per frame with a margin that keeps the
+# blending boundary, and resized to the same size: a swapped face shows in its own texture
+# and at its seam.
 MAX_FRAMES = 8
 CROP_SIZE = 64
-VISUAL_HANDCRAFTED_DIM = 24
+VISUAL_HANDCRAFTED_DIM = 41
 
 # Audio: 16 kHz mono, 25 ms windows every 10 ms, 40 mel bands, 1 s analysis windows.
 SAMPLE_RATE = 16_000
@@ -29,9 +32,9 @@ HOP_LENGTH = 160
 N_MELS = 40
 WINDOW_FRAMES = 100
 MAX_WINDOWS = 8
-AUDIO_HANDCRAFTED_DIM = 48
+AUDIO_HANDCRAFTED_DIM = 59
 
-METADATA_DIM = 32
+METADATA_DIM = 48
 
 OUTPUT_NAME = "probability"
 
@@ -51,6 +54,8 @@ SIGNATURES: dict[str, tuple[TensorSpec, ...]] = {
         TensorSpec("frames", "uint8", (MAX_FRAMES, CROP_SIZE, CROP_SIZE, 3)),
         TensorSpec("frame_mask", "float32", (MAX_FRAMES,)),
         TensorSpec("handcrafted", "float32", (VISUAL_HANDCRAFTED_DIM,)),
+        TensorSpec("faces", "uint8", (MAX_FRAMES, CROP_SIZE, CROP_SIZE, 3)),
+        TensorSpec("face_mask", "float32", (MAX_FRAMES,)),
     ),
     "audio": (
         TensorSpec("logmel", "float32", (MAX_WINDOWS, WINDOW_FRAMES, N_MELS)),

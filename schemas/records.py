@@ -129,14 +129,18 @@ class VisualFeatures:
     Attributes:
         frames: uint8 [frames, height, width, 3]; unused slots are zero and masked.
         frame_mask: float32 [frames]; 1.0 where a real frame sits.
-        frame_selection: "keyframes", "sequential" or "still".
+        frame_selection: "keyframes", "sequential", "still" or "animation".
         handcrafted: float32 vector of per-item signals (see transforms.visual).
+        faces: uint8 [frames, height, width, 3] face crops, slot for slot with `frames`.
+        face_mask: float32 [frames]; 1.0 where a face was found in that frame.
     """
 
     frames: np.ndarray
     frame_mask: np.ndarray
     frame_selection: str
     handcrafted: np.ndarray
+    faces: np.ndarray
+    face_mask: np.ndarray
 
     @property
     def frame_count(self) -> int:
@@ -185,6 +189,8 @@ class MediaInfo:
     c2pa_present: bool = False
     c2pa_claim_generator: str | None = None
     c2pa_validation: str = "absent"
+    capture_time: dt.datetime | None = None
+    has_location: bool = False
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -233,9 +239,16 @@ class MediaFeatures:
             "c2pa_present": info.c2pa_present,
             "c2pa_claim_generator": info.c2pa_claim_generator,
             "c2pa_validation": info.c2pa_validation,
+            "capture_time": info.capture_time,
+            "has_location": info.has_location,
             "frame_selection": self.visual.frame_selection if self.visual else None,
             "frame_count": self.visual.frame_count if self.visual else 0,
             "visual_frames": encode_array(self.visual.frames[: self.visual.frame_count]) if self.visual else None,
+            "face_count": int(self.visual.face_mask.sum()) if self.visual else 0,
+            "visual_faces": encode_array(self.visual.faces[: self.visual.frame_count]) if self.visual else None,
+            "visual_face_mask": [float(v) for v in self.visual.face_mask[: self.visual.frame_count]]
+            if self.visual
+            else [],
             "visual_handcrafted": [float(v) for v in self.visual.handcrafted] if self.visual else [],
             "audio_window_count": self.audio.window_count if self.audio else 0,
             "audio_logmel": encode_array(self.audio.logmel[: self.audio.window_count].astype(np.float16))

@@ -27,13 +27,13 @@ def _random_inputs(modality: str, count: int, rng: np.random.Generator) -> dict[
 
 
 def _separable_dataset(count: int = 48, seed: int = 0) -> dict:
-    """Metadata vectors whose first feature carries the label: a model must find it."""
+    """Metadata vectors whose first four features carry the label: a model must find them."""
     rng = np.random.default_rng(seed)
     dataset = {}
     for index, split in enumerate(SPLITS):
         inputs = _random_inputs("metadata", count, np.random.default_rng(seed + index))
         labels = (rng.random(count) < 0.5).astype(np.float32)
-        inputs["metadata"][:, 0] = labels * 3.0 + rng.normal(0, 0.3, count)
+        inputs["metadata"][:, :4] = labels[:, None] * 3.0 + rng.normal(0, 0.3, (count, 4))
         dataset[split] = {"inputs": inputs, "labels": labels, "ids": [f"{split}{i}" for i in range(count)]}
     return dataset
 

@@ -71,11 +71,11 @@ def _features() -> MediaFeatures:
     audio = AudioFeatures(
         logmel=np.random.default_rng(0).normal(size=(8, 100, 40)).astype(np.float32),
         window_mask=np.array([1, 1, 0, 0, 0, 0, 0, 0], np.float32),
-        handcrafted=np.zeros(48, np.float32),
+        handcrafted=np.zeros(59, np.float32),
         duration_s=1.5,
     )
     info = MediaInfo(media_type="audio", container="wav", audio_codec="pcm_s16le")
-    return MediaFeatures(event, "f" * 64, info, None, audio, np.zeros(32, np.float32), NOW)
+    return MediaFeatures(event, "f" * 64, info, None, audio, np.zeros(48, np.float32), NOW)
 
 
 def test_feature_rows_validate_and_keep_only_real_windows():

@@ -13,6 +13,11 @@ Hand-made signals, in `handcrafted` order:
         value in strong bins (magnitude-only resynthesis scrambles it)
   46    spread of the spectral-centroid track (too-regular synthetic prosody is flat)
   47    share of near-silent frames
+  48-53 harmonic peak-to-floor and spectral ridge sharpness in loud frames, in the 0.1-1,
+        1-3 and 3-6 kHz bands (magnitude-only resynthesis smears harmonics into noise)
+  54-55 spectral flux of loud frames, all bands and the top mel bands
+  56-57 frame-to-frame phase-advance jitter of strong bins below and above 2 kHz
+  58    sharpness of the loudness envelope (smeared transients)
 """
 
 from __future__ import annotations
@@ -77,6 +82,41 @@ def _phase_incoherence(spectrum: np.ndarray) -> float:
     return float(np.mean(np.abs(np.angle(np.exp(1j * second[strong])))))
 
 
+_BANDS_HZ = ((100, 1000), (1000, 3000), (3000, 6000))
+
+
+def resynthesis_signals(spectrum: np.ndarray, mel: np.ndarray) -> list[float]:
+    """Harmonic structure, flux, band-wise phase jitter and envelope sharpness (entries 48-58)."""
+    magnitude = np.abs(spectrum)
+    log_magnitude = np.log(magnitude + 1e-6)
+    frame_power = (magnitude**2).sum(axis=0)
+    loud = frame_power > np.percentile(frame_power, 60)
+    if loud.sum() < 3:
+        loud = np.ones_like(loud)
+    freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=N_FFT)
+    values: list[float] = []
+    for low, high in _BANDS_HZ:
+        band = log_magnitude[(freqs >= low) & (freqs < high)][:, loud]
+        ridges = band[2:] - 2 * band[1:-1] + band[:-2]
+        values += [float(np.mean(band.max(axis=0) - np.median(band, axis=0))), float(np.mean(np.abs(ridges)))]
+    flux = np.abs(np.diff(mel, axis=0))[loud[1:]]
+    values += [float(flux.mean()), float(flux[:, -10:].mean())] if flux.size else [0.0, 0.0]
+    if spectrum.shape[1] >= 3:
+        expected = 2 * np.pi * HOP_LENGTH * np.arange(spectrum.shape[0])[:, None] / N_FFT
+        advance = np.angle(np.exp(1j * (np.angle(spectrum[:, 1:]) - np.angle(spectrum[:, :-1]) - expected)))
+        jitter = np.abs(np.angle(np.exp(1j * np.diff(advance, axis=1))))
+        strong = magnitude[:, 2:] > np.percentile(magnitude, 90)
+        for low, high in ((0, 2000), (2000, SAMPLE_RATE // 2 + 1)):
+            selected = ((freqs >= low) & (freqs < high))[:, None] & strong
+            values.append(float(jitter[selected].mean()) if selected.any() else 0.0)
+    else:
+        values += [0.0, 0.0]
+    envelope = np.sqrt(frame_power)
+    envelope = envelope / (envelope.max() + 1e-9)
+    values.append(float(np.mean(np.abs(np.diff(envelope))) / (envelope.mean() + 1e-6)) if envelope.size > 1 else 0.0)
+    return values
+
+
 def audio_features(samples: np.ndarray) -> AudioFeatures:
     """Builds the windowed log-mel tensor and handcrafted vector from 16 kHz mono samples."""
     spectrum = stft(samples)
@@ -123,6 +163,7 @@ def audio_features(samples: np.ndarray) -> AudioFeatures:
                 centroid_spread,
                 silent_share,
             ],
+            resynthesis_signals(spectrum, mel),
         ]
     ).astype(np.float32)
     assert handcrafted.shape == (AUDIO_HANDCRAFTED_DIM,)

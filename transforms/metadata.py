@@ -3,7 +3,7 @@
 `probe_media` is the first look at every file: it decides the media type from the bytes,
 applies the pixel and duration limits before anything is decoded, and reads provenance.
 
-`metadata_vector` layout (METADATA_DIM = 32):
+`metadata_vector` layout (METADATA_DIM = 48):
   0-2   media type one-hot (video, image, audio)
   3     camera EXIF present (Make or Model)      4  EXIF Software present
   5     IPTC digital source type present          6  ... says algorithmic/AI media
@@ -13,14 +13,19 @@ applies the pixel and duration limits before anything is decoded, and reads prov
   14    aspect ratio (long/short side)            15 square frame
   16    both sides multiples of 64                17 log duration
   18    log bitrate                               19 frame rate / 60
-  20-25 hashed encoder/software family (one-hot, slot 25 = none)
-  26    log account age in days at upload         27 account age unknown
-  28    verified account                          29 high-profile account
-  30    log(1 + prior strikes)                    31 video carries an audio track
+  20-35 hashed encoder/software family (one-hot, slot 35 = none)
+  36    log account age in days at upload         37 account age unknown
+  38    verified account                          39 high-profile account
+  40    log(1 + prior strikes)                    41 video carries an audio track
+  42    capture time present                      43 capture time after the upload
+  44    signed log hours from capture to upload   45 capture time exactly on the hour
+  46    location present (EXIF GPS or a container location tag)
+  47    software string looks like camera firmware (a version, "Ver", "HDR+", a model code)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import io
 import re
@@ -54,7 +59,11 @@ _MAX_XMP_BYTES = 1 << 20
 _DIGITAL_SOURCE_TYPE = re.compile(
     r"DigitalSourceType(?:\s*=\s*[\"']|>\s*|[^>]*?rdf:resource\s*=\s*[\"'])([^\"'<\s]+)", re.IGNORECASE
 )
-_ENCODER_BUCKETS = 5
+_ENCODER_BUCKETS = 15
+_FIRMWARE = re.compile(
+    r"^[\d.]+$|firmware|\bver\.?\s*\d|hdr\+|^[A-Z0-9]{5,}[A-Z0-9_.]*$|^digital camera", re.IGNORECASE
+)
+_EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
 _C2PA_MIME = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
@@ -67,6 +76,26 @@ _C2PA_MIME = {
     "mp3": "audio/mpeg",
     "m4a": "audio/mp4",
 }
+
+
+def _exif_time(value: object) -> dt.datetime | None:
+    """EXIF "YYYY:MM:DD HH:MM:SS" (no zone: read as UTC), or None when absent or malformed."""
+    text = _clean_text(value)
+    try:
+        return dt.datetime.strptime(text, _EXIF_TIME_FORMAT).replace(tzinfo=dt.UTC) if text else None
+    except ValueError:
+        return None
+
+
+def _iso_time(value: object) -> dt.datetime | None:
+    text = _clean_text(value)
+    if not text:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _clean_text(value: object) -> str | None:
@@ -137,9 +166,12 @@ def _image_info(data: bytes, limits: MediaLimits) -> MediaInfo | None:
     present, generator, validation, c2pa_source = read_c2pa(data, _C2PA_MIME.get(image.format))
     # Animated images state a per-frame delay only; the first frame's stands for all.
     duration = float(image.info.get("duration") or 100) * frames / 1000.0 if frames > 1 else None
+    exif_ifd = exif.get_ifd(0x8769)
     return MediaInfo(
         media_type="image",
         container=image.format.lower(),
+        capture_time=_exif_time(exif_ifd.get(0x9003) or exif.get(0x0132)),
+        has_location=bool(exif.get_ifd(0x8825)),
         width=image.size[0],
         height=image.size[1],
         duration_s=duration,
@@ -182,6 +214,8 @@ def _container_info(data: bytes, limits: MediaLimits) -> MediaInfo:
             exif_make=_clean_text(tags.get("make") or tags.get("com.apple.quicktime.make")),
             exif_model=_clean_text(tags.get("model") or tags.get("com.apple.quicktime.model")),
             exif_software=_clean_text(tags.get("software") or tags.get("com.apple.quicktime.software")),
+            capture_time=_iso_time(tags.get("creation_time") or tags.get("com.apple.quicktime.creationdate")),
+            has_location=any(k in tags for k in ("location", "com.apple.quicktime.location.iso6709", "location-eng")),
         )
     mime = _C2PA_MIME.get(format_name)
     present, generator, validation, c2pa_source = read_c2pa(data, mime)
@@ -251,13 +285,21 @@ def metadata_vector(info: MediaInfo, event: UploadEvent) -> np.ndarray:
     created = event.account.created_at
     if created is not None:
         age_days = max((event.uploaded_at - created).total_seconds() / 86400.0, 0.0)
-        vector[26] = np.log1p(age_days) / 8.0
+        vector[36] = np.log1p(age_days) / 8.0
     else:
-        vector[27] = 1.0
-    vector[28] = float(event.account.verified)
-    vector[29] = float(event.account.high_profile)
-    vector[30] = np.log1p(max(event.account.prior_strikes, 0))
-    vector[31] = float(info.media_type == "video" and info.audio_codec is not None)
+        vector[37] = 1.0
+    vector[38] = float(event.account.verified)
+    vector[39] = float(event.account.high_profile)
+    vector[40] = np.log1p(max(event.account.prior_strikes, 0))
+    vector[41] = float(info.media_type == "video" and info.audio_codec is not None)
+    if info.capture_time is not None:
+        hours = (event.uploaded_at - info.capture_time).total_seconds() / 3600.0
+        vector[42] = 1.0
+        vector[43] = float(hours < 0)
+        vector[44] = np.sign(hours) * np.log1p(abs(hours)) / 10.0
+        vector[45] = float(info.capture_time.minute == 0 and info.capture_time.second == 0)
+    vector[46] = float(info.has_location)
+    vector[47] = float(bool(info.exif_software and _FIRMWARE.search(info.exif_software)))
     return vector
 
 

@@ -12,14 +12,30 @@ Hand-made signals (per frame, averaged over frames), in `handcrafted` order:
   21    noise residual ratio, centre vs periphery (blending seams and swapped faces)
   22    mean absolute change between sampled frames (temporal consistency)
   23    spread of the noise residual across frames
+  24-26 noise level in flat 8x8 blocks at low, middle and high brightness (camera noise grows
+        with brightness: shot noise; renders are flat or noiseless)
+  27    noise level of all flat blocks      28 its slope from dark to bright
+  29-31 spread of block noise levels (overall, above and below the median): pasted regions
+  32-34 variation of |residual| across pixel phases of period 2, 4 and 8 (upsampling grids)
+  35    strongest off-centre autocorrelation peak (tiled, too-regular texture)
+  36    noise of the face against the rest of the frame (log ratio; 0 without a face)
+  37    share of the frame the face covers  38 sharpness of the face against the rest
+  39    noise step across the face boundary (a ring outside the face against its inside)
+  40    share of sampled frames with a face found
+
+Faces come from OpenCV's bundled frontal-face Haar cascade (works offline), run on each
+sampled frame; the largest face is cropped with a margin that keeps its boundary and resized
+to the crop size, slot for slot with the frames.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import apache_beam as beam
+import cv2
 import numpy as np
 from apache_beam.metrics import Metrics
 
@@ -31,6 +47,44 @@ from transforms.media import decode_image_frames, decode_video_frames, open_imag
 
 _ANALYSIS_SIZE = 256
 _RADIAL_BANDS = 12
+_BLOCK = 8
+_FACE_MARGIN = 1.3  # crop side / face box side: the seam of a pasted face lies just outside the box
+_FACE_DETECT_SIDE = 256  # detect on a frame scaled down to this longer side (speed)
+
+FaceBox = tuple[int, int, int, int]  # x, y, width, height in frame pixels
+
+
+@functools.cache
+def _face_cascade() -> cv2.CascadeClassifier:
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    if cascade.empty():
+        raise RuntimeError("OpenCV's frontal-face Haar cascade did not load")
+    return cascade
+
+
+def detect_face(frame: np.ndarray) -> FaceBox | None:
+    """The largest frontal face in an RGB frame, or None."""
+    height, width = frame.shape[:2]
+    scale = min(1.0, _FACE_DETECT_SIDE / max(height, width))
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        grey = cv2.resize(grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    faces = _face_cascade().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=4, minSize=(24, 24))
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    return round(x / scale), round(y / scale), round(w / scale), round(h / scale)
+
+
+def face_crop(frame: np.ndarray, box: FaceBox, size: int) -> np.ndarray:
+    """A square crop around the face with margin, clipped to the frame, resized to `size`."""
+    x, y, w, h = box
+    side = int(max(w, h) * _FACE_MARGIN)
+    cx, cy = x + w // 2, y + h // 2
+    top, left = max(cy - side // 2, 0), max(cx - side // 2, 0)
+    crop = frame[top : top + side, left : left + side]
+    interpolation = cv2.INTER_AREA if min(crop.shape[:2]) > size else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=interpolation)
 
 
 def centre_crop(frame: np.ndarray, size: int) -> np.ndarray:
@@ -127,27 +181,121 @@ def frame_signals(frame: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
 
 
+def _log_median(values: np.ndarray) -> float:
+    return float(np.log(np.median(values) + 1e-3)) if values.size else 0.0
+
+
+def _face_masks(shape: tuple[int, int], box: FaceBox) -> tuple[np.ndarray, np.ndarray]:
+    """Inside of the face ellipse, and a ring just outside it (where a pasted face's seam is)."""
+    x, y, w, h = box
+    centre, axes = (x + w / 2, y + h / 2), (w / 2, h * 0.6)
+    inner, outer = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    cv2.ellipse(
+        inner, (round(centre[0]), round(centre[1])), (round(axes[0] * 0.8), round(axes[1] * 0.8)), 0, 0, 360, 1, -1
+    )
+    cv2.ellipse(
+        outer, (round(centre[0]), round(centre[1])), (round(axes[0] * 1.25), round(axes[1] * 1.25)), 0, 0, 360, 1, -1
+    )
+    ring = (outer > 0) & ~(cv2.dilate(inner, np.ones((5, 5), np.uint8), iterations=2) > 0)
+    return inner > 0, ring
+
+
+def noise_signals(frame: np.ndarray, face: FaceBox | None) -> np.ndarray:
+    """Per-frame noise, periodicity, texture and face-consistency signals (entries 24-39)."""
+    grey = _grey(frame)
+    height, width = grey.shape
+    blurred = cv2.blur(grey, (3, 3))
+    residual = grey - blurred
+    rows, cols = height // _BLOCK * _BLOCK, width // _BLOCK * _BLOCK
+
+    def blocks(image: np.ndarray, reduce) -> np.ndarray:
+        return reduce(image[:rows, :cols].reshape(rows // _BLOCK, _BLOCK, cols // _BLOCK, _BLOCK), axis=(1, 3)).ravel()
+
+    block_noise = blocks(residual, np.std)
+    block_mean = blocks(grey, np.mean)
+    block_detail = blocks(np.abs(blurred - cv2.blur(blurred, (7, 7))), np.mean)
+    flat = block_detail <= np.percentile(block_detail, 40)
+    low, high = np.percentile(block_mean[flat], [33, 66]) if flat.sum() >= 6 else (85.0, 170.0)
+    dark = _log_median(block_noise[flat & (block_mean < low)])
+    middle = _log_median(block_noise[flat & (block_mean >= low) & (block_mean < high)])
+    bright = _log_median(block_noise[flat & (block_mean >= high)])
+    log_noise = np.log(block_noise + 1e-3)
+    median = np.median(log_noise)
+    spread = [log_noise.std(), np.percentile(log_noise, 95) - median, median - np.percentile(log_noise, 5)]
+
+    magnitude = np.abs(residual[: height // 8 * 8, : width // 8 * 8])
+    periodicity = []
+    for period in (2, 4, 8):
+        phases = np.array([magnitude[i::period, j::period].mean() for i in range(period) for j in range(period)])
+        periodicity.append(np.log(phases.std() / (phases.mean() + 1e-6) + 1e-4))
+
+    texture = grey - cv2.blur(grey, (15, 15))
+    autocorrelation = np.real(np.fft.ifft2(np.abs(np.fft.fft2(texture)) ** 2))
+    autocorrelation = np.fft.fftshift(autocorrelation / (autocorrelation[0, 0] + 1e-8))
+    yy, xx = np.mgrid[0:height, 0:width]
+    radius = np.hypot(yy - height // 2, xx - width // 2)
+    regularity = autocorrelation[(radius > 5) & (radius < min(height, width) / 3)].max()
+
+    face_noise = face_share = face_sharpness = seam = 0.0
+    if face is not None:
+        inside, ring = _face_masks((height, width), face)
+        outside = ~(inside | ring)
+        if inside.sum() > 64 and outside.sum() > 64 and ring.sum() > 16:
+            local_noise = np.sqrt(cv2.blur(residual**2, (5, 5)))
+            sharpness = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+            face_noise = _log_median(local_noise[inside]) - _log_median(local_noise[outside])
+            face_sharpness = _log_median(sharpness[inside]) - _log_median(sharpness[outside])
+            seam = _log_median(local_noise[ring]) - _log_median(local_noise[inside])
+            face_share = float(inside.mean())
+    return np.array(
+        [dark, middle, bright, _log_median(block_noise[flat]), bright - dark, *spread, *periodicity, regularity,
+         face_noise, face_share, face_sharpness, seam],
+        dtype=np.float32,
+    )  # fmt: skip
+
+
 def visual_features(frames: list[np.ndarray], frame_selection: str) -> VisualFeatures:
     """Builds the fixed-size visual tensor and handcrafted vector from decoded RGB frames."""
     if not frames:
         raise ValueError("visual_features needs at least one frame")
     frames = frames[:MAX_FRAMES]
     tensor = np.zeros((MAX_FRAMES, CROP_SIZE, CROP_SIZE, 3), dtype=np.uint8)
+    faces = np.zeros_like(tensor)
     mask = np.zeros((MAX_FRAMES,), dtype=np.float32)
-    crops = []
+    face_mask = np.zeros_like(mask)
+    crops, boxes = [], []
     for index, frame in enumerate(frames):
         crop = centre_crop(frame, CROP_SIZE)
         tensor[index], mask[index] = crop, 1.0
         crops.append(_grey(crop))
+        box = detect_face(frame)
+        boxes.append(box)
+        if box is not None:
+            faces[index], face_mask[index] = face_crop(frame, box, CROP_SIZE), 1.0
     per_frame = np.stack([frame_signals(f) for f in frames])
+    per_frame_noise = np.stack([noise_signals(f, box) for f, box in zip(frames, boxes)])
+    # Face signals average over the frames that have a face, not over all frames.
+    with_face = face_mask[: len(frames)] > 0
+    noise_means = per_frame_noise.mean(axis=0)
+    if with_face.any():
+        noise_means[-4:] = per_frame_noise[with_face, -4:].mean(axis=0)
     if len(crops) > 1:
         temporal = float(np.mean([np.abs(a - b).mean() for a, b in itertools.pairwise(crops)]) / 255.0)
     else:
         temporal = 0.0
     residual_spread = float(per_frame[:, 15].std())
-    handcrafted = np.concatenate([per_frame.mean(axis=0), [temporal, residual_spread]]).astype(np.float32)
+    handcrafted = np.concatenate(
+        [per_frame.mean(axis=0), [temporal, residual_spread], noise_means, [with_face.mean()]]
+    ).astype(np.float32)
     assert handcrafted.shape == (VISUAL_HANDCRAFTED_DIM,)
-    return VisualFeatures(frames=tensor, frame_mask=mask, frame_selection=frame_selection, handcrafted=handcrafted)
+    return VisualFeatures(
+        frames=tensor,
+        frame_mask=mask,
+        frame_selection=frame_selection,
+        handcrafted=handcrafted,
+        faces=faces,
+        face_mask=face_mask,
+    )
 
 
 def extract_visual(data: bytes, media_type: str, limits: MediaLimits) -> VisualFeatures | None:
