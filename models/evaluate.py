@@ -257,6 +257,9 @@ def run(argv: list[str] | None = None) -> int:
                         "(default: manifest.jsonl beside the labels, if present).")  # fmt: skip
     parser.add_argument("--leave_one_family_out", action="store_true", help="Also retrain without each family.")
     parser.add_argument("--lofo_epochs", type=int, default=60, help="Epoch bound for leave-one-family-out models.")
+    parser.add_argument(
+        "--lofo_modalities", nargs="*", choices=MODALITIES, default=list(MODALITIES), help="Modalities to hold out in."
+    )
     args = parser.parse_args(argv)
 
     files = feature_files(args.features)
@@ -279,7 +282,7 @@ def run(argv: list[str] | None = None) -> int:
     report["modalities"] = {m: evaluate_modality(m, examples, labels, args.model_dir, seed) for m in MODALITIES}
     report["fused"] = evaluate_fused(examples, labels, args.model_dir, seed, context)
     if args.leave_one_family_out:
-        families = {m: sorted(report["modalities"][m]["by_family"]) for m in MODALITIES}
+        families = {m: sorted(report["modalities"][m]["by_family"]) for m in args.lofo_modalities}
         report["leave_one_family_out"] = leave_one_family_out(examples, labels, seed, args.lofo_epochs, families)
 
     curves = {m: report["modalities"][m]["_scores"][:2] for m in MODALITIES}

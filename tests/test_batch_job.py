@@ -130,6 +130,26 @@ def test_training_examples_are_written_in_the_serving_layout(job):
     assert all("metadata" in e for e in examples)
 
 
+def test_evaluation_report_covers_modalities_families_slices_and_held_out_families(job, capsys):
+    from models import evaluate
+
+    out = job["root"] / "report"
+    args = ["--features", str(job["root"] / "train_wh"), "--labels", str(job["root"] / "train" / "labels.jsonl")]
+    args += ["--model_dir", str(job["root"] / "models"), "--out", str(out)]
+    args += ["--leave_one_family_out", "--lofo_epochs", "1", "--lofo_modalities", "metadata"]
+    assert evaluate.run(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["modalities"]) == {"visual", "audio", "metadata"}
+    for modality in report["modalities"].values():
+        assert {"auc", "eer", "average_precision", "at_fpr_1pct", "at_fpr_0_1pct"} <= set(modality["test"])
+    assert report["fused"]["fusion"].startswith("fusion_logistic@")
+    assert set(report["fused"]["slices"]) == {"media_type", "country", "surface"}
+    assert set(report["leave_one_family_out"]) == {"metadata"}
+    assert all("held_out_items" in m for m in report["leave_one_family_out"]["metadata"].values())
+    assert (out / "roc_det.png").stat().st_size > 10_000 and (out / "score_histograms.png").exists()
+    assert "fused (items)" in capsys.readouterr().out
+
+
 def test_a_rerun_emits_the_same_event_ids(job, capsys):
     first = set(r[0] for r in query(job["warehouse"], "select event_id from enforcement_events"))
     args = [a if a != "first" else "second" for a in job["args"]]
