@@ -26,14 +26,14 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 demo: install
 	$(PY) -m models.corpus --out $(DEMO)/training_corpus --count 320 --seed 1
 	$(PY) -m models.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
-	@if [ ! -d $(DEMO)/models/visual ]; then \
+	@if ! $(PY) -m models.registry check $(DEMO)/models > /dev/null 2>&1; then \
 	  echo "== extracting training features"; \
 	  $(PY) -m pipelines.batch --input $(DEMO)/training_corpus/manifest.jsonl \
 	    --warehouse $(DEMO)/training_warehouse --write_disposition truncate $(DEMO_RUNNER) > /dev/null && \
 	  echo "== training demo models" && \
 	  $(PY) -m models.train --features $(DEMO)/training_warehouse --labels $(DEMO)/training_corpus/labels.jsonl \
 	    --out $(DEMO)/models --quiet; \
-	else echo "== demo models present in $(DEMO)/models (delete the directory to retrain)"; fi
+	else echo "== demo models in $(DEMO)/models are current (delete the directory to retrain)"; fi
 	@echo "== scoring uploads"
 	$(PY) -m pipelines.batch --input $(DEMO)/uploads/manifest.jsonl --warehouse $(DEMO)/warehouse \
 	  --model_dir $(DEMO)/models --write_disposition truncate --min_cell_count 3 $(DEMO_RUNNER)

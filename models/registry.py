@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from models.signature import OUTPUT_NAME, SIGNATURES
+from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
 
 MODALITY_NAMES = tuple(SIGNATURES)
 
@@ -90,6 +90,12 @@ def resolve_model(model_dir: str | Path, modality: str, version: str | None = No
     card = json.loads(card_path.read_text())
     if card.get("modality", modality) != modality:
         raise ValueError(f"{card_path} describes a {card.get('modality')} model, found under {modality}/")
+    trained_on = card.get("feature_version")
+    if trained_on is not None and trained_on != FEATURE_VERSION:
+        raise ValueError(
+            f"{chosen} was trained on feature version {trained_on}; this pipeline extracts {FEATURE_VERSION}: "
+            "retrain it or pin a compatible version"
+        )
     return DeployedModel(
         modality=modality,
         name=str(card.get("name", f"{modality}_detector")),
@@ -155,3 +161,27 @@ def resolve_model_set(model_dir: str | Path, pinned: dict[str, str] | None = Non
         if deployed is not None:
             models[modality] = deployed
     return ModelSet(models, resolve_fusion(model_dir, pinned.get("fusion")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m models.registry check MODEL_DIR`: exit 0 when every modality has a servable model."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m models.registry")
+    parser.add_argument("command", choices=("check",))
+    parser.add_argument("model_dir")
+    args = parser.parse_args(argv)
+    try:
+        model_set = resolve_model_set(args.model_dir)
+    except (OSError, ValueError) as exc:
+        print(f"not servable: {exc}")
+        return 1
+    missing = [m for m in MODALITY_NAMES if m not in model_set.models]
+    print("servable: " + model_set.describe() if not missing else f"missing models for {missing}")
+    return 0 if not missing else 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -142,3 +142,12 @@ def test_platt_scaling_calibrates_overconfident_logits():
     scale, bias = fit_platt(scores * 5.0, labels)
     assert 0.35 < scale < 0.45 and abs(bias) < 0.1
     assert fit_platt(np.array([1.0, 2.0]), np.array([1.0, 1.0])) == (1.0, 0.0)
+
+
+def test_a_model_trained_on_other_features_is_refused(tmp_path):
+    path = tmp_path / "metadata" / "1"
+    path.mkdir(parents=True)
+    (path / "saved_model.pb").write_bytes(b"")
+    write_card(path, {"modality": "metadata", "feature_version": "f0"})
+    with pytest.raises(ValueError, match="feature version f0"):
+        resolve_model(tmp_path, "metadata")
