@@ -133,7 +133,7 @@ def train_modality(
         raise ValueError(f"{modality}: too few labelled training items ({len(train['labels'])}) or one class only")
     model = build_model(modality, train["inputs"][NORMALISED_INPUT[modality]])
     model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
+        optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-3),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.AUC(name="auc", from_logits=True)],
     )
