@@ -10,6 +10,9 @@ on a problem with a known answer:
   strength drawn per item, so a family can be held out to test generalisation.
 * Platform degradations (rescale, grain, recompression, codec choice) hit both classes alike,
   and metadata tells (EXIF, XMP, tags, resolution, account age) are only probabilistic.
+  Recompression stays within what platforms ship (H.264 CRF 18-30, VP9 CRF 24-40, JPEG
+  quality 65-96, AAC from 48 kbit/s, Opus from 24 kbit/s): harsher settings erase the traces
+  outright, and an item whose evidence is gone teaches nothing and measures nothing.
 
 Output in ``out_dir``: ``media/<content_id>.<ext>``, ``manifest.jsonl`` (upload events, as the
 pipeline sees them) and ``labels.jsonl`` (ground truth, kept apart). Every item draws from its
@@ -716,7 +719,7 @@ def _make_style(rng: np.random.Generator, family: str | None, scene: _Scene) -> 
         factor = 2 if rng.random() < 0.8 else 4
         stages = int(math.log2(factor))
         nearest = factor == 2 and rng.random() < 0.25
-        strength = math.exp(rng.uniform(math.log(0.01), math.log(0.08)))
+        strength = math.exp(rng.uniform(math.log(0.02), math.log(0.08)))
         kernels = tuple(None if nearest else _checkerboard_kernel(rng, strength) for _ in range(stages))
         return _VisualStyle(family, factor=factor, kernels=kernels, post_blur=rng.uniform(0, 0.5) if nearest else 0.0,
                             gamma=gamma)  # fmt: skip
@@ -1305,13 +1308,13 @@ def _write_image(path: Path, container: str, frames: list[np.ndarray], meta: Met
     if exif is not None:
         options["exif"] = exif
     if container == "jpeg":
-        options.update(quality=int(rng.integers(55, 96)), subsampling=int(rng.choice([0, 1, 2], p=[0.15, 0.1, 0.75])))
+        options.update(quality=int(rng.integers(65, 97)), subsampling=int(rng.choice([0, 1, 2], p=[0.15, 0.1, 0.75])))
         if xmp:
             options["xmp"] = xmp
         image.save(path, "JPEG", **options)
     elif container == "webp":
         lossless = rng.random() < 0.1
-        options.update(quality=int(rng.integers(50, 91)), lossless=lossless, method=4)
+        options.update(quality=int(rng.integers(60, 92)), lossless=lossless, method=4)
         if xmp:
             options["xmp"] = xmp
         image.save(path, "WEBP", **options)
@@ -1375,18 +1378,18 @@ def _write_video(path: Path, container: str, frames: Iterable[np.ndarray], size:
             # Only the two fastest presets: from "veryfast" on, this x264 build's output depends
             # on uninitialised memory, so identical frames encoded to different bytes run to run.
             video = output.add_stream("libx264", rate=fps)
-            video.options = {"crf": str(int(rng.integers(18, 37))), "g": str(gop), "keyint_min": str(min(gop, 25)),
+            video.options = {"crf": str(int(rng.integers(18, 31))), "g": str(gop), "keyint_min": str(min(gop, 25)),
                              "preset": str(rng.choice(["ultrafast", "superfast"])),
                              "threads": "1"}  # fmt: skip
             sound = output.add_stream("aac", rate=audio_sr)
-            sound.bit_rate = int(rng.choice([32000, 48000, 64000, 96000, 128000]))
+            sound.bit_rate = int(rng.choice([48000, 64000, 96000, 128000]))
             sound.options = {"aac_coder": "fast" if rng.random() < 0.75 else "twoloop"}
         else:
             video = output.add_stream("libvpx-vp9", rate=fps)
-            video.options = {"crf": str(int(rng.integers(24, 50))), "b": "0", "g": str(gop), "deadline": "realtime",
+            video.options = {"crf": str(int(rng.integers(24, 41))), "b": "0", "g": str(gop), "deadline": "realtime",
                              "cpu-used": str(int(rng.integers(6, 9))), "threads": "1", "row-mt": "0"}  # fmt: skip
             sound = output.add_stream("libopus", rate=audio_sr)
-            sound.bit_rate = int(rng.choice([16000, 24000, 32000, 48000, 64000]))
+            sound.bit_rate = int(rng.choice([24000, 32000, 48000, 64000]))
             sound.options = {"compression_level": str(int(rng.choice([3, 5, 8, 10])))}
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
