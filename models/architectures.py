@@ -92,15 +92,15 @@ def build_visual(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> k
     # Mirroring keeps every forensic trace (noise, grids, seams) and doubles what the CNNs see.
     flip = layers.RandomFlip("horizontal", seed=7, name="train_time_flip")
     frames = _frames_to_parts(inputs["frames"])
-    frame_logit = _part_branch(frames, inputs["frame_mask"], (16, 32, 48), "frame")
-    face_logit = _part_branch(_frames_to_parts(inputs["faces"]), inputs["face_mask"], (16, 32, 48), "face")
-    spectrum_logit = _part_branch(
-        LogSpectrum(name="log_spectrum")(frames), inputs["frame_mask"], (8, 16, 32), "spectrum"
-    )
+    faces = _frames_to_parts(inputs["faces"])
+    frame_logit = _part_branch(layers.TimeDistributed(flip)(frames), inputs["frame_mask"], (16, 32, 48), "frame")
+    face_logit = _part_branch(layers.TimeDistributed(flip)(faces), inputs["face_mask"], (16, 32, 48), "face")
+    spectrum = LogSpectrum(name="log_spectrum")(frames)
+    spectrum_logit = _part_branch(spectrum, inputs["frame_mask"], (8, 16, 32), "spectrum")
     normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")
-    part_logits = layers.Add(name="part_logits")([frame_logit, face_logit, spectrum_logit])
-    logit = part_logits[:, None] + _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
-    return keras.Model(inputs, logit[:, 0], name="visual_detector")
+    handcrafted_logit = _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
+    branches = [frame_logit[:, None], face_logit[:, None], spectrum_logit[:, None], handcrafted_logit]
+    return keras.Model(inputs, _combine(branches, "visual"), name="visual_detector")
 
 
 def build_audio(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> keras.Model:

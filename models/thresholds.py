@@ -148,7 +148,7 @@ def run(argv: list[str] | None = None) -> int:
         "costs": args.costs,
         "prevalence": args.prevalence,
         "daily_uploads": args.daily_uploads,
-        "evaluation_items": int(len(labels)),
+        "evaluation_items": len(labels),
         "operating_points": [dataclasses.asdict(p) for p in points],
     }
     Path(args.out).write_text(json.dumps(document, indent=2) + "\n")
