@@ -13,6 +13,7 @@ import logging
 import posixpath
 import secrets
 import sys
+from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -25,8 +26,15 @@ from transforms.fetch import FetchMedia
 from transforms.inference import ScoreMedia
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest
 from transforms.policy import ApplyPolicy, FanOutEnforcement, Policy, load_policy
+from transforms.statements import BuildStatements, ExportStatements
 from transforms.transparency import AggregateTransparency
-from transforms.warehouse import WriteTable, WriteTrainingExamples, clear_tables, write_catalog
+from transforms.warehouse import (
+    STATEMENT_BATCH_DIR,
+    WriteTable,
+    WriteTrainingExamples,
+    clear_tables,
+    write_catalog,
+)
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
@@ -58,13 +66,16 @@ def build_pipeline(
         | "MergeTargets" >> beam.Flatten(pipeline=p)
         | "WriteEvents" >> WriteTable(warehouse, "enforcement_events", run_id)
     )
+    statements, invalid_statements = decisions | "BuildStatements" >> BuildStatements(policy.categories)
+    _ = statements | "WriteStatements" >> WriteTable(warehouse, "statements_of_reasons", run_id)
+    _ = statements | "ExportStatements" >> ExportStatements(str(Path(warehouse) / STATEMENT_BATCH_DIR), run_id)
     _ = (
         decisions
         | "AggregateTransparency" >> AggregateTransparency(options.min_cell_count)
         | "WriteAggregates" >> WriteTable(warehouse, "transparency_aggregates", run_id)
     )
     _ = (
-        (invalid, duplicates, unfetched, unextracted, unscored)
+        (invalid, duplicates, unfetched, unextracted, unscored, invalid_statements)
         | "MergeDeadLetters" >> beam.Flatten()
         | "WriteDeadLetters" >> WriteTable(warehouse, "dead_letter", run_id)
     )

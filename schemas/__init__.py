@@ -24,6 +24,7 @@ TABLES: tuple[str, ...] = (
     "enforcement_events",
     "features",
     "transparency_aggregates",
+    "statements_of_reasons",
     "dead_letter",
 )
 

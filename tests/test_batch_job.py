@@ -123,6 +123,17 @@ def test_every_decision_has_one_event_per_target(job):
     assert decisions[0][0] == decisions[0][1] == query(job["warehouse"], "select count(*) from media_scores")[0][0]
 
 
+def test_every_restrictive_decision_has_a_statement_of_reasons_in_api_batches(job):
+    restrictive = query(job["warehouse"], "select count(*) from enforcement_decisions where action in "
+                        "('label', 'reduce_reach', 'remove')")[0][0]  # fmt: skip
+    assert query(job["warehouse"], "select count(*) from statements_of_reasons")[0][0] == restrictive
+    bodies = [
+        json.loads(p.read_text()) for p in (job["warehouse"] / "statements_of_reasons_batches").glob("first-*.json")
+    ]
+    assert sum(len(b["statements"]) for b in bodies) == restrictive
+    assert all(len(b["statements"]) <= 100 for b in bodies)
+
+
 def test_training_examples_are_written_in_the_serving_layout(job):
     files = [str(p) for p in (job["warehouse"] / "features_tfrecord").glob("*.tfrecord.gz")]
     examples = read_examples(files)

@@ -49,7 +49,7 @@ def item(score: float | None, *, declared_ai=None, high_profile=False, source_ty
 def test_each_tier_of_the_shipped_policy(kwargs, action, rule):
     decision = decide(item(**kwargs), POLICY)
     assert (decision.action, decision.rule_id) == (action, rule)
-    assert decision.policy_id == "synthetic-media" and decision.policy_version == "1.0.0"
+    assert decision.policy_id == "synthetic-media" and decision.policy_version == "1.1.0"
     assert decision.targets == POLICY.targets_for(action)
     validate_row("enforcement_decisions", decision.to_row())
 
@@ -155,3 +155,16 @@ def test_fanout_routes_each_event_to_its_target_output():
                 equal_to(expected),
                 label=f"Check{target}",
             )
+
+
+def test_policy_categories_must_be_transparency_database_categories():
+    bad = {**BASE, "categories": {"deepfake": {"dsa_category": "STATEMENT_CATEGORY_DEEPFAKES"}}}
+    with pytest.raises(PolicyError, match=r"categories\.deepfake\.dsa_category"):
+        parse_policy(bad)
+    undefined = {
+        **BASE,
+        "categories": {"a": {"dsa_category": "STATEMENT_CATEGORY_SCAMS_AND_FRAUD", "keywords": ["KEYWORD_PHISHING"]}},
+        "rules": [{"id": "r", "action": "remove", "category": "b"}],
+    }
+    with pytest.raises(PolicyError, match=r"rules\[0\]\.category: 'b' is not defined"):
+        parse_policy(undefined)

@@ -83,6 +83,8 @@ class Policy:
     version: str
     rules: tuple[Rule, ...]
     targets: Mapping[str, tuple[str, ...]]
+    # policy category -> (EU Transparency Database statement category, keywords)
+    categories: Mapping[str, tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
 
     def targets_for(self, action: str) -> tuple[str, ...]:
         return self.targets.get(action, ())
@@ -147,7 +149,33 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
         rules.append(Rule(rule_id, action, category, tuple(conditions)))
     if rules[-1].conditions:
         raise PolicyError(f"rules[{len(rules) - 1}]: the last rule must have no conditions (the default)")
-    return Policy(policy_id, version, tuple(rules), targets)
+    categories = _categories(document.get("categories", {}))
+    for index, rule in enumerate(rules):
+        if categories and rule.category is not None and rule.category not in categories:
+            raise PolicyError(f"rules[{index}].category: {rule.category!r} is not defined under categories")
+    return Policy(policy_id, version, tuple(rules), targets, categories)
+
+
+def _categories(document: Any) -> dict[str, tuple[str, tuple[str, ...]]]:
+    from transforms.statements import ALLOWED, KEYWORD_PREFIX
+
+    if not isinstance(document, Mapping):
+        raise PolicyError("categories: expected a mapping of category -> {dsa_category, keywords}")
+    categories = {}
+    for name, entry in document.items():
+        where = f"categories.{name}."
+        if not isinstance(entry, Mapping):
+            raise PolicyError(f"categories.{name}: expected a mapping with dsa_category and keywords")
+        dsa_category = entry.get("dsa_category")
+        if dsa_category not in ALLOWED["category"]:
+            raise PolicyError(f"{where}dsa_category: {dsa_category!r} is not an EU Transparency Database category")
+        keywords = entry.get("keywords", []) or []
+        if not isinstance(keywords, list) or not all(
+            isinstance(k, str) and k.startswith(KEYWORD_PREFIX) for k in keywords
+        ):
+            raise PolicyError(f"{where}keywords: expected a list of KEYWORD_... values")
+        categories[name] = (dsa_category, tuple(keywords))
+    return categories
 
 
 def load_policy(path: str | Path) -> Policy:

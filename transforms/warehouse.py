@@ -3,6 +3,7 @@
 Layout of `--warehouse DIR`:
   DIR/<table>/<run_id>-SSSSS-of-NNNNN.parquet   one file set per job run and table
   DIR/features_tfrecord/<run_id>-*.tfrecord.gz   training examples (tf.train.Example)
+  DIR/statements_of_reasons_batches/<run_id>-*.json   Transparency Database API bodies, <= 100 each
   DIR/warehouse.duckdb                           a view per table over its Parquet files
 
 Arrow schemas come from `schemas/*.json`; every row is validated against its table's schema
@@ -25,6 +26,7 @@ from schemas.records import MediaFeatures
 CATALOG_FILE = "warehouse.duckdb"
 CATALOG_STORAGE_VERSION = "v1.4.0"
 TFRECORD_DIR = "features_tfrecord"
+STATEMENT_BATCH_DIR = "statements_of_reasons_batches"
 _DUCKDB_TYPES = {
     "STRING": "VARCHAR",
     "JSON": "VARCHAR",
@@ -46,7 +48,7 @@ def table_prefix(warehouse: str, table: str, run_id: str) -> str:
 
 def clear_tables(warehouse: str) -> None:
     """Removes every table's files (a truncating run), leaving anything else in DIR alone."""
-    for name in (*TABLES, TFRECORD_DIR):
+    for name in (*TABLES, TFRECORD_DIR, STATEMENT_BATCH_DIR):
         shutil.rmtree(Path(warehouse) / name, ignore_errors=True)
 
 
