@@ -1,0 +1,84 @@
+"""Strikes: weights per action, expiry, suspension, reversal on appeal, idempotent reruns."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.records import Decision
+from transforms.policy import PolicyError
+from transforms.strikes import (
+    Strike,
+    StrikePolicy,
+    UpdateStrikeLedger,
+    merge_ledger,
+    reverse,
+    standing,
+    strike_for,
+)
+
+from .conftest import batch_pipeline
+
+POLICY = StrikePolicy({"remove": 1.0, "reduce_reach": 0.5, "label": 0.0}, window_days=90, suspend_at=2.0)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def decision(action: str, day: int, decision_id: str | None = None, account: str = "a1") -> Decision:
+    at = T0 + dt.timedelta(days=day)
+    return Decision(decision_id or f"d-{action}-{day}", f"c{day}", account, action, None, "r", "p", "1", 0.99,
+                    "automated", "fully", "video", None, None, at, at, ())  # fmt: skip
+
+
+@pytest.mark.parametrize("action, weight", [("remove", 1.0), ("reduce_reach", 0.5), ("label", None), ("none", None)])
+def test_each_action_weighs_what_the_policy_says(action, weight):
+    strike = strike_for(decision(action, 0), POLICY)
+    assert (strike.weight if strike else None) == weight
+
+
+def test_strikes_add_up_to_suspension_and_expire_after_the_window():
+    strikes = [strike_for(decision("remove", 0), POLICY), strike_for(decision("remove", 10), POLICY)]
+    assert standing("a1", strikes, T0 + dt.timedelta(days=11), POLICY).suspended
+    later = standing("a1", strikes, T0 + dt.timedelta(days=95), POLICY)  # the first has expired
+    assert (later.active_points, later.suspended) == (1.0, False)
+
+
+def test_an_overturned_decision_takes_its_strike_back_but_keeps_the_row():
+    strikes = [strike_for(decision("remove", 0), POLICY), strike_for(decision("remove", 1), POLICY)]
+    reversed_ledger = reverse(strikes, "d-remove-0", T0 + dt.timedelta(days=2))
+    assert len(reversed_ledger) == 2 and reversed_ledger[0].reversed_at is not None
+    assert not standing("a1", reversed_ledger, T0 + dt.timedelta(days=3), POLICY).suspended
+
+
+def test_a_rerun_adds_no_strike_twice():
+    strike = strike_for(decision("remove", 0), POLICY)
+    assert merge_ledger([strike], [strike, dataclasses.replace(strike)]) == [strike]
+
+
+def test_ledger_rows_round_trip():
+    strike = reverse([strike_for(decision("remove", 0), POLICY)], "d-remove-0", T0)[0]
+    assert Strike.from_row(strike.to_row()) == strike
+
+
+def test_bad_strike_settings_name_the_field():
+    with pytest.raises(PolicyError, match=r"strikes\.suspend_at"):
+        StrikePolicy.parse({"weights": {"remove": 1}, "window_days": 90, "suspend_at": 0})
+    with pytest.raises(PolicyError, match=r"strikes\.weights"):
+        StrikePolicy.parse({"weights": {"remove": -1}, "window_days": 90, "suspend_at": 2})
+
+
+def test_the_ledger_transform_reports_accounts_crossing_into_suspension():
+    prior = [strike_for(decision("remove", 0, account="a1"), POLICY)]
+    decisions = [decision("remove", 5, account="a1"), decision("remove", 5, account="a2"), decision("label", 5)]
+    with batch_pipeline() as p:
+        ledger, suspensions = {
+            "prior": p | "Prior" >> beam.Create(prior),
+            "decisions": p | "Decisions" >> beam.Create(decisions),
+        } | UpdateStrikeLedger(POLICY)
+        assert_that(ledger | beam.Map(lambda s: (s.account_id, s.decision_id)),
+                    equal_to([("a1", "d-remove-0"), ("a1", "d-remove-5"), ("a2", "d-remove-5")]), label="ledger")  # fmt: skip
+        assert_that(suspensions | beam.Map(lambda s: (s.account_id, s.active_points)), equal_to([("a1", 2.0)]),
+                    label="suspended")  # fmt: skip
