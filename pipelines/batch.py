@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import glob
 import logging
 import posixpath
 import secrets
@@ -25,22 +26,33 @@ from transforms.features import ExtractFeatures
 from transforms.fetch import FetchMedia
 from transforms.inference import ScoreMedia
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest
-from transforms.policy import ApplyPolicy, FanOutEnforcement, Policy, load_policy
+from transforms.policy import ApplyPolicy, FanOutEnforcement, Policy, load_policy, suspension_event
 from transforms.statements import BuildStatements, ExportStatements
+from transforms.strikes import ReadStrikeLedger, Standing, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
 from transforms.warehouse import (
     STATEMENT_BATCH_DIR,
     WriteTable,
     WriteTrainingExamples,
     clear_tables,
+    latest_run_files,
     write_catalog,
 )
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
 
+def _suspension_event(status: Standing, policy: Policy):
+    return suspension_event(status.account_id, status.active_points, status.as_of, policy)
+
+
 def build_pipeline(
-    p: beam.Pipeline, options: DetectionOptions, policy: Policy, model_set: ModelSet, run_id: str
+    p: beam.Pipeline,
+    options: DetectionOptions,
+    policy: Policy,
+    model_set: ModelSet,
+    run_id: str,
+    prior_ledger: tuple[str, ...] = (),
 ) -> None:
     """Adds the batch job's graph to `p` (see the picture in DESIGN.md)."""
     warehouse, limits = options.warehouse, options.media_limits()
@@ -61,8 +73,16 @@ def build_pipeline(
     decisions = scored | "ApplyPolicy" >> ApplyPolicy(policy)
     _ = decisions | "WriteDecisions" >> WriteTable(warehouse, "enforcement_decisions", run_id)
     events_by_target = decisions | "FanOutEnforcement" >> FanOutEnforcement(policy)
+    account_events = []
+    if policy.strikes is not None:
+        prior = p | "ReadStrikeLedger" >> ReadStrikeLedger(prior_ledger)
+        ledger, suspensions = {"prior": prior, "decisions": decisions} | "UpdateStrikes" >> UpdateStrikeLedger(
+            policy.strikes
+        )
+        _ = ledger | "WriteStrikeLedger" >> WriteTable(warehouse, "strike_ledger", run_id)
+        account_events.append(suspensions | "SuspendAccounts" >> beam.Map(_suspension_event, policy=policy))
     _ = (
-        tuple(events_by_target.values())
+        (*events_by_target.values(), *account_events)
         | "MergeTargets" >> beam.Flatten(pipeline=p)
         | "WriteEvents" >> WriteTable(warehouse, "enforcement_events", run_id)
     )
@@ -79,6 +99,21 @@ def build_pipeline(
         | "MergeDeadLetters" >> beam.Flatten()
         | "WriteDeadLetters" >> WriteTable(warehouse, "dead_letter", run_id)
     )
+
+
+def _prior_ledger(options: DetectionOptions, parser_error) -> tuple[str, ...]:
+    """The ledger files this run starts from (resolved before a truncating run clears them)."""
+    if options.strike_ledger:
+        files = tuple(sorted(glob.glob(options.strike_ledger)))
+        if not files:
+            parser_error(f"--strike_ledger: no files match {options.strike_ledger}")
+        inside = Path(options.warehouse).resolve() in Path(files[0]).resolve().parents
+        if inside and options.write_disposition == "truncate":
+            parser_error("--strike_ledger lies in --warehouse, which --write_disposition truncate would empty")
+        return files
+    if options.write_disposition == "truncate":
+        return ()
+    return tuple(latest_run_files(options.warehouse, "strike_ledger"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,12 +153,13 @@ def run(argv: list[str] | None = None) -> int:
     elif options.model_versions:
         parser.error("--model_versions needs --model_dir")
 
+    prior_ledger = _prior_ledger(options, parser.error)
     run_id = options.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     if options.write_disposition == "truncate":
         clear_tables(options.warehouse)
 
     with beam.Pipeline(options=pipeline_options) as p:
-        build_pipeline(p, options, policy, model_set, run_id)
+        build_pipeline(p, options, policy, model_set, run_id, prior_ledger)
     result = p.result
 
     catalog = write_catalog(options.warehouse)

@@ -35,6 +35,12 @@ class DetectionOptions(PipelineOptions):
             default="append",
             help="append adds this run's files to the tables; truncate empties the tables first.",
         )
+        io.add_argument(
+            "--strike_ledger",
+            default=None,
+            help="Prior strike ledger (Parquet file or glob). Default: the newest ledger in --warehouse; "
+            "with --write_disposition truncate and no ledger given, strikes start from none.",
+        )
         io.add_argument("--run_id", default=None, help="Name of this run's files (default: UTC time and a random tag).")
 
         models = parser.add_argument_group("models and policy")

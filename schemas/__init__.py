@@ -25,6 +25,7 @@ TABLES: tuple[str, ...] = (
     "features",
     "transparency_aggregates",
     "statements_of_reasons",
+    "strike_ledger",
     "dead_letter",
 )
 

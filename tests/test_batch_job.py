@@ -168,3 +168,8 @@ def test_a_rerun_emits_the_same_event_ids(job, capsys):
     assert "balanced" in capsys.readouterr().out
     both = query(job["warehouse"], "select count(*), count(distinct event_id) from enforcement_events")[0]
     assert both == (2 * len(first), len(first))
+    # The second run started from the first run's strike ledger and added no strike twice.
+    earning = query(job["warehouse"], "select count(distinct decision_id) from enforcement_decisions "
+                    "where action in ('remove', 'reduce_reach')")[0][0]  # fmt: skip
+    current = query(job["warehouse"], "select count(*), count(distinct strike_id) from strike_ledger_current")[0]
+    assert current == (earning, earning)

@@ -85,6 +85,7 @@ class Policy:
     targets: Mapping[str, tuple[str, ...]]
     # policy category -> (EU Transparency Database statement category, keywords)
     categories: Mapping[str, tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
+    strikes: Any = None  # transforms.strikes.StrikePolicy, or None for no strikes
 
     def targets_for(self, action: str) -> tuple[str, ...]:
         return self.targets.get(action, ())
@@ -153,7 +154,17 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
     for index, rule in enumerate(rules):
         if categories and rule.category is not None and rule.category not in categories:
             raise PolicyError(f"rules[{index}].category: {rule.category!r} is not defined under categories")
-    return Policy(policy_id, version, tuple(rules), targets, categories)
+    strikes = None
+    if document.get("strikes") is not None:
+        from transforms.strikes import StrikePolicy
+
+        strikes = StrikePolicy.parse(document["strikes"])
+        unknown_actions = set(strikes.weights) - set(ACTIONS)
+        if unknown_actions:
+            raise PolicyError(
+                f"strikes.weights.{sorted(unknown_actions)[0]}: unknown action; expected one of {ACTIONS}"
+            )
+    return Policy(policy_id, version, tuple(rules), targets, categories, strikes)
 
 
 def _categories(document: Any) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -246,6 +257,29 @@ def enforcement_events(decision: Decision, event_type: str = "enforce") -> list[
             )
         )
     return events
+
+
+SUSPENSION_TARGET = "account_enforcement"
+
+
+def suspension_event(account_id: str, active_points: float, as_of, policy: Policy) -> EnforcementEvent:
+    """The account-level event for an account whose active strikes crossed the threshold."""
+    decision_id = stable_id(account_id, "suspension", as_of.isoformat(), policy.policy_id, policy.version)
+    payload = {"account_id": account_id, "action": "suspend_account", "active_strike_points": active_points,
+               "policy": f"{policy.policy_id}@{policy.version}"}  # fmt: skip
+    return EnforcementEvent(
+        event_id=stable_id(decision_id, SUSPENSION_TARGET, "enforce"),
+        decision_id=decision_id,
+        content_id="",
+        account_id=account_id,
+        target=SUSPENSION_TARGET,
+        action="suspend_account",
+        event_type="enforce",
+        policy_id=policy.policy_id,
+        policy_version=policy.version,
+        emitted_at=utc_now(),
+        payload=json.dumps(payload, sort_keys=True),
+    )
 
 
 class _DecideDoFn(beam.DoFn):

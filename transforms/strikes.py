@@ -182,3 +182,21 @@ def _earned(decision: Decision, policy: StrikePolicy):
     strike = strike_for(decision, policy)
     if strike is not None:
         yield strike
+
+
+class ReadStrikeLedger(beam.PTransform):
+    """Reads a strike ledger (Parquet files of the `strike_ledger` table) into `Strike`s."""
+
+    def __init__(self, files: tuple[str, ...]):
+        super().__init__()
+        self._files = tuple(files)
+
+    def expand(self, pipeline):
+        if not self._files:
+            return pipeline | "NoPriorLedger" >> beam.Create([])
+        return (
+            pipeline
+            | "ListLedgerFiles" >> beam.Create(self._files)
+            | "ReadLedger" >> beam.io.ReadAllFromParquet()
+            | "ToStrikes" >> beam.Map(Strike.from_row)
+        )

@@ -4,7 +4,8 @@ Layout of `--warehouse DIR`:
   DIR/<table>/<run_id>-SSSSS-of-NNNNN.parquet   one file set per job run and table
   DIR/features_tfrecord/<run_id>-*.tfrecord.gz   training examples (tf.train.Example)
   DIR/statements_of_reasons_batches/<run_id>-*.json   Transparency Database API bodies, <= 100 each
-  DIR/warehouse.duckdb                           a view per table over its Parquet files
+  DIR/warehouse.duckdb                           a view per table over its Parquet files, and
+                                                 strike_ledger_current (the newest run's ledger)
 
 Arrow schemas come from `schemas/*.json`; every row is validated against its table's schema
 before it is written, so a Parquet file can be loaded into BigQuery as it is.
@@ -12,6 +13,7 @@ before it is written, so a Parquet file can be loaded into BigQuery as it is.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -101,6 +103,19 @@ class WriteTrainingExamples(beam.PTransform):
         )
 
 
+_RUN_FILE = re.compile(r"^(?P<run>.+)-\d{5}-of-\d{5}\.parquet$")
+
+
+def latest_run_files(warehouse: str, table: str) -> list[str]:
+    """The Parquet files of the newest run (run ids start with a UTC timestamp, so they sort)."""
+    runs: dict[str, list[str]] = {}
+    for path in sorted((Path(warehouse) / table).glob("*.parquet")):
+        match = _RUN_FILE.match(path.name)
+        if match:
+            runs.setdefault(match["run"], []).append(str(path))
+    return runs[max(runs)] if runs else []
+
+
 def _empty_select(table: str) -> str:
     columns = []
     for field in bigquery_schema(table):
@@ -133,4 +148,12 @@ def write_catalog(warehouse: str) -> Path:
             else:
                 body = _empty_select(table)
             con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {body}')
+        # The strike ledger is written whole by every run; the current one is the newest run's.
+        current = latest_run_files(str(root), "strike_ledger")
+        body = (
+            "SELECT * FROM read_parquet([" + ", ".join("'" + f.replace("'", "''") + "'" for f in current) + "])"
+            if current
+            else _empty_select("strike_ledger")
+        )
+        con.execute(f"CREATE OR REPLACE VIEW warehouse.main.strike_ledger_current AS {body}")
     return catalog
