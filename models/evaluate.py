@@ -289,6 +289,11 @@ def run(argv: list[str] | None = None) -> int:
     if report["fused"]["fusion"]:
         curves["fused (items)"] = report["fused"]["_scores"]
     report["plots"] = plot_report(curves, out)
+    if report["fused"]["fusion"]:
+        # Labelled fused scores of the test split: the input `models.thresholds` takes.
+        targets, fused = report["fused"]["_scores"]
+        lines = [json.dumps({"score": float(s), "label": int(y)}) for s, y in zip(fused, targets)]
+        (out / "fused_test_scores.jsonl").write_text("\n".join(lines) + "\n")
     (out / "report.json").write_text(json.dumps(_strip_private(report), indent=2, default=str) + "\n")
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")
