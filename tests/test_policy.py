@@ -36,8 +36,7 @@ def item(score: float | None, *, declared_ai=None, high_profile=False, source_ty
     "kwargs, action, rule",
     [
         ({"score": 0.10}, "none", "no-action"),
-        ({"score": 0.55}, "label", "label-possible"),
-        ({"score": 0.75}, "reduce_reach", "reduce-likely"),
+        ({"score": 0.85}, "none", "no-action"),
         ({"score": 0.90}, "human_review", "review-band"),
         ({"score": 0.99}, "remove", "remove-near-certain"),
         ({"score": 0.99, "high_profile": True}, "human_review", "high-profile-review"),
@@ -49,7 +48,7 @@ def item(score: float | None, *, declared_ai=None, high_profile=False, source_ty
 def test_each_tier_of_the_shipped_policy(kwargs, action, rule):
     decision = decide(item(**kwargs), POLICY)
     assert (decision.action, decision.rule_id) == (action, rule)
-    assert decision.policy_id == "synthetic-media" and decision.policy_version == "1.1.0"
+    assert decision.policy_id == "synthetic-media" and decision.policy_version == "1.2.0"
     assert decision.targets == POLICY.targets_for(action)
     validate_row("enforcement_decisions", decision.to_row())
 

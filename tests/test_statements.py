@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -52,8 +53,11 @@ def test_a_removal_gets_a_valid_statement_in_the_database_schema():
 
 
 def test_labels_and_demotions_have_statements_and_no_action_has_none():
-    assert _statement(0.55)["decision_visibility"] == ["DECISION_VISIBILITY_CONTENT_LABELLED"]
-    assert _statement(0.75)["decision_visibility"] == ["DECISION_VISIBILITY_CONTENT_DEMOTED"]
+    for action, visibility in (("label", "LABELLED"), ("reduce_reach", "DEMOTED")):
+        decision = dataclasses.replace(_decision(0.99), action=action)
+        statement = statement_of_reasons(decision, "STATEMENT_CATEGORY_OTHER_VIOLATION_TC", ("KEYWORD_OTHER",))
+        validate_statement(statement)
+        assert statement["decision_visibility"] == [f"DECISION_VISIBILITY_CONTENT_{visibility}"]
     with pytest.raises(ValueError, match="restricts nothing"):
         statement_of_reasons(_decision(0.1), "STATEMENT_CATEGORY_OTHER_VIOLATION_TC")
 
