@@ -22,6 +22,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from models.registry import ModelSet, parse_pinned_versions, resolve_model_set
 from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
+from transforms.appeals import ApplyAppeals, decision_from_row, parse_appeal
+from transforms.dead_letter import ParDoOrDeadLetter
 from transforms.features import ExtractFeatures
 from transforms.fetch import FetchMedia
 from transforms.inference import ScoreMedia
@@ -32,6 +34,7 @@ from transforms.strikes import ReadStrikeLedger, Standing, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
 from transforms.warehouse import (
     STATEMENT_BATCH_DIR,
+    ReadTableRows,
     WriteTable,
     WriteTrainingExamples,
     clear_tables,
@@ -40,6 +43,11 @@ from transforms.warehouse import (
 )
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+
+
+class _ParseAppealDoFn(beam.DoFn):
+    def process(self, row):
+        yield parse_appeal(row)
 
 
 def _suspension_event(status: Standing, policy: Policy):
@@ -53,6 +61,7 @@ def build_pipeline(
     model_set: ModelSet,
     run_id: str,
     prior_ledger: tuple[str, ...] = (),
+    prior_decisions: tuple[str, ...] = (),
 ) -> None:
     """Adds the batch job's graph to `p` (see the picture in DESIGN.md)."""
     warehouse, limits = options.warehouse, options.media_limits()
@@ -73,12 +82,25 @@ def build_pipeline(
     decisions = scored | "ApplyPolicy" >> ApplyPolicy(policy)
     _ = decisions | "WriteDecisions" >> WriteTable(warehouse, "enforcement_decisions", run_id)
     events_by_target = decisions | "FanOutEnforcement" >> FanOutEnforcement(policy)
-    account_events = []
-    if policy.strikes is not None:
-        prior = p | "ReadStrikeLedger" >> ReadStrikeLedger(prior_ledger)
-        ledger, suspensions = {"prior": prior, "decisions": decisions} | "UpdateStrikes" >> UpdateStrikeLedger(
-            policy.strikes
+    account_events, appeal_failures, strike_inputs = [], [], {"decisions": decisions}
+    if options.appeals:
+        raw_appeals = p | "ReadAppeals" >> ReadManifest(options.appeals)
+        appeals, invalid_appeals = raw_appeals | "ParseAppeals" >> ParDoOrDeadLetter(
+            _ParseAppealDoFn(), step="parse_appeals"
         )
+        history = (
+            p | "ReadDecisionHistory" >> ReadTableRows(prior_decisions) | "ToDecisions" >> beam.Map(decision_from_row),
+            decisions,
+        ) | "AllDecisions" >> beam.Flatten()
+        applied = {"appeals": appeals, "decisions": history} | "ApplyAppeals" >> ApplyAppeals()
+        _ = applied["outcomes"] | "WriteAppeals" >> WriteTable(warehouse, "appeals", run_id)
+        _ = applied["labels"] | "WriteRetrainingLabels" >> WriteTable(warehouse, "retraining_labels", run_id)
+        account_events.append(applied["reversals"])
+        appeal_failures += [invalid_appeals, applied["dead_letters"]]
+        strike_inputs["reversals"] = applied["strike_reversals"]
+    if policy.strikes is not None:
+        strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(prior_ledger)
+        ledger, suspensions = strike_inputs | "UpdateStrikes" >> UpdateStrikeLedger(policy.strikes)
         _ = ledger | "WriteStrikeLedger" >> WriteTable(warehouse, "strike_ledger", run_id)
         account_events.append(suspensions | "SuspendAccounts" >> beam.Map(_suspension_event, policy=policy))
     _ = (
@@ -95,7 +117,7 @@ def build_pipeline(
         | "WriteAggregates" >> WriteTable(warehouse, "transparency_aggregates", run_id)
     )
     _ = (
-        (invalid, duplicates, unfetched, unextracted, unscored, invalid_statements)
+        (invalid, duplicates, unfetched, unextracted, unscored, invalid_statements, *appeal_failures)
         | "MergeDeadLetters" >> beam.Flatten()
         | "WriteDeadLetters" >> WriteTable(warehouse, "dead_letter", run_id)
     )
@@ -154,12 +176,18 @@ def run(argv: list[str] | None = None) -> int:
         parser.error("--model_versions needs --model_dir")
 
     prior_ledger = _prior_ledger(options, parser.error)
+    # Appeals refer to decisions of earlier runs: read them before a truncating run clears them.
+    prior_decisions = tuple(
+        sorted(str(f) for f in (Path(options.warehouse) / "enforcement_decisions").glob("*.parquet"))
+    )
+    if options.appeals and options.write_disposition == "truncate" and prior_decisions:
+        parser.error("--appeals with --write_disposition truncate would drop the decisions the appeals refer to")
     run_id = options.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     if options.write_disposition == "truncate":
         clear_tables(options.warehouse)
 
     with beam.Pipeline(options=pipeline_options) as p:
-        build_pipeline(p, options, policy, model_set, run_id, prior_ledger)
+        build_pipeline(p, options, policy, model_set, run_id, prior_ledger, prior_decisions)
     result = p.result
 
     catalog = write_catalog(options.warehouse)

@@ -41,6 +41,13 @@ class DetectionOptions(PipelineOptions):
             help="Prior strike ledger (Parquet file or glob). Default: the newest ledger in --warehouse; "
             "with --write_disposition truncate and no ledger given, strikes start from none.",
         )
+        io.add_argument(
+            "--appeals",
+            default=None,
+            help="Appeal outcomes (JSON Lines, CSV or Parquet): decision_id, outcome (upheld|overturned), "
+            "decided_at. Overturned decisions are reversed downstream, lose their strike, and label the item "
+            "real for retraining.",
+        )
         io.add_argument("--run_id", default=None, help="Name of this run's files (default: UTC time and a random tag).")
 
         models = parser.add_argument_group("models and policy")

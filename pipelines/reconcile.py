@@ -15,6 +15,9 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from schemas.records import DEAD_LETTER, SKIPPED
 
+# Dead letters of the appeals input: not upload rows, so outside the upload reconciliation.
+APPEAL_STEPS = frozenset({"parse_appeals", "apply_appeals"})
+
 
 @dataclasses.dataclass(frozen=True)
 class Reconciliation:
@@ -61,8 +64,8 @@ def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
     return Reconciliation(
         rows_read=read,
         scored=scored,
-        dead_lettered=sum(n for disposition, _, _, n in reasons if disposition == DEAD_LETTER),
-        skipped=sum(n for disposition, _, _, n in reasons if disposition == SKIPPED),
+        dead_lettered=sum(n for d, step, _, n in reasons if d == DEAD_LETTER and step not in APPEAL_STEPS),
+        skipped=sum(n for d, step, _, n in reasons if d == SKIPPED and step not in APPEAL_STEPS),
         reasons=tuple(tuple(r) for r in reasons),
         actions=tuple(tuple(a) for a in actions),
     )
@@ -74,7 +77,8 @@ def format_summary(summary: Reconciliation, catalog: Path, model_set) -> str:
         f" + skipped {summary.skipped}  [{'balanced' if summary.balanced else 'UNBALANCED'}]",
     ]
     for disposition, step, error_type, count in summary.reasons:
-        lines.append(f"  {disposition:<11} {step:<18} {error_type:<28} {count}")
+        note = "  (appeals input)" if step in APPEAL_STEPS else ""
+        lines.append(f"  {disposition:<11} {step:<18} {error_type:<28} {count}{note}")
     if model_set.models:
         lines.append("models: " + model_set.describe())
     else:

@@ -26,6 +26,8 @@ TABLES: tuple[str, ...] = (
     "transparency_aggregates",
     "statements_of_reasons",
     "strike_ledger",
+    "appeals",
+    "retraining_labels",
     "dead_letter",
 )
 

@@ -141,11 +141,13 @@ class _UpdateAccount(beam.DoFn):
     def process(self, keyed):
         account_id, grouped = keyed
         ledger = merge_ledger(grouped["prior"], grouped["new"])
+        for decision_id, at in grouped.get("reversals", []):
+            ledger = reverse(ledger, decision_id, at)
         yield from ledger
         if grouped["new"]:
             now = max(s.issued_at for s in grouped["new"])
             was = standing(account_id, grouped["prior"], now, self._policy)
-            status = standing(account_id, ledger, now, self._policy)
+            status = standing(account_id, ledger, now, self._policy)  # reversals already applied
             if status.suspended and not was.suspended:
                 yield beam.pvalue.TaggedOutput("suspensions", status)
 
@@ -157,8 +159,9 @@ def _keyed(strike: Strike) -> tuple[str, Strike]:
 class UpdateStrikeLedger(beam.PTransform):
     """(prior strikes, decisions) -> the new ledger and the accounts that crossed into suspension.
 
-    Takes a dict {"prior": PCollection[Strike], "decisions": PCollection[Decision]} and returns
-    (ledger, suspensions).
+    Takes a dict {"prior": PCollection[Strike], "decisions": PCollection[Decision]} and,
+    optionally, "reversals": PCollection[(account_id, (decision_id, reversed_at))] from appeals;
+    returns (ledger, suspensions).
     """
 
     def __init__(self, policy: StrikePolicy):
@@ -171,6 +174,7 @@ class UpdateStrikeLedger(beam.PTransform):
             {
                 "prior": inputs["prior"] | "KeyPrior" >> beam.Map(_keyed),
                 "new": new | "KeyNew" >> beam.Map(_keyed),
+                **({"reversals": inputs["reversals"]} if "reversals" in inputs else {}),
             }
             | "ByAccount" >> beam.CoGroupByKey()
             | "Update" >> beam.ParDo(_UpdateAccount(self._policy)).with_outputs("suspensions", main="ledger")
@@ -192,11 +196,6 @@ class ReadStrikeLedger(beam.PTransform):
         self._files = tuple(files)
 
     def expand(self, pipeline):
-        if not self._files:
-            return pipeline | "NoPriorLedger" >> beam.Create([])
-        return (
-            pipeline
-            | "ListLedgerFiles" >> beam.Create(self._files)
-            | "ReadLedger" >> beam.io.ReadAllFromParquet()
-            | "ToStrikes" >> beam.Map(Strike.from_row)
-        )
+        from transforms.warehouse import ReadTableRows
+
+        return pipeline | "ReadLedger" >> ReadTableRows(self._files) | "ToStrikes" >> beam.Map(Strike.from_row)

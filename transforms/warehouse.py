@@ -85,6 +85,19 @@ class WriteTable(beam.PTransform):
         )
 
 
+class ReadTableRows(beam.PTransform):
+    """Rows (dicts) of the given warehouse Parquet files; nothing when there are none."""
+
+    def __init__(self, files: tuple[str, ...]):
+        super().__init__()
+        self._files = tuple(files)
+
+    def expand(self, pipeline):
+        if not self._files:
+            return pipeline | "NoFiles" >> beam.Create([])
+        return pipeline | "ListFiles" >> beam.Create(self._files) | "Read" >> beam.io.ReadAllFromParquet()
+
+
 class WriteTrainingExamples(beam.PTransform):
     """MediaFeatures -> gzipped TFRecord of `tf.train.Example` in the model's input layout."""
 

@@ -1,0 +1,82 @@
+"""Appeals: overturned decisions are reversed downstream, lose their strike, relabel the item."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas import validate_row
+from transforms.appeals import Appeal, AppealOutcome, ApplyAppeals, InvalidAppeal, decision_from_row, parse_appeal
+from transforms.parse import RawRow
+from transforms.strikes import UpdateStrikeLedger
+
+from .conftest import batch_pipeline
+from .test_strikes import POLICY, decision
+
+LATER = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+
+
+def _decision_with_targets(action: str, day: int, account: str = "a1"):
+    import dataclasses
+
+    return dataclasses.replace(decision(action, day, account=account), targets=("content_store", "notifications"))
+
+
+def test_appeal_rows_are_validated_naming_the_field():
+    ok = parse_appeal(RawRow("a", text=json.dumps({"decision_id": "d1", "outcome": "overturned",
+                                                   "decided_at": "2026-02-01T00:00:00Z"})))  # fmt: skip
+    assert (ok.decision_id, ok.outcome) == ("d1", "overturned")
+    for record, message in [
+        ({"outcome": "upheld", "decided_at": "2026-02-01T00:00:00Z"}, "decision_id: required"),
+        ({"decision_id": "d1", "outcome": "maybe", "decided_at": "2026-02-01T00:00:00Z"}, "outcome: expected"),
+        ({"decision_id": "d1", "outcome": "upheld", "decided_at": "later"}, "decided_at"),
+    ]:
+        with pytest.raises(InvalidAppeal, match=message):
+            parse_appeal(RawRow("a", record=record))
+
+
+def test_decisions_round_trip_through_their_table_row():
+    original = _decision_with_targets("remove", 0)
+    assert decision_from_row(validate_row("enforcement_decisions", original.to_row())) == original
+
+
+def test_overturned_appeal_reverses_each_target_and_relabels_upheld_changes_nothing():
+    removed, labelled = _decision_with_targets("remove", 0), _decision_with_targets("label", 1)
+    appeals = [Appeal(removed.decision_id, "overturned", LATER), Appeal(labelled.decision_id, "upheld", LATER),
+               Appeal("no-such-decision", "overturned", LATER)]  # fmt: skip
+    with batch_pipeline() as p:
+        out = {"appeals": p | "A" >> beam.Create(appeals), "decisions": p | "D" >> beam.Create([removed, labelled])}
+        applied = out | ApplyAppeals()
+        assert_that(applied["reversals"] | "R" >> beam.Map(lambda e: (e.target, e.event_type, e.decision_id)),
+                    equal_to([("content_store", "reverse", removed.decision_id),
+                              ("notifications", "reverse", removed.decision_id)]), label="reversals")  # fmt: skip
+        assert_that(applied["labels"] | "L" >> beam.Map(lambda r: (r.content_id, r.label)),
+                    equal_to([(removed.content_id, "real")]), label="labels")  # fmt: skip
+        assert_that(applied["outcomes"] | "O" >> beam.Map(lambda o: o.appeal.outcome),
+                    equal_to(["overturned", "upheld"]), label="outcomes")  # fmt: skip
+        assert_that(applied["dead_letters"] | "X" >> beam.Map(lambda d: (d.step, d.error_type)),
+                    equal_to([("apply_appeals", "LookupError")]), label="unknown")  # fmt: skip
+
+
+def test_an_overturn_takes_the_strike_back_in_the_ledger():
+    from transforms.strikes import strike_for
+
+    first, second = decision("remove", 0), decision("remove", 1)
+    prior = [strike_for(first, POLICY), strike_for(second, POLICY)]
+    with batch_pipeline() as p:
+        ledger, _ = {
+            "prior": p | "P" >> beam.Create(prior),
+            "decisions": p | "D" >> beam.Create([]),
+            "reversals": p | "R" >> beam.Create([("a1", (first.decision_id, LATER))]),
+        } | UpdateStrikeLedger(POLICY)
+        assert_that(ledger | beam.Map(lambda s: (s.decision_id, s.reversed_at)),
+                    equal_to([(first.decision_id, LATER), (second.decision_id, None)]))  # fmt: skip
+
+
+def test_appeal_rows_fit_their_table():
+    removed = _decision_with_targets("remove", 0)
+    validate_row("appeals", AppealOutcome(Appeal(removed.decision_id, "overturned", LATER), removed).to_row())
