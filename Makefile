@@ -37,6 +37,7 @@ demo: install
 	@echo "== scoring uploads"
 	$(PY) -m pipelines.batch --input $(DEMO)/uploads/manifest.jsonl --warehouse $(DEMO)/warehouse \
 	  --model_dir $(DEMO)/models --write_disposition truncate --min_cell_count 3 $(DEMO_RUNNER)
+	$(PY) -m pipelines.report --warehouse $(DEMO)/warehouse --out $(DEMO)/transparency
 
 test: install
 	$(PY) -m pytest -q

@@ -137,6 +137,21 @@ def test_every_restrictive_decision_has_a_statement_of_reasons_in_api_batches(jo
     assert all(len(b["statements"]) <= 100 for b in bodies)
 
 
+def test_transparency_report_renders_every_compliance_query(job):
+    from pipelines import report
+
+    out = job["root"] / "transparency"
+    assert report.run(["--warehouse", str(job["warehouse"]), "--out", str(out)]) == 0
+    page = (out / "transparency_report.html").read_text()
+    for title in report.TITLES.values():
+        assert title in page
+    assert (out / "actions_by_category.png").stat().st_size > 5_000
+    shown = query(job["warehouse"], "select coalesce(sum(item_count), 0) from transparency_aggregates "
+                  "where period_type = 'month' and not suppressed")[0][0]  # fmt: skip
+    decisions = report.run_queries(job["warehouse"] / "warehouse.duckdb")["actions_by_category"][1]
+    assert sum(row[5] for row in decisions) == shown
+
+
 def test_training_examples_are_written_in_the_serving_layout(job):
     files = [str(p) for p in (job["warehouse"] / "features_tfrecord").glob("*.tfrecord.gz")]
     examples = read_examples(files)

@@ -1,0 +1,124 @@
+"""A transparency report a person reads: the compliance queries in `sql/`, as tables and charts.
+
+    python -m pipelines.report --warehouse DIR --out REPORT_DIR
+
+Runs every `sql/*.sql` on the embedded warehouse (the same files run on BigQuery in
+production) and writes REPORT_DIR/transparency_report.html with PNG charts beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+from pathlib import Path
+
+import duckdb
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+TITLES = {
+    "actions_by_category": "Restrictive decisions by category, action and automation (monthly)",
+    "median_time_to_action": "Median time from upload to action (hours, monthly)",
+    "appeals_overturn_rate": "Appeals, reversals and the overturn rate of automated decisions",
+    "statements_by_category": "Statements of reasons sent to the EU Transparency Database",
+    "dead_letter_summary": "Uploads not scored, and why",
+}
+# The figure each query's chart shows.
+CHART_VALUE = {
+    "actions_by_category": "decisions",
+    "median_time_to_action": "worst_cell_median_hours",
+    "appeals_overturn_rate": "overturn_rate",
+    "statements_by_category": "statements",
+    "dead_letter_summary": "items",
+}
+
+
+def run_queries(catalog: Path, sql_dir: Path = SQL_DIR) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Each query's column names and rows, by file stem."""
+    results = {}
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        for path in sorted(sql_dir.glob("*.sql")):
+            relation = con.sql(path.read_text())
+            results[path.stem] = (list(relation.columns), relation.fetchall())
+    return results
+
+
+def _chart(name: str, columns: list[str], rows: list[tuple], out: Path) -> str | None:
+    """A bar chart of the query's headline figure against its text columns; None if nothing to plot."""
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if CHART_VALUE.get(name) not in columns:
+        return None
+    value_index = columns.index(CHART_VALUE[name])
+    labels = [" / ".join(str(v) for v in r if not isinstance(v, (int, float)) or isinstance(v, bool)) for r in rows]
+    values = [float(r[value_index] or 0) for r in rows]
+    fig, axis = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.4))
+    axis.barh(range(len(rows)), values, color="#3b6ea5")
+    axis.set_yticks(range(len(rows)), labels, fontsize=7)
+    axis.invert_yaxis()
+    axis.set_xlabel(columns[value_index])
+    axis.set_title(TITLES.get(name, name), fontsize=9, loc="left")
+    fig.tight_layout()
+    file_name = f"{name}.png"
+    fig.savefig(out / file_name, dpi=100)
+    plt.close(fig)
+    return file_name
+
+
+def render(results: dict[str, tuple[list[str], list[tuple]]], out: Path, warehouse: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Transparency report</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}th{background:#eee}</style></head><body>",
+        "<h1>Transparency report: synthetic media</h1>",
+        f"<p>Warehouse: <code>{html.escape(warehouse)}</code>. Cells under the minimum count are suppressed "
+        "and counted apart; no figure identifies a person.</p>",
+    ]
+    for name, (columns, rows) in results.items():
+        parts.append(f"<h2>{html.escape(TITLES.get(name, name))}</h2>")
+        chart = _chart(name, columns, rows, out)
+        if chart:
+            parts.append(f"<img src='{chart}' alt='{html.escape(name)}'>")
+        if not rows:
+            parts.append("<p><em>No rows in this period.</em></p>")
+            continue
+        parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
+        for row in rows:
+            cells = "".join(f"<td>{html.escape(_format(v))}</td>" for v in row)
+            parts.append(f"<tr>{cells}</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    path = out / "transparency_report.html"
+    path.write_text("\n".join(parts))
+    return path
+
+
+def _format(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--warehouse", required=True, help="Embedded warehouse directory (with warehouse.duckdb).")
+    parser.add_argument("--out", required=True, help="Report directory.")
+    args = parser.parse_args(argv)
+    catalog = Path(args.warehouse) / "warehouse.duckdb"
+    if not catalog.exists():
+        parser.error(f"--warehouse: {catalog} not found; run the batch job first")
+    path = render(run_queries(catalog), Path(args.out), args.warehouse)
+    print(f"transparency report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

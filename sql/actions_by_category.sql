@@ -1,0 +1,15 @@
+-- DSA Art. 15/24: restrictive decisions per month by category, action, detection method and
+-- whether the decision was automated. Suppressed cells (under the minimum count) are counted
+-- apart so the totals never expose a small cell.
+SELECT
+  period_start,
+  category,
+  action,
+  detection_method,
+  automated_decision,
+  SUM(CASE WHEN suppressed THEN 0 ELSE item_count END) AS decisions,
+  SUM(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells
+FROM transparency_aggregates
+WHERE period_type = 'month'
+GROUP BY period_start, category, action, detection_method, automated_decision
+ORDER BY period_start, category, action, detection_method, automated_decision

@@ -1,0 +1,5 @@
+-- What the pipeline did not score, and why.
+SELECT disposition, step, error_type, COUNT(*) AS items
+FROM dead_letter
+GROUP BY disposition, step, error_type
+ORDER BY items DESC, disposition, step, error_type
