@@ -26,6 +26,7 @@ from transforms.appeals import ApplyAppeals, decision_from_row, parse_appeal
 from transforms.dead_letter import ParDoOrDeadLetter
 from transforms.features import ExtractFeatures
 from transforms.fetch import FetchMedia
+from transforms.hashbank import HashBank, MatchHashBank
 from transforms.inference import ScoreMedia
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest
 from transforms.policy import ApplyPolicy, FanOutEnforcement, Policy, load_policy, suspension_event
@@ -62,6 +63,7 @@ def build_pipeline(
     run_id: str,
     prior_ledger: tuple[str, ...] = (),
     prior_decisions: tuple[str, ...] = (),
+    hash_bank: HashBank | None = None,
 ) -> None:
     """Adds the batch job's graph to `p` (see the picture in DESIGN.md)."""
     warehouse, limits = options.warehouse, options.media_limits()
@@ -71,6 +73,8 @@ def build_pipeline(
     events, duplicates = events | "DeduplicateEvents" >> DeduplicateEvents()
     blobs, unfetched = events | "FetchMedia" >> FetchMedia(limits)
     features, unextracted = blobs | "ExtractFeatures" >> ExtractFeatures(limits)
+    if hash_bank is not None:
+        features = features | "MatchHashBank" >> MatchHashBank(hash_bank)
     _ = features | "WriteFeatures" >> WriteTable(warehouse, "features", run_id)
     _ = features | "WriteTrainingExamples" >> WriteTrainingExamples(warehouse, run_id)
 
@@ -176,6 +180,12 @@ def run(argv: list[str] | None = None) -> int:
         parser.error("--model_versions needs --model_dir")
 
     prior_ledger = _prior_ledger(options, parser.error)
+    hash_bank = None
+    if options.hash_bank:
+        try:
+            hash_bank = HashBank.load(options.hash_bank)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--hash_bank: {exc}")
     # Appeals refer to decisions of earlier runs: read them before a truncating run clears them.
     prior_decisions = tuple(
         sorted(str(f) for f in (Path(options.warehouse) / "enforcement_decisions").glob("*.parquet"))
@@ -187,7 +197,7 @@ def run(argv: list[str] | None = None) -> int:
         clear_tables(options.warehouse)
 
     with beam.Pipeline(options=pipeline_options) as p:
-        build_pipeline(p, options, policy, model_set, run_id, prior_ledger, prior_decisions)
+        build_pipeline(p, options, policy, model_set, run_id, prior_ledger, prior_decisions, hash_bank)
     result = p.result
 
     catalog = write_catalog(options.warehouse)

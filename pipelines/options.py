@@ -62,6 +62,12 @@ class DetectionOptions(PipelineOptions):
             default=None,
             help="Pin versions instead of the newest, e.g. visual=20261121T2200,fusion=20261121T2200.",
         )
+        models.add_argument(
+            "--hash_bank",
+            default=None,
+            help="JSON Lines of known synthetic media PDQ hashes ({'pdq': hex, 'label': ...}); a match is the "
+            "policy signal hash_match.",
+        )
         models.add_argument("--policy", default=DEFAULT_POLICY, help="Enforcement policy YAML file.")
         models.add_argument(
             "--min_batch_size", type=int, default=1, help="Smallest RunInference batch (default %(default)s)."

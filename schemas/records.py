@@ -141,6 +141,7 @@ class VisualFeatures:
     handcrafted: np.ndarray
     faces: np.ndarray
     face_mask: np.ndarray
+    pdq_hashes: tuple[str, ...] = ()  # perceptual hashes of the sampled frames (hash bank matching)
 
     @property
     def frame_count(self) -> int:
@@ -207,6 +208,8 @@ class MediaFeatures:
     # The media bytes, carried only while features are extracted and released before
     # inference so they never travel through a shuffle.
     data: bytes | None = dataclasses.field(default=None, repr=False)
+    hash_match: str | None = None  # label of the matching hash-bank entry
+    hash_distance: int | None = None
 
     @property
     def content_id(self) -> str:
@@ -250,6 +253,7 @@ class MediaFeatures:
             if self.visual
             else [],
             "visual_handcrafted": [float(v) for v in self.visual.handcrafted] if self.visual else [],
+            "pdq_hashes": list(self.visual.pdq_hashes) if self.visual else [],
             "audio_window_count": self.audio.window_count if self.audio else 0,
             "audio_logmel": encode_array(self.audio.logmel[: self.audio.window_count].astype(np.float16))
             if self.audio
@@ -283,6 +287,8 @@ class ScoredMedia:
     fusion_method: str
     fusion_version: str
     scored_at: dt.datetime
+    hash_match: str | None = None
+    hash_distance: int | None = None
 
     def score_for(self, modality: str) -> ModalityScore | None:
         return next((s for s in self.scores if s.modality == modality), None)
@@ -302,6 +308,8 @@ class ScoredMedia:
             "c2pa_present": self.info.c2pa_present,
             "digital_source_type": self.info.digital_source_type,
             "content_sha256": self.sha256,
+            "hash_match": self.hash_match,
+            "hash_distance": self.hash_distance,
             "pipeline_version": PIPELINE_VERSION,
         }
         for modality in MODALITIES:

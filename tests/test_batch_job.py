@@ -180,6 +180,19 @@ def test_an_overturned_appeal_reverses_the_decision_everywhere_it_acted(job, cap
     assert failures == [("apply_appeals", "LookupError"), ("parse_appeals", "InvalidAppeal")]
 
 
+def test_a_hash_bank_match_is_removed_under_its_rule(job):
+    content_id, hashes = query(job["warehouse"], "select content_id, pdq_hashes from features "
+                               "where len(pdq_hashes) > 0 order by content_id limit 1")[0]  # fmt: skip
+    bank = job["root"] / "bank.jsonl"
+    bank.write_text(json.dumps({"pdq": hashes[0], "label": "case-7"}) + "\n")
+    args = [a if a != "first" else "bank" for a in job["args"]] + ["--hash_bank", str(bank)]
+    assert batch.run(args) == 0
+    matched = query(job["warehouse"], "select s.content_id, s.hash_match, d.action, d.rule_id from media_scores s "
+                    "join enforcement_decisions d using (content_id) where s.hash_match is not null "
+                    "and d.rule_id = 'known-deepfake-remove'")  # fmt: skip
+    assert (content_id, "case-7", "remove", "known-deepfake-remove") in matched
+
+
 def test_evaluation_report_covers_modalities_families_slices_and_held_out_families(job, capsys):
     from models import evaluate
 

@@ -17,7 +17,9 @@ POLICY = load_policy("policies/synthetic_media_v1.yaml")
 UPLOADED = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
 
 
-def item(score: float | None, *, declared_ai=None, high_profile=False, source_type=None, media_type="video"):
+def item(
+    score: float | None, *, declared_ai=None, high_profile=False, source_type=None, media_type="video", hash_match=None
+):
     event = UploadEvent(
         content_id="c1",
         media_uri="/m/c1.mp4",
@@ -29,7 +31,9 @@ def item(score: float | None, *, declared_ai=None, high_profile=False, source_ty
     )
     info = MediaInfo(media_type=media_type, container="mp4", digital_source_type=source_type)
     scores = () if score is None else (ModalityScore("visual", score, "visual_detector", "v1"),)
-    return ScoredMedia(event, "0" * 64, info, ("visual",), scores, score, "logit_mean", "1", UPLOADED)
+    return ScoredMedia(
+        event, "0" * 64, info, ("visual",), scores, score, "logit_mean", "1", UPLOADED, hash_match=hash_match
+    )
 
 
 @pytest.mark.parametrize(
@@ -41,6 +45,7 @@ def item(score: float | None, *, declared_ai=None, high_profile=False, source_ty
         ({"score": 0.99}, "remove", "remove-near-certain"),
         ({"score": 0.99, "high_profile": True}, "human_review", "high-profile-review"),
         ({"score": 0.99, "declared_ai": True}, "label", "declared-ai-label"),
+        ({"score": 0.10, "declared_ai": True, "hash_match": "case-1"}, "remove", "known-deepfake-remove"),
         ({"score": 0.99, "source_type": "trainedAlgorithmicMedia"}, "label", "provenance-ai-label"),
         ({"score": None}, "none", "no-action"),
     ],
@@ -48,7 +53,7 @@ def item(score: float | None, *, declared_ai=None, high_profile=False, source_ty
 def test_each_tier_of_the_shipped_policy(kwargs, action, rule):
     decision = decide(item(**kwargs), POLICY)
     assert (decision.action, decision.rule_id) == (action, rule)
-    assert decision.policy_id == "synthetic-media" and decision.policy_version == "1.2.0"
+    assert decision.policy_id == "synthetic-media" and decision.policy_version == "1.3.0"
     assert decision.targets == POLICY.targets_for(action)
     validate_row("enforcement_decisions", decision.to_row())
 

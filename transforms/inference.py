@@ -91,6 +91,8 @@ def assemble_scores(
         fusion_method=fused.method,
         fusion_version=fused.version,
         scored_at=utc_now(),
+        hash_match=facts.hash_match,
+        hash_distance=facts.hash_distance,
     )
 
 
@@ -102,11 +104,21 @@ class ItemFacts:
     sha256: str
     info: MediaInfo
     modalities: tuple[str, ...]
-    metadata_vector: np.ndarray | None  # 32 floats: provenance for the fusion
+    metadata_vector: np.ndarray | None  # provenance for the fusion
+    hash_match: str | None = None
+    hash_distance: int | None = None
 
 
 def _keyed_facts(features: MediaFeatures) -> tuple[str, ItemFacts]:
-    facts = ItemFacts(features.event, features.sha256, features.info, features.modalities(), features.metadata_vector)
+    facts = ItemFacts(
+        features.event,
+        features.sha256,
+        features.info,
+        features.modalities(),
+        features.metadata_vector,
+        features.hash_match,
+        features.hash_distance,
+    )
     return features.content_id, facts
 
 

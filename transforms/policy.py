@@ -58,6 +58,7 @@ CONDITIONS: dict[str, tuple[Callable[[str, Any], Any], Callable[[ScoredMedia, An
     "has_score": (_flag, lambda item, v: (item.fused_score is not None) == v),
     "declared_ai": (_flag, lambda item, v: bool(item.event.declared_ai) == v),
     "provenance_ai": (_flag, lambda item, v: _provenance_ai(item) == v),
+    "hash_match": (_flag, lambda item, v: (item.hash_match is not None) == v),
     "high_profile": (_flag, lambda item, v: item.event.account.high_profile == v),
     "verified": (_flag, lambda item, v: item.event.account.verified == v),
     "media_type_in": (_names, lambda item, v: item.info.media_type in v),

@@ -42,6 +42,7 @@ from apache_beam.metrics import Metrics
 from models.signature import CROP_SIZE, MAX_FRAMES, VISUAL_HANDCRAFTED_DIM
 from schemas.records import MediaFeatures, VisualFeatures
 from transforms.dead_letter import MediaStep
+from transforms.hashbank import frame_hashes
 from transforms.limits import MediaLimits
 from transforms.media import decode_image_frames, decode_video_frames, open_image
 
@@ -295,6 +296,7 @@ def visual_features(frames: list[np.ndarray], frame_selection: str) -> VisualFea
         handcrafted=handcrafted,
         faces=faces,
         face_mask=face_mask,
+        pdq_hashes=frame_hashes(frames),
     )
 
 
