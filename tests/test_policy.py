@@ -106,6 +106,33 @@ def test_a_wrong_policy_names_the_field(change, message):
         parse_policy({**BASE, **change})
 
 
+def test_conditions_on_single_modalities_and_prior_strikes():
+    policy = parse_policy(
+        {
+            "policy_id": "p",
+            "version": "1",
+            "targets": {"remove": ["content_store"], "human_review": ["review_queue"]},
+            "rules": [
+                {"id": "voice", "when": {"min_audio_score": 0.9}, "action": "remove"},
+                {
+                    "id": "repeat",
+                    "when": {"prior_strikes_at_least": 2, "min_visual_score": 0.8},
+                    "action": "human_review",
+                },
+                {"id": "d", "action": "none"},
+            ],
+        }
+    )
+    assert decide(item(0.95), policy).rule_id == "d"  # visual 0.95 alone, no strikes
+    repeat_offender = dataclasses.replace(
+        item(0.95), event=dataclasses.replace(item(0.95).event, account=AccountContext(prior_strikes=3))
+    )
+    assert decide(repeat_offender, policy).rule_id == "repeat"
+    with pytest.raises(PolicyError, match="prior_strikes_at_least: expected a non-negative whole number"):
+        parse_policy({**BASE, "rules": [{"id": "r", "action": "remove", "when": {"prior_strikes_at_least": 1.5}},
+                                        {"id": "d", "action": "none"}]})  # fmt: skip
+
+
 def test_policy_yaml_is_loaded_safely(tmp_path):
     path = tmp_path / "evil.yaml"
     path.write_text("!!python/object/apply:os.system ['true']\n")

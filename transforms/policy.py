@@ -47,6 +47,20 @@ def _names(field: str, value: Any) -> frozenset[str]:
     return frozenset(value)
 
 
+def _count(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyError(f"{field}: expected a non-negative whole number, got {value!r}")
+    return value
+
+
+def _modality_at_least(modality: str):
+    def test(item: ScoredMedia, threshold: float) -> bool:
+        score = item.score_for(modality)
+        return score is not None and score.score >= threshold
+
+    return test
+
+
 def _provenance_ai(item: ScoredMedia) -> bool:
     return item.info.digital_source_type in AI_SOURCE_TYPES
 
@@ -59,6 +73,10 @@ CONDITIONS: dict[str, tuple[Callable[[str, Any], Any], Callable[[ScoredMedia, An
     "declared_ai": (_flag, lambda item, v: bool(item.event.declared_ai) == v),
     "provenance_ai": (_flag, lambda item, v: _provenance_ai(item) == v),
     "hash_match": (_flag, lambda item, v: (item.hash_match is not None) == v),
+    "min_visual_score": (_number, _modality_at_least("visual")),
+    "min_audio_score": (_number, _modality_at_least("audio")),
+    "min_metadata_score": (_number, _modality_at_least("metadata")),
+    "prior_strikes_at_least": (_count, lambda item, v: item.event.account.prior_strikes >= v),
     "high_profile": (_flag, lambda item, v: item.event.account.high_profile == v),
     "verified": (_flag, lambda item, v: item.event.account.verified == v),
     "media_type_in": (_names, lambda item, v: item.info.media_type in v),
