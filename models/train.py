@@ -164,11 +164,12 @@ def train_modality(
     }
 
 
-def score_split(path: Path, split: dict[str, Any]) -> np.ndarray:
-    """Calibrated probabilities of the exported SavedModel (what will be served) on a split."""
+def score_split(model: LoadedSignature | Path, split: dict[str, Any]) -> np.ndarray:
+    """Calibrated probabilities of an exported SavedModel (what will be served) on a split."""
     if len(split["labels"]) == 0:
         return np.zeros((0,), np.float32)
-    return predict_probabilities(LoadedSignature(str(path)), split["inputs"])
+    loaded = model if isinstance(model, LoadedSignature) else LoadedSignature(str(model))
+    return predict_probabilities(loaded, split["inputs"])
 
 
 def export_modality(
@@ -185,11 +186,13 @@ def export_modality(
     path.mkdir(parents=True, exist_ok=True)
     calibration = facts["calibration"]
     export_saved_model(model, path, calibration["scale"], calibration["bias"])
-    metrics = {}
-    for split in ("validation", "test"):
-        probabilities = score_split(path, dataset[split])
-        metrics[split] = binary_metrics(dataset[split]["labels"], probabilities) if len(probabilities) else {"count": 0}
-    validation_scores = score_split(path, dataset["validation"])
+    served = LoadedSignature(str(path))
+    scores = {split: score_split(served, dataset[split]) for split in ("validation", "test")}
+    metrics = {
+        split: binary_metrics(dataset[split]["labels"], probabilities) if len(probabilities) else {"count": 0}
+        for split, probabilities in scores.items()
+    }
+    validation_scores = scores["validation"]
     card = {
         "name": f"{modality}_detector",
         "modality": modality,

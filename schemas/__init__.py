@@ -94,10 +94,6 @@ def arrow_schema(table: str) -> pa.Schema:
     return pa.schema([_arrow_field(f) for f in bigquery_schema(table)])
 
 
-def column_names(table: str) -> tuple[str, ...]:
-    return tuple(f["name"] for f in bigquery_schema(table))
-
-
 def _check_value(table: str, field: Mapping[str, Any], value: Any) -> None:
     name, bq_type = field["name"], field["type"].upper()
     mode = field.get("mode", "NULLABLE").upper()

@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import io
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -416,9 +415,3 @@ class DeadLetter:
         row["payload"] = self.payload[:MAX_PAYLOAD_CHARS]
         row["pipeline_version"] = PIPELINE_VERSION
         return row
-
-
-def record_from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
-    """Builds a dataclass from a mapping, ignoring keys the class does not have."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names})

@@ -16,13 +16,12 @@ import math
 
 import numpy as np
 
-from models.fusion import FusionModel
+from models.fusion import FusionModel, logit
 from schemas.records import ModalityScore
 
 FUSION_METHOD = "logit_mean"
 FUSION_VERSION = "1"
 MODALITY_WEIGHTS = {"visual": 1.0, "audio": 1.0, "metadata": 0.5}
-_EPSILON = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +31,6 @@ class FusedScore:
     version: str
 
 
-def _logit(probability: float) -> float:
-    p = min(max(probability, _EPSILON), 1.0 - _EPSILON)
-    return math.log(p / (1.0 - p))
-
-
 def fuse_scores(
     scores: tuple[ModalityScore, ...], metadata_vector: np.ndarray | None = None, model: FusionModel | None = None
 ) -> FusedScore:
@@ -44,7 +38,7 @@ def fuse_scores(
     if model is not None:
         probabilities = {s.modality: s.score for s in scores}
         return FusedScore(model.predict(probabilities, metadata_vector), "logistic", model.version)
-    weighted = [(MODALITY_WEIGHTS.get(s.modality, 1.0), _logit(s.score)) for s in scores]
+    weighted = [(MODALITY_WEIGHTS.get(s.modality, 1.0), logit(s.score)) for s in scores]
     total_weight = sum(w for w, _ in weighted)
     if total_weight == 0:
         return FusedScore(None, FUSION_METHOD, FUSION_VERSION)
