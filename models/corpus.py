@@ -60,7 +60,10 @@ LABELS = ("real", "synthetic", "corrupt")
 
 # Random-stream namespaces: [seed, namespace, index, purpose].
 _ITEM_STREAM, _ACCOUNT_STREAM, _CORRUPT_STREAM = 0, 1, 2
-_PLAN, _UPLOAD, _VISUAL, _AUDIO, _META, _ENCODE = range(6)
+_PLAN, _UPLOAD, _VISUAL, _AUDIO, _META, _ENCODE, _NOTICE = range(7)
+# Share of uploads someone reports before the pipeline runs, (user report, trusted flagger):
+# people spot some fakes, and report some real media too.
+_NOTICE_RATES = {True: (0.10, 0.04), False: (0.03, 0.005)}
 
 _WINDOW_START = datetime(2026, 10, 1, tzinfo=UTC)
 _WINDOW_DAYS = 30
@@ -317,6 +320,21 @@ def _plan_upload(
     if rng.random() < 0.1:  # travelling or using a VPN
         country = _COUNTRIES[int(rng.choice(len(_COUNTRIES), p=_COUNTRY_WEIGHTS))]
     return account, uploaded_at, surface, country
+
+
+def _plan_notice(seed: int, plan: ItemPlan, uploaded_at: datetime) -> dict[str, str] | None:
+    """A user report or trusted-flagger notice for some uploads (its own random stream, so
+    adding notices changed no media)."""
+    rng = _rng(seed, _ITEM_STREAM if plan.corrupt_kind is None else _CORRUPT_STREAM, plan.index, _NOTICE)
+    user, flagger = _NOTICE_RATES[plan.synthetic]
+    u = rng.random()
+    if u >= user + flagger:
+        return None
+    received = uploaded_at + timedelta(hours=float(rng.uniform(0.2, 48.0)))
+    return {
+        "source": "user_report" if u < user else "trusted_flagger",
+        "received_at": _rfc3339(received.replace(microsecond=0)),
+    }
 
 
 def _iso6709(rng: np.random.Generator, country: str) -> str:
@@ -1588,8 +1606,8 @@ def _labels_row(plan: ItemPlan) -> dict[str, Any]:
 
 
 def _manifest_row(plan: ItemPlan, account: Account, uploaded_at: datetime, surface: str, country: str,
-                  declared_ai: bool) -> dict[str, Any]:  # fmt: skip
-    return {
+                  declared_ai: bool, notice: dict[str, str] | None) -> dict[str, Any]:  # fmt: skip
+    row = {
         "content_id": plan.content_id,
         "media_uri": f"media/{plan.content_id}.{_EXTENSIONS[plan.container]}",
         "account_id": account.account_id,
@@ -1605,6 +1623,9 @@ def _manifest_row(plan: ItemPlan, account: Account, uploaded_at: datetime, surfa
             "prior_strikes": account.prior_strikes,
         },
     }
+    if notice is not None:
+        row["notice"] = notice
+    return row
 
 
 def generate_corpus(
@@ -1655,7 +1676,8 @@ def generate_corpus(
             meta = _plan_metadata(seed, plan, uploaded_at, country)
             {"video": _make_video, "image": _make_image, "audio": _make_audio}[plan.media_type](path, plan, meta, seed)
             declared = meta.declared_ai
-        manifest = _manifest_row(plan, account, uploaded_at, surface, country, declared)
+        notice = _plan_notice(seed, plan, uploaded_at)
+        manifest = _manifest_row(plan, account, uploaded_at, surface, country, declared, notice)
         rows.append((manifest["uploaded_at"], plan.content_id, manifest, _labels_row(plan)))
 
     rows.sort(key=lambda row: (row[0], row[1]))  # an upload stream, in event-time order

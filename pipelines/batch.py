@@ -87,6 +87,7 @@ def build_pipeline(
     _ = decisions | "WriteDecisions" >> WriteTable(warehouse, "enforcement_decisions", run_id)
     events_by_target = decisions | "FanOutEnforcement" >> FanOutEnforcement(policy)
     account_events, appeal_failures, strike_inputs = [], [], {"decisions": decisions}
+    appeal_outcomes = None
     if options.appeals:
         raw_appeals = p | "ReadAppeals" >> ReadManifest(options.appeals)
         appeals, invalid_appeals = raw_appeals | "ParseAppeals" >> ParDoOrDeadLetter(
@@ -97,7 +98,8 @@ def build_pipeline(
             decisions,
         ) | "AllDecisions" >> beam.Flatten()
         applied = {"appeals": appeals, "decisions": history} | "ApplyAppeals" >> ApplyAppeals()
-        _ = applied["outcomes"] | "WriteAppeals" >> WriteTable(warehouse, "appeals", run_id)
+        appeal_outcomes = applied["outcomes"]
+        _ = appeal_outcomes | "WriteAppeals" >> WriteTable(warehouse, "appeals", run_id)
         _ = applied["labels"] | "WriteRetrainingLabels" >> WriteTable(warehouse, "retraining_labels", run_id)
         account_events.append(applied["reversals"])
         appeal_failures += [invalid_appeals, applied["dead_letters"]]
@@ -117,7 +119,7 @@ def build_pipeline(
     _ = statements | "ExportStatements" >> ExportStatements(str(Path(warehouse) / STATEMENT_BATCH_DIR), run_id)
     _ = (
         decisions
-        | "AggregateTransparency" >> AggregateTransparency(options.min_cell_count)
+        | "AggregateTransparency" >> AggregateTransparency(options.min_cell_count, appeal_outcomes)
         | "WriteAggregates" >> WriteTable(warehouse, "transparency_aggregates", run_id)
     )
     _ = (

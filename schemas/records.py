@@ -81,6 +81,21 @@ class AccountContext:
         }
 
 
+NOTICE_SOURCES = ("user_report", "trusted_flagger")
+
+
+@dataclasses.dataclass(frozen=True)
+class Notice:
+    """A report that flagged the upload before the pipeline saw it (DSA Art. 16 notice, or a
+    trusted flagger's under Art. 22). It changes the detection method the decision records."""
+
+    source: str  # one of NOTICE_SOURCES
+    received_at: dt.datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "received_at": format_timestamp(self.received_at)}
+
+
 @dataclasses.dataclass(frozen=True)
 class UploadEvent:
     """One upload, as validated from a manifest row, a table row or a Pub/Sub message."""
@@ -94,6 +109,12 @@ class UploadEvent:
     country: str | None = None
     declared_ai: bool | None = None
     account: AccountContext = AccountContext()
+    notice: Notice | None = None
+
+    @property
+    def detection_method(self) -> str:
+        """automated, or the notice's source when someone reported the upload."""
+        return self.notice.source if self.notice is not None else "automated"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +127,7 @@ class UploadEvent:
             "country": self.country,
             "declared_ai": self.declared_ai,
             "account": self.account.to_dict(),
+            "notice": self.notice.to_dict() if self.notice is not None else None,
         }
 
     def to_json(self) -> str:
@@ -340,6 +362,12 @@ class Decision:
     uploaded_at: dt.datetime
     decided_at: dt.datetime
     targets: tuple[str, ...]
+    notified_at: dt.datetime | None = None  # when a notice reported the upload, if one did
+
+    @property
+    def action_clock_start(self) -> dt.datetime:
+        """Where time-to-action counts from: the notice if there was one, else the upload."""
+        return self.notified_at or self.uploaded_at
 
     def to_row(self) -> dict[str, Any]:
         row = dataclasses.asdict(self)
@@ -372,8 +400,9 @@ class EnforcementEvent:
 
 @dataclasses.dataclass(frozen=True)
 class TransparencyCell:
-    """One cell of a transparency report: decisions in one period and one breakdown."""
+    """One cell of a transparency report: decisions, or appeals, in one period and breakdown."""
 
+    measure: str  # decisions or appeals
     period_type: str
     period_start: dt.date
     category: str | None
@@ -385,6 +414,8 @@ class TransparencyCell:
     item_count: int | None
     suppressed: bool
     median_hours_to_action: float | None
+    overturned_count: int | None
+    overturn_rate: float | None
     policy_version: str
 
     def to_row(self) -> dict[str, Any]:

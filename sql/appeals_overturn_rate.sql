@@ -1,12 +1,17 @@
--- Appeals and reversals per month, and the overturn rate of decisions by how automated they
--- were: the accuracy indicator of the automated means the DSA asks for.
+-- Appeals decided per month against decisions of each kind, the reversals, and the overturn
+-- rate by how automated the appealed decision was: for fully automated decisions, the accuracy
+-- indicator of the automated means the DSA asks for (Art. 15(1)(e)). Read from the
+-- transparency aggregates, so cells under the minimum count stay suppressed here too.
 SELECT
-  EXTRACT(YEAR FROM appeal_decided_at) AS year,
-  EXTRACT(MONTH FROM appeal_decided_at) AS month,
+  period_start,
   automated_decision,
-  COUNT(*) AS appeals,
-  SUM(CASE WHEN outcome = 'overturned' THEN 1 ELSE 0 END) AS overturned,
-  SUM(CASE WHEN outcome = 'overturned' THEN 1 ELSE 0 END) / COUNT(*) AS overturn_rate
-FROM appeals
-GROUP BY year, month, automated_decision
-ORDER BY year, month, automated_decision
+  action,
+  SUM(CASE WHEN suppressed THEN 0 ELSE item_count END) AS appeals,
+  SUM(CASE WHEN suppressed THEN 0 ELSE overturned_count END) AS overturned,
+  SUM(CASE WHEN suppressed THEN 0 ELSE overturned_count END)
+    / NULLIF(SUM(CASE WHEN suppressed THEN 0 ELSE item_count END), 0) AS overturn_rate,
+  SUM(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells
+FROM transparency_aggregates
+WHERE measure = 'appeals' AND period_type = 'month'
+GROUP BY period_start, automated_decision, action
+ORDER BY period_start, automated_decision, action

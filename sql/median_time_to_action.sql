@@ -1,11 +1,13 @@
--- Median hours from upload to action per month, content type and action (shown cells only).
+-- Median hours from upload (or from the notice, for reported uploads) to action per month,
+-- content type, action and detection method (shown cells only).
 SELECT
   period_start,
   content_type,
   action,
+  detection_method,
   SUM(item_count) AS decisions,
   MAX(median_hours_to_action) AS worst_cell_median_hours
 FROM transparency_aggregates
-WHERE period_type = 'month' AND NOT suppressed
-GROUP BY period_start, content_type, action
-ORDER BY period_start, content_type, action
+WHERE measure = 'decisions' AND period_type = 'month' AND NOT suppressed
+GROUP BY period_start, content_type, action, detection_method
+ORDER BY period_start, content_type, action, detection_method

@@ -6,6 +6,7 @@ DuckDB. The job runs in-process on the FnApiRunner (what DirectRunner uses for b
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -29,6 +30,10 @@ def job(tmp_path_factory):
     corpus.generate_corpus(root / "uploads", count=16, seed=12, corrupt=2)
     manifest = root / "uploads" / "manifest.jsonl"
     lines = manifest.read_text().splitlines()
+    for index, source in ((1, "user_report"), (2, "trusted_flagger")):  # reported before the run
+        row = json.loads(lines[index])
+        row["notice"] = {"source": source, "received_at": row["uploaded_at"]}
+        lines[index] = json.dumps(row)
     hostile = [
         lines[0],  # the same upload twice: scored once, the copy skipped
         '{"content_id": "no-media", "media_uri": "media/absent.mp4", "account_id": "a", '
@@ -137,6 +142,20 @@ def test_every_restrictive_decision_has_a_statement_of_reasons_in_api_batches(jo
     assert all(len(b["statements"]) <= 100 for b in bodies)
 
 
+def test_reported_uploads_keep_their_notice_source_in_decisions_and_statements(job):
+    rows = [json.loads(line) for line in (job["root"] / "uploads" / "manifest.jsonl").read_text().splitlines()[:-5]]
+    expected = {r["content_id"]: r.get("notice", {}).get("source", "automated") for r in rows}
+    decided = dict(query(job["warehouse"], "select content_id, detection_method from enforcement_decisions"))
+    assert decided == expected
+    assert {"user_report", "trusted_flagger"} <= set(decided.values())
+    sources = {"automated": "SOURCE_VOLUNTARY", "user_report": "SOURCE_ARTICLE_16",
+               "trusted_flagger": "SOURCE_TRUSTED_FLAGGER"}  # fmt: skip
+    for content_id, body in query(job["warehouse"], "select puid, statement from statements_of_reasons"):
+        statement = json.loads(body)
+        assert statement["source_type"] == sources[expected[content_id]]
+        assert statement["automated_detection"] == ("Yes" if expected[content_id] == "automated" else "No")
+
+
 def test_transparency_report_renders_every_compliance_query(job):
     from pipelines import report
 
@@ -147,7 +166,7 @@ def test_transparency_report_renders_every_compliance_query(job):
         assert title in page
     assert (out / "actions_by_category.png").stat().st_size > 5_000
     shown = query(job["warehouse"], "select coalesce(sum(item_count), 0) from transparency_aggregates "
-                  "where period_type = 'month' and not suppressed")[0][0]  # fmt: skip
+                  "where measure = 'decisions' and period_type = 'month' and not suppressed")[0][0]  # fmt: skip
     decisions = report.run_queries(job["warehouse"] / "warehouse.duckdb")["actions_by_category"][1]
     assert sum(row[5] for row in decisions) == shown
 
@@ -178,6 +197,11 @@ def test_an_overturned_appeal_reverses_the_decision_everywhere_it_acted(job, cap
     ]
     failures = query(job["warehouse"], "select step, error_type from dead_letter where step like '%appeal%' order by 1")
     assert failures == [("apply_appeals", "LookupError"), ("parse_appeals", "InvalidAppeal")]
+    # The run's transparency cells count the appeal (min_cell_count is 1 here): one appeal,
+    # overturned, in December's cell.
+    cells = query(job["warehouse"], "select period_start, item_count, overturned_count, overturn_rate "
+                  "from transparency_aggregates where measure = 'appeals' and period_type = 'month'")  # fmt: skip
+    assert cells == [(dt.date(2026, 12, 1), 1, 1, 1.0)]
 
 
 def test_a_hash_bank_match_is_removed_under_its_rule(job):

@@ -50,6 +50,17 @@ def test_a_full_event_parses_with_types_and_resolved_path():
 def test_event_round_trips_through_its_json_form():
     event = parse_event(GOOD, base_uri="/data")
     assert parse_event(json.loads(event.to_json())) == event
+    reported = parse_event({**GOOD, "notice": {"source": "trusted_flagger", "received_at": "2026-11-02T14:00:00Z"}})
+    assert parse_event(json.loads(reported.to_json())) == reported
+
+
+def test_a_notice_sets_the_detection_method_json_or_flattened_csv_columns():
+    assert parse_event(GOOD).detection_method == "automated"
+    nested = parse_event({**GOOD, "notice": {"source": "user_report", "received_at": "2026-11-02T14:00:00Z"}})
+    assert nested.detection_method == "user_report"
+    assert nested.notice.received_at == dt.datetime(2026, 11, 2, 14, tzinfo=dt.UTC)
+    flat = parse_event({**GOOD, "notice_source": "trusted_flagger", "notice_received_at": ""})
+    assert (flat.detection_method, flat.notice.received_at) == ("trusted_flagger", None)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +77,9 @@ def test_event_round_trips_through_its_json_form():
         ({"account": {"prior_strikes": -1}}, "account.prior_strikes: must not be negative"),
         ({"account": "{not json"}, "account: not a JSON object"),
         ({"account": [1, 2]}, "account: expected an object"),
+        ({"notice": {"source": "anonymous_tip"}}, "notice.source: expected one of"),
+        ({"notice": {"source": "user_report", "received_at": "soon"}}, "notice.received_at"),
+        ({"notice": "[1]"}, "notice: expected an object"),
     ],
 )
 def test_bad_fields_are_named_in_the_error(change, message):

@@ -8,17 +8,25 @@ import datetime as dt
 import pytest
 
 from schemas import validate_row
-from schemas.records import AccountContext, MediaInfo, ModalityScore, ScoredMedia, UploadEvent
+from schemas.records import AccountContext, MediaInfo, ModalityScore, Notice, ScoredMedia, UploadEvent
+from transforms.appeals import Appeal, AppealOutcome
 from transforms.fusion import fuse_scores
 from transforms.policy import PolicyError, decide, enforcement_events, load_policy, parse_policy
-from transforms.transparency import cell_keys, make_cell
+from transforms.transparency import appeal_cell_keys, cell_keys, make_cell
 
 POLICY = load_policy("policies/synthetic_media_v1.yaml")
 UPLOADED = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
 
 
 def item(
-    score: float | None, *, declared_ai=None, high_profile=False, source_type=None, media_type="video", hash_match=None
+    score: float | None,
+    *,
+    declared_ai=None,
+    high_profile=False,
+    source_type=None,
+    media_type="video",
+    hash_match=None,
+    notice=None,
 ):
     event = UploadEvent(
         content_id="c1",
@@ -28,6 +36,7 @@ def item(
         declared_ai=declared_ai,
         country="FR",
         account=AccountContext(high_profile=high_profile),
+        notice=notice,
     )
     info = MediaInfo(media_type=media_type, container="mp4", digital_source_type=source_type)
     scores = () if score is None else (ModalityScore("visual", score, "visual_detector", "v1"),)
@@ -153,16 +162,72 @@ def test_fusion_abstains_for_missing_modalities():
 def test_transparency_cells_count_and_suppress():
     decisions = [decide(item(0.99), POLICY) for _ in range(3)]
     keyed = [k for d in decisions for k in cell_keys(d)]
-    day_cells = [k for k in keyed if k[0][0] == "day"]
+    day_cells = [k for k in keyed if k[0][1] == "day"]
     assert len(day_cells) == 3 and len({k for k, _ in day_cells}) == 1
     key = day_cells[0][0]
-    shown = make_cell(key, [h for _, h in day_cells], min_cell_count=3)
-    hidden = make_cell(key, [h for _, h in day_cells], min_cell_count=4)
-    assert (shown.item_count, shown.suppressed) == (3, False)
+    assert key[0] == "decisions"
+    shown = make_cell(key, [v for _, v in day_cells], min_cell_count=3)
+    hidden = make_cell(key, [v for _, v in day_cells], min_cell_count=4)
+    assert (shown.item_count, shown.suppressed, shown.overturned_count, shown.overturn_rate) == (3, False, None, None)
     assert shown.median_hours_to_action > 0
     assert (hidden.item_count, hidden.suppressed, hidden.median_hours_to_action) == (None, True, None)
-    validate_row("transparency_aggregates", hidden.to_row())
+    for cell in (shown, hidden):
+        validate_row("transparency_aggregates", cell.to_row())
     assert list(cell_keys(decide(item(0.1), POLICY))) == []  # no action, nothing to report
+
+
+def test_appeal_cells_count_reversals_and_the_overturn_rate_and_suppress():
+    decision = decide(item(0.99), POLICY)
+    outcomes = [
+        AppealOutcome(Appeal(decision.decision_id, outcome, decision.decided_at + dt.timedelta(hours=hours)), decision)
+        for outcome, hours in (("overturned", 2), ("upheld", 4), ("upheld", 6), ("overturned", 8))
+    ]
+    keyed = [k for o in outcomes for k in appeal_cell_keys(o)]
+    month = [(k, v) for k, v in keyed if k[1] == "month"]
+    assert len({k for k, _ in month}) == 1 and month[0][0][0] == "appeals"
+    cell = make_cell(month[0][0], [v for _, v in month], min_cell_count=3)
+    assert (cell.measure, cell.item_count, cell.overturned_count, cell.overturn_rate) == ("appeals", 4, 2, 0.5)
+    assert cell.median_hours_to_action == pytest.approx(5.0)  # decision to appeal outcome
+    assert cell.automated_decision == "fully" and cell.action == "remove"
+    hidden = make_cell(month[0][0], [v for _, v in month], min_cell_count=5)
+    assert (hidden.item_count, hidden.overturned_count, hidden.overturn_rate, hidden.suppressed) == (
+        None,
+        None,
+        None,
+        True,
+    )
+    validate_row("transparency_aggregates", cell.to_row())
+
+
+def test_a_notice_makes_the_decision_report_its_source_and_time_from_notice():
+    reported_at = UPLOADED + dt.timedelta(hours=30)
+    decision = decide(item(0.99, notice=Notice("trusted_flagger", reported_at)), POLICY)
+    assert (decision.detection_method, decision.notified_at) == ("trusted_flagger", reported_at)
+    assert decision.action_clock_start == reported_at
+    ((key, (hours, _)), *_) = cell_keys(decision)
+    assert key[5] == "trusted_flagger"
+    assert hours == pytest.approx((decision.decided_at - reported_at).total_seconds() / 3600)
+    assert decide(item(0.99), POLICY).detection_method == "automated"
+    validate_row("enforcement_decisions", decision.to_row())
+    routed = parse_policy(
+        {
+            **BASE,
+            "targets": {"human_review": ["review_queue"]},
+            "rules": [
+                {
+                    "id": "reported",
+                    "action": "human_review",
+                    "when": {"detection_method_in": ["user_report", "trusted_flagger"], "min_fused_score": 0.5},
+                },
+                {"id": "d", "action": "none"},
+            ],
+        }
+    )
+    assert decide(item(0.6, notice=Notice("user_report")), routed).rule_id == "reported"
+    assert decide(item(0.6), routed).rule_id == "d"
+    with pytest.raises(PolicyError, match="detection_method_in: unknown detection method"):
+        parse_policy({**BASE, "rules": [{"id": "r", "action": "remove", "when": {"detection_method_in": ["psychic"]}},
+                                        {"id": "d", "action": "none"}]})  # fmt: skip
 
 
 def test_fanout_routes_each_event_to_its_target_output():

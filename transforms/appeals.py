@@ -77,6 +77,8 @@ def decision_from_row(row: Mapping[str, Any]) -> Decision:
     values["targets"] = tuple(values.get("targets") or ())
     for field in ("uploaded_at", "decided_at"):
         values[field] = parse_timestamp(values[field], field)
+    if values.get("notified_at") is not None:
+        values["notified_at"] = parse_timestamp(values["notified_at"], "notified_at")
     return Decision(**values)
 
 

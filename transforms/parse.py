@@ -19,7 +19,16 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from schemas.records import SKIPPED, AccountContext, DeadLetter, UploadEvent, parse_timestamp, utc_now
+from schemas.records import (
+    NOTICE_SOURCES,
+    SKIPPED,
+    AccountContext,
+    DeadLetter,
+    Notice,
+    UploadEvent,
+    parse_timestamp,
+    utc_now,
+)
 from transforms.dead_letter import ParDoOrDeadLetter, describe_element
 
 MANIFEST_FORMATS = ("jsonl", "csv", "parquet")
@@ -132,6 +141,35 @@ def _account(record: Mapping[str, Any]) -> AccountContext:
     )
 
 
+def _notice(record: Mapping[str, Any]) -> Notice | None:
+    """The optional `notice` object: {"source": user_report | trusted_flagger, "received_at"}.
+    CSV manifests may flatten it into notice_source / notice_received_at columns."""
+    notice = record.get("notice")
+    if isinstance(notice, str) and notice.strip():
+        try:
+            notice = json.loads(notice)
+        except json.JSONDecodeError:
+            raise InvalidEvent("notice: not a JSON object") from None
+    if notice is None or notice == "":
+        flat = {
+            k.removeprefix("notice_"): v for k, v in record.items() if k.startswith("notice_") and v not in (None, "")
+        }
+        if not flat:
+            return None
+        notice = flat
+    if not isinstance(notice, Mapping):
+        raise InvalidEvent(f"notice: expected an object, got {type(notice).__name__}")
+    source = notice.get("source")
+    if source not in NOTICE_SOURCES:
+        raise InvalidEvent(f"notice.source: expected one of {NOTICE_SOURCES}, got {source!r}")
+    received = notice.get("received_at")
+    try:
+        received_at = parse_timestamp(received, "notice.received_at") if received not in (None, "") else None
+    except ValueError as exc:
+        raise InvalidEvent(str(exc)) from None
+    return Notice(source=source, received_at=received_at)
+
+
 def resolve_media_uri(uri: str, base_uri: str | None) -> str:
     """Resolves a manifest's relative media path against the manifest's own directory."""
     if uri.startswith("file://"):
@@ -174,6 +212,7 @@ def parse_event(record: Mapping[str, Any], base_uri: str | None = None) -> Uploa
         country=country.upper() if country else None,
         declared_ai=_optional_bool(record, "declared_ai"),
         account=_account(record),
+        notice=_notice(record),
     )
 
 

@@ -18,7 +18,7 @@ import apache_beam as beam
 import yaml
 from apache_beam.metrics import Metrics
 
-from schemas.records import Decision, EnforcementEvent, ScoredMedia, utc_now
+from schemas.records import NOTICE_SOURCES, Decision, EnforcementEvent, ScoredMedia, utc_now
 from transforms.metadata import AI_SOURCE_TYPES
 
 ACTIONS = ("none", "label", "reduce_reach", "remove", "human_review")
@@ -47,6 +47,14 @@ def _names(field: str, value: Any) -> frozenset[str]:
     return frozenset(value)
 
 
+def _detection_methods(field: str, value: Any) -> frozenset[str]:
+    methods = _names(field, value)
+    unknown = methods - set(DETECTION_METHODS)
+    if unknown:
+        raise PolicyError(f"{field}: unknown detection method(s) {sorted(unknown)}; expected {DETECTION_METHODS}")
+    return methods
+
+
 def _count(field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise PolicyError(f"{field}: expected a non-negative whole number, got {value!r}")
@@ -66,6 +74,7 @@ def _provenance_ai(item: ScoredMedia) -> bool:
 
 
 # name -> (parse the YAML value, test an item against the parsed value)
+DETECTION_METHODS = ("automated", *NOTICE_SOURCES)
 CONDITIONS: dict[str, tuple[Callable[[str, Any], Any], Callable[[ScoredMedia, Any], bool]]] = {
     "min_fused_score": (_number, lambda item, v: item.fused_score is not None and item.fused_score >= v),
     "max_fused_score": (_number, lambda item, v: item.fused_score is not None and item.fused_score < v),
@@ -82,6 +91,7 @@ CONDITIONS: dict[str, tuple[Callable[[str, Any], Any], Callable[[ScoredMedia, An
     "media_type_in": (_names, lambda item, v: item.info.media_type in v),
     "surface_in": (_names, lambda item, v: item.event.surface in v),
     "country_in": (_names, lambda item, v: item.event.country in v),
+    "detection_method_in": (_detection_methods, lambda item, v: item.event.detection_method in v),
 }
 
 
@@ -235,7 +245,7 @@ def decide(item: ScoredMedia, policy: Policy) -> Decision:
         policy_id=policy.policy_id,
         policy_version=policy.version,
         fused_score=item.fused_score,
-        detection_method="automated",
+        detection_method=item.event.detection_method,
         automated_decision=AUTOMATED_DECISION.get(rule.action, "fully"),
         media_type=item.info.media_type,
         surface=item.event.surface,
@@ -243,6 +253,7 @@ def decide(item: ScoredMedia, policy: Policy) -> Decision:
         uploaded_at=item.event.uploaded_at,
         decided_at=utc_now(),
         targets=policy.targets_for(rule.action),
+        notified_at=item.event.notice.received_at if item.event.notice is not None else None,
     )
 
 

@@ -1,9 +1,18 @@
-"""Transparency aggregates: decisions counted per period and breakdown, small cells withheld.
+"""Transparency aggregates: decisions and appeals counted per period and breakdown, small
+cells withheld.
 
 Cells follow the breakdowns the EU DSA reports ask for (category, action, detection method,
-automated or not, content type, country) per day and per calendar month, with the median
-time from upload to action. A cell under the minimum count keeps its place in the table
-but not its numbers (`suppressed = true`), so no cell can single out a person.
+automated or not, content type, country) per day and per calendar month. Two measures share
+the table:
+
+* `decisions`: restrictive decisions made in the period, with the median hours from upload
+  (or from the notice, when someone reported the upload) to the decision;
+* `appeals`: appeals decided in the period against earlier decisions, with how many were
+  overturned, the overturn rate (for `automated_decision = fully` cells, the accuracy
+  indicator of the automated means) and the median hours from decision to appeal outcome.
+
+A cell under the minimum count keeps its place in the table but not its numbers
+(`suppressed = true`), so no cell can single out a person.
 """
 
 from __future__ import annotations
@@ -16,9 +25,11 @@ import apache_beam as beam
 
 from schemas.records import Decision, TransparencyCell
 
-# (period type, ISO period start, category, action, detection method, automated decision,
-# content type, country, policy version): strings only, so the key encodes deterministically.
-CellKey = tuple[str, str, str | None, str, str, str, str, str | None, str]
+MEASURES = ("decisions", "appeals")
+# (measure, period type, ISO period start, category, action, detection method, automated
+# decision, content type, country, policy version): strings only, so the key encodes
+# deterministically.
+CellKey = tuple[str, str, str, str | None, str, str, str, str, str | None, str]
 
 
 def period_start(moment: dt.datetime, period_type: str) -> dt.date:
@@ -26,15 +37,12 @@ def period_start(moment: dt.datetime, period_type: str) -> dt.date:
     return day if period_type == "day" else day.replace(day=1)
 
 
-def cell_keys(decision: Decision) -> Iterable[tuple[CellKey, float]]:
-    """The (day and month) cells a restrictive decision counts in, with its hours to action."""
-    if decision.action == "none":
-        return
-    hours = max((decision.decided_at - decision.uploaded_at).total_seconds() / 3600.0, 0.0)
+def _keys(measure: str, decision: Decision, moment: dt.datetime) -> Iterable[CellKey]:
     for period_type in ("day", "month"):
-        key = (
+        yield (
+            measure,
             period_type,
-            period_start(decision.decided_at, period_type).isoformat(),
+            period_start(moment, period_type).isoformat(),
             decision.category,
             decision.action,
             decision.detection_method,
@@ -43,15 +51,39 @@ def cell_keys(decision: Decision) -> Iterable[tuple[CellKey, float]]:
             decision.country,
             decision.policy_version,
         )
-        yield key, hours
 
 
-def make_cell(key: CellKey, hours_to_action: Iterable[float], min_cell_count: int) -> TransparencyCell:
-    """One aggregate row; counts under `min_cell_count` are withheld."""
-    hours = list(hours_to_action)
-    suppressed = len(hours) < min_cell_count
-    period_type, start, category, action, method, automated, content_type, country, policy_version = key
+def _hours(start: dt.datetime, end: dt.datetime) -> float:
+    return max((end - start).total_seconds() / 3600.0, 0.0)
+
+
+def cell_keys(decision: Decision) -> Iterable[tuple[CellKey, tuple[float, bool]]]:
+    """The (day and month) cells a restrictive decision counts in, with its hours to action."""
+    if decision.action == "none":
+        return
+    hours = _hours(decision.action_clock_start, decision.decided_at)
+    for key in _keys("decisions", decision, decision.decided_at):
+        yield key, (hours, False)
+
+
+def appeal_cell_keys(outcome) -> Iterable[tuple[CellKey, tuple[float, bool]]]:
+    """The cells an appeal outcome (`transforms.appeals.AppealOutcome`) counts in: the period
+    the appeal was decided, the appealed decision's breakdown; hours from decision to outcome
+    and whether it was overturned."""
+    decision, decided = outcome.decision, outcome.appeal.decided_at
+    for key in _keys("appeals", decision, decided):
+        yield key, (_hours(decision.decided_at, decided), outcome.overturned)
+
+
+def make_cell(key: CellKey, values: Iterable[tuple[float, bool]], min_cell_count: int) -> TransparencyCell:
+    """One aggregate row from (hours, overturned) pairs; cells under `min_cell_count` withheld."""
+    values = list(values)
+    hours = [h for h, _ in values]
+    suppressed = len(values) < min_cell_count
+    measure, period_type, start, category, action, method, automated, content_type, country, policy_version = key
+    overturned = sum(1 for _, o in values if o) if measure == "appeals" else None
     return TransparencyCell(
+        measure=measure,
         period_type=period_type,
         period_start=dt.date.fromisoformat(start),
         category=category,
@@ -60,9 +92,11 @@ def make_cell(key: CellKey, hours_to_action: Iterable[float], min_cell_count: in
         automated_decision=automated,
         content_type=content_type,
         country=country,
-        item_count=None if suppressed else len(hours),
+        item_count=None if suppressed else len(values),
         suppressed=suppressed,
         median_hours_to_action=None if suppressed else float(statistics.median(hours)),
+        overturned_count=None if suppressed else overturned,
+        overturn_rate=None if suppressed or overturned is None else overturned / len(values),
         policy_version=policy_version,
     )
 
@@ -73,16 +107,21 @@ def _make_cell(keyed, min_cell_count: int) -> TransparencyCell:
 
 
 class AggregateTransparency(beam.PTransform):
-    """Decision -> TransparencyCell per (period, breakdown)."""
+    """Decision (and optionally AppealOutcome) -> TransparencyCell per (measure, period,
+    breakdown)."""
 
-    def __init__(self, min_cell_count: int):
+    def __init__(self, min_cell_count: int, appeal_outcomes=None):
         super().__init__()
         self._min_cell_count = min_cell_count
+        self._appeal_outcomes = appeal_outcomes
 
     def expand(self, decisions):
+        keyed = [decisions | "CellKeys" >> beam.FlatMap(cell_keys)]
+        if self._appeal_outcomes is not None:
+            keyed.append(self._appeal_outcomes | "AppealCellKeys" >> beam.FlatMap(appeal_cell_keys))
         return (
-            decisions
-            | "CellKeys" >> beam.FlatMap(cell_keys)
+            keyed
+            | "AllCellKeys" >> beam.Flatten(pipeline=decisions.pipeline)
             | "GroupCells" >> beam.GroupByKey()
             | "MakeCells" >> beam.Map(_make_cell, min_cell_count=self._min_cell_count)
         )
