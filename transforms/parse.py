@@ -108,19 +108,26 @@ def _optional_text(record: Mapping[str, Any], field: str, max_length: int = 64) 
     return value.strip()
 
 
-def _account(record: Mapping[str, Any]) -> AccountContext:
-    account = record.get("account")
-    if isinstance(account, str) and account.strip():
+def _nested_object(record: Mapping[str, Any], field: str) -> Mapping[str, Any]:
+    """An object-valued field: a mapping, a JSON string, or (CSV manifests) flattened into
+    `<field>_<key>` / `<field>.<key>` columns; empty when absent."""
+    value = record.get(field)
+    if isinstance(value, str) and value.strip():
         try:
-            account = json.loads(account)
+            value = json.loads(value)
         except json.JSONDecodeError:
-            raise InvalidEvent("account: not a JSON object") from None
-    if account is None or account == "":
-        # CSV manifests may flatten the object into account_<field> columns.
-        account = {k.removeprefix("account_").removeprefix("account."): v for k, v in record.items()
-                   if k.startswith(("account_", "account.")) and k != "account_id"}  # fmt: skip
-    if not isinstance(account, Mapping):
-        raise InvalidEvent(f"account: expected an object, got {type(account).__name__}")
+            raise InvalidEvent(f"{field}: not a JSON object") from None
+    if value is None or value == "":
+        prefixes = (f"{field}_", f"{field}.")
+        value = {k[len(field) + 1 :]: v for k, v in record.items()
+                 if k.startswith(prefixes) and k != f"{field}_id" and v not in (None, "")}  # fmt: skip
+    if not isinstance(value, Mapping):
+        raise InvalidEvent(f"{field}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _account(record: Mapping[str, Any]) -> AccountContext:
+    account = _nested_object(record, "account")
     created = account.get("created_at")
     strikes = account.get("prior_strikes")
     try:
@@ -144,21 +151,9 @@ def _account(record: Mapping[str, Any]) -> AccountContext:
 def _notice(record: Mapping[str, Any]) -> Notice | None:
     """The optional `notice` object: {"source": user_report | trusted_flagger, "received_at"}.
     CSV manifests may flatten it into notice_source / notice_received_at columns."""
-    notice = record.get("notice")
-    if isinstance(notice, str) and notice.strip():
-        try:
-            notice = json.loads(notice)
-        except json.JSONDecodeError:
-            raise InvalidEvent("notice: not a JSON object") from None
-    if notice is None or notice == "":
-        flat = {
-            k.removeprefix("notice_"): v for k, v in record.items() if k.startswith("notice_") and v not in (None, "")
-        }
-        if not flat:
-            return None
-        notice = flat
-    if not isinstance(notice, Mapping):
-        raise InvalidEvent(f"notice: expected an object, got {type(notice).__name__}")
+    notice = _nested_object(record, "notice")
+    if not notice:
+        return None
     source = notice.get("source")
     if source not in NOTICE_SOURCES:
         raise InvalidEvent(f"notice.source: expected one of {NOTICE_SOURCES}, got {source!r}")
