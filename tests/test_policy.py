@@ -57,12 +57,14 @@ def item(
         ({"score": 0.10, "declared_ai": True, "hash_match": "case-1"}, "remove", "known-deepfake-remove"),
         ({"score": 0.99, "source_type": "trainedAlgorithmicMedia"}, "label", "provenance-ai-label"),
         ({"score": None}, "none", "no-action"),
+        ({"score": 0.6, "notice": Notice("user_report")}, "human_review", "reported-review"),
+        ({"score": 0.4, "notice": Notice("trusted_flagger")}, "none", "no-action"),
     ],
 )
 def test_each_tier_of_the_shipped_policy(kwargs, action, rule):
     decision = decide(item(**kwargs), POLICY)
     assert (decision.action, decision.rule_id) == (action, rule)
-    assert decision.policy_id == "synthetic-media" and decision.policy_version == "1.3.0"
+    assert decision.policy_id == "synthetic-media" and decision.policy_version == "1.4.0"
     assert decision.targets == POLICY.targets_for(action)
     validate_row("enforcement_decisions", decision.to_row())
 
