@@ -18,7 +18,7 @@ import duckdb
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 TITLES = {
     "actions_by_category": "Restrictive decisions by category, action and automation (monthly)",
-    "median_time_to_action": "Median time from upload to action (hours, monthly)",
+    "median_time_to_action": "Median time from upload, or from the notice, to action (hours, monthly)",
     "appeals_overturn_rate": "Appeals, reversals and the overturn rate of automated decisions",
     "statements_by_category": "Statements of reasons sent to the EU Transparency Database",
     "dead_letter_summary": "Uploads not scored, and why",
