@@ -4,8 +4,13 @@ Each model maps one item's inputs to one logit. Video and audio items are scored
 aggregating part-level evidence in a fixed, documented way: every frame (or audio window)
 gets its own logit from a shared network, each branch's item logit is the masked mean of its
 part logits (padding slots have mask 0 and do not count), and the item logit is a learned
-weighting of the branch logits and a logit from the item's hand-made signals. A mean, not a
+weighting of the branch logits, a logit from a small network over the item's hand-made
+signals, and the logit of boosted trees over the same signals (`models.trees`). A mean, not a
 max, so one odd frame of a long real video does not flag it.
+
+The trees are fitted before the network. While the network trains, the tree logit is an extra
+input (`TREE_INPUT`, cross-fitted so that it is honest on training items); `with_trees` then
+builds the served model, in which the trees compute that logit from the signature's inputs.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import numpy as np
 from keras import layers
 
 from models.signature import SIGNATURES
+from models.trees import TreeArrays, TreeEnsembleLogit
+
+TREE_INPUT = "tree_logit"
 
 
 class MaskedMean(layers.Layer):
@@ -27,6 +35,11 @@ class MaskedMean(layers.Layer):
 
 def _inputs(modality: str) -> dict[str, keras.KerasTensor]:
     return {s.name: keras.Input(shape=s.shape, dtype=s.dtype, name=s.name) for s in SIGNATURES[modality]}
+
+
+def _training_inputs(modality: str) -> dict[str, keras.KerasTensor]:
+    """The signature's inputs plus the tree logit, which the served model computes itself."""
+    return {**_inputs(modality), TREE_INPUT: keras.Input(shape=(1,), dtype="float32", name=TREE_INPUT)}
 
 
 def _handcrafted_branch(handcrafted, normaliser: layers.Normalization, width: int):
@@ -88,7 +101,7 @@ def _frames_to_parts(frames):
 def build_visual(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> keras.Model:
     """Frames, face crops and frame spectra, each scored per part; padding and frames without a
     face are masked out (a branch with nothing to see contributes zero)."""
-    inputs = _inputs("visual")
+    inputs = _training_inputs("visual")
     # Mirroring keeps every forensic trace (noise, grids, seams) and doubles what the CNNs see.
     flip = layers.RandomFlip("horizontal", seed=7, name="train_time_flip")
     frames = _frames_to_parts(inputs["frames"])
@@ -99,27 +112,35 @@ def build_visual(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> k
     spectrum_logit = _part_branch(spectrum, inputs["frame_mask"], (8, 16, 32), "spectrum")
     normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")
     handcrafted_logit = _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
-    branches = [frame_logit[:, None], face_logit[:, None], spectrum_logit[:, None], handcrafted_logit]
+    branches = [
+        frame_logit[:, None],
+        face_logit[:, None],
+        spectrum_logit[:, None],
+        handcrafted_logit,
+        inputs[TREE_INPUT],
+    ]
     return keras.Model(inputs, _combine(branches, "visual"), name="visual_detector")
 
 
 def build_audio(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> keras.Model:
     """Log-mel windows: a CNN scores each one-second window; padding windows are masked out."""
-    inputs = _inputs("audio")
+    inputs = _training_inputs("audio")
     windows = layers.Reshape((*SIGNATURES["audio"][0].shape, 1))(inputs["logmel"])
     window_logit = _part_branch(windows, inputs["window_mask"], (16, 32, 48), "window")
     normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")
     handcrafted_logit = _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
-    return keras.Model(inputs, _combine([window_logit[:, None], handcrafted_logit], "audio"), name="audio_detector")
+    branches = [window_logit[:, None], handcrafted_logit, inputs[TREE_INPUT]]
+    return keras.Model(inputs, _combine(branches, "audio"), name="audio_detector")
 
 
 def build_metadata(metadata_mean: np.ndarray, metadata_var: np.ndarray) -> keras.Model:
-    inputs = _inputs("metadata")
+    inputs = _training_inputs("metadata")
     normaliser = layers.Normalization(mean=metadata_mean, variance=metadata_var, name="metadata_norm")
     x = layers.Dense(32, activation="relu")(normaliser(inputs["metadata"]))
     x = layers.Dropout(0.2)(x)
     x = layers.Dense(16, activation="relu")(x)
-    return keras.Model(inputs, layers.Dense(1)(x)[:, 0], name="metadata_detector")
+    branches = [layers.Dense(1, name="network_logit")(x), inputs[TREE_INPUT]]
+    return keras.Model(inputs, _combine(branches, "metadata"), name="metadata_detector")
 
 
 BUILDERS = {"visual": build_visual, "audio": build_audio, "metadata": build_metadata}
@@ -128,7 +149,15 @@ NORMALISED_INPUT = {"visual": "handcrafted", "audio": "handcrafted", "metadata":
 
 
 def build_model(modality: str, normalised_input: np.ndarray) -> keras.Model:
-    """Builds the modality's detector; `normalised_input` [n, dim] sets its normalisation."""
+    """Builds the modality's detector for training (inputs: signature + `TREE_INPUT`);
+    `normalised_input` [n, dim] sets its normalisation."""
     mean = normalised_input.mean(axis=0)
     var = np.maximum(normalised_input.var(axis=0), 1e-6)
     return BUILDERS[modality](mean, var)
+
+
+def with_trees(modality: str, model: keras.Model, trees: TreeArrays) -> keras.Model:
+    """The served detector: signature inputs only; the trees supply `TREE_INPUT` in-graph."""
+    inputs = _inputs(modality)
+    tree_logit = TreeEnsembleLogit(trees, name="boosted_trees")(inputs[NORMALISED_INPUT[modality]])
+    return keras.Model(inputs, model({**inputs, TREE_INPUT: tree_logit}), name=model.name)

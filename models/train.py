@@ -28,13 +28,14 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from models.architectures import NORMALISED_INPUT, build_model
+from models.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
 from models.examples import read_examples, read_parquet_examples
 from models.fusion import FUSION_FEATURES, fit_fusion, fusion_inputs
 from models.handlers import LoadedSignature, predict_probabilities
 from models.metrics import binary_metrics, fit_platt, operating_points
 from models.registry import export_saved_model, write_card
 from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
+from models.trees import cross_fitted_logits, fit_trees
 from schemas.records import MODALITIES
 
 SPLITS = ("train", "validation", "test")
@@ -124,42 +125,67 @@ def _stack(modality: str, bucket: dict[str, list]) -> dict[str, Any]:
 def train_modality(
     modality: str, dataset: dict[str, dict[str, Any]], epochs: int, batch_size: int, seed: int, verbose: int
 ) -> tuple[Any, dict[str, Any]]:
-    """Trains one detector; returns the Keras model and what its card should say."""
+    """Trains one detector; returns the served Keras model and what its card should say.
+
+    Boosted trees over the hand-made signals come first (tree count chosen on validation);
+    the network then trains with the trees' cross-fitted logit as one of its branches, and the
+    served model computes that logit with the trees themselves. Platt calibration is fitted on
+    the validation split's served logits.
+    """
     import keras
 
     keras.utils.set_random_seed(seed)
     train, validation = dataset["train"], dataset["validation"]
     if len(train["labels"]) < 4 or len(set(train["labels"].tolist())) < 2:
         raise ValueError(f"{modality}: too few labelled training items ({len(train['labels'])}) or one class only")
-    model = build_model(modality, train["inputs"][NORMALISED_INPUT[modality]])
-    model.compile(
+    key = NORMALISED_INPUT[modality]
+    has_validation = len(validation["labels"]) > 0
+    trees = fit_trees(
+        train["inputs"][key],
+        train["labels"],
+        validation["inputs"][key] if has_validation else train["inputs"][key][:0],
+        validation["labels"],
+        seed,
+    )
+
+    def with_tree_logits(split: dict[str, Any], logits: np.ndarray) -> dict[str, np.ndarray]:
+        return {**split["inputs"], TREE_INPUT: logits.reshape(-1, 1).astype(np.float32)}
+
+    network = build_model(modality, train["inputs"][key])
+    network.compile(
         optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-3),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.AUC(name="auc", from_logits=True)],
     )
     positives = float(train["labels"].mean())
     class_weight = {0: 0.5 / max(1 - positives, 1e-3), 1: 0.5 / max(positives, 1e-3)}
-    has_validation = len(validation["labels"]) > 0
     callbacks = (
         [keras.callbacks.EarlyStopping(monitor="val_loss", patience=6, restore_best_weights=True)]
         if has_validation
         else []
     )
-    history = model.fit(
-        train["inputs"],
+    train_tree_logits = cross_fitted_logits(train["inputs"][key], train["labels"], trees.tree_count, seed)
+    history = network.fit(
+        with_tree_logits(train, train_tree_logits),
         train["labels"],
-        validation_data=(validation["inputs"], validation["labels"]) if has_validation else None,
+        validation_data=(
+            (with_tree_logits(validation, trees.predict(validation["inputs"][key])), validation["labels"])
+            if has_validation
+            else None
+        ),
         epochs=epochs,
         batch_size=batch_size,
         class_weight=class_weight,
         callbacks=callbacks,
         verbose=verbose,
     )
+    model = with_trees(modality, network, trees)
     calibration_split = validation if has_validation else train
     logits = model.predict(calibration_split["inputs"], verbose=0).reshape(-1)
     scale, bias = fit_platt(logits, calibration_split["labels"])
     return model, {
         "epochs_run": len(history.history["loss"]),
+        "trees": {"count": trees.tree_count, "depth": trees.depth, "input": key},
         "calibration": {"method": "platt", "scale": scale, "bias": bias, "fitted_on": "validation"},
     }
 
@@ -206,12 +232,13 @@ def export_modality(
                 {"name": OUTPUT_NAME, "dtype": "float32", "shape": [None], "meaning": "calibrated P(synthetic)"},
                 {"name": "logit", "dtype": "float32", "shape": [None], "meaning": "uncalibrated logit"},
             ],
-            "aggregation": "masked mean of per-part logits plus a hand-made-signal logit"
+            "aggregation": "learned weighting of per-branch masked means of per-part logits, a hand-made-signal "
+            "network logit and a boosted-tree logit"
             if modality != "metadata"
-            else "none (one vector per item)",
+            else "none (one vector per item); network and boosted-tree logits weighted",
         },
         "training_data": {**provenance, "sizes": {s: len(dataset[s]["labels"]) for s in SPLITS}},
-        "training": {"epochs_run": facts["epochs_run"]},
+        "training": {"epochs_run": facts["epochs_run"], "boosted_trees": facts["trees"]},
         "calibration": facts["calibration"],
         "metrics": metrics,
         "recommended_operating_points": operating_points(dataset["validation"]["labels"], validation_scores),

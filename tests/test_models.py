@@ -47,7 +47,17 @@ def trained_metadata_model(tmp_path_factory):
     path.mkdir(parents=True)
     export_saved_model(model, path, facts["calibration"]["scale"], facts["calibration"]["bias"])
     write_card(path, {"name": "metadata_detector", "modality": "metadata", "version": "20260101T000000"})
-    return root, dataset
+    return root, dataset, facts
+
+
+def test_the_boosted_trees_ship_inside_the_saved_model(trained_metadata_model):
+    import tensorflow as tf
+
+    root, _, facts = trained_metadata_model
+    assert facts["trees"]["count"] >= 1 and facts["trees"]["input"] == "metadata"
+    loaded = tf.saved_model.load(str(root / "metadata" / "20260101T000000"))
+    names = {v.name.split("/")[-1].split(":")[0] for v in loaded.signatures["serving_default"].variables}
+    assert {"feature", "threshold", "left", "right", "value"} <= names
 
 
 def test_split_is_by_content_id_and_stable():
@@ -58,7 +68,7 @@ def test_split_is_by_content_id_and_stable():
 
 
 def test_a_trained_model_serves_calibrated_probabilities_through_the_handler(trained_metadata_model):
-    root, dataset = trained_metadata_model
+    root, dataset, _ = trained_metadata_model
     deployed = resolve_model(root, "metadata")
     handler = SavedModelSignatureHandler(deployed.path, "metadata")
     model = handler.load_model()
@@ -72,14 +82,14 @@ def test_a_trained_model_serves_calibrated_probabilities_through_the_handler(tra
 
 
 def test_handler_refuses_a_model_with_another_signature(trained_metadata_model):
-    root, _ = trained_metadata_model
+    root, _, _ = trained_metadata_model
     handler = SavedModelSignatureHandler(resolve_model(root, "metadata").path, "audio")
     with pytest.raises(ValueError, match=r"the audio signature needs"):
         handler.load_model()
 
 
 def test_newest_version_is_served_unless_one_is_named(tmp_path, trained_metadata_model):
-    root, _ = trained_metadata_model
+    root, _, _ = trained_metadata_model
     older = root / "metadata" / "20250101T000000"
     older.mkdir()
     (older / "saved_model.pb").write_bytes(b"")
