@@ -60,7 +60,7 @@ bench: install
 # training, and the evaluation with held-out families (about an hour on 2 cores).
 REPORT := data/model-report
 model-report: install
-	$(PY) -m models.corpus --out $(REPORT)/corpus --count 1000 --seed 5
+	$(PY) -m models.corpus --out $(REPORT)/corpus --count 3000 --seed 5
 	$(PY) -m pipelines.batch --input $(REPORT)/corpus/manifest.jsonl --warehouse $(REPORT)/warehouse \
 	  --write_disposition truncate $(DEMO_RUNNER) > /dev/null
 	$(PY) -m models.train --features $(REPORT)/warehouse --labels $(REPORT)/corpus/labels.jsonl --out $(REPORT)/models
