@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from models.fusion import FusionModel
 from models.handlers import LoadedSignature
 from models.metrics import binary_metrics
-from models.registry import resolve_fusion, resolve_model
+from models.registry import DeployedModel, resolve_fusion, resolve_model
 from models.train import (
     feature_files,
     item_probabilities,
@@ -123,11 +123,12 @@ def _family_vs_real(labels: np.ndarray, scores: np.ndarray, families: list[str])
     return result
 
 
-def evaluate_modality(modality: str, examples: list[dict], labels: dict, model_dir: str, seed: int) -> dict[str, Any]:
-    deployed = resolve_model(model_dir, modality)
+def evaluate_modality(
+    modality: str, examples: list[dict], labels: dict, deployed: DeployedModel, model: LoadedSignature, seed: int
+) -> dict[str, Any]:
     dataset = modality_dataset(examples, labels, modality, seed)
     test = dataset["test"]
-    scores = score_split(Path(deployed.path), test)
+    scores = score_split(model, test)
     return {
         "model": f"{deployed.name}@{deployed.version}",
         "test": binary_metrics(test["labels"], scores),
@@ -137,10 +138,14 @@ def evaluate_modality(modality: str, examples: list[dict], labels: dict, model_d
 
 
 def evaluate_fused(
-    examples: list[dict], labels: dict, model_dir: str, seed: int, context: dict[str, dict]
+    examples: list[dict],
+    labels: dict,
+    model_dir: str,
+    loaded: dict[str, LoadedSignature],
+    seed: int,
+    context: dict[str, dict],
 ) -> dict[str, Any]:
     """Item-level scores on the test split: each modality alone (where present) and fused."""
-    loaded = {m: LoadedSignature(resolve_model(model_dir, m).path) for m in MODALITIES}
     fusion: FusionModel | None = resolve_fusion(model_dir)
     test = [
         e
@@ -279,8 +284,9 @@ def run(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"features": files, "labels": args.labels, "model_dir": args.model_dir, "seed": seed}
-    report["modalities"] = {m: evaluate_modality(m, examples, labels, args.model_dir, seed) for m in MODALITIES}
-    report["fused"] = evaluate_fused(examples, labels, args.model_dir, seed, context)
+    loaded = {m: LoadedSignature(cards[m].path) for m in MODALITIES}  # each SavedModel loaded once
+    report["modalities"] = {m: evaluate_modality(m, examples, labels, cards[m], loaded[m], seed) for m in MODALITIES}
+    report["fused"] = evaluate_fused(examples, labels, args.model_dir, loaded, seed, context)
     if args.leave_one_family_out:
         families = {m: sorted(report["modalities"][m]["by_family"]) for m in args.lofo_modalities}
         report["leave_one_family_out"] = leave_one_family_out(examples, labels, seed, args.lofo_epochs, families)

@@ -111,7 +111,12 @@ def cross_fitted_logits(x: np.ndarray, y: np.ndarray, tree_count: int, seed: int
 
 
 def from_sklearn(classifier, tree_count: int, input_dim: int) -> TreeArrays:
-    """The first `tree_count` trees of a fitted binary HistGradientBoostingClassifier."""
+    """The first `tree_count` trees of a fitted binary HistGradientBoostingClassifier.
+
+    scikit-learn keeps fitted trees in private attributes (`_predictors`, `_baseline_prediction`);
+    its version is pinned in requirements.txt and tests/test_trees.py checks that the exported
+    walk reproduces `decision_function`, so an upgrade that moves them fails loudly.
+    """
     trees = [predictors[0].nodes for predictors in classifier._predictors[:tree_count]]
     if any(nodes["is_categorical"].any() for nodes in trees):
         raise ValueError("categorical splits are not supported")
