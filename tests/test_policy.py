@@ -49,7 +49,7 @@ def item(
     "kwargs, action, rule",
     [
         ({"score": 0.10}, "none", "no-action"),
-        ({"score": 0.85}, "none", "no-action"),
+        ({"score": 0.80}, "none", "no-action"),
         ({"score": 0.90}, "human_review", "review-band"),
         ({"score": 0.99}, "remove", "remove-near-certain"),
         ({"score": 0.99, "high_profile": True}, "human_review", "high-profile-review"),
