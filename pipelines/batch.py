@@ -1,6 +1,7 @@
 """Batch deepfake detection: manifest -> features -> scores -> decisions -> warehouse.
 
     python -m pipelines.batch --input MANIFEST --warehouse DIR [--model_dir DIR] [--policy FILE]
+    python -m pipelines.batch --appeals APPEALS --warehouse DIR        # appeals only, no uploads
 
 Beam's own options (--runner, --direct_num_workers, --direct_running_mode, ...) pass through.
 """
@@ -55,19 +56,17 @@ def _suspension_event(status: Standing, policy: Policy):
     return suspension_event(status.account_id, status.active_points, status.as_of, policy)
 
 
-def build_pipeline(
+def score_uploads(
     p: beam.Pipeline,
     options: DetectionOptions,
     policy: Policy,
     model_set: ModelSet,
     run_id: str,
-    prior_ledger: tuple[str, ...] = (),
-    prior_decisions: tuple[str, ...] = (),
-    hash_bank: HashBank | None = None,
-) -> None:
-    """Adds the batch job's graph to `p` (see the picture in DESIGN.md)."""
+    hash_bank: HashBank | None,
+) -> tuple[beam.PCollection, list[beam.PCollection]]:
+    """Manifest -> features -> scores -> decisions (each table written); returns the decisions
+    and every dead-letter output of the way."""
     warehouse, limits = options.warehouse, options.media_limits()
-
     rows = p | "ReadManifest" >> ReadManifest(options.input, options.input_format)
     events, invalid = rows | "ParseEvents" >> ParseEvents(base_uri=posixpath.dirname(options.input))
     events, duplicates = events | "DeduplicateEvents" >> DeduplicateEvents()
@@ -85,8 +84,28 @@ def build_pipeline(
 
     decisions = scored | "ApplyPolicy" >> ApplyPolicy(policy)
     _ = decisions | "WriteDecisions" >> WriteTable(warehouse, "enforcement_decisions", run_id)
+    return decisions, [invalid, duplicates, unfetched, unextracted, unscored]
+
+
+def build_pipeline(
+    p: beam.Pipeline,
+    options: DetectionOptions,
+    policy: Policy,
+    model_set: ModelSet,
+    run_id: str,
+    prior_ledger: tuple[str, ...] = (),
+    prior_decisions: tuple[str, ...] = (),
+    hash_bank: HashBank | None = None,
+) -> None:
+    """Adds the batch job's graph to `p` (see the picture in DESIGN.md). Without `--input` it
+    is an appeals-only run: no uploads, only the appeals' reversals, ledger and aggregates."""
+    warehouse = options.warehouse
+    if options.input:
+        decisions, failures = score_uploads(p, options, policy, model_set, run_id, hash_bank)
+    else:
+        decisions, failures = p | "NoUploads" >> beam.Create([]), []
     events_by_target = decisions | "FanOutEnforcement" >> FanOutEnforcement(policy)
-    account_events, appeal_failures, strike_inputs = [], [], {"decisions": decisions}
+    account_events, strike_inputs = [], {"decisions": decisions}
     appeal_outcomes = None
     if options.appeals:
         raw_appeals = p | "ReadAppeals" >> ReadManifest(options.appeals)
@@ -102,7 +121,7 @@ def build_pipeline(
         _ = appeal_outcomes | "WriteAppeals" >> WriteTable(warehouse, "appeals", run_id)
         _ = applied["labels"] | "WriteRetrainingLabels" >> WriteTable(warehouse, "retraining_labels", run_id)
         account_events.append(applied["reversals"])
-        appeal_failures += [invalid_appeals, applied["dead_letters"]]
+        failures += [invalid_appeals, applied["dead_letters"]]
         strike_inputs["reversals"] = applied["strike_reversals"]
     if policy.strikes is not None:
         strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(prior_ledger)
@@ -123,8 +142,8 @@ def build_pipeline(
         | "WriteAggregates" >> WriteTable(warehouse, "transparency_aggregates", run_id)
     )
     _ = (
-        (invalid, duplicates, unfetched, unextracted, unscored, invalid_statements, *appeal_failures)
-        | "MergeDeadLetters" >> beam.Flatten()
+        (*failures, invalid_statements)
+        | "MergeDeadLetters" >> beam.Flatten(pipeline=p)
         | "WriteDeadLetters" >> WriteTable(warehouse, "dead_letter", run_id)
     )
 

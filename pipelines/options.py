@@ -20,7 +20,8 @@ class DetectionOptions(PipelineOptions):
         io.add_argument(
             "--input",
             help="Upload events: a manifest file or glob (JSON Lines, CSV or Parquet; local or gs://). "
-            "Relative media_uri values resolve against the manifest's directory.",
+            "Relative media_uri values resolve against the manifest's directory. May be left out when "
+            "--appeals is given: an appeals-only run.",
         )
         io.add_argument(
             "--input_format", choices=MANIFEST_FORMATS, default=None, help="Manifest format (default: from extension)."
@@ -108,8 +109,8 @@ class DetectionOptions(PipelineOptions):
 
 def check_options(options: DetectionOptions, parser_error) -> None:
     """Rejects bad flag combinations with a clear message (via the argument parser's error)."""
-    if not options.input:
-        parser_error("--input is required")
+    if not options.input and not options.appeals:
+        parser_error("--input is required (or --appeals alone, for an appeals-only run)")
     if not options.warehouse:
         parser_error("--warehouse is required")
     for name in ("max_media_bytes", "max_pixels", "max_duration_s", "max_decode_s", "min_batch_size"):

@@ -205,6 +205,28 @@ def test_an_overturned_appeal_reverses_the_decision_everywhere_it_acted(job, cap
     assert cells == [(dt.date(2026, 12, 1), 1, 1, 1.0)]
 
 
+def test_an_appeals_only_run_needs_no_uploads(job, capsys):
+    (decision_id,) = query(
+        job["warehouse"], "select decision_id from enforcement_decisions order by decision_id desc limit 1"
+    )[0]
+    appeals = job["root"] / "appeals_only.jsonl"
+    appeals.write_text(
+        json.dumps({"decision_id": decision_id, "outcome": "upheld", "decided_at": "2026-12-02T00:00:00Z"})
+    )
+    runner = [a for a in job["args"] if a.startswith("--runner")]
+    args = ["--appeals", str(appeals), "--warehouse", str(job["warehouse"]), "--run_id", "appeals-only"]
+    assert batch.run([*args, "--min_cell_count", "1", *runner]) == 0
+    assert "rows read 0 = scored 0 + dead-lettered 0 + skipped 0  [balanced]" in capsys.readouterr().out
+    warehouse = job["warehouse"]
+    assert not list((warehouse / "media_scores").glob("appeals-only-*"))
+    assert not list((warehouse / "enforcement_decisions").glob("appeals-only-*"))
+    outcome = query(warehouse, f"select outcome from read_parquet('{warehouse}/appeals/appeals-only-*.parquet')")
+    assert outcome == [("upheld",)]
+    cells = query(warehouse, "select item_count, overturned_count, overturn_rate from read_parquet("
+                  f"'{warehouse}/transparency_aggregates/appeals-only-*.parquet') where period_type = 'month'")  # fmt: skip
+    assert cells == [(1, 0, 0.0)]
+
+
 def test_a_hash_bank_match_is_removed_under_its_rule(job):
     content_id, hashes = query(job["warehouse"], "select content_id, pdq_hashes from features "
                                "where len(pdq_hashes) > 0 order by content_id limit 1")[0]  # fmt: skip
