@@ -18,6 +18,7 @@ import duckdb
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 TITLES = {
     "actions_by_category": "Restrictive decisions by category, action and automation (monthly)",
+    "actions_by_country": "Restrictive decisions by country and action (monthly)",
     "median_time_to_action": "Median time from upload, or from the notice, to action (hours, monthly)",
     "appeals_overturn_rate": "Appeals, reversals and the overturn rate of automated decisions",
     "statements_by_category": "Statements of reasons sent to the EU Transparency Database",
@@ -26,6 +27,7 @@ TITLES = {
 # The figure each query's chart shows.
 CHART_VALUE = {
     "actions_by_category": "decisions",
+    "actions_by_country": "decisions",
     "median_time_to_action": "worst_cell_median_hours",
     "appeals_overturn_rate": "overturn_rate",
     "statements_by_category": "statements",

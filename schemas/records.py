@@ -403,6 +403,7 @@ class TransparencyCell:
     """One cell of a transparency report: decisions, or appeals, in one period and breakdown."""
 
     measure: str  # decisions or appeals
+    breakdown: str  # overall, content_type, country or detail (transforms.transparency.BREAKDOWNS)
     period_type: str
     period_start: dt.date
     category: str | None

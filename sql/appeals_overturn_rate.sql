@@ -12,6 +12,6 @@ SELECT
     / NULLIF(SUM(CASE WHEN suppressed THEN 0 ELSE item_count END), 0) AS overturn_rate,
   SUM(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells
 FROM transparency_aggregates
-WHERE measure = 'appeals' AND period_type = 'month'
+WHERE measure = 'appeals' AND breakdown = 'overall' AND period_type = 'month'
 GROUP BY period_start, automated_decision, action
 ORDER BY period_start, automated_decision, action

@@ -167,7 +167,7 @@ def test_transparency_report_renders_every_compliance_query(job):
         assert title in page
     assert (out / "actions_by_category.png").stat().st_size > 5_000
     shown = query(job["warehouse"], "select coalesce(sum(item_count), 0) from transparency_aggregates "
-                  "where measure = 'decisions' and period_type = 'month' and not suppressed")[0][0]  # fmt: skip
+                  "where measure = 'decisions' and breakdown = 'overall' and period_type = 'month' and not suppressed")[0][0]  # fmt: skip
     decisions = report.run_queries(job["warehouse"] / "warehouse.duckdb")["actions_by_category"][1]
     assert sum(row[5] for row in decisions) == shown
 
@@ -201,7 +201,7 @@ def test_an_overturned_appeal_reverses_the_decision_everywhere_it_acted(job, cap
     # The run's transparency cells count the appeal (min_cell_count is 1 here): one appeal,
     # overturned, in December's cell.
     cells = query(job["warehouse"], "select period_start, item_count, overturned_count, overturn_rate "
-                  "from transparency_aggregates where measure = 'appeals' and period_type = 'month'")  # fmt: skip
+                  "from transparency_aggregates where measure = 'appeals' and breakdown = 'overall' and period_type = 'month'")  # fmt: skip
     assert cells == [(dt.date(2026, 12, 1), 1, 1, 1.0)]
 
 
@@ -223,7 +223,8 @@ def test_an_appeals_only_run_needs_no_uploads(job, capsys):
     outcome = query(warehouse, f"select outcome from read_parquet('{warehouse}/appeals/appeals-only-*.parquet')")
     assert outcome == [("upheld",)]
     cells = query(warehouse, "select item_count, overturned_count, overturn_rate from read_parquet("
-                  f"'{warehouse}/transparency_aggregates/appeals-only-*.parquet') where period_type = 'month'")  # fmt: skip
+                  f"'{warehouse}/transparency_aggregates/appeals-only-*.parquet') where period_type = 'month' "
+                  "and breakdown = 'overall'")  # fmt: skip
     assert cells == [(1, 0, 0.0)]
 
 

@@ -164,7 +164,8 @@ def test_fusion_abstains_for_missing_modalities():
 def test_transparency_cells_count_and_suppress():
     decisions = [decide(item(0.99), POLICY) for _ in range(3)]
     keyed = [k for d in decisions for k in cell_keys(d)]
-    day_cells = [k for k in keyed if k[0][1] == "day"]
+    assert len(keyed) == 3 * 4 * 2  # each decision: four breakdowns, day and month
+    day_cells = [k for k in keyed if k[0][1] == "detail" and k[0][2] == "day"]
     assert len(day_cells) == 3 and len({k for k, _ in day_cells}) == 1
     key = day_cells[0][0]
     assert key[0] == "decisions"
@@ -178,6 +179,28 @@ def test_transparency_cells_count_and_suppress():
     assert list(cell_keys(decide(item(0.1), POLICY))) == []  # no action, nothing to report
 
 
+def test_breakdowns_roll_up_the_dimensions_they_do_not_keep():
+    decision = decide(item(0.99, notice=Notice("user_report")), POLICY)
+    months = {k[1]: make_cell(k, [v], 1) for k, v in cell_keys(decision) if k[2] == "month"}
+    assert set(months) == {"overall", "content_type", "country", "detail"}
+    overall, by_country, detail = months["overall"], months["country"], months["detail"]
+    assert (overall.category, overall.detection_method, overall.country, overall.content_type) == (
+        decision.category,
+        "user_report",
+        "all",
+        "all",
+    )
+    assert (by_country.country, by_country.action, by_country.category, by_country.detection_method) == (
+        "FR",
+        "remove",
+        "all",
+        "all",
+    )
+    assert (detail.country, detail.content_type, detail.detection_method) == ("FR", "video", "user_report")
+    for cell in months.values():
+        validate_row("transparency_aggregates", cell.to_row())
+
+
 def test_appeal_cells_count_reversals_and_the_overturn_rate_and_suppress():
     decision = decide(item(0.99), POLICY)
     outcomes = [
@@ -185,7 +208,7 @@ def test_appeal_cells_count_reversals_and_the_overturn_rate_and_suppress():
         for outcome, hours in (("overturned", 2), ("upheld", 4), ("upheld", 6), ("overturned", 8))
     ]
     keyed = [k for o in outcomes for k in appeal_cell_keys(o)]
-    month = [(k, v) for k, v in keyed if k[1] == "month"]
+    month = [(k, v) for k, v in keyed if k[1] == "overall" and k[2] == "month"]
     assert len({k for k, _ in month}) == 1 and month[0][0][0] == "appeals"
     cell = make_cell(month[0][0], [v for _, v in month], min_cell_count=3)
     assert (cell.measure, cell.item_count, cell.overturned_count, cell.overturn_rate) == ("appeals", 4, 2, 0.5)
@@ -207,7 +230,7 @@ def test_a_notice_makes_the_decision_report_its_source_and_time_from_notice():
     assert (decision.detection_method, decision.notified_at) == ("trusted_flagger", reported_at)
     assert decision.action_clock_start == reported_at
     ((key, (hours, _)), *_) = cell_keys(decision)
-    assert key[5] == "trusted_flagger"
+    assert key[6] == "trusted_flagger"
     assert hours == pytest.approx((decision.decided_at - reported_at).total_seconds() / 3600)
     assert decide(item(0.99), POLICY).detection_method == "automated"
     validate_row("enforcement_decisions", decision.to_row())

@@ -11,8 +11,16 @@ the table:
   overturned, the overturn rate (for `automated_decision = fully` cells, the accuracy
   indicator of the automated means) and the median hours from decision to appeal outcome.
 
-A cell under the minimum count keeps its place in the table but not its numbers
-(`suppressed = true`), so no cell can single out a person.
+Each decision (appeal) counts once in each of four breakdowns (`breakdown`), as DSA reports
+tabulate each dimension on its own rather than their full product:
+
+* `overall`: category, action, detection method, automated decision;
+* `content_type`: content type, action, detection method;
+* `country`: country, action;
+* `detail`: every dimension at once (small platforms will see most of these suppressed).
+
+Dimensions a breakdown rolls up read `all`. A cell under the minimum count keeps its place in
+the table but not its numbers (`suppressed = true`), so no cell can single out a person.
 """
 
 from __future__ import annotations
@@ -26,10 +34,18 @@ import apache_beam as beam
 from schemas.records import Decision, TransparencyCell
 
 MEASURES = ("decisions", "appeals")
-# (measure, period type, ISO period start, category, action, detection method, automated
-# decision, content type, country, policy version): strings only, so the key encodes
-# deterministically.
-CellKey = tuple[str, str, str, str | None, str, str, str, str, str | None, str]
+ALL = "all"
+# The dimensions each breakdown keeps; the others are rolled up to ALL.
+BREAKDOWNS: dict[str, frozenset[str]] = {
+    "overall": frozenset({"category", "action", "detection_method", "automated_decision"}),
+    "content_type": frozenset({"content_type", "action", "detection_method"}),
+    "country": frozenset({"country", "action"}),
+    "detail": frozenset({"category", "action", "detection_method", "automated_decision", "content_type", "country"}),
+}
+# (measure, breakdown, period type, ISO period start, category, action, detection method,
+# automated decision, content type, country, policy version): strings only, so the key
+# encodes deterministically.
+CellKey = tuple[str, str, str, str, str | None, str, str, str, str, str | None, str]
 
 
 def period_start(moment: dt.datetime, period_type: str) -> dt.date:
@@ -38,19 +54,30 @@ def period_start(moment: dt.datetime, period_type: str) -> dt.date:
 
 
 def _keys(measure: str, decision: Decision, moment: dt.datetime) -> Iterable[CellKey]:
-    for period_type in ("day", "month"):
-        yield (
-            measure,
-            period_type,
-            period_start(moment, period_type).isoformat(),
-            decision.category,
-            decision.action,
-            decision.detection_method,
-            decision.automated_decision,
-            decision.media_type,
-            decision.country,
-            decision.policy_version,
-        )
+    dimensions = {
+        "category": decision.category,
+        "action": decision.action,
+        "detection_method": decision.detection_method,
+        "automated_decision": decision.automated_decision,
+        "content_type": decision.media_type,
+        "country": decision.country,
+    }
+    for breakdown, kept in BREAKDOWNS.items():
+        values = {name: value if name in kept else ALL for name, value in dimensions.items()}
+        for period_type in ("day", "month"):
+            yield (
+                measure,
+                breakdown,
+                period_type,
+                period_start(moment, period_type).isoformat(),
+                values["category"],
+                values["action"],
+                values["detection_method"],
+                values["automated_decision"],
+                values["content_type"],
+                values["country"],
+                decision.policy_version,
+            )
 
 
 def _hours(start: dt.datetime, end: dt.datetime) -> float:
@@ -80,10 +107,12 @@ def make_cell(key: CellKey, values: Iterable[tuple[float, bool]], min_cell_count
     values = list(values)
     hours = [h for h, _ in values]
     suppressed = len(values) < min_cell_count
-    measure, period_type, start, category, action, method, automated, content_type, country, policy_version = key
+    (measure, breakdown, period_type, start, category, action, method, automated, content_type, country,
+     policy_version) = key  # fmt: skip
     overturned = sum(1 for _, o in values if o) if measure == "appeals" else None
     return TransparencyCell(
         measure=measure,
+        breakdown=breakdown,
         period_type=period_type,
         period_start=dt.date.fromisoformat(start),
         category=category,

@@ -1,0 +1,12 @@
+-- DSA Art. 15/24: restrictive decisions per month by the uploader's country and action.
+-- Suppressed cells (under the minimum count) are counted apart.
+SELECT
+  period_start,
+  country,
+  action,
+  SUM(CASE WHEN suppressed THEN 0 ELSE item_count END) AS decisions,
+  SUM(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells
+FROM transparency_aggregates
+WHERE measure = 'decisions' AND breakdown = 'country' AND period_type = 'month'
+GROUP BY period_start, country, action
+ORDER BY period_start, country, action
