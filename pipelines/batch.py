@@ -223,7 +223,7 @@ def run(argv: list[str] | None = None) -> int:
 
     catalog = write_catalog(options.warehouse)
     summary = reconcile(rows_read(result), options.warehouse, run_id)
-    print(format_summary(summary, catalog, model_set))
+    print(format_summary(summary, catalog, model_set, uploads=bool(options.input)))
     return 0 if summary.balanced else 3
 
 

@@ -27,6 +27,7 @@ class Reconciliation:
     skipped: int
     reasons: tuple[tuple[str, str, str, int], ...]  # (disposition, step, error_type, count)
     actions: tuple[tuple[str, int], ...]
+    appeal_outcomes: tuple[tuple[str, int], ...] = ()  # (upheld | overturned, count)
 
     @property
     def balanced(self) -> bool:
@@ -61,6 +62,12 @@ def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
         if decisions
         else []
     )
+    appeals = _run_files(warehouse, "appeals", run_id)
+    outcomes = (
+        con.sql(f"SELECT outcome, count(*) FROM read_parquet({appeals}) GROUP BY ALL ORDER BY outcome").fetchall()
+        if appeals
+        else []
+    )
     return Reconciliation(
         rows_read=read,
         scored=scored,
@@ -68,10 +75,12 @@ def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
         skipped=sum(n for d, step, _, n in reasons if d == SKIPPED and step not in APPEAL_STEPS),
         reasons=tuple(tuple(r) for r in reasons),
         actions=tuple(tuple(a) for a in actions),
+        appeal_outcomes=tuple(tuple(o) for o in outcomes),
     )
 
 
-def format_summary(summary: Reconciliation, catalog: Path, model_set) -> str:
+def format_summary(summary: Reconciliation, catalog: Path, model_set, uploads: bool = True) -> str:
+    """The end-of-run summary; `uploads` is False for an appeals-only run."""
     lines = [
         f"rows read {summary.rows_read} = scored {summary.scored} + dead-lettered {summary.dead_lettered}"
         f" + skipped {summary.skipped}  [{'balanced' if summary.balanced else 'UNBALANCED'}]",
@@ -79,13 +88,20 @@ def format_summary(summary: Reconciliation, catalog: Path, model_set) -> str:
     for disposition, step, error_type, count in summary.reasons:
         note = "  (appeals input)" if step in APPEAL_STEPS else ""
         lines.append(f"  {disposition:<11} {step:<18} {error_type:<28} {count}{note}")
-    if model_set.models:
+    if not uploads:
+        lines.append("appeals-only run: no uploads scored, no new decisions")
+    elif model_set.models:
         lines.append("models: " + model_set.describe())
     else:
         lines.append("models: none (features-only run: no model scores; only provenance rules can act)")
-    lines.append("decisions by action:")
-    for action, count in summary.actions:
-        lines.append(f"  {action:<13} {count}")
+    if uploads:
+        lines.append("decisions by action:")
+        for action, count in summary.actions:
+            lines.append(f"  {action:<13} {count}")
+    if summary.appeal_outcomes:
+        lines.append("appeals by outcome:")
+        for outcome, count in summary.appeal_outcomes:
+            lines.append(f"  {outcome:<13} {count}")
     lines.append(f"warehouse: {catalog}")
     shell = Path(sys.prefix) / "bin" / "duckdb"
     shell_name = str(shell) if shell.exists() else "duckdb"

@@ -80,3 +80,20 @@ def test_an_overturn_takes_the_strike_back_in_the_ledger():
 def test_appeal_rows_fit_their_table():
     removed = _decision_with_targets("remove", 0)
     validate_row("appeals", AppealOutcome(Appeal(removed.decision_id, "overturned", LATER), removed).to_row())
+
+
+def test_sampled_appeals_overturn_exactly_the_real_items_and_are_reproducible():
+    from pipelines.sample_appeals import sample_appeals
+
+    decided = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    decisions = [(f"d{i}", f"c{i}", decided) for i in range(40)]
+    labels = {f"c{i}": "real" if i % 4 == 0 else "synthetic" for i in range(40)}
+    everything = sample_appeals(decisions, labels, share=1.0, seed=3)
+    assert [r["decision_id"] for r in everything] == sorted(d for d, _, _ in decisions)
+    assert all((r["outcome"] == "overturned") == (int(r["decision_id"][1:]) % 4 == 0) for r in everything)
+    for row in everything:
+        appeal = parse_appeal(RawRow(source="s", text=json.dumps(row)))
+        assert decided + dt.timedelta(hours=2) <= appeal.decided_at <= decided + dt.timedelta(hours=72)
+    some = sample_appeals(decisions, labels, share=0.5, seed=3)
+    assert 5 < len(some) < 35 and some == sample_appeals(decisions, labels, share=0.5, seed=3)
+    assert sample_appeals(decisions, None, share=0.0, seed=3) == []

@@ -1,0 +1,93 @@
+"""Sample appeals against a warehouse's restrictive decisions, for demos and drills.
+
+    python -m pipelines.sample_appeals --warehouse DIR --out APPEALS.jsonl [--labels LABELS.jsonl]
+
+Uploaders appeal a share of the restrictive decisions (label, reduce reach, remove). With
+ground-truth labels (the corpus generator's `labels.jsonl`) an appeal is overturned exactly
+when the item was real, so the overturn rate the transparency report shows is the automated
+decisions' real error rate on the appealed items; without labels, outcomes are drawn at
+random. The output is the `--appeals` input of `pipelines.batch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from schemas.records import format_timestamp
+
+RESTRICTIVE = ("label", "reduce_reach", "remove")
+
+
+def sample_appeals(
+    decisions: list[tuple[str, str, dt.datetime]],
+    labels: dict[str, str] | None,
+    share: float,
+    seed: int,
+    random_overturn_rate: float = 0.2,
+) -> list[dict[str, str]]:
+    """Appeal rows for a `share` of (decision_id, content_id, decided_at) decisions."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for decision_id, content_id, decided_at in sorted(decisions):
+        if rng.random() >= share:
+            continue
+        if labels is not None and content_id in labels:
+            overturned = labels[content_id] == "real"
+        else:
+            overturned = rng.random() < random_overturn_rate
+        decided = decided_at + dt.timedelta(hours=float(rng.uniform(2.0, 72.0)))
+        rows.append(
+            {
+                "decision_id": decision_id,
+                "outcome": "overturned" if overturned else "upheld",
+                "decided_at": format_timestamp(decided.replace(microsecond=0)),
+            }
+        )
+    return rows
+
+
+def read_restrictive_decisions(warehouse: str) -> list[tuple[str, str, dt.datetime]]:
+    catalog = Path(warehouse) / "warehouse.duckdb"
+    actions = ", ".join(f"'{a}'" for a in RESTRICTIVE)
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        rows = con.sql(
+            f"select decision_id, content_id, decided_at from enforcement_decisions where action in ({actions})"
+        ).fetchall()
+    return [(d, c, t if t.tzinfo else t.replace(tzinfo=dt.UTC)) for d, c, t in rows]
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.sample_appeals", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--warehouse", required=True, help="Warehouse directory with enforcement_decisions.")
+    parser.add_argument("--out", required=True, help="Appeals file to write (JSON Lines).")
+    parser.add_argument("--labels", default=None, help="labels.jsonl (content_id, label): overturn real items.")
+    parser.add_argument("--share", type=float, default=0.5, help="Share of restrictive decisions appealed.")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.share <= 1.0:
+        parser.error("--share must be between 0 and 1")
+    if not (Path(args.warehouse) / "warehouse.duckdb").exists():
+        parser.error(f"--warehouse: no warehouse.duckdb in {args.warehouse}")
+    labels = None
+    if args.labels:
+        labels = {}
+        for line in Path(args.labels).read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                labels[row["content_id"]] = row["label"]
+    rows = sample_appeals(read_restrictive_decisions(args.warehouse), labels, args.share, args.seed)
+    Path(args.out).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    overturned = sum(r["outcome"] == "overturned" for r in rows)
+    print(f"{len(rows)} appeals ({overturned} overturned) -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
