@@ -23,7 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from models.registry import ModelSet, parse_pinned_versions, resolve_model_set
 from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
-from transforms.appeals import ApplyAppeals, decision_from_row, parse_appeal
+from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, decision_from_row, parse_appeal
 from transforms.dead_letter import ParDoOrDeadLetter
 from transforms.features import ExtractFeatures
 from transforms.fetch import FetchMedia
@@ -96,6 +96,7 @@ def build_pipeline(
     prior_ledger: tuple[str, ...] = (),
     prior_decisions: tuple[str, ...] = (),
     hash_bank: HashBank | None = None,
+    prior_appeals: tuple[str, ...] = (),
 ) -> None:
     """Adds the batch job's graph to `p` (see the picture in DESIGN.md). Without `--input` it
     is an appeals-only run: no uploads, only the appeals' reversals, ledger and aggregates."""
@@ -109,9 +110,13 @@ def build_pipeline(
     appeal_outcomes = None
     if options.appeals:
         raw_appeals = p | "ReadAppeals" >> ReadManifest(options.appeals)
-        appeals, invalid_appeals = raw_appeals | "ParseAppeals" >> ParDoOrDeadLetter(
+        parsed_appeals, invalid_appeals = raw_appeals | "ParseAppeals" >> ParDoOrDeadLetter(
             _ParseAppealDoFn(), step="parse_appeals"
         )
+        appeals, repeated_appeals = {
+            "appeals": parsed_appeals,
+            "recorded": p | "ReadAppealHistory" >> ReadTableRows(prior_appeals),
+        } | "SkipRecordedAppeals" >> SkipRecordedAppeals()
         history = (
             p | "ReadDecisionHistory" >> ReadTableRows(prior_decisions) | "ToDecisions" >> beam.Map(decision_from_row),
             decisions,
@@ -121,7 +126,7 @@ def build_pipeline(
         _ = appeal_outcomes | "WriteAppeals" >> WriteTable(warehouse, "appeals", run_id)
         _ = applied["labels"] | "WriteRetrainingLabels" >> WriteTable(warehouse, "retraining_labels", run_id)
         account_events.append(applied["reversals"])
-        failures += [invalid_appeals, applied["dead_letters"]]
+        failures += [invalid_appeals, repeated_appeals, applied["dead_letters"]]
         strike_inputs["reversals"] = applied["strike_reversals"]
     if policy.strikes is not None:
         strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(prior_ledger)
@@ -207,9 +212,11 @@ def run(argv: list[str] | None = None) -> int:
             hash_bank = HashBank.load(options.hash_bank)
         except (OSError, ValueError) as exc:
             parser.error(f"--hash_bank: {exc}")
-    # Appeals refer to decisions of earlier runs: read them before a truncating run clears them.
-    prior_decisions = tuple(
-        sorted(str(f) for f in (Path(options.warehouse) / "enforcement_decisions").glob("*.parquet"))
+    # Appeals refer to decisions of earlier runs (and may repeat appeals already applied): read
+    # both tables' files before a truncating run clears them.
+    prior_decisions, prior_appeals = (
+        tuple(sorted(str(f) for f in (Path(options.warehouse) / table).glob("*.parquet")))
+        for table in ("enforcement_decisions", "appeals")
     )
     if options.appeals and options.write_disposition == "truncate" and prior_decisions:
         parser.error("--appeals with --write_disposition truncate would drop the decisions the appeals refer to")
@@ -218,7 +225,7 @@ def run(argv: list[str] | None = None) -> int:
         clear_tables(options.warehouse)
 
     with beam.Pipeline(options=pipeline_options) as p:
-        build_pipeline(p, options, policy, model_set, run_id, prior_ledger, prior_decisions, hash_bank)
+        build_pipeline(p, options, policy, model_set, run_id, prior_ledger, prior_decisions, hash_bank, prior_appeals)
     result = p.result
 
     catalog = write_catalog(options.warehouse)

@@ -16,7 +16,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from schemas.records import DEAD_LETTER, SKIPPED
 
 # Dead letters of the appeals input: not upload rows, so outside the upload reconciliation.
-APPEAL_STEPS = frozenset({"parse_appeals", "apply_appeals"})
+APPEAL_STEPS = frozenset({"parse_appeals", "dedupe_appeals", "apply_appeals"})
 
 
 @dataclasses.dataclass(frozen=True)

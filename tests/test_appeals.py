@@ -10,7 +10,15 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas import validate_row
-from transforms.appeals import Appeal, AppealOutcome, ApplyAppeals, InvalidAppeal, decision_from_row, parse_appeal
+from transforms.appeals import (
+    Appeal,
+    AppealOutcome,
+    ApplyAppeals,
+    InvalidAppeal,
+    SkipRecordedAppeals,
+    decision_from_row,
+    parse_appeal,
+)
 from transforms.parse import RawRow
 from transforms.strikes import UpdateStrikeLedger
 
@@ -60,6 +68,19 @@ def test_overturned_appeal_reverses_each_target_and_relabels_upheld_changes_noth
                     equal_to(["overturned", "upheld"]), label="outcomes")  # fmt: skip
         assert_that(applied["dead_letters"] | "X" >> beam.Map(lambda d: (d.step, d.error_type)),
                     equal_to([("apply_appeals", "LookupError")]), label="unknown")  # fmt: skip
+
+
+def test_an_appeal_is_applied_once_repeats_are_skipped_with_a_reason():
+    new, recorded = Appeal("d1", "overturned", LATER), Appeal("d2", "upheld", LATER)
+    with batch_pipeline() as p:
+        kept, repeats = {
+            "appeals": p | "A" >> beam.Create([new, new, recorded]),
+            "recorded": p | "R" >> beam.Create([{"appeal_id": recorded.appeal_id, "outcome": "upheld"}]),
+        } | SkipRecordedAppeals()
+        assert_that(kept, equal_to([new]), label="kept")
+        assert_that(repeats | beam.Map(lambda d: (d.step, d.disposition, d.error_type, "already in" in d.error)),
+                    equal_to([("dedupe_appeals", "skipped", "duplicate_appeal", False),
+                              ("dedupe_appeals", "skipped", "duplicate_appeal", True)]), label="skipped")  # fmt: skip
 
 
 def test_an_overturn_takes_the_strike_back_in_the_ledger():

@@ -228,6 +228,11 @@ def test_an_appeals_only_run_needs_no_uploads(job, capsys):
                   f"'{warehouse}/transparency_aggregates/appeals-only-*.parquet') where period_type = 'month' "
                   "and breakdown = 'overall'")  # fmt: skip
     assert cells == [(1, 0, 0.0)]
+    # The same file again: nothing is applied twice, the repeat is skipped with its reason.
+    assert batch.run([*args[:-1], "appeals-again", "--min_cell_count", "1", *runner]) == 0
+    assert "dedupe_appeals     duplicate_appeal" in capsys.readouterr().out
+    again = f"read_parquet('{warehouse}/appeals/appeals-again-*.parquet')"
+    assert query(warehouse, f"select count(*) from {again}") == [(0,)]
 
 
 def test_a_hash_bank_match_is_removed_under_its_rule(job):

@@ -19,7 +19,7 @@ import apache_beam as beam
 from pipelines.version import PIPELINE_VERSION
 from schemas.records import Decision, EnforcementEvent, parse_timestamp, utc_now
 from transforms.dead_letter import dead_letter_from_failure
-from transforms.parse import RawRow
+from transforms.parse import RawRow, skipped
 from transforms.policy import stable_id
 
 OUTCOMES = ("upheld", "overturned")
@@ -181,6 +181,47 @@ def _outcome_outputs(outcome: AppealOutcome):
             decision.content_id, decision.decision_id, "real", "appeal_overturned", outcome.appeal.decided_at
         ),
     )
+
+
+def _by_appeal_id(appeal: Appeal) -> tuple[str, Appeal]:
+    return appeal.appeal_id, appeal
+
+
+def _recorded_id(row: Mapping[str, Any]) -> tuple[str, None]:
+    return row["appeal_id"], None
+
+
+def _keep_new_appeals(keyed):
+    appeal_id, grouped = keyed
+    recorded = bool(list(grouped["recorded"]))
+    for index, appeal in enumerate(sorted(grouped["appeals"], key=Appeal.to_json)):
+        if not recorded and index == 0:
+            yield appeal
+            continue
+        where = "is already in the warehouse" if recorded else "appears more than once in this input"
+        yield beam.pvalue.TaggedOutput(
+            "skipped",
+            skipped(appeal, "dedupe_appeals", "duplicate_appeal", f"appeal {appeal_id} {where}; applied once"),
+        )
+
+
+class SkipRecordedAppeals(beam.PTransform):
+    """{"appeals": Appeal, "recorded": `appeals` table rows} -> (appeals to apply, skipped rows).
+
+    An appeal (decision, outcome, time) is applied once: re-sending an appeals file, or a
+    row twice in one file, never double-counts an appeal in the transparency cells.
+    """
+
+    def expand(self, inputs):
+        outputs = (
+            {
+                "appeals": inputs["appeals"] | "KeyAppealsById" >> beam.Map(_by_appeal_id),
+                "recorded": inputs["recorded"] | "KeyRecordedIds" >> beam.Map(_recorded_id),
+            }
+            | "GroupByAppealId" >> beam.CoGroupByKey()
+            | "KeepNew" >> beam.FlatMap(_keep_new_appeals).with_outputs("skipped", main="appeals")
+        )
+        return outputs.appeals, outputs.skipped
 
 
 def _by_decision(item) -> tuple[str, Any]:
