@@ -17,8 +17,8 @@ import duckdb
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 TITLES = {
-    "actions_by_category": "Restrictive decisions by category, action and automation (monthly)",
-    "actions_by_country": "Restrictive decisions by country and action (monthly)",
+    "actions_by_category": "Restrictive decisions and referrals to human review by category, action and automation (monthly)",
+    "actions_by_country": "Restrictive decisions and referrals to human review by country and action (monthly)",
     "median_time_to_action": "Median time from upload, or from the notice, to action (hours, monthly)",
     "appeals_overturn_rate": "Appeals, reversals and the overturn rate of automated decisions",
     "statements_by_category": "Statements of reasons sent to the EU Transparency Database",

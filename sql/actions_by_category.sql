@@ -1,4 +1,5 @@
--- DSA Art. 15/24: restrictive decisions per month by category, action, detection method and
+-- DSA Art. 15/24: restrictive decisions (and referrals to human review, action
+-- human_review) per month by category, action, detection method and
 -- whether the decision was automated. Suppressed cells (under the minimum count) are counted
 -- apart so the totals never expose a small cell.
 SELECT

@@ -1,4 +1,5 @@
--- DSA Art. 15/24: restrictive decisions per month by the uploader's country and action.
+-- DSA Art. 15/24: restrictive decisions (and referrals to human review, action
+-- human_review) per month by the uploader's country and action.
 -- Suppressed cells (under the minimum count) are counted apart.
 SELECT
   period_start,

@@ -5,7 +5,8 @@ Cells follow the breakdowns the EU DSA reports ask for (category, action, detect
 automated or not, content type, country) per day and per calendar month. Two measures share
 the table:
 
-* `decisions`: restrictive decisions made in the period, with the median hours from upload
+* `decisions`: decisions that act (label, reduce reach, remove) or refer the item to human
+  review, made in the period, with the median hours from upload
   (or from the notice, when someone reported the upload) to the decision;
 * `appeals`: appeals decided in the period against earlier decisions, with how many were
   overturned, the overturn rate (for `automated_decision = fully` cells, the accuracy
