@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from schemas import validate_row
-from schemas.records import AccountContext, MediaInfo, ModalityScore, Notice, ScoredMedia, UploadEvent
+from schemas.records import AccountContext, MediaInfo, ModalityScore, Notice, ScoredMedia, TransparencyCell, UploadEvent
 from transforms.appeals import Appeal, AppealOutcome
 from transforms.fusion import fuse_scores
 from transforms.policy import PolicyError, decide, enforcement_events, load_policy, parse_policy
@@ -289,3 +289,26 @@ def test_policy_categories_must_be_transparency_database_categories():
     }
     with pytest.raises(PolicyError, match=r"rules\[0\]\.category: 'b' is not defined"):
         parse_policy(undefined)
+
+
+def test_no_lone_suppressed_cell_can_be_recovered_by_subtraction():
+    from transforms.transparency import complementary_suppression
+
+    def cell(country: str, count: int, period_type: str = "month", day: int = 1):
+        shown = count >= 3
+        return TransparencyCell(
+            "decisions", "country", period_type, dt.date(2026, 11, day), "all", "remove", "all", "all", "all",
+            country, count if shown else None, not shown, 1.0 if shown else None, None, None, "1",
+        )  # fmt: skip
+
+    # FR (2) alone under the minimum: the total (from any other breakdown) minus DE and US would
+    # reveal it, so the smallest shown sibling (US, 4) is withheld too.
+    result = {c.country: c for c in complementary_suppression([cell("DE", 9), cell("US", 4), cell("FR", 2)])}
+    assert (result["FR"].suppressed, result["US"].suppressed, result["DE"].suppressed) == (True, True, False)
+    assert result["US"].item_count is None and result["US"].median_hours_to_action is None
+    # Two suppressed siblings already hide each other: nothing more is withheld.
+    untouched = [cell("DE", 9), cell("US", 1), cell("FR", 2)]
+    assert complementary_suppression(untouched) == untouched
+    # Day cells add up to their month cell: a lone hidden day takes another day with it.
+    days = complementary_suppression([cell("DE", 5, "day", 2), cell("DE", 4, "day", 3), cell("DE", 1, "day", 4)])
+    assert [d.suppressed for d in days] == [False, True, True]

@@ -22,12 +22,18 @@ tabulate each dimension on its own rather than their full product:
 
 Dimensions a breakdown rolls up read `all`. A cell under the minimum count keeps its place in
 the table but not its numbers (`suppressed = true`), so no cell can single out a person.
+Because cells overlap (each breakdown of an action adds up to the same total, a month's day
+cells add up to its month cell), a lone suppressed cell could be recovered by subtraction;
+`complementary_suppression` therefore also withholds the smallest shown sibling wherever a
+group of siblings would otherwise have exactly one suppressed cell.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import statistics
+from collections import defaultdict
 from collections.abc import Iterable
 
 import apache_beam as beam
@@ -136,6 +142,57 @@ def _make_cell(keyed, min_cell_count: int) -> TransparencyCell:
     return make_cell(key, hours, min_cell_count)
 
 
+def _withheld(cell: TransparencyCell) -> TransparencyCell:
+    return dataclasses.replace(
+        cell, item_count=None, suppressed=True, median_hours_to_action=None, overturned_count=None, overturn_rate=None
+    )
+
+
+def _dimensions(cell: TransparencyCell) -> tuple:
+    return (cell.category, cell.detection_method, cell.automated_decision, cell.content_type, cell.country)
+
+
+def _sibling_groups(cell: TransparencyCell) -> list[tuple]:
+    """Groups of cells whose counts add up to a figure a reader can learn from other cells:
+    one breakdown's cells of an action in a period (they partition the action's total), and a
+    month's day cells of the same breakdown and dimensions (they add up to the month cell)."""
+    groups = [("partition", cell.period_type, cell.period_start, cell.breakdown, cell.action)]
+    if cell.period_type == "day":
+        groups.append(("days", cell.period_start.replace(day=1), cell.breakdown, cell.action, _dimensions(cell)))
+    return groups
+
+
+def complementary_suppression(cells: Iterable[TransparencyCell]) -> list[TransparencyCell]:
+    """Withholds the smallest shown sibling wherever a sibling group has exactly one suppressed
+    cell, until no group does (cells of one measure, policy version and calendar month)."""
+    cells = list(cells)
+    changed = True
+    while changed:
+        changed = False
+        members: dict[tuple, list[int]] = defaultdict(list)
+        for index, cell in enumerate(cells):
+            for group in _sibling_groups(cell):
+                members[group].append(index)
+        for indices in members.values():
+            hidden = [i for i in indices if cells[i].suppressed]
+            shown = [i for i in indices if not cells[i].suppressed]
+            if len(hidden) == 1 and shown:
+                smallest = min(shown, key=lambda i: (cells[i].item_count, repr(_dimensions(cells[i])),
+                                                     cells[i].period_type, cells[i].period_start))  # fmt: skip
+                cells[smallest] = _withheld(cells[smallest])
+                changed = True
+    return cells
+
+
+def _suppression_scope(cell: TransparencyCell) -> tuple[tuple[str, str, str], TransparencyCell]:
+    return (cell.measure, cell.policy_version, cell.period_start.replace(day=1).isoformat()), cell
+
+
+def _suppress_complements(keyed) -> list[TransparencyCell]:
+    _, cells = keyed
+    return complementary_suppression(cells)
+
+
 class AggregateTransparency(beam.PTransform):
     """Decision (and optionally AppealOutcome) -> TransparencyCell per (measure, period,
     breakdown)."""
@@ -154,4 +211,7 @@ class AggregateTransparency(beam.PTransform):
             | "AllCellKeys" >> beam.Flatten(pipeline=decisions.pipeline)
             | "GroupCells" >> beam.GroupByKey()
             | "MakeCells" >> beam.Map(_make_cell, min_cell_count=self._min_cell_count)
+            | "ByMonth" >> beam.Map(_suppression_scope)
+            | "GroupMonths" >> beam.GroupByKey()
+            | "SuppressComplements" >> beam.FlatMap(_suppress_complements)
         )
