@@ -28,6 +28,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from models.examples import load_labels
 from models.fusion import FusionModel
 from models.handlers import LoadedSignature
 from models.metrics import binary_metrics
@@ -36,7 +37,6 @@ from models.train import (
     feature_files,
     item_probabilities,
     load_examples,
-    load_labels,
     modality_dataset,
     score_split,
     split_of,

@@ -8,12 +8,25 @@ it will be served.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from models.signature import FEATURE_VERSION, SIGNATURES, check_inputs
 from schemas.records import MediaFeatures
+
+
+def load_labels(path: str) -> dict[str, dict[str, Any]]:
+    """Ground-truth rows of a labels.jsonl (the corpus generator's), by content_id."""
+    labels = {}
+    with open(path) as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                labels[row["content_id"]] = row
+    return labels
 
 
 def model_inputs(features: MediaFeatures, modality: str) -> dict[str, np.ndarray] | None:

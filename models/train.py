@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import glob
 import hashlib
-import json
 import os
 import sys
 from collections.abc import Iterable
@@ -29,7 +28,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from models.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
-from models.examples import read_examples, read_parquet_examples
+from models.examples import load_labels, read_examples, read_parquet_examples
 from models.fusion import FUSION_FEATURES, fit_fusion, fusion_inputs
 from models.handlers import LoadedSignature, predict_probabilities
 from models.metrics import binary_metrics, fit_platt, operating_points
@@ -49,16 +48,6 @@ def split_of(content_id: str, seed: int, fractions: tuple[float, float] = (0.7, 
     if position < fractions[0]:
         return "train"
     return "validation" if position < fractions[0] + fractions[1] else "test"
-
-
-def load_labels(path: str) -> dict[str, dict[str, Any]]:
-    labels = {}
-    with open(path) as handle:
-        for line in handle:
-            if line.strip():
-                row = json.loads(line)
-                labels[row["content_id"]] = row
-    return labels
 
 
 def feature_files(features: str) -> list[str]:

@@ -44,38 +44,29 @@ def _run_files(warehouse: str, table: str, run_id: str) -> str | None:
     return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]" if files else None
 
 
+def _counts_by(con, warehouse: str, table: str, run_id: str, columns: str) -> tuple[tuple, ...]:
+    """(columns..., count) rows of what run `run_id` wrote to `table`, ordered; () if nothing."""
+    files = _run_files(warehouse, table, run_id)
+    if not files:
+        return ()
+    query = f"SELECT {columns}, count(*) FROM read_parquet({files}) GROUP BY ALL ORDER BY {columns}"
+    return tuple(tuple(row) for row in con.sql(query).fetchall())
+
+
 def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
     """Counts what run `run_id` wrote and balances it against the rows it read."""
     con = duckdb.connect()
     scores = _run_files(warehouse, "media_scores", run_id)
     scored = con.sql(f"SELECT count(*) FROM read_parquet({scores})").fetchall()[0][0] if scores else 0
-    dead = _run_files(warehouse, "dead_letter", run_id)
-    reasons: list[tuple[str, str, str, int]] = []
-    if dead:
-        reasons = con.sql(
-            f"SELECT disposition, step, error_type, count(*) FROM read_parquet({dead}) "
-            "GROUP BY ALL ORDER BY disposition, step, error_type"
-        ).fetchall()
-    decisions = _run_files(warehouse, "enforcement_decisions", run_id)
-    actions = (
-        con.sql(f"SELECT action, count(*) FROM read_parquet({decisions}) GROUP BY ALL ORDER BY action").fetchall()
-        if decisions
-        else []
-    )
-    appeals = _run_files(warehouse, "appeals", run_id)
-    outcomes = (
-        con.sql(f"SELECT outcome, count(*) FROM read_parquet({appeals}) GROUP BY ALL ORDER BY outcome").fetchall()
-        if appeals
-        else []
-    )
+    reasons = _counts_by(con, warehouse, "dead_letter", run_id, "disposition, step, error_type")
     return Reconciliation(
         rows_read=read,
         scored=scored,
         dead_lettered=sum(n for d, step, _, n in reasons if d == DEAD_LETTER and step not in APPEAL_STEPS),
         skipped=sum(n for d, step, _, n in reasons if d == SKIPPED and step not in APPEAL_STEPS),
-        reasons=tuple(tuple(r) for r in reasons),
-        actions=tuple(tuple(a) for a in actions),
-        appeal_outcomes=tuple(tuple(o) for o in outcomes),
+        reasons=reasons,
+        actions=_counts_by(con, warehouse, "enforcement_decisions", run_id, "action"),
+        appeal_outcomes=_counts_by(con, warehouse, "appeals", run_id, "outcome"),
     )
 
 

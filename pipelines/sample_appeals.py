@@ -20,9 +20,12 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from models.examples import load_labels
 from schemas.records import format_timestamp
+from transforms.statements import DECISION_VISIBILITY
 
-RESTRICTIVE = ("label", "reduce_reach", "remove")
+# The actions a statement of reasons is owed for: the ones an uploader can appeal.
+RESTRICTIVE = tuple(DECISION_VISIBILITY)
 
 
 def sample_appeals(
@@ -77,11 +80,7 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(f"--warehouse: no warehouse.duckdb in {args.warehouse}")
     labels = None
     if args.labels:
-        labels = {}
-        for line in Path(args.labels).read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                labels[row["content_id"]] = row["label"]
+        labels = {content_id: row["label"] for content_id, row in load_labels(args.labels).items()}
     rows = sample_appeals(read_restrictive_decisions(args.warehouse), labels, args.share, args.seed)
     Path(args.out).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     overturned = sum(r["outcome"] == "overturned" for r in rows)
