@@ -109,15 +109,20 @@ def appeal_cell_keys(outcome) -> Iterable[tuple[CellKey, tuple[float, bool]]]:
         yield key, (_hours(decision.decided_at, decided), outcome.overturned)
 
 
+def _withheld(cell: TransparencyCell) -> TransparencyCell:
+    return dataclasses.replace(
+        cell, item_count=None, suppressed=True, median_hours_to_action=None, overturned_count=None, overturn_rate=None
+    )
+
+
 def make_cell(key: CellKey, values: Iterable[tuple[float, bool]], min_cell_count: int) -> TransparencyCell:
     """One aggregate row from (hours, overturned) pairs; cells under `min_cell_count` withheld."""
     values = list(values)
     hours = [h for h, _ in values]
-    suppressed = len(values) < min_cell_count
     (measure, breakdown, period_type, start, category, action, method, automated, content_type, country,
      policy_version) = key  # fmt: skip
     overturned = sum(1 for _, o in values if o) if measure == "appeals" else None
-    return TransparencyCell(
+    cell = TransparencyCell(
         measure=measure,
         breakdown=breakdown,
         period_type=period_type,
@@ -128,24 +133,19 @@ def make_cell(key: CellKey, values: Iterable[tuple[float, bool]], min_cell_count
         automated_decision=automated,
         content_type=content_type,
         country=country,
-        item_count=None if suppressed else len(values),
-        suppressed=suppressed,
-        median_hours_to_action=None if suppressed else float(statistics.median(hours)),
-        overturned_count=None if suppressed else overturned,
-        overturn_rate=None if suppressed or overturned is None else overturned / len(values),
+        item_count=len(values),
+        suppressed=False,
+        median_hours_to_action=float(statistics.median(hours)),
+        overturned_count=overturned,
+        overturn_rate=None if overturned is None else overturned / len(values),
         policy_version=policy_version,
     )
+    return _withheld(cell) if len(values) < min_cell_count else cell
 
 
 def _make_cell(keyed, min_cell_count: int) -> TransparencyCell:
     key, hours = keyed
     return make_cell(key, hours, min_cell_count)
-
-
-def _withheld(cell: TransparencyCell) -> TransparencyCell:
-    return dataclasses.replace(
-        cell, item_count=None, suppressed=True, median_hours_to_action=None, overturned_count=None, overturn_rate=None
-    )
 
 
 def _dimensions(cell: TransparencyCell) -> tuple:
