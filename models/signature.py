@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-FEATURE_VERSION = "f2"
+FEATURE_VERSION = "f3"
 
 # Visual: frames sampled across the item, each a native-resolution centre crop. Crops, not
 # resizes: resampling would erase the pixel-level traces (upsampling grids, blending seams,
@@ -34,7 +34,7 @@ WINDOW_FRAMES = 100
 MAX_WINDOWS = 8
 AUDIO_HANDCRAFTED_DIM = 59
 
-METADATA_DIM = 48
+METADATA_DIM = 64
 
 OUTPUT_NAME = "probability"
 

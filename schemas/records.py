@@ -213,6 +213,7 @@ class MediaInfo:
     c2pa_validation: str = "absent"
     capture_time: dt.datetime | None = None
     has_location: bool = False
+    generation_parameters: bool = False
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -265,6 +266,7 @@ class MediaFeatures:
             "c2pa_validation": info.c2pa_validation,
             "capture_time": info.capture_time,
             "has_location": info.has_location,
+            "generation_parameters": info.generation_parameters,
             "frame_selection": self.visual.frame_selection if self.visual else None,
             "frame_count": self.visual.frame_count if self.visual else 0,
             "visual_frames": encode_array(self.visual.frames[: self.visual.frame_count]) if self.visual else None,

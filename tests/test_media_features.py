@@ -170,3 +170,80 @@ def test_exif_camera_fields_are_read(tmp_path):
     info = probe_media(Path(path).read_bytes(), LIMITS)
     assert (info.exif_make, info.exif_model, info.exif_software) == ("Canon", "EOS R5", "Firmware 1.2")
     assert info.c2pa_present is False and info.c2pa_validation == "absent"
+
+
+def _event():
+    from transforms.parse import parse_event
+
+    return parse_event(
+        {"content_id": "c1", "account_id": "a1", "media_uri": "x", "uploaded_at": "2026-10-02T00:00:00Z"}
+    )
+
+
+def _ogg_with_tags(path: Path, tags: dict[str, str]) -> bytes:
+    import av
+
+    with av.open(str(path), "w", format="ogg") as output:
+        stream = output.add_stream("libopus", rate=48000)
+        stream.layout = "mono"
+        stream.metadata.update(tags)  # Ogg keeps its comments per stream
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 48000), np.float32), format="flt", layout="mono")
+        frame.sample_rate = 48000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            output.mux(packet)
+    return path.read_bytes()
+
+
+def test_ogg_stream_comments_are_read(tmp_path):
+    data = _ogg_with_tags(
+        tmp_path / "a.ogg",
+        {"software": "Coqui TTS 0.22", "make": "Apple", "creation_time": "2026-10-01T10:00:00.000000Z"},
+    )
+    info = probe_media(data, LIMITS)
+    assert (info.media_type, info.exif_software, info.exif_make) == ("audio", "Coqui TTS 0.22", "Apple")
+    assert info.capture_time is not None and info.capture_time.hour == 10
+
+
+def test_software_in_png_text_and_gif_comment_is_read(tmp_path):
+    from PIL import PngImagePlugin
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Software", "ComfyUI")
+    png = probe_media(Path(make_image(str(tmp_path / "a.png"), fmt="PNG", pnginfo=text)).read_bytes(), LIMITS)
+    gif = probe_media(Path(make_image(str(tmp_path / "a.gif"), fmt="GIF", comment=b"Canva")).read_bytes(), LIMITS)
+    plain = probe_media(Path(make_image(str(tmp_path / "b.png"), fmt="PNG")).read_bytes(), LIMITS)
+    assert (png.exif_software, gif.exif_software, plain.exif_software) == ("ComfyUI", "Canva", None)
+
+
+def test_embedded_generation_settings_are_flagged(tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text("parameters", "a portrait\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1")
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"ASCII\0\0\0Steps: 30, Sampler: DPM++ 2M, CFG scale: 5"
+    caption = Image.Exif()
+    caption.get_ifd(0x8769)[0x9286] = b"ASCII\0\0\0Ten steps: from the harbour to the sea"
+    flagged = [
+        probe_media(Path(make_image(str(tmp_path / name), fmt=fmt, **save)).read_bytes(), LIMITS).generation_parameters
+        for name, fmt, save in (
+            ("a.png", "PNG", {"pnginfo": text}),
+            ("b.jpg", "JPEG", {"exif": exif}),
+            ("c.jpg", "JPEG", {"exif": caption}),
+            ("d.png", "PNG", {}),
+        )
+    ]
+    assert flagged == [True, True, False, False]
+
+
+def test_exact_encoder_string_separates_versions_of_one_family():
+    from schemas.records import MediaInfo
+    from transforms.metadata import metadata_vector
+
+    old, new, none = (
+        metadata_vector(MediaInfo("video", "mp4", encoder=e), _event())
+        for e in ("Lavf58.76.100", "Lavf60.16.100", None)
+    )
+    assert np.array_equal(old[20:36], new[20:36])  # one family
+    assert old[48:63].sum() == new[48:63].sum() == 1 and not np.array_equal(old[48:63], new[48:63])
+    assert none[35] == 1 and none[48:63].sum() == 0

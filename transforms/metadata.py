@@ -3,7 +3,7 @@
 `probe_media` is the first look at every file: it decides the media type from the bytes,
 applies the pixel and duration limits before anything is decoded, and reads provenance.
 
-`metadata_vector` layout (METADATA_DIM = 48):
+`metadata_vector` layout (METADATA_DIM = 64):
   0-2   media type one-hot (video, image, audio)
   3     camera EXIF present (Make or Model)      4  EXIF Software present
   5     IPTC digital source type present          6  ... says algorithmic/AI media
@@ -21,6 +21,10 @@ applies the pixel and duration limits before anything is decoded, and reads prov
   44    signed log hours from capture to upload   45 capture time exactly on the hour
   46    location present (EXIF GPS or a container location tag)
   47    software string looks like camera firmware (a version, "Ver", "HDR+", a model code)
+  48-62 hashed exact encoder/software string, version included (one-hot; all zero when none):
+        the family slots group "Lavf58.76.100" with "Lavf60.16.100", these tell them apart
+  63    generation settings embedded (a PNG text chunk "parameters", "prompt" or "workflow",
+        or an EXIF UserComment with sampler and step settings, as diffusion front ends write)
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ _FIRMWARE = re.compile(
     r"^[\d.]+$|firmware|\bver\.?\s*\d|hdr\+|^[A-Z0-9]{5,}[A-Z0-9_.]*$|^digital camera", re.IGNORECASE
 )
 _EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
+_GENERATION_CHUNKS = ("parameters", "prompt", "workflow", "sd-metadata", "invokeai_metadata", "Dream")
+_GENERATION_SETTINGS = re.compile(r"\bsteps:\s*\d+.*\b(sampler|cfg scale|seed):", re.IGNORECASE | re.DOTALL)
 _C2PA_MIME = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
@@ -167,24 +173,56 @@ def _image_info(data: bytes, limits: MediaLimits) -> MediaInfo | None:
     # Animated images state a per-frame delay only; the first frame's stands for all.
     duration = float(image.info.get("duration") or 100) * frames / 1000.0 if frames > 1 else None
     exif_ifd = exif.get_ifd(0x8769)
+    software = _image_software(image, exif)
     return MediaInfo(
         media_type="image",
         container=image.format.lower(),
         capture_time=_exif_time(exif_ifd.get(0x9003) or exif.get(0x0132)),
         has_location=bool(exif.get_ifd(0x8825)),
+        generation_parameters=_generation_parameters(image, exif),
         width=image.size[0],
         height=image.size[1],
         duration_s=duration,
         frame_rate=None,
-        encoder=_clean_text(exif.get(305)),
+        encoder=software,
         exif_make=_clean_text(exif.get(271)),
         exif_model=_clean_text(exif.get(272)),
-        exif_software=_clean_text(exif.get(305)),
+        exif_software=software,
         digital_source_type=c2pa_source or digital_source_type(data),
         c2pa_present=present,
         c2pa_claim_generator=generator,
         c2pa_validation=validation,
     )
+
+
+def _container_tags(container, *streams) -> dict[str, str]:
+    """Container tags, lower-cased, with stream tags filling the gaps: Ogg keeps its Vorbis and
+    Opus comments (software, creation time, camera) on the stream, not the container."""
+    tags: dict[str, str] = {}
+    for stream in streams:
+        if stream is not None:
+            tags.update({k.lower(): v for k, v in (stream.metadata or {}).items()})
+    tags.update({k.lower(): v for k, v in (container.metadata or {}).items()})
+    return tags
+
+
+def _image_software(image, exif) -> str | None:
+    """EXIF Software, else the text chunk or comment other formats keep it in: PNG tEXt/iTXt
+    "Software", GIF comment extension (the only text a GIF carries)."""
+    return _clean_text(exif.get(0x0131) or image.info.get("Software") or image.info.get("software")) or (
+        _clean_text(image.info.get("comment")) if image.format == "GIF" else None
+    )
+
+
+def _generation_parameters(image, exif) -> bool:
+    """Whether the image carries the settings it was generated with: Stable Diffusion web UIs
+    write a "parameters" text chunk, ComfyUI "prompt" and "workflow" (its node graph), and JPEG
+    exports put "Steps: ..., Sampler: ..." in the EXIF UserComment."""
+    if any(key in image.info for key in _GENERATION_CHUNKS):
+        return True
+    comment = exif.get_ifd(0x8769).get(0x9286)
+    text = comment.decode("utf-8", errors="replace") if isinstance(comment, bytes) else str(comment or "")
+    return bool(_GENERATION_SETTINGS.search(text))
 
 
 def _container_info(data: bytes, limits: MediaLimits) -> MediaInfo:
@@ -197,7 +235,7 @@ def _container_info(data: bytes, limits: MediaLimits) -> MediaInfo:
             limits.check_pixels(video.codec_context.width, video.codec_context.height)
         duration = stream_duration_s(container, video if video is not None else audio)
         limits.check_duration(duration)
-        tags = {k.lower(): v for k, v in (container.metadata or {}).items()}
+        tags = _container_tags(container, video, audio)
         format_name = container_name(container.format.name, tags.get("major_brand"))
         rate = float(video.average_rate) if video is not None and video.average_rate else None
         info = dict(
@@ -250,12 +288,23 @@ def probe_media(data: bytes, limits: MediaLimits) -> MediaInfo:
     return _image_info(data, limits) or _container_info(data, limits)
 
 
+def _encoder_text(info: MediaInfo) -> str:
+    """The authoring software, else the encoder or muxer that wrote the file (Matroska's
+    writing-application tag names only the muxer, "Lavf", whoever made the content)."""
+    return " ".join((info.exif_software or info.encoder or "").lower().split())
+
+
 def _encoder_bucket(info: MediaInfo) -> int:
-    text = (info.encoder or info.exif_software or "").lower()
+    text = _encoder_text(info)
     if not text:
         return _ENCODER_BUCKETS
     family = re.split(r"[\s/\d._-]+", text, maxsplit=1)[0] or text
     return zlib.crc32(family.encode()) % _ENCODER_BUCKETS
+
+
+def _encoder_string_bucket(info: MediaInfo) -> int | None:
+    text = _encoder_text(info)
+    return zlib.crc32(text.encode()) % _ENCODER_BUCKETS if text else None
 
 
 def metadata_vector(info: MediaInfo, event: UploadEvent) -> np.ndarray:
@@ -300,6 +349,10 @@ def metadata_vector(info: MediaInfo, event: UploadEvent) -> np.ndarray:
         vector[45] = float(info.capture_time.minute == 0 and info.capture_time.second == 0)
     vector[46] = float(info.has_location)
     vector[47] = float(bool(info.exif_software and _FIRMWARE.search(info.exif_software)))
+    string_bucket = _encoder_string_bucket(info)
+    if string_bucket is not None:
+        vector[48 + string_bucket] = 1.0
+    vector[63] = float(info.generation_parameters)
     return vector
 
 
