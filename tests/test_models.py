@@ -161,3 +161,17 @@ def test_a_model_trained_on_other_features_is_refused(tmp_path):
     write_card(path, {"modality": "metadata", "feature_version": "f0"})
     with pytest.raises(ValueError, match="feature version f0"):
         resolve_model(tmp_path, "metadata")
+
+
+def test_noise_residual_sees_noise_not_smooth_content():
+    from models.architectures import NoiseResidual
+
+    rows, cols = np.mgrid[0:32, 0:32].astype(np.float32)
+    ramp = np.repeat(((rows + cols) / 62.0 * 2 - 1)[None, :, :, None], 3, axis=-1)  # smooth content
+    noisy = ramp + np.random.default_rng(0).normal(0, 0.02, ramp.shape).astype(np.float32)
+    residual = np.asarray(NoiseResidual()(np.concatenate([ramp, noisy])))
+    assert residual.shape == (2, 32, 32, 4)
+    core = np.abs(residual[:, 2:-2, 2:-2, 2:])  # second-order filters, away from the padded border
+    smooth, rough = core[0].mean(), core[1].mean()
+    assert smooth < 1e-4 and rough > 0.1
+    assert np.abs(residual).max() <= 3.0
