@@ -133,6 +133,10 @@ def evaluate_modality(
         "model": f"{deployed.name}@{deployed.version}",
         "test": binary_metrics(test["labels"], scores),
         "by_family": _family_vs_real(test["labels"], scores, test["families"]),
+        # Within each container: its codec and quality settings decide how many traces survive.
+        "by_container": _breakdown(
+            test["labels"], scores, [labels[i].get("container") or "unknown" for i in test["ids"]]
+        ),
         "_scores": (test["labels"], scores, test["ids"]),
     }
 

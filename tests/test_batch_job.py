@@ -260,6 +260,7 @@ def test_evaluation_report_covers_modalities_families_slices_and_held_out_famili
     assert set(report["modalities"]) == {"visual", "audio", "metadata"}
     for modality in report["modalities"].values():
         assert {"auc", "eer", "average_precision", "at_fpr_1pct", "at_fpr_0_1pct"} <= set(modality["test"])
+        assert sum(c["count"] for c in modality["by_container"].values()) == modality["test"]["count"]
     assert report["fused"]["fusion"].startswith("fusion_logistic@")
     assert set(report["fused"]["slices"]) == {"media_type", "country", "surface"}
     assert set(report["leave_one_family_out"]) == {"metadata"}
