@@ -224,6 +224,10 @@ def test_embedded_generation_settings_are_flagged(tmp_path):
     exif.get_ifd(0x8769)[0x9286] = b"ASCII\0\0\0Steps: 30, Sampler: DPM++ 2M, CFG scale: 5"
     caption = Image.Exif()
     caption.get_ifd(0x8769)[0x9286] = b"ASCII\0\0\0Ten steps: from the harbour to the sea"
+    # Only the first 4 KB are searched: the pattern backtracks, and a comment of repeated
+    # "steps: 1" would otherwise cost seconds per file.
+    hostile = Image.Exif()
+    hostile.get_ifd(0x8769)[0x9286] = b"ASCII\0\0\0" + b"steps: 1 " * 7000 + b"Sampler: Euler"
     flagged = [
         probe_media(Path(make_image(str(tmp_path / name), fmt=fmt, **save)).read_bytes(), LIMITS).generation_parameters
         for name, fmt, save in (
@@ -231,9 +235,10 @@ def test_embedded_generation_settings_are_flagged(tmp_path):
             ("b.jpg", "JPEG", {"exif": exif}),
             ("c.jpg", "JPEG", {"exif": caption}),
             ("d.png", "PNG", {}),
+            ("e.jpg", "JPEG", {"exif": hostile}),
         )
     ]
-    assert flagged == [True, True, False, False]
+    assert flagged == [True, True, False, False, False]
 
 
 def test_exact_encoder_string_separates_versions_of_one_family():

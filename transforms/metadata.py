@@ -68,6 +68,7 @@ _FIRMWARE = re.compile(
     r"^[\d.]+$|firmware|\bver\.?\s*\d|hdr\+|^[A-Z0-9]{5,}[A-Z0-9_.]*$|^digital camera", re.IGNORECASE
 )
 _EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
+_MAX_COMMENT_CHARS = 4096
 _GENERATION_CHUNKS = ("parameters", "prompt", "workflow", "sd-metadata", "invokeai_metadata", "Dream")
 _GENERATION_SETTINGS = re.compile(r"\bsteps:\s*\d+.*\b(sampler|cfg scale|seed):", re.IGNORECASE | re.DOTALL)
 _C2PA_MIME = {
@@ -222,7 +223,7 @@ def _generation_parameters(image, exif) -> bool:
         return True
     comment = exif.get_ifd(0x8769).get(0x9286)
     text = comment.decode("utf-8", errors="replace") if isinstance(comment, bytes) else str(comment or "")
-    return bool(_GENERATION_SETTINGS.search(text))
+    return bool(_GENERATION_SETTINGS.search(text[:_MAX_COMMENT_CHARS]))  # bounded: the pattern backtracks
 
 
 def _container_info(data: bytes, limits: MediaLimits) -> MediaInfo:
