@@ -180,7 +180,7 @@ def _image_info(data: bytes, limits: MediaLimits) -> MediaInfo | None:
         container=image.format.lower(),
         capture_time=_exif_time(exif_ifd.get(0x9003) or exif.get(0x0132)),
         has_location=bool(exif.get_ifd(0x8825)),
-        generation_parameters=_generation_parameters(image, exif),
+        generation_parameters=_generation_parameters(image, exif_ifd),
         width=image.size[0],
         height=image.size[1],
         duration_s=duration,
@@ -215,13 +215,13 @@ def _image_software(image, exif) -> str | None:
     )
 
 
-def _generation_parameters(image, exif) -> bool:
+def _generation_parameters(image, exif_ifd) -> bool:
     """Whether the image carries the settings it was generated with: Stable Diffusion web UIs
     write a "parameters" text chunk, ComfyUI "prompt" and "workflow" (its node graph), and JPEG
     exports put "Steps: ..., Sampler: ..." in the EXIF UserComment."""
     if any(key in image.info for key in _GENERATION_CHUNKS):
         return True
-    comment = exif.get_ifd(0x8769).get(0x9286)
+    comment = exif_ifd.get(0x9286)
     text = comment.decode("utf-8", errors="replace") if isinstance(comment, bytes) else str(comment or "")
     return bool(_GENERATION_SETTINGS.search(text[:_MAX_COMMENT_CHARS]))  # bounded: the pattern backtracks
 
@@ -295,16 +295,14 @@ def _encoder_text(info: MediaInfo) -> str:
     return " ".join((info.exif_software or info.encoder or "").lower().split())
 
 
-def _encoder_bucket(info: MediaInfo) -> int:
-    text = _encoder_text(info)
+def _encoder_bucket(text: str) -> int:
     if not text:
         return _ENCODER_BUCKETS
     family = re.split(r"[\s/\d._-]+", text, maxsplit=1)[0] or text
     return zlib.crc32(family.encode()) % _ENCODER_BUCKETS
 
 
-def _encoder_string_bucket(info: MediaInfo) -> int | None:
-    text = _encoder_text(info)
+def _encoder_string_bucket(text: str) -> int | None:
     return zlib.crc32(text.encode()) % _ENCODER_BUCKETS if text else None
 
 
@@ -331,7 +329,8 @@ def metadata_vector(info: MediaInfo, event: UploadEvent) -> np.ndarray:
     vector[17] = np.log1p(info.duration_s or 0.0) / 5.0
     vector[18] = np.log1p(info.bitrate or 0) / 16.0
     vector[19] = min((info.frame_rate or 0.0) / 60.0, 4.0)
-    vector[20 + _encoder_bucket(info)] = 1.0
+    encoder = _encoder_text(info)
+    vector[20 + _encoder_bucket(encoder)] = 1.0
     created = event.account.created_at
     if created is not None:
         age_days = max((event.uploaded_at - created).total_seconds() / 86400.0, 0.0)
@@ -350,7 +349,7 @@ def metadata_vector(info: MediaInfo, event: UploadEvent) -> np.ndarray:
         vector[45] = float(info.capture_time.minute == 0 and info.capture_time.second == 0)
     vector[46] = float(info.has_location)
     vector[47] = float(bool(info.exif_software and _FIRMWARE.search(info.exif_software)))
-    string_bucket = _encoder_string_bucket(info)
+    string_bucket = _encoder_string_bucket(encoder)
     if string_bucket is not None:
         vector[48 + string_bucket] = 1.0
     vector[63] = float(info.generation_parameters)
