@@ -25,6 +25,7 @@ def make_video(
     codec: str = "libx264",
     audio_codec: str = "aac",
     seed: int = 0,
+    crf: int | None = None,
 ) -> str:
     """Writes a small video (moving gradient plus noise) with an optional sine audio track."""
     rng = np.random.default_rng(seed)
@@ -35,6 +36,8 @@ def make_video(
     video.codec_context.gop_size = gop
     if codec == "libx264":
         video.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        if crf is not None:
+            video.options = {**video.options, "crf": str(crf)}
     audio = None
     if with_audio:
         audio = container.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else 16000)

@@ -12,7 +12,7 @@ from transforms.audio import audio_features, extract_audio
 from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits
 from transforms.media import decode_audio, decode_video_frames, evenly_spaced
 from transforms.metadata import container_name, digital_source_type, probe_media
-from transforms.visual import centre_crop, extract_visual
+from transforms.visual import centre_crop, extract_visual, face_noise_profile
 
 from .conftest import make_audio, make_image, make_video
 
@@ -27,7 +27,7 @@ def test_evenly_spaced_covers_start_and_end():
 
 def test_keyframe_rich_video_is_sampled_from_keyframes_only(tmp_path):
     path = make_video(str(tmp_path / "v.mp4"), seconds=4, fps=15, gop=5)  # 12 keyframes
-    frames, selection = decode_video_frames(Path(path).read_bytes(), MAX_FRAMES, LIMITS)
+    frames, selection, _ = decode_video_frames(Path(path).read_bytes(), MAX_FRAMES, LIMITS)
     assert selection == "keyframes"
     assert len(frames) == MAX_FRAMES
     assert frames[0].shape == (120, 160, 3)
@@ -35,7 +35,7 @@ def test_keyframe_rich_video_is_sampled_from_keyframes_only(tmp_path):
 
 def test_video_with_few_keyframes_is_sampled_sequentially_across_its_length(tmp_path):
     path = make_video(str(tmp_path / "v.mp4"), seconds=4, fps=15, gop=300)  # one keyframe
-    frames, selection = decode_video_frames(Path(path).read_bytes(), MAX_FRAMES, LIMITS)
+    frames, selection, _ = decode_video_frames(Path(path).read_bytes(), MAX_FRAMES, LIMITS)
     assert selection == "sequential"
     assert len(frames) == MAX_FRAMES
     # The gradient moves 3 px a frame: the first and last samples are far apart in time.
@@ -104,6 +104,54 @@ def test_animated_gif_samples_frames(tmp_path):
     visual = extract_visual(path.read_bytes(), "image", LIMITS)
     assert visual.frame_selection == "animation"
     assert visual.frame_count == MAX_FRAMES
+
+
+def _elliptical_radius(shape, box):
+    x, y, w, h = box
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return np.hypot((xx - (x + w / 2)) / (w / 2), (yy - (y + h / 2)) / (h / 2))
+
+
+def test_face_noise_profile_finds_a_quiet_pasted_face_inside_the_head():
+    box = (60, 50, 80, 100)
+    radius = _elliptical_radius((220, 200), box)
+    camera = np.full((220, 200), 2.0, np.float32)
+    pasted = np.where(radius < 0.65, 0.5, camera).astype(np.float32)  # no camera noise inside the seam
+    assert np.allclose(face_noise_profile(camera, box), 0.0, atol=1e-5)
+    profile = face_noise_profile(pasted, box)
+    assert np.allclose(profile[:6], 0.0, atol=1e-5)  # rings 0-0.6: the pasted face itself
+    assert np.all(profile[7:] > 1.3)  # log(2 / 0.5) = 1.39 outside it
+
+
+def test_face_noise_profile_of_a_face_at_the_frame_edge_is_finite():
+    local_noise = np.random.default_rng(0).uniform(0.5, 2.0, (120, 160)).astype(np.float32)
+    for box in ((130, 90, 60, 60), (-20, -20, 50, 50), (0, 0, 1, 1)):
+        profile = face_noise_profile(local_noise, box)
+        assert profile.shape == (16,) and np.all(np.isfinite(profile))
+
+
+def test_encoding_signals_say_how_hard_the_picture_was_compressed(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    pixels = np.clip(rng.normal(128, 30, (120, 160, 3)), 0, 255).astype(np.uint8)
+    signals = {}
+    for name, options in {"low.jpg": {"quality": 40}, "high.jpg": {"quality": 95}, "still.png": {}}.items():
+        Image.fromarray(pixels).save(tmp_path / name, **options)
+        signals[name] = extract_visual((tmp_path / name).read_bytes(), "image", LIMITS).handcrafted[41:44]
+    Image.fromarray(pixels).quantize(64).save(tmp_path / "p.gif")
+    signals["p.gif"] = extract_visual((tmp_path / "p.gif").read_bytes(), "image", LIMITS).handcrafted[41:44]
+    assert signals["low.jpg"][0] < signals["high.jpg"][0] < signals["still.png"][0]  # bits per pixel
+    assert signals["low.jpg"][1] > signals["high.jpg"][1] > 0  # JPEG quantiser step
+    assert signals["still.png"][1] == 0 and signals["still.png"][2] == 0
+    assert signals["p.gif"][2] == 64 / 256
+
+    videos = [make_video(str(tmp_path / f"crf{crf}.mp4"), crf=crf, with_audio=False) for crf in (18, 40)]
+    fine, coarse = (decode_video_frames(Path(v).read_bytes(), MAX_FRAMES, LIMITS).bits_per_pixel for v in videos)
+    assert coarse < fine / 4
+    assert extract_visual(Path(videos[1]).read_bytes(), "video", LIMITS).handcrafted[41] == pytest.approx(
+        np.log(coarse + 1e-4), rel=1e-5
+    )
 
 
 def test_small_frames_are_upscaled_to_the_crop():

@@ -11,6 +11,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -105,22 +106,37 @@ def stream_duration_s(container: av.container.InputContainer, stream) -> float |
     return None
 
 
-def _keyframe_count(data: bytes, limits: MediaLimits, deadline: Deadline) -> tuple[int, int]:
-    """Counts (keyframes, frames) by demuxing packets only: no decoding, cheap."""
-    keyframes = frames = 0
+class _PacketSurvey(NamedTuple):
+    keyframes: int
+    frames: int
+    payload_bytes: int
+
+
+def _survey_packets(data: bytes, deadline: Deadline) -> _PacketSurvey:
+    """Counts keyframes, frames and picture bytes by demuxing packets only: no decoding, cheap."""
+    keyframes = frames = payload = 0
     with open_container(data) as container:
         stream = video_stream(container)
+        if stream is None:
+            raise CorruptMedia("no video stream")
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue
             frames += 1
+            payload += packet.size
             keyframes += bool(packet.is_keyframe)
             if frames % 64 == 0:
                 deadline.check()
-    return keyframes, frames
+    return _PacketSurvey(keyframes, frames, payload)
 
 
-def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> tuple[list[np.ndarray], str]:
+class DecodedVideo(NamedTuple):
+    frames: list[np.ndarray]
+    selection: str  # "keyframes" or "sequential"
+    bits_per_pixel: float  # the picture stream's payload per pixel per frame: how hard it was compressed
+
+
+def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> DecodedVideo:
     """Samples up to `max_frames` RGB frames spread across the whole video.
 
     Decoding keyframes only is about 25x cheaper than decoding every frame, and seeking buys
@@ -128,7 +144,8 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> tu
     when the video has at least `max_frames` keyframes, decode keyframes only and keep an
     evenly spaced subset; otherwise decode sequentially once and keep evenly spaced frames.
     The returned selection ("keyframes" or "sequential") is recorded with the features,
-    since keyframes carry different compression traces than predicted frames.
+    since keyframes carry different compression traces than predicted frames, and so are the
+    bits per pixel the picture stream spends (how much of the fine detail the encoder kept).
 
     Raises:
         CorruptMedia: no frame could be decoded.
@@ -136,9 +153,9 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> tu
     """
     deadline = limits.deadline()
     try:
-        keyframes, total = _keyframe_count(data, limits, deadline)
-        use_keyframes = keyframes >= max_frames
-        wanted = set(evenly_spaced(keyframes if use_keyframes else total, max_frames))
+        survey = _survey_packets(data, deadline)
+        use_keyframes = survey.keyframes >= max_frames
+        wanted = set(evenly_spaced(survey.keyframes if use_keyframes else survey.frames, max_frames))
         frames: list[np.ndarray] = []
         with open_container(data) as container:
             stream = video_stream(container)
@@ -156,7 +173,8 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> tu
         raise CorruptMedia(f"video stream does not decode: {exc}") from exc
     if not frames:
         raise CorruptMedia("video stream has no decodable frames")
-    return frames, "keyframes" if use_keyframes else "sequential"
+    pixels = frames[0].shape[0] * frames[0].shape[1] * max(survey.frames, 1)
+    return DecodedVideo(frames, "keyframes" if use_keyframes else "sequential", survey.payload_bytes * 8 / pixels)
 
 
 def decode_audio(data: bytes, sample_rate: int, limits: MediaLimits) -> np.ndarray:

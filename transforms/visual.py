@@ -22,6 +22,15 @@ Hand-made signals (per frame, averaged over frames), in `handcrafted` order:
   37    share of the frame the face covers  38 sharpness of the face against the rest
   39    noise step across the face boundary (a ring outside the face against its inside)
   40    share of sampled frames with a face found
+  41    log bits per pixel the picture was stored with (video: per frame of the picture stream)
+  42    log mean JPEG luminance quantiser step (0 for other formats)
+  43    palette size / 256 for palette images (GIF, indexed PNG), 0 otherwise
+        (41-43 say how much fine detail survived the encode, so the noise signals above can be
+        read against it: a heavily compressed camera capture is as smooth as a render)
+  44-59 noise profile around the face: log median local noise in 16 elliptical rings from the
+        face centre out to 1.6 half box sides, 0.1 wide, relative to the rings at 0.2-0.5 (a
+        pasted face lacks the camera noise around it, and its seam sits inside the head; 0
+        without a face)
 
 Faces come from OpenCV's bundled frontal-face Haar cascade (works offline), run on each
 sampled frame; the largest face is cropped with a margin that keeps its boundary and resized
@@ -38,19 +47,25 @@ import apache_beam as beam
 import cv2
 import numpy as np
 from apache_beam.metrics import Metrics
+from PIL import Image
 
 from models.signature import CROP_SIZE, MAX_FRAMES, VISUAL_HANDCRAFTED_DIM
 from schemas.records import MediaFeatures, VisualFeatures
 from transforms.dead_letter import MediaStep
 from transforms.hashbank import frame_hashes
 from transforms.limits import MediaLimits
-from transforms.media import decode_image_frames, decode_video_frames, open_image
+from transforms.media import decode_image_frames, decode_video_frames, image_frame_count, open_image
 
 _ANALYSIS_SIZE = 256
 _RADIAL_BANDS = 12
 _BLOCK = 8
 _FACE_MARGIN = 1.3  # crop side / face box side: the seam of a pasted face lies just outside the box
 _FACE_DETECT_SIDE = 256  # detect on a frame scaled down to this longer side (speed)
+_RING_WIDTH = 0.1  # face noise profile: ring width in half box sides
+_RINGS = 16  # out to 1.6 half box sides: past the head into the background
+_RING_REFERENCE = slice(2, 5)  # rings 0.2-0.5: the middle of the face
+_MIN_RING_PIXELS = 20
+_FACE_SIGNALS = 4 + _RINGS  # per-frame signals averaged over the frames with a face only
 
 FaceBox = tuple[int, int, int, int]  # x, y, width, height in frame pixels
 
@@ -201,8 +216,68 @@ def _face_masks(shape: tuple[int, int], box: FaceBox) -> tuple[np.ndarray, np.nd
     return inner > 0, ring
 
 
+def face_noise_profile(local_noise: np.ndarray, face: FaceBox) -> np.ndarray:
+    """Log median local noise per elliptical ring around the face, relative to the face's middle.
+
+    Rings are 0.1 half box sides wide (x and y scaled by the box's half width and height), out
+    to 1.6; a ring with too few pixels in the frame, or a profile without its reference rings,
+    reads 0.
+    """
+    x, y, w, h = face
+    cx, cy, half_w, half_h = x + w / 2, y + h / 2, max(w / 2, 1.0), max(h / 2, 1.0)
+    reach = _RINGS * _RING_WIDTH
+    top, bottom = max(int(cy - reach * half_h), 0), min(int(np.ceil(cy + reach * half_h)) + 1, local_noise.shape[0])
+    left, right = max(int(cx - reach * half_w), 0), min(int(np.ceil(cx + reach * half_w)) + 1, local_noise.shape[1])
+    profile = np.zeros(_RINGS, np.float32)
+    if bottom <= top or right <= left:
+        return profile
+    yy, xx = np.mgrid[top:bottom, left:right].astype(np.float32)
+    ring = (np.hypot((xx - cx) / half_w, (yy - cy) / half_h) / _RING_WIDTH).astype(np.int32).ravel()
+    noise = local_noise[top:bottom, left:right].ravel()
+    order = np.argsort(ring, kind="stable")
+    ring, noise = ring[order], noise[order]
+    bounds = np.searchsorted(ring, np.arange(_RINGS + 1))
+    filled = np.zeros(_RINGS, bool)
+    for index in range(_RINGS):
+        values = noise[bounds[index] : bounds[index + 1]]
+        if values.size >= _MIN_RING_PIXELS:
+            profile[index], filled[index] = np.log(np.median(values) + 1e-3), True
+    if not filled[_RING_REFERENCE].any():
+        return np.zeros(_RINGS, np.float32)
+    reference = profile[_RING_REFERENCE][filled[_RING_REFERENCE]].mean()
+    return np.where(filled, profile - reference, 0.0).astype(np.float32)
+
+
+def encoding_signals(bits_per_pixel: float, quantiser: float | None, palette_colours: int | None) -> np.ndarray:
+    """How hard the picture was compressed (entries 41-43, see module doc)."""
+    return np.array(
+        [
+            np.log(max(bits_per_pixel, 0.0) + 1e-4),
+            np.log(quantiser) if quantiser else 0.0,
+            min(palette_colours, 256) / 256 if palette_colours else 0.0,
+        ],
+        dtype=np.float32,
+    )
+
+
+def image_encoding(image: Image.Image, stored_bytes: int) -> np.ndarray:
+    """`encoding_signals` of an opened (not yet decoded) image file."""
+    pixels = max(image.width * image.height, 1) * image_frame_count(image)
+    quantiser = None
+    tables = getattr(image, "quantization", None)
+    if image.format in ("JPEG", "MPO") and tables:
+        quantiser = float(np.mean(tables[min(tables)]))  # the first table quantises luminance
+    palette = None
+    if image.mode in ("P", "PA") and image.palette is not None:
+        palette = len(image.palette.colors) or len(image.getpalette() or []) // 3
+    return encoding_signals(stored_bytes * 8 / pixels, quantiser, palette)
+
+
 def noise_signals(frame: np.ndarray, face: FaceBox | None) -> np.ndarray:
-    """Per-frame noise, periodicity, texture and face-consistency signals (entries 24-39)."""
+    """Per-frame noise, periodicity, texture and face-consistency signals.
+
+    Returns entries 24-39 of the module doc, then the 16 face-ring entries (44-59).
+    """
     grey = _grey(frame)
     height, width = grey.shape
     blurred = cv2.blur(grey, (3, 3))
@@ -238,11 +313,13 @@ def noise_signals(frame: np.ndarray, face: FaceBox | None) -> np.ndarray:
     regularity = autocorrelation[(radius > 5) & (radius < min(height, width) / 3)].max()
 
     face_noise = face_share = face_sharpness = seam = 0.0
+    rings = np.zeros(_RINGS, np.float32)
     if face is not None:
+        local_noise = np.sqrt(cv2.blur(residual**2, (5, 5)))
+        rings = face_noise_profile(local_noise, face)
         inside, ring = _face_masks((height, width), face)
         outside = ~(inside | ring)
         if inside.sum() > 64 and outside.sum() > 64 and ring.sum() > 16:
-            local_noise = np.sqrt(cv2.blur(residual**2, (5, 5)))
             sharpness = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
             face_noise = _log_median(local_noise[inside]) - _log_median(local_noise[outside])
             face_sharpness = _log_median(sharpness[inside]) - _log_median(sharpness[outside])
@@ -250,13 +327,19 @@ def noise_signals(frame: np.ndarray, face: FaceBox | None) -> np.ndarray:
             face_share = float(inside.mean())
     return np.array(
         [dark, middle, bright, _log_median(block_noise[flat]), bright - dark, *spread, *periodicity, regularity,
-         face_noise, face_share, face_sharpness, seam],
+         face_noise, face_share, face_sharpness, seam, *rings],
         dtype=np.float32,
     )  # fmt: skip
 
 
-def visual_features(frames: list[np.ndarray], frame_selection: str) -> VisualFeatures:
-    """Builds the fixed-size visual tensor and handcrafted vector from decoded RGB frames."""
+def visual_features(frames: list[np.ndarray], frame_selection: str, encoding: np.ndarray) -> VisualFeatures:
+    """Builds the fixed-size visual tensor and handcrafted vector from decoded RGB frames.
+
+    Args:
+        frames: decoded RGB frames (the first MAX_FRAMES are used).
+        frame_selection: how they were sampled ("still", "animation", "keyframes", "sequential").
+        encoding: `encoding_signals` of the stored picture.
+    """
     if not frames:
         raise ValueError("visual_features needs at least one frame")
     frames = frames[:MAX_FRAMES]
@@ -279,15 +362,16 @@ def visual_features(frames: list[np.ndarray], frame_selection: str) -> VisualFea
     with_face = face_mask[: len(frames)] > 0
     noise_means = per_frame_noise.mean(axis=0)
     if with_face.any():
-        noise_means[-4:] = per_frame_noise[with_face, -4:].mean(axis=0)
+        noise_means[-_FACE_SIGNALS:] = per_frame_noise[with_face, -_FACE_SIGNALS:].mean(axis=0)
     if len(crops) > 1:
         temporal = float(np.mean([np.abs(a - b).mean() for a, b in itertools.pairwise(crops)]) / 255.0)
     else:
         temporal = 0.0
     residual_spread = float(per_frame[:, 15].std())
     handcrafted = np.concatenate(
-        [per_frame.mean(axis=0), [temporal, residual_spread], noise_means, [with_face.mean()]]
-    ).astype(np.float32)
+        [per_frame.mean(axis=0), [temporal, residual_spread], noise_means[:-_RINGS], [with_face.mean()], encoding,
+         noise_means[-_RINGS:]]
+    ).astype(np.float32)  # fmt: skip
     assert handcrafted.shape == (VISUAL_HANDCRAFTED_DIM,)
     return VisualFeatures(
         frames=tensor,
@@ -304,11 +388,12 @@ def extract_visual(data: bytes, media_type: str, limits: MediaLimits) -> VisualF
     """Visual features of an image or a video's picture track; None for audio-only media."""
     if media_type == "image":
         image = open_image(data, limits)
+        encoding = image_encoding(image, len(data))
         frames = decode_image_frames(image, MAX_FRAMES)
-        return visual_features(frames, "still" if len(frames) == 1 else "animation")
+        return visual_features(frames, "still" if len(frames) == 1 else "animation", encoding)
     if media_type == "video":
-        frames, selection = decode_video_frames(data, MAX_FRAMES, limits)
-        return visual_features(frames, selection)
+        video = decode_video_frames(data, MAX_FRAMES, limits)
+        return visual_features(video.frames, video.selection, encoding_signals(video.bits_per_pixel, None, None))
     return None
 
 
