@@ -41,6 +41,8 @@ demo: install
 	$(PY) -m pipelines.sample_appeals --warehouse $(DEMO)/warehouse --labels $(DEMO)/uploads/labels.jsonl \
 	  --out $(DEMO)/appeals.jsonl --seed 3
 	$(PY) -m pipelines.batch --appeals $(DEMO)/appeals.jsonl --warehouse $(DEMO)/warehouse --min_cell_count 3
+	@echo "== the published transparency figures, over every run, each decision and appeal once"
+	$(PY) -m pipelines.transparency --warehouse $(DEMO)/warehouse --min_cell_count 3
 	$(PY) -m pipelines.report --warehouse $(DEMO)/warehouse --out $(DEMO)/transparency
 
 test: install

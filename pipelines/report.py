@@ -79,8 +79,10 @@ def render(results: dict[str, tuple[list[str], list[tuple]]], out: Path, warehou
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}th{background:#eee}</style></head><body>",
         "<h1>Transparency report: synthetic media</h1>",
-        f"<p>Warehouse: <code>{html.escape(warehouse)}</code>. Cells under the minimum count are suppressed "
-        "and counted apart; no figure identifies a person.</p>",
+        f"<p>Warehouse: <code>{html.escape(warehouse)}</code>. Decision and appeal figures come from the "
+        "<code>transparency_report</code> table, recomputed over every run with each decision and appeal "
+        "counted once (<code>python -m pipelines.transparency</code>). Cells under the minimum count are "
+        "suppressed and counted apart; no figure identifies a person.</p>",
     ]
     for name, (columns, rows) in results.items():
         parts.append(f"<h2>{html.escape(TITLES.get(name, name))}</h2>")

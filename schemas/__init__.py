@@ -24,12 +24,17 @@ TABLES: tuple[str, ...] = (
     "enforcement_events",
     "features",
     "transparency_aggregates",
+    "transparency_report",
     "statements_of_reasons",
     "strike_ledger",
     "appeals",
     "retraining_labels",
     "dead_letter",
 )
+
+# Tables that share another table's schema file: the published transparency report holds the
+# same cells as each run's aggregates, recomputed over every run (pipelines/transparency.py).
+SCHEMA_OF: dict[str, str] = {"transparency_report": "transparency_aggregates"}
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "STRING": pa.string(),
@@ -68,8 +73,9 @@ class SchemaViolation(ValueError):
 
 @functools.cache
 def bigquery_schema(table: str) -> tuple[dict[str, Any], ...]:
-    """The BigQuery schema fields of `table`, as read from `schemas/<table>.json`."""
-    path = SCHEMA_DIR / f"{table}.json"
+    """The BigQuery schema fields of `table`, as read from `schemas/<table>.json` (or the file of
+    the table whose schema it shares, `SCHEMA_OF`)."""
+    path = SCHEMA_DIR / f"{SCHEMA_OF.get(table, table)}.json"
     if not path.exists():
         raise KeyError(f"no schema file for table {table!r} ({path})")
     return tuple(json.loads(path.read_text()))
