@@ -14,7 +14,7 @@ from transforms.media import decode_audio, decode_video_frames, evenly_spaced
 from transforms.metadata import container_name, digital_source_type, probe_media
 from transforms.visual import centre_crop, extract_visual, face_noise_profile
 
-from .conftest import make_audio, make_image, make_video
+from .conftest import image_bytes, make_audio, make_image, make_video
 
 LIMITS = MediaLimits()
 
@@ -152,6 +152,18 @@ def test_encoding_signals_say_how_hard_the_picture_was_compressed(tmp_path):
     assert extract_visual(Path(videos[1]).read_bytes(), "video", LIMITS).handcrafted[41] == pytest.approx(
         np.log(coarse + 1e-4), rel=1e-5
     )
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8, 8), (12, 12), (3, 200), (200, 3)])
+def test_pictures_too_small_to_analyse_are_rejected_with_their_size(size):
+    from transforms.limits import UnsupportedMedia
+    from transforms.visual import MIN_SIDE
+
+    with pytest.raises(UnsupportedMedia, match=f"{size[0]}x{size[1]} px") as raised:
+        extract_visual(image_bytes(size), "image", LIMITS)
+    assert raised.value.reason == "too_small"
+    visual = extract_visual(image_bytes((MIN_SIDE, MIN_SIDE)), "image", LIMITS)
+    assert np.all(np.isfinite(visual.handcrafted))
 
 
 def test_small_frames_are_upscaled_to_the_crop():

@@ -53,7 +53,7 @@ from models.signature import CROP_SIZE, MAX_FRAMES, VISUAL_HANDCRAFTED_DIM
 from schemas.records import MediaFeatures, VisualFeatures
 from transforms.dead_letter import MediaStep
 from transforms.hashbank import frame_hashes
-from transforms.limits import MediaLimits
+from transforms.limits import MediaLimits, UnsupportedMedia
 from transforms.media import decode_image_frames, decode_video_frames, image_frame_count, open_image
 
 _ANALYSIS_SIZE = 256
@@ -66,6 +66,7 @@ _RINGS = 16  # out to 1.6 half box sides: past the head into the background
 _RING_REFERENCE = slice(2, 5)  # rings 0.2-0.5: the middle of the face
 _MIN_RING_PIXELS = 20
 _FACE_SIGNALS = 4 + _RINGS  # per-frame signals averaged over the frames with a face only
+MIN_SIDE = 16  # px: below this the spectral and block signals have nothing to measure
 
 FaceBox = tuple[int, int, int, int]  # x, y, width, height in frame pixels
 
@@ -342,6 +343,12 @@ def visual_features(frames: list[np.ndarray], frame_selection: str, encoding: np
     """
     if not frames:
         raise ValueError("visual_features needs at least one frame")
+    height, width = frames[0].shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise UnsupportedMedia(
+            f"picture is {width}x{height} px; the visual detector needs at least {MIN_SIDE} px on each side",
+            reason="too_small",
+        )
     frames = frames[:MAX_FRAMES]
     tensor = np.zeros((MAX_FRAMES, CROP_SIZE, CROP_SIZE, 3), dtype=np.uint8)
     faces = np.zeros_like(tensor)
