@@ -70,6 +70,12 @@ def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
     )
 
 
+def duckdb_shell() -> str:
+    """The DuckDB shell installed next to this Python, else whatever `duckdb` the PATH finds."""
+    shell = Path(sys.prefix) / "bin" / "duckdb"
+    return str(shell) if shell.exists() else "duckdb"
+
+
 def format_summary(summary: Reconciliation, catalog: Path, model_set, uploads: bool = True) -> str:
     """The end-of-run summary; `uploads` is False for an appeals-only run."""
     lines = [
@@ -94,7 +100,7 @@ def format_summary(summary: Reconciliation, catalog: Path, model_set, uploads: b
         for outcome, count in summary.appeal_outcomes:
             lines.append(f"  {outcome:<13} {count}")
     lines.append(f"warehouse: {catalog}")
-    shell = Path(sys.prefix) / "bin" / "duckdb"
-    shell_name = str(shell) if shell.exists() else "duckdb"
-    lines.append(f'  query it: {shell_name} {catalog} "select action, count(*) from enforcement_decisions group by 1"')
+    lines.append(
+        f'  query it: {duckdb_shell()} {catalog} "select action, count(*) from enforcement_decisions group by 1"'
+    )
     return "\n".join(lines)

@@ -34,6 +34,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.batch import LOCAL_RUNNER
+from pipelines.reconcile import duckdb_shell
 from schemas.records import parse_timestamp
 from transforms.appeals import Appeal, AppealOutcome, decision_from_row
 from transforms.transparency import AggregateTransparency
@@ -168,7 +169,9 @@ def run(argv: list[str] | None = None) -> int:
     print(f"appeals repeated across runs, counted once: {_counter(result, 'repeated_appeal_id')}")
     print(f"appeals left out, their decision not in the warehouse: {_counter(result, 'appeals_without_decision')}")
     print(f"{TABLE}: {target}  (min_cell_count {args.min_cell_count})")
-    print(f"  query it: duckdb {catalog} \"select * from {TABLE} where period_type = 'month' and not suppressed\"")
+    print(
+        f"  query it: {duckdb_shell()} {catalog} \"select * from {TABLE} where period_type = 'month' and not suppressed\""
+    )
     return 0
 
 
