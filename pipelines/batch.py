@@ -41,6 +41,7 @@ from transforms.warehouse import (
     WriteTrainingExamples,
     clear_tables,
     latest_run_files,
+    table_files,
     write_catalog,
 )
 
@@ -214,10 +215,7 @@ def run(argv: list[str] | None = None) -> int:
             parser.error(f"--hash_bank: {exc}")
     # Appeals refer to decisions of earlier runs (and may repeat appeals already applied): read
     # both tables' files before a truncating run clears them.
-    prior_decisions, prior_appeals = (
-        tuple(sorted(str(f) for f in (Path(options.warehouse) / table).glob("*.parquet")))
-        for table in ("enforcement_decisions", "appeals")
-    )
+    prior_decisions, prior_appeals = (table_files(options.warehouse, t) for t in ("enforcement_decisions", "appeals"))
     if options.appeals and options.write_disposition == "truncate" and prior_decisions:
         parser.error("--appeals with --write_disposition truncate would drop the decisions the appeals refer to")
     run_id = options.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)

@@ -38,7 +38,7 @@ from pipelines.reconcile import duckdb_shell
 from schemas.records import parse_timestamp
 from transforms.appeals import Appeal, AppealOutcome, decision_from_row
 from transforms.transparency import AggregateTransparency
-from transforms.warehouse import ReadTableRows, WriteTable, write_catalog
+from transforms.warehouse import ReadTableRows, WriteTable, table_files, write_catalog
 
 TABLE = "transparency_report"
 _NAMESPACE = "transparency_report"
@@ -142,10 +142,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.min_cell_count < 1:
         parser.error("--min_cell_count must be at least 1")
     root = Path(args.warehouse)
-    decision_files, appeal_files = (
-        tuple(sorted(str(f) for f in (root / table).glob("*.parquet")))
-        for table in ("enforcement_decisions", "appeals")
-    )
+    decision_files, appeal_files = (table_files(args.warehouse, t) for t in ("enforcement_decisions", "appeals"))
     if not decision_files:
         parser.error(f"--warehouse: no enforcement_decisions files under {root}; run the batch job first")
 

@@ -119,13 +119,18 @@ class WriteTrainingExamples(beam.PTransform):
 _RUN_FILE = re.compile(r"^(?P<run>.+)-\d{5}-of-\d{5}\.parquet$")
 
 
+def table_files(warehouse: str, table: str) -> tuple[str, ...]:
+    """Every run's Parquet files of one table, in name order (empty when it has none)."""
+    return tuple(sorted(str(path) for path in (Path(warehouse) / table).glob("*.parquet")))
+
+
 def latest_run_files(warehouse: str, table: str) -> list[str]:
     """The Parquet files of the newest run (run ids start with a UTC timestamp, so they sort)."""
     runs: dict[str, list[str]] = {}
-    for path in sorted((Path(warehouse) / table).glob("*.parquet")):
-        match = _RUN_FILE.match(path.name)
+    for path in table_files(warehouse, table):
+        match = _RUN_FILE.match(Path(path).name)
         if match:
-            runs.setdefault(match["run"], []).append(str(path))
+            runs.setdefault(match["run"], []).append(path)
     return runs[max(runs)] if runs else []
 
 
