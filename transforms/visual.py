@@ -233,14 +233,11 @@ def face_noise_profile(local_noise: np.ndarray, face: FaceBox) -> np.ndarray:
     if bottom <= top or right <= left:
         return profile
     yy, xx = np.mgrid[top:bottom, left:right].astype(np.float32)
-    ring = (np.hypot((xx - cx) / half_w, (yy - cy) / half_h) / _RING_WIDTH).astype(np.int32).ravel()
-    noise = local_noise[top:bottom, left:right].ravel()
-    order = np.argsort(ring, kind="stable")
-    ring, noise = ring[order], noise[order]
-    bounds = np.searchsorted(ring, np.arange(_RINGS + 1))
+    ring = (np.hypot((xx - cx) / half_w, (yy - cy) / half_h) / _RING_WIDTH).astype(np.int32)
+    noise = local_noise[top:bottom, left:right]
     filled = np.zeros(_RINGS, bool)
     for index in range(_RINGS):
-        values = noise[bounds[index] : bounds[index + 1]]
+        values = noise[ring == index]
         if values.size >= _MIN_RING_PIXELS:
             profile[index], filled[index] = np.log(np.median(values) + 1e-3), True
     if not filled[_RING_REFERENCE].any():
