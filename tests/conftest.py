@@ -26,14 +26,18 @@ def make_video(
     audio_codec: str = "aac",
     seed: int = 0,
     crf: int | None = None,
+    rotation: int | None = None,
 ) -> str:
-    """Writes a small video (moving gradient plus noise) with an optional sine audio track."""
+    """Writes a small video (moving gradient plus noise) with an optional sine audio track;
+    `rotation` (counter-clockwise degrees) goes in the display matrix, as phones write it."""
     rng = np.random.default_rng(seed)
     width, height = size
     container = av.open(path, "w")
     video = container.add_stream(codec, rate=fps)
     video.width, video.height, video.pix_fmt = width, height, "yuv420p"
     video.codec_context.gop_size = gop
+    if rotation is not None:
+        video.set_display_rotation(rotation)
     if codec == "libx264":
         video.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
         if crf is not None:

@@ -9,17 +9,39 @@ from __future__ import annotations
 
 import contextlib
 import io
-import warnings
 from collections.abc import Iterator
 from typing import NamedTuple
 
 import av
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from transforms.limits import CorruptMedia, Deadline, MediaLimits, MediaRejected, UnsupportedMedia
+from transforms.limits import CorruptMedia, Deadline, MediaLimits, UnsupportedMedia
 
-IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "AVIF", "JPEG2000"})
+# Formats whose extra frames are an animation. A TIFF's pages and an MPO's second picture (a
+# stereo pair or a preview) are separate pictures, not frames in time: the first one is shown.
+ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP", "AVIF"})
+# Pictures are analysed at no more than this many pixels (about 1080p), as a platform's
+# renditions are: a 4K or 8K frame would cost seconds and gigabytes in the full-resolution
+# signals without telling the detector more. Larger frames are shrunk with area averaging.
+MAX_ANALYSIS_PIXELS = 1920 * 1080
+# Pillow's own bomb guard is switched off: `MediaLimits.check_pixels` applies the job's
+# `--max_pixels` to the header's size before any pixel is decoded, and names the flag.
+Image.MAX_IMAGE_PIXELS = None
+_ORIENTATION_TAG = 0x0112
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
 
 def open_image(data: bytes, limits: MediaLimits) -> Image.Image | None:
@@ -31,14 +53,10 @@ def open_image(data: bytes, limits: MediaLimits) -> Image.Image | None:
         UnsupportedMedia: an image format the detector does not take.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         return None
-    except Image.DecompressionBombError as exc:
-        raise MediaRejected(str(exc), reason="limit_exceeded") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except _IMAGE_ERRORS as exc:
         raise CorruptMedia(f"image header is unreadable: {exc}") from exc
     if image.format not in IMAGE_FORMATS:
         raise UnsupportedMedia(f"image format {image.format} is not supported")
@@ -46,20 +64,78 @@ def open_image(data: bytes, limits: MediaLimits) -> Image.Image | None:
     return image
 
 
+def image_exif(image: Image.Image) -> Image.Exif:
+    """The image's EXIF (empty when it has none). Reading it can decode the whole picture
+    (a PNG may keep EXIF after its pixels), so a truncated file fails here.
+
+    Raises:
+        CorruptMedia: the picture data or the EXIF block is broken.
+    """
+    try:
+        return image.getexif()
+    except _IMAGE_ERRORS as exc:
+        raise CorruptMedia(f"image data is truncated or corrupt: {exc}") from exc
+
+
 def image_frame_count(image: Image.Image) -> int:
-    return int(getattr(image, "n_frames", 1) or 1)
+    """Frames shown in time: an animation's frames, else 1."""
+    if image.format not in ANIMATED_FORMATS:
+        return 1
+    try:
+        return int(getattr(image, "n_frames", 1) or 1)
+    except _IMAGE_ERRORS as exc:
+        raise CorruptMedia(f"image frames are truncated or corrupt: {exc}") from exc
+
+
+def fit_for_analysis(frame: np.ndarray) -> np.ndarray:
+    """`frame` unchanged, or shrunk (area averaging, aspect kept) to `MAX_ANALYSIS_PIXELS`."""
+    height, width = frame.shape[:2]
+    size = analysis_size(width, height)
+    if size == (width, height):
+        return frame
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def analysis_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) a picture is analysed at: its own, or scaled down to the pixel cap."""
+    if width * height <= MAX_ANALYSIS_PIXELS:
+        return width, height
+    scale = (MAX_ANALYSIS_PIXELS / (width * height)) ** 0.5
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def _rgb8(image: Image.Image) -> np.ndarray:
+    """8-bit RGB of the current frame. 16-bit and float greys (medical, scientific, scanner
+    exports) are scaled to 8 bits; Pillow's own conversion clips them to white."""
+    if image.mode not in _HIGH_DEPTH_MODES:
+        return np.asarray(image.convert("RGB"))
+    values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(values.max(initial=0.0))
+    if image.mode == "F":
+        top = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
+    else:
+        top = 65535.0 if image.mode.startswith("I;16") or peak > 255.0 else 255.0
+    grey = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def decode_image_frames(image: Image.Image, max_frames: int) -> list[np.ndarray]:
-    """RGB frames of a still (one) or an animation (up to `max_frames`, evenly spaced)."""
-    total = image_frame_count(image)
-    indices = evenly_spaced(total, max_frames)
+    """RGB frames of a still (one) or an animation (up to `max_frames`, evenly spaced), turned
+    upright as the EXIF orientation says (phone photos are stored sideways) and fitted to
+    `MAX_ANALYSIS_PIXELS`.
+
+    Raises:
+        CorruptMedia: the picture data is truncated or corrupt.
+    """
+    transpose = _ORIENTATION_TRANSPOSE.get(image_exif(image).get(_ORIENTATION_TAG))
+    indices = evenly_spaced(image_frame_count(image), max_frames)
     frames = []
     try:
         for index in indices:
             image.seek(index)
-            frames.append(np.asarray(image.convert("RGB")))
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            frame = image.transpose(transpose) if transpose is not None else image
+            frames.append(fit_for_analysis(_rgb8(frame)))
+    except _IMAGE_ERRORS as exc:
         raise CorruptMedia(f"image data is truncated or corrupt: {exc}") from exc
     return frames
 
@@ -87,11 +163,13 @@ def open_container(data: bytes) -> Iterator[av.container.InputContainer]:
 
 
 def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
-    """The first real video stream; cover art in an audio file (attached picture) is not one."""
-    for stream in container.streams.video:
-        if not stream.disposition & av.stream.Disposition.attached_pic:
-            return stream
-    return None
+    """The main video stream: the largest picture among the real ones (cover art in an audio
+    file is an attached picture, not a stream; a thumbnail or preview track is smaller than the
+    programme), the first of equals."""
+    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        return None
+    return max(streams, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0))
 
 
 def audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
@@ -162,9 +240,11 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
             stream.thread_type = "AUTO"
             if use_keyframes:
                 stream.codec_context.skip_frame = "NONKEY"
+            coded_pixels = 0
             for index, frame in enumerate(container.decode(stream)):
                 if index in wanted:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    frames.append(_upright_rgb(frame))
+                    coded_pixels = coded_pixels or frame.width * frame.height
                     if len(frames) == len(wanted):
                         break
                 if index % 16 == 0:
@@ -173,8 +253,18 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
         raise CorruptMedia(f"video stream does not decode: {exc}") from exc
     if not frames:
         raise CorruptMedia("video stream has no decodable frames")
-    pixels = frames[0].shape[0] * frames[0].shape[1] * max(survey.frames, 1)
+    pixels = coded_pixels * max(survey.frames, 1)
     return DecodedVideo(frames, "keyframes" if use_keyframes else "sequential", survey.payload_bytes * 8 / pixels)
+
+
+def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """RGB of a decoded frame, scaled by FFmpeg to `MAX_ANALYSIS_PIXELS` and turned the way
+    the stream's display matrix says (a phone stores portrait video as landscape pictures
+    with a rotation to apply on display; `frame.rotation` is counter-clockwise degrees)."""
+    width, height = analysis_size(frame.width, frame.height)
+    rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+    quarter_turns = round((frame.rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
 
 
 def decode_audio(data: bytes, sample_rate: int, limits: MediaLimits) -> np.ndarray:

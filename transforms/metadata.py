@@ -43,9 +43,10 @@ from apache_beam.metrics import Metrics
 from models.signature import METADATA_DIM
 from schemas.records import MediaBlob, MediaFeatures, MediaInfo, UploadEvent, utc_now
 from transforms.dead_letter import MediaStep
-from transforms.limits import MediaLimits, UnsupportedMedia
+from transforms.limits import CorruptMedia, MediaLimits, UnsupportedMedia
 from transforms.media import (
     audio_stream,
+    image_exif,
     image_frame_count,
     open_container,
     open_image,
@@ -77,6 +78,7 @@ _C2PA_MIME = {
     "WEBP": "image/webp",
     "GIF": "image/gif",
     "TIFF": "image/tiff",
+    "AVIF": "image/avif",
     "mp4": "video/mp4",
     "mov": "video/quicktime",
     "wav": "audio/wav",
@@ -168,11 +170,11 @@ def _image_info(data: bytes, limits: MediaLimits) -> MediaInfo | None:
     image = open_image(data, limits)
     if image is None:
         return None
-    exif = image.getexif()
+    exif = image_exif(image)
     frames = image_frame_count(image)
     present, generator, validation, c2pa_source = read_c2pa(data, _C2PA_MIME.get(image.format))
     # Animated images state a per-frame delay only; the first frame's stands for all.
-    duration = float(image.info.get("duration") or 100) * frames / 1000.0 if frames > 1 else None
+    duration = _frame_delay_ms(image) * frames / 1000.0 if frames > 1 else None
     exif_ifd = exif.get_ifd(0x8769)
     software = _image_software(image, exif)
     return MediaInfo(
@@ -194,6 +196,17 @@ def _image_info(data: bytes, limits: MediaLimits) -> MediaInfo | None:
         c2pa_claim_generator=generator,
         c2pa_validation=validation,
     )
+
+
+def _frame_delay_ms(image) -> float:
+    """An animation's first frame delay. GIF and APNG state it in the header; WebP only once the
+    frame is read. 100 ms (browsers' default for an unstated delay) when none is stated."""
+    if "duration" not in image.info:
+        try:
+            image.load()
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise CorruptMedia(f"image data is truncated or corrupt: {exc}") from exc
+    return float(image.info.get("duration") or 100)
 
 
 def _container_tags(container, *streams) -> dict[str, str]:

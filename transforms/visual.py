@@ -61,6 +61,7 @@ _RADIAL_BANDS = 12
 _BLOCK = 8
 _FACE_MARGIN = 1.3  # crop side / face box side: the seam of a pasted face lies just outside the box
 _FACE_DETECT_SIDE = 256  # detect on a frame scaled down to this longer side (speed)
+_FACE_MIN_SIDE = 24  # px at detection scale: the cascade's window
 _RING_WIDTH = 0.1  # face noise profile: ring width in half box sides
 _RINGS = 16  # out to 1.6 half box sides: past the head into the background
 _RING_REFERENCE = slice(2, 5)  # rings 0.2-0.5: the middle of the face
@@ -83,10 +84,15 @@ def detect_face(frame: np.ndarray) -> FaceBox | None:
     """The largest frontal face in an RGB frame, or None."""
     height, width = frame.shape[:2]
     scale = min(1.0, _FACE_DETECT_SIDE / max(height, width))
+    scaled = (round(width * scale), round(height * scale))
+    if min(scaled) < _FACE_MIN_SIDE:  # a long thin strip: no face fits the cascade's window
+        return None
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
-        grey = cv2.resize(grey, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-    faces = _face_cascade().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=4, minSize=(24, 24))
+        grey = cv2.resize(grey, scaled, interpolation=cv2.INTER_AREA)
+    faces = _face_cascade().detectMultiScale(
+        grey, scaleFactor=1.1, minNeighbors=4, minSize=(_FACE_MIN_SIDE, _FACE_MIN_SIDE)
+    )
     if len(faces) == 0:
         return None
     x, y, w, h = max(faces, key=lambda f: f[2] * f[3])

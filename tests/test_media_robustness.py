@@ -1,0 +1,158 @@
+"""Uploads as phones, cameras and export tools write them: orientation, deep pixels, newer
+formats, oversized pictures, extra tracks and broken files."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.signature import VISUAL_HANDCRAFTED_DIM
+from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits
+from transforms.media import MAX_ANALYSIS_PIXELS, decode_image_frames, decode_video_frames, open_image
+from transforms.metadata import probe_media
+from transforms.visual import extract_visual
+
+from .conftest import make_video
+
+LIMITS = MediaLimits()
+
+
+def _picture(width: int, height: int) -> np.ndarray:
+    """A picture whose top-left quarter is bright and the rest dark: its orientation shows."""
+    pixels = np.full((height, width, 3), 30, np.uint8)
+    pixels[: height // 2, : width // 2] = 220
+    return pixels
+
+
+def _saved(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def _frames(data: bytes) -> list[np.ndarray]:
+    return decode_image_frames(open_image(data, LIMITS), 8)
+
+
+def test_phone_video_is_turned_upright_by_its_display_matrix(tmp_path):
+    # Stored 160x120 with a 90 degree clockwise turn to apply on display (rotation -90).
+    data = Path(make_video(str(tmp_path / "v.mp4"), rotation=-90, with_audio=False)).read_bytes()
+    frames = decode_video_frames(data, 4, LIMITS).frames
+    assert frames[0].shape == (160, 120, 3)
+    upside_down = Path(make_video(str(tmp_path / "u.mp4"), rotation=180, with_audio=False)).read_bytes()
+    plain = Path(make_video(str(tmp_path / "p.mp4"), with_audio=False)).read_bytes()
+    turned, reference = (
+        decode_video_frames(upside_down, 1, LIMITS).frames[0],
+        decode_video_frames(plain, 1, LIMITS).frames[0],
+    )
+    assert np.abs(turned.astype(int) - reference[::-1, ::-1].astype(int)).mean() < 3
+
+
+def test_exif_orientation_turns_a_sideways_photo_upright():
+    stored = Image.fromarray(_picture(80, 60))  # stored landscape, bright corner top-left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    (frame,) = _frames(_saved(stored, "JPEG", exif=exif, quality=95))
+    assert frame.shape == (80, 60, 3)
+    assert frame[:30, 30:].mean() > 180 and frame[:30, :30].mean() < 80  # bright corner now top-right
+
+
+@pytest.mark.parametrize(
+    "mode, values, fmt",
+    [("I;16", np.full((40, 50), 40000, np.uint16), "PNG"), ("I;16", np.full((40, 50), 40000, np.uint16), "TIFF"),
+     ("F", np.full((40, 50), 0.5, np.float32), "TIFF")],
+)  # fmt: skip
+def test_deep_pixel_greys_are_scaled_to_8_bits_not_clipped(mode, values, fmt):
+    image = Image.fromarray(values) if mode == "F" else Image.frombytes(mode, (50, 40), values.tobytes())
+    (frame,) = _frames(_saved(image, fmt))
+    assert frame.shape == (40, 50, 3)
+    assert 120 <= int(frame.mean()) <= 160  # 40000/65535 and 0.5 are both mid-grey, not white or black
+
+
+@pytest.mark.parametrize("fmt, container", [("AVIF", "avif"), ("JPEG2000", "jpeg2000")])
+def test_newer_still_formats_are_read(fmt, container):
+    data = _saved(Image.fromarray(_picture(96, 64)), fmt)
+    assert probe_media(data, LIMITS).container == container
+    visual = extract_visual(data, "image", LIMITS)
+    assert visual.frame_selection == "still" and visual.handcrafted.shape == (VISUAL_HANDCRAFTED_DIM,)
+
+
+def test_tiff_pages_are_separate_pictures_not_an_animation():
+    pages = [Image.fromarray(_picture(64, 48)), Image.fromarray(255 - _picture(64, 48))]
+    data = _saved(pages[0], "TIFF", save_all=True, append_images=pages[1:])
+    info = probe_media(data, LIMITS)
+    assert info.duration_s is None
+    assert extract_visual(data, "image", LIMITS).frame_selection == "still"
+
+
+def test_animated_webp_duration_comes_from_its_frame_delay():
+    frames = [Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)) for i in range(5)]
+    data = _saved(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=80, lossless=True)
+    assert probe_media(data, LIMITS).duration_s == pytest.approx(0.4)
+
+
+def test_oversized_pictures_are_analysed_at_about_1080p():
+    data = _saved(Image.fromarray(_picture(3000, 2000)), "PNG")  # 6 Mpx: within the pixel limit
+    (frame,) = _frames(data)
+    height, width = frame.shape[:2]
+    assert height * width <= MAX_ANALYSIS_PIXELS and abs(width / height - 1.5) < 0.01
+
+
+def test_oversized_video_frames_are_scaled_by_the_decoder(tmp_path):
+    data = Path(make_video(str(tmp_path / "v.mp4"), seconds=0.4, size=(2560, 1440), with_audio=False)).read_bytes()
+    video = decode_video_frames(data, 2, LIMITS)
+    height, width = video.frames[0].shape[:2]
+    assert height * width <= MAX_ANALYSIS_PIXELS and abs(width / height - 16 / 9) < 0.01
+    assert 0 < video.bits_per_pixel < 1  # per stored pixel, not per analysed one
+
+
+def test_a_thumbnail_track_ahead_of_the_programme_is_not_taken_for_it(tmp_path):
+    path = str(tmp_path / "v.mkv")
+    with av.open(path, "w") as container:
+        thumb = container.add_stream("mjpeg", rate=1)
+        thumb.width, thumb.height, thumb.pix_fmt = 48, 48, "yuvj420p"
+        main = container.add_stream("libx264", rate=10)
+        main.width, main.height, main.pix_fmt = 160, 96, "yuv420p"
+        for packet in thumb.encode(av.VideoFrame.from_ndarray(_picture(48, 48), format="rgb24")):
+            container.mux(packet)
+        for _ in range(10):
+            for packet in main.encode(av.VideoFrame.from_ndarray(_picture(160, 96), format="rgb24")):
+                container.mux(packet)
+        for stream in (thumb, main):
+            for packet in stream.encode():
+                container.mux(packet)
+    data = Path(path).read_bytes()
+    assert decode_video_frames(data, 4, LIMITS).frames[0].shape == (96, 160, 3)
+    assert (probe_media(data, LIMITS).width, probe_media(data, LIMITS).height) == (160, 96)
+
+
+def test_a_long_thin_strip_is_analysed_without_a_face_search_crash():
+    data = _saved(Image.fromarray(np.random.default_rng(0).integers(0, 255, (20_000, 16, 3), np.uint8)), "PNG")
+    visual = extract_visual(data, "image", LIMITS)
+    assert visual.face_mask.sum() == 0 and np.isfinite(visual.handcrafted).all()
+
+
+def test_a_truncated_png_is_corrupt_media_in_every_step():
+    data = _saved(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)), "PNG")
+    broken = data[: len(data) // 2]
+    with pytest.raises(CorruptMedia):
+        probe_media(broken, LIMITS)
+    with pytest.raises(CorruptMedia):
+        extract_visual(broken, "image", LIMITS)
+
+
+def test_a_decompression_bomb_header_names_the_pixel_limit():
+    # A 1x1 PNG whose header is rewritten to claim 100000 x 100000 pixels.
+    data = bytearray(_saved(Image.new("L", (1, 1)), "PNG"))
+    data[16:24] = struct.pack(">II", 100_000, 100_000)  # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR checksum
+    data = bytes(data)
+    with pytest.raises(LimitExceeded, match="max_pixels"):
+        probe_media(data, LIMITS)
