@@ -150,7 +150,8 @@ class VisualFeatures:
     Attributes:
         frames: uint8 [frames, height, width, 3]; unused slots are zero and masked.
         frame_mask: float32 [frames]; 1.0 where a real frame sits.
-        frame_selection: "keyframes", "sequential", "still" or "animation".
+        frame_selection: "keyframes", "sequential", "still" or "animation"; a video's ends in
+            "+cut_short" when its stream ended before the frames its packets promised.
         handcrafted: float32 vector of per-item signals (see transforms.visual).
         faces: uint8 [frames, height, width, 3] face crops, slot for slot with `frames`.
         face_mask: float32 [frames]; 1.0 where a face was found in that frame.

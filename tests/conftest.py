@@ -27,12 +27,13 @@ def make_video(
     seed: int = 0,
     crf: int | None = None,
     rotation: int | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> str:
     """Writes a small video (moving gradient plus noise) with an optional sine audio track;
     `rotation` (counter-clockwise degrees) goes in the display matrix, as phones write it."""
     rng = np.random.default_rng(seed)
     width, height = size
-    container = av.open(path, "w")
+    container = av.open(path, "w", options=container_options or {})
     video = container.add_stream(codec, rate=fps)
     video.width, video.height, video.pix_fmt = width, height, "yuv420p"
     video.codec_context.gop_size = gop

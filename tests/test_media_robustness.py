@@ -15,7 +15,7 @@ from PIL import Image
 
 from models.signature import VISUAL_HANDCRAFTED_DIM
 from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits
-from transforms.media import MAX_ANALYSIS_PIXELS, decode_image_frames, decode_video_frames, open_image
+from transforms.media import CUT_SHORT, MAX_ANALYSIS_PIXELS, decode_image_frames, decode_video_frames, open_image
 from transforms.metadata import probe_media
 from transforms.visual import extract_visual
 
@@ -156,3 +156,12 @@ def test_a_decompression_bomb_header_names_the_pixel_limit():
     data = bytes(data)
     with pytest.raises(LimitExceeded, match="max_pixels"):
         probe_media(data, LIMITS)
+
+
+def test_a_video_cut_off_after_its_index_keeps_what_decodes_and_says_so(tmp_path):
+    # Index first (faststart), then the media data cut off: the packets it lists never arrive.
+    path = make_video(str(tmp_path / "v.mp4"), seconds=3, with_audio=False, container_options={"movflags": "faststart"})
+    data = Path(path).read_bytes()
+    assert decode_video_frames(data, 8, LIMITS).selection == "sequential"
+    cut = decode_video_frames(data[: int(len(data) * 0.6)], 8, LIMITS)
+    assert cut.selection == "sequential" + CUT_SHORT and 1 <= len(cut.frames) < 8

@@ -40,6 +40,7 @@ _ORIENTATION_TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+CUT_SHORT = "+cut_short"  # appended to a video's frame selection when its stream ended early
 _HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
@@ -210,7 +211,7 @@ def _survey_packets(data: bytes, deadline: Deadline) -> _PacketSurvey:
 
 class DecodedVideo(NamedTuple):
     frames: list[np.ndarray]
-    selection: str  # "keyframes" or "sequential"
+    selection: str  # "keyframes" or "sequential", "+cut_short" when the stream ended early
     bits_per_pixel: float  # the picture stream's payload per pixel per frame: how hard it was compressed
 
 
@@ -221,7 +222,8 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
     nothing when keyframes are far apart (each seek decodes from the previous keyframe). So:
     when the video has at least `max_frames` keyframes, decode keyframes only and keep an
     evenly spaced subset; otherwise decode sequentially once and keep evenly spaced frames.
-    The returned selection ("keyframes" or "sequential") is recorded with the features,
+    The returned selection ("keyframes" or "sequential", with `CUT_SHORT` appended when fewer
+    frames decoded than the packets promised) is recorded with the features,
     since keyframes carry different compression traces than predicted frames, and so are the
     bits per pixel the picture stream spends (how much of the fine detail the encoder kept).
 
@@ -254,7 +256,12 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
     if not frames:
         raise CorruptMedia("video stream has no decodable frames")
     pixels = coded_pixels * max(survey.frames, 1)
-    return DecodedVideo(frames, "keyframes" if use_keyframes else "sequential", survey.payload_bytes * 8 / pixels)
+    selection = "keyframes" if use_keyframes else "sequential"
+    if len(frames) < len(wanted):
+        # The demuxer found packets the decoder could not turn into pictures: a file cut off
+        # or damaged part way. What did decode is still evidence; the selection says so.
+        selection += CUT_SHORT
+    return DecodedVideo(frames, selection, survey.payload_bytes * 8 / pixels)
 
 
 def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:

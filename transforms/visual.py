@@ -54,7 +54,7 @@ from schemas.records import MediaFeatures, VisualFeatures
 from transforms.dead_letter import MediaStep
 from transforms.hashbank import frame_hashes
 from transforms.limits import MediaLimits, UnsupportedMedia
-from transforms.media import decode_image_frames, decode_video_frames, image_frame_count, open_image
+from transforms.media import CUT_SHORT, decode_image_frames, decode_video_frames, image_frame_count, open_image
 
 _ANALYSIS_SIZE = 256
 _RADIAL_BANDS = 12
@@ -341,7 +341,8 @@ def visual_features(frames: list[np.ndarray], frame_selection: str, encoding: np
 
     Args:
         frames: decoded RGB frames (the first MAX_FRAMES are used).
-        frame_selection: how they were sampled ("still", "animation", "keyframes", "sequential").
+        frame_selection: how they were sampled ("still", "animation", "keyframes", "sequential";
+            a video's with "+cut_short" when its stream ended before the frames it promised).
         encoding: `encoding_signals` of the stored picture.
     """
     if not frames:
@@ -411,11 +412,14 @@ class _ExtractVisualDoFn(beam.DoFn):
     def __init__(self, limits: MediaLimits):
         self._limits = limits
         self._frames = Metrics.distribution("features", "visual_frames")
+        self._cut_short = Metrics.counter("features", "videos_cut_short")
 
     def process(self, item: MediaFeatures):
         visual = extract_visual(item.data, item.info.media_type, self._limits)
         if visual is not None:
             self._frames.update(visual.frame_count)
+            if visual.frame_selection.endswith(CUT_SHORT):
+                self._cut_short.inc()
         yield dataclasses.replace(item, visual=visual)
 
 
