@@ -97,6 +97,12 @@ class DetectionOptions(PipelineOptions):
             default=_LIMITS.max_decode_s,
             help="Decode time per item and track; default %(default)s seconds.",
         )
+        limits.add_argument(
+            "--max_fetch_s",
+            type=float,
+            default=_LIMITS.max_fetch_s,
+            help="Time to fetch one remote object (gs://), retries included; default %(default)s seconds.",
+        )
 
     def media_limits(self) -> MediaLimits:
         return MediaLimits(
@@ -104,6 +110,7 @@ class DetectionOptions(PipelineOptions):
             max_pixels=self.max_pixels,
             max_duration_s=self.max_duration_s,
             max_decode_s=self.max_decode_s,
+            max_fetch_s=self.max_fetch_s,
         )
 
 
@@ -113,7 +120,7 @@ def check_options(options: DetectionOptions, parser_error) -> None:
         parser_error("--input is required (or --appeals alone, for an appeals-only run)")
     if not options.warehouse:
         parser_error("--warehouse is required")
-    for name in ("max_media_bytes", "max_pixels", "max_duration_s", "max_decode_s", "min_batch_size"):
+    for name in ("max_media_bytes", "max_pixels", "max_duration_s", "max_decode_s", "max_fetch_s", "min_batch_size"):
         if getattr(options, name) <= 0:
             parser_error(f"--{name} must be positive")
     if options.max_batch_size < options.min_batch_size:

@@ -3,20 +3,57 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import os
+import time
+import types
+import urllib.parse
 
 import pytest
-from apache_beam.io.filesystems import FileSystems
 
 from schemas.records import UploadEvent
 from transforms import fetch
-from transforms.fetch import EmptyMedia, MediaNotFound, _FetchMediaDoFn, read_media
+from transforms.fetch import EmptyMedia, MediaNotFound, MediaUnreadable, _FetchMediaDoFn, read_media
 from transforms.limits import LimitExceeded, MediaLimits
 
 
 def test_local_and_file_uris_read_the_same_bytes(tmp_path):
-    path = tmp_path / "a.bin"
+    path = tmp_path / "a b%.bin"
     path.write_bytes(b"x" * 100)
     assert read_media(str(path), MediaLimits()) == b"x" * 100
+    assert read_media("file://" + urllib.parse.quote(str(path)), MediaLimits()) == b"x" * 100
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "device", "symlink loop"])
+def test_what_is_not_a_regular_file_is_refused_without_reading(tmp_path, kind):
+    # A FIFO with no writer would block open() forever; /dev/zero would be read to the limit.
+    if kind == "directory":
+        target = str(tmp_path)
+    elif kind == "fifo":
+        target = str(tmp_path / "pipe")
+        os.mkfifo(target)
+    elif kind == "device":
+        target = "/dev/zero"
+    else:
+        target = str(tmp_path / "loop")
+        os.symlink(target, target)
+    with pytest.raises(MediaUnreadable, match=r"not a media file|cannot be reached"):
+        read_media(target, MediaLimits())
+
+
+def test_schemes_the_job_does_not_fetch_are_refused_by_name():
+    with pytest.raises(MediaUnreadable, match="cannot fetch http://"):
+        read_media("http://example.com/a.jpg", MediaLimits())
+
+
+def test_a_remote_store_that_does_not_answer_costs_max_fetch_s_not_a_worker(monkeypatch):
+    # No route to a store exists offline, and the real client retries for minutes before it
+    # gives up: FileSystems.match is replaced by one that hangs.
+    monkeypatch.setattr(fetch.FileSystems, "match", lambda uris: time.sleep(30))
+    start = time.monotonic()
+    with pytest.raises(LimitExceeded, match="max_fetch_s"):
+        read_media("gs://bucket/a.mp4", MediaLimits(max_fetch_s=0.3))
+    assert time.monotonic() - start < 5
 
 
 def test_missing_media_is_not_found(tmp_path):
@@ -31,27 +68,27 @@ def test_oversized_media_names_the_limit(tmp_path):
         read_media(str(path), MediaLimits(max_media_bytes=1024))
 
 
-def test_transient_errors_are_retried_a_few_times_then_raised(tmp_path, monkeypatch):
-    # A flaky object store cannot be produced on this offline machine; FileSystems.open is
-    # replaced to fail like one would.
-    path = tmp_path / "a.bin"
-    path.write_bytes(b"ok")
-    real_open, failures = FileSystems.open, {"left": 2}
+def test_transient_errors_are_retried_a_few_times_then_raised(monkeypatch):
+    # A flaky object store cannot be produced on this offline machine; FileSystems.match and
+    # FileSystems.open are replaced by ones that behave like one.
+    listing = [types.SimpleNamespace(metadata_list=[types.SimpleNamespace(size_in_bytes=2)])]
+    failures = {"left": 2}
 
     def flaky_open(uri, **kwargs):
         if failures["left"]:
             failures["left"] -= 1
             raise ConnectionError("connection reset by peer")
-        return real_open(uri, **kwargs)
+        return io.BytesIO(b"ok")
 
+    monkeypatch.setattr(fetch.FileSystems, "match", lambda uris: listing)
     monkeypatch.setattr(fetch.FileSystems, "open", flaky_open)
     sleeps = []
-    assert read_media(str(path), MediaLimits(), sleep=sleeps.append) == b"ok"
+    assert read_media("gs://bucket/a.bin", MediaLimits(), sleep=sleeps.append) == b"ok"
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0]
 
     failures["left"] = 5
     with pytest.raises(ConnectionError):
-        read_media(str(path), MediaLimits(), sleep=sleeps.append)
+        read_media("gs://bucket/a.bin", MediaLimits(), sleep=sleeps.append)
 
 
 def test_the_dofn_fingerprints_and_refuses_empty_files(tmp_path):

@@ -1,9 +1,19 @@
-"""Fetching media bytes for an upload: local paths, file:// and gs:// (Beam FileSystems)."""
+"""Fetching media bytes for an upload: local paths, file:// and gs:// (Beam FileSystems).
+
+A manifest row can point anywhere, so a local path must be a regular file: a FIFO would block
+the worker forever on open, /dev/zero would be read to the byte limit. A remote read runs
+under `--max_fetch_s`: a store that cannot be reached (no route, no DNS, a client retrying for
+minutes) costs one item that long, not a worker. Any other scheme is refused by name.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
+import threading
 import time
+import urllib.parse
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -11,7 +21,7 @@ from apache_beam.metrics import Metrics
 
 from schemas.records import MediaBlob, UploadEvent
 from transforms.dead_letter import MediaStep
-from transforms.limits import MediaLimits, MediaRejected
+from transforms.limits import LimitExceeded, MediaLimits, MediaRejected
 
 # Errors worth another try: the network and the object store, not a missing or bad file.
 _TRANSIENT = (TimeoutError, ConnectionError)
@@ -26,6 +36,13 @@ class EmptyMedia(MediaRejected):
     reason = "empty_media"
 
 
+class MediaUnreadable(MediaRejected):
+    """The URI names something that is not media bytes to read: a directory, a device, a pipe,
+    a scheme this job does not fetch, a file it may not open."""
+
+    reason = "media_unreadable"
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, _TRANSIENT):
         return True
@@ -34,12 +51,53 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def read_media(uri: str, limits: MediaLimits, sleep=time.sleep) -> bytes:
-    """Reads the media at `uri` within the byte limit, retrying transient errors a few times.
+    """Reads the media at `uri` within the byte limit.
+
+    Local paths and file:// URIs are read directly (regular files only); other schemes go
+    through Beam's FileSystems (gs://, and whatever else is installed), retrying transient
+    errors a few times, all within `limits.max_fetch_s`.
 
     Raises:
         MediaNotFound: nothing exists at `uri`.
-        LimitExceeded: the object is larger than `limits.max_media_bytes`.
+        MediaUnreadable: `uri` is not a regular file, or its scheme is not one this job reads.
+        LimitExceeded: the object is larger than `limits.max_media_bytes`, or fetching it
+            took longer than `limits.max_fetch_s`.
     """
+    if "://" not in uri:  # a path, even one with a colon in a file name
+        return _read_local(uri, limits)
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme.lower() == "file":
+        return _read_local(urllib.parse.unquote(parts.path), limits)
+    try:
+        FileSystems.get_filesystem(uri)
+    except ValueError as exc:
+        raise MediaUnreadable(
+            f"cannot fetch {parts.scheme}:// URIs: this job reads local paths, file:// and gs://"
+        ) from exc
+    return _within_deadline(lambda: _read_remote(uri, limits, sleep), limits.max_fetch_s)
+
+
+def _read_local(path: str, limits: MediaLimits) -> bytes:
+    try:
+        status = os.stat(path)
+    except FileNotFoundError as exc:
+        raise MediaNotFound(f"no media at {path}") from exc
+    except OSError as exc:  # a symlink loop, a name too long, a directory we may not enter
+        raise MediaUnreadable(f"media at {path} cannot be reached: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(status.st_mode):
+        kind = "directory" if stat.S_ISDIR(status.st_mode) else "device, pipe or socket"
+        raise MediaUnreadable(f"{path} is a {kind}, not a media file")
+    limits.check_bytes(status.st_size)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limits.max_media_bytes + 1)
+    except OSError as exc:
+        raise MediaUnreadable(f"media at {path} cannot be read: {exc.strerror or exc}") from exc
+    limits.check_bytes(len(data))  # the file may have grown since it was looked at
+    return data
+
+
+def _read_remote(uri: str, limits: MediaLimits, sleep) -> bytes:
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             matches = FileSystems.match([uri])[0].metadata_list
@@ -59,6 +117,29 @@ def read_media(uri: str, limits: MediaLimits, sleep=time.sleep) -> bytes:
                 raise
             sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def _within_deadline(read, seconds: float) -> bytes:
+    """Runs `read` in a daemon thread and waits at most `seconds`. A client stuck past the
+    deadline cannot be interrupted from Python; its thread is abandoned (daemon: it does not
+    hold the worker at exit) and the item is dead-lettered naming the limit."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["data"] = read()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    start = time.monotonic()
+    thread = threading.Thread(target=run, name="fetch-media", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise LimitExceeded("max_fetch_s", round(time.monotonic() - start, 3), seconds, " s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["data"]
 
 
 class _FetchMediaDoFn(beam.DoFn):

@@ -47,6 +47,7 @@ class MediaLimits:
     max_pixels: int = 50_000_000
     max_duration_s: float = 900.0
     max_decode_s: float = 60.0
+    max_fetch_s: float = 120.0
 
     def check_bytes(self, size: int) -> None:
         if size > self.max_media_bytes:
