@@ -169,6 +169,28 @@ def test_manifests_in_each_format_read_the_same_events(tmp_path, fmt):
         assert_that(rejected, equal_to([]), label="nothing_rejected")
 
 
+def test_a_jsonl_manifest_with_hostile_bytes_dead_letters_those_lines_and_reads_the_rest(tmp_path):
+    # A byte-order mark and CRLF endings (a manifest saved on Windows) are not data; a line that
+    # is not UTF-8 or is nested past the parser's depth is that row's dead letter, not the job's.
+    good = [json.dumps(dict(GOOD, content_id=f"c{i}")).encode() for i in range(2)]
+    lines = [b"\xef\xbb\xbf" + good[0], b'{"content_id": "\xff"}', b"[" * 5000 + b"]" * 5000, good[1]]
+    path = tmp_path / "manifest.jsonl"
+    path.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    with batch_pipeline() as p:
+        events, rejected = p | ReadManifest(str(path)) | ParseEvents(base_uri=str(tmp_path))
+        assert_that(events | beam.Map(lambda e: e.content_id), equal_to(["c0", "c1"]), label="events")
+        assert_that(
+            rejected | beam.Map(lambda d: (d.error_type, d.error)),
+            equal_to(
+                [
+                    ("InvalidEvent", "not valid UTF-8: byte 0xff at offset 16"),
+                    ("InvalidEvent", "not valid JSON: nested deeper than the parser allows"),
+                ]
+            ),
+            label="rejected",
+        )
+
+
 def test_upload_event_is_frozen():
     event = parse_event(GOOD)
     with pytest.raises(AttributeError):

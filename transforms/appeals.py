@@ -52,9 +52,9 @@ def parse_appeal(row: RawRow) -> Appeal:
         InvalidAppeal: names the field and what was expected.
     """
     try:
-        record = row.record if row.record is not None else json.loads(row.text)
-    except json.JSONDecodeError as exc:
-        raise InvalidAppeal(f"not valid JSON: {exc.msg}") from None
+        record = row.value()
+    except ValueError as exc:
+        raise InvalidAppeal(str(exc)) from None
     if not isinstance(record, Mapping):
         raise InvalidAppeal("expected a JSON object")
     decision_id = record.get("decision_id")

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.coders import BytesCoder
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -52,6 +53,24 @@ class RawRow:
     source: str
     text: str | None = None
     record: Mapping[str, Any] | None = None
+    encoding_error: str | None = None  # the line's bytes are not UTF-8 (`text` shows them replaced)
+
+    def value(self) -> Any:
+        """The row's record, or its line parsed as JSON (any JSON value: callers check it).
+
+        Raises:
+            ValueError: the line is not UTF-8 or not JSON (nesting too deep counts as not JSON).
+        """
+        if self.record is not None:
+            return self.record
+        if self.encoding_error is not None:
+            raise ValueError(self.encoding_error)
+        try:
+            return json.loads(self.text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+        except RecursionError:
+            raise ValueError("not valid JSON: nested deeper than the parser allows") from None
 
     def describe(self) -> tuple[str | None, str]:
         if self.text is not None:
@@ -212,12 +231,10 @@ def parse_event(record: Mapping[str, Any], base_uri: str | None = None) -> Uploa
 
 
 def parse_raw_row(row: RawRow, base_uri: str | None) -> UploadEvent:
-    if row.record is not None:
-        return parse_event(row.record, base_uri)
     try:
-        record = json.loads(row.text)
-    except json.JSONDecodeError as exc:
-        raise InvalidEvent(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+        record = row.value()
+    except ValueError as exc:
+        raise InvalidEvent(str(exc)) from None
     return parse_event(record, base_uri)
 
 
@@ -277,7 +294,9 @@ class ReadManifest(beam.PTransform):
         if self._format == "jsonl":
             return (
                 pipeline
-                | "ReadLines" >> beam.io.ReadFromText(self._path, strip_trailing_newlines=True)
+                # Bytes, decoded per line: one line that is not UTF-8 is that row's dead letter,
+                # not a failure of the whole read.
+                | "ReadLines" >> beam.io.ReadFromText(self._path, strip_trailing_newlines=True, coder=BytesCoder())
                 | "AsRawRows" >> beam.Map(_line_row, source=self._path)
             )
         if self._format == "parquet":
@@ -294,8 +313,15 @@ class ReadManifest(beam.PTransform):
         )
 
 
-def _line_row(line: str, source: str) -> RawRow:
-    return RawRow(source=source, text=line)
+def _line_row(line: bytes, source: str) -> RawRow:
+    """A text line as a row; a byte-order mark (at the start of a file or of any line) is not
+    part of the data, and a carriage return left by CRLF line endings is not either."""
+    line = line.removeprefix(b"\xef\xbb\xbf").removesuffix(b"\r")
+    try:
+        return RawRow(source=source, text=line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        error = f"not valid UTF-8: byte 0x{line[exc.start]:02x} at offset {exc.start}"
+        return RawRow(source=source, text=line.decode("utf-8", errors="replace"), encoding_error=error)
 
 
 def _record_row(record: Mapping[str, Any], source: str) -> RawRow:
