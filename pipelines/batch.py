@@ -29,7 +29,7 @@ from transforms.features import ExtractFeatures
 from transforms.fetch import FetchMedia
 from transforms.hashbank import HashBank, MatchHashBank
 from transforms.inference import ScoreMedia
-from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest
+from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
 from transforms.policy import ApplyPolicy, FanOutEnforcement, Policy, load_policy, suspension_event
 from transforms.statements import BuildStatements, ExportStatements
 from transforms.strikes import ReadStrikeLedger, Standing, UpdateStrikeLedger
@@ -191,6 +191,15 @@ def run(argv: list[str] | None = None) -> int:
     # try to download the Prism runner, which must not happen on an offline machine.
     standard.runner = standard.runner or LOCAL_RUNNER
 
+    for flag, pattern, input_format in (
+        ("input", options.input, options.input_format),
+        ("appeals", options.appeals, None),
+    ):
+        try:
+            if pattern:
+                check_manifest(pattern, input_format)
+        except ValueError as exc:
+            parser.error(f"--{flag}: {exc}")
     try:
         policy = load_policy(options.policy)
     except (OSError, ValueError) as exc:

@@ -18,6 +18,7 @@ from transforms.parse import (
     ParseEvents,
     RawRow,
     ReadManifest,
+    check_manifest,
     manifest_format,
     parse_event,
     resolve_media_uri,
@@ -189,6 +190,16 @@ def test_a_jsonl_manifest_with_hostile_bytes_dead_letters_those_lines_and_reads_
             ),
             label="rejected",
         )
+
+
+def test_an_input_no_row_of_which_can_be_read_fails_before_the_job_starts(tmp_path):
+    with pytest.raises(ValueError, match="no files match"):
+        check_manifest(str(tmp_path / "*.jsonl"))
+    (tmp_path / "m.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match=r"m\.parquet is not a readable Parquet file"):
+        check_manifest(str(tmp_path / "*.parquet"))
+    pq.write_table(pa.Table.from_pylist([GOOD | {"account": "{}"}]), tmp_path / "m.parquet")
+    check_manifest(str(tmp_path / "*.parquet"))
 
 
 def test_upload_event_is_frozen():

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.coders import BytesCoder
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -330,6 +332,27 @@ def _record_row(record: Mapping[str, Any], source: str) -> RawRow:
 
 def _matching_paths(pattern: str) -> list[str]:
     return sorted(m.path for result in FileSystems.match([pattern]) for m in result.metadata_list)
+
+
+def check_manifest(pattern: str, input_format: str | None = None) -> None:
+    """Fails fast, before the job starts, on an input no row of which could be read: a pattern
+    that matches no file, a Parquet file without a Parquet footer (checked from the footer
+    only). Row-level problems are the rows' dead letters, not this.
+
+    Raises:
+        ValueError: names the pattern or the file and what is wrong with it.
+    """
+    paths = _matching_paths(pattern)
+    if not paths:
+        raise ValueError(f"no files match {pattern}")
+    if manifest_format(pattern, input_format) != "parquet":
+        return
+    for path in paths:
+        try:
+            with FileSystems.open(path, compression_type="uncompressed") as handle:
+                pq.read_schema(pa.PythonFile(handle, mode="r"))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"{path} is not a readable Parquet file: {exc}") from None
 
 
 class ParseEvents(beam.PTransform):
