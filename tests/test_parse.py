@@ -192,6 +192,26 @@ def test_a_jsonl_manifest_with_hostile_bytes_dead_letters_those_lines_and_reads_
         )
 
 
+def test_a_csv_row_the_reader_refuses_is_dead_lettered_and_reading_goes_on(tmp_path):
+    header = ["content_id", "media_uri", "account_id", "uploaded_at", "media_type", "country"]
+
+    def line(**change):
+        row = {**GOOD, **change}
+        return ",".join(f'"{row[h]}"' for h in header)
+
+    path = tmp_path / "manifest.csv"
+    lines = [",".join(header), line(content_id="c0"), line(content_id="c1", country="x" * 200_000), line()]
+    path.write_text("\n".join(lines) + "\n")
+    with batch_pipeline() as p:
+        events, rejected = p | ReadManifest(str(path)) | ParseEvents(base_uri=str(tmp_path))
+        assert_that(events | beam.Map(lambda e: e.content_id), equal_to(["c0", "c1"]), label="events")
+        assert_that(
+            rejected | beam.Map(lambda d: d.error.split(":")[0]),
+            equal_to([f"unreadable CSV row ({path}, line 3)"]),
+            label="rejected",
+        )
+
+
 def test_an_input_no_row_of_which_can_be_read_fails_before_the_job_starts(tmp_path):
     with pytest.raises(ValueError, match="no files match"):
         check_manifest(str(tmp_path / "*.jsonl"))

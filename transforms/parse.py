@@ -55,7 +55,9 @@ class RawRow:
     source: str
     text: str | None = None
     record: Mapping[str, Any] | None = None
-    encoding_error: str | None = None  # the line's bytes are not UTF-8 (`text` shows them replaced)
+    # Why the row as read cannot be used (a line that is not UTF-8, a CSV row the reader
+    # refuses); `text` then shows what there is to show of it.
+    read_error: str | None = None
 
     def value(self) -> Any:
         """The row's record, or its line parsed as JSON (any JSON value: callers check it).
@@ -65,8 +67,8 @@ class RawRow:
         """
         if self.record is not None:
             return self.record
-        if self.encoding_error is not None:
-            raise ValueError(self.encoding_error)
+        if self.read_error is not None:
+            raise ValueError(self.read_error)
         try:
             return json.loads(self.text)
         except json.JSONDecodeError as exc:
@@ -241,10 +243,21 @@ def parse_raw_row(row: RawRow, base_uri: str | None) -> UploadEvent:
 
 
 def read_csv_rows(path: str) -> Iterable[RawRow]:
-    """CSV rows as records, read whole-file so quoted newlines inside fields stay intact."""
+    """CSV rows as records, read whole-file so quoted newlines inside fields stay intact. A row
+    the reader refuses (a field over the csv module's 128 KiB limit) becomes a row with a
+    read error, and reading goes on with the next line."""
     with FileSystems.open(path) as handle:
         text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
-        for record in csv.DictReader(text):
+        reader = csv.DictReader(text)
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                where = f"{path}, line {reader.reader.line_num}"
+                yield RawRow(source=path, text=where, read_error=f"unreadable CSV row ({where}): {exc}")
+                continue
             extra = record.pop(None, None)
             if extra:
                 record["_extra_columns"] = extra
@@ -323,7 +336,7 @@ def _line_row(line: bytes, source: str) -> RawRow:
         return RawRow(source=source, text=line.decode("utf-8"))
     except UnicodeDecodeError as exc:
         error = f"not valid UTF-8: byte 0x{line[exc.start]:02x} at offset {exc.start}"
-        return RawRow(source=source, text=line.decode("utf-8", errors="replace"), encoding_error=error)
+        return RawRow(source=source, text=line.decode("utf-8", errors="replace"), read_error=error)
 
 
 def _record_row(record: Mapping[str, Any], source: str) -> RawRow:
