@@ -12,7 +12,15 @@ from transforms.audio import audio_features, extract_audio
 from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits
 from transforms.media import decode_audio, decode_video_frames, evenly_spaced
 from transforms.metadata import container_name, digital_source_type, probe_media
-from transforms.visual import centre_crop, extract_visual, face_noise_profile
+from transforms.visual import (
+    COOC_CLASSES,
+    centre_crop,
+    cooccurrence_counts,
+    cooccurrence_signals,
+    extract_visual,
+    face_noise_profile,
+    run_class,
+)
 
 from .conftest import image_bytes, make_audio, make_image, make_video
 
@@ -128,6 +136,57 @@ def test_face_noise_profile_of_a_face_at_the_frame_edge_is_finite():
     for box in ((130, 90, 60, 60), (-20, -20, 50, 50), (0, 0, 1, 1)):
         profile = face_noise_profile(local_noise, box)
         assert profile.shape == (16,) and np.all(np.isfinite(profile))
+
+
+def _run_class_frequencies(signals: np.ndarray, residual: int) -> np.ndarray:
+    return signals[residual * COOC_CLASSES : (residual + 1) * COOC_CLASSES]
+
+
+def test_run_classes_merge_mirrored_runs_only():
+    assert COOC_CLASSES == 39  # 125 runs of 5 levels; a run, its reverse and their negations
+    assert run_class(1, -2, 0) == run_class(0, -2, 1) == run_class(-1, 2, 0) == run_class(0, 2, -1)
+    classes = {run_class(0, 0, 0), run_class(1, 0, 0), run_class(1, 1, 1), run_class(2, 0, 0), run_class(1, -1, 1)}
+    assert len(classes) == 5
+    assert sorted({run_class(a, b, c) for a in range(-2, 3) for b in range(-2, 3) for c in range(-2, 3)}) == list(
+        range(COOC_CLASSES)
+    )
+
+
+def test_residual_cooccurrences_tell_camera_noise_from_flat_and_upsampled_pictures():
+    rng = np.random.default_rng(3)
+    camera = np.clip(rng.normal(128, 4, (96, 128, 3)), 0, 255).astype(np.uint8)
+    flat = np.full((96, 128, 3), 128, np.uint8)
+    upsampled = np.repeat(np.repeat(camera[::2, ::2], 2, axis=0), 2, axis=1)  # nearest neighbour, 2x
+    signals = {name: cooccurrence_signals([cooccurrence_counts(frame, None)])
+               for name, frame in (("camera", camera), ("flat", flat), ("upsampled", upsampled))}  # fmt: skip
+    for values in signals.values():
+        assert values.shape == (5 * COOC_CLASSES,)
+        for residual in range(3):  # frequencies per residual
+            assert _run_class_frequencies(values, residual).sum() == pytest.approx(1.0)
+        assert np.all(values[3 * COOC_CLASSES :] == 0)  # no face
+    zero_run = run_class(0, 0, 0)
+    first = {name: _run_class_frequencies(values, 0) for name, values in signals.items()}
+    assert first["flat"][zero_run] == pytest.approx(1.0)
+    assert first["camera"][zero_run] < 0.05  # noise of 4 levels: runs of three zeros are rare
+    # Nearest-neighbour upsampling repeats every pixel: every other first difference is zero.
+    assert first["upsampled"][zero_run] > 4 * first["camera"][zero_run]
+
+
+def test_face_cooccurrences_find_a_noiseless_face_pasted_into_a_noisy_frame():
+    rng = np.random.default_rng(4)
+    box = (60, 50, 80, 100)
+    frame = np.clip(rng.normal(128, 4, (220, 200, 3)), 0, 255).astype(np.uint8)
+    radius = _elliptical_radius((220, 200), box)
+    pasted = frame.copy()
+    pasted[radius < 0.7] = 128  # a rendered face: no camera noise
+    zero_run = run_class(0, 0, 0)
+    camera_face = cooccurrence_signals([cooccurrence_counts(frame, box)])[3 * COOC_CLASSES :]
+    pasted_face = cooccurrence_signals([cooccurrence_counts(pasted, box)])[3 * COOC_CLASSES :]
+    assert np.abs(camera_face).max() < 0.05  # the same noise inside and around the face
+    assert pasted_face[zero_run] > 0.9  # inside: only zero runs; around: almost none
+    # A frame without a face found adds to the whole-picture counts, not to the face's.
+    both = cooccurrence_signals([cooccurrence_counts(pasted, box), cooccurrence_counts(frame, None)])
+    assert np.allclose(both[3 * COOC_CLASSES :], pasted_face)
 
 
 def test_encoding_signals_say_how_hard_the_picture_was_compressed(tmp_path):

@@ -31,6 +31,19 @@ Hand-made signals (per frame, averaged over frames), in `handcrafted` order:
         face centre out to 1.6 half box sides, 0.1 wide, relative to the rings at 0.2-0.5 (a
         pasted face lacks the camera noise around it, and its seam sits inside the head; 0
         without a face)
+  60-176 residual co-occurrences of the whole picture (SPAM, the subtractive pixel adjacency
+        model of steganalysis): three fixed high-pass residuals of the grey picture (first-
+        and second-order differences, the 3x3 "KB" kernel), rounded to whole levels and
+        truncated to [-2, 2]; the frequency of each run of three adjacent residuals along
+        rows and columns, with runs that mirror each other (reversed, negated) counted
+        together: 39 classes per residual. Counted over all sampled frames. A single noise
+        level says how much noise there is; the joint statistics say what it is like: camera
+        noise after a codec, a codec's flattening of a noiseless render, an upsampler's
+        correlated neighbours.
+  177-254 the same for the first-order and KB residuals inside the face ellipse (within 0.55
+        half box sides of its centre) minus between 0.9 and 1.6 half box sides, counted over
+        the frames with a face: a pasted face's noise is unlike the frame's around it (0
+        without a face)
 
 Faces come from OpenCV's bundled frontal-face Haar cascade (works offline), run on each
 sampled frame; the largest face is cropped with a margin that keeps its boundary and resized
@@ -67,6 +80,9 @@ _RINGS = 16  # out to 1.6 half box sides: past the head into the background
 _RING_REFERENCE = slice(2, 5)  # rings 0.2-0.5: the middle of the face
 _MIN_RING_PIXELS = 20
 _FACE_SIGNALS = 4 + _RINGS  # per-frame signals averaged over the frames with a face only
+_COOC_TRUNCATION = 2  # residuals in whole levels, truncated to [-2, 2]: 5 values, 125 runs of 3
+_FACE_INSIDE = 0.55  # co-occurrence zones, in half face box sides from the face centre
+_FACE_AROUND = (0.9, 1.6)
 MIN_SIDE = 16  # px: below this the spectral and block signals have nothing to measure
 
 FaceBox = tuple[int, int, int, int]  # x, y, width, height in frame pixels
@@ -202,6 +218,106 @@ def frame_signals(frame: np.ndarray) -> np.ndarray:
             ],
         ]
     ).astype(np.float32)
+
+
+def _run_classes(truncation: int) -> tuple[np.ndarray, int]:
+    """Class of every run of three truncated residuals (its code: base-(2T+1) digits), with a run,
+    its reverse and their negations in one class; and the number of classes."""
+    base = 2 * truncation + 1
+    values = range(-truncation, truncation + 1)
+    runs = list(itertools.product(values, repeat=3))
+    canonical = [min((a, b, c), (c, b, a), (-a, -b, -c), (-c, -b, -a)) for a, b, c in runs]
+    classes = {run: index for index, run in enumerate(sorted(set(canonical)))}
+    table = np.zeros(base**3, np.int64)
+    for (a, b, c), run in zip(runs, canonical):
+        table[((a + truncation) * base + b + truncation) * base + c + truncation] = classes[run]
+    return table, len(classes)
+
+
+_RUN_CLASS, COOC_CLASSES = _run_classes(_COOC_TRUNCATION)
+
+
+def run_class(a: int, b: int, c: int) -> int:
+    """The class of the run of truncated residuals (a, b, c) in the co-occurrence signals."""
+    base, t = 2 * _COOC_TRUNCATION + 1, _COOC_TRUNCATION
+    return int(_RUN_CLASS[((a + t) * base + b + t) * base + c + t])
+
+
+_DIFFERENCES = (np.array([[-1, 1]], np.float32), np.array([[1, -2, 1]], np.float32))  # first, second order
+_KB = np.array([[-1, 2, -1], [2, -4, 2], [-1, 2, -1]], np.float32) / 4.0
+
+
+def _run_codes(residual: np.ndarray) -> np.ndarray:
+    """Code of each run of three horizontally adjacent residuals, [rows, cols - 2]."""
+    base = 2 * _COOC_TRUNCATION + 1
+    levels = np.clip(np.rint(residual), -_COOC_TRUNCATION, _COOC_TRUNCATION).astype(np.int16) + _COOC_TRUNCATION
+    return (levels[:, :-2] * base + levels[:, 1:-1]) * base + levels[:, 2:]
+
+
+def _residual_runs(grey: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per residual (first order, second order, KB): run codes along rows and along columns
+    (the latter on the transposed picture), each entry [i, j] centred on pixel (i, j + 1) of the
+    picture it scanned; residuals keep the picture's size (borders mirrored)."""
+    transposed = np.ascontiguousarray(grey.T)
+    runs = [
+        (_run_codes(cv2.filter2D(grey, -1, kernel)), _run_codes(cv2.filter2D(transposed, -1, kernel)))
+        for kernel in _DIFFERENCES
+    ]
+    kb = cv2.filter2D(grey, -1, _KB)
+    return [*runs, (_run_codes(kb), _run_codes(np.ascontiguousarray(kb.T)))]
+
+
+def _class_counts(codes: tuple[np.ndarray, np.ndarray], masks: tuple[np.ndarray, np.ndarray] | None = None):
+    """Counts of the run classes along rows and columns (where the masks, if given, are true)."""
+    total = 0
+    for index, part in enumerate(codes):
+        selected = part if masks is None else part[masks[index]]
+        total = total + np.bincount(selected.ravel(), minlength=_RUN_CLASS.size)
+    return np.bincount(_RUN_CLASS, weights=total, minlength=COOC_CLASSES)
+
+
+def cooccurrence_counts(frame: np.ndarray, face: FaceBox | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Residual run-class counts of one frame: the whole picture [3, COOC_CLASSES] (first order,
+    second order, KB), and inside / around the face [2 zones, 2 residuals (first order, KB),
+    COOC_CLASSES], None without a face."""
+    runs = _residual_runs(_grey(frame))
+    whole = np.stack([_class_counts(codes) for codes in runs])
+    if face is None:
+        return whole, None
+    x, y, w, h = face
+    half_w, half_h = max(w / 2, 1.0), max(h / 2, 1.0)
+    reach = _FACE_AROUND[1]
+    # Only runs within reach of the face: the rest of the picture needs no distance.
+    top, bottom = max(int(y + half_h - reach * half_h), 0), int(np.ceil(y + half_h + reach * half_h)) + 1
+    left, right = max(int(x + half_w - reach * half_w), 0), int(np.ceil(x + half_w + reach * half_w)) + 1
+    height, width = frame.shape[:2]
+    bottom, right = min(bottom, height), min(right, width)
+    yy, xx = np.mgrid[top:bottom, left:right].astype(np.float32)
+    distance = np.full((height, width), np.inf, np.float32)
+    distance[top:bottom, left:right] = np.hypot((xx - x - half_w) / half_w, (yy - y - half_h) / half_h)
+    # Run [i, j] is centred on pixel (i, j + 1) of the picture (rows) or its transpose (columns).
+    centres = (distance[:, 1:-1], distance.T[:, 1:-1])
+    zones = []
+    for low, high in ((0.0, _FACE_INSIDE), _FACE_AROUND):
+        masks = tuple((d >= low) & (d < high) for d in centres)
+        zones.append([_class_counts(runs[index], masks) for index in (0, 2)])
+    return whole, np.array(zones)
+
+
+def cooccurrence_signals(counts: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
+    """Entries 60-254 of the handcrafted vector from the frames' `cooccurrence_counts`."""
+
+    def frequencies(total: np.ndarray) -> np.ndarray:
+        return total / np.maximum(total.sum(axis=-1, keepdims=True), 1)
+
+    whole = frequencies(sum(c[0] for c in counts))
+    faces = [c[1] for c in counts if c[1] is not None]
+    face = np.zeros((2, COOC_CLASSES), np.float64)
+    if faces:
+        inside, around = frequencies(sum(faces))
+        if inside.sum() > 0 and around.sum() > 0:
+            face = inside - around
+    return np.concatenate([whole.ravel(), face.ravel()]).astype(np.float32)
 
 
 def _log_median(values: np.ndarray) -> float:
@@ -379,9 +495,10 @@ def visual_features(frames: list[np.ndarray], frame_selection: str, encoding: np
     else:
         temporal = 0.0
     residual_spread = float(per_frame[:, 15].std())
+    cooccurrences = cooccurrence_signals([cooccurrence_counts(f, box) for f, box in zip(frames, boxes)])
     handcrafted = np.concatenate(
         [per_frame.mean(axis=0), [temporal, residual_spread], noise_means[:-_RINGS], [with_face.mean()], encoding,
-         noise_means[-_RINGS:]]
+         noise_means[-_RINGS:], cooccurrences]
     ).astype(np.float32)  # fmt: skip
     assert handcrafted.shape == (VISUAL_HANDCRAFTED_DIM,)
     return VisualFeatures(
