@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-FEATURE_VERSION = "f5"
+FEATURE_VERSION = "f6"
 
 # Visual: frames sampled across the item, each a native-resolution centre crop. Crops, not
 # resizes: resampling would erase the pixel-level traces (upsampling grids, blending seams,

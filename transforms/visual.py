@@ -45,9 +45,10 @@ Hand-made signals (per frame, averaged over frames), in `handcrafted` order:
         the frames with a face: a pasted face's noise is unlike the frame's around it (0
         without a face)
 
-Faces come from OpenCV's bundled frontal-face Haar cascade (works offline), run on each
-sampled frame; the largest face is cropped with a margin that keeps its boundary and resized
-to the crop size, slot for slot with the frames.
+Faces come from OpenCV's bundled frontal-face Haar cascade ("alt2", works offline), run on
+each sampled frame scaled to 256 px on its longer side (small frames scaled up); the largest
+face is cropped with a margin that keeps its boundary and resized to the crop size, slot for
+slot with the frames.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ _ANALYSIS_SIZE = 256
 _RADIAL_BANDS = 12
 _BLOCK = 8
 _FACE_MARGIN = 1.3  # crop side / face box side: the seam of a pasted face lies just outside the box
-_FACE_DETECT_SIDE = 256  # detect on a frame scaled down to this longer side (speed)
+_FACE_DETECT_SIDE = 256  # detect on the frame scaled to this longer side
 _FACE_MIN_SIDE = 24  # px at detection scale: the cascade's window
 _RING_WIDTH = 0.1  # face noise profile: ring width in half box sides
 _RINGS = 16  # out to 1.6 half box sides: past the head into the background
@@ -90,22 +91,26 @@ FaceBox = tuple[int, int, int, int]  # x, y, width, height in frame pixels
 
 @functools.cache
 def _face_cascade() -> cv2.CascadeClassifier:
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml")
     if cascade.empty():
         raise RuntimeError("OpenCV's frontal-face Haar cascade did not load")
     return cascade
 
 
 def detect_face(frame: np.ndarray) -> FaceBox | None:
-    """The largest frontal face in an RGB frame, or None."""
+    """The largest frontal face in an RGB frame, or None.
+
+    The frame is scaled so that its longer side is `_FACE_DETECT_SIDE`: down for speed, and up
+    for small uploads, whose faces are otherwise too small for the cascade's window.
+    """
     height, width = frame.shape[:2]
-    scale = min(1.0, _FACE_DETECT_SIDE / max(height, width))
+    scale = _FACE_DETECT_SIDE / max(height, width)
     scaled = (round(width * scale), round(height * scale))
     if min(scaled) < _FACE_MIN_SIDE:  # a long thin strip: no face fits the cascade's window
         return None
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if scale < 1.0:
-        grey = cv2.resize(grey, scaled, interpolation=cv2.INTER_AREA)
+    if scale != 1.0:
+        grey = cv2.resize(grey, scaled, interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
     faces = _face_cascade().detectMultiScale(
         grey, scaleFactor=1.1, minNeighbors=4, minSize=(_FACE_MIN_SIDE, _FACE_MIN_SIDE)
     )
