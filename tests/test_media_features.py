@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.corpus import render_image
 from models.signature import AUDIO_HANDCRAFTED_DIM, CROP_SIZE, MAX_FRAMES, MAX_WINDOWS, VISUAL_HANDCRAFTED_DIM
 from transforms.audio import audio_features, extract_audio
 from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits
@@ -17,6 +18,7 @@ from transforms.visual import (
     centre_crop,
     cooccurrence_counts,
     cooccurrence_signals,
+    detect_face,
     extract_visual,
     face_noise_profile,
     run_class,
@@ -192,9 +194,6 @@ def test_face_cooccurrences_find_a_noiseless_face_pasted_into_a_noisy_frame():
 def test_faces_in_small_pictures_are_found():
     """Small uploads are scaled up for the face search: at 96 px the default cascade on the
     unscaled frame found 13 of these 20 faces, which left the face signals empty."""
-    from models.corpus import render_image
-    from transforms.visual import detect_face
-
     found = [detect_face(render_image(seed, None, 96, 96)) for seed in range(20)]
     assert sum(box is not None for box in found) >= 17
     for box in filter(None, found):  # boxes in the frame's own pixels, not the scaled frame's

@@ -225,27 +225,33 @@ def frame_signals(frame: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
 
 
-def _run_classes(truncation: int) -> tuple[np.ndarray, int]:
-    """Class of every run of three truncated residuals (its code: base-(2T+1) digits), with a run,
-    its reverse and their negations in one class; and the number of classes."""
-    base = 2 * truncation + 1
-    values = range(-truncation, truncation + 1)
-    runs = list(itertools.product(values, repeat=3))
+def _run_code(a, b, c):
+    """Code of a run of three residual levels, each shifted to 0..2T: base-(2T+1) digits
+    (ints or arrays)."""
+    base = 2 * _COOC_TRUNCATION + 1
+    return (a * base + b) * base + c
+
+
+def _run_classes() -> tuple[np.ndarray, int]:
+    """Class of every run code, with a run, its reverse and their negations in one class; and
+    the number of classes."""
+    t = _COOC_TRUNCATION
+    runs = list(itertools.product(range(-t, t + 1), repeat=3))
     canonical = [min((a, b, c), (c, b, a), (-a, -b, -c), (-c, -b, -a)) for a, b, c in runs]
     classes = {run: index for index, run in enumerate(sorted(set(canonical)))}
-    table = np.zeros(base**3, np.int64)
+    table = np.zeros(len(runs), np.int64)
     for (a, b, c), run in zip(runs, canonical):
-        table[((a + truncation) * base + b + truncation) * base + c + truncation] = classes[run]
+        table[_run_code(a + t, b + t, c + t)] = classes[run]
     return table, len(classes)
 
 
-_RUN_CLASS, COOC_CLASSES = _run_classes(_COOC_TRUNCATION)
+_RUN_CLASS, COOC_CLASSES = _run_classes()
 
 
 def run_class(a: int, b: int, c: int) -> int:
     """The class of the run of truncated residuals (a, b, c) in the co-occurrence signals."""
-    base, t = 2 * _COOC_TRUNCATION + 1, _COOC_TRUNCATION
-    return int(_RUN_CLASS[((a + t) * base + b + t) * base + c + t])
+    t = _COOC_TRUNCATION
+    return int(_RUN_CLASS[_run_code(a + t, b + t, c + t)])
 
 
 _DIFFERENCES = (np.array([[-1, 1]], np.float32), np.array([[1, -2, 1]], np.float32))  # first, second order
@@ -254,9 +260,8 @@ _KB = np.array([[-1, 2, -1], [2, -4, 2], [-1, 2, -1]], np.float32) / 4.0
 
 def _run_codes(residual: np.ndarray) -> np.ndarray:
     """Code of each run of three horizontally adjacent residuals, [rows, cols - 2]."""
-    base = 2 * _COOC_TRUNCATION + 1
     levels = np.clip(np.rint(residual), -_COOC_TRUNCATION, _COOC_TRUNCATION).astype(np.int16) + _COOC_TRUNCATION
-    return (levels[:, :-2] * base + levels[:, 1:-1]) * base + levels[:, 2:]
+    return _run_code(levels[:, :-2], levels[:, 1:-1], levels[:, 2:])
 
 
 def _residual_runs(grey: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -289,17 +294,10 @@ def cooccurrence_counts(frame: np.ndarray, face: FaceBox | None) -> tuple[np.nda
     whole = np.stack([_class_counts(codes) for codes in runs])
     if face is None:
         return whole, None
-    x, y, w, h = face
-    half_w, half_h = max(w / 2, 1.0), max(h / 2, 1.0)
-    reach = _FACE_AROUND[1]
-    # Only runs within reach of the face: the rest of the picture needs no distance.
-    top, bottom = max(int(y + half_h - reach * half_h), 0), int(np.ceil(y + half_h + reach * half_h)) + 1
-    left, right = max(int(x + half_w - reach * half_w), 0), int(np.ceil(x + half_w + reach * half_w)) + 1
-    height, width = frame.shape[:2]
-    bottom, right = min(bottom, height), min(right, width)
-    yy, xx = np.mgrid[top:bottom, left:right].astype(np.float32)
-    distance = np.full((height, width), np.inf, np.float32)
-    distance[top:bottom, left:right] = np.hypot((xx - x - half_w) / half_w, (yy - y - half_h) / half_h)
+    # Only pixels within reach of the face get a distance: the rest lie outside every zone.
+    window, within = _face_distance(face, frame.shape[:2], _FACE_AROUND[1])
+    distance = np.full(frame.shape[:2], np.inf, np.float32)
+    distance[window] = within
     # Run [i, j] is centred on pixel (i, j + 1) of the picture (rows) or its transpose (columns).
     centres = (distance[:, 1:-1], distance.T[:, 1:-1])
     zones = []
@@ -344,6 +342,18 @@ def _face_masks(shape: tuple[int, int], box: FaceBox) -> tuple[np.ndarray, np.nd
     return inner > 0, ring
 
 
+def _face_distance(face: FaceBox, shape: tuple[int, int], reach: float) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The window of a frame of `shape` within `reach` half box sides of the face centre (may be
+    empty), and each of its pixels' elliptical distance from that centre in half box sides (x
+    scaled by the box's half width, y by its half height)."""
+    x, y, w, h = face
+    cx, cy, half_w, half_h = x + w / 2, y + h / 2, max(w / 2, 1.0), max(h / 2, 1.0)
+    top, bottom = max(int(cy - reach * half_h), 0), min(int(np.ceil(cy + reach * half_h)) + 1, shape[0])
+    left, right = max(int(cx - reach * half_w), 0), min(int(np.ceil(cx + reach * half_w)) + 1, shape[1])
+    yy, xx = np.mgrid[top:bottom, left:right].astype(np.float32)
+    return (slice(top, bottom), slice(left, right)), np.hypot((xx - cx) / half_w, (yy - cy) / half_h)
+
+
 def face_noise_profile(local_noise: np.ndarray, face: FaceBox) -> np.ndarray:
     """Log median local noise per elliptical ring around the face, relative to the face's middle.
 
@@ -351,17 +361,12 @@ def face_noise_profile(local_noise: np.ndarray, face: FaceBox) -> np.ndarray:
     to 1.6; a ring with too few pixels in the frame, or a profile without its reference rings,
     reads 0.
     """
-    x, y, w, h = face
-    cx, cy, half_w, half_h = x + w / 2, y + h / 2, max(w / 2, 1.0), max(h / 2, 1.0)
-    reach = _RINGS * _RING_WIDTH
-    top, bottom = max(int(cy - reach * half_h), 0), min(int(np.ceil(cy + reach * half_h)) + 1, local_noise.shape[0])
-    left, right = max(int(cx - reach * half_w), 0), min(int(np.ceil(cx + reach * half_w)) + 1, local_noise.shape[1])
+    window, distance = _face_distance(face, local_noise.shape, _RINGS * _RING_WIDTH)
     profile = np.zeros(_RINGS, np.float32)
-    if bottom <= top or right <= left:
+    if distance.size == 0:
         return profile
-    yy, xx = np.mgrid[top:bottom, left:right].astype(np.float32)
-    ring = (np.hypot((xx - cx) / half_w, (yy - cy) / half_h) / _RING_WIDTH).astype(np.int32)
-    noise = local_noise[top:bottom, left:right]
+    ring = (distance / _RING_WIDTH).astype(np.int32)
+    noise = local_noise[window]
     filled = np.zeros(_RINGS, bool)
     for index in range(_RINGS):
         values = noise[ring == index]
