@@ -3,6 +3,7 @@ formats, oversized pictures, extra tracks and broken files."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import zlib
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import transforms.media as media
 from models.signature import VISUAL_HANDCRAFTED_DIM
 from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits
 from transforms.media import CUT_SHORT, MAX_ANALYSIS_PIXELS, decode_image_frames, decode_video_frames, open_image
@@ -164,4 +166,39 @@ def test_a_video_cut_off_after_its_index_keeps_what_decodes_and_says_so(tmp_path
     data = Path(path).read_bytes()
     assert decode_video_frames(data, 8, LIMITS).selection == "sequential"
     cut = decode_video_frames(data[: int(len(data) * 0.6)], 8, LIMITS)
+    assert cut.selection == "sequential" + CUT_SHORT and 1 <= len(cut.frames) < 8
+
+
+class _FailingDecode:
+    """A container whose decoder raises after `good` frames, as FFmpeg does on a damaged packet."""
+
+    def __init__(self, container, good: int):
+        self._container, self._good = container, good
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def decode(self, stream):
+        for index, frame in enumerate(self._container.decode(stream)):
+            if index == self._good:
+                raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+            yield frame
+
+
+@pytest.mark.parametrize("good", [0, 12])
+def test_a_decoder_error_part_way_keeps_the_frames_before_it(tmp_path, monkeypatch, good):
+    data = Path(make_video(str(tmp_path / "v.mp4"), seconds=3, with_audio=False)).read_bytes()
+    real_open = media.open_container
+
+    @contextlib.contextmanager
+    def failing_open(payload):
+        with real_open(payload) as container:
+            yield _FailingDecode(container, good)
+
+    monkeypatch.setattr(media, "open_container", failing_open)
+    if good == 0:
+        with pytest.raises(CorruptMedia, match="does not decode"):
+            decode_video_frames(data, 8, LIMITS)
+        return
+    cut = decode_video_frames(data, 8, LIMITS)
     assert cut.selection == "sequential" + CUT_SHORT and 1 <= len(cut.frames) < 8

@@ -237,20 +237,27 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
         use_keyframes = survey.keyframes >= max_frames
         wanted = set(evenly_spaced(survey.keyframes if use_keyframes else survey.frames, max_frames))
         frames: list[np.ndarray] = []
+        coded_pixels = 0
         with open_container(data) as container:
             stream = video_stream(container)
             stream.thread_type = "AUTO"
             if use_keyframes:
                 stream.codec_context.skip_frame = "NONKEY"
-            coded_pixels = 0
-            for index, frame in enumerate(container.decode(stream)):
-                if index in wanted:
-                    frames.append(_upright_rgb(frame))
-                    coded_pixels = coded_pixels or frame.width * frame.height
-                    if len(frames) == len(wanted):
-                        break
-                if index % 16 == 0:
-                    deadline.check()
+            try:
+                for index, frame in enumerate(container.decode(stream)):
+                    if index in wanted:
+                        frames.append(_upright_rgb(frame))
+                        coded_pixels = coded_pixels or frame.width * frame.height
+                        if len(frames) == len(wanted):
+                            break
+                    if index % 16 == 0:
+                        deadline.check()
+            except av.error.FFmpegError:
+                # Damage part way (a cut-off or corrupted packet; with threaded decoding the
+                # error can surface before or after the frames ahead of it): what decoded is
+                # kept and marked cut short below, and no frames at all is CorruptMedia.
+                if not frames:
+                    raise
     except av.error.FFmpegError as exc:
         raise CorruptMedia(f"video stream does not decode: {exc}") from exc
     if not frames:
