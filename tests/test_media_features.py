@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -20,8 +21,11 @@ from transforms.visual import (
     cooccurrence_signals,
     detect_face,
     extract_visual,
+    face_motion,
+    face_motion_signals,
     face_noise_profile,
     run_class,
+    visual_features,
 )
 
 from .conftest import image_bytes, make_audio, make_image, make_video
@@ -37,19 +41,28 @@ def test_evenly_spaced_covers_start_and_end():
 
 def test_keyframe_rich_video_is_sampled_from_keyframes_only(tmp_path):
     path = make_video(str(tmp_path / "v.mp4"), seconds=4, fps=15, gop=5)  # 12 keyframes
-    frames, selection, _ = decode_video_frames(Path(path).read_bytes(), MAX_FRAMES, LIMITS)
+    frames, selection, _, successors = decode_video_frames(Path(path).read_bytes(), MAX_FRAMES, LIMITS)
     assert selection == "keyframes"
     assert len(frames) == MAX_FRAMES
     assert frames[0].shape == (120, 160, 3)
+    assert successors == [None] * MAX_FRAMES  # the frame after a keyframe is not decoded
 
 
 def test_video_with_few_keyframes_is_sampled_sequentially_across_its_length(tmp_path):
     path = make_video(str(tmp_path / "v.mp4"), seconds=4, fps=15, gop=300)  # one keyframe
-    frames, selection, _ = decode_video_frames(Path(path).read_bytes(), MAX_FRAMES, LIMITS)
+    frames, selection, _, successors = decode_video_frames(Path(path).read_bytes(), MAX_FRAMES, LIMITS)
     assert selection == "sequential"
     assert len(frames) == MAX_FRAMES
     # The gradient moves 3 px a frame: the first and last samples are far apart in time.
     assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 10
+    # Each sampled frame comes with the grey picture of the very next one (3 px on), except
+    # the last frame of the video, which has none.
+    assert successors[-1] is None and all(s is not None and s.shape == (120, 160) for s in successors[:-1])
+    for frame, after in zip(frames[:-1], successors[:-1]):
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        window = cv2.createHanningWindow((160, 120), cv2.CV_32F)
+        (dx, _), _ = cv2.phaseCorrelate(grey.astype(np.float32), after.astype(np.float32), window)
+        assert abs(abs(dx) - 3) < 0.5  # (rows are alike: no vertical motion to measure)
 
 
 @pytest.mark.parametrize(
@@ -189,6 +202,65 @@ def test_face_cooccurrences_find_a_noiseless_face_pasted_into_a_noisy_frame():
     # A frame without a face found adds to the whole-picture counts, not to the face's.
     both = cooccurrence_signals([cooccurrence_counts(pasted, box), cooccurrence_counts(frame, None)])
     assert np.allclose(both[3 * COOC_CLASSES :], pasted_face)
+
+
+def _textured_scene(rng: np.random.Generator, size: int = 260) -> np.ndarray:
+    return cv2.GaussianBlur(rng.normal(128, 40, (size, size)).astype(np.float32), (0, 0), 1.5)
+
+
+def _moved(scene: np.ndarray, dx: float, dy: float, crop: int = 200) -> np.ndarray:
+    """The centre `crop` of `scene` with its content moved by (dx, dy) px."""
+    moved = cv2.warpAffine(scene, np.float32([[1, 0, dx], [0, 1, dy]]), scene.shape[::-1], flags=cv2.INTER_LINEAR)
+    margin = (scene.shape[0] - crop) // 2
+    return np.clip(moved[margin : margin + crop, margin : margin + crop], 0, 255).astype(np.uint8)
+
+
+def test_face_motion_tells_a_face_moving_with_its_head_from_one_pasted_frame_by_frame():
+    rng = np.random.default_rng(5)
+    scene = _textured_scene(rng)
+    box = (60, 60, 80, 80)
+    inside = _elliptical_radius((200, 200), box) < 0.75
+    filmed, swapped = [], []
+    for _ in range(6):
+        dx, dy = rng.uniform(-2, 2, 2)  # the head and background move together
+        before, after = _moved(scene, 0, 0), _moved(scene, dx, dy)
+        filmed.append(face_motion(before, after, box))
+        jitter = rng.normal(0, 1.5, 2)  # the pasted face is placed anew, a little off
+        wobbling = after.copy()
+        wobbling[inside] = _moved(scene, dx + jitter[0], dy + jitter[1])[inside]
+        swapped.append(face_motion(before, wobbling, box))
+    filmed_signals, swapped_signals = face_motion_signals(filmed, 8), face_motion_signals(swapped, 8)
+    wobble = {
+        name: np.hypot(*np.stack(motions)[:, :2].T) for name, motions in (("filmed", filmed), ("swapped", swapped))
+    }
+    # Phase correlation under-reads motion on a face-sized patch, differently for the two
+    # zones: a face moving with its head still shows a few tenths of a pixel.
+    assert wobble["filmed"].max() < 0.8 and wobble["swapped"].mean() > 1.0
+    assert swapped_signals[0] > filmed_signals[0] + 1.0  # log mean wobble
+    assert swapped_signals[2] > filmed_signals[2]  # its spread over the pairs
+    assert filmed_signals[5] == swapped_signals[5] == pytest.approx(6 / 8)  # pairs measured per frame
+    assert np.all(face_motion_signals([], 8) == 0)
+
+
+def test_face_motion_needs_texture_and_room():
+    flat = np.full((200, 200), 128, np.uint8)
+    assert face_motion(flat, flat, (60, 60, 80, 80)) is None  # nothing to track
+    scene = _moved(_textured_scene(np.random.default_rng(6)), 0, 0)
+    assert face_motion(scene, scene, (95, 95, 10, 10)) is None  # a face too small for its zones
+    still = face_motion(scene, scene, (60, 60, 80, 80))
+    assert still is not None and np.abs(still[:2]).max() < 0.05 and still[2] > 0.9
+
+
+def test_visual_features_read_face_motion_only_where_a_next_frame_was_decoded():
+    frame = render_image(2, None, 192, 192)
+    assert detect_face(frame) is not None
+    moved = cv2.cvtColor(np.roll(frame, 1, axis=1), cv2.COLOR_RGB2GRAY)
+    encoding = np.zeros(3, np.float32)
+    paired = visual_features([frame, frame], "sequential", encoding, [moved, None]).handcrafted
+    unpaired = visual_features([frame, frame], "keyframes", encoding, [None, None]).handcrafted
+    assert paired[-1] == pytest.approx(0.5)  # one of the two frames had its next frame
+    assert np.all(unpaired[-6:] == 0)
+    assert np.array_equal(paired[:-6], unpaired[:-6])  # the other signals do not depend on it
 
 
 def test_faces_in_small_pictures_are_found():

@@ -213,6 +213,9 @@ class DecodedVideo(NamedTuple):
     frames: list[np.ndarray]
     selection: str  # "keyframes" or "sequential", "+cut_short" when the stream ended early
     bits_per_pixel: float  # the picture stream's payload per pixel per frame: how hard it was compressed
+    # Grey picture of the frame right after each sampled one, when the video was decoded
+    # sequentially (None in keyframe mode, and after the last frame): frame-to-frame motion.
+    successors: list[np.ndarray | None]
 
 
 def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> DecodedVideo:
@@ -221,7 +224,8 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
     Decoding keyframes only is about 25x cheaper than decoding every frame, and seeking buys
     nothing when keyframes are far apart (each seek decodes from the previous keyframe). So:
     when the video has at least `max_frames` keyframes, decode keyframes only and keep an
-    evenly spaced subset; otherwise decode sequentially once and keep evenly spaced frames.
+    evenly spaced subset; otherwise decode sequentially once and keep evenly spaced frames,
+    each with the grey picture of the frame after it (free: it is decoded anyway).
     The returned selection ("keyframes" or "sequential", with `CUT_SHORT` appended when fewer
     frames decoded than the packets promised) is recorded with the features,
     since keyframes carry different compression traces than predicted frames, and so are the
@@ -237,6 +241,9 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
         use_keyframes = survey.keyframes >= max_frames
         wanted = set(evenly_spaced(survey.keyframes if use_keyframes else survey.frames, max_frames))
         frames: list[np.ndarray] = []
+        successors: dict[int, np.ndarray] = {}
+        wanted_after = set() if use_keyframes else {index + 1 for index in wanted}
+        last = max(wanted | wanted_after)
         coded_pixels = 0
         with open_container(data) as container:
             stream = video_stream(container)
@@ -248,8 +255,11 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
                     if index in wanted:
                         frames.append(_upright_rgb(frame))
                         coded_pixels = coded_pixels or frame.width * frame.height
-                        if len(frames) == len(wanted):
-                            break
+                    if index in wanted_after:
+                        rgb = frames[-1] if index in wanted else _upright_rgb(frame)
+                        successors[index - 1] = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+                    if index >= last:
+                        break
                     if index % 16 == 0:
                         deadline.check()
             except av.error.FFmpegError:
@@ -268,7 +278,8 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
         # The demuxer found packets the decoder could not turn into pictures: a file cut off
         # or damaged part way. What did decode is still evidence; the selection says so.
         selection += CUT_SHORT
-    return DecodedVideo(frames, selection, survey.payload_bytes * 8 / pixels)
+    after = [successors.get(index) for index in sorted(wanted)[: len(frames)]]
+    return DecodedVideo(frames, selection, survey.payload_bytes * 8 / pixels, after)
 
 
 def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:

@@ -44,6 +44,15 @@ Hand-made signals (per frame, averaged over frames), in `handcrafted` order:
         half box sides of its centre) minus between 0.9 and 1.6 half box sides, counted over
         the frames with a face: a pasted face's noise is unlike the frame's around it (0
         without a face)
+  255-260 face motion between consecutive frames (videos decoded sequentially: each sampled
+        frame and the one after it): the shift of the face's inside (within 0.55 half box
+        sides) against the head and background around it (0.9-1.6), by phase correlation.
+        A face swapped in frame by frame wobbles against its head; a filmed face moves with
+        it. 255 log mean wobble (px), 256 log mean wobble relative to the half box side,
+        257 its spread over the pairs (px), 258 mean phase-correlation peak of the inside
+        (how rigidly it moved), 259 log mean motion around the face (px), 260 share of the
+        sampled frames with a pair measured (all 0 for stills, keyframe-sampled videos and
+        frames without a face)
 
 Faces come from OpenCV's bundled frontal-face Haar cascade ("alt2", works offline), run on
 each sampled frame scaled to 256 px on its longer side (small frames scaled up); the largest
@@ -84,6 +93,10 @@ _FACE_SIGNALS = 4 + _RINGS  # per-frame signals averaged over the frames with a 
 _COOC_TRUNCATION = 2  # residuals in whole levels, truncated to [-2, 2]: 5 values, 125 runs of 3
 _FACE_INSIDE = 0.55  # co-occurrence zones, in half face box sides from the face centre
 _FACE_AROUND = (0.9, 1.6)
+_MOTION_MIN_SIDE = 8  # px: the face's inside zone needs this much texture to be tracked
+_MOTION_MIN_TEXTURE = 1.0  # grey levels of spread, in each zone
+_MOTION_SIGNALS = 6
+_MOTION_TAPER = 0.1  # half box sides: soft edge of the zone hidden when measuring the motion around a face
 MIN_SIDE = 16  # px: below this the spectral and block signals have nothing to measure
 
 FaceBox = tuple[int, int, int, int]  # x, y, width, height in frame pixels
@@ -462,7 +475,76 @@ def noise_signals(frame: np.ndarray, face: FaceBox | None) -> np.ndarray:
     )  # fmt: skip
 
 
-def visual_features(frames: list[np.ndarray], frame_selection: str, encoding: np.ndarray) -> VisualFeatures:
+def _shift(before: np.ndarray, after: np.ndarray, hidden: np.ndarray | None = None, taper: float = 0.0):
+    """Sub-pixel translation (dx, dy) from `before` to `after` by phase correlation, and its
+    peak response (near 1 when the patch moved as one piece).
+
+    Pixels under `hidden` take no part: both patches are weighted by a window that is zero
+    there, its edge softened by a Gaussian of `taper` px. A window stays put in both patches
+    and so pulls the estimate towards no motion (on a face-sized patch, by a third to a half
+    of the shift); `after` is moved back by the first estimate and the rest measured again,
+    which recovers about half of what the first pass missed. What is left is the same for a
+    filmed face and a pasted one: the signals compare the two, they do not need exact motion.
+    """
+    before, after = before.astype(np.float32), after.astype(np.float32)
+    window = cv2.createHanningWindow((before.shape[1], before.shape[0]), cv2.CV_32F)
+    if hidden is not None:
+        before -= before[~hidden].mean()
+        after -= after[~hidden].mean()
+        window *= cv2.GaussianBlur((~hidden).astype(np.float32), (0, 0), max(taper, 0.5))
+    (dx, dy), _ = cv2.phaseCorrelate(before, after, window)
+    back = np.float32([[1, 0, -dx], [0, 1, -dy]])
+    moved = cv2.warpAffine(after, back, (after.shape[1], after.shape[0]), borderMode=cv2.BORDER_REFLECT)
+    (rest_x, rest_y), response = cv2.phaseCorrelate(before, moved, window)
+    return np.array([dx + rest_x, dy + rest_y], np.float32), float(response)
+
+
+def face_motion(grey: np.ndarray, successor: np.ndarray, face: FaceBox) -> np.ndarray | None:
+    """How the inside of a face moves between a frame and the next against the head and
+    background around it, by phase correlation of each zone (the co-occurrence zones: inside
+    0.55 half box sides of the face centre; around, out to 1.6 with everything within 0.9
+    hidden). A face pasted frame by frame is placed anew each frame and wobbles against the
+    head it sits in; a filmed face moves with it.
+
+    Returns [dx, dy] of inside minus around (px), the inside's peak response, the around
+    zone's motion (px) and the face's half box side (px), or None when the face is too small
+    for the zones to hold texture.
+    """
+    inside, _ = _face_distance(face, grey.shape, _FACE_INSIDE)
+    window, distance = _face_distance(face, grey.shape, _FACE_AROUND[1])
+    hidden = distance < _FACE_AROUND[0]
+    if min(grey[inside].shape) < _MOTION_MIN_SIDE or (~hidden).sum() < _MOTION_MIN_SIDE**2:
+        return None
+    if grey[inside].std() < _MOTION_MIN_TEXTURE or grey[window][~hidden].std() < _MOTION_MIN_TEXTURE:
+        return None  # a flat patch has no motion to find
+    inner_shift, inner_response = _shift(grey[inside], successor[inside])
+    half_side = float(np.sqrt(face[2] * face[3])) / 2
+    around_shift, _ = _shift(grey[window], successor[window], hidden, taper=_MOTION_TAPER * half_side)
+    relative = inner_shift - around_shift
+    motion = np.array([*relative, inner_response, np.hypot(*around_shift), half_side], np.float32)
+    return motion if np.all(np.isfinite(motion)) else None
+
+
+def face_motion_signals(motions: list[np.ndarray], frames: int) -> np.ndarray:
+    """Entries 255-260 of the module doc from the `face_motion` of each frame pair measured."""
+    if not motions:
+        return np.zeros(_MOTION_SIGNALS, np.float32)
+    motion = np.stack(motions)
+    wobble = np.hypot(motion[:, 0], motion[:, 1])
+    spread = float(motion[:, :2].std(axis=0).mean()) if len(motion) > 1 else 0.0
+    return np.array(
+        [np.log(wobble.mean() + 0.01), np.log((wobble / motion[:, 4]).mean() + 1e-3), spread, motion[:, 2].mean(),
+         np.log(motion[:, 3].mean() + 0.01), len(motion) / frames],
+        dtype=np.float32,
+    )  # fmt: skip
+
+
+def visual_features(
+    frames: list[np.ndarray],
+    frame_selection: str,
+    encoding: np.ndarray,
+    successors: list[np.ndarray | None] | None = None,
+) -> VisualFeatures:
     """Builds the fixed-size visual tensor and handcrafted vector from decoded RGB frames.
 
     Args:
@@ -470,6 +552,8 @@ def visual_features(frames: list[np.ndarray], frame_selection: str, encoding: np
         frame_selection: how they were sampled ("still", "animation", "keyframes", "sequential";
             a video's with "+cut_short" when its stream ended before the frames it promised).
         encoding: `encoding_signals` of the stored picture.
+        successors: for each frame, the grey picture of the frame after it, or None (a still,
+            keyframes, the last frame): the face motion signals read these pairs.
     """
     if not frames:
         raise ValueError("visual_features needs at least one frame")
@@ -506,9 +590,15 @@ def visual_features(frames: list[np.ndarray], frame_selection: str, encoding: np
         temporal = 0.0
     residual_spread = float(per_frame[:, 15].std())
     cooccurrences = cooccurrence_signals([cooccurrence_counts(f, box) for f, box in zip(frames, boxes)])
+    motions = [
+        face_motion(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), after, box)
+        for frame, after, box in zip(frames, successors or [], boxes)
+        if after is not None and box is not None
+    ]
+    motion = face_motion_signals([m for m in motions if m is not None], len(frames))
     handcrafted = np.concatenate(
         [per_frame.mean(axis=0), [temporal, residual_spread], noise_means[:-_RINGS], [with_face.mean()], encoding,
-         noise_means[-_RINGS:], cooccurrences]
+         noise_means[-_RINGS:], cooccurrences, motion]
     ).astype(np.float32)  # fmt: skip
     assert handcrafted.shape == (VISUAL_HANDCRAFTED_DIM,)
     return VisualFeatures(
@@ -531,7 +621,8 @@ def extract_visual(data: bytes, media_type: str, limits: MediaLimits) -> VisualF
         return visual_features(frames, "still" if len(frames) == 1 else "animation", encoding)
     if media_type == "video":
         video = decode_video_frames(data, MAX_FRAMES, limits)
-        return visual_features(video.frames, video.selection, encoding_signals(video.bits_per_pixel, None, None))
+        encoding = encoding_signals(video.bits_per_pixel, None, None)
+        return visual_features(video.frames, video.selection, encoding, video.successors)
     return None
 
 
