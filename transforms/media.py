@@ -209,12 +209,17 @@ def _survey_packets(data: bytes, deadline: Deadline) -> _PacketSurvey:
     return _PacketSurvey(keyframes, frames, payload)
 
 
+# A seek lands on the keyframe at or before the time asked for; the frames decoded from there
+# to the keyframe wanted are bounded (a stream whose seek lands far off yields no pair).
+_MAX_FRAMES_TO_KEYFRAME = 32
+
+
 class DecodedVideo(NamedTuple):
     frames: list[np.ndarray]
     selection: str  # "keyframes" or "sequential", "+cut_short" when the stream ended early
     bits_per_pixel: float  # the picture stream's payload per pixel per frame: how hard it was compressed
-    # Grey picture of the frame right after each sampled one, when the video was decoded
-    # sequentially (None in keyframe mode, and after the last frame): frame-to-frame motion.
+    # Grey picture of the frame right after each sampled one (None after the last frame of the
+    # video, or where it did not decode): frame-to-frame motion.
     successors: list[np.ndarray | None]
 
 
@@ -224,8 +229,10 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
     Decoding keyframes only is about 25x cheaper than decoding every frame, and seeking buys
     nothing when keyframes are far apart (each seek decodes from the previous keyframe). So:
     when the video has at least `max_frames` keyframes, decode keyframes only and keep an
-    evenly spaced subset; otherwise decode sequentially once and keep evenly spaced frames,
-    each with the grey picture of the frame after it (free: it is decoded anyway).
+    evenly spaced subset; otherwise decode sequentially once and keep evenly spaced frames.
+    Each sampled frame comes with the grey picture of the frame right after it, for
+    frame-to-frame motion: free when decoding sequentially, and in keyframe mode a seek to
+    each sampled keyframe and a frame or two decoded from there.
     The returned selection ("keyframes" or "sequential", with `CUT_SHORT` appended when fewer
     frames decoded than the packets promised) is recorded with the features,
     since keyframes carry different compression traces than predicted frames, and so are the
@@ -241,6 +248,7 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
         use_keyframes = survey.keyframes >= max_frames
         wanted = set(evenly_spaced(survey.keyframes if use_keyframes else survey.frames, max_frames))
         frames: list[np.ndarray] = []
+        keyframe_times: list[int | None] = []
         successors: dict[int, np.ndarray] = {}
         wanted_after = set() if use_keyframes else {index + 1 for index in wanted}
         last = max(wanted | wanted_after)
@@ -254,6 +262,7 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
                 for index, frame in enumerate(container.decode(stream)):
                     if index in wanted:
                         frames.append(_upright_rgb(frame))
+                        keyframe_times.append(frame.pts)
                         coded_pixels = coded_pixels or frame.width * frame.height
                     if index in wanted_after:
                         rgb = frames[-1] if index in wanted else _upright_rgb(frame)
@@ -278,8 +287,39 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
         # The demuxer found packets the decoder could not turn into pictures: a file cut off
         # or damaged part way. What did decode is still evidence; the selection says so.
         selection += CUT_SHORT
-    after = [successors.get(index) for index in sorted(wanted)[: len(frames)]]
+    if use_keyframes:
+        after = _frames_after(data, keyframe_times, deadline)
+    else:
+        after = [successors.get(index) for index in sorted(wanted)[: len(frames)]]
     return DecodedVideo(frames, selection, survey.payload_bytes * 8 / pixels, after)
+
+
+def _frames_after(data: bytes, times: list[int | None], deadline: Deadline) -> list[np.ndarray | None]:
+    """Grey picture of the frame right after each keyframe presented at `times` (stream time
+    base): a seek to the keyframe, then two or three frames decoded. None where the stream
+    cannot seek there or the next frame does not decode: the pairs are extra evidence, and
+    the frames already decoded stand without them."""
+    after: list[np.ndarray | None] = [None] * len(times)
+    try:
+        with open_container(data) as container:
+            stream = video_stream(container)
+            for slot, time in enumerate(times):
+                if time is None:
+                    continue
+                container.seek(time, stream=stream, backward=True, any_frame=False)
+                reached = False
+                for count, frame in enumerate(container.decode(stream)):
+                    if frame.pts is None or count > _MAX_FRAMES_TO_KEYFRAME:
+                        break
+                    if frame.pts > time:
+                        if reached:
+                            after[slot] = cv2.cvtColor(_upright_rgb(frame), cv2.COLOR_RGB2GRAY)
+                        break
+                    reached = reached or frame.pts == time
+                deadline.check()
+    except av.error.FFmpegError:
+        pass  # what was found before the stream failed is kept
+    return after
 
 
 def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:

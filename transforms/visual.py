@@ -44,15 +44,15 @@ Hand-made signals (per frame, averaged over frames), in `handcrafted` order:
         half box sides of its centre) minus between 0.9 and 1.6 half box sides, counted over
         the frames with a face: a pasted face's noise is unlike the frame's around it (0
         without a face)
-  255-260 face motion between consecutive frames (videos decoded sequentially: each sampled
-        frame and the one after it): the shift of the face's inside (within 0.55 half box
+  255-260 face motion between consecutive frames (videos: each sampled frame and the one
+        after it): the shift of the face's inside (within 0.55 half box
         sides) against the head and background around it (0.9-1.6), by phase correlation.
         A face swapped in frame by frame wobbles against its head; a filmed face moves with
         it. 255 log mean wobble (px), 256 log mean wobble relative to the half box side,
         257 its spread over the pairs (px), 258 mean phase-correlation peak of the inside
         (how rigidly it moved), 259 log mean motion around the face (px), 260 share of the
-        sampled frames with a pair measured (all 0 for stills, keyframe-sampled videos and
-        frames without a face)
+        sampled frames with a pair measured (all 0 for stills and animations, and where no
+        face was found or the next frame did not decode)
 
 Faces come from OpenCV's bundled frontal-face Haar cascade ("alt2", works offline), run on
 each sampled frame scaled to 256 px on its longer side (small frames scaled up); the largest
@@ -553,7 +553,7 @@ def visual_features(
             a video's with "+cut_short" when its stream ended before the frames it promised).
         encoding: `encoding_signals` of the stored picture.
         successors: for each frame, the grey picture of the frame after it, or None (a still,
-            keyframes, the last frame): the face motion signals read these pairs.
+            the last frame, one that did not decode): the face motion signals read these pairs.
     """
     if not frames:
         raise ValueError("visual_features needs at least one frame")
