@@ -25,9 +25,12 @@ Usage: ``python -m models.corpus --out DIR --count N [--seed S] [--corrupt K]``
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
+import multiprocessing
+import os
 import sys
 import time
 from collections import Counter
@@ -1634,6 +1637,7 @@ def generate_corpus(
     seed: int = 0,
     corrupt: int = 0,
     families: Mapping[str, Iterable[str]] | Iterable[str] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Writes a labelled corpus: ``media/``, ``manifest.jsonl`` and ``labels.jsonl``.
 
@@ -1646,6 +1650,7 @@ def generate_corpus(
             ``{"visual": ["upsample"]}`` restricts only the modalities it names; a flat list of
             names is the complete allow-list across modalities (a modality with none allowed
             makes no synthetic content of that kind).
+        workers: processes that make the media (the output is the same for any number).
 
     Returns:
         A summary: totals by media type, label, container and family per modality.
@@ -1665,20 +1670,14 @@ def generate_corpus(
         media_type, container = _CORRUPT_SHAPES[kind]
         plans.append(ItemPlan(count + j, f"c{count + j:06d}", media_type, container, None, None, None, kind))
 
-    rows: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
-    for plan in plans:
-        account, uploaded_at, surface, country = _plan_upload(seed, plan, accounts, weights)
-        path = out / "media" / f"{plan.content_id}.{_EXTENSIONS[plan.container]}"
-        if plan.corrupt_kind:
-            _make_corrupt(path, plan.corrupt_kind, _rng(seed, _CORRUPT_STREAM, plan.index, _ENCODE))
-            declared = False
-        else:
-            meta = _plan_metadata(seed, plan, uploaded_at, country)
-            {"video": _make_video, "image": _make_image, "audio": _make_audio}[plan.media_type](path, plan, meta, seed)
-            declared = meta.declared_ai
-        notice = _plan_notice(seed, plan, uploaded_at)
-        manifest = _manifest_row(plan, account, uploaded_at, surface, country, declared, notice)
-        rows.append((manifest["uploaded_at"], plan.content_id, manifest, _labels_row(plan)))
+    make = functools.partial(_make_item, out, seed, accounts, weights)
+    if workers > 1 and len(plans) > 1:
+        # Every item draws from its own seeded streams, so the bytes do not depend on which
+        # process makes it. Forked workers share the account pool and the imported modules.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            rows = pool.map(make, plans, chunksize=8)
+    else:
+        rows = [make(plan) for plan in plans]
 
     rows.sort(key=lambda row: (row[0], row[1]))  # an upload stream, in event-time order
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as manifest_file:
@@ -1686,6 +1685,24 @@ def generate_corpus(
     with open(out / "labels.jsonl", "w", encoding="utf-8") as labels_file:
         labels_file.writelines(json.dumps(row[3], sort_keys=True) + "\n" for row in rows)
     return _summary(out, plans)
+
+
+def _make_item(
+    out: Path, seed: int, accounts: list[Account], weights: tuple[np.ndarray, np.ndarray], plan: ItemPlan
+) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """Writes one item's media file; returns its (upload time, content id, manifest row, labels row)."""
+    account, uploaded_at, surface, country = _plan_upload(seed, plan, accounts, weights)
+    path = out / "media" / f"{plan.content_id}.{_EXTENSIONS[plan.container]}"
+    if plan.corrupt_kind:
+        _make_corrupt(path, plan.corrupt_kind, _rng(seed, _CORRUPT_STREAM, plan.index, _ENCODE))
+        declared = False
+    else:
+        meta = _plan_metadata(seed, plan, uploaded_at, country)
+        {"video": _make_video, "image": _make_image, "audio": _make_audio}[plan.media_type](path, plan, meta, seed)
+        declared = meta.declared_ai
+    notice = _plan_notice(seed, plan, uploaded_at)
+    manifest = _manifest_row(plan, account, uploaded_at, surface, country, declared, notice)
+    return manifest["uploaded_at"], plan.content_id, manifest, _labels_row(plan)
 
 
 def _summary(out: Path, plans: list[ItemPlan]) -> dict[str, Any]:
@@ -1716,6 +1733,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
     parser.add_argument("--corrupt", type=int, default=0, help="extra broken files labelled 'corrupt' (default 0)")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes that make the media; the bytes are the same for any number (default: one per core)",
+    )
+    parser.add_argument(
         "--families",
         default=None,
         help="comma-separated synthetic families to allow, across all modalities (default: all of "
@@ -1728,8 +1751,8 @@ def main(argv: list[str] | None = None) -> None:
         help="comma-separated families to leave out (for leave-one-family-out splits); the rest stay allowed",
     )
     args = parser.parse_args(argv)
-    if args.count < 0 or args.corrupt < 0 or args.seed < 0:
-        parser.error("--count, --corrupt and --seed must not be negative")
+    if args.count < 0 or args.corrupt < 0 or args.seed < 0 or args.workers < 1:
+        parser.error("--count, --corrupt and --seed must not be negative, and --workers must be at least 1")
     if args.families and args.exclude_families:
         parser.error("give --families or --exclude-families, not both")
     families = None
@@ -1743,7 +1766,9 @@ def main(argv: list[str] | None = None) -> None:
         families = {modality: [n for n in names if n not in excluded] for modality, names in FAMILIES.items()}
     started = time.perf_counter()
     try:
-        summary = generate_corpus(args.out, args.count, seed=args.seed, corrupt=args.corrupt, families=families)
+        summary = generate_corpus(
+            args.out, args.count, seed=args.seed, corrupt=args.corrupt, families=families, workers=args.workers
+        )
     except ValueError as exc:
         parser.error(str(exc))
     elapsed = time.perf_counter() - started
