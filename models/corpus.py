@@ -17,9 +17,9 @@ on a problem with a known answer:
 Output in ``out_dir``: ``media/<content_id>.<ext>``, ``manifest.jsonl`` (upload events, as the
 pipeline sees them) and ``labels.jsonl`` (ground truth, kept apart). Every item draws from its
 own random stream, ``default_rng([seed, 0, index, purpose])``, so an item does not depend on
-the others or on generation order.
+the others, on generation order or on how many processes make the media (``--workers``).
 
-Usage: ``python -m models.corpus --out DIR --count N [--seed S] [--corrupt K]``
+Usage: ``python -m models.corpus --out DIR --count N [--seed S] [--corrupt K] [--workers W]``
 """
 
 from __future__ import annotations
