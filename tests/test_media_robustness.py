@@ -185,6 +185,34 @@ class _FailingDecode:
             yield frame
 
 
+class _FailingSeek:
+    """A container that cannot seek, as FFmpeg reports for a stream without an index."""
+
+    def __init__(self, container):
+        self._container = container
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def seek(self, *args, **kwargs):
+        raise av.error.PermissionError(1, "Operation not permitted")
+
+
+def test_a_keyframe_video_that_cannot_seek_keeps_its_frames_without_pairs(tmp_path, monkeypatch):
+    data = Path(make_video(str(tmp_path / "v.mp4"), seconds=4, gop=5, with_audio=False)).read_bytes()
+    real_open = media.open_container
+
+    @contextlib.contextmanager
+    def unseekable_open(payload):
+        with real_open(payload) as container:
+            yield _FailingSeek(container)
+
+    monkeypatch.setattr(media, "open_container", unseekable_open)
+    video = decode_video_frames(data, 8, LIMITS)
+    assert video.selection == "keyframes" and len(video.frames) == 8
+    assert video.successors == [None] * 8
+
+
 @pytest.mark.parametrize("good", [0, 12])
 def test_a_decoder_error_part_way_keeps_the_frames_before_it(tmp_path, monkeypatch, good):
     data = Path(make_video(str(tmp_path / "v.mp4"), seconds=3, with_audio=False)).read_bytes()
