@@ -62,11 +62,11 @@ format: install
 bench: install
 	$(PY) -m benchmarks.throughput
 
-# The measured model figures in reports/MODEL_REPORT.md: a 3000-item corpus, its features,
-# training, and the evaluation with held-out families (about 70 minutes on 2 cores).
+# The measured model figures in reports/MODEL_REPORT.md: a 6000-item corpus, its features,
+# training, and the evaluation with held-out families (about 2 hours on 2 cores).
 REPORT := data/model-report
 model-report: install
-	$(PY) -m models.corpus --out $(REPORT)/corpus --count 3000 --seed 5
+	$(PY) -m models.corpus --out $(REPORT)/corpus --count 6000 --seed 5
 	$(PY) -m pipelines.batch --input $(REPORT)/corpus/manifest.jsonl --warehouse $(REPORT)/warehouse \
 	  --write_disposition truncate $(DEMO_RUNNER) > /dev/null
 	$(PY) -m models.train --features $(REPORT)/warehouse --labels $(REPORT)/corpus/labels.jsonl --out $(REPORT)/models
