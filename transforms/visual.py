@@ -501,9 +501,9 @@ def _shift(before: np.ndarray, after: np.ndarray, hidden: np.ndarray | None = No
 
 def face_motion(grey: np.ndarray, successor: np.ndarray, face: FaceBox) -> np.ndarray | None:
     """How the inside of a face moves between a frame and the next against the head and
-    background around it, by phase correlation of each zone (the co-occurrence zones: inside
-    0.55 half box sides of the face centre; around, out to 1.6 with everything within 0.9
-    hidden). A face pasted frame by frame is placed anew each frame and wobbles against the
+    background around it, by phase correlation of each zone (the co-occurrence zones' reach:
+    inside, the rectangle within 0.55 half box sides of the face centre; around, the one out
+    to 1.6 with everything within 0.9 of the centre, elliptically, hidden). A face pasted frame by frame is placed anew each frame and wobbles against the
     head it sits in; a filmed face moves with it.
 
     Returns [dx, dy] of inside minus around (px), the inside's peak response, the around
