@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-FEATURE_VERSION = "f7"
+FEATURE_VERSION = "f8"
 
 # Visual: frames sampled across the item, each a native-resolution centre crop. Crops, not
 # resizes: resampling would erase the pixel-level traces (upsampling grids, blending seams,
@@ -22,7 +22,7 @@ FEATURE_VERSION = "f7"
 # and at its seam.
 MAX_FRAMES = 8
 CROP_SIZE = 64
-VISUAL_HANDCRAFTED_DIM = 261
+VISUAL_HANDCRAFTED_DIM = 273
 
 # Audio: 16 kHz mono, 25 ms windows every 10 ms, 40 mel bands, 1 s analysis windows.
 SAMPLE_RATE = 16_000

@@ -24,6 +24,8 @@ from transforms.visual import (
     face_motion,
     face_motion_signals,
     face_noise_profile,
+    face_zone_means,
+    face_zone_signals,
     run_class,
     visual_features,
 )
@@ -268,9 +270,72 @@ def test_visual_features_read_face_motion_only_where_a_next_frame_was_decoded():
     encoding = np.zeros(3, np.float32)
     paired = visual_features([frame, frame], "sequential", encoding, [moved, None]).handcrafted
     unpaired = visual_features([frame, frame], "keyframes", encoding, [None, None]).handcrafted
-    assert paired[-1] == pytest.approx(0.5)  # one of the two frames had its next frame
-    assert np.all(unpaired[-6:] == 0)
-    assert np.array_equal(paired[:-6], unpaired[:-6])  # the other signals do not depend on it
+    motion = slice(255, 261)
+    assert paired[motion][-1] == pytest.approx(0.5)  # one of the two frames had its next frame
+    assert np.all(unpaired[motion] == 0)
+    others = np.r_[0:255, 261:VISUAL_HANDCRAFTED_DIM]
+    assert np.array_equal(paired[others], unpaired[others])  # the other signals do not depend on it
+
+
+def _pasted_faces() -> tuple[tuple[int, int, int, int], dict[str, np.ndarray]]:
+    """A filmed face (the whole frame through one lens blur and one sensor's noise) and three
+    faces pasted after the camera: tinted, not lens-blurred, without sensor noise."""
+    rng = np.random.default_rng(8)
+    box = (60, 50, 80, 100)
+    scene = cv2.GaussianBlur(rng.normal(0, 40, (220, 200)).astype(np.float32), (0, 0), 1.0)
+    light = np.stack([scene + 150, scene + 120, scene + 100], axis=-1)
+
+    def camera(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(image, (0, 0), 1.2) + rng.normal(0, 3, image.shape).astype(np.float32)
+
+    filmed = camera(light)
+    inside = _elliptical_radius((220, 200), box) < 0.7
+
+    def pasted(source: np.ndarray) -> np.ndarray:
+        frame = filmed.copy()
+        frame[inside] = source[inside]
+        return frame
+
+    frames = {
+        "filmed": filmed,
+        "tinted": pasted(filmed * np.float32([1.08, 1.0, 0.95])),
+        "sharp": pasted(light + rng.normal(0, 3, light.shape).astype(np.float32)),
+        "noiseless": pasted(cv2.GaussianBlur(light, (0, 0), 1.2)),
+    }
+    return box, {name: np.clip(frame, 0, 255).astype(np.uint8) for name, frame in frames.items()}
+
+
+def test_face_zone_signals_find_a_face_pasted_after_the_camera():
+    box, frames = _pasted_faces()
+    signals = {name: face_zone_signals(frame, box) for name, frame in frames.items()}
+    filmed = signals["filmed"]
+    assert filmed.shape == (12,)
+    assert np.abs(filmed[:4]).max() < 0.005  # one tint everywhere
+    assert np.abs(filmed[10:]).max() < 0.05  # one sensor's chroma noise everywhere
+    tinted = signals["tinted"]
+    assert tinted[1] > 0.01 and tinted[3] < -0.01  # redder, less blue: Cr up, Cb down inside
+    # Without the lens blur the inside keeps its middle detail against the coarse; around, the same.
+    assert signals["sharp"][5] > filmed[5] + 0.2
+    assert signals["sharp"][9] == pytest.approx(filmed[9], abs=0.01)
+    assert np.all(signals["noiseless"][10:] < -2.0)  # no chroma noise inside, camera noise around
+
+
+def test_face_zone_signals_need_room_and_average_over_frames_with_a_face():
+    box, frames = _pasted_faces()
+    assert face_zone_signals(frames["filmed"], (98, 98, 4, 4)) is None  # zones of a few pixels
+    edge = face_zone_signals(frames["filmed"], (170, 190, 60, 60))  # mostly outside the frame
+    assert edge is None or np.all(np.isfinite(edge))
+    assert np.all(face_zone_means([]) == 0) and np.all(face_zone_means([None]) == 0)
+    zones = [face_zone_signals(frames[name], box) for name in ("filmed", "noiseless")]
+    assert np.allclose(face_zone_means([zones[0], None, zones[1]]), (zones[0] + zones[1]) / 2)
+    # Wired in as entries 261-272: zero without a face, the frame's own signals with one.
+    face_frame = render_image(2, None, 192, 192)
+    found = detect_face(face_frame)
+    encoding = np.zeros(3, np.float32)
+    with_face = visual_features([face_frame], "still", encoding).handcrafted
+    assert np.allclose(with_face[261:273], face_zone_signals(face_frame, found))
+    faceless = visual_features([np.full((96, 96, 3), 90, np.uint8)], "still", encoding).handcrafted
+    assert np.all(faceless[261:273] == 0)
 
 
 def test_faces_in_small_pictures_are_found():

@@ -53,6 +53,14 @@ Hand-made signals (per frame, averaged over frames), in `handcrafted` order:
         (how rigidly it moved), 259 log mean motion around the face (px), 260 share of the
         sampled frames with a pair measured (all 0 for stills and animations, and where no
         face was found or the next frame did not decode)
+  261-272 colour and lens-blur consistency of the face with its head and background
+        (`face_zone_signals`), averaged over the frames with a face; zones in half box sides:
+        inside (within 0.55), the band where a pasted face's edge sits (0.55-0.9), around
+        (0.9-1.6). 261-262 median Cr of the inside minus the band and minus around, 263-264 the
+        same for Cb (a pasted face keeps its source's tint); 265-270 for inside, band and
+        around, log ratios of luma detail between successive Gaussian scales (0.7, 1.4, 2.8
+        px): fine to middle, middle to coarse (a face pasted after the camera missed its lens
+        blur); 271-272 log ratio of chroma noise (Cr, Cb) inside to around (0 without a face)
 
 Faces come from OpenCV's bundled frontal-face Haar cascade ("alt2", works offline), run on
 each sampled frame scaled to 256 px on its longer side (small frames scaled up); the largest
@@ -97,6 +105,9 @@ _MOTION_MIN_SIDE = 8  # px: the face's inside zone needs this much texture to be
 _MOTION_MIN_TEXTURE = 1.0  # grey levels of spread, in each zone
 _MOTION_SIGNALS = 6
 _MOTION_TAPER = 0.1  # half box sides: soft edge of the zone hidden when measuring the motion around a face
+_ZONE_SIGNALS = 12
+_ZONE_MIN_PIXELS = 16
+_DETAIL_SIGMAS = (0.7, 1.4, 2.8)  # px: Gaussian scales splitting detail into fine, middle and coarse
 MIN_SIDE = 16  # px: below this the spectral and block signals have nothing to measure
 
 FaceBox = tuple[int, int, int, int]  # x, y, width, height in frame pixels
@@ -525,6 +536,47 @@ def face_motion(grey: np.ndarray, successor: np.ndarray, face: FaceBox) -> np.nd
     return motion if np.all(np.isfinite(motion)) else None
 
 
+def face_zone_signals(frame: np.ndarray, face: FaceBox) -> np.ndarray | None:
+    """Colour and lens-blur consistency of a face with the head and background around it
+    (entries 261-272 of the module doc), or None when a zone has too few pixels.
+
+    Zones, in half box sides from the face centre: inside (within 0.55), the band where a
+    pasted face's edge sits (0.55-0.9) and around (0.9-1.6). A face pasted after the camera
+    missed its lens blur and chroma noise, and carries its source's tint.
+    """
+    window, distance = _face_distance(face, frame.shape[:2], _FACE_AROUND[1])
+    zones = (distance < _FACE_INSIDE, (distance >= _FACE_INSIDE) & (distance < _FACE_AROUND[0]),
+             distance >= _FACE_AROUND[0])  # fmt: skip
+    if min(int(zone.sum()) for zone in zones) < _ZONE_MIN_PIXELS:
+        return None
+    ycc = cv2.cvtColor(frame[window].astype(np.float32) / 255.0, cv2.COLOR_RGB2YCrCb)
+    tint = []
+    for channel in (1, 2):
+        medians = [float(np.median(ycc[..., channel][zone])) for zone in zones]
+        tint += [medians[0] - medians[1], medians[0] - medians[2]]
+    # Detail between successive blur scales: a lens-blurred capture loses the finest band first.
+    luma = ycc[..., 0]
+    blurred = [luma] + [cv2.GaussianBlur(luma, (0, 0), sigma) for sigma in _DETAIL_SIGMAS]
+    bands = [np.abs(finer - coarser) for finer, coarser in itertools.pairwise(blurred)]
+    detail = []
+    for zone in zones:
+        means = [float(band[zone].mean()) + 1e-4 for band in bands]
+        detail += [np.log(means[0] / means[1]), np.log(means[1] / means[2])]
+    chroma_noise = []
+    for channel in (1, 2):
+        plane = ycc[..., channel]
+        noise = np.abs(plane - cv2.blur(plane, (3, 3)))
+        chroma_noise.append(np.log((np.median(noise[zones[0]]) + 1e-4) / (np.median(noise[zones[2]]) + 1e-4)))
+    signals = np.array([*tint, *detail, *chroma_noise], np.float32)
+    return signals if np.all(np.isfinite(signals)) else None
+
+
+def face_zone_means(zones: list[np.ndarray | None]) -> np.ndarray:
+    """The mean `face_zone_signals` over the frames that have them (zeros for none)."""
+    measured = [zone for zone in zones if zone is not None]
+    return np.mean(measured, axis=0).astype(np.float32) if measured else np.zeros(_ZONE_SIGNALS, np.float32)
+
+
 def face_motion_signals(motions: list[np.ndarray], frames: int) -> np.ndarray:
     """Entries 255-260 of the module doc from the `face_motion` of each frame pair measured."""
     if not motions:
@@ -596,9 +648,10 @@ def visual_features(
         if after is not None and box is not None
     ]
     motion = face_motion_signals([m for m in motions if m is not None], len(frames))
+    zones = face_zone_means([face_zone_signals(f, box) for f, box in zip(frames, boxes) if box is not None])
     handcrafted = np.concatenate(
         [per_frame.mean(axis=0), [temporal, residual_spread], noise_means[:-_RINGS], [with_face.mean()], encoding,
-         noise_means[-_RINGS:], cooccurrences, motion]
+         noise_means[-_RINGS:], cooccurrences, motion, zones]
     ).astype(np.float32)  # fmt: skip
     assert handcrafted.shape == (VISUAL_HANDCRAFTED_DIM,)
     return VisualFeatures(
