@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(args.corpus) if args.corpus else Path(scratch) / "corpus"
         if not args.corpus:
             start = time.perf_counter()
-            corpus.generate_corpus(root, count=args.count, seed=99)
-            print(f"corpus: {args.count} items generated in {time.perf_counter() - start:.1f} s")
+            corpus.generate_corpus(root, count=args.count, seed=99, workers=os.cpu_count() or 1)
+            print(
+                f"corpus: {args.count} items generated in {time.perf_counter() - start:.1f} s ({os.cpu_count()} processes)"
+            )
         manifest = root / "manifest.jsonl"
         items = sum(1 for line in manifest.read_text().splitlines() if line.strip())
         print(f"cores: {os.cpu_count()}  items: {items}  workers: {args.workers}")
