@@ -66,7 +66,7 @@ bench: install
 # training, and the evaluation with held-out families (about 2 hours on 2 cores).
 REPORT := data/model-report
 model-report: install
-	$(PY) -m models.corpus --out $(REPORT)/corpus --count 6000 --seed 5
+	$(PY) -m models.corpus --out $(REPORT)/corpus --count 12000 --seed 5
 	$(PY) -m pipelines.batch --input $(REPORT)/corpus/manifest.jsonl --warehouse $(REPORT)/warehouse \
 	  --write_disposition truncate $(DEMO_RUNNER) > /dev/null
 	$(PY) -m models.train --features $(REPORT)/warehouse --labels $(REPORT)/corpus/labels.jsonl --out $(REPORT)/models
