@@ -322,6 +322,7 @@ class ScoredMedia:
             "content_id": self.event.content_id,
             "account_id": self.event.account_id,
             "media_type": self.info.media_type,
+            "declared_media_type": self.event.media_type,
             "uploaded_at": self.event.uploaded_at,
             "scored_at": self.scored_at,
             "modalities_present": list(self.modalities_present),

@@ -373,10 +373,15 @@ class _ExtractMetadataDoFn(beam.DoFn):
     def __init__(self, limits: MediaLimits):
         self._limits = limits
         self._by_type = {t: Metrics.counter("features", f"media_type_{t}") for t in ("video", "image", "audio")}
+        self._mislabelled = Metrics.counter("features", "media_type_mislabelled")
 
     def process(self, blob: MediaBlob):
         info = probe_media(blob.data, self._limits)
         self._by_type[info.media_type].inc()
+        # The bytes decide how the item is read; a declared type that disagrees is kept on the
+        # score row (`declared_media_type`) and counted, since mislabelling can be evasion.
+        if blob.event.media_type not in (None, info.media_type):
+            self._mislabelled.inc()
         yield MediaFeatures(
             event=blob.event,
             sha256=blob.sha256,
