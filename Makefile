@@ -62,8 +62,8 @@ format: install
 bench: install
 	$(PY) -m benchmarks.throughput
 
-# The measured model figures in reports/MODEL_REPORT.md: a 6000-item corpus, its features,
-# training, and the evaluation with held-out families (about 2 hours on 2 cores).
+# The measured model figures in reports/MODEL_REPORT.md: a 12000-item corpus, its features,
+# training, and the evaluation with held-out families (about 5 hours on 2 cores).
 REPORT := data/model-report
 model-report: install
 	$(PY) -m models.corpus --out $(REPORT)/corpus --count 12000 --seed 5

@@ -77,11 +77,19 @@ def make_image(path: str, size: tuple[int, int] = (120, 90), fmt: str | None = N
     return path
 
 
-def make_audio(path: str, seconds: float = 2.0, rate: int = 22050, fmt: str | None = None) -> str:
+def make_audio(
+    path: str | io.BytesIO, seconds: float = 2.0, rate: int = 22050, fmt: str | None = None
+) -> str | io.BytesIO:
     t = np.arange(int(seconds * rate)) / rate
     samples = (0.2 * np.sin(2 * np.pi * 330 * t) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
     sf.write(path, samples, rate, format=fmt)
     return path
+
+
+def audio_bytes(seconds: float = 1.0, rate: int = 16000, fmt: str = "WAV") -> bytes:
+    buffer = io.BytesIO()
+    make_audio(buffer, seconds, rate, fmt)
+    return buffer.getvalue()
 
 
 def image_bytes(size: tuple[int, int] = (120, 90), fmt: str = "PNG") -> bytes:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 
 import apache_beam as beam
-import numpy as np
-import soundfile as sf
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -17,16 +14,9 @@ from schemas.records import AccountContext, MediaBlob, ModalityScore, ScoredMedi
 from transforms.limits import MediaLimits
 from transforms.metadata import ExtractMetadataFeatures, probe_media
 
-from .conftest import batch_pipeline, image_bytes
+from .conftest import audio_bytes, batch_pipeline, image_bytes
 
 NOW = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
-
-
-def _wav_bytes() -> bytes:
-    buffer = io.BytesIO()
-    tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
-    sf.write(buffer, tone.astype(np.float32), 16000, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
 
 
 def _blob(content_id: str, declared: str | None, data: bytes) -> MediaBlob:
@@ -42,7 +32,7 @@ def _types(features):
 
 def test_the_bytes_decide_the_type_and_a_mislabel_is_counted():
     blobs = [
-        _blob("sound-sent-as-image", "image", _wav_bytes()),
+        _blob("sound-sent-as-image", "image", audio_bytes()),
         _blob("honest-image", "image", image_bytes()),
         _blob("undeclared", None, image_bytes()),
     ]
@@ -66,7 +56,7 @@ def test_the_bytes_decide_the_type_and_a_mislabel_is_counted():
 
 
 def test_the_score_row_keeps_both_types():
-    blob = _blob("sound-sent-as-image", "image", _wav_bytes())
+    blob = _blob("sound-sent-as-image", "image", audio_bytes())
     scored = ScoredMedia(
         event=blob.event,
         sha256=blob.sha256,
