@@ -63,7 +63,7 @@ LABELS = ("real", "synthetic", "corrupt")
 
 # Random-stream namespaces: [seed, namespace, index, purpose].
 _ITEM_STREAM, _ACCOUNT_STREAM, _CORRUPT_STREAM = 0, 1, 2
-_PLAN, _UPLOAD, _VISUAL, _AUDIO, _META, _ENCODE, _NOTICE = range(7)
+_PLAN, _UPLOAD, _VISUAL, _AUDIO, _META, _ENCODE, _NOTICE, _ABSENCE, _STRIP = range(9)
 # Share of uploads someone reports before the pipeline runs, (user report, trusted flagger):
 # people spot some fakes, and report some real media too.
 _NOTICE_RATES = {True: (0.10, 0.04), False: (0.03, 0.005)}
@@ -80,6 +80,32 @@ _VIDEO_FAKE_MODES = (("visual", 0.40), ("audio", 0.25), ("both", 0.35))
 _METADATA_FAMILY_WEIGHTS = {"toolchain": 0.56, "spoofed": 0.28, "declared": 0.16}
 # Share of synthetic items whose metadata looks like any real upload's (metadata_label 0).
 _SYNTHETIC_PLAIN_METADATA = 0.2
+# Share of uploads, real and synthetic alike, whose file reaches the platform with its metadata
+# stripped (a forward from a messenger, a re-upload, a screen recording): no camera, software,
+# capture time, location or provenance left, whatever the item is. The same share for both
+# classes, so a bare file says nothing about the label by itself.
+PLATFORM_STRIPPED_SHARE = 0.25
+# Optional upload-event fields left out, for real and synthetic items alike (drawn from their own
+# random stream, so no media byte changes). Real traffic arrives through ingestion paths that
+# do not all join the same context: API and cross-posting uploads, backfills and messaging
+# bridges send only the four required fields, some paths never ask the AI-disclosure question,
+# and an account service time-out leaves single account fields out. A quarter of events carry
+# no optional field at all (traffic tried on the shipped models had half), and every other
+# field is missing from at least a tenth of the rest, so each absence is seen thousands of
+# times in a 12000-item corpus, with both labels: absent is a value the models learn, not a
+# region they never saw.
+ABSENT_SHARES = {
+    "all_optional": 0.25,
+    "account": 0.20,
+    "account.created_at": 0.10,
+    "account.verified": 0.15,
+    "account.high_profile": 0.15,
+    "account.prior_strikes": 0.15,
+    "declared_ai": 0.35,
+    "media_type": 0.20,
+    "surface": 0.10,
+    "country": 0.15,
+}
 
 _CONTAINERS: dict[str, tuple[tuple[str, float, float], ...]] = {
     # (container, weight when real, weight when synthetic): overlapping, never decisive.
@@ -186,6 +212,7 @@ class ItemPlan:
     audio_family: str | None
     metadata_family: str | None
     corrupt_kind: str | None = None
+    stripped: bool = False  # the platform received the file with its metadata stripped
 
     @property
     def synthetic(self) -> bool:
@@ -273,7 +300,14 @@ def _plan_item(seed: int, index: int, allowed: Mapping[str, tuple[str, ...]]) ->
         metadata_family = names[min(int(np.searchsorted(cumulative, u_metadata, side="right")), len(names) - 1)]
     synthetic = bool(visual_family or audio_family)
     container = _weighted_choice(rng, ((c, ws if synthetic else wr) for c, wr, ws in _CONTAINERS[media_type]))
-    return ItemPlan(index, f"c{index:06d}", media_type, container, visual_family, audio_family, metadata_family)
+    # Its own stream, so stripping changed no earlier draw. A stripped file carries no family's
+    # metadata tells (its metadata label is 0), whichever class it is.
+    stripped = bool(_rng(seed, _ITEM_STREAM, index, _STRIP).random() < PLATFORM_STRIPPED_SHARE)
+    if stripped:
+        metadata_family = None
+    return ItemPlan(
+        index, f"c{index:06d}", media_type, container, visual_family, audio_family, metadata_family, stripped=stripped
+    )
 
 
 def _account_pool(seed: int) -> list[Account]:
@@ -355,7 +389,11 @@ def _plan_metadata(seed: int, plan: ItemPlan, uploaded_at: datetime, country: st
     camera = software = capture_time = location = source_type = None
     generator_shape = False
     declared = False
-    if family is None:
+    if plan.stripped:
+        # Nothing about the file's origin survives; only its shape (size, rate, length) does.
+        generator_shape = u[6] < 0.08
+        declared = u[7] < (0.03 if plan.synthetic else 0.015)
+    elif family is None:
         # Real uploads, and synthetic ones laundered into ordinary-looking files.
         stripped = plan.synthetic or u[0] < 0.45  # platforms and messengers strip EXIF often
         if not stripped or (plan.synthetic and u[0] < 0.15):
@@ -1605,11 +1643,34 @@ def _labels_row(plan: ItemPlan) -> dict[str, Any]:
         "families": {"visual": plan.visual_family, "audio": plan.audio_family, "metadata": plan.metadata_family},
         "media_type": plan.media_type,
         "container": plan.container,
+        "file_metadata_stripped": plan.stripped,
+        "source": "generator",
     }
 
 
+def _absent_fields(seed: int, plan: ItemPlan) -> frozenset[str]:
+    """Which optional event fields this upload's event leaves out (`ABSENT_SHARES`)."""
+    rng = _rng(seed, _ITEM_STREAM if plan.corrupt_kind is None else _CORRUPT_STREAM, plan.index, _ABSENCE)
+    draws = dict(zip(ABSENT_SHARES, rng.random(len(ABSENT_SHARES))))
+    if draws.pop("all_optional") < ABSENT_SHARES["all_optional"]:
+        return frozenset(ABSENT_SHARES) | {"notice"}
+    return frozenset(name for name, u in draws.items() if u < ABSENT_SHARES[name])
+
+
+def _without(row: dict[str, Any], absent: frozenset[str]) -> dict[str, Any]:
+    """The manifest row with the absent optional fields left out (not nulled: left out)."""
+    row = {k: v for k, v in row.items() if k not in absent}
+    if "account" in row:
+        account = {k: v for k, v in row["account"].items() if f"account.{k}" not in absent}
+        if account:
+            row["account"] = account
+        else:
+            del row["account"]
+    return row
+
+
 def _manifest_row(plan: ItemPlan, account: Account, uploaded_at: datetime, surface: str, country: str,
-                  declared_ai: bool, notice: dict[str, str] | None) -> dict[str, Any]:  # fmt: skip
+                  declared_ai: bool, notice: dict[str, str] | None, absent: frozenset[str]) -> dict[str, Any]:  # fmt: skip
     row = {
         "content_id": plan.content_id,
         "media_uri": f"media/{plan.content_id}.{_EXTENSIONS[plan.container]}",
@@ -1628,7 +1689,7 @@ def _manifest_row(plan: ItemPlan, account: Account, uploaded_at: datetime, surfa
     }
     if notice is not None:
         row["notice"] = notice
-    return row
+    return _without(row, absent)
 
 
 def generate_corpus(
@@ -1701,7 +1762,7 @@ def _make_item(
         {"video": _make_video, "image": _make_image, "audio": _make_audio}[plan.media_type](path, plan, meta, seed)
         declared = meta.declared_ai
     notice = _plan_notice(seed, plan, uploaded_at)
-    manifest = _manifest_row(plan, account, uploaded_at, surface, country, declared, notice)
+    manifest = _manifest_row(plan, account, uploaded_at, surface, country, declared, notice, _absent_fields(seed, plan))
     return manifest["uploaded_at"], plan.content_id, manifest, _labels_row(plan)
 
 

@@ -35,12 +35,13 @@ from models.metrics import binary_metrics
 from models.registry import DeployedModel, resolve_fusion, resolve_model
 from models.train import (
     feature_files,
-    item_probabilities,
+    item_answers,
     load_examples,
     modality_dataset,
     score_split,
     split_of,
     train_modality,
+    voting,
 )
 from schemas.records import MODALITIES
 
@@ -157,15 +158,11 @@ def evaluate_fused(
         if split_of(e["content_id"], seed) == "test"
         and labels.get(e["content_id"], {}).get("label") in ("real", "synthetic")
     ]
-    probabilities = item_probabilities(loaded, test)
+    answers = item_answers(loaded, test)
+    probabilities = [{m: (a.probability if a else None) for m, a in item.items()} for item in answers]
+    votes = [voting(item) for item in answers]
     targets = np.asarray([float(labels[e["content_id"]]["label"] == "synthetic") for e in test])
-    fused = np.asarray(
-        [
-            fusion.predict(p, e.get("metadata", {}).get("metadata")) if fusion else np.nan
-            for p, e in zip(probabilities, test)
-        ],
-        dtype=np.float64,
-    )
+    fused = np.asarray([fusion.predict(v) if fusion else np.nan for v in votes], dtype=np.float64)
     per_modality_item_level = {}
     for modality in MODALITIES:
         present = np.asarray([p[modality] is not None for p in probabilities])

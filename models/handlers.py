@@ -3,11 +3,14 @@
 Beam's TF handlers load with `tf.keras.models.load_model`, which Keras 3 refuses for a
 SavedModel directory. This handler keeps Beam's batching, metrics and model sharing and
 loads with `tf.saved_model.load`, calling the `serving_default` signature on a batch of
-input dicts stacked per input name.
+input dicts stacked per input name. A model directory may carry a domain gate
+(`models.domain`) beside the SavedModel; the handler loads it with the model and every answer
+says whether the input lies inside what the model was trained on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -15,11 +18,13 @@ import numpy as np
 from apache_beam.ml.inference.base import PredictionResult
 from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerNumpy
 
+from models.domain import DomainGate, DomainVerdict
 from models.signature import OUTPUT_NAME, SIGNATURES
 
 
 class LoadedSignature:
-    """A loaded SavedModel and its serving function (kept together so variables stay alive)."""
+    """A loaded SavedModel, its serving function (kept together so variables stay alive) and
+    its domain gate, if the directory has one."""
 
     def __init__(self, path: str):
         import tensorflow as tf
@@ -29,6 +34,23 @@ class LoadedSignature:
             raise ValueError(f"{path} has no serving_default signature")
         self.serving = self.module.signatures["serving_default"]
         self.input_names = set(self.serving.structured_input_signature[1])
+        self.domain = DomainGate.load(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelAnswer:
+    """One item's answer: the calibrated probability and, with a gate, the domain verdict."""
+
+    probability: float
+    domain: DomainVerdict | None = None
+
+
+def judge_domain(model: LoadedSignature, stacked: dict[str, np.ndarray]) -> list[DomainVerdict | None]:
+    """The domain gate's verdict per stacked item (None for every item without a gate)."""
+    count = len(next(iter(stacked.values())))
+    if model.domain is None:
+        return [None] * count
+    return list(model.domain.judge(stacked[model.domain.input_name]))
 
 
 def predict_probabilities(model: LoadedSignature, stacked: dict[str, np.ndarray], batch_size: int = 64) -> np.ndarray:
@@ -49,13 +71,14 @@ def signature_inference_fn(
     inference_args: dict[str, Any],
     model_id: str | None = None,
 ) -> Iterable[PredictionResult]:
-    """Stacks a batch of input dicts, runs the signature, yields one probability per example."""
+    """Stacks a batch of input dicts, runs the signature, yields one `ModelAnswer` per example."""
     stacked = {name: np.stack([example[name] for example in batch]) for name in batch[0]}
     probabilities = predict_probabilities(model, stacked, batch_size=len(batch))
     if probabilities.shape[0] != len(batch):
         raise ValueError(f"model returned {probabilities.shape[0]} scores for a batch of {len(batch)}")
-    # The example tensors are dropped from the result: downstream needs the key and score only.
-    return [PredictionResult(None, float(p), model_id) for p in probabilities]
+    verdicts = judge_domain(model, stacked)
+    # The example tensors are dropped from the result: downstream needs the key and answer only.
+    return [PredictionResult(None, ModelAnswer(float(p), v), model_id) for p, v in zip(probabilities, verdicts)]
 
 
 class SavedModelSignatureHandler(TFModelHandlerNumpy):

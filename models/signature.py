@@ -12,7 +12,9 @@ import dataclasses
 
 import numpy as np
 
-FEATURE_VERSION = "f8"
+from models.metadata_layout import METADATA_DIM
+
+FEATURE_VERSION = "f9"
 
 # Visual: frames sampled across the item, each a native-resolution centre crop. Crops, not
 # resizes: resampling would erase the pixel-level traces (upsampling grids, blending seams,
@@ -34,7 +36,7 @@ WINDOW_FRAMES = 100
 MAX_WINDOWS = 8
 AUDIO_HANDCRAFTED_DIM = 59
 
-METADATA_DIM = 64
+# Metadata: one vector per item, METADATA_DIM wide, its layout declared in models.metadata_layout.
 
 OUTPUT_NAME = "probability"
 

@@ -28,9 +28,11 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from models.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
+from models.domain import GATE_INPUT, fit_gate
 from models.examples import load_labels, read_examples, read_parquet_examples
-from models.fusion import FUSION_FEATURES, fit_fusion, fusion_inputs
-from models.handlers import LoadedSignature, predict_probabilities
+from models.fusion import COEFFICIENT_BOUNDS, CONTEXT_LOGIT_BOUND, FUSION_FEATURES, fit_fusion, fusion_inputs
+from models.handlers import LoadedSignature, ModelAnswer, judge_domain, predict_probabilities
+from models.metadata_layout import signal_names as metadata_signal_names
 from models.metrics import binary_metrics, fit_platt, operating_points
 from models.registry import export_saved_model, write_card
 from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
@@ -201,6 +203,14 @@ def export_modality(
     path.mkdir(parents=True, exist_ok=True)
     calibration = facts["calibration"]
     export_saved_model(model, path, calibration["scale"], calibration["bias"])
+    gate_input = GATE_INPUT[modality]
+    gate = fit_gate(
+        modality,
+        dataset["train"]["inputs"][gate_input],
+        dataset["validation"]["inputs"][gate_input] if len(dataset["validation"]["labels"]) else np.zeros((0,)),
+        signal_names=metadata_signal_names() if modality == "metadata" else (),
+    )
+    gate.save(path)
     served = LoadedSignature(str(path))
     scores = {split: score_split(served, dataset[split]) for split in ("validation", "test")}
     metrics = {
@@ -229,6 +239,15 @@ def export_modality(
         "training_data": {**provenance, "sizes": {s: len(dataset[s]["labels"]) for s in SPLITS}},
         "training": {"epochs_run": facts["epochs_run"], "boosted_trees": facts["trees"]},
         "calibration": facts["calibration"],
+        "domain_gate": gate.card()
+        | {
+            "abstention_rate": {
+                split: float(np.mean(gate.distances(dataset[split]["inputs"][gate_input]) > gate.threshold))
+                if len(dataset[split]["labels"])
+                else None
+                for split in ("validation", "test")
+            }
+        },
         "metrics": metrics,
         "recommended_operating_points": operating_points(dataset["validation"]["labels"], validation_scores),
     }
@@ -239,7 +258,10 @@ def export_modality(
 def train_fusion(
     examples: list[dict], labels: dict[str, dict], out: Path, version: str, seed: int, provenance: dict[str, Any]
 ) -> dict[str, Any]:
-    """Fits the fusion on the validation split's calibrated scores; test metrics on test."""
+    """Fits the fusion on the validation split's calibrated scores; test metrics on test.
+
+    Modalities that abstain on an item are left out of its fusion inputs, as in serving.
+    """
     from models.fusion import FusionModel
 
     loaded = {m: LoadedSignature(str(out / m / version)) for m in MODALITIES}
@@ -251,28 +273,27 @@ def train_fusion(
         rows[split_of(example["content_id"], seed)].append((example, float(label_row["label"] == "synthetic")))
     matrices = {}
     for split, items in rows.items():
-        probabilities = item_probabilities(loaded, [example for example, _ in items])
-        features = np.stack(
-            [fusion_inputs(p, e.get("metadata", {}).get("metadata")) for p, (e, _) in zip(probabilities, items)]
-        ) if items else np.zeros((0, len(FUSION_FEATURES)))  # fmt: skip
-        matrices[split] = (features, np.asarray([y for _, y in items]), probabilities)
+        votes = [voting(answers) for answers in item_answers(loaded, [example for example, _ in items])]
+        features = np.stack([fusion_inputs(v) for v in votes]) if items else np.zeros((0, len(FUSION_FEATURES)))
+        matrices[split] = (features, np.asarray([y for _, y in items]), votes)
     fusion = fit_fusion(matrices["validation"][0], matrices["validation"][1], "fusion_logistic", version)
     path = out / "fusion" / version
     fusion.save(path)
     metrics = {}
     for split in ("validation", "test"):
-        features, targets, probabilities = matrices[split]
-        fused = [
-            fusion.predict(p, e.get("metadata", {}).get("metadata")) for p, (e, _) in zip(probabilities, rows[split])
-        ]
+        _, targets, votes = matrices[split]
+        fused = [fusion.predict(v) for v in votes]
         metrics[split] = binary_metrics(targets, np.asarray([0.5 if f is None else f for f in fused]))
     card = {
         "name": fusion.name,
         "modality": "fusion",
         "version": version,
         "inputs": list(FUSION_FEATURES),
-        "method": "L2-regularised logistic regression over calibrated modality logits, presence and provenance",
+        "method": "L2-regularised logistic regression over the content logit (the strongest voting visual or "
+        "audio probability) and the metadata logit clipped to +-context_logit_bound, with bounded coefficients",
         "coefficients": dict(zip(FUSION_FEATURES, fusion.coefficients)),
+        "coefficient_bounds": {k: list(v) for k, v in COEFFICIENT_BOUNDS.items()},
+        "context_logit_bound": CONTEXT_LOGIT_BOUND,
         "intercept": fusion.intercept,
         "modality_versions": {m: version for m in MODALITIES},
         "training_data": {**provenance, "fitted_on": "validation", "label": "item label == synthetic"},
@@ -283,17 +304,34 @@ def train_fusion(
     return card
 
 
-def item_probabilities(loaded: dict[str, LoadedSignature], examples: list[dict]) -> list[dict[str, float | None]]:
-    """Per item, each modality's calibrated probability (None where the item lacks it)."""
-    result: list[dict[str, float | None]] = [{m: None for m in loaded} for _ in examples]
+def item_answers(loaded: dict[str, LoadedSignature], examples: list[dict]) -> list[dict[str, ModelAnswer | None]]:
+    """Per item, each modality's answer (probability and domain verdict; None where the item
+    lacks the modality), exactly as the pipeline's handler gives it."""
+    result: list[dict[str, ModelAnswer | None]] = [{m: None for m in loaded} for _ in examples]
     for modality, model in loaded.items():
         indices = [i for i, e in enumerate(examples) if modality in e]
         if not indices:
             continue
         stacked = {s.name: np.stack([examples[i][modality][s.name] for i in indices]) for s in SIGNATURES[modality]}
-        for index, probability in zip(indices, predict_probabilities(model, stacked)):
-            result[index][modality] = float(probability)
+        answers = zip(predict_probabilities(model, stacked), judge_domain(model, stacked))
+        for index, (probability, verdict) in zip(indices, answers):
+            result[index][modality] = ModelAnswer(float(probability), verdict)
     return result
+
+
+def voting(answers: dict[str, ModelAnswer | None]) -> dict[str, float | None]:
+    """The probabilities that vote: a modality that is missing or abstained counts as None."""
+    return {
+        m: (None if a is None or (a.domain is not None and a.domain.abstained) else a.probability)
+        for m, a in answers.items()
+    }
+
+
+def item_probabilities(loaded: dict[str, LoadedSignature], examples: list[dict]) -> list[dict[str, float | None]]:
+    """Per item, each modality's calibrated probability (None where the item lacks it)."""
+    return [
+        {m: (a.probability if a else None) for m, a in answers.items()} for answers in item_answers(loaded, examples)
+    ]
 
 
 def run(argv: list[str] | None = None) -> int:

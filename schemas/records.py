@@ -65,12 +65,18 @@ def decode_array(data: bytes) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class AccountContext:
-    """What the platform knows about the uploading account at upload time."""
+    """What the platform knows about the uploading account at upload time.
+
+    Every field is optional in the manifest contract and None when the event left it out:
+    "not stated" is not the same as "not verified" or "no strikes", and the metadata vector
+    and the policy keep the difference (`UploadEvent.account` is None when the event has no
+    account object at all).
+    """
 
     created_at: dt.datetime | None = None
-    verified: bool = False
-    high_profile: bool = False
-    prior_strikes: int = 0
+    verified: bool | None = None
+    high_profile: bool | None = None
+    prior_strikes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,8 +114,22 @@ class UploadEvent:
     surface: str | None = None
     country: str | None = None
     declared_ai: bool | None = None
-    account: AccountContext = AccountContext()
+    account: AccountContext | None = None  # None: the event carried no account object
     notice: Notice | None = None
+
+    @property
+    def high_profile(self) -> bool:
+        """Known to be a high-profile account (an unstated flag reads as not known to be)."""
+        return bool(self.account is not None and self.account.high_profile)
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.account is not None and self.account.verified)
+
+    @property
+    def prior_strikes(self) -> int:
+        """Strikes the event states (0 when it states none)."""
+        return (self.account.prior_strikes or 0) if self.account is not None else 0
 
     @property
     def detection_method(self) -> str:
@@ -126,7 +146,7 @@ class UploadEvent:
             "surface": self.surface,
             "country": self.country,
             "declared_ai": self.declared_ai,
-            "account": self.account.to_dict(),
+            "account": self.account.to_dict() if self.account is not None else None,
             "notice": self.notice.to_dict() if self.notice is not None else None,
         }
 
@@ -290,12 +310,20 @@ class MediaFeatures:
 
 @dataclasses.dataclass(frozen=True)
 class ModalityScore:
-    """One model's calibrated probability that one modality of an item is synthetic."""
+    """One model's calibrated probability that one modality of an item is synthetic.
+
+    `abstained`: the input lies outside what the model was trained on (its domain gate,
+    `models.domain`), so the score is kept for audit but does not vote; `abstain_reason` says
+    why and `domain_distance` how far out (None for a model without a gate).
+    """
 
     modality: str
     score: float
     model_name: str
     model_version: str
+    abstained: bool = False
+    abstain_reason: str | None = None
+    domain_distance: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,9 +341,16 @@ class ScoredMedia:
     scored_at: dt.datetime
     hash_match: str | None = None
     hash_distance: int | None = None
+    # The strongest content evidence (visual or audio) that voted; None when none did.
+    content_score: float | None = None
 
     def score_for(self, modality: str) -> ModalityScore | None:
         return next((s for s in self.scores if s.modality == modality), None)
+
+    def vote_for(self, modality: str) -> ModalityScore | None:
+        """The modality's score if it voted (present and not abstained)."""
+        score = self.score_for(modality)
+        return score if score is not None and not score.abstained else None
 
     def to_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -327,6 +362,7 @@ class ScoredMedia:
             "scored_at": self.scored_at,
             "modalities_present": list(self.modalities_present),
             "fused_score": self.fused_score,
+            "content_score": self.content_score,
             "fusion_method": self.fusion_method,
             "fusion_version": self.fusion_version,
             "declared_ai": self.event.declared_ai,
@@ -342,6 +378,9 @@ class ScoredMedia:
             row[f"{modality}_score"] = score.score if score else None
             row[f"{modality}_model_name"] = score.model_name if score else None
             row[f"{modality}_model_version"] = score.model_version if score else None
+            row[f"{modality}_abstained"] = score.abstained if score else None
+            row[f"{modality}_abstain_reason"] = score.abstain_reason if score else None
+            row[f"{modality}_domain_distance"] = score.domain_distance if score else None
         return row
 
 
@@ -367,6 +406,7 @@ class Decision:
     decided_at: dt.datetime
     targets: tuple[str, ...]
     notified_at: dt.datetime | None = None  # when a notice reported the upload, if one did
+    content_score: float | None = None  # the content evidence that voted, when decided
 
     @property
     def action_clock_start(self) -> dt.datetime:

@@ -64,15 +64,21 @@ def query(warehouse: Path, sql: str):
 
 def test_every_good_upload_has_one_score_row_with_its_modalities(job):
     good = [row for row in job["labels"] if row["label"] != "corrupt"]
-    rows = query(job["warehouse"], "select content_id, media_type, modalities_present, fused_score from media_scores")
+    rows = query(
+        job["warehouse"],
+        "select content_id, media_type, modalities_present, fused_score, "
+        "coalesce(visual_abstained, true) and coalesce(audio_abstained, true) and metadata_abstained "
+        "from media_scores",
+    )
     assert sorted(r[0] for r in rows) == sorted(row["content_id"] for row in good)
     by_id = {r[0]: r for r in rows}
     for row in good:
-        modalities = by_id[row["content_id"]][2]
+        modalities, fused, all_abstained = by_id[row["content_id"]][2:]
         assert "metadata" in modalities
         assert ("visual" in modalities) == (row["visual_label"] is not None)
         assert ("audio" in modalities) == (row["audio_label"] is not None)
-        assert 0.0 <= by_id[row["content_id"]][3] <= 1.0
+        # A fused score wherever some modality voted; none where every one abstained.
+        assert (fused is None) == all_abstained and (fused is None or 0.0 <= fused <= 1.0)
 
 
 def test_scores_name_the_models_that_made_them(job):

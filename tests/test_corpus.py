@@ -16,13 +16,12 @@ from PIL import Image
 from models.corpus import FAMILIES, generate_corpus, main, render_image
 
 COUNT, CORRUPT, SEED = 24, 2, 7
-MANIFEST_KEYS = {
-    "content_id", "media_uri", "account_id", "uploaded_at", "media_type", "surface", "country", "declared_ai",
-    "account",
-}  # fmt: skip
+REQUIRED_KEYS = {"content_id", "media_uri", "account_id", "uploaded_at"}
+OPTIONAL_KEYS = {"media_type", "surface", "country", "declared_ai", "account", "notice"}
 ACCOUNT_KEYS = {"created_at", "verified", "high_profile", "prior_strikes"}
 LABEL_KEYS = {
     "content_id", "label", "visual_label", "audio_label", "metadata_label", "families", "media_type", "container",
+    "file_metadata_stripped", "source",
 }  # fmt: skip
 AI_SOURCE_TYPE = b"http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 
@@ -130,18 +129,21 @@ def test_manifest_rows_are_upload_events_with_existing_media(corpus: tuple[Path,
                                                              rows: list[tuple[dict, dict]]) -> None:  # fmt: skip
     out, _ = corpus
     times = []
-    for event, _ in rows:
-        assert set(event) - {"notice"} == MANIFEST_KEYS  # a notice only where someone reported
-        assert set(event["account"]) == ACCOUNT_KEYS
+    for event, label in rows:
+        assert REQUIRED_KEYS <= set(event) <= REQUIRED_KEYS | OPTIONAL_KEYS  # optional fields may be left out
+        assert set(event.get("account", {})) <= ACCOUNT_KEYS and event.get("account", True)  # never an empty object
         assert not Path(event["media_uri"]).is_absolute()
         assert event["media_uri"] == f"media/{event['content_id']}{Path(event['media_uri']).suffix}"
         assert (out / event["media_uri"]).is_file()
-        assert event["media_type"] in ("video", "image", "audio")
-        assert isinstance(event["declared_ai"], bool) and isinstance(event["account"]["verified"], bool)
-        assert isinstance(event["account"]["prior_strikes"], int) and event["account"]["prior_strikes"] >= 0
-        assert len(event["country"]) == 2 and event["country"].isupper()
-        uploaded, created = _rfc3339(event["uploaded_at"]), _rfc3339(event["account"]["created_at"])
-        assert created < uploaded
+        assert event.get("media_type", label["media_type"]) == label["media_type"]
+        assert isinstance(event.get("declared_ai", False), bool)
+        account = event.get("account", {})
+        assert isinstance(account.get("verified", False), bool)
+        assert isinstance(account.get("prior_strikes", 0), int) and account.get("prior_strikes", 0) >= 0
+        assert "country" not in event or (len(event["country"]) == 2 and event["country"].isupper())
+        uploaded = _rfc3339(event["uploaded_at"])
+        if "created_at" in account:
+            assert _rfc3339(account["created_at"]) < uploaded
         times.append(uploaded)
     assert times == sorted(times)  # an event stream, in upload order
     assert (max(times) - min(times)).days >= 7  # spread over weeks, not one instant
@@ -150,13 +152,13 @@ def test_manifest_rows_are_upload_events_with_existing_media(corpus: tuple[Path,
 def test_labels_are_consistent_per_modality(rows: list[tuple[dict, dict]]) -> None:
     for event, label in rows:
         assert set(label) == LABEL_KEYS
-        assert label["media_type"] == event["media_type"]
+        assert label["media_type"] == event.get("media_type", label["media_type"])
         assert set(label["families"]) == {"visual", "audio", "metadata"}
         if label["label"] == "corrupt":
             assert label["visual_label"] is None and label["audio_label"] is None
             continue
-        has_visual = event["media_type"] in ("video", "image")
-        has_audio = event["media_type"] in ("video", "audio")
+        has_visual = label["media_type"] in ("video", "image")
+        has_audio = label["media_type"] in ("video", "audio")
         assert (label["visual_label"] is None) == (not has_visual)
         assert (label["audio_label"] is None) == (not has_audio)
         synthetic = label["visual_label"] == 1 or label["audio_label"] == 1
@@ -176,9 +178,9 @@ def test_media_decodes_with_the_tracks_its_labels_describe(corpus: tuple[Path, d
         if label["label"] == "corrupt":
             continue
         frames, samples = _decode(out / event["media_uri"])
-        if event["media_type"] == "video":
+        if label["media_type"] == "video":
             assert frames >= 24 and samples > 0, event["content_id"]  # 2-4 s of 12-25 fps, with sound
-        elif event["media_type"] == "image":
+        elif label["media_type"] == "image":
             assert frames >= 1 and samples == 0, event["content_id"]
         else:
             assert frames == 0 and samples >= 16000, event["content_id"]  # at least a second of audio
@@ -211,12 +213,32 @@ def test_declared_ai_items_say_so_in_the_manifest_and_xmp(corpus: tuple[Path, di
     declared = [(event, label) for event, label in rows if label["families"]["metadata"] == "declared"]
     assert declared
     for event, label in declared:
-        assert event["declared_ai"] is True
+        assert event.get("declared_ai", True) is True  # declared, unless the event left the field out
         if label["container"] in ("jpeg", "png", "webp"):
             assert AI_SOURCE_TYPE in (out / event["media_uri"]).read_bytes()
     # Not every synthetic item declares itself: the flag cannot stand in for a detector.
     synthetic = [event for event, label in rows if label["label"] == "synthetic"]
-    assert any(not event["declared_ai"] for event in synthetic)
+    assert any(not event.get("declared_ai", False) for event in synthetic)
+
+
+def test_optional_fields_and_file_metadata_are_absent_for_both_classes_alike(rows) -> None:
+    """The shares hold for real and synthetic items alike (plans of 3000 items, no media made)."""
+    from models.corpus import ABSENT_SHARES, FAMILIES, PLATFORM_STRIPPED_SHARE, _absent_fields, _plan_item
+
+    plans = [_plan_item(SEED, index, FAMILIES) for index in range(3000)]
+    bare = 1 - ABSENT_SHARES["all_optional"]
+    for synthetic in (False, True):
+        group = [p for p in plans if p.synthetic == synthetic]
+        absent = [_absent_fields(SEED, p) for p in group]
+        for field in ("account", "declared_ai", "country", "account.verified"):
+            share = sum(field in a for a in absent) / len(group)
+            assert abs(share - (1 - bare * (1 - ABSENT_SHARES[field]))) < 0.04, (synthetic, field, share)
+        assert abs(sum(p.stripped for p in group) / len(group) - PLATFORM_STRIPPED_SHARE) < 0.04
+        assert all(p.metadata_family is None for p in group if p.stripped)  # no tells survive stripping
+    # The corpus writes what the plans say: fields left out, never nulled, some events bare.
+    events = [event for event, _ in rows]
+    assert any(set(event) == REQUIRED_KEYS for event in events)
+    assert all(value is not None for event in events for value in event.values())
 
 
 def test_restricting_families_excludes_the_others(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_a_trained_model_serves_calibrated_probabilities_through_the_handler(tra
     test = dataset["test"]
     batch = [{"metadata": row} for row in test["inputs"]["metadata"]]
     results = list(handler.run_inference(batch, model))
-    probabilities = np.array([r.inference for r in results])
+    probabilities = np.array([r.inference.probability for r in results])
     assert len(results) == len(batch)
     assert np.all((probabilities >= 0) & (probabilities <= 1))
     assert roc_auc(test["labels"], probabilities) > 0.9  # it learned the planted signal

@@ -18,16 +18,23 @@ POLICY = load_policy("policies/synthetic_media_v1.yaml")
 UPLOADED = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
 
 
+_UNSET = object()
+
+
 def item(
     score: float | None,
     *,
+    content=_UNSET,
+    abstained=False,
     declared_ai=None,
-    high_profile=False,
+    high_profile=None,
     source_type=None,
     media_type="video",
     hash_match=None,
     notice=None,
 ):
+    """A scored video: `score` is the fused score and, unless `content` says otherwise, the
+    visual score that voted (so the content score too)."""
     event = UploadEvent(
         content_id="c1",
         media_uri="/m/c1.mp4",
@@ -35,13 +42,24 @@ def item(
         uploaded_at=UPLOADED,
         declared_ai=declared_ai,
         country="FR",
-        account=AccountContext(high_profile=high_profile),
+        account=AccountContext(high_profile=high_profile) if high_profile is not None else None,
         notice=notice,
     )
     info = MediaInfo(media_type=media_type, container="mp4", digital_source_type=source_type)
-    scores = () if score is None else (ModalityScore("visual", score, "visual_detector", "v1"),)
+    visual = score if content is _UNSET else content
+    scores = () if visual is None else (ModalityScore("visual", visual, "visual_detector", "v1", abstained),)
     return ScoredMedia(
-        event, "0" * 64, info, ("visual",), scores, score, "logit_mean", "1", UPLOADED, hash_match=hash_match
+        event,
+        "0" * 64,
+        info,
+        ("visual",),
+        scores,
+        score,
+        "logistic_bounded",
+        "1",
+        UPLOADED,
+        hash_match=hash_match,
+        content_score=None if visual is None or abstained else visual,
     )
 
 
@@ -50,8 +68,15 @@ def item(
     [
         ({"score": 0.10}, "none", "no-action"),
         ({"score": 0.80}, "none", "no-action"),
-        ({"score": 0.90}, "human_review", "review-band"),
-        ({"score": 0.99}, "remove", "remove-near-certain"),
+        ({"score": 0.90}, "human_review", "review-content"),
+        ({"score": 0.99}, "remove", "remove-content-certain"),
+        # Context alone: a fused 0.99 with no content evidence that voted is reviewed, not removed.
+        ({"score": 0.99, "content": None}, "human_review", "review-band"),
+        ({"score": 0.99, "abstained": True}, "human_review", "review-band"),
+        # Content evidence that says synthetic is not cleared by a fused score metadata pulled down.
+        ({"score": 0.20, "content": 0.99}, "remove", "remove-content-certain"),
+        ({"score": 0.20, "content": 0.90}, "human_review", "review-content"),
+        ({"score": 0.99, "content": 0.10}, "human_review", "review-band"),
         ({"score": 0.99, "high_profile": True}, "human_review", "high-profile-review"),
         ({"score": 0.99, "declared_ai": True}, "label", "declared-ai-label"),
         ({"score": 0.10, "declared_ai": True, "hash_match": "case-1"}, "remove", "known-deepfake-remove"),
@@ -64,7 +89,7 @@ def item(
 def test_each_tier_of_the_shipped_policy(kwargs, action, rule):
     decision = decide(item(**kwargs), POLICY)
     assert (decision.action, decision.rule_id) == (action, rule)
-    assert decision.policy_id == "synthetic-media" and decision.policy_version == "1.4.0"
+    assert decision.policy_id == "synthetic-media" and decision.policy_version == "2.0.0"
     assert decision.targets == POLICY.targets_for(action)
     validate_row("enforcement_decisions", decision.to_row())
 
@@ -88,7 +113,7 @@ BASE = {
     "policy_id": "p",
     "version": "1",
     "targets": {"remove": ["content_store"]},
-    "rules": [{"id": "r", "when": {"min_fused_score": 0.9}, "action": "remove"}, {"id": "d", "action": "none"}],
+    "rules": [{"id": "r", "when": {"min_content_score": 0.9}, "action": "remove"}, {"id": "d", "action": "none"}],
 }
 
 
@@ -106,9 +131,27 @@ BASE = {
         ({"rules": [{"id": "r", "action": "ban"}]}, r"rules\[0\]\.action: expected one of"),
         ({"rules": [{"id": "r", "action": "remove", "when": {"declared_ai": "yes"}}]}, "expected true or false"),
         (
-            {"rules": [{"id": "r", "action": "remove", "when": {"declared_ai": True}}]},
+            {"rules": [{"id": "r", "action": "label", "when": {"declared_ai": True}}]},
             "last rule must have no conditions",
         ),
+        (
+            {
+                "rules": [
+                    {"id": "r", "action": "remove", "when": {"min_fused_score": 0.99}},
+                    {"id": "d", "action": "none"},
+                ]
+            },
+            r"rules\[0\]\.when: a remove rule needs content evidence",
+        ),
+        (
+            {
+                "rules": [
+                    {"id": "r", "action": "remove", "when": {"min_metadata_score": 0.99, "declared_ai": False}},
+                    {"id": "d", "action": "none"},
+                ]
+            },
+            "metadata and account context cannot remove",
+        ),  # fmt: skip
         ({"rules": [{"id": "d", "action": "none"}, {"id": "d", "action": "none"}]}, "used twice"),
     ],
 )
@@ -151,14 +194,35 @@ def test_policy_yaml_is_loaded_safely(tmp_path):
         load_policy(path)
 
 
-def test_fusion_abstains_for_missing_modalities():
+def test_fusion_leaves_out_missing_and_abstaining_modalities():
     visual = ModalityScore("visual", 0.9, "v", "1")
+    audio = ModalityScore("audio", 0.3, "a", "1")
     metadata = ModalityScore("metadata", 0.5, "m", "1")
-    assert fuse_scores(()).score is None
+    assert fuse_scores(()).score is None and fuse_scores(()).content_score is None
     assert fuse_scores((visual,)).score == pytest.approx(0.9)
-    fused = fuse_scores((visual, metadata)).score
-    assert 0.5 < fused < 0.9  # an uninformative metadata score pulls toward 0.5, half-weighted
-    assert fused > fuse_scores((visual, ModalityScore("audio", 0.5, "a", "1"))).score
+    assert fuse_scores((visual, audio)).content_score == pytest.approx(0.9)  # either faked modality counts
+    assert fuse_scores((visual, metadata)).score == pytest.approx(0.9)  # an even metadata score moves nothing
+    shy = ModalityScore("visual", 0.99, "v", "1", abstained=True, abstain_reason="out_of_distribution")
+    alone = fuse_scores((shy, metadata))
+    assert alone.content_score is None and alone.score == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("metadata_score", [0.0, 1e-9, 1.0, 1 - 1e-9])
+def test_metadata_moves_the_fused_score_a_bounded_amount(metadata_score):
+    import math
+
+    from models.fusion import CONTEXT_LOGIT_BOUND, FALLBACK_METADATA_WEIGHT
+
+    def logit(p):
+        return math.log(p / (1 - p))
+
+    for content in (0.05, 0.5, 0.96):
+        fused = fuse_scores(
+            (ModalityScore("visual", content, "v", "1"), ModalityScore("metadata", metadata_score, "m", "1"))
+        )
+        assert fused.content_score == pytest.approx(content)
+        shift = logit(fused.score) - logit(content)
+        assert abs(shift) <= FALLBACK_METADATA_WEIGHT * CONTEXT_LOGIT_BOUND + 1e-9
 
 
 def test_transparency_cells_count_and_suppress():
@@ -285,7 +349,7 @@ def test_policy_categories_must_be_transparency_database_categories():
     undefined = {
         **BASE,
         "categories": {"a": {"dsa_category": "STATEMENT_CATEGORY_SCAMS_AND_FRAUD", "keywords": ["KEYWORD_PHISHING"]}},
-        "rules": [{"id": "r", "action": "remove", "category": "b"}],
+        "rules": [{"id": "r", "action": "label", "category": "b"}],
     }
     with pytest.raises(PolicyError, match=r"rules\[0\]\.category: 'b' is not defined"):
         parse_policy(undefined)

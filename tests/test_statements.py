@@ -30,7 +30,7 @@ def _decision(score: float, content_id: str = "c1", high_profile: bool = False):
     event = UploadEvent(content_id, "/m.mp4", "a1", UPLOADED, account=AccountContext(high_profile=high_profile))
     scored = ScoredMedia(
         event, "0" * 64, MediaInfo(media_type="video", container="mp4"), ("visual",),
-        (ModalityScore("visual", score, "v", "1"),), score, "logistic", "1", UPLOADED,
+        (ModalityScore("visual", score, "v", "1"),), score, "logistic_bounded", "1", UPLOADED, content_score=score,
     )  # fmt: skip
     return decide(scored, POLICY)
 

@@ -6,13 +6,12 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 
 from models.examples import model_inputs
 from models.fusion import FusionModel
-from models.handlers import SavedModelSignatureHandler
+from models.handlers import ModelAnswer, SavedModelSignatureHandler
 from models.registry import DeployedModel
 from schemas.records import MODALITIES, MediaFeatures, MediaInfo, ModalityScore, ScoredMedia, UploadEvent, utc_now
 from transforms.dead_letter import dead_letter_from_failure
@@ -27,7 +26,19 @@ def keyed_inputs(features: MediaFeatures, modality: str) -> Iterable[tuple[str, 
 
 def to_modality_score(keyed: tuple[str, PredictionResult], model: DeployedModel) -> tuple[str, ModalityScore]:
     content_id, result = keyed
-    return content_id, ModalityScore(model.modality, float(result.inference), model.name, model.version)
+    answer: ModelAnswer = result.inference
+    domain = answer.domain
+    if domain is not None and domain.abstained:
+        Metrics.counter("inference", f"{model.modality}_abstained").inc()
+    return content_id, ModalityScore(
+        model.modality,
+        answer.probability,
+        model.name,
+        model.version,
+        abstained=bool(domain and domain.abstained),
+        abstain_reason=domain.reason if domain else None,
+        domain_distance=domain.distance if domain else None,
+    )
 
 
 def failed_batch_dead_letters(failure, step: str):
@@ -80,7 +91,7 @@ def assemble_scores(
             Metrics.counter("inference", f"missing_{modality}_score").inc()
             return
         scores.extend(found[:1])
-    fused = fuse_scores(tuple(scores), facts.metadata_vector, fusion)
+    fused = fuse_scores(tuple(scores), fusion)
     yield ScoredMedia(
         event=facts.event,
         sha256=facts.sha256,
@@ -93,6 +104,7 @@ def assemble_scores(
         scored_at=utc_now(),
         hash_match=facts.hash_match,
         hash_distance=facts.hash_distance,
+        content_score=fused.content_score,
     )
 
 
@@ -104,7 +116,6 @@ class ItemFacts:
     sha256: str
     info: MediaInfo
     modalities: tuple[str, ...]
-    metadata_vector: np.ndarray | None  # provenance for the fusion
     hash_match: str | None = None
     hash_distance: int | None = None
 
@@ -115,7 +126,6 @@ def _keyed_facts(features: MediaFeatures) -> tuple[str, ItemFacts]:
         features.sha256,
         features.info,
         features.modalities(),
-        features.metadata_vector,
         features.hash_match,
         features.hash_distance,
     )

@@ -3,28 +3,8 @@
 `probe_media` is the first look at every file: it decides the media type from the bytes,
 applies the pixel and duration limits before anything is decoded, and reads provenance.
 
-`metadata_vector` layout (METADATA_DIM = 64):
-  0-2   media type one-hot (video, image, audio)
-  3     camera EXIF present (Make or Model)      4  EXIF Software present
-  5     IPTC digital source type present          6  ... says algorithmic/AI media
-  7     ... says a camera capture                 8  C2PA manifest present
-  9     C2PA manifest validates                   10 uploader declared AI
-  11    declared_ai was stated at all             12-13 log width, log height
-  14    aspect ratio (long/short side)            15 square frame
-  16    both sides multiples of 64                17 log duration
-  18    log bitrate                               19 frame rate / 60
-  20-35 hashed encoder/software family (one-hot, slot 35 = none)
-  36    log account age in days at upload         37 account age unknown
-  38    verified account                          39 high-profile account
-  40    log(1 + prior strikes)                    41 video carries an audio track
-  42    capture time present                      43 capture time after the upload
-  44    signed log hours from capture to upload   45 capture time exactly on the hour
-  46    location present (EXIF GPS or a container location tag)
-  47    software string looks like camera firmware (a version, "Ver", "HDR+", a model code)
-  48-62 hashed exact encoder/software string, version included (one-hot; all zero when none):
-        the family slots group "Lavf58.76.100" with "Lavf60.16.100", these tell them apart
-  63    generation settings embedded (a PNG text chunk "parameters", "prompt" or "workflow",
-        or an EXIF UserComment with sampler and step settings, as diffusion front ends write)
+`metadata_vector` layout: declared once in `models.metadata_layout` (name, width, meaning;
+`python -c "from models.metadata_layout import describe; print(describe())"` prints it).
 """
 
 from __future__ import annotations
@@ -40,7 +20,7 @@ import c2pa
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from models.signature import METADATA_DIM
+from models.metadata_layout import METADATA_DIM, SLOTS, SOFTWARE_BUCKETS, slot
 from schemas.records import MediaBlob, MediaFeatures, MediaInfo, UploadEvent, utc_now
 from transforms.dead_letter import MediaStep
 from transforms.limits import CorruptMedia, MediaLimits, UnsupportedMedia
@@ -64,7 +44,7 @@ _MAX_XMP_BYTES = 1 << 20
 _DIGITAL_SOURCE_TYPE = re.compile(
     r"DigitalSourceType(?:\s*=\s*[\"']|>\s*|[^>]*?rdf:resource\s*=\s*[\"'])([^\"'<\s]+)", re.IGNORECASE
 )
-_ENCODER_BUCKETS = 15
+_ENCODER_BUCKETS = SOFTWARE_BUCKETS
 _FIRMWARE = re.compile(
     r"^[\d.]+$|firmware|\bver\.?\s*\d|hdr\+|^[A-Z0-9]{5,}[A-Z0-9_.]*$|^digital camera", re.IGNORECASE
 )
@@ -319,53 +299,83 @@ def _encoder_string_bucket(text: str) -> int | None:
     return zlib.crc32(text.encode()) % _ENCODER_BUCKETS if text else None
 
 
+def file_metadata_present(info: MediaInfo) -> bool:
+    """Whether the file says anything about its origin; a stripped file says nothing. The
+    muxer's encoder tag does not count: every FFmpeg remux writes one."""
+    return bool(
+        info.exif_make
+        or info.exif_model
+        or info.exif_software
+        or info.capture_time is not None
+        or info.has_location
+        or info.digital_source_type is not None
+        or info.c2pa_present
+        or info.generation_parameters
+    )
+
+
 def metadata_vector(info: MediaInfo, event: UploadEvent) -> np.ndarray:
-    """Encodes container facts, provenance and account context (layout in the module doc)."""
+    """Encodes container facts, provenance and account context (layout: `models.metadata_layout`).
+
+    An optional event field that is absent sets its value slot to 0 and its `*_known` slot to
+    0, so "not stated" stays distinguishable from "false" or "zero".
+    """
     vector = np.zeros((METADATA_DIM,), dtype=np.float32)
-    vector[("video", "image", "audio").index(info.media_type)] = 1.0
-    vector[3] = float(bool(info.exif_make or info.exif_model))
-    vector[4] = float(bool(info.exif_software))
-    vector[5] = float(info.digital_source_type is not None)
-    vector[6] = float(info.digital_source_type in AI_SOURCE_TYPES)
-    vector[7] = float(info.digital_source_type in CAPTURE_SOURCE_TYPES)
-    vector[8] = float(info.c2pa_present)
-    vector[9] = float(info.c2pa_validation in ("valid", "trusted"))
-    vector[10] = float(bool(event.declared_ai))
-    vector[11] = float(event.declared_ai is not None)
+
+    def put(name: str, value: float) -> None:
+        vector[slot(name)] = value
+
+    vector[SLOTS["media_type"].start + ("video", "image", "audio").index(info.media_type)] = 1.0
+    put("camera_exif", float(bool(info.exif_make or info.exif_model)))
+    put("exif_software", float(bool(info.exif_software)))
+    put("source_type_present", float(info.digital_source_type is not None))
+    put("source_type_ai", float(info.digital_source_type in AI_SOURCE_TYPES))
+    put("source_type_capture", float(info.digital_source_type in CAPTURE_SOURCE_TYPES))
+    put("c2pa_present", float(info.c2pa_present))
+    put("c2pa_valid", float(info.c2pa_validation in ("valid", "trusted")))
+    put("declared_ai", float(bool(event.declared_ai)))
+    put("declared_ai_stated", float(event.declared_ai is not None))
     if info.width and info.height:
         long_side, short_side = max(info.width, info.height), min(info.width, info.height)
-        vector[12] = np.log1p(info.width) / 8.0
-        vector[13] = np.log1p(info.height) / 8.0
-        vector[14] = long_side / max(short_side, 1)
-        vector[15] = float(info.width == info.height)
-        vector[16] = float(info.width % 64 == 0 and info.height % 64 == 0)
-    vector[17] = np.log1p(info.duration_s or 0.0) / 5.0
-    vector[18] = np.log1p(info.bitrate or 0) / 16.0
-    vector[19] = min((info.frame_rate or 0.0) / 60.0, 4.0)
+        put("log_width", np.log1p(info.width) / 8.0)
+        put("log_height", np.log1p(info.height) / 8.0)
+        put("aspect_ratio", long_side / max(short_side, 1))
+        put("square", float(info.width == info.height))
+        put("multiple_of_64", float(info.width % 64 == 0 and info.height % 64 == 0))
+    put("log_duration", np.log1p(info.duration_s or 0.0) / 5.0)
+    put("log_bitrate", np.log1p(info.bitrate or 0) / 16.0)
+    put("frame_rate", min((info.frame_rate or 0.0) / 60.0, 4.0))
     encoder = _encoder_text(info)
-    vector[20 + _encoder_bucket(encoder)] = 1.0
-    created = event.account.created_at
-    if created is not None:
-        age_days = max((event.uploaded_at - created).total_seconds() / 86400.0, 0.0)
-        vector[36] = np.log1p(age_days) / 8.0
-    else:
-        vector[37] = 1.0
-    vector[38] = float(event.account.verified)
-    vector[39] = float(event.account.high_profile)
-    vector[40] = np.log1p(max(event.account.prior_strikes, 0))
-    vector[41] = float(info.media_type == "video" and info.audio_codec is not None)
+    vector[SLOTS["software_family"].start + _encoder_bucket(encoder)] = 1.0
+    account = event.account
+    if account is not None:
+        put("account_present", 1.0)
+        if account.created_at is not None:
+            age_days = max((event.uploaded_at - account.created_at).total_seconds() / 86400.0, 0.0)
+            put("log_account_age", np.log1p(age_days) / 8.0)
+            put("account_age_known", 1.0)
+        for name in ("verified", "high_profile"):
+            value = getattr(account, name)
+            if value is not None:
+                put(name, float(value))
+                put(f"{name}_known", 1.0)
+        if account.prior_strikes is not None:
+            put("log_prior_strikes", np.log1p(max(account.prior_strikes, 0)))
+            put("prior_strikes_known", 1.0)
+    put("video_has_audio", float(info.media_type == "video" and info.audio_codec is not None))
     if info.capture_time is not None:
         hours = (event.uploaded_at - info.capture_time).total_seconds() / 3600.0
-        vector[42] = 1.0
-        vector[43] = float(hours < 0)
-        vector[44] = np.sign(hours) * np.log1p(abs(hours)) / 10.0
-        vector[45] = float(info.capture_time.minute == 0 and info.capture_time.second == 0)
-    vector[46] = float(info.has_location)
-    vector[47] = float(bool(info.exif_software and _FIRMWARE.search(info.exif_software)))
+        put("capture_time_present", 1.0)
+        put("capture_after_upload", float(hours < 0))
+        put("capture_to_upload_hours", np.sign(hours) * np.log1p(abs(hours)) / 10.0)
+        put("capture_on_the_hour", float(info.capture_time.minute == 0 and info.capture_time.second == 0))
+    put("location_present", float(info.has_location))
+    put("firmware_like_software", float(bool(info.exif_software and _FIRMWARE.search(info.exif_software))))
     string_bucket = _encoder_string_bucket(encoder)
     if string_bucket is not None:
-        vector[48 + string_bucket] = 1.0
-    vector[63] = float(info.generation_parameters)
+        vector[SLOTS["software_string"].start + string_bucket] = 1.0
+    put("generation_settings", float(info.generation_parameters))
+    put("file_metadata_present", float(file_metadata_present(info)))
     return vector
 
 

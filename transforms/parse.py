@@ -149,26 +149,31 @@ def _nested_object(record: Mapping[str, Any], field: str) -> Mapping[str, Any]:
     return value
 
 
-def _account(record: Mapping[str, Any]) -> AccountContext:
+def _account(record: Mapping[str, Any]) -> AccountContext | None:
+    """The optional `account` object; None when the event has none, and each field None when
+    the object leaves it out (absent is normal input, not "false" or "zero")."""
     account = _nested_object(record, "account")
+    if not account:
+        return None
     created = account.get("created_at")
     strikes = account.get("prior_strikes")
     try:
-        strikes = int(strikes) if strikes not in (None, "") else 0
+        strikes = int(strikes) if strikes not in (None, "") else None
     except (TypeError, ValueError):
         raise InvalidEvent(f"account.prior_strikes: expected an integer, got {strikes!r}") from None
-    if strikes < 0:
+    if strikes is not None and strikes < 0:
         raise InvalidEvent("account.prior_strikes: must not be negative")
     try:
         created_at = parse_timestamp(created, "account.created_at") if created not in (None, "") else None
     except ValueError as exc:
         raise InvalidEvent(str(exc)) from None
-    return AccountContext(
+    context = AccountContext(
         created_at=created_at,
-        verified=bool(_optional_bool(account, "verified")),
-        high_profile=bool(_optional_bool(account, "high_profile")),
+        verified=_optional_bool(account, "verified"),
+        high_profile=_optional_bool(account, "high_profile"),
         prior_strikes=strikes,
     )
+    return None if context == AccountContext() else context  # an object that states nothing
 
 
 def _notice(record: Mapping[str, Any]) -> Notice | None:

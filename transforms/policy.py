@@ -62,8 +62,11 @@ def _count(field: str, value: Any) -> int:
 
 
 def _modality_at_least(modality: str):
+    """A modality's score at least the threshold, counting only a modality that voted: one that
+    abstained (its input unlike its training data) is not evidence."""
+
     def test(item: ScoredMedia, threshold: float) -> bool:
-        score = item.score_for(modality)
+        score = item.vote_for(modality)
         return score is not None and score.score >= threshold
 
     return test
@@ -79,20 +82,35 @@ CONDITIONS: dict[str, tuple[Callable[[str, Any], Any], Callable[[ScoredMedia, An
     "min_fused_score": (_number, lambda item, v: item.fused_score is not None and item.fused_score >= v),
     "max_fused_score": (_number, lambda item, v: item.fused_score is not None and item.fused_score < v),
     "has_score": (_flag, lambda item, v: (item.fused_score is not None) == v),
+    "min_content_score": (_number, lambda item, v: item.content_score is not None and item.content_score >= v),
+    "max_content_score": (_number, lambda item, v: item.content_score is not None and item.content_score < v),
+    "has_content_evidence": (_flag, lambda item, v: (item.content_score is not None) == v),
     "declared_ai": (_flag, lambda item, v: bool(item.event.declared_ai) == v),
     "provenance_ai": (_flag, lambda item, v: _provenance_ai(item) == v),
     "hash_match": (_flag, lambda item, v: (item.hash_match is not None) == v),
     "min_visual_score": (_number, _modality_at_least("visual")),
     "min_audio_score": (_number, _modality_at_least("audio")),
     "min_metadata_score": (_number, _modality_at_least("metadata")),
-    "prior_strikes_at_least": (_count, lambda item, v: item.event.account.prior_strikes >= v),
-    "high_profile": (_flag, lambda item, v: item.event.account.high_profile == v),
-    "verified": (_flag, lambda item, v: item.event.account.verified == v),
+    "prior_strikes_at_least": (_count, lambda item, v: item.event.prior_strikes >= v),
+    "high_profile": (_flag, lambda item, v: item.event.high_profile == v),
+    "verified": (_flag, lambda item, v: item.event.verified == v),
     "media_type_in": (_names, lambda item, v: item.info.media_type in v),
     "surface_in": (_names, lambda item, v: item.event.surface in v),
     "country_in": (_names, lambda item, v: item.event.country in v),
     "detection_method_in": (_detection_methods, lambda item, v: item.event.detection_method in v),
 }
+
+
+# Conditions that measure the content itself. Automated removal needs one of them: metadata,
+# provenance and account context are what an uploader controls or what is simply absent, so
+# they may label an item or send it to review but never remove it on their own.
+CONTENT_EVIDENCE = ("min_content_score", "min_visual_score", "min_audio_score")
+CONTENT_MATCH = ("hash_match",)  # a perceptual-hash match of the pixels to a banked item
+ACTIONS_NEEDING_CONTENT_EVIDENCE = ("remove",)
+
+
+def _has_content_evidence(conditions: tuple[tuple[str, Any], ...]) -> bool:
+    return any(name in CONTENT_EVIDENCE or (name in CONTENT_MATCH and value is True) for name, value in conditions)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +194,11 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
         category = rule_doc.get("category")
         if category is not None and not isinstance(category, str):
             raise PolicyError(f"{where}category: expected a string")
+        if action in ACTIONS_NEEDING_CONTENT_EVIDENCE and not _has_content_evidence(tuple(conditions)):
+            raise PolicyError(
+                f"{where}when: a {action} rule needs content evidence ({', '.join(CONTENT_EVIDENCE)} or "
+                f"hash_match: true); metadata and account context cannot {action} an item on their own"
+            )
         rules.append(Rule(rule_id, action, category, tuple(conditions)))
     if rules[-1].conditions:
         raise PolicyError(f"rules[{len(rules) - 1}]: the last rule must have no conditions (the default)")
@@ -245,6 +268,7 @@ def decide(item: ScoredMedia, policy: Policy) -> Decision:
         policy_id=policy.policy_id,
         policy_version=policy.version,
         fused_score=item.fused_score,
+        content_score=item.content_score,
         detection_method=item.event.detection_method,
         automated_decision=AUTOMATED_DECISION.get(rule.action, "fully"),
         media_type=item.info.media_type,
