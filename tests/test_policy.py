@@ -151,7 +151,7 @@ BASE = {
                 ]
             },
             "metadata and account context cannot remove",
-        ),  # fmt: skip
+        ),
         ({"rules": [{"id": "d", "action": "none"}, {"id": "d", "action": "none"}]}, "used twice"),
     ],
 )
