@@ -9,7 +9,7 @@ it will be served.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,15 +18,30 @@ from models.signature import FEATURE_VERSION, SIGNATURES, check_inputs
 from schemas.records import MediaFeatures
 
 
-def load_labels(path: str) -> dict[str, dict[str, Any]]:
-    """Ground-truth rows of a labels.jsonl (the corpus generator's), by content_id."""
-    labels = {}
-    with open(path) as handle:
-        for line in handle:
-            if line.strip():
-                row = json.loads(line)
-                labels[row["content_id"]] = row
+def load_labels(paths: str | Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Ground-truth rows of one or more labels.jsonl files (the generator's, a source
+    corpus's), by content_id.
+
+    Raises:
+        ValueError: two files label the same content id.
+    """
+    labels: dict[str, dict[str, Any]] = {}
+    for path in [paths] if isinstance(paths, str) else paths:
+        with open(path) as handle:
+            for line in handle:
+                if line.strip():
+                    row = json.loads(line)
+                    if row["content_id"] in labels:
+                        raise ValueError(f"{path}: content id {row['content_id']!r} is labelled twice")
+                    labels[row["content_id"]] = row
     return labels
+
+
+def item_source(label_row: dict[str, Any], modality: str) -> str:
+    """Where an item's `modality` content came from: a source of `models.sources`, or the
+    generator (rows without `sources`, and the metadata of every item, which the platform
+    writes)."""
+    return (label_row.get("sources") or {}).get(modality) or "generator"
 
 
 def model_inputs(features: MediaFeatures, modality: str) -> dict[str, np.ndarray] | None:

@@ -293,6 +293,8 @@ def _codec_round_trip(samples: np.ndarray, rate: int, container: str, codec: str
 
 def _speech_samples(item: SourceItem, synthesised: dict[str, str], rng: np.random.Generator) -> tuple[np.ndarray, int]:
     if item.speech is not None:
+        if item.content_id not in synthesised:
+            raise ValueError(f"the {item.synth_source} voice {item.speech.voice} could not say {item.speech.text!r}")
         return decode_audio_file(synthesised[item.content_id])
     pieces, rate = [], None
     for path in item.audio_files:
@@ -322,6 +324,8 @@ def _platform_audio(samples: np.ndarray, rate: int, rng: np.random.Generator) ->
 def _make_audio(item: SourceItem, out: Path, synthesised: dict[str, str], seed: int) -> str:
     rng = _rng(seed, "make", item.content_id)
     if item.as_is:
+        if item.speech is not None and item.content_id not in synthesised:
+            raise ValueError(f"the {item.synth_source} voice {item.speech.voice} could not say {item.speech.text!r}")
         source = Path(synthesised.get(item.content_id) or item.audio_files[0])
         if source.suffix in (".raw", ".gsm"):  # headerless: wrapped in WAV, nothing else changed
             samples, rate = decode_audio_file(source, item.sources["audio"])
@@ -434,7 +438,7 @@ def _synthesise_all(items: Sequence[SourceItem], cache: Path, workdir: Path) -> 
 
         started = time.perf_counter()
         written = synthesise(BY_NAME[name], cache, [i.speech for i in group], workdir / name)
-        paths.update({item.content_id: str(path) for item, path in zip(group, written)})
+        paths.update({item.content_id: str(path) for item, path in zip(group, written) if path is not None})
         print(f"synthesised {len(group)} utterances with {name} in {time.perf_counter() - started:.0f}s",
               file=sys.stderr)  # fmt: skip
     return paths

@@ -63,6 +63,13 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
+def _speakable(text: str, language: str) -> str:
+    """What Festival's letter-to-sound rules can read: letters of the voice's script and plain
+    punctuation (a Latin word or a digit in Russian text, or a guillemet, stops the voice)."""
+    letters = r"\u0400-\u04FF" if language == "ru" else r"A-Za-z\u00C0-\u024F"
+    return " ".join(re.sub(rf"[^{letters}\s.,?!;:'-]", " ", text).split())
+
+
 def _library_path(root: Path) -> dict[str, str]:
     libs = [root / "usr/lib/x86_64-linux-gnu", root / "usr/lib/x86_64-linux-gnu/pulseaudio"]
     existing = os.environ.get("LD_LIBRARY_PATH", "")
@@ -87,16 +94,29 @@ def _festival(source: Source, cache: Path, requests: Sequence[SpeechRequest], ou
             index_file = root / f"usr/share/festival/voices/czech/{voice}/group/{short}.group"
             lines.append(f'(defvar czech-{short}-unisyn-index "{index_file}")')
         lines.append(f"(voice_{voice})")
+        utterances = {}
         for index in indices:
             request = requests[index]
-            text = request.text.encode(encoding, errors="ignore").decode(encoding).replace('"', "")
-            lines.append(f"(Parameter.set 'Duration_Stretch {1.0 / request.rate:.3f})")
-            lines.append(f'(utt.save.wave (utt.synth (Utterance Text "{text}")) "{paths[index]}" (quote riff))')
+            text = _speakable(request.text, languages[voice])
+            text = text.encode(encoding, errors="ignore").decode(encoding)
+            utterances[index] = (
+                f"(Parameter.set 'Duration_Stretch {1.0 / request.rate:.3f})\n"
+                f'(utt.save.wave (utt.synth (Utterance Text "{text}")) "{paths[index]}" (quote riff))'
+            )
         script = out / f"{voice}.scm"
-        script.write_bytes(("\n".join(lines) + "\n").encode(encoding, errors="ignore"))
-        subprocess.run([*command, str(script)], check=True, capture_output=True, env=_library_path(root),
-                       timeout=_TIMEOUT_S)  # fmt: skip
-    return paths
+        script.write_bytes(("\n".join([*lines, *utterances.values()]) + "\n").encode(encoding, errors="ignore"))
+        try:
+            subprocess.run([*command, str(script)], check=True, capture_output=True, env=_library_path(root),
+                           timeout=_TIMEOUT_S)  # fmt: skip
+        except subprocess.CalledProcessError:
+            # One utterance the voice cannot say stops the batch: say the rest one by one.
+            for index, utterance in utterances.items():
+                if paths[index].exists():
+                    continue
+                script.write_bytes(("\n".join([*lines, utterance]) + "\n").encode(encoding, errors="ignore"))
+                subprocess.run([*command, str(script)], capture_output=True, env=_library_path(root),
+                               timeout=_TIMEOUT_S)  # fmt: skip
+    return [path if path.exists() else None for path in paths]
 
 
 _PIPER_DRIVER = """
@@ -157,8 +177,10 @@ def _flite(source: Source, cache: Path, requests: Sequence[SpeechRequest], out: 
 _DRIVERS = {"festival": _festival, "piper": _piper, "espeak_ng": _espeak_ng, "flite": _flite}
 
 
-def synthesise(source: Source, cache: str | Path, requests: Sequence[SpeechRequest], workdir: str | Path) -> list[Path]:
-    """One WAV file per request, written under `workdir`.
+def synthesise(
+    source: Source, cache: str | Path, requests: Sequence[SpeechRequest], workdir: str | Path
+) -> list[Path | None]:
+    """One WAV file per request, written under `workdir` (None where the voice could not say it).
 
     Raises:
         ValueError: the source is not a synthesiser this module drives, or a voice is unknown.

@@ -1,24 +1,29 @@
-"""Operating points from error cost: which fused score each action tier should start at.
+"""Operating points from error cost and a risk budget: where each policy tier should start.
 
     python -m models.thresholds --scores SCORES --costs COSTS.yaml --out THRESHOLDS.json
         [--prevalence 0.02] [--daily_uploads 1000000]
 
-SCORES is labelled evaluation data (JSON Lines or Parquet with `score` and `label`, 1 for
-synthetic; the evaluation report's test split, say). COSTS names, per action tier, the cost
-of acting on a real item (a false positive) and of not acting on a synthetic one (a false
-negative) in that tier's terms, e.g.:
+SCORES is labelled evaluation data (JSON Lines or Parquet with `label`, 1 for synthetic,
+`content_score`, `fused_score` and, optionally, `source`; the model report's
+`test_scores.jsonl`, say; a file with a plain `score` column is read as fused scores). COSTS
+names, per tier, the score it reads (`content` or `fused`), the cost of acting on a real
+item (a false positive) and of not acting on a synthetic one (a false negative), optionally
+a cap on the false-positive rate (the risk budget) and a tier it may not start below:
 
     tiers:
-      label:        {cost_false_positive: 1,  cost_false_negative: 2}
-      reduce_reach: {cost_false_positive: 4,  cost_false_negative: 5}
-      remove:       {cost_false_positive: 40, cost_false_negative: 10}
+      review_fused:   {score: fused,   cost_false_positive: 1,  cost_false_negative: 3}
+      review_content: {score: content, cost_false_positive: 1,  cost_false_negative: 3}
+      remove:         {score: content, cost_false_positive: 30, cost_false_negative: 10,
+                       max_false_positive_rate: 0.01, at_least: review_content}
 
 Severe harm (a costly miss) pulls a threshold down (recall); an action that hurts a real
-uploader pulls it up (precision). For each tier the threshold minimises the expected cost
-at the production prevalence (evaluation sets are balanced, production is not: positives
-and negatives are re-weighted to `--prevalence`). Stricter tiers never start below milder
-ones. The output gives, per tier, the threshold with its expected precision, recall,
-false-positive rate and daily volume, ready to copy into a policy.
+uploader pulls it up (precision). For each tier the threshold minimises the expected cost at
+the production prevalence (evaluation sets are balanced, production is not: positives and
+negatives are re-weighted to `--prevalence`) among the thresholds whose false-positive rate
+on the real items stays within the cap. An item without the score (no content evidence voted)
+is never flagged by that tier. The output gives each tier's threshold with its expected
+precision, recall, false-positive rate and daily volume, and the false-positive rate per
+source of real items, ready to copy into a policy.
 """
 
 from __future__ import annotations
@@ -27,33 +32,39 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-TIER_ORDER = ("label", "reduce_reach", "remove")
+SCORE_KINDS = ("content", "fused")
 
 
 @dataclasses.dataclass(frozen=True)
 class TierCost:
     cost_false_positive: float
     cost_false_negative: float
+    score: str = "fused"
+    max_false_positive_rate: float | None = None
+    at_least: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class OperatingPoint:
     tier: str
+    score: str
     threshold: float
     expected_cost_per_item: float
     precision: float | None
     recall: float
     false_positive_rate: float
     daily_volume: float
+    false_positive_rate_cap: float | None = None
 
 
 def _rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
-    flagged = scores >= threshold
+    flagged = scores >= threshold  # NaN (no score) is never flagged
     recall = float((flagged & labels).sum() / max(labels.sum(), 1))
     fpr = float((flagged & ~labels).sum() / max((~labels).sum(), 1))
     return recall, fpr
@@ -63,83 +74,124 @@ def operating_point(
     tier: str, labels: np.ndarray, scores: np.ndarray, cost: TierCost, prevalence: float, daily_uploads: float,
     minimum: float = 0.0,
 ) -> OperatingPoint:  # fmt: skip
-    """The threshold (at or above `minimum`) with the least expected cost per item."""
+    """The threshold (at or above `minimum`, within the tier's false-positive cap) with the
+    least expected cost per item."""
     labels = np.asarray(labels, dtype=bool)
     scores = np.asarray(scores, dtype=np.float64)
-    candidates = np.unique(np.r_[scores[scores >= minimum], minimum, np.nextafter(1.0, 2.0)])
+    present = scores[~np.isnan(scores)]
+    candidates = np.unique(np.r_[present[present >= minimum], minimum, np.nextafter(1.0, 2.0)])
     best: tuple[float, float] | None = None
     for threshold in candidates:
         recall, fpr = _rates(labels, scores, threshold)
+        if cost.max_false_positive_rate is not None and fpr > cost.max_false_positive_rate:
+            continue
         expected = (
             prevalence * (1 - recall) * cost.cost_false_negative + (1 - prevalence) * fpr * cost.cost_false_positive
         )
         if best is None or expected < best[1] - 1e-12:
             best = (float(threshold), expected)
-    threshold, expected = best
+    threshold, expected = best  # the top candidate flags nothing, so the cap always admits one
     recall, fpr = _rates(labels, scores, threshold)
     flagged_share = prevalence * recall + (1 - prevalence) * fpr
     precision = prevalence * recall / flagged_share if flagged_share > 0 else None
-    return OperatingPoint(tier, threshold, expected, precision, recall, fpr, flagged_share * daily_uploads)
+    return OperatingPoint(
+        tier, cost.score, threshold, expected, precision, recall, fpr, flagged_share * daily_uploads,
+        cost.max_false_positive_rate,
+    )  # fmt: skip
 
 
 def choose_thresholds(
-    labels: np.ndarray, scores: np.ndarray, costs: dict[str, TierCost], prevalence: float, daily_uploads: float
+    labels: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    costs: Mapping[str, TierCost],
+    prevalence: float,
+    daily_uploads: float,
 ) -> list[OperatingPoint]:
-    """One operating point per tier, milder tiers first; a stricter tier never starts lower."""
-    points, floor = [], 0.0
-    for tier in (t for t in TIER_ORDER if t in costs):
-        point = operating_point(tier, labels, scores, costs[tier], prevalence, daily_uploads, minimum=floor)
-        points.append(point)
-        floor = point.threshold
-    return points
+    """One operating point per tier, in the order given; a tier with `at_least` starts no lower
+    than that tier (which must come before it)."""
+    points: dict[str, OperatingPoint] = {}
+    for tier, cost in costs.items():
+        floor = points[cost.at_least].threshold if cost.at_least else 0.0
+        points[tier] = operating_point(tier, labels, scores[cost.score], cost, prevalence, daily_uploads, floor)
+    return list(points.values())
 
 
-def load_scores(path: str) -> tuple[np.ndarray, np.ndarray]:
+def false_positive_rates_by_source(
+    labels: np.ndarray, scores: np.ndarray, sources: list[str], threshold: float
+) -> dict[str, dict[str, float | int]]:
+    """Per source of real items: how many there are and what share the threshold flags."""
+    result = {}
+    for source in sorted(set(sources)):
+        real = np.asarray([s == source for s in sources]) & ~labels
+        if real.any():
+            flagged = int((scores[real] >= threshold).sum())
+            result[source] = {"real_items": int(real.sum()), "flagged": flagged, "fpr": flagged / int(real.sum())}
+    return result
+
+
+def load_scores(path: str) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
+    """(labels, {"content": ..., "fused": ...}, sources); a missing score is NaN."""
     if path.endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path, columns=["score", "label"]).to_pydict()
-        rows = list(zip(table["score"], table["label"]))
+        rows = pq.read_table(path).to_pylist()
     else:
-        rows = [
-            (r["score"], r["label"]) for r in map(json.loads, filter(str.strip, Path(path).read_text().splitlines()))
-        ]
-    rows = [(s, y) for s, y in rows if s is not None]
-    return np.asarray([y for _, y in rows], dtype=bool), np.asarray([s for s, _ in rows], dtype=np.float64)
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    fused = [r.get("fused_score", r.get("score")) for r in rows]
+    content = [r.get("content_score", r.get("score")) for r in rows]
+    keep = [i for i, f in enumerate(fused) if f is not None]
+
+    def column(values: list) -> np.ndarray:
+        return np.asarray([np.nan if values[i] is None else values[i] for i in keep], dtype=np.float64)
+
+    labels = np.asarray([rows[i]["label"] for i in keep], dtype=bool)
+    return labels, {"content": column(content), "fused": column(fused)}, [rows[i].get("source", "-") for i in keep]
 
 
 def load_costs(path: str) -> dict[str, TierCost]:
     document = yaml.safe_load(Path(path).read_text())
     tiers = document.get("tiers") if isinstance(document, dict) else None
     if not isinstance(tiers, dict) or not tiers:
-        raise ValueError(f"{path}: expected a 'tiers' mapping of {TIER_ORDER}")
-    costs = {}
+        raise ValueError(f"{path}: expected a 'tiers' mapping")
+    costs: dict[str, TierCost] = {}
     for tier, values in tiers.items():
-        if tier not in TIER_ORDER:
-            raise ValueError(f"{path}: tiers.{tier}: unknown tier; expected one of {TIER_ORDER}")
+        where = f"{path}: tiers.{tier}"
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: expected a mapping")
+        unknown = set(values) - {f.name for f in dataclasses.fields(TierCost)}
+        if unknown:
+            raise ValueError(f"{where}.{sorted(unknown)[0]}: unknown field")
         try:
-            cost = TierCost(float(values["cost_false_positive"]), float(values["cost_false_negative"]))
+            cost = TierCost(float(values["cost_false_positive"]), float(values["cost_false_negative"]),
+                            str(values.get("score", "fused")),
+                            None if values.get("max_false_positive_rate") is None
+                            else float(values["max_false_positive_rate"]),
+                            values.get("at_least"))  # fmt: skip
         except (KeyError, TypeError, ValueError):
-            raise ValueError(
-                f"{path}: tiers.{tier}: needs numeric cost_false_positive and cost_false_negative"
-            ) from None
+            raise ValueError(f"{where}: needs numeric cost_false_positive and cost_false_negative") from None
         if cost.cost_false_positive <= 0 or cost.cost_false_negative <= 0:
-            raise ValueError(f"{path}: tiers.{tier}: costs must be positive")
+            raise ValueError(f"{where}: costs must be positive")
+        if cost.score not in SCORE_KINDS:
+            raise ValueError(f"{where}.score: expected one of {SCORE_KINDS}, got {cost.score!r}")
+        if cost.max_false_positive_rate is not None and not 0 <= cost.max_false_positive_rate <= 1:
+            raise ValueError(f"{where}.max_false_positive_rate: expected a rate between 0 and 1")
+        if cost.at_least is not None and cost.at_least not in costs:
+            raise ValueError(f"{where}.at_least: {cost.at_least!r} is not a tier listed before it")
         costs[tier] = cost
     return costs
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.thresholds", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scores", required=True, help="JSON Lines or Parquet with score and label (1 = synthetic).")
-    parser.add_argument("--costs", required=True, help="YAML with per-tier false-positive and false-negative costs.")
+    parser.add_argument("--scores", required=True, help="JSON Lines or Parquet: label, content_score, fused_score.")
+    parser.add_argument("--costs", required=True, help="YAML with per-tier score, costs and false-positive cap.")
     parser.add_argument("--out", required=True, help="Where to write the thresholds (JSON).")
     parser.add_argument("--prevalence", type=float, default=0.02, help="Share of synthetic uploads in production.")
     parser.add_argument("--daily_uploads", type=float, default=1_000_000, help="For the expected daily volumes.")
     args = parser.parse_args(argv)
     if not 0 < args.prevalence < 1:
         parser.error("--prevalence must be between 0 and 1")
-    labels, scores = load_scores(args.scores)
+    labels, scores, sources = load_scores(args.scores)
     if labels.all() or not labels.any():
         parser.error("--scores must hold both synthetic and real items")
     points = choose_thresholds(labels, scores, load_costs(args.costs), args.prevalence, args.daily_uploads)
@@ -149,14 +201,18 @@ def run(argv: list[str] | None = None) -> int:
         "prevalence": args.prevalence,
         "daily_uploads": args.daily_uploads,
         "evaluation_items": len(labels),
-        "operating_points": [dataclasses.asdict(p) for p in points],
+        "operating_points": [
+            dataclasses.asdict(p)
+            | {"fpr_by_source": false_positive_rates_by_source(labels, scores[p.score], sources, p.threshold)}
+            for p in points
+        ],
     }
     Path(args.out).write_text(json.dumps(document, indent=2) + "\n")
     for point in points:
         precision = "-" if point.precision is None else f"{point.precision:.3f}"
         print(
-            f"{point.tier:<13} threshold {point.threshold:.4f}  precision {precision}  recall {point.recall:.3f}  "
-            f"fpr {point.false_positive_rate:.4f}  ~{point.daily_volume:,.0f}/day"
+            f"{point.tier:<15} {point.score:<8} threshold {point.threshold:.4f}  precision {precision}  "
+            f"recall {point.recall:.3f}  fpr {point.false_positive_rate:.4f}  ~{point.daily_volume:,.0f}/day"
         )
     return 0
 

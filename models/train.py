@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from models.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
 from models.domain import GATE_INPUT, fit_gate
-from models.examples import load_labels, read_examples, read_parquet_examples
+from models.examples import item_source, load_labels, read_examples, read_parquet_examples
 from models.fusion import COEFFICIENT_BOUNDS, CONTEXT_LOGIT_BOUND, FUSION_FEATURES, fit_fusion, fusion_inputs
 from models.handlers import LoadedSignature, ModelAnswer, judge_domain, predict_probabilities
 from models.metadata_layout import signal_names as metadata_signal_names
@@ -79,26 +79,31 @@ def modality_dataset(
     modality: str,
     seed: int,
     exclude_families: Iterable[str] = (),
+    exclude_sources: Iterable[str] = (),
 ) -> dict[str, dict[str, Any]]:
-    """Per split: stacked inputs, labels, content ids and families of items with `modality`.
+    """Per split: stacked inputs, labels, content ids, families and sources of items with `modality`.
 
-    Items of `exclude_families` (for this modality) are left out of every split: the
-    leave-one-family-out runs train and calibrate without ever seeing them.
+    Items of `exclude_families` or whose `modality` content came from `exclude_sources` are
+    left out of every split: the held-out runs train and calibrate without ever seeing them.
     """
-    excluded = set(exclude_families)
-    by_split: dict[str, dict[str, list]] = {s: {"inputs": [], "labels": [], "ids": [], "families": []} for s in SPLITS}
+    excluded, excluded_sources = set(exclude_families), set(exclude_sources)
+    by_split: dict[str, dict[str, list]] = {
+        s: {"inputs": [], "labels": [], "ids": [], "families": [], "sources": []} for s in SPLITS
+    }
     for example in examples:
         label_row = labels.get(example["content_id"])
         if modality not in example or label_row is None or label_row.get(f"{modality}_label") is None:
             continue
         family = (label_row.get("families") or {}).get(modality) or "real"
-        if family in excluded:
+        source = item_source(label_row, modality)
+        if family in excluded or source in excluded_sources:
             continue
         bucket = by_split[split_of(example["content_id"], seed)]
         bucket["inputs"].append(example[modality])
         bucket["labels"].append(float(label_row[f"{modality}_label"]))
         bucket["ids"].append(example["content_id"])
         bucket["families"].append(family)
+        bucket["sources"].append(source)
     return {split: _stack(modality, bucket) for split, bucket in by_split.items()}
 
 
@@ -110,6 +115,7 @@ def _stack(modality: str, bucket: dict[str, list]) -> dict[str, Any]:
         "labels": np.asarray(bucket["labels"], np.float32),
         "ids": bucket["ids"],
         "families": bucket["families"],
+        "sources": bucket["sources"],
     }
 
 
@@ -337,7 +343,9 @@ def item_probabilities(loaded: dict[str, LoadedSignature], examples: list[dict])
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", required=True, help="Warehouse dir, TFRecord/Parquet dir, or a glob of files.")
-    parser.add_argument("--labels", required=True, help="labels.jsonl with content_id, label and <modality>_label.")
+    parser.add_argument(
+        "--labels", required=True, nargs="+", help="labels.jsonl file(s) with content_id, label and <modality>_label."
+    )
     parser.add_argument("--out", required=True, help="Model directory: writes <modality>/<version>/.")
     parser.add_argument("--modality", choices=(*MODALITIES, "all"), default="all")
     parser.add_argument("--epochs", type=int, default=60, help="Upper bound; early stopping ends sooner.")
@@ -345,6 +353,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--version", default=None, help="Version name (default: UTC timestamp, sorts newest last).")
     parser.add_argument("--exclude_families", nargs="*", default=(), help="Generator families to train without.")
+    parser.add_argument("--exclude_sources", nargs="*", default=(), help="Sources (models.sources) to train without.")
     parser.add_argument("--quiet", action="store_true", help="No per-epoch progress.")
     args = parser.parse_args(argv)
 
@@ -360,11 +369,12 @@ def run(argv: list[str] | None = None) -> int:
     modalities = MODALITIES if args.modality == "all" else (args.modality,)
     out = Path(args.out)
     provenance = {"features": files, "labels": args.labels, "split": SPLIT_DOC, "seed": args.seed,
-                  "excluded_families": list(args.exclude_families)}  # fmt: skip
+                  "excluded_families": list(args.exclude_families),
+                  "excluded_sources": list(args.exclude_sources)}  # fmt: skip
     print(f"{len(examples)} examples from {len(files)} file(s), {len(labels)} labels", file=sys.stderr)
 
     for modality in modalities:
-        dataset = modality_dataset(examples, labels, modality, args.seed, args.exclude_families)
+        dataset = modality_dataset(examples, labels, modality, args.seed, args.exclude_families, args.exclude_sources)
         print(f"[{modality}] split sizes { {s: len(dataset[s]['labels']) for s in SPLITS} }", file=sys.stderr)
         model, facts = train_modality(
             modality, dataset, args.epochs, args.batch_size, args.seed, verbose=0 if args.quiet else 2

@@ -33,27 +33,58 @@ def test_rare_positives_in_production_raise_the_threshold():
     assert rare.daily_volume < balanced.daily_volume
 
 
-def test_stricter_tiers_never_start_below_milder_ones():
+def test_a_tier_never_starts_below_the_tier_it_must_follow():
     labels, scores = _scores()
-    costs = {"label": TierCost(1, 2), "reduce_reach": TierCost(2, 1), "remove": TierCost(0.5, 3)}
-    points = choose_thresholds(labels, scores, costs, 0.1, 1000)
-    thresholds = [p.threshold for p in points]
-    assert [p.tier for p in points] == ["label", "reduce_reach", "remove"]
-    assert thresholds == sorted(thresholds)
+    costs = {
+        "review": TierCost(1, 2, score="content"),
+        "remove": TierCost(0.5, 3, score="content", at_least="review"),
+    }
+    points = choose_thresholds(labels, {"content": scores, "fused": scores}, costs, 0.1, 1000)
+    assert [p.tier for p in points] == ["review", "remove"]
+    assert points[1].threshold >= points[0].threshold
 
 
-def test_cli_writes_points_and_rejects_bad_costs(tmp_path):
+def test_the_risk_budget_caps_the_false_positive_rate():
+    labels, scores = _scores()
+    loose = operating_point("remove", labels, scores, TierCost(1, 20), 0.5, 1000)
+    capped = operating_point("remove", labels, scores, TierCost(1, 20, max_false_positive_rate=0.01), 0.5, 1000)
+    assert loose.false_positive_rate > 0.01 >= capped.false_positive_rate
+    assert capped.threshold > loose.threshold
+
+
+def test_items_without_the_score_are_never_flagged():
+    labels = np.array([True, True, False, False])
+    content = np.array([0.99, np.nan, np.nan, 0.1])
+    point = operating_point("remove", labels, content, TierCost(1, 1), 0.5, 1000)
+    assert point.recall == 0.5 and point.false_positive_rate == 0.0
+
+
+def test_cli_writes_points_per_score_and_rejects_bad_costs(tmp_path):
     labels, scores = _scores()
     scores_path = tmp_path / "scores.jsonl"
-    scores_path.write_text("\n".join(json.dumps({"score": float(s), "label": int(y)}) for s, y in zip(scores, labels)))
+    sources = ["generator", "klettres"]
+    scores_path.write_text(
+        "\n".join(
+            json.dumps(
+                {"content_score": float(s), "fused_score": float(s) * 0.9, "label": int(y), "source": sources[i % 2]}
+            )
+            for i, (s, y) in enumerate(zip(scores, labels))
+        )
+    )
     costs = tmp_path / "costs.yaml"
-    costs.write_text("tiers:\n  label: {cost_false_positive: 1, cost_false_negative: 2}\n"
-                     "  remove: {cost_false_positive: 40, cost_false_negative: 10}\n")  # fmt: skip
+    costs.write_text(
+        "tiers:\n  review_fused: {score: fused, cost_false_positive: 1, cost_false_negative: 2}\n"
+        "  remove: {score: content, cost_false_positive: 40, cost_false_negative: 10, max_false_positive_rate: 0.01}\n"
+    )
     out = tmp_path / "thresholds.json"
     assert run(["--scores", str(scores_path), "--costs", str(costs), "--out", str(out)]) == 0
     points = json.loads(out.read_text())["operating_points"]
-    assert [p["tier"] for p in points] == ["label", "remove"]
-    assert points[1]["precision"] > points[0]["precision"]
-    costs.write_text("tiers:\n  obliterate: {cost_false_positive: 1, cost_false_negative: 1}\n")
-    with pytest.raises(ValueError, match="unknown tier"):
+    assert [(p["tier"], p["score"]) for p in points] == [("review_fused", "fused"), ("remove", "content")]
+    assert points[1]["false_positive_rate"] <= 0.01
+    assert set(points[1]["fpr_by_source"]) == set(sources)
+    costs.write_text("tiers:\n  remove: {score: vibes, cost_false_positive: 1, cost_false_negative: 1}\n")
+    with pytest.raises(ValueError, match="score: expected one of"):
+        load_costs(str(costs))
+    costs.write_text("tiers:\n  remove: {at_least: review, cost_false_positive: 1, cost_false_negative: 1}\n")
+    with pytest.raises(ValueError, match="not a tier listed before it"):
         load_costs(str(costs))
