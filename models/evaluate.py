@@ -1,17 +1,25 @@
-"""Evaluate served models: per modality and fused, per generator family, per slice, held-out families.
+"""Evaluate served models: per modality, content and fused, per family, per source, held-out runs.
 
-    python -m models.evaluate --features WAREHOUSE --labels LABELS.jsonl --model_dir MODELS --out REPORT_DIR
-        [--manifest MANIFEST.jsonl] [--leave_one_family_out]
+    python -m models.evaluate --features WAREHOUSE --labels LABELS.jsonl [MORE.jsonl ...] --model_dir MODELS
+        --out REPORT_DIR [--policy POLICY.yaml] [--leave_one_family_out] [--leave_one_source_out]
 
-Writes REPORT_DIR/report.json and PNG plots (ROC and DET curves, score histograms per class).
-Scores are the calibrated probabilities of the exported SavedModels and the fusion, exactly
-what the pipeline serves, on the test split of the models' own training seed (read from their
-model cards), so nothing the models were fitted or calibrated on is scored.
+Writes REPORT_DIR/report.json, `test_scores.jsonl` (label, content and fused score and source of
+every test item: what `models.thresholds` reads) and PNG plots (ROC and DET curves, score
+histograms per class). Scores are the calibrated probabilities of the exported SavedModels,
+their domain gates and the fusion, exactly what the pipeline serves, on the test split of the
+models' own training seed (read from their model cards), so nothing the models were fitted or
+calibrated on is scored. A modality that abstains on an item does not vote, as in serving;
+its probability still counts in the per-modality curves, whose abstention rate is reported.
 
-Leave-one-family-out (`--leave_one_family_out`): for each generator family of each modality,
-a model is trained without that family (`models.train`, same architecture and seed) and
-scored on the held-out family's items against the real items of the test split. This is the
-honest number for unseen generators.
+Rates at the policy's thresholds (`--policy`, the shipped one by default) are given per source
+of items: the generator, and each source of media made elsewhere (`models.sources`).
+
+Leave-one-family-out (`--leave_one_family_out`): for each generator family of each modality, a
+model is trained without that family and scored on it against the real test items.
+Leave-one-source-out (`--leave_one_source_out`): for each source of media made elsewhere in
+the training data, the modality it feeds is trained without it (and its domain gate fitted
+without it), then scored on all of that source's items against the test items of the other
+class: the honest number for media from somewhere the models never saw.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -28,11 +37,13 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from models.examples import load_labels
+from models.domain import GATE_INPUT, fit_gate
+from models.examples import item_source, load_labels
 from models.fusion import FusionModel
-from models.handlers import LoadedSignature
+from models.handlers import LoadedSignature, judge_domain
 from models.metrics import binary_metrics
-from models.registry import DeployedModel, resolve_fusion, resolve_model
+from models.registry import DeployedModel, export_saved_model, resolve_fusion, resolve_model
+from models.thresholds import policy_thresholds
 from models.train import (
     feature_files,
     item_answers,
@@ -46,6 +57,9 @@ from models.train import (
 from schemas.records import MODALITIES
 
 MIN_SLICE = 5  # slices smaller than this are listed with their count only
+DEFAULT_POLICY = "policies/synthetic_media_v1.yaml"
+# Which modality each kind of source feeds (a film's speech track is its own speech source).
+SOURCE_MODALITY = {"speech": "audio", "synthesiser": "audio", "photo": "visual", "video": "visual"}
 
 
 def _curves(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +117,7 @@ def plot_report(scored: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) -> 
 
 
 def _breakdown(labels: np.ndarray, scores: np.ndarray, groups: list[str]) -> dict[str, Any]:
-    """Metrics of each group against all real items (families) or within the group (slices)."""
+    """Metrics within each group (where it holds both classes; its counts otherwise)."""
     result = {}
     for group in sorted(set(groups)):
         mask = np.asarray([g == group for g in groups])
@@ -124,33 +138,68 @@ def _family_vs_real(labels: np.ndarray, scores: np.ndarray, families: list[str])
     return result
 
 
+def rates_at(labels: np.ndarray, scores: np.ndarray, thresholds: dict[str, float]) -> dict[str, Any]:
+    """Share of synthetic items (recall) and of real items (false-positive rate) at or above
+    each threshold; a missing score (NaN: nothing voted) is never at or above one."""
+    labels = np.asarray(labels, dtype=bool)
+    result: dict[str, Any] = {"synthetic": int(labels.sum()), "real": int((~labels).sum())}
+    for name, threshold in thresholds.items():
+        flagged = np.nan_to_num(scores, nan=-1.0) >= threshold
+        result[name] = {
+            "threshold": threshold,
+            "recall": float(flagged[labels].mean()) if labels.any() else None,
+            "fpr": float(flagged[~labels].mean()) if (~labels).any() else None,
+            "real_flagged": int(flagged[~labels].sum()),
+        }
+    return result
+
+
 def evaluate_modality(
     modality: str, examples: list[dict], labels: dict, deployed: DeployedModel, model: LoadedSignature, seed: int
 ) -> dict[str, Any]:
     dataset = modality_dataset(examples, labels, modality, seed)
     test = dataset["test"]
     scores = score_split(model, test)
+    verdicts = judge_domain(model, test["inputs"]) if len(test["labels"]) else []
+    abstained = np.asarray([bool(v and v.abstained) for v in verdicts], dtype=bool)
+    by_source = {}
+    for source in sorted(set(test["sources"])):
+        mask = np.asarray([s == source for s in test["sources"]])
+        entry = _breakdown(test["labels"][mask], scores[mask], [source] * int(mask.sum()))[source]
+        by_source[source] = entry | {
+            "abstention_rate": float(abstained[mask].mean()),
+            "mean_score_real": float(scores[mask & (test["labels"] == 0)].mean()) if (mask & (test["labels"] == 0)).any() else None,
+            "mean_score_synthetic": float(scores[mask & (test["labels"] == 1)].mean()) if (mask & (test["labels"] == 1)).any() else None,
+        }  # fmt: skip
+    voting_mask = ~abstained
     return {
         "model": f"{deployed.name}@{deployed.version}",
         "test": binary_metrics(test["labels"], scores),
+        "abstention_rate": float(abstained.mean()) if len(abstained) else None,
+        "test_voting_only": binary_metrics(test["labels"][voting_mask], scores[voting_mask])
+        if voting_mask.any()
+        else {},
         "by_family": _family_vs_real(test["labels"], scores, test["families"]),
         # Within each container: its codec and quality settings decide how many traces survive.
         "by_container": _breakdown(
             test["labels"], scores, [labels[i].get("container") or "unknown" for i in test["ids"]]
         ),
+        "by_source": by_source,
         "_scores": (test["labels"], scores, test["ids"]),
     }
 
 
-def evaluate_fused(
+def evaluate_items(
     examples: list[dict],
     labels: dict,
     model_dir: str,
     loaded: dict[str, LoadedSignature],
     seed: int,
     context: dict[str, dict],
+    thresholds: dict[str, float],
 ) -> dict[str, Any]:
-    """Item-level scores on the test split: each modality alone (where present) and fused."""
+    """Item-level content and fused scores on the test split, overall, per slice and per source,
+    with the rates at the policy's thresholds."""
     fusion: FusionModel | None = resolve_fusion(model_dir)
     test = [
         e
@@ -159,14 +208,18 @@ def evaluate_fused(
         and labels.get(e["content_id"], {}).get("label") in ("real", "synthetic")
     ]
     answers = item_answers(loaded, test)
-    probabilities = [{m: (a.probability if a else None) for m, a in item.items()} for item in answers]
     votes = [voting(item) for item in answers]
     targets = np.asarray([float(labels[e["content_id"]]["label"] == "synthetic") for e in test])
-    fused = np.asarray([fusion.predict(v) if fusion else np.nan for v in votes], dtype=np.float64)
+    from models.fusion import fuse
+
+    fused_scores = [fuse(v, fusion) for v in votes]
+    fused = np.asarray([np.nan if f.fused is None else f.fused for f in fused_scores], dtype=np.float64)
+    content = np.asarray([np.nan if f.content is None else f.content for f in fused_scores], dtype=np.float64)
+    sources = [labels[e["content_id"]].get("source", "generator") for e in test]
     per_modality_item_level = {}
     for modality in MODALITIES:
-        present = np.asarray([p[modality] is not None for p in probabilities])
-        values = np.asarray([p[modality] if p[modality] is not None else np.nan for p in probabilities])
+        present = np.asarray([a[modality] is not None for a in answers])
+        values = np.asarray([a[modality].probability if a[modality] is not None else np.nan for a in answers])
         per_modality_item_level[modality] = {
             "all_items_missing_as_0_5": binary_metrics(targets, np.where(present, values, 0.5)),
             "items_with_modality": binary_metrics(targets[present], values[present]) if present.any() else {},
@@ -174,51 +227,129 @@ def evaluate_fused(
     slices = {}
     for field in ("media_type", "country", "surface"):
         groups = [str(context.get(e["content_id"], {}).get(field) or e.get(field) or "unknown") for e in test]
-        slices[field] = _breakdown(targets, fused, groups) if fusion else {}
+        slices[field] = _breakdown(targets, np.nan_to_num(fused, nan=0.5), groups)
     families = [
         "+".join(sorted({f for f in (labels[e["content_id"]].get("families") or {}).values() if f})) or "real"
         for e in test
     ]
+    at_policy = {"content": {k: v for k, v in thresholds.items() if k != "review_fused"},
+                 "fused": {k: v for k, v in thresholds.items() if k == "review_fused"}}  # fmt: skip
+    by_source = {}
+    for source in sorted(set(sources)):
+        mask = np.asarray([s == source for s in sources])
+        by_source[source] = {
+            "content": rates_at(targets[mask], content[mask], at_policy["content"]),
+            "fused": rates_at(targets[mask], fused[mask], at_policy["fused"]),
+            "no_content_evidence": float(np.isnan(content[mask]).mean()),
+        }
     return {
         "fusion": f"{fusion.name}@{fusion.version}" if fusion else None,
-        "test": binary_metrics(targets, fused) if fusion else None,
+        "test": binary_metrics(targets, np.nan_to_num(fused, nan=0.5)),
+        # An item whose content modalities all abstained counts as content score 0: it cannot be removed.
+        "content": binary_metrics(targets, np.nan_to_num(content, nan=0.0)),
+        "no_content_evidence": float(np.isnan(content).mean()),
+        "at_policy": {
+            "thresholds": thresholds,
+            "content": rates_at(targets, content, at_policy["content"]),
+            "fused": rates_at(targets, fused, at_policy["fused"]),
+        },
         "item_level_by_modality": per_modality_item_level,
-        "by_generator_combination": _breakdown(targets, fused, families) if fusion else {},
+        "by_generator_combination": _breakdown(targets, np.nan_to_num(fused, nan=0.5), families),
+        "by_source": by_source,
         "slices": slices,
-        "_scores": (targets, fused),
+        "_scores": (targets, fused, content, [e["content_id"] for e in test], sources),
     }
+
+
+def _train_and_load(modality: str, dataset: dict[str, dict], epochs: int, seed: int, scratch: Path) -> LoadedSignature:
+    """Trains one modality on `dataset`, exports it with its domain gate, loads it to score."""
+    model, facts = train_modality(modality, dataset, epochs, 32, seed, verbose=0)
+    path = scratch / "model"
+    export_saved_model(model, path, facts["calibration"]["scale"], facts["calibration"]["bias"])
+    key = GATE_INPUT[modality]
+    fit_gate(modality, dataset["train"]["inputs"][key], dataset["validation"]["inputs"][key]).save(path)
+    return LoadedSignature(str(path))
+
+
+def _scored(model: LoadedSignature, split: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and abstentions of a split."""
+    if not len(split["labels"]):
+        return np.zeros(0), np.zeros(0, bool)
+    verdicts = judge_domain(model, split["inputs"])
+    return score_split(model, split), np.asarray([bool(v and v.abstained) for v in verdicts])
 
 
 def leave_one_family_out(
     examples: list[dict], labels: dict, seed: int, epochs: int, families: dict[str, list[str]]
 ) -> dict[str, Any]:
     """Trains without each family in turn and scores that family against real test items."""
-    import tempfile
-
-    from models.registry import export_saved_model
-
     results: dict[str, Any] = defaultdict(dict)
     for modality, names in families.items():
         full = modality_dataset(examples, labels, modality, seed)
         for family in names:
             dataset = modality_dataset(examples, labels, modality, seed, exclude_families=[family])
-            model, facts = train_modality(modality, dataset, epochs, 32, seed, verbose=0)
-            held_out = [i for i, f in enumerate(_all_families(full)) if f == family]
-            real_test = [i for i, f in enumerate(full["test"]["families"]) if f == "real"]
+            held = _subset_all_splits(full, [i for i, f in enumerate(_all_of(full, "families")) if f == family])
+            real = _subset(full["test"], [i for i, f in enumerate(full["test"]["families"]) if f == "real"])
             with tempfile.TemporaryDirectory() as scratch:
-                path = Path(scratch) / "model"
-                export_saved_model(model, path, facts["calibration"]["scale"], facts["calibration"]["bias"])
-                held = _subset_all_splits(full, held_out)
-                real = _subset(full["test"], real_test)
-                scores = np.r_[score_split(path, held), score_split(path, real)]
+                model = _train_and_load(modality, dataset, epochs, seed, Path(scratch))
+                (held_scores, held_abstained), (real_scores, _) = _scored(model, held), _scored(model, real)
             targets = np.r_[np.ones(len(held["labels"])), np.zeros(len(real["labels"]))]
-            results[modality][family] = binary_metrics(targets, scores) | {"held_out_items": len(held["labels"])}
+            results[modality][family] = binary_metrics(targets, np.r_[held_scores, real_scores]) | {
+                "held_out_items": len(held["labels"]),
+                "abstention_rate": float(held_abstained.mean()) if len(held_abstained) else None,
+            }
             print(f"[lofo] {modality}/{family}: auc={results[modality][family]['auc']}", file=sys.stderr)
     return dict(results)
 
 
-def _all_families(dataset: dict[str, dict]) -> list[str]:
-    return [f for split in ("train", "validation", "test") for f in dataset[split]["families"]]
+def leave_one_source_out(
+    examples: list[dict], labels: dict, seed: int, epochs: int, sources: list[str], thresholds: dict[str, float]
+) -> dict[str, Any]:
+    """Trains the modality each source feeds without it, scores all of its items against the
+    other class's test items from elsewhere, and the rates at the policy's content thresholds
+    (an item the model abstains on is not flagged)."""
+    from models.sources import BY_NAME
+
+    content_thresholds = {k: v for k, v in thresholds.items() if k != "review_fused"}
+    results: dict[str, Any] = {}
+    for name in sources:
+        source = BY_NAME[name]
+        modality = SOURCE_MODALITY[source.kind]
+        full = modality_dataset(examples, labels, modality, seed)
+        held_indices = [i for i, s in enumerate(_all_of(full, "sources")) if s == name]
+        if not held_indices:
+            results[name] = {"modality": modality, "held_out_items": 0}
+            continue
+        held = _subset_all_splits(full, held_indices)
+        held_label = round(float(held["labels"].mean()))
+        other = _subset(
+            full["test"],
+            [i for i, (s, y) in enumerate(zip(full["test"]["sources"], full["test"]["labels"]))
+             if s != name and int(y) != held_label],
+        )  # fmt: skip
+        dataset = modality_dataset(examples, labels, modality, seed, exclude_sources=[name])
+        with tempfile.TemporaryDirectory() as scratch:
+            model = _train_and_load(modality, dataset, epochs, seed, Path(scratch))
+            (held_scores, held_abstained), (other_scores, other_abstained) = _scored(model, held), _scored(model, other)
+        targets = np.r_[held["labels"], other["labels"]]
+        scores = np.r_[held_scores, other_scores]
+        voting_scores = np.where(np.r_[held_abstained, other_abstained], np.nan, scores)
+        results[name] = {
+            "modality": modality,
+            "label": "synthetic" if held_label else "real",
+            "held_out_items": len(held["labels"]),
+            "against": f"{len(other['labels'])} {'real' if held_label else 'synthetic'} test items from elsewhere",
+            "metrics": binary_metrics(targets, scores),
+            "abstention_rate": float(held_abstained.mean()),
+            "at_policy": rates_at(held["labels"].astype(bool), voting_scores[: len(held_scores)], content_thresholds),
+        }
+        print(f"[loso] {modality}/{name}: auc={results[name]['metrics']['auc']} "
+              f"abstained={results[name]['abstention_rate']:.2f}", file=sys.stderr)  # fmt: skip
+    return results
+
+
+def _all_of(dataset: dict[str, dict], key: str) -> list[str]:
+    return [value for split in ("train", "validation", "test") for value in dataset[split][key]]
 
 
 def _subset(split: dict[str, Any], indices: list[int]) -> dict[str, Any]:
@@ -227,22 +358,20 @@ def _subset(split: dict[str, Any], indices: list[int]) -> dict[str, Any]:
         "labels": split["labels"][indices],
         "ids": [split["ids"][i] for i in indices],
         "families": [split["families"][i] for i in indices],
+        "sources": [split["sources"][i] for i in indices],
     }
 
 
 def _subset_all_splits(dataset: dict[str, dict], indices: list[int]) -> dict[str, Any]:
-    """Items at `indices` of the train+validation+test concatenation (the held-out family was
-    never seen in training, so all of its items are fair to score)."""
+    """Items at `indices` of the train+validation+test concatenation (a held-out family or
+    source was never seen in training, so all of its items are fair to score)."""
+    splits = [s for s in ("train", "validation", "test") if len(dataset[s]["labels"])]
     merged = {
-        "inputs": {
-            k: np.concatenate(
-                [dataset[s]["inputs"][k] for s in ("train", "validation", "test") if len(dataset[s]["labels"])]
-            )
-            for k in dataset["train"]["inputs"]
-        },
-        "labels": np.concatenate([dataset[s]["labels"] for s in ("train", "validation", "test")]),
-        "ids": [i for s in ("train", "validation", "test") for i in dataset[s]["ids"]],
-        "families": _all_families(dataset),
+        "inputs": {k: np.concatenate([dataset[s]["inputs"][k] for s in splits]) for k in dataset["train"]["inputs"]},
+        "labels": np.concatenate([dataset[s]["labels"] for s in splits]),
+        "ids": _all_of(dataset, "ids"),
+        "families": _all_of(dataset, "families"),
+        "sources": _all_of(dataset, "sources"),
     }
     return _subset(merged, indices)
 
@@ -253,19 +382,26 @@ def _strip_private(value: Any) -> Any:
     return value
 
 
+def _nan_to_none(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", required=True, help="Warehouse dir, TFRecord/Parquet dir, or a glob.")
-    parser.add_argument("--labels", required=True, help="labels.jsonl with label, <modality>_label and families.")
+    parser.add_argument("--labels", required=True, nargs="+", help="labels.jsonl file(s): label, <modality>_label.")
     parser.add_argument("--model_dir", required=True, help="Model directory (newest version of each is evaluated).")
-    parser.add_argument("--out", required=True, help="Report directory: report.json and PNG plots.")
-    parser.add_argument("--manifest", default=None, help="Upload events, for slices by country and surface "
-                        "(default: manifest.jsonl beside the labels, if present).")  # fmt: skip
+    parser.add_argument("--out", required=True, help="Report directory: report.json, test_scores.jsonl, PNG plots.")
+    parser.add_argument("--policy", default=DEFAULT_POLICY, help="Policy whose thresholds the rates are read at.")
+    parser.add_argument("--manifest", nargs="*", default=None, help="Upload events, for slices by country and "
+                        "surface (default: manifest.jsonl beside each labels file, if present).")  # fmt: skip
     parser.add_argument("--leave_one_family_out", action="store_true", help="Also retrain without each family.")
-    parser.add_argument("--lofo_epochs", type=int, default=60, help="Epoch bound for leave-one-family-out models.")
+    parser.add_argument("--leave_one_source_out", action="store_true", help="Also retrain without each source.")
+    parser.add_argument("--lofo_epochs", type=int, default=60, help="Epoch bound for the held-out runs' models.")
     parser.add_argument(
         "--lofo_modalities", nargs="*", choices=MODALITIES, default=list(MODALITIES), help="Modalities to hold out in."
     )
+    parser.add_argument("--loso_sources", nargs="*", default=None, help="Sources to hold out (default: all in data).")
     args = parser.parse_args(argv)
 
     files = feature_files(args.features)
@@ -277,53 +413,92 @@ def run(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"--model_dir: no model for {missing}")
     seed = int(cards["visual"].card.get("training_data", {}).get("seed", 7))
-    manifest = Path(args.manifest) if args.manifest else Path(args.labels).with_name("manifest.jsonl")
+    manifests = (
+        [Path(m) for m in args.manifest]
+        if args.manifest
+        else [Path(p).with_name("manifest.jsonl") for p in args.labels]
+    )
     context = {}
-    if manifest.exists():
-        context = {r["content_id"]: r for r in map(json.loads, filter(str.strip, manifest.read_text().splitlines()))}
+    for manifest in manifests:
+        if manifest.exists():
+            rows = map(json.loads, filter(str.strip, manifest.read_text().splitlines()))
+            context.update({r["content_id"]: r for r in rows})
+    thresholds = policy_thresholds(args.policy)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"features": files, "labels": args.labels, "model_dir": args.model_dir, "seed": seed}
+    report: dict[str, Any] = {"features": files, "labels": args.labels, "model_dir": args.model_dir, "seed": seed,
+                              "policy": args.policy}  # fmt: skip
     loaded = {m: LoadedSignature(cards[m].path) for m in MODALITIES}  # each SavedModel loaded once
     report["modalities"] = {m: evaluate_modality(m, examples, labels, cards[m], loaded[m], seed) for m in MODALITIES}
-    report["fused"] = evaluate_fused(examples, labels, args.model_dir, loaded, seed, context)
+    report["fused"] = evaluate_items(examples, labels, args.model_dir, loaded, seed, context, thresholds)
     if args.leave_one_family_out:
         families = {m: sorted(report["modalities"][m]["by_family"]) for m in args.lofo_modalities}
-        report["leave_one_family_out"] = leave_one_family_out(examples, labels, seed, args.lofo_epochs, families)
+        generator_families = {m: [f for f in names if f not in _source_names()] for m, names in families.items()}
+        report["leave_one_family_out"] = leave_one_family_out(
+            examples, labels, seed, args.lofo_epochs, generator_families
+        )
+    if args.leave_one_source_out:
+        present = {item_source(row, m) for row in labels.values() for m in ("visual", "audio")}
+        names = args.loso_sources if args.loso_sources is not None else sorted(present & set(_source_names()))
+        report["leave_one_source_out"] = leave_one_source_out(
+            examples, labels, seed, args.lofo_epochs, names, thresholds
+        )
 
     curves = {m: report["modalities"][m]["_scores"][:2] for m in MODALITIES}
-    if report["fused"]["fusion"]:
-        curves["fused (items)"] = report["fused"]["_scores"]
+    targets, fused, content, ids, sources = report["fused"]["_scores"]
+    curves["content (items)"] = (targets, np.nan_to_num(content, nan=0.0))
+    curves["fused (items)"] = (targets, np.nan_to_num(fused, nan=0.5))
     report["plots"] = plot_report(curves, out)
-    if report["fused"]["fusion"]:
-        # Labelled fused scores of the test split: the input `models.thresholds` takes.
-        targets, fused = report["fused"]["_scores"]
-        lines = [json.dumps({"score": float(s), "label": int(y)}) for s, y in zip(fused, targets)]
-        (out / "fused_test_scores.jsonl").write_text("\n".join(lines) + "\n")
+    # Labelled scores of the test split: the input `models.thresholds` takes.
+    lines = [
+        json.dumps(
+            {
+                "content_id": i,
+                "label": int(y),
+                "content_score": _nan_to_none(c),
+                "fused_score": _nan_to_none(f),
+                "source": s,
+            }
+        )
+        for i, y, c, f, s in zip(ids, targets, content, fused, sources)
+    ]
+    (out / "test_scores.jsonl").write_text("\n".join(lines) + "\n")
     (out / "report.json").write_text(json.dumps(_strip_private(report), indent=2, default=str) + "\n")
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")
     return 0
 
 
+def _source_names() -> list[str]:
+    from models.sources import BY_NAME
+
+    return list(BY_NAME)
+
+
 def summary_table(report: dict[str, Any]) -> str:
     def fmt(value: Any) -> str:
         return f"{value:.3f}" if isinstance(value, float) else "-"
 
-    lines = ["                    auc    eer    ap     recall@1%fpr"]
-    rows = [(m, report["modalities"][m]["test"]) for m in MODALITIES]
-    if report["fused"]["test"]:
-        rows.append(("fused (items)", report["fused"]["test"]))
-    for name, metrics in rows:
+    lines = ["                    auc    eer    ap     recall@1%fpr  abstained"]
+    rows = [(m, report["modalities"][m]["test"], report["modalities"][m]["abstention_rate"]) for m in MODALITIES]
+    rows.append(("content (items)", report["fused"]["content"], report["fused"]["no_content_evidence"]))
+    rows.append(("fused (items)", report["fused"]["test"], None))
+    for name, metrics, abstained in rows:
         at_1 = (metrics.get("at_fpr_1pct") or {}).get("recall")
         lines.append(
             f"{name:<18} {fmt(metrics['auc'])}  {fmt(metrics['eer'])}  "
-            f"{fmt(metrics['average_precision'])}  {fmt(at_1)}   (n={metrics['count']})"
+            f"{fmt(metrics['average_precision'])}  {fmt(at_1)}         {fmt(abstained)}   (n={metrics['count']})"
         )
     for modality, families in report.get("leave_one_family_out", {}).items():
         for family, metrics in families.items():
             lines.append(f"held out {modality}/{family:<10} auc {fmt(metrics['auc'])} (n={metrics['held_out_items']})")
+    for name, result in report.get("leave_one_source_out", {}).items():
+        if result.get("held_out_items"):
+            lines.append(
+                f"held out source {name:<16} auc {fmt(result['metrics']['auc'])} "
+                f"abstained {fmt(result['abstention_rate'])} (n={result['held_out_items']})"
+            )
     return "\n".join(lines)
 
 

@@ -129,6 +129,24 @@ def false_positive_rates_by_source(
     return result
 
 
+def policy_thresholds(policy_path: str) -> dict[str, float]:
+    """The score thresholds a policy acts at: the lowest content score a remove rule needs
+    (`remove`), and the content and fused scores its plain review rules start at."""
+    from transforms.policy import load_policy
+
+    policy = load_policy(policy_path)
+    thresholds: dict[str, float] = {}
+    for rule in policy.rules:
+        conditions = dict(rule.conditions)
+        if rule.action == "remove" and "min_content_score" in conditions:
+            thresholds["remove"] = min(thresholds.get("remove", 1.0), conditions["min_content_score"])
+        if rule.action == "human_review" and set(conditions) == {"min_content_score"}:
+            thresholds["review_content"] = conditions["min_content_score"]
+        if rule.action == "human_review" and set(conditions) == {"min_fused_score"}:
+            thresholds["review_fused"] = conditions["min_fused_score"]
+    return thresholds
+
+
 def load_scores(path: str) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
     """(labels, {"content": ..., "fused": ...}, sources); a missing score is NaN."""
     if path.endswith(".parquet"):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import glob
-import hashlib
 import os
 import sys
 from collections.abc import Iterable
@@ -36,20 +35,9 @@ from models.metadata_layout import signal_names as metadata_signal_names
 from models.metrics import binary_metrics, fit_platt, operating_points
 from models.registry import export_saved_model, write_card
 from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
+from models.splits import SPLIT_DOC, SPLITS, split_of
 from models.trees import cross_fitted_logits, fit_trees
 from schemas.records import MODALITIES
-
-SPLITS = ("train", "validation", "test")
-SPLIT_DOC = "by content_id, sha256(seed:content_id): 70% train, 15% validation, 15% test"
-
-
-def split_of(content_id: str, seed: int, fractions: tuple[float, float] = (0.7, 0.15)) -> str:
-    """Deterministic split by content id: the same item lands in the same split every run."""
-    digest = hashlib.sha256(f"{seed}:{content_id}".encode()).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64
-    if position < fractions[0]:
-        return "train"
-    return "validation" if position < fractions[0] + fractions[1] else "test"
 
 
 def feature_files(features: str) -> list[str]:

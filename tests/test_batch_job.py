@@ -279,8 +279,11 @@ def test_evaluation_report_covers_modalities_families_slices_and_held_out_famili
     assert set(report["leave_one_family_out"]) == {"metadata"}
     assert all("held_out_items" in m for m in report["leave_one_family_out"]["metadata"].values())
     assert (out / "roc_det.png").stat().st_size > 10_000 and (out / "score_histograms.png").exists()
-    scores = [json.loads(line) for line in (out / "fused_test_scores.jsonl").read_text().splitlines()]
+    scores = [json.loads(line) for line in (out / "test_scores.jsonl").read_text().splitlines()]
     assert len(scores) == report["fused"]["test"]["count"] and {s["label"] for s in scores} <= {0, 1}
+    assert {"content_score", "fused_score", "source"} <= set(scores[0])
+    assert set(report["fused"]["at_policy"]["thresholds"]) == {"remove", "review_content", "review_fused"}
+    assert set(report["fused"]["by_source"]) == {"generator"}
     assert "fused (items)" in capsys.readouterr().out
 
 

@@ -1,0 +1,133 @@
+"""What the job decided: figures from a warehouse's scores and decisions, against labels.
+
+    python -m models.outcomes --warehouse DIR --labels LABELS.jsonl [...] [--policy P] [--out FILE.json]
+
+The batch job scores a labelled set (the fixed held-out set, an evasion set, the test split)
+with the served models and decides under the shipped policy; this reads back `media_scores`,
+`enforcement_decisions` and `dead_letter` and reports, per class and per source: the actions
+taken (how many real items were removed, how many synthetic ones), the rates at the policy's
+score thresholds, how often each modality abstained, the AUC of the content and fused scores
+where both classes are present, and the items that were not scored at all. These are figures
+of the whole system on media it may never have seen, not of a model on a test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from models.examples import load_labels
+from models.metrics import roc_auc
+from models.thresholds import policy_thresholds
+
+MODALITIES = ("visual", "audio", "metadata")
+
+
+def _rows(warehouse: Path) -> tuple[list[dict], dict[str, str]]:
+    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
+        scores = con.sql(
+            "select s.content_id, s.content_score, s.fused_score, d.action, d.rule_id, "
+            + ", ".join(f"s.{m}_score, s.{m}_abstained" for m in MODALITIES)
+            + " from media_scores s left join enforcement_decisions d using (content_id)"
+        ).fetchall()
+        columns = ["content_id", "content_score", "fused_score", "action", "rule_id"] + [
+            f"{m}_{c}" for m in MODALITIES for c in ("score", "abstained")
+        ]
+        unscored = dict(
+            con.sql("select content_id, error_type from dead_letter where content_id is not null").fetchall()
+        )
+    return [dict(zip(columns, row)) for row in scores], unscored
+
+
+def _rates(rows: list[dict], thresholds: dict[str, float]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, threshold in thresholds.items():
+        field = "fused_score" if name == "review_fused" else "content_score"
+        flagged = sum(1 for r in rows if r[field] is not None and r[field] >= threshold)
+        result[name] = {"threshold": threshold, "flagged": flagged, "rate": flagged / len(rows) if rows else None}
+    return result
+
+
+def summarise(rows: list[dict], thresholds: dict[str, float]) -> dict[str, Any]:
+    """Counts, actions, rates at the thresholds and abstentions of one group of scored items."""
+    actions = Counter(r["action"] or "undecided" for r in rows)
+    return {
+        "items": len(rows),
+        "actions": dict(sorted(actions.items())),
+        "removed_rate": actions.get("remove", 0) / len(rows) if rows else None,
+        "restricted_rate": sum(actions.get(a, 0) for a in ("remove", "reduce_reach", "label")) / len(rows)
+        if rows
+        else None,
+        "at_thresholds": _rates(rows, thresholds),
+        "abstention_rate": {
+            m: (sum(bool(r[f"{m}_abstained"]) for r in present) / len(present))
+            for m in MODALITIES
+            if (present := [r for r in rows if r[f"{m}_score"] is not None])
+        },
+        "no_content_evidence_rate": sum(r["content_score"] is None for r in rows) / len(rows) if rows else None,
+        "rules": dict(Counter(r["rule_id"] for r in rows if r["rule_id"]).most_common()),
+    }
+
+
+def _auc(rows: list[dict], field: str, missing: float) -> float | None:
+    labels = np.asarray([r["label"] == "synthetic" for r in rows])
+    scores = np.asarray([missing if r[field] is None else r[field] for r in rows], dtype=np.float64)
+    return roc_auc(labels, scores) if 0 < labels.sum() < len(labels) else None
+
+
+def outcomes(warehouse: Path, labels: dict[str, dict], thresholds: dict[str, float]) -> dict[str, Any]:
+    rows, unscored = _rows(warehouse)
+    for row in rows:
+        label = labels.get(row["content_id"], {})
+        row["label"] = label.get("label", "unlabelled")
+        row["source"] = label.get("source", "generator")
+    report: dict[str, Any] = {
+        "warehouse": str(warehouse),
+        "thresholds": thresholds,
+        "scored": len(rows),
+        "not_scored": dict(Counter(unscored.values())),
+        "not_scored_by_source": dict(Counter(labels.get(i, {}).get("source", "?") for i in unscored)),
+        "auc": {"content": _auc(rows, "content_score", 0.0), "fused": _auc(rows, "fused_score", 0.5)},
+        "by_label": {},
+        "by_source": {},
+    }
+    for label in sorted({r["label"] for r in rows}):
+        report["by_label"][label] = summarise([r for r in rows if r["label"] == label], thresholds)
+    for source in sorted({r["source"] for r in rows}):
+        group = [r for r in rows if r["source"] == source]
+        report["by_source"][source] = {
+            label: summarise([r for r in group if r["label"] == label], thresholds)
+            for label in sorted({r["label"] for r in group})
+        }
+    return report
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.outcomes", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--warehouse", required=True)
+    parser.add_argument("--labels", required=True, nargs="+")
+    parser.add_argument("--policy", default="policies/synthetic_media_v1.yaml")
+    parser.add_argument("--out", default=None, help="Write the figures here as JSON (default: print them).")
+    args = parser.parse_args(argv)
+    report = outcomes(Path(args.warehouse), load_labels(args.labels), policy_thresholds(args.policy))
+    text = json.dumps(report, indent=2, sort_keys=True)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    for label, summary in report["by_label"].items():
+        print(f"{label:<10} items {summary['items']:>5}  removed {summary['removed_rate']:.3f}  "
+              f"actions {summary['actions']}  abstained {summary['abstention_rate']}")  # fmt: skip
+    print(f"auc content {report['auc']['content']}  fused {report['auc']['fused']}  not scored {report['not_scored']}")
+    if not args.out:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
