@@ -27,7 +27,7 @@ setup(
     packages=find_packages(
         include=["pipelines", "pipelines.*", "transforms", "transforms.*", "models", "models.*", "schemas", "schemas.*"]
     ),
-    package_data={"schemas": ["*.json"]},
+    package_data={"schemas": ["*.json"], "models": ["served/*/*/*", "served/*/*/variables/*"]},
     data_files=[("policies", [str(p.relative_to(ROOT)) for p in sorted((ROOT / "policies").glob("*.yaml"))])],
     install_requires=requirements("requirements.txt"),
 )

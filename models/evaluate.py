@@ -313,10 +313,13 @@ def leave_one_source_out(
     content_thresholds = {k: v for k, v in thresholds.items() if k != "review_fused"}
     results: dict[str, Any] = {}
     for name in sources:
-        source = BY_NAME[name]
-        modality = SOURCE_MODALITY[source.kind]
+        group = name.split("+")  # "a+b": hold several sources out together
+        modalities = {SOURCE_MODALITY[BY_NAME[member].kind] for member in group}
+        if len(modalities) != 1:
+            raise ValueError(f"{name}: the sources held out together must feed one modality")
+        (modality,) = modalities
         full = modality_dataset(examples, labels, modality, seed)
-        held_indices = [i for i, s in enumerate(_all_of(full, "sources")) if s == name]
+        held_indices = [i for i, s in enumerate(_all_of(full, "sources")) if s in group]
         if not held_indices:
             results[name] = {"modality": modality, "held_out_items": 0}
             continue
@@ -325,9 +328,9 @@ def leave_one_source_out(
         other = _subset(
             full["test"],
             [i for i, (s, y) in enumerate(zip(full["test"]["sources"], full["test"]["labels"]))
-             if s != name and int(y) != held_label],
+             if s not in group and int(y) != held_label],
         )  # fmt: skip
-        dataset = modality_dataset(examples, labels, modality, seed, exclude_sources=[name])
+        dataset = modality_dataset(examples, labels, modality, seed, exclude_sources=group)
         with tempfile.TemporaryDirectory() as scratch:
             model = _train_and_load(modality, dataset, epochs, seed, Path(scratch))
             (held_scores, held_abstained), (other_scores, other_abstained) = _scored(model, held), _scored(model, other)
@@ -401,7 +404,10 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lofo_modalities", nargs="*", choices=MODALITIES, default=list(MODALITIES), help="Modalities to hold out in."
     )
-    parser.add_argument("--loso_sources", nargs="*", default=None, help="Sources to hold out (default: all in data).")
+    parser.add_argument(
+        "--loso_sources", nargs="*", default=None,
+        help="Sources to hold out, one run each; a+b holds several out together (default: each in the data).",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     files = feature_files(args.features)

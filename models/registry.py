@@ -15,6 +15,9 @@ from typing import Any
 from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
 
 MODALITY_NAMES = tuple(SIGNATURES)
+# The model set this repository serves by default (trained by `make model-report`, described in
+# reports/MODEL_REPORT.md). It ships inside the package, so Dataflow workers have it too.
+SERVED_MODEL_DIR = Path(__file__).parent / "served"
 
 CARD_FILE = "model_card.json"
 

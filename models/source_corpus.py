@@ -148,22 +148,22 @@ def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def _speech_items(source: Source, cache: Path, seed: int, limit: int, held_out: bool) -> list[SourceItem]:
-    """Recordings joined (short clips of one directory: one speaker, one language) or cut to
-    2-8 s utterances; held out, each file is an item of its own."""
+    """Recordings joined (short clips of one speaker: one directory, or one file name where the
+    source says so) or cut to 2-8 s utterances; held out, each file is an item of its own."""
     files = media_files(source, cache)
     rng = _rng(seed, "plan", source.name)
     if held_out:
         chosen = sorted(rng.choice(len(files), size=min(limit, len(files)), replace=False).tolist())
         return [SourceItem(f"{source.name}-{i:05d}", "audio", source.label, {"audio": source.name},
                            audio_files=(str(files[j]),), as_is=True) for i, j in enumerate(chosen)]  # fmt: skip
-    by_directory: dict[Path, list[Path]] = {}
+    by_speaker: dict[str, list[Path]] = {}
     for path in files:
-        by_directory.setdefault(path.parent, []).append(path)
+        by_speaker.setdefault(str(path.parent if source.speaker_from == "directory" else path.name), []).append(path)
     groups: list[tuple[str, ...]] = []
-    for directory in sorted(by_directory):
+    for speaker in sorted(by_speaker):
         pending, total = [], 0.0
         target = rng.uniform(*_UTTERANCE_S)
-        for path in by_directory[directory]:
+        for path in by_speaker[speaker]:
             pending.append(str(path))
             total += _duration_s(path, source.name)
             if total >= target:

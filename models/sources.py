@@ -70,6 +70,9 @@ class Source:
     files: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     voices: tuple[str, ...] = ()
+    # How recordings group into one speaker's takes: by directory (a language or a speaker per
+    # directory) or by file name (one directory per syllable, one file name per voice bank).
+    speaker_from: str = "directory"
 
 
 def _deb(*names: str) -> tuple[Package, ...]:
@@ -110,7 +113,7 @@ SOURCES: tuple[Source, ...] = (
     Source(
         "gcin", "speech", "real", "train", _deb("gcin-voice"), "CC-BY-3.0 (5.ogg), GPL-3/LGPL-3 (3.ogg)",
         "gcin: Mandarin syllables with tones from two recorded voice banks (Vorbis, 44.1 kHz).",
-        files=("usr/share/gcin-voice/ogg/*/*.ogg",),
+        files=("usr/share/gcin-voice/ogg/*/*.ogg",), speaker_from="name",
     ),
     Source(
         "codec2", "speech", "real", "train", _deb("codec2-examples"), "LGPL-2.1",
