@@ -61,8 +61,7 @@ def run_job(manifest: Path, warehouse: Path, workers: int, model_dir: str | None
     command += ["--write_disposition", "truncate"]
     if workers > 1:
         command += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
-    if model_dir:
-        command += ["--model_dir", model_dir]
+    command += ["--model_dir", model_dir] if model_dir else ["--features_only"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, check=False)

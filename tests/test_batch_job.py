@@ -46,7 +46,14 @@ def job(tmp_path_factory):
 
     runner = [f"--runner={batch.LOCAL_RUNNER}"]
     features_wh = root / "train_wh"
-    assert batch.run(["--input", str(root / "train" / "manifest.jsonl"), "--warehouse", str(features_wh), *runner]) == 0
+    features_only = [
+        "--input",
+        str(root / "train" / "manifest.jsonl"),
+        "--warehouse",
+        str(features_wh),
+        "--features_only",
+    ]
+    assert batch.run([*features_only, *runner]) == 0
     train_args = ["--features", str(features_wh), "--labels", str(root / "train" / "labels.jsonl")]
     assert train_cli.run([*train_args, "--out", str(root / "models"), "--epochs", "2", "--quiet"]) == 0
     warehouse = root / "wh"
