@@ -146,32 +146,35 @@ def _piper(source: Source, cache: Path, requests: Sequence[SpeechRequest], out: 
     return paths
 
 
-def _espeak_ng(source: Source, cache: Path, requests: Sequence[SpeechRequest], out: Path) -> list[Path]:
-    root = tree(cache, source)
+def _one_process_each(root: Path, requests: Sequence[SpeechRequest], out: Path, argv) -> list[Path]:
+    """Runs `argv(request, path)` once per utterance (the program's start-up is cheap)."""
     paths = []
     for index, request in enumerate(requests):
         path = out / f"{index:06d}.wav"
-        subprocess.run(
-            [str(root / "usr/bin/espeak-ng"), f"--path={root / 'usr/lib/x86_64-linux-gnu'}", "-v", request.voice,
-             "-s", str(int(170 * request.rate)), "-p", str(int(50 * request.pitch)), "-w", str(path), request.text],
-            check=True, capture_output=True, env=_library_path(root), timeout=_TIMEOUT_S,
-        )  # fmt: skip
+        subprocess.run(argv(request, path), check=True, capture_output=True, env=_library_path(root),
+                       timeout=_TIMEOUT_S)  # fmt: skip
         paths.append(path)
     return paths
+
+
+def _espeak_ng(source: Source, cache: Path, requests: Sequence[SpeechRequest], out: Path) -> list[Path]:
+    root = tree(cache, source)
+
+    def argv(request: SpeechRequest, path: Path) -> list[str]:
+        return [str(root / "usr/bin/espeak-ng"), f"--path={root / 'usr/lib/x86_64-linux-gnu'}", "-v", request.voice,
+                "-s", str(int(170 * request.rate)), "-p", str(int(50 * request.pitch)), "-w", str(path), request.text]  # fmt: skip
+
+    return _one_process_each(root, requests, out, argv)
 
 
 def _flite(source: Source, cache: Path, requests: Sequence[SpeechRequest], out: Path) -> list[Path]:
     root = tree(cache, source)
-    paths = []
-    for index, request in enumerate(requests):
-        path = out / f"{index:06d}.wav"
-        subprocess.run(
-            [str(root / "usr/bin/flite"), "-voice", request.voice, "--setf", f"duration_stretch={1 / request.rate:.3f}",
-             "--setf", f"int_f0_target_mean={110 * request.pitch:.1f}", "-t", request.text, "-o", str(path)],
-            check=True, capture_output=True, env=_library_path(root), timeout=_TIMEOUT_S,
-        )  # fmt: skip
-        paths.append(path)
-    return paths
+
+    def argv(request: SpeechRequest, path: Path) -> list[str]:
+        return [str(root / "usr/bin/flite"), "-voice", request.voice, "--setf", f"duration_stretch={1 / request.rate:.3f}",
+                "--setf", f"int_f0_target_mean={110 * request.pitch:.1f}", "-t", request.text, "-o", str(path)]  # fmt: skip
+
+    return _one_process_each(root, requests, out, argv)
 
 
 _DRIVERS = {"festival": _festival, "piper": _piper, "espeak_ng": _espeak_ng, "flite": _flite}

@@ -174,7 +174,7 @@ def job(tmp_path_factory, recordings, generated):
             "select s.content_id, s.content_score, s.fused_score, s.metadata_score, s.hash_match, d.action, d.rule_id "
             "from media_scores s join enforcement_decisions d using (content_id)"
         ).fetchall()
-    return {"rows": {r[0]: r[1:] for r in rows}, "kinds": kinds, "events": len(events)}
+    return {"rows": {r[0]: r[1:] for r in rows}, "kinds": kinds, "events": len(events), "warehouse": warehouse}
 
 
 def test_every_upload_of_the_job_was_scored(job):
@@ -210,6 +210,23 @@ def test_stripping_metadata_and_an_aged_account_do_not_clear_content_evidence(jo
             assert abs(content_after - content_before) < 0.02, (stripped, content_before, content_after)
         if content_before is not None and content_before >= remove_at:
             assert job["rows"][stripped][4] == "remove", (stripped, job["rows"][stripped])
+
+
+def test_the_outcomes_report_reads_back_what_the_job_decided(job):
+    from models.outcomes import outcomes
+
+    synthetic_kinds = ("synthetic_original", "synthetic_stripped_aged")
+    labels = {
+        cid: {"label": "synthetic" if kind in synthetic_kinds else "real", "source": kind}
+        for cid, kind in job["kinds"].items()
+    }
+    report = outcomes(job["warehouse"], labels, policy_thresholds(POLICY))
+    assert report["scored"] == job["events"] and not report["not_scored"]
+    by_label = report["by_label"]
+    assert by_label["real"]["items"] + by_label["synthetic"]["items"] == job["events"]
+    removed_real = sum(1 for cid, row in job["rows"].items() if row[4] == "remove" and labels[cid]["label"] == "real")
+    assert by_label["real"]["actions"].get("remove", 0) == removed_real
+    assert set(report["by_source"]) == set(job["kinds"].values())
 
 
 def test_the_account_context_parses_absent_fields_as_unknown():
