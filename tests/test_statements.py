@@ -50,6 +50,11 @@ def test_a_removal_gets_a_valid_statement_in_the_database_schema():
     assert statement["automated_decision"] == "AUTOMATED_DECISION_FULLY"
     assert statement["source_type"] == "SOURCE_VOLUNTARY"
     assert statement["puid"] == "c1" and statement["content_date"] == "2026-11-02"
+    # The explanation names the content evidence a removal rests on, then the fused score.
+    assert (
+        "content detector score of 0.99 (0.99 with metadata and account context)"
+        in (statement["incompatible_content_explanation"])
+    )
 
 
 def test_labels_and_demotions_have_statements_and_no_action_has_none():

@@ -115,6 +115,19 @@ class InvalidStatement(ValueError):
     """A statement the Transparency Database would reject; the message names the field."""
 
 
+def _scores_said(decision: Decision) -> str:
+    """The scores the decision rested on: the content detectors' first, since only they can
+    remove, then the fused score with metadata and account context."""
+    if decision.content_score is not None and decision.fused_score is not None:
+        return (
+            f" with a content detector score of {decision.content_score:.2f} "
+            f"({decision.fused_score:.2f} with metadata and account context)"
+        )
+    if decision.fused_score is not None:
+        return f" with a detector score of {decision.fused_score:.2f} from metadata and account context"
+    return ""
+
+
 def statement_of_reasons(decision: Decision, dsa_category: str, keywords: tuple[str, ...] = ()) -> dict[str, Any]:
     """The statement for one restrictive decision (terms-of-service ground: the synthetic media policy)."""
     if decision.action not in DECISION_VISIBILITY:
@@ -125,13 +138,7 @@ def statement_of_reasons(decision: Decision, dsa_category: str, keywords: tuple[
         "incompatible_content_ground": f"Synthetic media policy {decision.policy_id} version {decision.policy_version}",
         "incompatible_content_explanation": (
             f"Rule {decision.rule_id} ({decision.category or 'synthetic media'}): "
-            f"the upload was assessed as synthetic or manipulated media"
-            + (
-                f" with a fused detector score of {decision.fused_score:.2f}"
-                if decision.fused_score is not None
-                else ""
-            )
-            + "."
+            f"the upload was assessed as synthetic or manipulated media" + _scores_said(decision) + "."
         ),
         "incompatible_content_illegal": "No",
         "content_type": ["CONTENT_TYPE_SYNTHETIC_MEDIA", CONTENT_TYPE[decision.media_type]],
