@@ -294,21 +294,32 @@ def test_evaluation_report_covers_modalities_families_slices_and_held_out_famili
     assert "fused (items)" in capsys.readouterr().out
 
 
-def test_a_rerun_emits_the_same_event_ids(job, capsys):
-    # Content events; an account suspended by the first run is not suspended again by the rerun.
-    counts = (
-        "select count(*), count(distinct event_id) from enforcement_events "
-        "where event_type = 'enforce' and action != 'suspend_account'"
-    )
-    rows_before, ids_before = query(job["warehouse"], counts)[0]
-    args = [a if a != "first" else "second" for a in job["args"]]
-    assert batch.run(args) == 0
-    assert "[balanced]" in capsys.readouterr().out
-    rows_after, ids_after = query(job["warehouse"], counts)[0]
-    assert ids_after == ids_before  # the same ids again: consumers de-duplicate the rerun
-    assert rows_after - rows_before == ids_before  # the rerun emitted every event once more, no new id
-    # The second run started from the first run's strike ledger and added no strike twice.
-    earning = query(job["warehouse"], "select count(distinct decision_id) from enforcement_decisions "
+def test_a_rerun_emits_the_same_event_ids(job, tmp_path, capsys):
+    # Two runs of the same uploads into a warehouse of their own (run ids sort, so "r2" starts
+    # from "r1"'s strike ledger). A banked hash makes the first run remove one upload, so it
+    # earns a strike the rerun must not add again.
+    (hashes,) = query(job["warehouse"], "select pdq_hashes from features where len(pdq_hashes) > 0 "
+                      "order by content_id limit 1")[0]  # fmt: skip
+    bank = tmp_path / "bank.jsonl"
+    bank.write_text(json.dumps({"pdq": hashes[0], "label": "case-9"}) + "\n")
+    warehouse = tmp_path / "wh"
+    args = [str(warehouse) if a == str(job["warehouse"]) else a for a in job["args"]] + ["--hash_bank", str(bank)]
+
+    def content_events(run_id):  # an account suspended once is not suspended again: left out
+        files = warehouse / "enforcement_events" / f"{run_id}-*.parquet"
+        return query(warehouse, f"select event_id from read_parquet('{files}') "
+                     "where event_type = 'enforce' and action != 'suspend_account'")  # fmt: skip
+
+    for run_id in ("r1", "r2"):
+        assert batch.run([a if a != "first" else run_id for a in args]) == 0
+        assert "[balanced]" in capsys.readouterr().out
+    first, second = content_events("r1"), content_events("r2")
+    assert first, "the first run emitted no content event to compare"
+    # The same ids again, each once: consumers de-duplicate the rerun.
+    assert sorted(second) == sorted(first) and len(set(second)) == len(second)
+    # The rerun started from the first run's strike ledger and added no strike twice.
+    earning = query(warehouse, "select count(distinct decision_id) from enforcement_decisions "
                     "where action in ('remove', 'reduce_reach')")[0][0]  # fmt: skip
-    current = query(job["warehouse"], "select count(*), count(distinct strike_id) from strike_ledger_current")[0]
+    assert earning >= 1
+    current = query(warehouse, "select count(*), count(distinct strike_id) from strike_ledger_current")[0]
     assert current == (earning, earning)
