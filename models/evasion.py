@@ -225,7 +225,7 @@ def build(corpora: list[Path], out: Path, seed: int) -> dict[str, dict[str, int]
                 continue
             path = media / Path(original).name
             path.write_bytes(stripped)
-            rows["synthetic_stripped"].append((aged_account_event(event) | {"media_uri": str(path)}, label))
+            rows["synthetic_stripped"].append((aged_account_event(event) | {"media_uri": str(path.resolve())}, label))
             counts["synthetic_stripped"]["synthetic"] += 1
     for variant, items in rows.items():
         directory = out / variant

@@ -78,8 +78,10 @@ def test_the_evasion_events_keep_only_what_the_manipulation_says():
     assert vector[slot("account_present")] == 1 and vector[slot("declared_ai_stated")] == 0
 
 
-def test_the_sets_hold_the_test_split(tagged_corpus, tmp_path):
-    counts = build([tagged_corpus], tmp_path, seed=7)
+def test_the_sets_hold_the_test_split(tagged_corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --out, as from the Makefile: the manifests still name files that exist
+    counts = build([tagged_corpus], Path("sets"), seed=7)
+    tmp_path = tmp_path / "sets"
     labels = [json.loads(line) for line in (tagged_corpus / "labels.jsonl").read_text().splitlines()]
     test = [row for row in labels if split_of(row["content_id"], 7) == "test" and row["label"] != "corrupt"]
     assert counts["original"]["real"] + counts["original"]["synthetic"] == len(test)
@@ -89,5 +91,8 @@ def test_the_sets_hold_the_test_split(tagged_corpus, tmp_path):
     )
     for line in (tmp_path / "real_bare" / "manifest.jsonl").read_text().splitlines():
         assert set(json.loads(line)) == {"content_id", "media_uri", "account_id", "uploaded_at"}
-    for line in (tmp_path / "synthetic_stripped" / "manifest.jsonl").read_text().splitlines():
-        assert Path(json.loads(line)["media_uri"]).is_file()
+    monkeypatch.chdir(tagged_corpus)
+    for variant in ("original", "real_bare", "synthetic_stripped"):
+        for line in (tmp_path / variant / "manifest.jsonl").read_text().splitlines():
+            assert Path(json.loads(line)["media_uri"]).is_absolute()
+            assert Path(json.loads(line)["media_uri"]).is_file()
