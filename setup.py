@@ -9,7 +9,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent
-VERSION = re.search(r'PIPELINE_VERSION = "([^"]+)"', (ROOT / "pipelines" / "version.py").read_text()).group(1)
+VERSION = re.search(r'PIPELINE_VERSION = "([^"]+)"', (ROOT / "schemas" / "version.py").read_text()).group(1)
 
 
 def requirements(name: str) -> list[str]:
@@ -25,7 +25,18 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(
-        include=["pipelines", "pipelines.*", "transforms", "transforms.*", "models", "models.*", "schemas", "schemas.*"]
+        include=[
+            "pipelines",
+            "pipelines.*",
+            "transforms",
+            "transforms.*",
+            "enforcement",
+            "enforcement.*",
+            "models",
+            "models.*",
+            "schemas",
+            "schemas.*",
+        ]
     ),
     package_data={"schemas": ["*.json"], "models": ["served/*/*/*", "served/*/*/variables/*"]},
     data_files=[("policies", [str(p.relative_to(ROOT)) for p in sorted((ROOT / "policies").glob("*.yaml"))])],

@@ -47,6 +47,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from scipy import fft, signal, special
 
+from schemas.vocabulary import MEDIA_TYPES
+
 FAMILIES: dict[str, tuple[str, ...]] = {
     # Generator-like upsampling (checkerboard / spectral peaks), face swap with a blending
     # boundary, and over-smooth diffusion-like images with a high-frequency deficit.
@@ -58,7 +60,6 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "metadata": ("toolchain", "spoofed", "declared"),
 }
 
-MEDIA_TYPES = ("video", "image", "audio")
 LABELS = ("real", "synthetic", "corrupt")
 
 # Random-stream namespaces: [seed, namespace, index, purpose].

@@ -54,7 +54,7 @@ from models.train import (
     train_modality,
     voting,
 )
-from schemas.records import MODALITIES
+from schemas.vocabulary import MODALITIES
 
 MIN_SLICE = 5  # slices smaller than this are listed with their count only
 DEFAULT_POLICY = "policies/synthetic_media_v1.yaml"

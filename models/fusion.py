@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-CONTENT_MODALITIES = ("visual", "audio")
-PART_MODALITIES = (*CONTENT_MODALITIES, "metadata")
+from schemas.vocabulary import CONTENT_MODALITIES, MODALITIES
+
+PART_MODALITIES = MODALITIES
 FUSION_FEATURES = ("content_logit", "content_present", "metadata_logit", "metadata_present")
 # Largest move of the fused logit that metadata and account context can cause: 2.0 takes an
 # even item to 0.88 or 0.12, enough to reach a label or review band, not certainty.

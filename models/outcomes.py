@@ -26,8 +26,7 @@ import numpy as np
 from models.examples import load_labels
 from models.metrics import roc_auc
 from models.thresholds import policy_thresholds
-
-MODALITIES = ("visual", "audio", "metadata")
+from schemas.vocabulary import MODALITIES
 
 
 def _rows(warehouse: Path) -> tuple[list[dict], dict[str, str]]:

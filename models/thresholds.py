@@ -132,7 +132,7 @@ def false_positive_rates_by_source(
 def policy_thresholds(policy_path: str) -> dict[str, float]:
     """The score thresholds a policy acts at: the lowest content score a remove rule needs
     (`remove`), and the content and fused scores its plain review rules start at."""
-    from transforms.policy import load_policy
+    from enforcement.policy import load_policy
 
     policy = load_policy(policy_path)
     thresholds: dict[str, float] = {}

@@ -37,7 +37,7 @@ from models.registry import export_saved_model, write_card
 from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
 from models.splits import SPLIT_DOC, SPLITS, split_of
 from models.trees import cross_fitted_logits, fit_trees
-from schemas.records import MODALITIES
+from schemas.vocabulary import MODALITIES
 
 
 def feature_files(features: str) -> list[str]:

@@ -20,19 +20,23 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from enforcement.appeals import decision_from_row
+from enforcement.events import suspension_event
+from enforcement.policy import Policy, load_policy
+from enforcement.strikes import Standing
 from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
 from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
-from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, decision_from_row, parse_appeal
+from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.dead_letter import ParDoOrDeadLetter
 from transforms.features import ExtractFeatures
 from transforms.fetch import FetchMedia
 from transforms.hashbank import HashBank, MatchHashBank
 from transforms.inference import ScoreMedia
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
-from transforms.policy import ApplyPolicy, FanOutEnforcement, Policy, load_policy, suspension_event
+from transforms.policy import ApplyPolicy, FanOutEnforcement
 from transforms.statements import BuildStatements, ExportStatements
-from transforms.strikes import ReadStrikeLedger, Standing, UpdateStrikeLedger
+from transforms.strikes import ReadStrikeLedger, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
 from transforms.warehouse import (
     STATEMENT_BATCH_DIR,
@@ -54,7 +58,7 @@ class _ParseAppealDoFn(beam.DoFn):
 
 
 def _suspension_event(status: Standing, policy: Policy):
-    return suspension_event(status.account_id, status.active_points, status.as_of, policy)
+    return suspension_event(status.account_id, status.active_points, status.as_of, (policy.policy_id, policy.version))
 
 
 def score_uploads(

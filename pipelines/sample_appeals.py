@@ -22,7 +22,7 @@ import numpy as np
 
 from models.examples import load_labels
 from schemas.records import format_timestamp
-from transforms.statements import DECISION_VISIBILITY
+from schemas.vocabulary import DECISION_VISIBILITY
 
 # The actions a statement of reasons is owed for: the ones an uploader can appeal.
 RESTRICTIVE = tuple(DECISION_VISIBILITY)

@@ -33,10 +33,10 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from enforcement.appeals import Appeal, AppealOutcome, decision_from_row
 from pipelines.batch import LOCAL_RUNNER
 from pipelines.reconcile import duckdb_shell
 from schemas.records import parse_timestamp
-from transforms.appeals import Appeal, AppealOutcome, decision_from_row
 from transforms.transparency import AggregateTransparency
 from transforms.warehouse import ReadTableRows, WriteTable, table_files, write_catalog
 

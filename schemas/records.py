@@ -15,10 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.version import PIPELINE_VERSION
-
-MODALITIES: tuple[str, ...] = ("visual", "audio", "metadata")
-MEDIA_TYPES: tuple[str, ...] = ("video", "image", "audio")
+from schemas.version import PIPELINE_VERSION
+from schemas.vocabulary import MODALITIES
 
 
 def parse_timestamp(value: Any, field: str) -> dt.datetime:
@@ -85,9 +83,6 @@ class AccountContext:
             "high_profile": self.high_profile,
             "prior_strikes": self.prior_strikes,
         }
-
-
-NOTICE_SOURCES = ("user_report", "trusted_flagger")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,16 +9,9 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from enforcement.appeals import Appeal, AppealOutcome, InvalidAppeal, decision_from_row
 from schemas import validate_row
-from transforms.appeals import (
-    Appeal,
-    AppealOutcome,
-    ApplyAppeals,
-    InvalidAppeal,
-    SkipRecordedAppeals,
-    decision_from_row,
-    parse_appeal,
-)
+from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.parse import RawRow
 from transforms.strikes import UpdateStrikeLedger
 
@@ -84,7 +77,7 @@ def test_an_appeal_is_applied_once_repeats_are_skipped_with_a_reason():
 
 
 def test_an_overturn_takes_the_strike_back_in_the_ledger():
-    from transforms.strikes import strike_for
+    from enforcement.strikes import strike_for
 
     first, second = decision("remove", 0), decision("remove", 1)
     prior = [strike_for(first, POLICY), strike_for(second, POLICY)]

@@ -7,12 +7,13 @@ import datetime as dt
 
 import pytest
 
+from enforcement.appeals import Appeal, AppealOutcome
+from enforcement.events import enforcement_events
+from enforcement.policy import PolicyError, decide, load_policy, parse_policy
+from enforcement.transparency import appeal_cell_keys, cell_keys, make_cell
 from schemas import validate_row
 from schemas.records import AccountContext, MediaInfo, ModalityScore, Notice, ScoredMedia, TransparencyCell, UploadEvent
-from transforms.appeals import Appeal, AppealOutcome
 from transforms.fusion import fuse_scores
-from transforms.policy import PolicyError, decide, enforcement_events, load_policy, parse_policy
-from transforms.transparency import appeal_cell_keys, cell_keys, make_cell
 
 POLICY = load_policy("policies/synthetic_media_v1.yaml")
 UPLOADED = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
@@ -356,7 +357,7 @@ def test_policy_categories_must_be_transparency_database_categories():
 
 
 def test_no_lone_suppressed_cell_can_be_recovered_by_subtraction():
-    from transforms.transparency import complementary_suppression
+    from enforcement.transparency import complementary_suppression
 
     def cell(country: str, count: int, period_type: str = "month", day: int = 1):
         shown = count >= 3

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from schemas import validate_row
-from schemas.records import AccountContext, MediaInfo, ModalityScore, ScoredMedia, UploadEvent
-from transforms.policy import decide, load_policy
-from transforms.statements import (
+from enforcement.policy import decide, load_policy
+from enforcement.statements import (
     InvalidStatement,
     StatementOfReasons,
-    _write_batches,
     batches,
     statement_of_reasons,
     validate_statement,
 )
+from schemas import validate_row
+from schemas.records import AccountContext, MediaInfo, ModalityScore, ScoredMedia, UploadEvent
+from transforms.statements import _write_batches
 
 POLICY = load_policy("policies/synthetic_media_v1.yaml")
 UPLOADED = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)

@@ -9,17 +9,10 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from enforcement.policy import PolicyError, StrikePolicy
+from enforcement.strikes import Strike, merge_ledger, reverse, standing, strike_for
 from schemas.records import Decision
-from transforms.policy import PolicyError
-from transforms.strikes import (
-    Strike,
-    StrikePolicy,
-    UpdateStrikeLedger,
-    merge_ledger,
-    reverse,
-    standing,
-    strike_for,
-)
+from transforms.strikes import UpdateStrikeLedger
 
 from .conftest import batch_pipeline
 

@@ -10,10 +10,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from enforcement.appeals import Appeal, AppealOutcome
 from pipelines import batch, report, transparency
 from schemas import arrow_schema, validate_row
 from schemas.records import Decision
-from transforms.appeals import Appeal, AppealOutcome
 
 NOVEMBER = dt.datetime(2026, 11, 3, 12, 0, tzinfo=dt.UTC)
 

@@ -13,7 +13,8 @@ from models.examples import model_inputs
 from models.fusion import FusionModel
 from models.handlers import ModelAnswer, SavedModelSignatureHandler
 from models.registry import DeployedModel
-from schemas.records import MODALITIES, MediaFeatures, MediaInfo, ModalityScore, ScoredMedia, UploadEvent, utc_now
+from schemas.records import MediaFeatures, MediaInfo, ModalityScore, ScoredMedia, UploadEvent, utc_now
+from schemas.vocabulary import MODALITIES
 from transforms.dead_letter import dead_letter_from_failure
 from transforms.fusion import fuse_scores
 

@@ -22,6 +22,7 @@ from apache_beam.metrics import Metrics
 
 from models.metadata_layout import METADATA_DIM, SLOTS, SOFTWARE_BUCKETS, slot
 from schemas.records import MediaBlob, MediaFeatures, MediaInfo, UploadEvent, utc_now
+from schemas.vocabulary import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, MEDIA_TYPES
 from transforms.dead_letter import MediaStep
 from transforms.limits import CorruptMedia, MediaLimits, UnsupportedMedia
 from transforms.media import (
@@ -33,11 +34,6 @@ from transforms.media import (
     stream_duration_s,
     video_stream,
 )
-
-AI_SOURCE_TYPES = frozenset(
-    {"trainedAlgorithmicMedia", "compositeSynthetic", "algorithmicMedia", "compositeWithTrainedAlgorithmicMedia"}
-)
-CAPTURE_SOURCE_TYPES = frozenset({"digitalCapture", "computationalCapture", "negativeFilm", "positiveFilm", "print"})
 
 _XMP_START, _XMP_END = b"<x:xmpmeta", b"</x:xmpmeta>"
 _MAX_XMP_BYTES = 1 << 20
@@ -325,7 +321,7 @@ def metadata_vector(info: MediaInfo, event: UploadEvent) -> np.ndarray:
     def put(name: str, value: float) -> None:
         vector[slot(name)] = value
 
-    vector[SLOTS["media_type"].start + ("video", "image", "audio").index(info.media_type)] = 1.0
+    vector[SLOTS["media_type"].start + MEDIA_TYPES.index(info.media_type)] = 1.0
     put("camera_exif", float(bool(info.exif_make or info.exif_model)))
     put("exif_software", float(bool(info.exif_software)))
     put("source_type_present", float(info.digital_source_type is not None))
@@ -382,7 +378,7 @@ def metadata_vector(info: MediaInfo, event: UploadEvent) -> np.ndarray:
 class _ExtractMetadataDoFn(beam.DoFn):
     def __init__(self, limits: MediaLimits):
         self._limits = limits
-        self._by_type = {t: Metrics.counter("features", f"media_type_{t}") for t in ("video", "image", "audio")}
+        self._by_type = {t: Metrics.counter("features", f"media_type_{t}") for t in MEDIA_TYPES}
         self._mislabelled = Metrics.counter("features", "media_type_mislabelled")
 
     def process(self, blob: MediaBlob):

@@ -23,7 +23,6 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from schemas.records import (
-    NOTICE_SOURCES,
     SKIPPED,
     AccountContext,
     DeadLetter,
@@ -32,10 +31,10 @@ from schemas.records import (
     parse_timestamp,
     utc_now,
 )
+from schemas.vocabulary import MEDIA_TYPES, NOTICE_SOURCES
 from transforms.dead_letter import ParDoOrDeadLetter, describe_element
 
 MANIFEST_FORMATS = ("jsonl", "csv", "parquet")
-MEDIA_TYPES = ("video", "image", "audio")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$")
 _COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}$")
 _TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}

@@ -1,0 +1,297 @@
+"""Enforcement policy: a versioned YAML file turned into decisions.
+
+A policy is data. Rules are tried in order and the first whose conditions all hold decides;
+conditions come from a closed set of named predicates (no expressions, no `eval`), each
+with a checked type, so a wrong file fails at start-up with the field named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from enforcement.ids import stable_id
+from schemas.records import Decision, ScoredMedia, utc_now
+from schemas.vocabulary import ACTIONS, AI_SOURCE_TYPES, DETECTION_METHODS, DSA_ALLOWED, KEYWORD_PREFIX
+
+AUTOMATED_DECISION = {"human_review": "partially"}  # everything else is decided by the machine alone
+
+
+class PolicyError(ValueError):
+    """The policy file is wrong; the message names the field and what was expected."""
+
+
+def _number(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise PolicyError(f"{field}: expected a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _flag(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise PolicyError(f"{field}: expected true or false, got {value!r}")
+    return value
+
+
+def _names(field: str, value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise PolicyError(f"{field}: expected a non-empty list of strings, got {value!r}")
+    return frozenset(value)
+
+
+def _detection_methods(field: str, value: Any) -> frozenset[str]:
+    methods = _names(field, value)
+    unknown = methods - set(DETECTION_METHODS)
+    if unknown:
+        raise PolicyError(f"{field}: unknown detection method(s) {sorted(unknown)}; expected {DETECTION_METHODS}")
+    return methods
+
+
+def _count(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyError(f"{field}: expected a non-negative whole number, got {value!r}")
+    return value
+
+
+def _modality_at_least(modality: str):
+    """A modality's score at least the threshold, counting only a modality that voted: one that
+    abstained (its input unlike its training data) is not evidence."""
+
+    def test(item: ScoredMedia, threshold: float) -> bool:
+        score = item.vote_for(modality)
+        return score is not None and score.score >= threshold
+
+    return test
+
+
+def _provenance_ai(item: ScoredMedia) -> bool:
+    return item.info.digital_source_type in AI_SOURCE_TYPES
+
+
+# name -> (parse the YAML value, test an item against the parsed value)
+CONDITIONS: dict[str, tuple[Callable[[str, Any], Any], Callable[[ScoredMedia, Any], bool]]] = {
+    "min_fused_score": (_number, lambda item, v: item.fused_score is not None and item.fused_score >= v),
+    "max_fused_score": (_number, lambda item, v: item.fused_score is not None and item.fused_score < v),
+    "has_score": (_flag, lambda item, v: (item.fused_score is not None) == v),
+    "min_content_score": (_number, lambda item, v: item.content_score is not None and item.content_score >= v),
+    "max_content_score": (_number, lambda item, v: item.content_score is not None and item.content_score < v),
+    "has_content_evidence": (_flag, lambda item, v: (item.content_score is not None) == v),
+    "declared_ai": (_flag, lambda item, v: bool(item.event.declared_ai) == v),
+    "provenance_ai": (_flag, lambda item, v: _provenance_ai(item) == v),
+    "hash_match": (_flag, lambda item, v: (item.hash_match is not None) == v),
+    "min_visual_score": (_number, _modality_at_least("visual")),
+    "min_audio_score": (_number, _modality_at_least("audio")),
+    "min_metadata_score": (_number, _modality_at_least("metadata")),
+    "prior_strikes_at_least": (_count, lambda item, v: item.event.prior_strikes >= v),
+    "high_profile": (_flag, lambda item, v: item.event.high_profile == v),
+    "verified": (_flag, lambda item, v: item.event.verified == v),
+    "media_type_in": (_names, lambda item, v: item.info.media_type in v),
+    "surface_in": (_names, lambda item, v: item.event.surface in v),
+    "country_in": (_names, lambda item, v: item.event.country in v),
+    "detection_method_in": (_detection_methods, lambda item, v: item.event.detection_method in v),
+}
+
+
+# Conditions that measure the content itself. Automated removal needs one of them: metadata,
+# provenance and account context are what an uploader controls or what is simply absent, so
+# they may label an item or send it to review but never remove it on their own.
+CONTENT_EVIDENCE = ("min_content_score", "min_visual_score", "min_audio_score")
+CONTENT_MATCH = ("hash_match",)  # a perceptual-hash match of the pixels to a banked item
+ACTIONS_NEEDING_CONTENT_EVIDENCE = ("remove",)
+
+
+def _has_content_evidence(conditions: tuple[tuple[str, Any], ...]) -> bool:
+    return any(name in CONTENT_EVIDENCE or (name in CONTENT_MATCH and value is True) for name, value in conditions)
+
+
+@dataclasses.dataclass(frozen=True)
+class StrikePolicy:
+    """How much each action weighs, how long a strike counts, where suspension starts."""
+
+    weights: Mapping[str, float]
+    window_days: float
+    suspend_at: float
+
+    @classmethod
+    def parse(cls, document: Any) -> StrikePolicy:
+        """Validates the policy file's `strikes` section.
+
+        Raises:
+            PolicyError: names the field and what was expected.
+        """
+        if not isinstance(document, Mapping):
+            raise PolicyError("strikes: expected a mapping with weights, window_days, suspend_at")
+        weights = document.get("weights")
+        if not isinstance(weights, Mapping) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in weights.values()
+        ):
+            raise PolicyError("strikes.weights: expected a mapping of action -> non-negative number")
+        for field in ("window_days", "suspend_at"):
+            value = document.get(field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise PolicyError(f"strikes.{field}: expected a positive number, got {value!r}")
+        return cls({str(k): float(v) for k, v in weights.items()}, float(document["window_days"]),
+                   float(document["suspend_at"]))  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    rule_id: str
+    action: str
+    category: str | None
+    conditions: tuple[tuple[str, Any], ...]
+
+    def matches(self, item: ScoredMedia) -> bool:
+        return all(CONDITIONS[name][1](item, value) for name, value in self.conditions)
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    policy_id: str
+    version: str
+    rules: tuple[Rule, ...]
+    targets: Mapping[str, tuple[str, ...]]
+    # policy category -> (EU Transparency Database statement category, keywords)
+    categories: Mapping[str, tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
+    strikes: StrikePolicy | None = None  # None: no strikes
+
+    def targets_for(self, action: str) -> tuple[str, ...]:
+        return self.targets.get(action, ())
+
+
+def _text(document: Mapping[str, Any], field: str, where: str) -> str:
+    value = document.get(field)
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool) or str(value).strip() == "":
+        raise PolicyError(f"{where}{field}: expected a non-empty string, got {value!r}")
+    return str(value)
+
+
+def parse_policy(document: Any, source: str = "policy") -> Policy:
+    """Validates a policy document (already parsed from YAML).
+
+    Raises:
+        PolicyError: names the field and what was expected.
+    """
+    if not isinstance(document, Mapping):
+        raise PolicyError(f"{source}: expected a mapping at the top level")
+    policy_id = _text(document, "policy_id", "")
+    version = _text(document, "version", "")
+    targets_doc = document.get("targets")
+    if not isinstance(targets_doc, Mapping):
+        raise PolicyError("targets: expected a mapping of action -> list of downstream targets")
+    targets: dict[str, tuple[str, ...]] = {}
+    for action, names in targets_doc.items():
+        if action not in ACTIONS:
+            raise PolicyError(f"targets.{action}: unknown action; expected one of {ACTIONS}")
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise PolicyError(f"targets.{action}: expected a list of target names")
+        targets[action] = tuple(dict.fromkeys(names))
+    rules_doc = document.get("rules")
+    if not isinstance(rules_doc, list) or not rules_doc:
+        raise PolicyError("rules: expected a non-empty list")
+    rules, seen = [], set()
+    for index, rule_doc in enumerate(rules_doc):
+        where = f"rules[{index}]."
+        if not isinstance(rule_doc, Mapping):
+            raise PolicyError(f"rules[{index}]: expected a mapping")
+        unknown = set(rule_doc) - {"id", "action", "category", "when"}
+        if unknown:
+            raise PolicyError(f"{where}{sorted(unknown)[0]}: unknown field; expected id, action, category, when")
+        rule_id = _text(rule_doc, "id", where)
+        if rule_id in seen:
+            raise PolicyError(f"{where}id: {rule_id!r} is used twice")
+        seen.add(rule_id)
+        action = _text(rule_doc, "action", where)
+        if action not in ACTIONS:
+            raise PolicyError(f"{where}action: expected one of {ACTIONS}, got {action!r}")
+        when = rule_doc.get("when", {}) or {}
+        if not isinstance(when, Mapping):
+            raise PolicyError(f"{where}when: expected a mapping of condition -> value")
+        conditions = []
+        for name, value in when.items():
+            if name not in CONDITIONS:
+                raise PolicyError(f"{where}when.{name}: unknown condition; expected one of {sorted(CONDITIONS)}")
+            conditions.append((name, CONDITIONS[name][0](f"{where}when.{name}", value)))
+        category = rule_doc.get("category")
+        if category is not None and not isinstance(category, str):
+            raise PolicyError(f"{where}category: expected a string")
+        if action in ACTIONS_NEEDING_CONTENT_EVIDENCE and not _has_content_evidence(tuple(conditions)):
+            raise PolicyError(
+                f"{where}when: a {action} rule needs content evidence ({', '.join(CONTENT_EVIDENCE)} or "
+                f"hash_match: true); metadata and account context cannot {action} an item on their own"
+            )
+        rules.append(Rule(rule_id, action, category, tuple(conditions)))
+    if rules[-1].conditions:
+        raise PolicyError(f"rules[{len(rules) - 1}]: the last rule must have no conditions (the default)")
+    categories = _categories(document.get("categories", {}))
+    for index, rule in enumerate(rules):
+        if categories and rule.category is not None and rule.category not in categories:
+            raise PolicyError(f"rules[{index}].category: {rule.category!r} is not defined under categories")
+    strikes = None
+    if document.get("strikes") is not None:
+        strikes = StrikePolicy.parse(document["strikes"])
+        unknown_actions = set(strikes.weights) - set(ACTIONS)
+        if unknown_actions:
+            raise PolicyError(
+                f"strikes.weights.{sorted(unknown_actions)[0]}: unknown action; expected one of {ACTIONS}"
+            )
+    return Policy(policy_id, version, tuple(rules), targets, categories, strikes)
+
+
+def _categories(document: Any) -> dict[str, tuple[str, tuple[str, ...]]]:
+    if not isinstance(document, Mapping):
+        raise PolicyError("categories: expected a mapping of category -> {dsa_category, keywords}")
+    categories = {}
+    for name, entry in document.items():
+        where = f"categories.{name}."
+        if not isinstance(entry, Mapping):
+            raise PolicyError(f"categories.{name}: expected a mapping with dsa_category and keywords")
+        dsa_category = entry.get("dsa_category")
+        if dsa_category not in DSA_ALLOWED["category"]:
+            raise PolicyError(f"{where}dsa_category: {dsa_category!r} is not an EU Transparency Database category")
+        keywords = entry.get("keywords", []) or []
+        if not isinstance(keywords, list) or not all(
+            isinstance(k, str) and k.startswith(KEYWORD_PREFIX) for k in keywords
+        ):
+            raise PolicyError(f"{where}keywords: expected a list of KEYWORD_... values")
+        categories[name] = (dsa_category, tuple(keywords))
+    return categories
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Reads and validates a policy YAML file (safe loader only)."""
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+    return parse_policy(document, str(path))
+
+
+def decide(item: ScoredMedia, policy: Policy) -> Decision:
+    """The decision the policy makes for one scored item (first matching rule wins)."""
+    rule = next(r for r in policy.rules if r.matches(item))
+    return Decision(
+        decision_id=stable_id(item.event.content_id, policy.policy_id, policy.version),
+        content_id=item.event.content_id,
+        account_id=item.event.account_id,
+        action=rule.action,
+        category=rule.category,
+        rule_id=rule.rule_id,
+        policy_id=policy.policy_id,
+        policy_version=policy.version,
+        fused_score=item.fused_score,
+        content_score=item.content_score,
+        detection_method=item.event.detection_method,
+        automated_decision=AUTOMATED_DECISION.get(rule.action, "fully"),
+        media_type=item.info.media_type,
+        surface=item.event.surface,
+        country=item.event.country,
+        uploaded_at=item.event.uploaded_at,
+        decided_at=utc_now(),
+        targets=policy.targets_for(rule.action),
+        notified_at=item.event.notice.received_at if item.event.notice is not None else None,
+    )

@@ -1,0 +1,170 @@
+"""Statements of reasons (DSA Art. 17 and 24(5)) in the EU Transparency Database's schema.
+
+One statement per restrictive decision (label, reduce reach, remove): `statement_of_reasons`
+builds it from the decision, `validate_statement` checks it against the database's required
+fields and allowed values before anything is written, and `ExportStatements` writes them in
+batches of at most 100, the most its API takes in one request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from schemas.records import Decision
+from schemas.version import PIPELINE_VERSION
+from schemas.vocabulary import (
+    CONTENT_TYPE,
+    DECISION_VISIBILITY,
+    DSA_ALLOWED,
+    DSA_AUTOMATED_DECISION,
+    DSA_SOURCE_TYPE,
+    EEA,
+    KEYWORD_PREFIX,
+)
+
+MAX_BATCH = 100
+API_DATE = "%Y-%m-%d"
+
+REQUIRED = (
+    "decision_ground",
+    "category",
+    "content_type",
+    "application_date",
+    "content_date",
+    "decision_facts",
+    "source_type",
+    "automated_detection",
+    "automated_decision",
+    "puid",
+)
+RESTRICTIONS = ("decision_visibility", "decision_monetary", "decision_provision", "decision_account")
+
+
+class InvalidStatement(ValueError):
+    """A statement the Transparency Database would reject; the message names the field."""
+
+
+def _scores_said(decision: Decision) -> str:
+    """The scores the decision rested on: the content detectors' first, since only they can
+    remove, then the fused score with metadata and account context."""
+    if decision.content_score is not None and decision.fused_score is not None:
+        return (
+            f" with a content detector score of {decision.content_score:.2f} "
+            f"({decision.fused_score:.2f} with metadata and account context)"
+        )
+    if decision.fused_score is not None:
+        return f" with a detector score of {decision.fused_score:.2f} from metadata and account context"
+    return ""
+
+
+def statement_of_reasons(decision: Decision, dsa_category: str, keywords: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The statement for one restrictive decision (terms-of-service ground: the synthetic media policy)."""
+    if decision.action not in DECISION_VISIBILITY:
+        raise ValueError(f"a {decision.action!r} decision restricts nothing and has no statement of reasons")
+    statement: dict[str, Any] = {
+        "decision_visibility": [DECISION_VISIBILITY[decision.action]],
+        "decision_ground": "DECISION_GROUND_INCOMPATIBLE_CONTENT",
+        "incompatible_content_ground": f"Synthetic media policy {decision.policy_id} version {decision.policy_version}",
+        "incompatible_content_explanation": (
+            f"Rule {decision.rule_id} ({decision.category or 'synthetic media'}): "
+            f"the upload was assessed as synthetic or manipulated media" + _scores_said(decision) + "."
+        ),
+        "incompatible_content_illegal": "No",
+        "content_type": ["CONTENT_TYPE_SYNTHETIC_MEDIA", CONTENT_TYPE[decision.media_type]],
+        "category": dsa_category,
+        "territorial_scope": list(EEA),
+        "content_date": decision.uploaded_at.strftime(API_DATE),
+        "application_date": decision.decided_at.strftime(API_DATE),
+        "decision_facts": (
+            f"Automated detection of synthetic media; action {decision.action.replace('_', ' ')} "
+            f"applied under {decision.policy_id}@{decision.policy_version}."
+        ),
+        "source_type": DSA_SOURCE_TYPE[decision.detection_method],
+        "automated_detection": "Yes" if decision.detection_method == "automated" else "No",
+        "automated_decision": DSA_AUTOMATED_DECISION[decision.automated_decision],
+        "puid": decision.content_id,
+    }
+    if keywords:
+        statement["category_specification"] = list(keywords)
+    return statement
+
+
+def _date(statement: Mapping[str, Any], field: str) -> None:
+    try:
+        dt.datetime.strptime(str(statement[field]), API_DATE)
+    except ValueError:
+        raise InvalidStatement(f"{field}: expected YYYY-MM-DD, got {statement[field]!r}") from None
+
+
+def validate_statement(statement: Mapping[str, Any]) -> None:
+    """Checks required fields, allowed values and the API's cross-field rules.
+
+    Raises:
+        InvalidStatement: the first problem found, naming the field.
+    """
+    for field in REQUIRED:
+        if statement.get(field) in (None, "", []):
+            raise InvalidStatement(f"{field}: required")
+    if not any(statement.get(field) for field in RESTRICTIONS):
+        raise InvalidStatement(f"one of {RESTRICTIONS} is required")
+    for field, allowed in DSA_ALLOWED.items():
+        value = statement.get(field)
+        if value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if item not in allowed:
+                raise InvalidStatement(f"{field}: {item!r} is not an allowed value")
+    for field in ("content_date", "application_date"):
+        _date(statement, field)
+    if statement["application_date"] < statement["content_date"]:
+        raise InvalidStatement("application_date: before content_date")
+    if statement["decision_ground"] == "DECISION_GROUND_INCOMPATIBLE_CONTENT":
+        for field in ("incompatible_content_ground", "incompatible_content_explanation"):
+            if not statement.get(field):
+                raise InvalidStatement(f"{field}: required with an incompatible-content ground")
+    if statement["decision_ground"] == "DECISION_GROUND_ILLEGAL_CONTENT":
+        for field in ("illegal_content_legal_ground", "illegal_content_explanation"):
+            if not statement.get(field):
+                raise InvalidStatement(f"{field}: required with an illegal-content ground")
+    if any(not str(k).startswith(KEYWORD_PREFIX) for k in statement.get("category_specification", [])):
+        raise InvalidStatement("category_specification: keywords start with KEYWORD_")
+    territories = statement.get("territorial_scope", [])
+    if any(t not in EEA for t in territories):
+        raise InvalidStatement(f"territorial_scope: only EEA country codes are allowed, got {territories}")
+    if len(str(statement["puid"])) > 500:
+        raise InvalidStatement("puid: longer than 500 characters")
+
+
+def batches(statements: list[dict[str, Any]], size: int = MAX_BATCH) -> list[list[dict[str, Any]]]:
+    """Statements in API-sized batches (the multi-statement endpoint takes at most 100)."""
+    if not 1 <= size <= MAX_BATCH:
+        raise ValueError(f"batch size must be 1..{MAX_BATCH}")
+    ordered = sorted(statements, key=lambda s: s["puid"])
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+@dataclasses.dataclass(frozen=True)
+class StatementOfReasons:
+    """A validated statement and the decision it explains."""
+
+    decision_id: str
+    statement: Mapping[str, Any]
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "sor_id": hashlib.sha256(f"sor:{self.decision_id}".encode()).hexdigest()[:32],
+            "decision_id": self.decision_id,
+            "puid": self.statement["puid"],
+            "category": self.statement["category"],
+            "decision_visibility": list(self.statement.get("decision_visibility", [])),
+            "content_type": list(self.statement["content_type"]),
+            "automated_decision": self.statement["automated_decision"],
+            "application_date": dt.date.fromisoformat(self.statement["application_date"]),
+            "statement": json.dumps(self.statement, sort_keys=True),
+            "pipeline_version": PIPELINE_VERSION,
+        }
