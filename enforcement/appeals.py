@@ -25,6 +25,8 @@ OUTCOMES = ("upheld", "overturned")
 class InvalidAppeal(ValueError):
     """An appeal row that does not meet the contract; the message names the field."""
 
+    reason = "invalid_appeal"
+
 
 @dataclasses.dataclass(frozen=True)
 class Appeal:

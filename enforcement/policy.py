@@ -24,6 +24,8 @@ AUTOMATED_DECISION = {"human_review": "partially"}  # everything else is decided
 class PolicyError(ValueError):
     """The policy file is wrong; the message names the field and what was expected."""
 
+    reason = "policy_error"
+
 
 def _number(field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:

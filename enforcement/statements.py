@@ -48,6 +48,8 @@ RESTRICTIONS = ("decision_visibility", "decision_monetary", "decision_provision"
 class InvalidStatement(ValueError):
     """A statement the Transparency Database would reject; the message names the field."""
 
+    reason = "invalid_statement"
+
 
 def _scores_said(decision: Decision) -> str:
     """The scores the decision rested on: the content detectors' first, since only they can

@@ -1,4 +1,4 @@
-"""Batch deepfake detection: manifest -> features -> scores -> decisions -> warehouse.
+"""Batch deepfake detection: manifest -> the detection graph (pipelines/graph.py) -> warehouse.
 
     python -m pipelines.batch --input MANIFEST --warehouse DIR [--model_dir DIR] [--policy FILE]
     python -m pipelines.batch --appeals APPEALS --warehouse DIR        # appeals only, no uploads
@@ -9,6 +9,7 @@ Beam's own options (--runner, --direct_num_workers, --direct_running_mode, ...) 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import glob
 import logging
@@ -25,29 +26,17 @@ from enforcement.events import suspension_event
 from enforcement.policy import Policy, load_policy
 from enforcement.strikes import Standing
 from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
+from pipelines.graph import Detection, detect
 from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
+from pipelines.sinks import EmbeddedWarehouse, Sink
 from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
-from transforms.dead_letter import ParDoOrDeadLetter
-from transforms.features import ExtractFeatures
-from transforms.fetch import FetchMedia
-from transforms.hashbank import HashBank, MatchHashBank
-from transforms.inference import ScoreMedia
+from transforms.dead_letter import MapOrDeadLetter, ParDoOrDeadLetter
+from transforms.hashbank import HashBank
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
-from transforms.policy import ApplyPolicy, FanOutEnforcement
-from transforms.statements import BuildStatements, ExportStatements
 from transforms.strikes import ReadStrikeLedger, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
-from transforms.warehouse import (
-    STATEMENT_BATCH_DIR,
-    ReadTableRows,
-    WriteTable,
-    WriteTrainingExamples,
-    clear_tables,
-    latest_run_files,
-    table_files,
-    write_catalog,
-)
+from transforms.warehouse import ReadTableRows, clear_tables, latest_run_files, table_files
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
@@ -61,101 +50,107 @@ def _suspension_event(status: Standing, policy: Policy):
     return suspension_event(status.account_id, status.active_points, status.as_of, (policy.policy_id, policy.version))
 
 
-def score_uploads(
-    p: beam.Pipeline,
-    options: DetectionOptions,
-    policy: Policy,
-    model_set: ModelSet,
-    run_id: str,
-    hash_bank: HashBank | None,
-) -> tuple[beam.PCollection, list[beam.PCollection]]:
-    """Manifest -> features -> scores -> decisions (each table written); returns the decisions
-    and every dead-letter output of the way."""
-    warehouse, limits = options.warehouse, options.media_limits()
-    rows = p | "ReadManifest" >> ReadManifest(options.input, options.input_format)
-    events, invalid = rows | "ParseEvents" >> ParseEvents(base_uri=posixpath.dirname(options.input))
+@dataclasses.dataclass(frozen=True)
+class History:
+    """What the batch job's account stage starts from: files of earlier runs, resolved at
+    launch (before a truncating run clears them)."""
+
+    ledger: tuple[str, ...] = ()
+    decisions: tuple[str, ...] = ()
+    appeals: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchJob:
+    """One batch run: where uploads and appeals come from, how to decide, where it all goes."""
+
+    detection: Detection
+    sink: Sink
+    input: str | None = None
+    input_format: str | None = None
+    appeals: str | None = None
+    history: History = History()
+    min_cell_count: int = 10
+
+
+def read_uploads(p: beam.Pipeline, job: BatchJob) -> tuple[beam.PCollection, list[beam.PCollection]]:
+    """The manifest's rows as parsed, de-duplicated upload events, and the rows turned away."""
+    rows = p | "ReadManifest" >> ReadManifest(job.input, job.input_format)
+    events, invalid = rows | "ParseEvents" >> ParseEvents(base_uri=posixpath.dirname(job.input))
     events, duplicates = events | "DeduplicateEvents" >> DeduplicateEvents()
-    blobs, unfetched = events | "FetchMedia" >> FetchMedia(limits)
-    features, unextracted = blobs | "ExtractFeatures" >> ExtractFeatures(limits)
-    if hash_bank is not None:
-        features = features | "MatchHashBank" >> MatchHashBank(hash_bank)
-    _ = features | "WriteFeatures" >> WriteTable(warehouse, "features", run_id)
-    _ = features | "WriteTrainingExamples" >> WriteTrainingExamples(warehouse, run_id)
-
-    scored, unscored = features | "ScoreMedia" >> ScoreMedia(
-        model_set.models, options.min_batch_size, options.max_batch_size, fusion=model_set.fusion
-    )
-    _ = scored | "WriteScores" >> WriteTable(warehouse, "media_scores", run_id)
-
-    decisions = scored | "ApplyPolicy" >> ApplyPolicy(policy)
-    _ = decisions | "WriteDecisions" >> WriteTable(warehouse, "enforcement_decisions", run_id)
-    return decisions, [invalid, duplicates, unfetched, unextracted, unscored]
+    return events, [invalid, duplicates]
 
 
-def build_pipeline(
-    p: beam.Pipeline,
-    options: DetectionOptions,
-    policy: Policy,
-    model_set: ModelSet,
-    run_id: str,
-    prior_ledger: tuple[str, ...] = (),
-    prior_decisions: tuple[str, ...] = (),
-    hash_bank: HashBank | None = None,
-    prior_appeals: tuple[str, ...] = (),
-) -> None:
-    """Adds the batch job's graph to `p` (see the picture in DESIGN.md). Without `--input` it
-    is an appeals-only run: no uploads, only the appeals' reversals, ledger and aggregates."""
-    warehouse = options.warehouse
-    if options.input:
-        decisions, failures = score_uploads(p, options, policy, model_set, run_id, hash_bank)
-    else:
-        decisions, failures = p | "NoUploads" >> beam.Create([]), []
-    events_by_target = decisions | "FanOutEnforcement" >> FanOutEnforcement(policy)
-    account_events, strike_inputs = [], {"decisions": decisions}
-    appeal_outcomes = None
-    if options.appeals:
-        raw_appeals = p | "ReadAppeals" >> ReadManifest(options.appeals)
-        parsed_appeals, invalid_appeals = raw_appeals | "ParseAppeals" >> ParDoOrDeadLetter(
-            _ParseAppealDoFn(), step="parse_appeals"
-        )
-        appeals, repeated_appeals = {
-            "appeals": parsed_appeals,
-            "recorded": p | "ReadAppealHistory" >> ReadTableRows(prior_appeals),
+@dataclasses.dataclass(frozen=True)
+class AccountOutputs:
+    events: list[beam.PCollection]  # reversals and suspensions
+    appeal_outcomes: beam.PCollection | None
+    dead_letters: list[beam.PCollection]
+
+
+def account_stage(p: beam.Pipeline, decisions: beam.PCollection, job: BatchJob) -> AccountOutputs:
+    """Appeals and strikes, batch-only: they start from the warehouse's earlier decisions,
+    appeals and strike ledger (`job.history`)."""
+    policy, sink = job.detection.policy, job.sink
+    events, failures, strike_inputs, outcomes = [], [], {"decisions": decisions}, None
+    if job.appeals:
+        raw_appeals = p | "ReadAppeals" >> ReadManifest(job.appeals)
+        parsed, invalid = raw_appeals | "ParseAppeals" >> ParDoOrDeadLetter(_ParseAppealDoFn(), step="parse_appeals")
+        appeals, repeated = {
+            "appeals": parsed,
+            "recorded": p | "ReadAppealHistory" >> ReadTableRows(job.history.appeals),
         } | "SkipRecordedAppeals" >> SkipRecordedAppeals()
-        history = (
-            p | "ReadDecisionHistory" >> ReadTableRows(prior_decisions) | "ToDecisions" >> beam.Map(decision_from_row),
-            decisions,
-        ) | "AllDecisions" >> beam.Flatten()
+        earlier, unreadable = (
+            p
+            | "ReadDecisionHistory" >> ReadTableRows(job.history.decisions)
+            | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
+        )
+        history = (earlier, decisions) | "AllDecisions" >> beam.Flatten()
         applied = {"appeals": appeals, "decisions": history} | "ApplyAppeals" >> ApplyAppeals()
-        appeal_outcomes = applied["outcomes"]
-        _ = appeal_outcomes | "WriteAppeals" >> WriteTable(warehouse, "appeals", run_id)
-        _ = applied["labels"] | "WriteRetrainingLabels" >> WriteTable(warehouse, "retraining_labels", run_id)
-        account_events.append(applied["reversals"])
-        failures += [invalid_appeals, repeated_appeals, applied["dead_letters"]]
+        outcomes = applied["outcomes"]
+        failures += [invalid, repeated, unreadable, applied["dead_letters"]]
+        failures += [sink.write("appeals", outcomes), sink.write("retraining_labels", applied["labels"])]
+        events.append(applied["reversals"])
         strike_inputs["reversals"] = applied["strike_reversals"]
     if policy.strikes is not None:
-        strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(prior_ledger)
-        ledger, suspensions = strike_inputs | "UpdateStrikes" >> UpdateStrikeLedger(policy.strikes)
-        _ = ledger | "WriteStrikeLedger" >> WriteTable(warehouse, "strike_ledger", run_id)
-        account_events.append(suspensions | "SuspendAccounts" >> beam.Map(_suspension_event, policy=policy))
-    _ = (
-        (*events_by_target.values(), *account_events)
-        | "MergeTargets" >> beam.Flatten(pipeline=p)
-        | "WriteEvents" >> WriteTable(warehouse, "enforcement_events", run_id)
+        strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(job.history.ledger)
+        ledger, suspensions, unupdated = strike_inputs | "UpdateStrikes" >> UpdateStrikeLedger(policy.strikes)
+        failures += [unupdated, sink.write("strike_ledger", ledger)]
+        events.append(suspensions | "SuspendAccounts" >> beam.Map(_suspension_event, policy=policy))
+    return AccountOutputs(events, outcomes, failures)
+
+
+def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
+    """Adds the batch job to `p`: manifest -> `detect` (pipelines/graph.py) -> sink, then the
+    account stage. Without an input it is an appeals-only run: no uploads, only the appeals'
+    reversals, ledger and aggregates."""
+    sink, failures = job.sink, []
+    events: list[beam.PCollection] = []
+    if job.input:
+        uploads, turned_away = read_uploads(p, job)
+        detected = detect(uploads, job.detection)
+        failures += turned_away + detected.dead_letters
+        failures += [
+            sink.write("features", detected.features),
+            sink.write_training_examples(detected.features),
+            sink.write("media_scores", detected.scores),
+            sink.write("enforcement_decisions", detected.decisions),
+            sink.write("statements_of_reasons", detected.statements),
+        ]
+        sink.export_statements(detected.statements)
+        decisions = detected.decisions
+        events += list(detected.events.values())
+    else:
+        decisions = p | "NoUploads" >> beam.Create([])
+    account = account_stage(p, decisions, job)
+    failures += account.dead_letters
+    failures.append(sink.publish_events(events + account.events, p))
+    cells, unaggregated = decisions | "AggregateTransparency" >> AggregateTransparency(
+        job.min_cell_count, account.appeal_outcomes
     )
-    statements, invalid_statements = decisions | "BuildStatements" >> BuildStatements(policy.categories)
-    _ = statements | "WriteStatements" >> WriteTable(warehouse, "statements_of_reasons", run_id)
-    _ = statements | "ExportStatements" >> ExportStatements(str(Path(warehouse) / STATEMENT_BATCH_DIR), run_id)
-    _ = (
-        decisions
-        | "AggregateTransparency" >> AggregateTransparency(options.min_cell_count, appeal_outcomes)
-        | "WriteAggregates" >> WriteTable(warehouse, "transparency_aggregates", run_id)
-    )
-    _ = (
-        (*failures, invalid_statements)
-        | "MergeDeadLetters" >> beam.Flatten(pipeline=p)
-        | "WriteDeadLetters" >> WriteTable(warehouse, "dead_letter", run_id)
-    )
+    failures += [unaggregated, sink.write("transparency_aggregates", cells)]
+    dead_letters = tuple(f for f in failures if f is not None) | "MergeDeadLetters" >> beam.Flatten(pipeline=p)
+    sink.write("dead_letter", dead_letters)
 
 
 def _prior_ledger(options: DetectionOptions, parser_error) -> tuple[str, ...]:
@@ -235,11 +230,22 @@ def run(argv: list[str] | None = None) -> int:
     if options.write_disposition == "truncate":
         clear_tables(options.warehouse)
 
+    detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
+                          options.max_batch_size)  # fmt: skip
+    job = BatchJob(
+        detection=detection,
+        sink=EmbeddedWarehouse(options.warehouse, run_id),
+        input=options.input,
+        input_format=options.input_format,
+        appeals=options.appeals,
+        history=History(prior_ledger, prior_decisions, prior_appeals),
+        min_cell_count=options.min_cell_count,
+    )
     with beam.Pipeline(options=pipeline_options) as p:
-        build_pipeline(p, options, policy, model_set, run_id, prior_ledger, prior_decisions, hash_bank, prior_appeals)
+        build_pipeline(p, job)
     result = p.result
 
-    catalog = write_catalog(options.warehouse)
+    catalog = Path(job.sink.finish())
     summary = reconcile(rows_read(result), options.warehouse, run_id)
     print(format_summary(summary, catalog, model_set, uploads=bool(options.input)))
     return 0 if summary.balanced else 3

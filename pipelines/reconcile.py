@@ -16,7 +16,25 @@ from apache_beam.metrics.metric import MetricsFilter
 from schemas.records import DEAD_LETTER, SKIPPED
 
 # Dead letters of the appeals input: not upload rows, so outside the upload reconciliation.
-APPEAL_STEPS = frozenset({"parse_appeals", "dedupe_appeals", "apply_appeals"})
+APPEAL_STEPS = frozenset({"parse_appeals", "dedupe_appeals", "apply_appeals", "read_decision_history",
+                          "write_appeals", "write_retraining_labels"})  # fmt: skip
+# Steps that keep an upload from being scored: its row's dead letter balances the rows read.
+# A failure after an item was scored (deciding, events, statements, strikes, aggregates, a
+# write) is reported too, but the row is already counted as scored; a failure to decide, or to
+# write the decision, is counted against the scored items instead (the second balance).
+DECISION_STEPS = frozenset({"decide", "write_enforcement_decisions"})
+AFTER_SCORING_STEPS = DECISION_STEPS | {
+    "fan_out_enforcement", "statements_of_reasons", "update_strikes", "aggregate_transparency",
+    "suppress_transparency", "write_features", "write_training_examples", "write_enforcement_events",
+    "write_statements_of_reasons", "write_strike_ledger", "write_transparency_aggregates",
+}  # fmt: skip
+
+
+def stage_of(step: str) -> str:
+    """Which account a dead letter of `step` belongs to: uploads, after scoring, or appeals."""
+    if step in APPEAL_STEPS:
+        return "appeals"
+    return "after scoring" if step in AFTER_SCORING_STEPS else "uploads"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,10 +46,18 @@ class Reconciliation:
     reasons: tuple[tuple[str, str, str, int], ...]  # (disposition, step, error_type, count)
     actions: tuple[tuple[str, int], ...]
     appeal_outcomes: tuple[tuple[str, int], ...] = ()  # (upheld | overturned, count)
+    undecided: int = 0  # scored items whose decision failed (dead-lettered at `DECISION_STEPS`)
+
+    @property
+    def decided(self) -> int:
+        return sum(n for _, n in self.actions)
 
     @property
     def balanced(self) -> bool:
-        return self.rows_read == self.scored + self.dead_lettered + self.skipped
+        """Every row read is scored, dead-lettered or skipped, and every scored item decided or
+        dead-lettered on the way."""
+        uploads = self.rows_read == self.scored + self.dead_lettered + self.skipped
+        return uploads and self.scored == self.decided + self.undecided
 
 
 def rows_read(result) -> int:
@@ -62,8 +88,9 @@ def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
     return Reconciliation(
         rows_read=read,
         scored=scored,
-        dead_lettered=sum(n for d, step, _, n in reasons if d == DEAD_LETTER and step not in APPEAL_STEPS),
-        skipped=sum(n for d, step, _, n in reasons if d == SKIPPED and step not in APPEAL_STEPS),
+        dead_lettered=sum(n for d, step, _, n in reasons if d == DEAD_LETTER and stage_of(step) == "uploads"),
+        skipped=sum(n for d, step, _, n in reasons if d == SKIPPED and stage_of(step) == "uploads"),
+        undecided=sum(n for d, step, _, n in reasons if d == DEAD_LETTER and step in DECISION_STEPS),
         reasons=reasons,
         actions=_counts_by(con, warehouse, "enforcement_decisions", run_id, "action"),
         appeal_outcomes=_counts_by(con, warehouse, "appeals", run_id, "outcome"),
@@ -82,8 +109,11 @@ def format_summary(summary: Reconciliation, catalog: Path, model_set, uploads: b
         f"rows read {summary.rows_read} = scored {summary.scored} + dead-lettered {summary.dead_lettered}"
         f" + skipped {summary.skipped}  [{'balanced' if summary.balanced else 'UNBALANCED'}]",
     ]
+    if summary.scored or summary.undecided:
+        lines.append(f"scored {summary.scored} = decided {summary.decided} + dead-lettered {summary.undecided}")
     for disposition, step, error_type, count in summary.reasons:
-        note = "  (appeals input)" if step in APPEAL_STEPS else ""
+        stage = stage_of(step)
+        note = {"appeals": "  (appeals input)", "after scoring": "  (after scoring)"}.get(stage, "")
         lines.append(f"  {disposition:<11} {step:<18} {error_type:<28} {count}{note}")
     if not uploads:
         lines.append("appeals-only run: no uploads scored, no new decisions")

@@ -95,7 +95,8 @@ def _join_appeals(keyed):
 
 
 def build_pipeline(p: beam.Pipeline, decision_files: tuple[str, ...], appeal_files: tuple[str, ...],
-                   warehouse: str, run_id: str, min_cell_count: int) -> None:  # fmt: skip
+                   warehouse: str, run_id: str, min_cell_count: int) -> beam.PCollection:  # fmt: skip
+    """The published cells over every run; returns the dead letters of the way."""
     decisions = (
         p
         | "ReadDecisions" >> ReadTableRows(decision_files)
@@ -116,11 +117,9 @@ def build_pipeline(p: beam.Pipeline, decision_files: tuple[str, ...], appeal_fil
         | "JoinAppeals" >> beam.CoGroupByKey()
         | "Outcomes" >> beam.FlatMap(_join_appeals)
     )
-    _ = (
-        decisions
-        | "Aggregate" >> AggregateTransparency(min_cell_count, outcomes)
-        | "WriteReport" >> WriteTable(warehouse, TABLE, run_id)
-    )
+    cells, unaggregated = decisions | "Aggregate" >> AggregateTransparency(min_cell_count, outcomes)
+    unwritten = cells | "WriteReport" >> WriteTable(warehouse, TABLE, run_id)
+    return (unaggregated, unwritten) | "MergeDeadLetters" >> beam.Flatten()
 
 
 def _counter(result, name: str) -> int:
@@ -152,7 +151,8 @@ def run(argv: list[str] | None = None) -> int:
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
     staging = root / f".{TABLE}-{run_id}"  # written aside, then swapped in: readers never see half a table
     with beam.Pipeline(options=pipeline_options) as p:
-        build_pipeline(p, decision_files, appeal_files, str(staging), run_id, args.min_cell_count)
+        failures = build_pipeline(p, decision_files, appeal_files, str(staging), run_id, args.min_cell_count)
+        _ = failures | "WriteDeadLetters" >> WriteTable(args.warehouse, "dead_letter", run_id)
     result = p.result
     target = root / TABLE
     shutil.rmtree(target, ignore_errors=True)

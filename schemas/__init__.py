@@ -70,6 +70,8 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 class SchemaViolation(ValueError):
     """A row does not match its table's schema."""
 
+    reason = "schema_violation"
+
 
 @functools.cache
 def bigquery_schema(table: str) -> tuple[dict[str, Any], ...]:

@@ -476,6 +476,7 @@ class DeadLetter:
     step: str
     disposition: str
     content_id: str | None
+    reason: str  # stable code to count and alert on (`transforms.dead_letter.reason_of`)
     error_type: str
     error: str
     payload: str

@@ -82,7 +82,7 @@ def test_an_overturn_takes_the_strike_back_in_the_ledger():
     first, second = decision("remove", 0), decision("remove", 1)
     prior = [strike_for(first, POLICY), strike_for(second, POLICY)]
     with batch_pipeline() as p:
-        ledger, _ = {
+        ledger, _, _ = {
             "prior": p | "P" >> beam.Create(prior),
             "decisions": p | "D" >> beam.Create([]),
             "reversals": p | "R" >> beam.Create([("a1", (first.decision_id, LATER))]),

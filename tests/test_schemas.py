@@ -54,7 +54,7 @@ def test_arrow_schema_follows_the_json(table):
 
 
 def test_validation_rejects_what_bigquery_would():
-    row = DeadLetter("s", "dead_letter", None, "E", "boom", "{}", NOW).to_row()
+    row = DeadLetter("s", "dead_letter", None, "internal_error", "E", "boom", "{}", NOW).to_row()
     validate_row("dead_letter", row)
     with pytest.raises(SchemaViolation, match="step: REQUIRED"):
         validate_row("dead_letter", {**row, "step": None})

@@ -67,7 +67,7 @@ def test_the_ledger_transform_reports_accounts_crossing_into_suspension():
     prior = [strike_for(decision("remove", 0, account="a1"), POLICY)]
     decisions = [decision("remove", 5, account="a1"), decision("remove", 5, account="a2"), decision("label", 5)]
     with batch_pipeline() as p:
-        ledger, suspensions = {
+        ledger, suspensions, dead_letters = {
             "prior": p | "Prior" >> beam.Create(prior),
             "decisions": p | "Decisions" >> beam.Create(decisions),
         } | UpdateStrikeLedger(POLICY)
@@ -75,3 +75,4 @@ def test_the_ledger_transform_reports_accounts_crossing_into_suspension():
                     equal_to([("a1", "d-remove-0"), ("a1", "d-remove-5"), ("a2", "d-remove-5")]), label="ledger")  # fmt: skip
         assert_that(suspensions | beam.Map(lambda s: (s.account_id, s.active_points)), equal_to([("a1", 2.0)]),
                     label="suspended")  # fmt: skip
+        assert_that(dead_letters, equal_to([]), label="nothing dead-lettered")

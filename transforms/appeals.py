@@ -38,7 +38,9 @@ def _join(keyed):
                 f"LookupError('{decision_id}')",
                 [f"LookupError: no decision {decision_id} in the warehouse"],
             )
-            yield beam.pvalue.TaggedOutput("unknown", dead_letter_from_failure((appeal, error), "apply_appeals"))
+            yield beam.pvalue.TaggedOutput(
+                "unknown", dead_letter_from_failure((appeal, error), "apply_appeals", reason="unknown_decision")
+            )
             continue
         yield AppealOutcome(appeal, decisions[0])
 

@@ -1,4 +1,10 @@
-"""Dead-letter plumbing: every step that can fail routes its failures here, none are dropped."""
+"""Dead-letter plumbing: every step that can fail routes its failures here, none are dropped.
+
+Each dead letter carries a stable `reason` code next to the exception class and message: the
+`reason` attribute of the project's own errors (`MediaRejected` and its kind, `InvalidEvent`,
+`SchemaViolation`, ...), or `internal_error` for an exception the pipeline did not expect,
+which is a bug to fix rather than an input to reject.
+"""
 
 from __future__ import annotations
 
@@ -46,14 +52,27 @@ def failure_message(exc_type: type, exc_repr: str, formatted_traceback: list[str
     return exc_repr
 
 
-def dead_letter_from_failure(failure: tuple[Any, tuple[type, str, list[str]]], step: str) -> DeadLetter:
-    """Turns a `with_exception_handling` failure tuple into a dead-letter record."""
+INTERNAL_ERROR = "internal_error"
+
+
+def reason_of(error: BaseException | type) -> str:
+    """The stable reason code of an exception (instance or class)."""
+    reason = getattr(error, "reason", None)
+    return reason if isinstance(reason, str) and reason else INTERNAL_ERROR
+
+
+def dead_letter_from_failure(
+    failure: tuple[Any, tuple[type, str, list[str]]], step: str, reason: str | None = None
+) -> DeadLetter:
+    """Turns a `with_exception_handling` failure tuple into a dead-letter record (the reason
+    code from the exception class, unless given)."""
     element, (exc_type, exc_repr, formatted_traceback) = failure
     content_id, payload = describe_element(element)
     return DeadLetter(
         step=step,
         disposition=DEAD_LETTER,
         content_id=content_id,
+        reason=reason or reason_of(exc_type),
         error_type=exc_type.__name__,
         error=failure_message(exc_type, exc_repr, formatted_traceback),
         payload=payload,
@@ -61,14 +80,53 @@ def dead_letter_from_failure(failure: tuple[Any, tuple[type, str, list[str]]], s
     )
 
 
-class _CountDeadLetters(beam.DoFn):
-    def __init__(self, step: str):
-        self._step = step
-        self._counter = Metrics.counter("dead_letter", step)
+def dead_letter_for(element: Any, error: BaseException, step: str) -> DeadLetter:
+    """The dead letter of one element a step raised on (the exception itself at hand, so a
+    reason code set on the instance is kept)."""
+    content_id, payload = describe_element(element)
+    return DeadLetter(
+        step=step,
+        disposition=DEAD_LETTER,
+        content_id=content_id,
+        reason=reason_of(error),
+        error_type=type(error).__name__,
+        error=str(error) or repr(error),
+        payload=payload,
+        failed_at=utc_now(),
+    )
 
-    def process(self, failure):
-        self._counter.inc()
-        yield dead_letter_from_failure(failure, self._step)
+
+DEAD = "dead_letters"
+
+
+class Guarded(beam.DoFn):
+    """Runs a DoFn per element; an element it raises on becomes a dead letter (tagged output)
+    and none of its partial outputs are emitted."""
+
+    def __init__(self, dofn: beam.DoFn, step: str):
+        self._dofn, self._step = dofn, step
+
+    def setup(self):
+        self._dofn.setup()
+        self._counter = Metrics.counter("dead_letter", self._step)
+
+    def start_bundle(self):
+        self._dofn.start_bundle()
+
+    def process(self, element, *args, **kwargs):
+        try:
+            outputs = list(self._dofn.process(element, *args, **kwargs) or ())
+        except Exception as error:
+            self._counter.inc()
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter_for(element, error, self._step))
+            return
+        yield from outputs
+
+    def finish_bundle(self):
+        return self._dofn.finish_bundle()
+
+    def teardown(self):
+        self._dofn.teardown()
 
 
 class ParDoOrDeadLetter(beam.PTransform):
@@ -82,9 +140,40 @@ class ParDoOrDeadLetter(beam.PTransform):
         self._dofn, self._step, self._args, self._kwargs = dofn, step, args, kwargs
 
     def expand(self, pcoll):
-        good, bad = pcoll | "Process" >> beam.ParDo(self._dofn, *self._args, **self._kwargs).with_exception_handling()
-        dead = bad | "ToDeadLetter" >> beam.ParDo(_CountDeadLetters(self._step))
-        return good, dead
+        outputs = pcoll | "Process" >> beam.ParDo(
+            Guarded(self._dofn, self._step), *self._args, **self._kwargs
+        ).with_outputs(DEAD, main="good")
+        return outputs.good, outputs[DEAD]
+
+
+class MapOrDeadLetter(ParDoOrDeadLetter):
+    """`beam.Map(fn)` whose failures come out as `DeadLetter` records for `step`."""
+
+    def __init__(self, fn, step: str, *args: Any, **kwargs: Any):
+        super().__init__(_MapDoFn(fn), step, *args, **kwargs)
+
+
+class FlatMapOrDeadLetter(ParDoOrDeadLetter):
+    """`beam.FlatMap(fn)` whose failures come out as `DeadLetter` records for `step`."""
+
+    def __init__(self, fn, step: str, *args: Any, **kwargs: Any):
+        super().__init__(_FlatMapDoFn(fn), step, *args, **kwargs)
+
+
+class _MapDoFn(beam.DoFn):
+    def __init__(self, fn):
+        self._fn = fn
+
+    def process(self, element, *args, **kwargs):
+        yield self._fn(element, *args, **kwargs)
+
+
+class _FlatMapDoFn(beam.DoFn):
+    def __init__(self, fn):
+        self._fn = fn
+
+    def process(self, element, *args, **kwargs):
+        yield from self._fn(element, *args, **kwargs)
 
 
 class MediaStep(beam.PTransform):

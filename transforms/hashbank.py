@@ -19,6 +19,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from schemas.records import MediaFeatures
+from transforms.dead_letter import ParDoOrDeadLetter
 
 # The threshold ThreatExchange uses for PDQ matches (of 256 bits).
 DEFAULT_MAX_DISTANCE = 31
@@ -103,11 +104,13 @@ class _MatchDoFn(beam.DoFn):
 
 
 class MatchHashBank(beam.PTransform):
-    """MediaFeatures -> MediaFeatures with `hash_match` set from the bank."""
+    """MediaFeatures -> MediaFeatures with `hash_match` set from the bank.
+
+    Returns `(items, dead_letters)` (step `match_hash_bank`)."""
 
     def __init__(self, bank: HashBank):
         super().__init__()
         self._bank = bank
 
     def expand(self, items):
-        return items | "Match" >> beam.ParDo(_MatchDoFn(self._bank))
+        return items | "Match" >> ParDoOrDeadLetter(_MatchDoFn(self._bank), step="match_hash_bank")

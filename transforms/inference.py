@@ -15,7 +15,7 @@ from models.handlers import ModelAnswer, SavedModelSignatureHandler
 from models.registry import DeployedModel
 from schemas.records import MediaFeatures, MediaInfo, ModalityScore, ScoredMedia, UploadEvent, utc_now
 from schemas.vocabulary import MODALITIES
-from transforms.dead_letter import dead_letter_from_failure
+from transforms.dead_letter import FlatMapOrDeadLetter, dead_letter_from_failure
 from transforms.fusion import fuse_scores
 
 
@@ -46,7 +46,7 @@ def failed_batch_dead_letters(failure, step: str):
     """A failed inference batch becomes one dead-letter row per item in it."""
     batch, error = failure
     for element in batch:
-        yield dead_letter_from_failure((element, error), step)
+        yield dead_letter_from_failure((element, error), step, reason="inference_failed")
 
 
 class ScoreModality(beam.PTransform):
@@ -168,10 +168,10 @@ class ScoreMedia(beam.PTransform):
             )
             grouped_inputs[modality] = scores
             dead_letters.append(dead)
-        scored = (
-            grouped_inputs
-            | "JoinScores" >> beam.CoGroupByKey()
-            | "FuseScores" >> beam.FlatMap(_assemble, deployed=tuple(self._models), fusion=self._fusion)
+        scored = grouped_inputs | "JoinScores" >> beam.CoGroupByKey()
+        scored, unfused = scored | "FuseScores" >> FlatMapOrDeadLetter(
+            _assemble, "fuse_scores", deployed=tuple(self._models), fusion=self._fusion
         )
+        dead_letters.append(unfused)
         dead = dead_letters | "MergeInferenceFailures" >> beam.Flatten(pipeline=features.pipeline)
         return scored, dead

@@ -46,6 +46,8 @@ _EXTENSIONS = ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), ("
 class InvalidEvent(ValueError):
     """An upload event that does not meet the contract; the message names the field."""
 
+    reason = "invalid_event"
+
 
 @dataclasses.dataclass(frozen=True)
 class RawRow:
@@ -299,7 +301,7 @@ def skipped(element: Any, step: str, reason: str, message: str) -> DeadLetter:
     """A deliberate skip, recorded like a dead letter so the reconciliation adds up."""
     content_id, payload = describe_element(element)
     Metrics.counter("reconcile", f"skipped_{reason}").inc()
-    return DeadLetter(step, SKIPPED, content_id, reason, message, payload, utc_now())
+    return DeadLetter(step, SKIPPED, content_id, reason, reason, message, payload, utc_now())
 
 
 class ReadManifest(beam.PTransform):

@@ -11,6 +11,7 @@ from enforcement.events import enforcement_events
 from enforcement.policy import Policy, decide
 from schemas.records import Decision, ScoredMedia
 from schemas.vocabulary import ACTIONS
+from transforms.dead_letter import DEAD, Guarded, ParDoOrDeadLetter
 
 
 class _DecideDoFn(beam.DoFn):
@@ -25,26 +26,31 @@ class _DecideDoFn(beam.DoFn):
 
 
 class ApplyPolicy(beam.PTransform):
-    """ScoredMedia -> Decision, one per item, under one policy version."""
+    """ScoredMedia -> Decision, one per item, under one policy version.
+
+    Returns `(decisions, dead_letters)`: an item the policy cannot decide is that item's dead
+    letter (step `decide`), not the job's failure.
+    """
 
     def __init__(self, policy: Policy):
         super().__init__()
         self._policy = policy
 
     def expand(self, scored):
-        return scored | "Decide" >> beam.ParDo(_DecideDoFn(self._policy))
+        return scored | "Decide" >> ParDoOrDeadLetter(_DecideDoFn(self._policy), step="decide")
 
 
-def _events_by_target(decision: Decision):
-    for event in enforcement_events(decision):
-        yield beam.pvalue.TaggedOutput(event.target, event)
+class _EventsByTarget(beam.DoFn):
+    def process(self, decision: Decision):
+        for event in enforcement_events(decision):
+            yield beam.pvalue.TaggedOutput(event.target, event)
 
 
 class FanOutEnforcement(beam.PTransform):
     """Decision -> one EnforcementEvent per downstream target, as a tagged output per target.
 
-    Returns a dict target -> PCollection; locally every target lands in the
-    `enforcement_events` table, in production each target is its own topic.
+    Returns `(events, dead_letters)`, events a dict target -> PCollection: locally every target
+    lands in the `enforcement_events` table, in production each target is its own topic.
     """
 
     def __init__(self, policy: Policy):
@@ -52,7 +58,7 @@ class FanOutEnforcement(beam.PTransform):
         self._targets = sorted({t for names in policy.targets.values() for t in names})
 
     def expand(self, decisions):
-        if not self._targets:
-            return {}
-        outputs = decisions | "RouteByTarget" >> beam.FlatMap(_events_by_target).with_outputs(*self._targets)
-        return {target: outputs[target] for target in self._targets}
+        outputs = decisions | "RouteByTarget" >> beam.ParDo(
+            Guarded(_EventsByTarget(), "fan_out_enforcement")
+        ).with_outputs(*self._targets, DEAD)
+        return {target: outputs[target] for target in self._targets}, outputs[DEAD]

@@ -9,6 +9,7 @@ import apache_beam as beam
 from enforcement.policy import StrikePolicy
 from enforcement.strikes import Strike, strike_for, update_account
 from schemas.records import Decision
+from transforms.dead_letter import DEAD, Guarded
 
 
 class _UpdateAccount(beam.DoFn):
@@ -34,7 +35,8 @@ class UpdateStrikeLedger(beam.PTransform):
 
     Takes a dict {"prior": PCollection[Strike], "decisions": PCollection[Decision]} and,
     optionally, "reversals": PCollection[(account_id, (decision_id, reversed_at))] from appeals;
-    returns (ledger, suspensions).
+    returns (ledger, suspensions, dead letters): an account whose ledger cannot be updated is a
+    dead letter (step `update_strikes`) with its strikes, not the job's failure.
     """
 
     def __init__(self, policy: StrikePolicy):
@@ -50,9 +52,12 @@ class UpdateStrikeLedger(beam.PTransform):
                 **({"reversals": inputs["reversals"]} if "reversals" in inputs else {}),
             }
             | "ByAccount" >> beam.CoGroupByKey()
-            | "Update" >> beam.ParDo(_UpdateAccount(self._policy)).with_outputs("suspensions", main="ledger")
+            | "Update"
+            >> beam.ParDo(Guarded(_UpdateAccount(self._policy), "update_strikes")).with_outputs(
+                "suspensions", DEAD, main="ledger"
+            )
         )
-        return outputs.ledger, outputs.suspensions
+        return outputs.ledger, outputs.suspensions, outputs[DEAD]
 
 
 def _earned(decision: Decision, policy: StrikePolicy):

@@ -8,6 +8,7 @@ import apache_beam as beam
 
 from enforcement.transparency import appeal_cell_keys, cell_keys, complementary_suppression, make_cell
 from schemas.records import TransparencyCell
+from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
 
 
 def _make_cell(keyed, min_cell_count: int) -> TransparencyCell:
@@ -26,7 +27,7 @@ def _suppress_complements(keyed) -> list[TransparencyCell]:
 
 class AggregateTransparency(beam.PTransform):
     """Decision (and optionally AppealOutcome) -> TransparencyCell per (measure, period,
-    breakdown)."""
+    breakdown). Returns `(cells, dead_letters)`."""
 
     def __init__(self, min_cell_count: int, appeal_outcomes=None):
         super().__init__()
@@ -37,12 +38,16 @@ class AggregateTransparency(beam.PTransform):
         keyed = [decisions | "CellKeys" >> beam.FlatMap(cell_keys)]
         if self._appeal_outcomes is not None:
             keyed.append(self._appeal_outcomes | "AppealCellKeys" >> beam.FlatMap(appeal_cell_keys))
-        return (
+        cells, unmade = (
             keyed
             | "AllCellKeys" >> beam.Flatten(pipeline=decisions.pipeline)
             | "GroupCells" >> beam.GroupByKey()
-            | "MakeCells" >> beam.Map(_make_cell, min_cell_count=self._min_cell_count)
+            | "MakeCells" >> MapOrDeadLetter(_make_cell, "aggregate_transparency", min_cell_count=self._min_cell_count)
+        )
+        published, unsuppressed = (
+            cells
             | "ByMonth" >> beam.Map(_suppression_scope)
             | "GroupMonths" >> beam.GroupByKey()
-            | "SuppressComplements" >> beam.FlatMap(_suppress_complements)
+            | "SuppressComplements" >> FlatMapOrDeadLetter(_suppress_complements, "suppress_transparency")
         )
+        return published, (unmade, unsuppressed) | "MergeFailures" >> beam.Flatten()

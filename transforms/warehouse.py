@@ -24,11 +24,13 @@ from models.examples import to_tf_example
 from models.signature import FEATURE_VERSION
 from schemas import TABLES, arrow_schema, bigquery_schema, validate_row
 from schemas.records import MediaFeatures
+from transforms.dead_letter import MapOrDeadLetter
 
 CATALOG_FILE = "warehouse.duckdb"
 CATALOG_STORAGE_VERSION = "v1.4.0"
 TFRECORD_DIR = "features_tfrecord"
 STATEMENT_BATCH_DIR = "statements_of_reasons_batches"
+DEAD_LETTER_TABLE = "dead_letter"
 _DUCKDB_TYPES = {
     "STRING": "VARCHAR",
     "JSON": "VARCHAR",
@@ -63,7 +65,13 @@ def _feature_row(features: MediaFeatures) -> dict:
 
 
 class WriteTable(beam.PTransform):
-    """Records with `to_row()` -> validated rows -> Parquet files of one warehouse table."""
+    """Records with `to_row()` -> validated rows -> Parquet files of one warehouse table.
+
+    Returns the dead letters of the records whose row breaks the table's schema (step
+    `write_<table>`, reason `schema_violation`): one bad row is its own dead letter, the rest
+    of the table is written. The `dead_letter` table itself has nowhere further to send a bad
+    row, so there a bad row fails the job (and returns None).
+    """
 
     def __init__(self, warehouse: str, table: str, run_id: str):
         super().__init__()
@@ -72,17 +80,17 @@ class WriteTable(beam.PTransform):
     def expand(self, records):
         to_row = _feature_row if self._table == "features" else _to_row
         kwargs = {} if self._table == "features" else {"table": self._table}
-        return (
-            records
-            | "ToRows" >> beam.Map(to_row, **kwargs)
-            | "WriteParquet"
-            >> beam.io.WriteToParquet(
-                table_prefix(self._warehouse, self._table, self._run_id),
-                schema=arrow_schema(self._table),
-                file_name_suffix=".parquet",
-                codec="zstd",
-            )
+        if self._table == DEAD_LETTER_TABLE:
+            rows, failures = records | "ToRows" >> beam.Map(to_row, **kwargs), None
+        else:
+            rows, failures = records | "ToRows" >> MapOrDeadLetter(to_row, f"write_{self._table}", **kwargs)
+        _ = rows | "WriteParquet" >> beam.io.WriteToParquet(
+            table_prefix(self._warehouse, self._table, self._run_id),
+            schema=arrow_schema(self._table),
+            file_name_suffix=".parquet",
+            codec="zstd",
         )
+        return failures
 
 
 class ReadTableRows(beam.PTransform):
@@ -99,21 +107,20 @@ class ReadTableRows(beam.PTransform):
 
 
 class WriteTrainingExamples(beam.PTransform):
-    """MediaFeatures -> gzipped TFRecord of `tf.train.Example` in the model's input layout."""
+    """MediaFeatures -> gzipped TFRecord of `tf.train.Example` in the model's input layout.
+
+    Returns the dead letters of items that cannot be laid out (step `write_training_examples`)."""
 
     def __init__(self, warehouse: str, run_id: str):
         super().__init__()
         self._prefix = table_prefix(warehouse, TFRECORD_DIR, run_id)
 
     def expand(self, features):
-        return (
-            features
-            | "ToExamples" >> beam.Map(to_tf_example)
-            | "WriteTFRecord"
-            >> beam.io.WriteToTFRecord(
-                self._prefix, file_name_suffix=".tfrecord.gz", compression_type=beam.io.filesystem.CompressionTypes.GZIP
-            )
+        examples, failures = features | "ToExamples" >> MapOrDeadLetter(to_tf_example, "write_training_examples")
+        _ = examples | "WriteTFRecord" >> beam.io.WriteToTFRecord(
+            self._prefix, file_name_suffix=".tfrecord.gz", compression_type=beam.io.filesystem.CompressionTypes.GZIP
         )
+        return failures
 
 
 _RUN_FILE = re.compile(r"^(?P<run>.+)-\d{5}-of-\d{5}\.parquet$")

@@ -1,0 +1,71 @@
+"""The detection graph, shared by every job: upload events in, named outputs back, no I/O.
+
+    detected = detect(events, Detection(policy, model_set, limits, hash_bank))
+    detected.features / .scores / .decisions / .events (per target) / .statements / .dead_letters
+
+`detect` reads nothing and writes nothing: the batch job puts a manifest in front of it and the
+embedded warehouse (or BigQuery) behind it; a streaming job puts Pub/Sub in front. Every step
+that can fail returns its dead letters, and `dead_letters` gathers them all, so one bad row is
+that row's dead letter and never the job's failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import apache_beam as beam
+
+from enforcement.policy import Policy
+from models.registry import ModelSet
+from transforms.features import ExtractFeatures
+from transforms.fetch import FetchMedia
+from transforms.hashbank import HashBank, MatchHashBank
+from transforms.inference import ScoreMedia
+from transforms.limits import MediaLimits
+from transforms.policy import ApplyPolicy, FanOutEnforcement
+from transforms.statements import BuildStatements
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    """What the graph decides with: the run's side inputs, fixed for the run."""
+
+    policy: Policy
+    model_set: ModelSet
+    limits: MediaLimits
+    hash_bank: HashBank | None = None
+    min_batch_size: int = 1
+    max_batch_size: int = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Detected:
+    """The graph's named outputs (PCollections)."""
+
+    features: beam.PCollection  # MediaFeatures
+    scores: beam.PCollection  # ScoredMedia
+    decisions: beam.PCollection  # Decision
+    events: dict[str, beam.PCollection]  # target -> EnforcementEvent
+    statements: beam.PCollection  # StatementOfReasons
+    dead_letters: list[beam.PCollection]  # DeadLetter, one PCollection per step
+
+
+def detect(events: beam.PCollection, detection: Detection) -> Detected:
+    """UploadEvent -> features, scores, decisions, events per target, statements, dead letters."""
+    blobs, unfetched = events | "FetchMedia" >> FetchMedia(detection.limits)
+    features, unextracted = blobs | "ExtractFeatures" >> ExtractFeatures(detection.limits)
+    failures = [unfetched, unextracted]
+    if detection.hash_bank is not None:
+        features, unmatched = features | "MatchHashBank" >> MatchHashBank(detection.hash_bank)
+        failures.append(unmatched)
+    scores, unscored = features | "ScoreMedia" >> ScoreMedia(
+        detection.model_set.models,
+        detection.min_batch_size,
+        detection.max_batch_size,
+        fusion=detection.model_set.fusion,
+    )
+    decisions, undecided = scores | "ApplyPolicy" >> ApplyPolicy(detection.policy)
+    by_target, unrouted = decisions | "FanOutEnforcement" >> FanOutEnforcement(detection.policy)
+    statements, unstated = decisions | "BuildStatements" >> BuildStatements(detection.policy.categories)
+    failures += [unscored, undecided, unrouted, unstated]
+    return Detected(features, scores, decisions, by_target, statements, failures)
