@@ -35,19 +35,27 @@ class AggregateTransparency(beam.PTransform):
         self._appeal_outcomes = appeal_outcomes
 
     def expand(self, decisions):
-        keyed = [decisions | "CellKeys" >> beam.FlatMap(cell_keys)]
-        if self._appeal_outcomes is not None:
-            keyed.append(self._appeal_outcomes | "AppealCellKeys" >> beam.FlatMap(appeal_cell_keys))
+        step = "aggregate_transparency"
+        keyed, failures = [], []
+        for label, pcoll, to_keys in (
+            ("Cell", decisions, cell_keys),
+            ("AppealCell", self._appeal_outcomes, appeal_cell_keys),
+        ):
+            if pcoll is None:
+                continue
+            keys, unkeyed = pcoll | f"{label}Keys" >> FlatMapOrDeadLetter(to_keys, step)
+            keyed.append(keys)
+            failures.append(unkeyed)
         cells, unmade = (
             keyed
             | "AllCellKeys" >> beam.Flatten(pipeline=decisions.pipeline)
             | "GroupCells" >> beam.GroupByKey()
-            | "MakeCells" >> MapOrDeadLetter(_make_cell, "aggregate_transparency", min_cell_count=self._min_cell_count)
+            | "MakeCells" >> MapOrDeadLetter(_make_cell, step, min_cell_count=self._min_cell_count)
         )
         published, unsuppressed = (
             cells
             | "ByMonth" >> beam.Map(_suppression_scope)
             | "GroupMonths" >> beam.GroupByKey()
-            | "SuppressComplements" >> FlatMapOrDeadLetter(_suppress_complements, "suppress_transparency")
+            | "SuppressComplements" >> FlatMapOrDeadLetter(_suppress_complements, step)
         )
-        return published, (unmade, unsuppressed) | "MergeFailures" >> beam.Flatten()
+        return published, (*failures, unmade, unsuppressed) | "MergeFailures" >> beam.Flatten()
