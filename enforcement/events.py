@@ -1,7 +1,8 @@
 """Enforcement events: one per downstream system a decision reaches, ids stable across reruns.
 
 Every event the pipeline emits is built here: `enforce` carries out a content decision,
-`reverse` undoes one an appeal overturned, and a suspension acts on an account. An event id
+`reverse` undoes one an appeal overturned; a suspension is a decision like the others, whose
+one target is the account enforcement system. An event id
 is a hash of the decision, the target and the event type, so a rerun emits the same ids and
 consumers de-duplicate on them.
 """
@@ -14,10 +15,9 @@ from typing import Any
 
 from enforcement.ids import stable_id
 from schemas.records import Decision, EnforcementEvent, utc_now
+from schemas.vocabulary import SUSPEND_ACTION
 
 EVENT_TYPES = ("enforce", "reverse")
-SUSPENSION_TARGET = "account_enforcement"
-SUSPEND_ACTION = "suspend_account"
 
 
 def _event(
@@ -48,6 +48,9 @@ def _event(
 
 
 def _payload(decision: Decision, event_type: str) -> dict[str, Any]:
+    if decision.action == SUSPEND_ACTION and event_type == "enforce":
+        return {"decision_id": decision.decision_id, "account_id": decision.account_id, "action": SUSPEND_ACTION,
+                "policy": f"{decision.policy_id}@{decision.policy_version}", "rule_id": decision.rule_id}  # fmt: skip
     if event_type == "reverse":
         return {"decision_id": decision.decision_id, "content_id": decision.content_id,
                 "undo": decision.action, "reason": "appeal overturned"}  # fmt: skip
@@ -77,16 +80,3 @@ def enforcement_events(
         "emitted_at": emitted_at or utc_now(),
     }
     return [_event(decision.decision_id, target, event_type, **context) for target in decision.targets]
-
-
-def suspension_event(
-    account_id: str, active_points: float, as_of: dt.datetime, policy: tuple[str, str]
-) -> EnforcementEvent:
-    """The account-level event for an account whose active strikes crossed the threshold.
-
-    `policy` is (policy_id, version)."""
-    decision_id = stable_id(account_id, "suspension", as_of.isoformat(), *policy)
-    payload = {"account_id": account_id, "action": SUSPEND_ACTION, "active_strike_points": active_points,
-               "policy": f"{policy[0]}@{policy[1]}"}  # fmt: skip
-    return _event(decision_id, SUSPENSION_TARGET, "enforce", content_id="", account_id=account_id,
-                  action=SUSPEND_ACTION, policy=policy, payload=payload, emitted_at=utc_now())  # fmt: skip

@@ -19,6 +19,7 @@ from schemas.records import Decision
 from schemas.version import PIPELINE_VERSION
 from schemas.vocabulary import (
     CONTENT_TYPE,
+    DECISION_ACCOUNT,
     DECISION_VISIBILITY,
     DSA_ALLOWED,
     DSA_AUTOMATED_DECISION,
@@ -64,18 +65,39 @@ def _scores_said(decision: Decision) -> str:
     return ""
 
 
+def restricts(decision: Decision) -> bool:
+    """Whether the decision restricts content or an account, and so needs a statement."""
+    return decision.action in DECISION_VISIBILITY or decision.action in DECISION_ACCOUNT
+
+
+def _restriction(decision: Decision) -> dict[str, Any]:
+    if decision.action in DECISION_ACCOUNT:
+        return {"decision_account": DECISION_ACCOUNT[decision.action]}
+    return {"decision_visibility": [DECISION_VISIBILITY[decision.action]]}
+
+
+def _explanation(decision: Decision) -> str:
+    if decision.action in DECISION_ACCOUNT:
+        return (
+            f"Rule {decision.rule_id}: the account's active strikes for synthetic media reached the "
+            f"suspension threshold of policy {decision.policy_id} version {decision.policy_version}."
+        )
+    return (
+        f"Rule {decision.rule_id} ({decision.category or 'synthetic media'}): "
+        f"the upload was assessed as synthetic or manipulated media" + _scores_said(decision) + "."
+    )
+
+
 def statement_of_reasons(decision: Decision, dsa_category: str, keywords: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The statement for one restrictive decision (terms-of-service ground: the synthetic media policy)."""
-    if decision.action not in DECISION_VISIBILITY:
+    """The statement for one restrictive decision, of content or of an account (terms-of-service
+    ground: the synthetic media policy)."""
+    if not restricts(decision):
         raise ValueError(f"a {decision.action!r} decision restricts nothing and has no statement of reasons")
     statement: dict[str, Any] = {
-        "decision_visibility": [DECISION_VISIBILITY[decision.action]],
+        **_restriction(decision),
         "decision_ground": "DECISION_GROUND_INCOMPATIBLE_CONTENT",
         "incompatible_content_ground": f"Synthetic media policy {decision.policy_id} version {decision.policy_version}",
-        "incompatible_content_explanation": (
-            f"Rule {decision.rule_id} ({decision.category or 'synthetic media'}): "
-            f"the upload was assessed as synthetic or manipulated media" + _scores_said(decision) + "."
-        ),
+        "incompatible_content_explanation": _explanation(decision),
         "incompatible_content_illegal": "No",
         "content_type": ["CONTENT_TYPE_SYNTHETIC_MEDIA", CONTENT_TYPE[decision.media_type]],
         "category": dsa_category,
@@ -89,7 +111,7 @@ def statement_of_reasons(decision: Decision, dsa_category: str, keywords: tuple[
         "source_type": DSA_SOURCE_TYPE[decision.detection_method],
         "automated_detection": "Yes" if decision.detection_method == "automated" else "No",
         "automated_decision": DSA_AUTOMATED_DECISION[decision.automated_decision],
-        "puid": decision.content_id,
+        "puid": decision.content_id or decision.account_id,
     }
     if keywords:
         statement["category_specification"] = list(keywords)

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from enforcement.ids import stable_id
-from enforcement.policy import StrikePolicy
+from enforcement.policy import Policy, StrikePolicy
 from schemas.records import Decision, parse_timestamp
 from schemas.version import PIPELINE_VERSION
+from schemas.vocabulary import SUSPEND_ACTION, SUSPENSION_TARGET
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,22 +104,70 @@ def merge_ledger(prior: Iterable[Strike], new: Iterable[Strike]) -> list[Strike]
     return sorted(merged.values(), key=lambda s: (s.issued_at, s.strike_id))
 
 
+@dataclasses.dataclass(frozen=True)
+class Suspension:
+    """An account whose active strikes crossed the threshold, and the decision that took it
+    over (the first, in event time, at which the points reached `suspend_at`)."""
+
+    standing: Standing
+    crossing: Decision
+
+
 def update_account(
     account_id: str,
     prior: Iterable[Strike],
-    new: Iterable[Strike],
+    new: Iterable[tuple[Strike, Decision]],
     reversals: Iterable[tuple[str, dt.datetime]],
     policy: StrikePolicy,
-) -> tuple[list[Strike], Standing | None]:
+) -> tuple[list[Strike], Suspension | None]:
     """One account's ledger after this run (prior + new strikes, then the appeals' reversals)
-    and its standing if the new strikes took it over the suspension threshold, else None."""
-    prior, new = list(prior), list(new)
-    ledger = merge_ledger(prior, new)
+    and its suspension if the new strikes took it over the threshold, else None."""
+    prior, earned = list(prior), sorted(new, key=lambda pair: (pair[1].uploaded_at, pair[1].decision_id))
+    ledger = merge_ledger(prior, [strike for strike, _ in earned])
     for decision_id, at in reversals:
         ledger = reverse(ledger, decision_id, at)
-    if not new:
+    if not earned:
         return ledger, None
-    now = max(s.issued_at for s in new)
+    now = max(strike.issued_at for strike, _ in earned)
     was = standing(account_id, prior, now, policy)
     status = standing(account_id, ledger, now, policy)  # reversals already applied
-    return ledger, status if status.suspended and not was.suspended else None
+    if not status.suspended or was.suspended:
+        return ledger, None
+    counting = {s.strike_id for s in ledger if s.active(now)} - {s.strike_id for s in prior}
+    points = was.active_points
+    for strike, decision in earned:  # in event time: the decision whose strike crossed decides
+        if strike.strike_id in counting:
+            points += strike.weight
+            if points >= policy.suspend_at:
+                return ledger, Suspension(status, decision)
+    return ledger, Suspension(status, earned[-1][1])
+
+
+SUSPENSION_RULE = "strikes-suspend-at"
+
+
+def suspension_decision(suspension: Suspension, policy: Policy) -> Decision:
+    """Suspending an account is a decision of its own, with a statement of reasons: its id and
+    time come from the decision that crossed the threshold (its event time), so a rerun, or
+    the streaming job in event time, gives the same ids."""
+    crossing, account_id = suspension.crossing, suspension.standing.account_id
+    return Decision(
+        decision_id=stable_id(account_id, "suspension", crossing.decision_id, policy.policy_id, policy.version),
+        content_id="",
+        account_id=account_id,
+        action=SUSPEND_ACTION,
+        category=crossing.category,
+        rule_id=SUSPENSION_RULE,
+        policy_id=policy.policy_id,
+        policy_version=policy.version,
+        fused_score=None,
+        detection_method=crossing.detection_method,
+        automated_decision="fully",
+        media_type=crossing.media_type,
+        surface=crossing.surface,
+        country=crossing.country,
+        uploaded_at=crossing.uploaded_at,
+        decided_at=crossing.uploaded_at,
+        targets=(SUSPENSION_TARGET,),
+        notified_at=None,
+    )

@@ -22,9 +22,9 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from enforcement.appeals import decision_from_row
-from enforcement.events import suspension_event
-from enforcement.policy import Policy, load_policy
-from enforcement.strikes import Standing
+from enforcement.events import enforcement_events
+from enforcement.policy import load_policy
+from enforcement.strikes import suspension_decision
 from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
 from pipelines.graph import Detection, detect
 from pipelines.options import DetectionOptions, check_options
@@ -34,6 +34,7 @@ from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.dead_letter import MapOrDeadLetter, ParDoOrDeadLetter
 from transforms.hashbank import HashBank
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
+from transforms.statements import BuildStatements
 from transforms.strikes import ReadStrikeLedger, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
 from transforms.warehouse import ReadTableRows, clear_tables, latest_run_files, table_files
@@ -44,10 +45,6 @@ LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 class _ParseAppealDoFn(beam.DoFn):
     def process(self, row):
         yield parse_appeal(row)
-
-
-def _suspension_event(status: Standing, policy: Policy):
-    return suspension_event(status.account_id, status.active_points, status.as_of, (policy.policy_id, policy.version))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +80,8 @@ def read_uploads(p: beam.Pipeline, job: BatchJob) -> tuple[beam.PCollection, lis
 
 @dataclasses.dataclass(frozen=True)
 class AccountOutputs:
-    events: list[beam.PCollection]  # reversals and suspensions
+    decisions: beam.PCollection | None  # account suspensions, decisions of their own
+    events: list[beam.PCollection]  # reversals
     appeal_outcomes: beam.PCollection | None
     dead_letters: list[beam.PCollection]
 
@@ -92,7 +90,7 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, job: BatchJob) 
     """Appeals and strikes, batch-only: they start from the warehouse's earlier decisions,
     appeals and strike ledger (`job.history`)."""
     policy, sink = job.detection.policy, job.sink
-    events, failures, strike_inputs, outcomes = [], [], {"decisions": decisions}, None
+    events, failures, strike_inputs, outcomes, suspended = [], [], {"decisions": decisions}, None, None
     if job.appeals:
         raw_appeals = p | "ReadAppeals" >> ReadManifest(job.appeals)
         parsed, invalid = raw_appeals | "ParseAppeals" >> ParDoOrDeadLetter(_ParseAppealDoFn(), step="parse_appeals")
@@ -105,7 +103,7 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, job: BatchJob) 
             | "ReadDecisionHistory" >> ReadTableRows(job.history.decisions)
             | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
         )
-        history = (earlier, decisions) | "AllDecisions" >> beam.Flatten()
+        history = (earlier, decisions) | "DecisionHistory" >> beam.Flatten()
         applied = {"appeals": appeals, "decisions": history} | "ApplyAppeals" >> ApplyAppeals()
         outcomes = applied["outcomes"]
         failures += [invalid, repeated, unreadable, applied["dead_letters"]]
@@ -116,8 +114,11 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, job: BatchJob) 
         strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(job.history.ledger)
         ledger, suspensions, unupdated = strike_inputs | "UpdateStrikes" >> UpdateStrikeLedger(policy.strikes)
         failures += [unupdated, sink.write("strike_ledger", ledger)]
-        events.append(suspensions | "SuspendAccounts" >> beam.Map(_suspension_event, policy=policy))
-    return AccountOutputs(events, outcomes, failures)
+        suspended, undecided = suspensions | "SuspendAccounts" >> MapOrDeadLetter(
+            suspension_decision, "suspend_account", policy=policy
+        )
+        failures.append(undecided)
+    return AccountOutputs(suspended, events, outcomes, failures)
 
 
 def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
@@ -134,16 +135,28 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
             sink.write("features", detected.features),
             sink.write_training_examples(detected.features),
             sink.write("media_scores", detected.scores),
-            sink.write("enforcement_decisions", detected.decisions),
-            sink.write("statements_of_reasons", detected.statements),
         ]
-        sink.export_statements(detected.statements)
-        decisions = detected.decisions
+        decisions, statements = detected.decisions, [detected.statements]
         events += list(detected.events.values())
     else:
-        decisions = p | "NoUploads" >> beam.Create([])
+        decisions, statements = p | "NoUploads" >> beam.Create([]), []
     account = account_stage(p, decisions, job)
     failures += account.dead_letters
+    all_decisions = [decisions]
+    if account.decisions is not None:  # suspensions: decisions with their events and statements
+        all_decisions.append(account.decisions)
+        events.append(account.decisions | "SuspensionEvents" >> beam.FlatMap(enforcement_events))
+        account_statements, unstated = account.decisions | "AccountStatements" >> BuildStatements(
+            job.detection.policy.categories
+        )
+        statements.append(account_statements)
+        failures.append(unstated)
+    decisions = tuple(all_decisions) | "ContentAndAccountDecisions" >> beam.Flatten(pipeline=p)
+    statements = tuple(statements) | "AllStatements" >> beam.Flatten(pipeline=p)
+    if job.input:  # an appeals-only run decides nothing new (and no new decision can suspend)
+        failures.append(sink.write("enforcement_decisions", decisions))
+        failures.append(sink.write("statements_of_reasons", statements))
+        sink.export_statements(statements)
     failures.append(sink.publish_events(events + account.events, p))
     cells, unaggregated = decisions | "AggregateTransparency" >> AggregateTransparency(
         job.min_cell_count, account.appeal_outcomes

@@ -14,6 +14,7 @@ import duckdb
 from apache_beam.metrics.metric import MetricsFilter
 
 from schemas.records import DEAD_LETTER, SKIPPED
+from schemas.vocabulary import SUSPEND_ACTION
 
 # Dead letters of the appeals input: not upload rows, so outside the upload reconciliation.
 APPEAL_STEPS = frozenset({"parse_appeals", "dedupe_appeals", "apply_appeals", "read_decision_history",
@@ -25,7 +26,7 @@ APPEAL_STEPS = frozenset({"parse_appeals", "dedupe_appeals", "apply_appeals", "r
 DECISION_STEPS = frozenset({"decide", "write_enforcement_decisions"})
 AFTER_SCORING_STEPS = DECISION_STEPS | {
     "fan_out_enforcement", "statements_of_reasons", "update_strikes", "aggregate_transparency",
-    "write_features", "write_training_examples", "write_enforcement_events",
+    "suspend_account", "write_features", "write_training_examples", "write_enforcement_events",
     "write_statements_of_reasons", "write_strike_ledger", "write_transparency_aggregates",
 }  # fmt: skip
 
@@ -50,7 +51,8 @@ class Reconciliation:
 
     @property
     def decided(self) -> int:
-        return sum(n for _, n in self.actions)
+        """Scored items decided (account suspensions are decisions too, but not of an upload)."""
+        return sum(n for action, n in self.actions if action != SUSPEND_ACTION)
 
     @property
     def balanced(self) -> bool:

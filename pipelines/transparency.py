@@ -29,14 +29,18 @@ import sys
 from pathlib import Path
 
 import apache_beam as beam
+import duckdb
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from enforcement.appeals import Appeal, AppealOutcome, decision_from_row
+from enforcement.appeals import Appeal, decision_from_row
 from pipelines.batch import LOCAL_RUNNER
 from pipelines.reconcile import duckdb_shell
 from schemas.records import parse_timestamp
+from transforms.appeals import JoinAppeals
+from transforms.dead_letter import MapOrDeadLetter
+from transforms.distinct import KeepOnePerKey
 from transforms.transparency import AggregateTransparency
 from transforms.warehouse import ReadTableRows, WriteTable, table_files, write_catalog
 
@@ -48,30 +52,20 @@ def _canonical(row: dict) -> str:
     return json.dumps(row, sort_keys=True, default=str)
 
 
-def _one_row(keyed, counter_name: str) -> dict:
-    """One row per id: copies re-emitted by reruns are the same record. Should two differ
-    (a hand-edited table), the choice is still deterministic."""
-    _, rows = keyed
-    rows = list(rows)
-    if len(rows) > 1:
-        Metrics.counter(_NAMESPACE, counter_name).inc(len(rows) - 1)
-    return min(rows, key=_canonical)
-
-
 class DistinctRows(beam.PTransform):
-    """Rows -> one row per value of `id_field`, counting the repeats it drops."""
+    """Warehouse rows -> one row per value of `id_field` (reruns re-emit the same record; should
+    two differ, a hand-edited table, the choice is still deterministic), counting the repeats."""
 
     def __init__(self, id_field: str):
         super().__init__()
         self._id_field = id_field
 
     def expand(self, rows):
-        return (
-            rows
-            | "ById" >> beam.Map(lambda row, field: (str(row[field]), row), field=self._id_field)
-            | "GroupById" >> beam.GroupByKey()
-            | "OneRow" >> beam.Map(_one_row, counter_name=f"repeated_{self._id_field}")
-        )
+        field = self._id_field
+        kept, repeats = rows | "OnePerId" >> KeepOnePerKey(lambda row: str(row[field]), _canonical)
+        _ = repeats | "CountRepeats" >> beam.Map(lambda _, name: Metrics.counter(_NAMESPACE, name).inc(),
+                                                 name=f"repeated_{field}")  # fmt: skip
+        return kept
 
 
 def _appeal_from_row(row: dict) -> Appeal:
@@ -82,44 +76,35 @@ def _appeal_from_row(row: dict) -> Appeal:
     )
 
 
-def _join_appeals(keyed):
-    decision_id, grouped = keyed
-    decisions, appeals = list(grouped["decisions"]), list(grouped["appeals"])
-    if not decisions:  # the appealed decision's rows are gone (a truncated table)
-        Metrics.counter(_NAMESPACE, "appeals_without_decision").inc(len(appeals))
-        logging.warning("%d appeal(s) of decision %s left out: the decision is not in the warehouse",
-                        len(appeals), decision_id)  # fmt: skip
-        return
-    for appeal in appeals:
-        yield AppealOutcome(appeal, decisions[0])
-
-
 def build_pipeline(p: beam.Pipeline, decision_files: tuple[str, ...], appeal_files: tuple[str, ...],
                    warehouse: str, run_id: str, min_cell_count: int) -> beam.PCollection:  # fmt: skip
-    """The published cells over every run; returns the dead letters of the way."""
-    decisions = (
+    """The published cells over every run; returns the dead letters of the way (an appeal whose
+    decision is no longer in the warehouse among them)."""
+    decisions, undecodable = (
         p
         | "ReadDecisions" >> ReadTableRows(decision_files)
         | "DistinctDecisions" >> DistinctRows("decision_id")
-        | "ToDecisions" >> beam.Map(decision_from_row)
+        | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
     )
-    appeals = (
+    appeals, unreadable = (
         p
         | "ReadAppeals" >> ReadTableRows(appeal_files)
         | "DistinctAppeals" >> DistinctRows("appeal_id")
-        | "ToAppeals" >> beam.Map(_appeal_from_row)
+        | "ToAppeals" >> MapOrDeadLetter(_appeal_from_row, "read_appeals")
     )
-    outcomes = (
-        {
-            "decisions": decisions | "DecisionsById" >> beam.Map(lambda d: (d.decision_id, d)),
-            "appeals": appeals | "AppealsByDecision" >> beam.Map(lambda a: (a.decision_id, a)),
-        }
-        | "JoinAppeals" >> beam.CoGroupByKey()
-        | "Outcomes" >> beam.FlatMap(_join_appeals)
-    )
+    outcomes, orphaned = {"appeals": appeals, "decisions": decisions} | "JoinAppeals" >> JoinAppeals()
     cells, unaggregated = decisions | "Aggregate" >> AggregateTransparency(min_cell_count, outcomes)
     unwritten = cells | "WriteReport" >> WriteTable(warehouse, TABLE, run_id)
-    return (unaggregated, unwritten) | "MergeDeadLetters" >> beam.Flatten()
+    return (undecodable, unreadable, orphaned, unaggregated, unwritten) | "MergeDeadLetters" >> beam.Flatten()
+
+
+def _dead_letters(warehouse: str, run_id: str) -> dict[tuple[str, str], int]:
+    files = sorted((Path(warehouse) / "dead_letter").glob(f"{run_id}-*.parquet"))
+    if not files:
+        return {}
+    listing = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+    rows = duckdb.sql(f"SELECT step, reason, count(*) FROM read_parquet({listing}) GROUP BY ALL").fetchall()
+    return {(step, reason): count for step, reason, count in rows}
 
 
 def _counter(result, name: str) -> int:
@@ -164,7 +149,12 @@ def run(argv: list[str] | None = None) -> int:
     print(f"decision files: {len(decision_files)}  appeal files: {len(appeal_files)}")
     print(f"decisions repeated across runs, counted once: {_counter(result, 'repeated_decision_id')}")
     print(f"appeals repeated across runs, counted once: {_counter(result, 'repeated_appeal_id')}")
-    print(f"appeals left out, their decision not in the warehouse: {_counter(result, 'appeals_without_decision')}")
+    failed = _dead_letters(args.warehouse, run_id)
+    orphans = sum(n for (step, _), n in failed.items() if step == "apply_appeals")
+    print(f"appeals left out, their decision not in the warehouse: {orphans} (dead_letter rows of run {run_id})")
+    for (step, reason), count in sorted(failed.items()):
+        if step != "apply_appeals":
+            print(f"  dead_letter {step:<24} {reason:<20} {count}")
     print(f"{TABLE}: {target}  (min_cell_count {args.min_cell_count})")
     print(
         f"  query it: {duckdb_shell()} {catalog} \"select * from {TABLE} where period_type = 'month' and not suppressed\""

@@ -36,35 +36,27 @@ TABLES: tuple[str, ...] = (
 # same cells as each run's aggregates, recomputed over every run (pipelines/transparency.py).
 SCHEMA_OF: dict[str, str] = {"transparency_report": "transparency_aggregates"}
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "STRING": pa.string(),
-    "JSON": pa.string(),
-    "BYTES": pa.binary(),
-    "INTEGER": pa.int64(),
-    "INT64": pa.int64(),
-    "FLOAT": pa.float64(),
-    "FLOAT64": pa.float64(),
-    "NUMERIC": pa.float64(),
-    "BOOLEAN": pa.bool_(),
-    "BOOL": pa.bool_(),
-    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-    "DATE": pa.date32(),
+# The one type map: BigQuery type -> (Arrow type, DuckDB type, the Python types a row value may have).
+TYPES: dict[str, tuple[pa.DataType, str, tuple[type, ...]]] = {
+    "STRING": (pa.string(), "VARCHAR", (str,)),
+    "JSON": (pa.string(), "VARCHAR", (str,)),
+    "BYTES": (pa.binary(), "BLOB", (bytes,)),
+    "INTEGER": (pa.int64(), "BIGINT", (int,)),
+    "INT64": (pa.int64(), "BIGINT", (int,)),
+    "FLOAT": (pa.float64(), "DOUBLE", (float, int)),
+    "FLOAT64": (pa.float64(), "DOUBLE", (float, int)),
+    "NUMERIC": (pa.float64(), "DOUBLE", (float, int)),
+    "BOOLEAN": (pa.bool_(), "BOOLEAN", (bool,)),
+    "BOOL": (pa.bool_(), "BOOLEAN", (bool,)),
+    "TIMESTAMP": (pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ", (dt.datetime,)),
+    "DATE": (pa.date32(), "DATE", (dt.date,)),
 }
 
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "STRING": (str,),
-    "JSON": (str,),
-    "BYTES": (bytes,),
-    "INTEGER": (int,),
-    "INT64": (int,),
-    "FLOAT": (float, int),
-    "FLOAT64": (float, int),
-    "NUMERIC": (float, int),
-    "BOOLEAN": (bool,),
-    "BOOL": (bool,),
-    "TIMESTAMP": (dt.datetime,),
-    "DATE": (dt.date,),
-}
+
+def duckdb_type(field: Mapping[str, Any]) -> str:
+    """The DuckDB column type of a BigQuery schema field (a list type when it repeats)."""
+    sql_type = TYPES[field["type"].upper()][1] if field["type"].upper() in TYPES else "VARCHAR"
+    return sql_type + "[]" if field.get("mode", "").upper() == "REPEATED" else sql_type
 
 
 class SchemaViolation(ValueError):
@@ -88,7 +80,7 @@ def _arrow_field(field: Mapping[str, Any]) -> pa.Field:
     if bq_type in ("RECORD", "STRUCT"):
         arrow_type: pa.DataType = pa.struct([_arrow_field(f) for f in field["fields"]])
     else:
-        arrow_type = _ARROW_TYPES[bq_type]
+        arrow_type = TYPES[bq_type][0]
     mode = field.get("mode", "NULLABLE").upper()
     if mode == "REPEATED":
         # BigQuery has no NULL arrays: an absent repeated field reads as an empty list.
@@ -125,7 +117,7 @@ def _check_scalar(table: str, name: str, bq_type: str, field: Mapping[str, Any],
         for sub in field["fields"]:
             _check_value(table, sub, value.get(sub["name"]))
         return
-    allowed = _PYTHON_TYPES[bq_type]
+    allowed = TYPES[bq_type][2]
     # bool is an int in Python; a BOOLEAN in an INTEGER column is a bug, not a number.
     if isinstance(value, bool) and bool not in allowed:
         raise SchemaViolation(f"{table}.{name}: expected {bq_type}, got bool")

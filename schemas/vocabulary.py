@@ -14,6 +14,9 @@ MODALITIES: tuple[str, ...] = ("visual", "audio", "metadata")
 CONTENT_MODALITIES: tuple[str, ...] = ("visual", "audio")
 
 ACTIONS: tuple[str, ...] = ("none", "label", "reduce_reach", "remove", "human_review")
+# What strikes can do to an account (a decision of its own, not a policy rule's action).
+SUSPEND_ACTION = "suspend_account"
+SUSPENSION_TARGET = "account_enforcement"
 NOTICE_SOURCES: tuple[str, ...] = ("user_report", "trusted_flagger")
 DETECTION_METHODS: tuple[str, ...] = ("automated", *NOTICE_SOURCES)
 
@@ -24,6 +27,7 @@ AI_SOURCE_TYPES = frozenset(
 CAPTURE_SOURCE_TYPES = frozenset({"digitalCapture", "computationalCapture", "negativeFilm", "positiveFilm", "print"})
 
 # EU DSA Transparency Database (statements of reasons): the values its API accepts.
+DECISION_ACCOUNT = {SUSPEND_ACTION: "DECISION_ACCOUNT_SUSPENDED"}
 DECISION_VISIBILITY = {
     "remove": "DECISION_VISIBILITY_CONTENT_REMOVED",
     "reduce_reach": "DECISION_VISIBILITY_CONTENT_DEMOTED",

@@ -323,3 +323,33 @@ def test_a_rerun_emits_the_same_event_ids(job, tmp_path, capsys):
     assert earning >= 1
     current = query(warehouse, "select count(*), count(distinct strike_id) from strike_ledger_current")[0]
     assert current == (earning, earning)
+
+
+def test_two_runs_into_empty_warehouses_suspend_with_the_same_ids_and_a_statement(job, tmp_path):
+    # A stricter copy of the shipped policy (one removal suspends) and a banked hash, so the
+    # run removes an upload and suspends its account.
+    policy = tmp_path / "strict.yaml"
+    policy.write_text(
+        Path("policies/synthetic_media_v1.yaml").read_text().replace("suspend_at: 3.0", "suspend_at: 1.0")
+    )
+    (hashes,) = query(job["warehouse"], "select pdq_hashes from features where len(pdq_hashes) > 0 "
+                      "order by content_id limit 1")[0]  # fmt: skip
+    bank = tmp_path / "bank.jsonl"
+    bank.write_text(json.dumps({"pdq": hashes[0], "label": "case-3"}) + "\n")
+    ids = []
+    for name in ("one", "two"):
+        warehouse = str(tmp_path / name)
+        args = [warehouse if a == str(job["warehouse"]) else a for a in job["args"]]
+        assert batch.run([*args, "--policy", str(policy), "--hash_bank", str(bank), "--write_disposition",
+                          "truncate"]) == 0  # fmt: skip
+        ids.append(sorted(query(Path(warehouse), "select event_id from enforcement_events")))
+        suspensions = query(Path(warehouse), "select d.decision_id, d.decided_at = d.uploaded_at, s.decision_id "
+                            "from enforcement_decisions d left join statements_of_reasons s using (decision_id) "
+                            "where d.action = 'suspend_account'")  # fmt: skip
+        assert len(suspensions) >= 1
+        for decision_id, at_event_time, statement_for in suspensions:
+            assert at_event_time and statement_for == decision_id  # a decision of its own, with its statement
+        events = query(Path(warehouse), "select count(*) from enforcement_events e join enforcement_decisions d "
+                       "using (decision_id) where e.action = 'suspend_account'")  # fmt: skip
+        assert events == [(len(suspensions),)]  # the event points at a decision that exists
+    assert ids[0] == ids[1]

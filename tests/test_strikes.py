@@ -73,6 +73,46 @@ def test_the_ledger_transform_reports_accounts_crossing_into_suspension():
         } | UpdateStrikeLedger(POLICY)
         assert_that(ledger | beam.Map(lambda s: (s.account_id, s.decision_id)),
                     equal_to([("a1", "d-remove-0"), ("a1", "d-remove-5"), ("a2", "d-remove-5")]), label="ledger")  # fmt: skip
-        assert_that(suspensions | beam.Map(lambda s: (s.account_id, s.active_points)), equal_to([("a1", 2.0)]),
+        assert_that(suspensions | beam.Map(lambda s: (s.standing.account_id, s.standing.active_points)), equal_to([("a1", 2.0)]),
                     label="suspended")  # fmt: skip
         assert_that(dead_letters, equal_to([]), label="nothing dead-lettered")
+
+
+def _earned(decisions, decided_at):
+    """Strikes as a run at `decided_at` issues them (the run's clock), with their decisions."""
+    pairs = []
+    for d in decisions:
+        run_decision = dataclasses.replace(d, decided_at=decided_at)
+        pairs.append((strike_for(run_decision, POLICY), run_decision))
+    return pairs
+
+
+def test_a_suspension_comes_from_the_decision_that_crossed_the_threshold_not_the_run_clock():
+    from enforcement.policy import load_policy
+    from enforcement.strikes import suspension_decision, update_account
+
+    policy = load_policy("policies/synthetic_media_v1.yaml")
+    # Three removals uploaded on days 1, 2 and 3 (threshold 2.0): the day-2 one crosses.
+    decisions = [decision("remove", day) for day in (3, 1, 2)]
+    outcomes = []
+    for run_clock in (T0 + dt.timedelta(days=10), T0 + dt.timedelta(days=11, hours=5)):
+        _, suspension = update_account("a1", [], _earned(decisions, run_clock), [], POLICY)
+        assert suspension is not None and suspension.crossing.decision_id == "d-remove-2"
+        outcomes.append(suspension_decision(suspension, policy))
+    first, rerun = outcomes
+    assert first == rerun  # the same id and time whenever the job runs
+    assert first.decided_at == T0 + dt.timedelta(days=2) and first.action == "suspend_account"
+    assert first.targets == ("account_enforcement",) and first.content_id == ""
+
+
+def test_a_suspension_has_its_own_statement_of_reasons():
+    from enforcement.policy import load_policy
+    from enforcement.statements import statement_of_reasons, validate_statement
+    from enforcement.strikes import suspension_decision, update_account
+
+    policy = load_policy("policies/synthetic_media_v1.yaml")
+    _, suspension = update_account("a1", [], _earned([decision("remove", d) for d in (1, 2)], T0), [], POLICY)
+    statement = statement_of_reasons(suspension_decision(suspension, policy), "STATEMENT_CATEGORY_OTHER_VIOLATION_TC")
+    validate_statement(statement)
+    assert statement["decision_account"] == "DECISION_ACCOUNT_SUSPENDED" and "decision_visibility" not in statement
+    assert statement["puid"] == "a1"

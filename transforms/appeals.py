@@ -11,7 +11,9 @@ from typing import Any
 import apache_beam as beam
 
 from enforcement.appeals import Appeal, AppealOutcome, InvalidAppeal, appeal_from_record, consequences
+from schemas.records import DeadLetter
 from transforms.dead_letter import dead_letter_from_failure
+from transforms.distinct import KeepOnePerKey
 from transforms.parse import RawRow, skipped
 
 
@@ -55,26 +57,18 @@ def _outcome_outputs(outcome: AppealOutcome):
     yield beam.pvalue.TaggedOutput("labels", undone.label)
 
 
-def _by_appeal_id(appeal: Appeal) -> tuple[str, Appeal]:
-    return appeal.appeal_id, appeal
+def _appeal_id(appeal: Appeal) -> str:
+    return appeal.appeal_id
 
 
-def _recorded_id(row: Mapping[str, Any]) -> tuple[str, None]:
-    return row["appeal_id"], None
+def _recorded_id(row: Mapping[str, Any]) -> str:
+    return str(row["appeal_id"])
 
 
-def _keep_new_appeals(keyed):
-    appeal_id, grouped = keyed
-    recorded = bool(list(grouped["recorded"]))
-    for index, appeal in enumerate(sorted(grouped["appeals"], key=Appeal.to_json)):
-        if not recorded and index == 0:
-            yield appeal
-            continue
-        where = "is already in the warehouse" if recorded else "appears more than once in this input"
-        yield beam.pvalue.TaggedOutput(
-            "skipped",
-            skipped(appeal, "dedupe_appeals", "duplicate_appeal", f"appeal {appeal_id} {where}; applied once"),
-        )
+def _repeated_appeal(repeat) -> DeadLetter:
+    appeal_id, appeal, recorded = repeat
+    where = "is already in the warehouse" if recorded else "appears more than once in this input"
+    return skipped(appeal, "dedupe_appeals", "duplicate_appeal", f"appeal {appeal_id} {where}; applied once")
 
 
 class SkipRecordedAppeals(beam.PTransform):
@@ -85,24 +79,21 @@ class SkipRecordedAppeals(beam.PTransform):
     """
 
     def expand(self, inputs):
-        outputs = (
-            {
-                "appeals": inputs["appeals"] | "KeyAppealsById" >> beam.Map(_by_appeal_id),
-                "recorded": inputs["recorded"] | "KeyRecordedIds" >> beam.Map(_recorded_id),
-            }
-            | "GroupByAppealId" >> beam.CoGroupByKey()
-            | "KeepNew" >> beam.FlatMap(_keep_new_appeals).with_outputs("skipped", main="appeals")
-        )
-        return outputs.appeals, outputs.skipped
+        recorded = inputs["recorded"] | "RecordedIds" >> beam.Map(_recorded_id)
+        kept, repeats = inputs["appeals"] | "KeepNew" >> KeepOnePerKey(_appeal_id, Appeal.to_json, recorded)
+        return kept, repeats | "SkipRepeats" >> beam.Map(_repeated_appeal)
 
 
 def _by_decision(item) -> tuple[str, Any]:
     return item.decision_id, item
 
 
-class ApplyAppeals(beam.PTransform):
-    """{"appeals": Appeal, "decisions": Decision} -> outcomes, reversal events, strike reversals,
-    retraining labels and dead letters (appeals for unknown decisions), as a dict."""
+class JoinAppeals(beam.PTransform):
+    """{"appeals": Appeal, "decisions": Decision} -> (AppealOutcome per appeal, dead letters).
+
+    An appeal of a decision the input does not hold is dead-lettered (step `apply_appeals`,
+    reason `unknown_decision`), never dropped.
+    """
 
     def expand(self, inputs):
         joined = (
@@ -113,13 +104,22 @@ class ApplyAppeals(beam.PTransform):
             | "ByDecision" >> beam.CoGroupByKey()
             | "Join" >> beam.FlatMap(_join).with_outputs("unknown", main="outcomes")
         )
-        split = joined.outcomes | "Consequences" >> beam.FlatMap(_outcome_outputs).with_outputs(
+        return joined.outcomes, joined.unknown
+
+
+class ApplyAppeals(beam.PTransform):
+    """{"appeals": Appeal, "decisions": Decision} -> outcomes, reversal events, strike reversals,
+    retraining labels and dead letters (appeals for unknown decisions), as a dict."""
+
+    def expand(self, inputs):
+        outcomes, unknown = inputs | "JoinAppeals" >> JoinAppeals()
+        split = outcomes | "Consequences" >> beam.FlatMap(_outcome_outputs).with_outputs(
             "reversals", "strike_reversals", "labels"
         )
         return {
-            "outcomes": joined.outcomes,
+            "outcomes": outcomes,
             "reversals": split.reversals,
             "strike_reversals": split.strike_reversals,
             "labels": split.labels,
-            "dead_letters": joined.unknown,
+            "dead_letters": unknown,
         }

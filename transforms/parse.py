@@ -33,6 +33,7 @@ from schemas.records import (
 )
 from schemas.vocabulary import MEDIA_TYPES, NOTICE_SOURCES
 from transforms.dead_letter import ParDoOrDeadLetter, describe_element
+from transforms.distinct import KeepOnePerKey
 
 MANIFEST_FORMATS = ("jsonl", "csv", "parquet")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$")
@@ -395,37 +396,23 @@ class ParseEvents(beam.PTransform):
         return parsed, (invalid, skipped_blank) | "MergeRejected" >> beam.Flatten()
 
 
-def _keyed_by_content_id(event: UploadEvent) -> tuple[str, UploadEvent]:
-    return event.content_id, event
+def _content_id(event: UploadEvent) -> str:
+    return event.content_id
 
 
-class _KeepFirstUpload(beam.DoFn):
-    """Keeps the earliest event per content id; later ones are skipped with a reason."""
+def _upload_order(event: UploadEvent) -> tuple:
+    return event.uploaded_at, event.to_json()
 
-    def process(self, keyed):
-        content_id, events = keyed
-        ordered = sorted(events, key=lambda e: (e.uploaded_at, e.to_json()))
-        yield ordered[0]
-        for duplicate in ordered[1:]:
-            yield beam.pvalue.TaggedOutput(
-                "skipped",
-                skipped(
-                    duplicate,
-                    "dedupe_events",
-                    "duplicate_content_id",
-                    f"content_id {content_id} appears more than once; the earliest upload is kept",
-                ),
-            )
+
+def _duplicate_upload(repeat) -> DeadLetter:
+    content_id, event, _ = repeat
+    return skipped(event, "dedupe_events", "duplicate_content_id",
+                   f"content_id {content_id} appears more than once; the earliest upload is kept")  # fmt: skip
 
 
 class DeduplicateEvents(beam.PTransform):
     """One event per content_id, so a repeated manifest row is never scored or enforced twice."""
 
     def expand(self, events):
-        outputs = (
-            events
-            | "KeyByContentId" >> beam.Map(_keyed_by_content_id)
-            | "GroupByContentId" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.ParDo(_KeepFirstUpload()).with_outputs("skipped", main="events")
-        )
-        return outputs.events, outputs.skipped
+        kept, repeats = events | "KeepFirstUpload" >> KeepOnePerKey(_content_id, _upload_order)
+        return kept, repeats | "SkipDuplicates" >> beam.Map(_duplicate_upload)

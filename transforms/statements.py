@@ -11,9 +11,8 @@ from pathlib import Path
 
 import apache_beam as beam
 
-from enforcement.statements import StatementOfReasons, batches, statement_of_reasons, validate_statement
+from enforcement.statements import StatementOfReasons, batches, restricts, statement_of_reasons, validate_statement
 from schemas.records import Decision
-from schemas.vocabulary import DECISION_VISIBILITY
 from transforms.dead_letter import ParDoOrDeadLetter
 
 
@@ -22,7 +21,7 @@ class _StatementDoFn(beam.DoFn):
         self._categories = dict(categories)
 
     def process(self, decision: Decision):
-        if decision.action not in DECISION_VISIBILITY:
+        if not restricts(decision):
             return
         dsa_category, keywords = self._categories.get(
             decision.category or "", ("STATEMENT_CATEGORY_OTHER_VIOLATION_TC", ())

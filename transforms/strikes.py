@@ -30,8 +30,13 @@ def _keyed(strike: Strike) -> tuple[str, Strike]:
     return strike.account_id, strike
 
 
+def _keyed_earned(earned: tuple[Strike, Decision]) -> tuple[str, tuple[Strike, Decision]]:
+    return earned[0].account_id, earned
+
+
 class UpdateStrikeLedger(beam.PTransform):
-    """(prior strikes, decisions) -> the new ledger and the accounts that crossed into suspension.
+    """(prior strikes, decisions) -> the new ledger and the accounts that crossed into suspension
+    (`enforcement.strikes.Suspension`).
 
     Takes a dict {"prior": PCollection[Strike], "decisions": PCollection[Decision]} and,
     optionally, "reversals": PCollection[(account_id, (decision_id, reversed_at))] from appeals;
@@ -48,7 +53,7 @@ class UpdateStrikeLedger(beam.PTransform):
         outputs = (
             {
                 "prior": inputs["prior"] | "KeyPrior" >> beam.Map(_keyed),
-                "new": new | "KeyNew" >> beam.Map(_keyed),
+                "new": new | "KeyNew" >> beam.Map(_keyed_earned),
                 **({"reversals": inputs["reversals"]} if "reversals" in inputs else {}),
             }
             | "ByAccount" >> beam.CoGroupByKey()
@@ -63,7 +68,7 @@ class UpdateStrikeLedger(beam.PTransform):
 def _earned(decision: Decision, policy: StrikePolicy):
     strike = strike_for(decision, policy)
     if strike is not None:
-        yield strike
+        yield strike, decision
 
 
 class ReadStrikeLedger(beam.PTransform):

@@ -22,7 +22,7 @@ import duckdb
 
 from models.examples import to_tf_example
 from models.signature import FEATURE_VERSION
-from schemas import TABLES, arrow_schema, bigquery_schema, validate_row
+from schemas import TABLES, arrow_schema, bigquery_schema, duckdb_type, validate_row
 from schemas.records import MediaFeatures
 from transforms.dead_letter import MapOrDeadLetter
 
@@ -31,19 +31,6 @@ CATALOG_STORAGE_VERSION = "v1.4.0"
 TFRECORD_DIR = "features_tfrecord"
 STATEMENT_BATCH_DIR = "statements_of_reasons_batches"
 DEAD_LETTER_TABLE = "dead_letter"
-_DUCKDB_TYPES = {
-    "STRING": "VARCHAR",
-    "JSON": "VARCHAR",
-    "BYTES": "BLOB",
-    "INTEGER": "BIGINT",
-    "INT64": "BIGINT",
-    "FLOAT": "DOUBLE",
-    "FLOAT64": "DOUBLE",
-    "BOOLEAN": "BOOLEAN",
-    "BOOL": "BOOLEAN",
-    "TIMESTAMP": "TIMESTAMPTZ",
-    "DATE": "DATE",
-}
 
 
 def table_prefix(warehouse: str, table: str, run_id: str) -> str:
@@ -144,10 +131,7 @@ def latest_run_files(warehouse: str, table: str) -> list[str]:
 def _empty_select(table: str) -> str:
     columns = []
     for field in bigquery_schema(table):
-        sql_type = _DUCKDB_TYPES.get(field["type"].upper(), "VARCHAR")
-        if field.get("mode", "").upper() == "REPEATED":
-            sql_type += "[]"
-        columns.append(f'CAST(NULL AS {sql_type}) AS "{field["name"]}"')
+        columns.append(f'CAST(NULL AS {duckdb_type(field)}) AS "{field["name"]}"')
     return f"SELECT {', '.join(columns)} WHERE false"
 
 

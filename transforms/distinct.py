@@ -1,0 +1,58 @@
+"""One element per key: the one transform every de-duplication in the pipeline uses.
+
+Upload events (one per content id), appeals (one per appeal id, never one already applied in
+an earlier run) and warehouse rows re-emitted by reruns (one per id) all keep the first
+element of each key in a stated order, so the choice is deterministic whatever order the
+runner delivers them in; the repeats come back on their own, for the caller to record with a
+reason or to count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import apache_beam as beam
+
+KEPT, REPEATED = "kept", "repeated"
+
+
+class _KeepFirst(beam.DoFn):
+    def __init__(self, order: Callable[[Any], Any]):
+        self._order = order
+
+    def process(self, keyed):
+        key, grouped = keyed
+        elements = sorted(grouped["elements"], key=self._order)
+        recorded = bool(list(grouped.get("recorded", ())))
+        for index, element in enumerate(elements):
+            if index == 0 and not recorded:
+                yield element
+            else:
+                yield beam.pvalue.TaggedOutput(REPEATED, (key, element, recorded))
+
+
+class KeepOnePerKey(beam.PTransform):
+    """Elements -> (the first element of each key by `order`, repeats).
+
+    A repeat is `(key, element, recorded)`: `recorded` is True when the key is in `recorded` (a
+    PCollection of keys applied before, e.g. by an earlier run), in which case no element of
+    that key is kept.
+    """
+
+    def __init__(
+        self, key: Callable[[Any], str], order: Callable[[Any], Any], recorded: beam.PCollection | None = None
+    ):
+        super().__init__()
+        self._key, self._order, self._recorded = key, order, recorded
+
+    def expand(self, elements):
+        inputs = {"elements": elements | "Key" >> beam.Map(lambda e, key: (key(e), e), key=self._key)}
+        if self._recorded is not None:
+            inputs["recorded"] = self._recorded | "KeyRecorded" >> beam.Map(lambda k: (k, None))
+        outputs = (
+            inputs
+            | "GroupByKey" >> beam.CoGroupByKey()
+            | "KeepFirst" >> beam.ParDo(_KeepFirst(self._order)).with_outputs(REPEATED, main=KEPT)
+        )
+        return outputs[KEPT], outputs[REPEATED]
