@@ -11,16 +11,9 @@ silent zero that reads as "false" or "brand-new account".
 
 from __future__ import annotations
 
-import dataclasses
+from models.layout import Field, Layout
 
 SOFTWARE_BUCKETS = 15  # hashed software family: 15 buckets plus one for "none stated"
-
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-    name: str
-    width: int
-    meaning: str
 
 
 FIELDS: tuple[Field, ...] = (
@@ -75,38 +68,9 @@ FIELDS: tuple[Field, ...] = (
 )
 
 
-def _offsets() -> dict[str, slice]:
-    offsets, start = {}, 0
-    for field in FIELDS:
-        if field.name in offsets:
-            raise ValueError(f"metadata field {field.name!r} declared twice")
-        offsets[field.name] = slice(start, start + field.width)
-        start += field.width
-    return offsets
-
-
-SLOTS: dict[str, slice] = _offsets()
-METADATA_DIM: int = sum(field.width for field in FIELDS)
-
-
-def slot(name: str) -> int:
-    """The index of a one-wide field."""
-    where = SLOTS[name]
-    if where.stop - where.start != 1:
-        raise ValueError(f"metadata field {name!r} is {where.stop - where.start} wide; use SLOTS")
-    return where.start
-
-
-def signal_names() -> tuple[str, ...]:
-    """One name per slot: a field's name, with [k] for each slot of a wider field."""
-    return tuple(f.name if f.width == 1 else f"{f.name}[{k}]" for f in FIELDS for k in range(f.width))
-
-
-def describe() -> str:
-    """The layout as a table (offsets derived), for documentation and model cards."""
-    lines = []
-    for field in FIELDS:
-        where = SLOTS[field.name]
-        span = f"{where.start}" if field.width == 1 else f"{where.start}-{where.stop - 1}"
-        lines.append(f"{span:>6}  {field.name:<26} {field.meaning}")
-    return "\n".join(lines)
+METADATA = Layout("metadata", FIELDS)
+SLOTS: dict[str, slice] = METADATA.slots
+METADATA_DIM: int = METADATA.dim
+slot = METADATA.slot
+signal_names = METADATA.signal_names
+describe = METADATA.describe

@@ -12,7 +12,9 @@ import dataclasses
 
 import numpy as np
 
+from models.audio_layout import AUDIO_HANDCRAFTED_DIM
 from models.metadata_layout import METADATA_DIM
+from models.visual_layout import VISUAL_HANDCRAFTED_DIM
 
 FEATURE_VERSION = "f9"
 
@@ -24,7 +26,6 @@ FEATURE_VERSION = "f9"
 # and at its seam.
 MAX_FRAMES = 8
 CROP_SIZE = 64
-VISUAL_HANDCRAFTED_DIM = 273
 
 # Audio: 16 kHz mono, 25 ms windows every 10 ms, 40 mel bands, 1 s analysis windows.
 SAMPLE_RATE = 16_000
@@ -34,7 +35,6 @@ HOP_LENGTH = 160
 N_MELS = 40
 WINDOW_FRAMES = 100
 MAX_WINDOWS = 8
-AUDIO_HANDCRAFTED_DIM = 59
 
 # Metadata: one vector per item, METADATA_DIM wide, its layout declared in models.metadata_layout.
 

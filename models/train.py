@@ -27,16 +27,18 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from models.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
+from models.audio_layout import AUDIO
 from models.domain import GATE_INPUT, fit_gate
 from models.examples import item_source, load_labels, read_examples, read_parquet_examples
 from models.fusion import COEFFICIENT_BOUNDS, CONTEXT_LOGIT_BOUND, FUSION_FEATURES, fit_fusion, fusion_inputs
 from models.handlers import LoadedSignature, ModelAnswer, judge_domain, predict_probabilities
-from models.metadata_layout import signal_names as metadata_signal_names
+from models.metadata_layout import METADATA
 from models.metrics import binary_metrics, fit_platt, operating_points
 from models.registry import export_saved_model, write_card
 from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
 from models.splits import SPLIT_DOC, SPLITS, split_of
 from models.trees import cross_fitted_logits, fit_trees
+from models.visual_layout import VISUAL
 from schemas.vocabulary import MODALITIES
 
 
@@ -202,7 +204,7 @@ def export_modality(
         modality,
         dataset["train"]["inputs"][gate_input],
         dataset["validation"]["inputs"][gate_input] if len(dataset["validation"]["labels"]) else np.zeros((0,)),
-        signal_names=metadata_signal_names() if modality == "metadata" else (),
+        signal_names={"visual": VISUAL, "audio": AUDIO, "metadata": METADATA}[modality].signal_names(),
     )
     gate.save(path)
     served = LoadedSignature(str(path))

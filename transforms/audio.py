@@ -5,19 +5,8 @@ Ogg/Opus, M4A/AAC, the audio of any video), resampled to 16 kHz mono, and analys
 numpy/librosa: a 512-point STFT with 25 ms windows every 10 ms and a 40-band mel bank.
 The model sees up to MAX_WINDOWS one-second log-mel windows spread across the track.
 
-Hand-made signals, in `handcrafted` order:
-  0-19  MFCC means          20-39 MFCC standard deviations
-  40-42 share of energy above 4, 6 and 7 kHz (vocoder band limits)
-  43    spectral flatness   44 99% roll-off frequency / Nyquist
-  45    phase incoherence: spread of the frame-to-frame phase advance around its expected
-        value in strong bins (magnitude-only resynthesis scrambles it)
-  46    spread of the spectral-centroid track (too-regular synthetic prosody is flat)
-  47    share of near-silent frames
-  48-53 harmonic peak-to-floor and spectral ridge sharpness in loud frames, in the 0.1-1,
-        1-3 and 3-6 kHz bands (magnitude-only resynthesis smears harmonics into noise)
-  54-55 spectral flux of loud frames, all bands and the top mel bands
-  56-57 frame-to-frame phase-advance jitter of strong bins below and above 2 kHz
-  58    sharpness of the loudness envelope (smeared transients)
+Hand-made signals: the `handcrafted` vector's layout is declared in `models/audio_layout.py`
+(`python -m models.audio_layout` prints it with offsets); `audio_features` packs it by name.
 """
 
 from __future__ import annotations
@@ -31,8 +20,8 @@ import numpy as np
 import scipy.fft
 from apache_beam.metrics import Metrics
 
+from models.audio_layout import AUDIO
 from models.signature import (
-    AUDIO_HANDCRAFTED_DIM,
     HOP_LENGTH,
     MAX_WINDOWS,
     N_FFT,
@@ -151,22 +140,21 @@ def audio_features(samples: np.ndarray) -> AudioFeatures:
     centroid_spread = float(np.std(centroid[loud]) / (SAMPLE_RATE / 2)) if loud.any() else 0.0
     silent_share = float(1.0 - loud.mean())
 
-    handcrafted = np.concatenate(
-        [
-            mfcc.mean(axis=0),
-            mfcc.std(axis=0),
-            np.log10(np.asarray(band_shares) + 1e-8),
-            [
+    handcrafted = AUDIO.pack(
+        {
+            "mfcc_mean": mfcc.mean(axis=0),
+            "mfcc_std": mfcc.std(axis=0),
+            "band_shares": np.log10(np.asarray(band_shares) + 1e-8),
+            "flatness": [
                 float(flatness.mean()),
                 float(rolloff),
                 _phase_incoherence(spectrum),
                 centroid_spread,
                 silent_share,
-            ],
-            resynthesis_signals(spectrum, mel),
-        ]
-    ).astype(np.float32)
-    assert handcrafted.shape == (AUDIO_HANDCRAFTED_DIM,)
+            ],  # flatness through silent_share
+            "harmonic_peaks": resynthesis_signals(spectrum, mel),  # harmonic_peaks through envelope_sharpness
+        }
+    )
     return AudioFeatures(
         logmel=logmel, window_mask=mask, handcrafted=handcrafted, duration_s=samples.size / SAMPLE_RATE
     )

@@ -1,66 +1,7 @@
 """Visual features: sampled frames as a fixed tensor plus cheap forensic signals.
 
-Hand-made signals (per frame, averaged over frames), in `handcrafted` order:
-  0-11  radial log power spectrum, 12 bands from low to high frequency, mean-removed
-  12    spectral peak score: max/median power in the high band (periodic upsampling grids)
-  13    checkerboard energy at the Nyquist corners (transposed-convolution traces)
-  14    share of power above half the Nyquist frequency
-  15-16 noise residual standard deviation and kurtosis (sensor noise is missing in renders)
-  17    log Laplacian variance (sharpness)
-  18    8x8 blockiness (JPEG/H.264 grid strength)
-  19-20 saturation mean and spread
-  21    noise residual ratio, centre vs periphery (blending seams and swapped faces)
-  22    mean absolute change between sampled frames (temporal consistency)
-  23    spread of the noise residual across frames
-  24-26 noise level in flat 8x8 blocks at low, middle and high brightness (camera noise grows
-        with brightness: shot noise; renders are flat or noiseless)
-  27    noise level of all flat blocks      28 its slope from dark to bright
-  29-31 spread of block noise levels (overall, above and below the median): pasted regions
-  32-34 variation of |residual| across pixel phases of period 2, 4 and 8 (upsampling grids)
-  35    strongest off-centre autocorrelation peak (tiled, too-regular texture)
-  36    noise of the face against the rest of the frame (log ratio; 0 without a face)
-  37    share of the frame the face covers  38 sharpness of the face against the rest
-  39    noise step across the face boundary (a ring outside the face against its inside)
-  40    share of sampled frames with a face found
-  41    log bits per pixel the picture was stored with (video: per frame of the picture stream)
-  42    log mean JPEG luminance quantiser step (0 for other formats)
-  43    palette size / 256 for palette images (GIF, indexed PNG), 0 otherwise
-        (41-43 say how much fine detail survived the encode, so the noise signals above can be
-        read against it: a heavily compressed camera capture is as smooth as a render)
-  44-59 noise profile around the face: log median local noise in 16 elliptical rings from the
-        face centre out to 1.6 half box sides, 0.1 wide, relative to the rings at 0.2-0.5 (a
-        pasted face lacks the camera noise around it, and its seam sits inside the head; 0
-        without a face)
-  60-176 residual co-occurrences of the whole picture (SPAM, the subtractive pixel adjacency
-        model of steganalysis): three fixed high-pass residuals of the grey picture (first-
-        and second-order differences, the 3x3 "KB" kernel), rounded to whole levels and
-        truncated to [-2, 2]; the frequency of each run of three adjacent residuals along
-        rows and columns, with runs that mirror each other (reversed, negated) counted
-        together: 39 classes per residual. Counted over all sampled frames. A single noise
-        level says how much noise there is; the joint statistics say what it is like: camera
-        noise after a codec, a codec's flattening of a noiseless render, an upsampler's
-        correlated neighbours.
-  177-254 the same for the first-order and KB residuals inside the face ellipse (within 0.55
-        half box sides of its centre) minus between 0.9 and 1.6 half box sides, counted over
-        the frames with a face: a pasted face's noise is unlike the frame's around it (0
-        without a face)
-  255-260 face motion between consecutive frames (videos: each sampled frame and the one
-        after it): the shift of the face's inside (within 0.55 half box
-        sides) against the head and background around it (0.9-1.6), by phase correlation.
-        A face swapped in frame by frame wobbles against its head; a filmed face moves with
-        it. 255 log mean wobble (px), 256 log mean wobble relative to the half box side,
-        257 its spread over the pairs (px), 258 mean phase-correlation peak of the inside
-        (how rigidly it moved), 259 log mean motion around the face (px), 260 share of the
-        sampled frames with a pair measured (all 0 for stills and animations, and where no
-        face was found or the next frame did not decode)
-  261-272 colour and lens-blur consistency of the face with its head and background
-        (`face_zone_signals`), averaged over the frames with a face; zones in half box sides:
-        inside (within 0.55), the band where a pasted face's edge sits (0.55-0.9), around
-        (0.9-1.6). 261-262 median Cr of the inside minus the band and minus around, 263-264 the
-        same for Cb (a pasted face keeps its source's tint); 265-270 for inside, band and
-        around, log ratios of luma detail between successive Gaussian scales (0.7, 1.4, 2.8
-        px): fine to middle, middle to coarse (a face pasted after the camera missed its lens
-        blur); 271-272 log ratio of chroma noise (Cr, Cb) inside to around (0 without a face)
+Hand-made signals: the `handcrafted` vector's layout is declared in `models/visual_layout.py`
+(`python -m models.visual_layout` prints it with offsets); `visual_features` packs it by name.
 
 Faces come from OpenCV's bundled frontal-face Haar cascade ("alt2", works offline), run on
 each sampled frame scaled to 256 px on its longer side (small frames scaled up); the largest
@@ -80,7 +21,8 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from PIL import Image
 
-from models.signature import CROP_SIZE, MAX_FRAMES, VISUAL_HANDCRAFTED_DIM
+from models.signature import CROP_SIZE, MAX_FRAMES
+from models.visual_layout import FRAME, VISUAL
 from schemas.records import MediaFeatures, VisualFeatures
 from transforms.dead_letter import MediaStep
 from transforms.hashbank import frame_hashes
@@ -193,7 +135,7 @@ def _radial_profile(power: np.ndarray) -> np.ndarray:
 
 
 def frame_signals(frame: np.ndarray) -> np.ndarray:
-    """Per-frame forensic signals (entries 0-21 of the handcrafted vector, see module doc)."""
+    """Per-frame forensic signals (`models.visual_layout.FRAME`: spectrum through centre_residual_ratio)."""
     grey = _grey(centre_crop(frame, min(_ANALYSIS_SIZE, *frame.shape[:2])))
     grey = grey - grey.mean()
     window = np.outer(np.hanning(grey.shape[0]), np.hanning(grey.shape[1])).astype(np.float32)
@@ -332,7 +274,7 @@ def cooccurrence_counts(frame: np.ndarray, face: FaceBox | None) -> tuple[np.nda
 
 
 def cooccurrence_signals(counts: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
-    """Entries 60-254 of the handcrafted vector from the frames' `cooccurrence_counts`."""
+    """The `spam_whole` and `spam_face` signals from the frames' `cooccurrence_counts`."""
 
     def frequencies(total: np.ndarray) -> np.ndarray:
         return total / np.maximum(total.sum(axis=-1, keepdims=True), 1)
@@ -403,7 +345,7 @@ def face_noise_profile(local_noise: np.ndarray, face: FaceBox) -> np.ndarray:
 
 
 def encoding_signals(bits_per_pixel: float, quantiser: float | None, palette_colours: int | None) -> np.ndarray:
-    """How hard the picture was compressed (entries 41-43, see module doc)."""
+    """How hard the picture was compressed (`bits_per_pixel`, `jpeg_quantiser`, `palette_size`)."""
     return np.array(
         [
             np.log(max(bits_per_pixel, 0.0) + 1e-4),
@@ -430,7 +372,7 @@ def image_encoding(image: Image.Image, stored_bytes: int) -> np.ndarray:
 def noise_signals(frame: np.ndarray, face: FaceBox | None) -> np.ndarray:
     """Per-frame noise, periodicity, texture and face-consistency signals.
 
-    Returns entries 24-39 of the module doc, then the 16 face-ring entries (44-59).
+    Returns `flat_noise` through `face_boundary_step`, then the 16 `face_rings`.
     """
     grey = _grey(frame)
     height, width = grey.shape
@@ -538,7 +480,7 @@ def face_motion(grey: np.ndarray, successor: np.ndarray, face: FaceBox) -> np.nd
 
 def face_zone_signals(frame: np.ndarray, face: FaceBox) -> np.ndarray | None:
     """Colour and lens-blur consistency of a face with the head and background around it
-    (entries 261-272 of the module doc), or None when a zone has too few pixels.
+    (`face_tint`, `face_lens_blur`, `face_chroma_noise`), or None when a zone has too few pixels.
 
     Zones, in half box sides from the face centre: inside (within 0.55), the band where a
     pasted face's edge sits (0.55-0.9) and around (0.9-1.6). A face pasted after the camera
@@ -578,7 +520,7 @@ def face_zone_means(zones: list[np.ndarray | None]) -> np.ndarray:
 
 
 def face_motion_signals(motions: list[np.ndarray], frames: int) -> np.ndarray:
-    """Entries 255-260 of the module doc from the `face_motion` of each frame pair measured."""
+    """The `face_wobble` through `face_pairs_share` signals from the `face_motion` of each frame pair measured."""
     if not motions:
         return np.zeros(_MOTION_SIGNALS, np.float32)
     motion = np.stack(motions)
@@ -640,7 +582,7 @@ def visual_features(
         temporal = float(np.mean([np.abs(a - b).mean() for a, b in itertools.pairwise(crops)]) / 255.0)
     else:
         temporal = 0.0
-    residual_spread = float(per_frame[:, 15].std())
+    residual_spread = float(per_frame[:, FRAME.slot("residual_std")].std())
     cooccurrences = cooccurrence_signals([cooccurrence_counts(f, box) for f, box in zip(frames, boxes)])
     motions = [
         face_motion(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), after, box)
@@ -649,11 +591,19 @@ def visual_features(
     ]
     motion = face_motion_signals([m for m in motions if m is not None], len(frames))
     zones = face_zone_means([face_zone_signals(f, box) for f, box in zip(frames, boxes) if box is not None])
-    handcrafted = np.concatenate(
-        [per_frame.mean(axis=0), [temporal, residual_spread], noise_means[:-_RINGS], [with_face.mean()], encoding,
-         noise_means[-_RINGS:], cooccurrences, motion, zones]
-    ).astype(np.float32)  # fmt: skip
-    assert handcrafted.shape == (VISUAL_HANDCRAFTED_DIM,)
+    handcrafted = VISUAL.pack(
+        {
+            "spectrum": per_frame.mean(axis=0),  # the per-frame signals, FRAME's layout
+            "temporal_change": [temporal, residual_spread],
+            "flat_noise": noise_means[:-_RINGS],
+            "face_found_share": [with_face.mean()],
+            "bits_per_pixel": encoding,
+            "face_rings": noise_means[-_RINGS:],
+            "spam_whole": cooccurrences,
+            "face_wobble": motion,
+            "face_tint": zones,
+        }
+    )
     return VisualFeatures(
         frames=tensor,
         frame_mask=mask,
