@@ -1,9 +1,9 @@
 """RunInference model handler for SavedModels that honour a modality's serving signature.
 
 Beam's TF handlers load with `tf.keras.models.load_model`, which Keras 3 refuses for a
-SavedModel directory. This handler keeps Beam's batching, metrics and model sharing and
-loads with `tf.saved_model.load`, calling the `serving_default` signature on a batch of
-input dicts stacked per input name. A model directory may carry a domain gate
+SavedModel directory. This handler is a Beam `ModelHandler` of its own (Beam's batching,
+metrics and model sharing come with it): it loads with `tf.saved_model.load` and calls the
+`serving_default` signature on a batch of input dicts stacked per input name. A model directory may carry a domain gate
 (`models.domain`) beside the SavedModel; the handler loads it with the model and every answer
 says whether the input lies inside what the model was trained on.
 """
@@ -15,8 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from apache_beam.ml.inference.base import PredictionResult
-from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerNumpy
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from models.domain import DomainGate, DomainVerdict
 from models.signature import OUTPUT_NAME, SIGNATURES
@@ -81,7 +80,7 @@ def signature_inference_fn(
     return [PredictionResult(None, ModelAnswer(float(p), v), model_id) for p, v in zip(probabilities, verdicts)]
 
 
-class SavedModelSignatureHandler(TFModelHandlerNumpy):
+class SavedModelSignatureHandler(ModelHandler[dict[str, np.ndarray], PredictionResult, LoadedSignature]):
     """Serves one modality's SavedModel through RunInference, batched.
 
     Args:
@@ -92,27 +91,29 @@ class SavedModelSignatureHandler(TFModelHandlerNumpy):
     """
 
     def __init__(self, model_uri: str, modality: str, min_batch_size: int = 1, max_batch_size: int = 32, **kwargs):
-        super().__init__(
-            model_uri=model_uri,
-            inference_fn=signature_inference_fn,
-            min_batch_size=min_batch_size,
-            max_batch_size=max_batch_size,
-            **kwargs,
-        )
-        self._modality = modality
+        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size, **kwargs)
+        self.model_uri, self.modality = model_uri, modality
 
     def load_model(self) -> LoadedSignature:
-        loaded = LoadedSignature(self._model_uri)
-        expected = {spec.name for spec in SIGNATURES[self._modality]}
+        loaded = LoadedSignature(self.model_uri)
+        expected = {spec.name for spec in SIGNATURES[self.modality]}
         if loaded.input_names != expected:
             raise ValueError(
-                f"{self._model_uri}: serving_default takes {sorted(loaded.input_names)}, "
-                f"the {self._modality} signature needs {sorted(expected)}"
+                f"{self.model_uri}: serving_default takes {sorted(loaded.input_names)}, "
+                f"the {self.modality} signature needs {sorted(expected)}"
             )
         return loaded
+
+    def run_inference(
+        self,
+        batch: Sequence[dict[str, np.ndarray]],
+        model: LoadedSignature,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        return signature_inference_fn(model, batch, inference_args or {}, model_id=self.model_uri)
 
     def get_num_bytes(self, batch: Sequence[dict[str, np.ndarray]]) -> int:
         return sum(array.nbytes for example in batch for array in example.values())
 
     def get_metrics_namespace(self) -> str:
-        return f"inference_{self._modality}"
+        return f"inference_{self.modality}"

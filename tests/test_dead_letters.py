@@ -124,3 +124,25 @@ def test_failures_after_scoring_are_reported_but_balance_against_the_scored_item
                              actions=(("none", 3),), undecided=1)  # fmt: skip
     assert summary.balanced
     assert not dataclasses.replace(summary, undecided=0).balanced  # a scored item neither decided nor dead-lettered
+
+
+def test_a_failure_before_or_after_inference_reaches_runinferences_dead_letters():
+    import numpy as np
+
+    from models.metadata_layout import METADATA_DIM
+    from models.registry import SERVED_MODEL_DIR, resolve_model_set
+    from schemas.records import MediaFeatures, MediaInfo, UploadEvent
+    from transforms.inference import ScoreModality
+
+    metadata = resolve_model_set(str(SERVED_MODEL_DIR)).models["metadata"]
+    event = UploadEvent("c1", "/m.jpg", "a1", NOW)
+    good = MediaFeatures(
+        event, "0" * 64, MediaInfo("image", "jpeg"), None, None, np.zeros(METADATA_DIM, np.float32), NOW
+    )
+    short = dataclasses.replace(good, event=dataclasses.replace(event, content_id="c2"),
+                                metadata_vector=np.zeros(3, np.float32))  # not the model's width: refused before the batch  # fmt: skip
+    with batch_pipeline() as p:
+        scores, dead = p | beam.Create([good, short]) | ScoreModality(metadata, 1, 1)
+        assert_that(scores | beam.Map(lambda kv: kv[0]), equal_to(["c1"]), label="scored")
+        assert_that(dead | beam.Map(lambda d: (d.content_id, d.step, d.reason)),
+                    equal_to([("c2", "inference_metadata_inputs", "invalid_model_inputs")]), label="dead")  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
@@ -19,10 +20,22 @@ from transforms.dead_letter import FlatMapOrDeadLetter, dead_letter_from_failure
 from transforms.fusion import fuse_scores
 
 
-def keyed_inputs(features: MediaFeatures, modality: str) -> Iterable[tuple[str, dict]]:
+def carries(features: MediaFeatures, modality: str) -> bool:
+    """Whether the item has the modality at all (a still has no audio): only those go to its model."""
+    return modality in features.modalities()
+
+
+def keyed_features(features: MediaFeatures) -> tuple[str, MediaFeatures]:
+    return features.content_id, features
+
+
+def to_model_inputs(keyed: tuple[str, MediaFeatures], modality: str) -> tuple[str, dict]:
+    """RunInference's preprocessing: an item's serving inputs for one modality."""
+    content_id, features = keyed
     inputs = model_inputs(features, modality)
-    if inputs is not None:
-        yield features.content_id, inputs
+    if inputs is None:
+        raise ValueError(f"{content_id} has no {modality} inputs")
+    return content_id, inputs
 
 
 def to_modality_score(keyed: tuple[str, PredictionResult], model: DeployedModel) -> tuple[str, ModalityScore]:
@@ -53,26 +66,48 @@ class ScoreModality(beam.PTransform):
     """MediaFeatures -> (content_id, ModalityScore) for one modality's deployed model.
 
     Returns `(scores, dead_letters)`; items without the modality are not sent to the model.
+    The conversion to model inputs and to a score run inside RunInference (its pre- and
+    post-processing), so a failure in either reaches RunInference's dead-letter output with
+    the failed batch's.
     """
 
     def __init__(self, model: DeployedModel, min_batch_size: int, max_batch_size: int):
         super().__init__()
         self._model = model
-        self._handler = SavedModelSignatureHandler(
+        handler = SavedModelSignatureHandler(
             model.path, model.modality, min_batch_size=min_batch_size, max_batch_size=max_batch_size
+        )
+        self._handler = (
+            KeyedModelHandler(handler)
+            .with_preprocess_fn(functools.partial(to_model_inputs, modality=model.modality))
+            .with_postprocess_fn(functools.partial(to_modality_score, model=model))
         )
 
     def expand(self, features):
         modality = self._model.modality
+        step = f"inference_{modality}"
         scores, errors = (
             features
-            | "ToModelInputs" >> beam.FlatMap(keyed_inputs, modality=modality)
-            | "RunInference" >> RunInference(KeyedModelHandler(self._handler)).with_exception_handling()
+            | "WithModality" >> beam.Filter(carries, modality=modality)
+            | "KeyByContentId" >> beam.Map(keyed_features)
+            | "RunInference" >> RunInference(self._handler).with_exception_handling()
         )
-        dead = errors.failed_inferences | "FailedToDeadLetter" >> beam.FlatMap(
-            failed_batch_dead_letters, step=f"inference_{modality}"
-        )
-        return scores | "ToScores" >> beam.Map(to_modality_score, model=self._model), dead
+        failed = [
+            errors.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_dead_letters, step=step),
+            *(
+                pcoll
+                | f"FailedPreprocessing{i}"
+                >> beam.Map(dead_letter_from_failure, step=f"{step}_inputs", reason="invalid_model_inputs")
+                for i, pcoll in enumerate(errors.failed_preprocessing)
+            ),
+            *(
+                pcoll
+                | f"FailedPostprocessing{i}"
+                >> beam.Map(dead_letter_from_failure, step=f"{step}_score", reason="invalid_model_output")
+                for i, pcoll in enumerate(errors.failed_postprocessing)
+            ),
+        ]
+        return scores, failed | "MergeFailures" >> beam.Flatten()
 
 
 def assemble_scores(
