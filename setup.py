@@ -24,6 +24,7 @@ setup(
     long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
+    # The corpus generator (models/corpus/) is a development tool: workers never import it.
     packages=find_packages(
         include=[
             "pipelines",
@@ -36,7 +37,8 @@ setup(
             "models.*",
             "schemas",
             "schemas.*",
-        ]
+        ],
+        exclude=["models.corpus", "models.corpus.*"],
     ),
     package_data={"schemas": ["*.json"], "models": ["served/*/*/*", "served/*/*/variables/*"]},
     data_files=[("policies", [str(p.relative_to(ROOT)) for p in sorted((ROOT / "policies").glob("*.yaml"))])],

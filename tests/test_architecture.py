@@ -100,3 +100,15 @@ def test_the_package_has_no_import_cycle():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_what_workers_run_never_imports_the_corpus_generator():
+    # setup.py leaves models/corpus out of the package workers install.
+    graph = import_graph()
+    seen, todo = set(), ["pipelines.batch", "pipelines.transparency"]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(graph.get(module, ()))
+    assert "pipelines.graph" in seen and not {m for m in seen if m.startswith("models.corpus")}
