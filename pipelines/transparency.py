@@ -37,12 +37,13 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from enforcement.appeals import Appeal, decision_from_row
 from pipelines.batch import LOCAL_RUNNER
 from pipelines.reconcile import duckdb_shell
+from pipelines.sinks import EmbeddedWarehouse
 from schemas.records import parse_timestamp
 from transforms.appeals import JoinAppeals
 from transforms.dead_letter import MapOrDeadLetter
 from transforms.distinct import KeepOnePerKey
 from transforms.transparency import AggregateTransparency
-from transforms.warehouse import ReadTableRows, WriteTable, table_files, write_catalog
+from transforms.warehouse import ReadTableRows, table_files, write_catalog
 
 TABLE = "transparency_report"
 _NAMESPACE = "transparency_report"
@@ -94,7 +95,7 @@ def build_pipeline(p: beam.Pipeline, decision_files: tuple[str, ...], appeal_fil
     )
     outcomes, orphaned = {"appeals": appeals, "decisions": decisions} | "JoinAppeals" >> JoinAppeals()
     cells, unaggregated = decisions | "Aggregate" >> AggregateTransparency(min_cell_count, outcomes)
-    unwritten = cells | "WriteReport" >> WriteTable(warehouse, TABLE, run_id)
+    unwritten = EmbeddedWarehouse(warehouse, run_id).write(TABLE, cells)
     return (undecodable, unreadable, orphaned, unaggregated, unwritten) | "MergeDeadLetters" >> beam.Flatten()
 
 
@@ -137,7 +138,7 @@ def run(argv: list[str] | None = None) -> int:
     staging = root / f".{TABLE}-{run_id}"  # written aside, then swapped in: readers never see half a table
     with beam.Pipeline(options=pipeline_options) as p:
         failures = build_pipeline(p, decision_files, appeal_files, str(staging), run_id, args.min_cell_count)
-        _ = failures | "WriteDeadLetters" >> WriteTable(args.warehouse, "dead_letter", run_id)
+        EmbeddedWarehouse(args.warehouse, run_id).write("dead_letter", failures)
     result = p.result
     target = root / TABLE
     shutil.rmtree(target, ignore_errors=True)

@@ -524,11 +524,14 @@ def face_motion_signals(motions: list[np.ndarray], frames: int) -> np.ndarray:
     if not motions:
         return np.zeros(_MOTION_SIGNALS, np.float32)
     motion = np.stack(motions)
-    wobble = np.hypot(motion[:, 0], motion[:, 1])
-    spread = float(motion[:, :2].std(axis=0).mean()) if len(motion) > 1 else 0.0
+    if motion.shape[1] != 5:
+        raise ValueError(f"face_motion gives 5 values per pair, got {motion.shape[1]}")
+    dx, dy, rigidity, around, half_side = motion.T  # the order `face_motion` returns
+    wobble = np.hypot(dx, dy)
+    spread = float(motion[:, :2].std(axis=0).mean()) if len(motion) > 1 else 0.0  # of dx and dy
     return np.array(
-        [np.log(wobble.mean() + 0.01), np.log((wobble / motion[:, 4]).mean() + 1e-3), spread, motion[:, 2].mean(),
-         np.log(motion[:, 3].mean() + 0.01), len(motion) / frames],
+        [np.log(wobble.mean() + 0.01), np.log((wobble / half_side).mean() + 1e-3), spread, rigidity.mean(),
+         np.log(around.mean() + 0.01), len(motion) / frames],
         dtype=np.float32,
     )  # fmt: skip
 
