@@ -247,7 +247,12 @@ def run(argv: list[str] | None = None) -> int:
                           options.max_batch_size)  # fmt: skip
     job = BatchJob(
         detection=detection,
-        sink=EmbeddedWarehouse(options.warehouse, run_id),
+        sink=EmbeddedWarehouse(
+            options.warehouse,
+            run_id,
+            pubsub_project=options.pubsub_project if options.events_sink == "pubsub" else None,
+            topic_prefix=options.pubsub_topic_prefix,
+        ),
         input=options.input,
         input_format=options.input_format,
         appeals=options.appeals,

@@ -50,6 +50,19 @@ class DetectionOptions(PipelineOptions):
             "real for retraining.",
         )
         io.add_argument("--run_id", default=None, help="Name of this run's files (default: UTC time and a random tag).")
+        io.add_argument(
+            "--events_sink",
+            choices=("warehouse", "pubsub"),
+            default="warehouse",
+            help="Where enforcement events go: the warehouse's enforcement_events table only, or also one Pub/Sub "
+            "topic per target (--pubsub_project; PUBSUB_EMULATOR_HOST for the emulator).",
+        )
+        io.add_argument(
+            "--pubsub_project", default=None, help="Project of the enforcement topics (--events_sink pubsub)."
+        )
+        io.add_argument(
+            "--pubsub_topic_prefix", default="", help="Prefix of each target's topic id (default: the target's name)."
+        )
 
         models = parser.add_argument_group("models and policy")
         models.add_argument(
@@ -135,3 +148,5 @@ def check_options(options: DetectionOptions, parser_error) -> None:
         parser_error("--features_only takes no --model_dir or --model_versions")
     if options.min_cell_count < 1:
         parser_error("--min_cell_count must be at least 1")
+    if options.events_sink == "pubsub" and not options.pubsub_project:
+        parser_error("--events_sink pubsub needs --pubsub_project")

@@ -25,7 +25,7 @@ APPEAL_STEPS = frozenset({"parse_appeals", "dedupe_appeals", "apply_appeals", "r
 # write the decision, is counted against the scored items instead (the second balance).
 DECISION_STEPS = frozenset({"decide", "write_enforcement_decisions"})
 AFTER_SCORING_STEPS = DECISION_STEPS | {
-    "fan_out_enforcement", "statements_of_reasons", "update_strikes", "aggregate_transparency",
+    "fan_out_enforcement", "publish_events", "statements_of_reasons", "update_strikes", "aggregate_transparency",
     "suspend_account", "write_features", "write_training_examples", "write_enforcement_events",
     "write_statements_of_reasons", "write_strike_ledger", "write_transparency_aggregates",
 }  # fmt: skip

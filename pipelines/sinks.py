@@ -18,6 +18,7 @@ from pathlib import Path
 
 import apache_beam as beam
 
+from transforms.pubsub import PublishEvents
 from transforms.statements import ExportStatements
 from transforms.warehouse import STATEMENT_BATCH_DIR, WriteTable, WriteTrainingExamples, write_catalog
 
@@ -50,11 +51,14 @@ class Sink(abc.ABC):
 class EmbeddedWarehouse(Sink):
     """Parquet files per table under `directory` (one file set per run) and a DuckDB catalog.
 
-    Every target's events land in the one `enforcement_events` table (`target` names it).
+    Every target's events land in the one `enforcement_events` table (`target` names it) and,
+    with `pubsub_project`, are also published to one Pub/Sub topic per target
+    (`transforms.pubsub`), where the downstream systems subscribe.
     """
 
-    def __init__(self, directory: str, run_id: str):
+    def __init__(self, directory: str, run_id: str, pubsub_project: str | None = None, topic_prefix: str = ""):
         self.directory, self.run_id = directory, run_id
+        self.pubsub_project, self.topic_prefix = pubsub_project, topic_prefix
 
     def write(self, table, records):
         return records | f"Write_{table}" >> WriteTable(self.directory, table, self.run_id)
@@ -68,7 +72,11 @@ class EmbeddedWarehouse(Sink):
 
     def publish_events(self, events, pipeline):
         merged = tuple(events) | "MergeTargets" >> beam.Flatten(pipeline=pipeline)
-        return self.write("enforcement_events", merged)
+        unwritten = self.write("enforcement_events", merged)
+        if self.pubsub_project is None:
+            return unwritten
+        _, unpublished = merged | "PublishEvents" >> PublishEvents(self.pubsub_project, self.topic_prefix)
+        return (unwritten, unpublished) | "EventFailures" >> beam.Flatten()
 
     def finish(self) -> str:
         return str(write_catalog(self.directory))
