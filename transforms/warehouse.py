@@ -31,6 +31,14 @@ CATALOG_STORAGE_VERSION = "v1.4.0"
 TFRECORD_DIR = "features_tfrecord"
 STATEMENT_BATCH_DIR = "statements_of_reasons_batches"
 DEAD_LETTER_TABLE = "dead_letter"
+# Tables whose rows carry a stable id: their catalog view keeps one row per id across runs
+# (`<table>_all_runs` keeps every run's copy).
+ONE_ROW_PER = {
+    "enforcement_decisions": "decision_id",
+    "enforcement_events": "event_id",
+    "statements_of_reasons": "sor_id",
+    "appeals": "appeal_id",
+}
 
 
 def table_prefix(warehouse: str, table: str, run_id: str) -> str:
@@ -136,7 +144,8 @@ def _empty_select(table: str) -> str:
 
 
 def write_catalog(warehouse: str) -> Path:
-    """(Re)creates DIR/warehouse.duckdb with one view per table over its Parquet files.
+    """(Re)creates DIR/warehouse.duckdb with one view per table over its Parquet files (one row
+    per id for the tables in `ONE_ROW_PER`, with every run's rows in `<table>_all_runs`).
 
     Views name absolute paths, so the catalog answers from any working directory; a table
     with no files yet is an empty view with the table's columns.
@@ -156,7 +165,21 @@ def write_catalog(warehouse: str) -> Path:
                 body = f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
             else:
                 body = _empty_select(table)
-            con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {body}')
+            key = ONE_ROW_PER.get(table)
+            if key is None:
+                con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {body}')
+                continue
+            # Every run's rows stay readable; the table itself holds each id once (the first run's
+            # copy: a rerun re-emits the same ids), so no count doubles on a rerun.
+            con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}_all_runs" AS {body}')
+            if files:
+                one = (
+                    f"SELECT * EXCLUDE (filename) FROM read_parquet('{pattern}', union_by_name = true, filename = true) "
+                    f'QUALIFY row_number() OVER (PARTITION BY "{key}" ORDER BY filename) = 1'
+                )
+            else:
+                one = body
+            con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {one}')
         # The strike ledger is written whole by every run; the current one is the newest run's.
         current = latest_run_files(str(root), "strike_ledger")
         body = (
