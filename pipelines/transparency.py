@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import logging
 import secrets
@@ -43,7 +44,7 @@ from transforms.appeals import JoinAppeals
 from transforms.dead_letter import MapOrDeadLetter
 from transforms.distinct import KeepOnePerKey
 from transforms.transparency import AggregateTransparency
-from transforms.warehouse import ReadTableRows, table_files, write_catalog
+from transforms.warehouse import ONE_ROW_PER, ReadTableRows, table_files, write_catalog
 
 TABLE = "transparency_report"
 _NAMESPACE = "transparency_report"
@@ -53,17 +54,25 @@ def _canonical(row: dict) -> str:
     return json.dumps(row, sort_keys=True, default=str)
 
 
-class DistinctRows(beam.PTransform):
-    """Warehouse rows -> one row per value of `id_field` (reruns re-emit the same record; should
-    two differ, a hand-edited table, the choice is still deterministic), counting the repeats."""
+def standing_row(rows: list[dict], moment: str, outcome: tuple[str, ...]) -> dict:
+    """Of one id's copies, the outcome that stands (the newest), dated when that outcome was first
+    recorded: the rule of the catalog's views (`transforms.warehouse.ONE_ROW_PER`)."""
+    newest = max(rows, key=lambda row: (row[moment], _canonical(row)))
+    same = [row for row in rows if all(row.get(c) == newest.get(c) for c in outcome)]
+    return min(same, key=lambda row: (row[moment], _canonical(row)))
 
-    def __init__(self, id_field: str):
+
+class DistinctRows(beam.PTransform):
+    """Warehouse rows -> one row per id (`ONE_ROW_PER[table]`'s rule), counting the repeats."""
+
+    def __init__(self, table: str):
         super().__init__()
-        self._id_field = id_field
+        self._table = table
 
     def expand(self, rows):
-        field = self._id_field
-        kept, repeats = rows | "OnePerId" >> KeepOnePerKey(lambda row: str(row[field]), _canonical)
+        field, moment, outcome = ONE_ROW_PER[self._table]
+        choose = functools.partial(standing_row, moment=moment, outcome=outcome)
+        kept, repeats = rows | "OnePerId" >> KeepOnePerKey(lambda row: str(row[field]), _canonical, choose=choose)
         _ = repeats | "CountRepeats" >> beam.Map(lambda _, name: Metrics.counter(_NAMESPACE, name).inc(),
                                                  name=f"repeated_{field}")  # fmt: skip
         return kept
@@ -84,13 +93,13 @@ def build_pipeline(p: beam.Pipeline, decision_files: tuple[str, ...], appeal_fil
     decisions, undecodable = (
         p
         | "ReadDecisions" >> ReadTableRows(decision_files)
-        | "DistinctDecisions" >> DistinctRows("decision_id")
+        | "DistinctDecisions" >> DistinctRows("enforcement_decisions")
         | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
     )
     appeals, unreadable = (
         p
         | "ReadAppeals" >> ReadTableRows(appeal_files)
-        | "DistinctAppeals" >> DistinctRows("appeal_id")
+        | "DistinctAppeals" >> DistinctRows("appeals")
         | "ToAppeals" >> MapOrDeadLetter(_appeal_from_row, "read_appeals")
     )
     outcomes, orphaned = {"appeals": appeals, "decisions": decisions} | "JoinAppeals" >> JoinAppeals()

@@ -101,3 +101,20 @@ def test_a_warehouse_without_restrictive_decisions_publishes_an_empty_table(tmp_
     assert _run(warehouse, 1) == 0
     with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
         assert con.sql("select count(*) from transparency_report").fetchall() == [(0,)]
+
+
+def test_of_an_ids_copies_the_newest_outcome_stands_dated_when_first_recorded():
+    from pipelines.transparency import standing_row
+
+    def row(action, day):
+        return {
+            "decision_id": "d1",
+            "action": action,
+            "rule_id": "r",
+            "decided_at": dt.datetime(2026, 11, day, tzinfo=dt.UTC),
+        }
+
+    first, rerun, changed, changed_again = row("none", 1), row("none", 2), row("remove", 3), row("remove", 4)
+    assert standing_row([first, rerun], "decided_at", ("action", "rule_id")) is first  # a rerun changes nothing
+    chosen = standing_row([rerun, changed_again, first, changed], "decided_at", ("action", "rule_id"))
+    assert chosen is changed  # the newer decision stands, from when it was first made

@@ -18,12 +18,15 @@ KEPT, REPEATED = "kept", "repeated"
 
 
 class _KeepFirst(beam.DoFn):
-    def __init__(self, order: Callable[[Any], Any]):
-        self._order = order
+    def __init__(self, order: Callable[[Any], Any], choose: Callable[[list], Any] | None):
+        self._order, self._choose = order, choose
 
     def process(self, keyed):
         key, grouped = keyed
         elements = sorted(grouped["elements"], key=self._order)
+        if self._choose is not None and elements:
+            kept = self._choose(elements)
+            elements = [kept, *(e for e in elements if e is not kept)]
         recorded = bool(list(grouped.get("recorded", ())))
         for index, element in enumerate(elements):
             if index == 0 and not recorded:
@@ -35,16 +38,21 @@ class _KeepFirst(beam.DoFn):
 class KeepOnePerKey(beam.PTransform):
     """Elements -> (the first element of each key by `order`, repeats).
 
-    A repeat is `(key, element, recorded)`: `recorded` is True when the key is in `recorded` (a
+    With `choose`, the kept element is `choose(elements of the key, in order)` instead of the
+    first. A repeat is `(key, element, recorded)`: `recorded` is True when the key is in `recorded` (a
     PCollection of keys applied before, e.g. by an earlier run), in which case no element of
     that key is kept.
     """
 
     def __init__(
-        self, key: Callable[[Any], str], order: Callable[[Any], Any], recorded: beam.PCollection | None = None
+        self,
+        key: Callable[[Any], str],
+        order: Callable[[Any], Any],
+        recorded: beam.PCollection | None = None,
+        choose: Callable[[list], Any] | None = None,
     ):
         super().__init__()
-        self._key, self._order, self._recorded = key, order, recorded
+        self._key, self._order, self._recorded, self._choose = key, order, recorded, choose
 
     def expand(self, elements):
         inputs = {"elements": elements | "Key" >> beam.Map(lambda e, key: (key(e), e), key=self._key)}
@@ -53,6 +61,6 @@ class KeepOnePerKey(beam.PTransform):
         outputs = (
             inputs
             | "GroupByKey" >> beam.CoGroupByKey()
-            | "KeepFirst" >> beam.ParDo(_KeepFirst(self._order)).with_outputs(REPEATED, main=KEPT)
+            | "KeepFirst" >> beam.ParDo(_KeepFirst(self._order, self._choose)).with_outputs(REPEATED, main=KEPT)
         )
         return outputs[KEPT], outputs[REPEATED]

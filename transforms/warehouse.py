@@ -31,13 +31,17 @@ CATALOG_STORAGE_VERSION = "v1.4.0"
 TFRECORD_DIR = "features_tfrecord"
 STATEMENT_BATCH_DIR = "statements_of_reasons_batches"
 DEAD_LETTER_TABLE = "dead_letter"
-# Tables whose rows carry a stable id: their catalog view keeps one row per id across runs
-# (`<table>_all_runs` keeps every run's copy).
+# Tables whose rows carry a stable id: their catalog view keeps one row per id across runs and
+# `<table>_all_runs` every run's copy. Of an id's copies, the outcome that stands is the
+# newest (a later run that decided the same content under the same policy version differently,
+# with a hash bank say), dated when that outcome was first recorded (a rerun re-emits the same
+# row at a later time, which is not when anything was done).
+# table -> (id column, time column, the columns that make an outcome).
 ONE_ROW_PER = {
-    "enforcement_decisions": "decision_id",
-    "enforcement_events": "event_id",
-    "statements_of_reasons": "sor_id",
-    "appeals": "appeal_id",
+    "enforcement_decisions": ("decision_id", "decided_at", ("action", "rule_id")),
+    "enforcement_events": ("event_id", "emitted_at", ("action",)),
+    "statements_of_reasons": ("sor_id", "application_date", ("category", "automated_decision")),
+    "appeals": ("appeal_id", "appeal_decided_at", ("outcome",)),
 }
 
 
@@ -165,17 +169,21 @@ def write_catalog(warehouse: str) -> Path:
                 body = f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
             else:
                 body = _empty_select(table)
-            key = ONE_ROW_PER.get(table)
-            if key is None:
+            if table not in ONE_ROW_PER:
                 con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {body}')
                 continue
-            # Every run's rows stay readable; the table itself holds each id once (the first run's
-            # copy: a rerun re-emits the same ids), so no count doubles on a rerun.
+            # Every run's rows stay readable; the table itself holds each id once, so no count
+            # doubles on a rerun.
             con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}_all_runs" AS {body}')
             if files:
+                key, moment, outcome = ONE_ROW_PER[table]
+                outcome_columns = ", ".join(f'"{c}"' for c in (key, *outcome))
                 one = (
-                    f"SELECT * EXCLUDE (filename) FROM read_parquet('{pattern}', union_by_name = true, filename = true) "
-                    f'QUALIFY row_number() OVER (PARTITION BY "{key}" ORDER BY filename) = 1'
+                    "SELECT * EXCLUDE (filename, first_of_outcome) FROM ("
+                    f'SELECT *, row_number() OVER (PARTITION BY {outcome_columns} ORDER BY "{moment}", filename) '
+                    f"AS first_of_outcome FROM read_parquet('{pattern}', union_by_name = true, filename = true)) "
+                    f'WHERE first_of_outcome = 1 QUALIFY row_number() OVER (PARTITION BY "{key}" '
+                    f'ORDER BY "{moment}" DESC, filename DESC) = 1'
                 )
             else:
                 one = body
