@@ -244,7 +244,7 @@ def run(argv: list[str] | None = None) -> int:
         clear_tables(options.warehouse)
 
     detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
-                          options.max_batch_size)  # fmt: skip
+                          options.max_batch_size, options.inference_accelerator)  # fmt: skip
     job = BatchJob(
         detection=detection,
         sink=EmbeddedWarehouse(

@@ -36,6 +36,9 @@ class Detection:
     hash_bank: HashBank | None = None
     min_batch_size: int = 1
     max_batch_size: int = 32
+    # A Beam accelerator resource hint for the inference steps only, e.g.
+    # "type:nvidia-tesla-t4;count:1;install-nvidia-driver" (Dataflow right fitting).
+    accelerator: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +66,7 @@ def detect(events: beam.PCollection, detection: Detection) -> Detected:
         detection.min_batch_size,
         detection.max_batch_size,
         fusion=detection.model_set.fusion,
+        accelerator=detection.accelerator,
     )
     decisions, undecided = scores | "ApplyPolicy" >> ApplyPolicy(detection.policy)
     by_target, unrouted = decisions | "FanOutEnforcement" >> FanOutEnforcement(detection.policy)

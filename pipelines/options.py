@@ -90,6 +90,13 @@ class DetectionOptions(PipelineOptions):
         )
         models.add_argument("--policy", default=DEFAULT_POLICY, help="Enforcement policy YAML file.")
         models.add_argument(
+            "--inference_accelerator",
+            default=None,
+            help='Accelerator resource hint for the inference steps only, e.g. "type:nvidia-tesla-t4;count:1;'
+            'install-nvidia-driver": on Dataflow (with right fitting) RunInference runs on GPU workers and '
+            "decoding stays on CPU workers. Ignored by local runners.",
+        )
+        models.add_argument(
             "--min_batch_size", type=int, default=1, help="Smallest RunInference batch (default %(default)s)."
         )
         models.add_argument(

@@ -71,9 +71,9 @@ class ScoreModality(beam.PTransform):
     the failed batch's.
     """
 
-    def __init__(self, model: DeployedModel, min_batch_size: int, max_batch_size: int):
+    def __init__(self, model: DeployedModel, min_batch_size: int, max_batch_size: int, accelerator: str | None = None):
         super().__init__()
-        self._model = model
+        self._model, self._accelerator = model, accelerator
         handler = SavedModelSignatureHandler(
             model.path, model.modality, min_batch_size=min_batch_size, max_batch_size=max_batch_size
         )
@@ -90,7 +90,7 @@ class ScoreModality(beam.PTransform):
             features
             | "WithModality" >> beam.Filter(carries, modality=modality)
             | "KeyByContentId" >> beam.Map(keyed_features)
-            | "RunInference" >> RunInference(self._handler).with_exception_handling()
+            | "RunInference" >> self._run_inference()
         )
         failed = [
             errors.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch_dead_letters, step=step),
@@ -108,6 +108,12 @@ class ScoreModality(beam.PTransform):
             ),
         ]
         return scores, failed | "MergeFailures" >> beam.Flatten()
+
+    def _run_inference(self):
+        """RunInference, with the accelerator hint when one is given: on Dataflow with right
+        fitting, only this step runs on GPU workers; decoding stays on CPU workers."""
+        transform = RunInference(self._handler).with_exception_handling()
+        return transform.with_resource_hints(accelerator=self._accelerator) if self._accelerator else transform
 
 
 def assemble_scores(
@@ -186,11 +192,13 @@ class ScoreMedia(beam.PTransform):
         min_batch_size: int = 1,
         max_batch_size: int = 32,
         fusion: FusionModel | None = None,
+        accelerator: str | None = None,
     ):
         super().__init__()
         self._models = dict(models)
         self._fusion = fusion
         self._batch = (min_batch_size, max_batch_size)
+        self._accelerator = accelerator
 
     def expand(self, features):
         grouped_inputs = {"features": features | "KeyFacts" >> beam.Map(_keyed_facts)}
@@ -199,7 +207,7 @@ class ScoreMedia(beam.PTransform):
             if modality not in self._models:
                 continue
             scores, dead = features | f"Score{modality.capitalize()}" >> ScoreModality(
-                self._models[modality], *self._batch
+                self._models[modality], *self._batch, accelerator=self._accelerator
             )
             grouped_inputs[modality] = scores
             dead_letters.append(dead)
