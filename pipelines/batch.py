@@ -31,7 +31,7 @@ from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
 from pipelines.sinks import EmbeddedWarehouse, Sink
 from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
-from transforms.dead_letter import MapOrDeadLetter, ParDoOrDeadLetter
+from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
 from transforms.hashbank import HashBank
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
 from transforms.statements import BuildStatements
@@ -40,11 +40,6 @@ from transforms.transparency import AggregateTransparency
 from transforms.warehouse import ReadTableRows, clear_tables, latest_run_files, table_files
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
-
-
-class _ParseAppealDoFn(beam.DoFn):
-    def process(self, row):
-        yield parse_appeal(row)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +88,7 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, job: BatchJob) 
     events, failures, strike_inputs, outcomes, suspended = [], [], {"decisions": decisions}, None, None
     if job.appeals:
         raw_appeals = p | "ReadAppeals" >> ReadManifest(job.appeals)
-        parsed, invalid = raw_appeals | "ParseAppeals" >> ParDoOrDeadLetter(_ParseAppealDoFn(), step="parse_appeals")
+        parsed, invalid = raw_appeals | "ParseAppeals" >> MapOrDeadLetter(parse_appeal, "parse_appeals")
         appeals, repeated = {
             "appeals": parsed,
             "recorded": p | "ReadAppealHistory" >> ReadTableRows(job.history.appeals),
@@ -145,7 +140,11 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
     all_decisions = [decisions]
     if account.decisions is not None:  # suspensions: decisions with their events and statements
         all_decisions.append(account.decisions)
-        events.append(account.decisions | "SuspensionEvents" >> beam.FlatMap(enforcement_events))
+        suspension_events, unrouted = account.decisions | "SuspensionEvents" >> FlatMapOrDeadLetter(
+            enforcement_events, "fan_out_enforcement"
+        )
+        events.append(suspension_events)
+        failures.append(unrouted)
         account_statements, unstated = account.decisions | "AccountStatements" >> BuildStatements(
             job.detection.policy.categories
         )

@@ -61,39 +61,34 @@ def reason_of(error: BaseException | type) -> str:
     return reason if isinstance(reason, str) and reason else INTERNAL_ERROR
 
 
+def _dead_letter(element: Any, step: str, reason: str, error_type: str, error: str) -> DeadLetter:
+    content_id, payload = describe_element(element)
+    return DeadLetter(
+        step=step,
+        disposition=DEAD_LETTER,
+        content_id=content_id,
+        reason=reason,
+        error_type=error_type,
+        error=error,
+        payload=payload,
+        failed_at=utc_now(),
+    )
+
+
 def dead_letter_from_failure(
     failure: tuple[Any, tuple[type, str, list[str]]], step: str, reason: str | None = None
 ) -> DeadLetter:
     """Turns a `with_exception_handling` failure tuple into a dead-letter record (the reason
     code from the exception class, unless given)."""
     element, (exc_type, exc_repr, formatted_traceback) = failure
-    content_id, payload = describe_element(element)
-    return DeadLetter(
-        step=step,
-        disposition=DEAD_LETTER,
-        content_id=content_id,
-        reason=reason or reason_of(exc_type),
-        error_type=exc_type.__name__,
-        error=failure_message(exc_type, exc_repr, formatted_traceback),
-        payload=payload,
-        failed_at=utc_now(),
-    )
+    message = failure_message(exc_type, exc_repr, formatted_traceback)
+    return _dead_letter(element, step, reason or reason_of(exc_type), exc_type.__name__, message)
 
 
 def dead_letter_for(element: Any, error: BaseException, step: str) -> DeadLetter:
     """The dead letter of one element a step raised on (the exception itself at hand, so a
     reason code set on the instance is kept)."""
-    content_id, payload = describe_element(element)
-    return DeadLetter(
-        step=step,
-        disposition=DEAD_LETTER,
-        content_id=content_id,
-        reason=reason_of(error),
-        error_type=type(error).__name__,
-        error=str(error) or repr(error),
-        payload=payload,
-        failed_at=utc_now(),
-    )
+    return _dead_letter(element, step, reason_of(error), type(error).__name__, str(error) or repr(error))
 
 
 DEAD = "dead_letters"
