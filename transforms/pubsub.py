@@ -4,8 +4,9 @@ Each event goes to the topic its target names (`projects/P/topics/<prefix><targe
 event's row in JSON, with `event_id`, `target`, `event_type` and `action` as message
 attributes, so a subscriber de-duplicates on `event_id` (a rerun, or a retried publish, sends
 the same id again) and filters without parsing. Beam's `WriteToPubSub` is for streaming
-pipelines; this publishes from a DoFn with the Pub/Sub client, which batches messages and
-retries transient errors (UNAVAILABLE, DEADLINE_EXCEEDED, ...) only. An event that still
+pipelines; this publishes batches of events from a DoFn with the Pub/Sub client (published
+together, then waited for, not one round trip per event), which retries transient errors
+(UNAVAILABLE, DEADLINE_EXCEEDED, ...) only. An event that still
 cannot be published (a topic that does not exist, a permission refused) is that event's dead
 letter (step `publish_events`), never dropped.
 
@@ -21,9 +22,11 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from schemas.records import EnforcementEvent
-from transforms.dead_letter import ParDoOrDeadLetter
+from transforms.dead_letter import DEAD, ParDoOrDeadLetter, dead_letter_for
 
 PUBLISH_TIMEOUT_S = 60.0
+MAX_BATCH = 500  # events published together, then waited for
+STEP = "publish_events"
 
 
 class EventNotPublished(RuntimeError):
@@ -57,23 +60,32 @@ class _PublishDoFn(beam.DoFn):
         from google.cloud import pubsub_v1
 
         self._client = pubsub_v1.PublisherClient(
-            batch_settings=pubsub_v1.types.BatchSettings(max_messages=500, max_latency=0.05)
+            batch_settings=pubsub_v1.types.BatchSettings(max_messages=MAX_BATCH, max_latency=0.05)
         )
         self._published = Metrics.counter("publish_events", "published")
 
-    def process(self, event: EnforcementEvent):
+    def process(self, events: list[EnforcementEvent]):
+        """Publishes a batch of events at once (the client sends them together) and waits for
+        all; an event Pub/Sub refuses is that event's dead letter."""
         from google.api_core import exceptions
 
-        body, attributes = message_for(event)
-        topic = topic_path(self._project, event.target, self._prefix)
-        try:
-            message_id = self._client.publish(topic, body, **attributes).result(timeout=PUBLISH_TIMEOUT_S)
-        except exceptions.NotFound:
-            raise TopicNotFound(f"topic {topic} does not exist (the infrastructure creates it)") from None
-        except exceptions.GoogleAPICallError as exc:
-            raise EventNotPublished(f"{topic}: {exc}") from None
-        self._published.inc()
-        yield event.event_id, message_id
+        pending = []
+        for event in events:
+            body, attributes = message_for(event)
+            topic = topic_path(self._project, event.target, self._prefix)
+            pending.append((event, topic, self._client.publish(topic, body, **attributes)))
+        for event, topic, future in pending:
+            try:
+                message_id = future.result(timeout=PUBLISH_TIMEOUT_S)
+            except exceptions.NotFound:
+                error = TopicNotFound(f"topic {topic} does not exist (the infrastructure creates it)")
+            except exceptions.GoogleAPICallError as exc:
+                error = EventNotPublished(f"{topic}: {exc}")
+            else:
+                self._published.inc()
+                yield event.event_id, message_id
+                continue
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter_for(event, error, STEP))
 
     def teardown(self):
         client = getattr(self, "_client", None)
@@ -90,4 +102,8 @@ class PublishEvents(beam.PTransform):
         self._project, self._prefix = project, topic_prefix
 
     def expand(self, events):
-        return events | "Publish" >> ParDoOrDeadLetter(_PublishDoFn(self._project, self._prefix), step="publish_events")
+        return (
+            events
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=MAX_BATCH)
+            | "Publish" >> ParDoOrDeadLetter(_PublishDoFn(self._project, self._prefix), step=STEP)
+        )
