@@ -69,6 +69,16 @@ def query(warehouse: Path, sql: str):
         return con.sql(sql).fetchall()
 
 
+def bank_first_upload(job, directory: Path, label: str) -> tuple[Path, str]:
+    """A hash bank holding the first sampled frame hash of the first upload with one: its file
+    and that upload's content id."""
+    content_id, hashes = query(job["warehouse"], "select content_id, pdq_hashes from features "
+                               "where len(pdq_hashes) > 0 order by content_id limit 1")[0]  # fmt: skip
+    bank = directory / "bank.jsonl"
+    bank.write_text(json.dumps({"pdq": hashes[0], "label": label}) + "\n")
+    return bank, content_id
+
+
 def test_every_good_upload_has_one_score_row_with_its_modalities(job):
     good = [row for row in job["labels"] if row["label"] != "corrupt"]
     rows = query(
@@ -256,10 +266,7 @@ def test_an_appeals_only_run_needs_no_uploads(job, capsys):
 
 
 def test_a_hash_bank_match_is_removed_under_its_rule(job):
-    content_id, hashes = query(job["warehouse"], "select content_id, pdq_hashes from features "
-                               "where len(pdq_hashes) > 0 order by content_id limit 1")[0]  # fmt: skip
-    bank = job["root"] / "bank.jsonl"
-    bank.write_text(json.dumps({"pdq": hashes[0], "label": "case-7"}) + "\n")
+    bank, content_id = bank_first_upload(job, job["root"], "case-7")
     args = [a if a != "first" else "bank" for a in job["args"]] + ["--hash_bank", str(bank)]
     assert batch.run(args) == 0
     matched = query(job["warehouse"], "select s.content_id, s.hash_match, d.action, d.rule_id from media_scores s "
@@ -298,10 +305,7 @@ def test_a_rerun_emits_the_same_event_ids(job, tmp_path, capsys):
     # Two runs of the same uploads into a warehouse of their own (run ids sort, so "r2" starts
     # from "r1"'s strike ledger). A banked hash makes the first run remove one upload, so it
     # earns a strike the rerun must not add again.
-    (hashes,) = query(job["warehouse"], "select pdq_hashes from features where len(pdq_hashes) > 0 "
-                      "order by content_id limit 1")[0]  # fmt: skip
-    bank = tmp_path / "bank.jsonl"
-    bank.write_text(json.dumps({"pdq": hashes[0], "label": "case-9"}) + "\n")
+    bank, _ = bank_first_upload(job, tmp_path, "case-9")
     warehouse = tmp_path / "wh"
     args = [str(warehouse) if a == str(job["warehouse"]) else a for a in job["args"]] + ["--hash_bank", str(bank)]
 
@@ -332,10 +336,7 @@ def test_two_runs_into_empty_warehouses_suspend_with_the_same_ids_and_a_statemen
     policy.write_text(
         Path("policies/synthetic_media_v1.yaml").read_text().replace("suspend_at: 3.0", "suspend_at: 1.0")
     )
-    (hashes,) = query(job["warehouse"], "select pdq_hashes from features where len(pdq_hashes) > 0 "
-                      "order by content_id limit 1")[0]  # fmt: skip
-    bank = tmp_path / "bank.jsonl"
-    bank.write_text(json.dumps({"pdq": hashes[0], "label": "case-3"}) + "\n")
+    bank, _ = bank_first_upload(job, tmp_path, "case-3")
     ids = []
     for name in ("one", "two"):
         warehouse = str(tmp_path / name)
