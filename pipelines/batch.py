@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import glob
 import logging
 import posixpath
 import secrets
 import sys
-from pathlib import Path
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from enforcement.appeals import decision_from_row
 from enforcement.events import enforcement_events
@@ -29,27 +27,17 @@ from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, r
 from pipelines.graph import Detection, detect
 from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
-from pipelines.sinks import EmbeddedWarehouse, Sink
+from pipelines.sinks import History, LaunchError, Sink, open_warehouse
 from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
+from transforms.bigquery import BigQueryLocation, BigQuerySource, ReadBigQueryRows, is_bigquery_uri
 from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
 from transforms.hashbank import HashBank
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
 from transforms.statements import BuildStatements
 from transforms.strikes import ReadStrikeLedger, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
-from transforms.warehouse import ReadTableRows, clear_tables, latest_run_files, table_files
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
-
-
-@dataclasses.dataclass(frozen=True)
-class History:
-    """What the batch job's account stage starts from: files of earlier runs, resolved at
-    launch (before a truncating run clears them)."""
-
-    ledger: tuple[str, ...] = ()
-    decisions: tuple[str, ...] = ()
-    appeals: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,17 +46,25 @@ class BatchJob:
 
     detection: Detection
     sink: Sink
-    input: str | None = None
+    input: str | BigQuerySource | None = None
     input_format: str | None = None
-    appeals: str | None = None
-    history: History = History()
+    appeals: str | BigQuerySource | None = None
+    history: History = dataclasses.field(default_factory=History)
     min_cell_count: int = 10
+
+
+def read_rows(p: beam.Pipeline, source: str | BigQuerySource, input_format: str | None, label: str) -> beam.PCollection:
+    """The rows of a manifest file or of a BigQuery table or query, as `RawRow`s."""
+    if isinstance(source, BigQuerySource):
+        return p | label >> ReadBigQueryRows(source)
+    return p | label >> ReadManifest(source, input_format)
 
 
 def read_uploads(p: beam.Pipeline, job: BatchJob) -> tuple[beam.PCollection, list[beam.PCollection]]:
     """The manifest's rows as parsed, de-duplicated upload events, and the rows turned away."""
-    rows = p | "ReadManifest" >> ReadManifest(job.input, job.input_format)
-    events, invalid = rows | "ParseEvents" >> ParseEvents(base_uri=posixpath.dirname(job.input))
+    rows = read_rows(p, job.input, job.input_format, "ReadManifest")
+    base_uri = "" if isinstance(job.input, BigQuerySource) else posixpath.dirname(job.input)
+    events, invalid = rows | "ParseEvents" >> ParseEvents(base_uri=base_uri)
     events, duplicates = events | "DeduplicateEvents" >> DeduplicateEvents()
     return events, [invalid, duplicates]
 
@@ -87,15 +83,15 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, job: BatchJob) 
     policy, sink = job.detection.policy, job.sink
     events, failures, strike_inputs, outcomes, suspended = [], [], {"decisions": decisions}, None, None
     if job.appeals:
-        raw_appeals = p | "ReadAppeals" >> ReadManifest(job.appeals)
+        raw_appeals = read_rows(p, job.appeals, None, "ReadAppeals")
         parsed, invalid = raw_appeals | "ParseAppeals" >> MapOrDeadLetter(parse_appeal, "parse_appeals")
         appeals, repeated = {
             "appeals": parsed,
-            "recorded": p | "ReadAppealHistory" >> ReadTableRows(job.history.appeals),
+            "recorded": p | "ReadAppealHistory" >> job.history.appeals,
         } | "SkipRecordedAppeals" >> SkipRecordedAppeals()
         earlier, unreadable = (
             p
-            | "ReadDecisionHistory" >> ReadTableRows(job.history.decisions)
+            | "ReadDecisionHistory" >> job.history.decisions
             | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
         )
         history = (earlier, decisions) | "DecisionHistory" >> beam.Flatten()
@@ -165,21 +161,6 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
     sink.write("dead_letter", dead_letters)
 
 
-def _prior_ledger(options: DetectionOptions, parser_error) -> tuple[str, ...]:
-    """The ledger files this run starts from (resolved before a truncating run clears them)."""
-    if options.strike_ledger:
-        files = tuple(sorted(glob.glob(options.strike_ledger)))
-        if not files:
-            parser_error(f"--strike_ledger: no files match {options.strike_ledger}")
-        inside = Path(options.warehouse).resolve() in Path(files[0]).resolve().parents
-        if inside and options.write_disposition == "truncate":
-            parser_error("--strike_ledger lies in --warehouse, which --write_disposition truncate would empty")
-        return files
-    if options.write_disposition == "truncate":
-        return ()
-    return tuple(latest_run_files(options.warehouse, "strike_ledger"))
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.batch",
@@ -188,6 +169,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     DetectionOptions._add_argparse_args(parser)
     return parser
+
+
+def _source(flag: str, value: str | None, query: str | None, input_format: str | None,
+            options: DetectionOptions, parser_error) -> str | BigQuerySource | None:  # fmt: skip
+    """A manifest file, or a BigQuery table or query, checked before the job starts."""
+    try:
+        if query:
+            project = options.bigquery_project or BigQueryLocation.parse(options.warehouse).project
+            return BigQuerySource.query(query, project, options.bigquery_endpoint)
+        if is_bigquery_uri(value):
+            return BigQuerySource.table(value, options.bigquery_endpoint)
+        if value:
+            check_manifest(value, input_format)
+        return value
+    except ValueError as exc:
+        parser_error(f"--{flag}: {exc}")
+
+
+def _sink(options: DetectionOptions, pipeline_options: PipelineOptions, run_id: str) -> Sink:
+    pubsub = options.events_sink == "pubsub"
+    return open_warehouse(
+        options.warehouse,
+        run_id,
+        bigquery_endpoint=options.bigquery_endpoint,
+        write_method=options.bigquery_write_method,
+        temp_location=pipeline_options.view_as(GoogleCloudOptions).temp_location,
+        statements_dir=options.statements_dir,
+        pubsub_project=options.pubsub_project if pubsub else None,
+        topic_prefix=options.pubsub_topic_prefix,
+    )
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -201,16 +212,13 @@ def run(argv: list[str] | None = None) -> int:
     # Unless told otherwise, run on the in-process portable runner: DirectRunner would first
     # try to download the Prism runner, which must not happen on an offline machine.
     standard.runner = standard.runner or LOCAL_RUNNER
+    if options.accelerator and options.gpu_workers == "all":  # one pool: every worker gets the GPU
+        google = pipeline_options.view_as(GoogleCloudOptions)
+        google.dataflow_service_options = [*(google.dataflow_service_options or []),
+                                           f"worker_accelerator={options.accelerator}"]  # fmt: skip
 
-    for flag, pattern, input_format in (
-        ("input", options.input, options.input_format),
-        ("appeals", options.appeals, None),
-    ):
-        try:
-            if pattern:
-                check_manifest(pattern, input_format)
-        except ValueError as exc:
-            parser.error(f"--{flag}: {exc}")
+    uploads = _source("input", options.input, options.input_query, options.input_format, options, parser.error)
+    appeals = _source("appeals", options.appeals, options.appeals_query, None, options, parser.error)
     try:
         policy = load_policy(options.policy)
     except (OSError, ValueError) as exc:
@@ -225,46 +233,47 @@ def run(argv: list[str] | None = None) -> int:
         if not model_set.models:
             parser.error(f"--model_dir: no model versions found under {model_dir} (--features_only extracts "
                          "features without models)")  # fmt: skip
-
-    prior_ledger = _prior_ledger(options, parser.error)
     hash_bank = None
     if options.hash_bank:
         try:
             hash_bank = HashBank.load(options.hash_bank)
         except (OSError, ValueError) as exc:
             parser.error(f"--hash_bank: {exc}")
-    # Appeals refer to decisions of earlier runs (and may repeat appeals already applied): read
-    # both tables' files before a truncating run clears them.
-    prior_decisions, prior_appeals = (table_files(options.warehouse, t) for t in ("enforcement_decisions", "appeals"))
-    if options.appeals and options.write_disposition == "truncate" and prior_decisions:
-        parser.error("--appeals with --write_disposition truncate would drop the decisions the appeals refer to")
+
     run_id = options.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
-    if options.write_disposition == "truncate":
-        clear_tables(options.warehouse)
+    try:
+        sink = _sink(options, pipeline_options, run_id)
+    except ValueError as exc:
+        parser.error(f"--warehouse: {exc}")
+    truncate = options.write_disposition == "truncate"
+    # Appeals refer to decisions of earlier runs (and may repeat appeals already applied): the
+    # history is settled before a truncating run clears the tables.
+    try:
+        history = sink.history(options.strike_ledger, truncate)
+    except LaunchError as exc:
+        parser.error(str(exc))
+    if appeals and truncate and sink.has_rows("enforcement_decisions"):
+        parser.error("--appeals with --write_disposition truncate would drop the decisions the appeals refer to")
+    sink.prepare(truncate)
 
     detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
-                          options.max_batch_size, options.inference_accelerator)  # fmt: skip
+                          options.max_batch_size, options.accelerator if options.gpu_workers == "inference" else None)  # fmt: skip
     job = BatchJob(
         detection=detection,
-        sink=EmbeddedWarehouse(
-            options.warehouse,
-            run_id,
-            pubsub_project=options.pubsub_project if options.events_sink == "pubsub" else None,
-            topic_prefix=options.pubsub_topic_prefix,
-        ),
-        input=options.input,
+        sink=sink,
+        input=uploads,
         input_format=options.input_format,
-        appeals=options.appeals,
-        history=History(prior_ledger, prior_decisions, prior_appeals),
+        appeals=appeals,
+        history=history,
         min_cell_count=options.min_cell_count,
     )
     with beam.Pipeline(options=pipeline_options) as p:
         build_pipeline(p, job)
     result = p.result
 
-    catalog = Path(job.sink.finish())
-    summary = reconcile(rows_read(result), options.warehouse, run_id)
-    print(format_summary(summary, catalog, model_set, uploads=bool(options.input)))
+    where = sink.finish()
+    summary = reconcile(rows_read(result), sink)
+    print(format_summary(summary, where, model_set, uploads=bool(uploads)))
     return 0 if summary.balanced else 3
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms.bigquery import FILE_LOADS, STREAMING_INSERTS, is_bigquery_uri
 from transforms.limits import MediaLimits
 from transforms.parse import MANIFEST_FORMATS
 
@@ -19,16 +20,46 @@ class DetectionOptions(PipelineOptions):
         io = parser.add_argument_group("input and output")
         io.add_argument(
             "--input",
-            help="Upload events: a manifest file or glob (JSON Lines, CSV or Parquet; local or gs://). "
-            "Relative media_uri values resolve against the manifest's directory. May be left out when "
-            "--appeals is given: an appeals-only run.",
+            help="Upload events: a manifest file or glob (JSON Lines, CSV or Parquet; local or gs://), or a "
+            "BigQuery table bq://PROJECT.DATASET.TABLE. Relative media_uri values resolve against the manifest's "
+            "directory. May be left out when --appeals is given: an appeals-only run.",
+        )
+        io.add_argument(
+            "--input_query",
+            default=None,
+            help="Upload events from a BigQuery standard SQL query (instead of --input), run in --bigquery_project.",
         )
         io.add_argument(
             "--input_format", choices=MANIFEST_FORMATS, default=None, help="Manifest format (default: from extension)."
         )
         io.add_argument(
             "--warehouse",
-            help="Embedded warehouse directory: Parquet files per table plus DIR/warehouse.duckdb.",
+            help="Embedded warehouse directory (Parquet files per table plus DIR/warehouse.duckdb), or a BigQuery "
+            "dataset bq://PROJECT.DATASET (tables and views are created from schemas/ at launch).",
+        )
+        io.add_argument(
+            "--bigquery_endpoint",
+            default=None,
+            help="URL of a BigQuery-API server other than Google's (a local one, e.g. http://127.0.0.1:9050). "
+            "Default: Google, with the worker's credentials.",
+        )
+        io.add_argument(
+            "--bigquery_project",
+            default=None,
+            help="Project that runs --input_query and --appeals_query (default: the --warehouse project).",
+        )
+        io.add_argument(
+            "--bigquery_write_method",
+            choices=(FILE_LOADS, STREAMING_INSERTS),
+            default=FILE_LOADS,
+            help="How rows reach BigQuery: load jobs (free; rows checked against the schema first) or streaming "
+            "inserts with insert ids (rows BigQuery refuses come back as dead letters with its reason).",
+        )
+        io.add_argument(
+            "--statements_dir",
+            default=None,
+            help="Directory (local or gs://) for the statements of reasons in Transparency Database API batches, "
+            "with a BigQuery warehouse (the embedded one writes them under DIR/statements_of_reasons_batches).",
         )
         io.add_argument(
             "--write_disposition",
@@ -45,9 +76,14 @@ class DetectionOptions(PipelineOptions):
         io.add_argument(
             "--appeals",
             default=None,
-            help="Appeal outcomes (JSON Lines, CSV or Parquet): decision_id, outcome (upheld|overturned), "
-            "decided_at. Overturned decisions are reversed downstream, lose their strike, and label the item "
-            "real for retraining.",
+            help="Appeal outcomes (JSON Lines, CSV or Parquet, or bq://PROJECT.DATASET.TABLE): decision_id, outcome "
+            "(upheld|overturned), decided_at. Overturned decisions are reversed downstream, lose their strike, and "
+            "label the item real for retraining.",
+        )
+        io.add_argument(
+            "--appeals_query",
+            default=None,
+            help="Appeal outcomes from a BigQuery standard SQL query (instead of --appeals).",
         )
         io.add_argument("--run_id", default=None, help="Name of this run's files (default: UTC time and a random tag).")
         io.add_argument(
@@ -90,11 +126,19 @@ class DetectionOptions(PipelineOptions):
         )
         models.add_argument("--policy", default=DEFAULT_POLICY, help="Enforcement policy YAML file.")
         models.add_argument(
-            "--inference_accelerator",
+            "--accelerator",
             default=None,
-            help='Accelerator resource hint for the inference steps only, e.g. "type:nvidia-tesla-t4;count:1;'
-            'install-nvidia-driver": on Dataflow (with right fitting) RunInference runs on GPU workers and '
-            "decoding stays on CPU workers. Ignored by local runners.",
+            help="GPU for inference, in Dataflow's worker_accelerator form, e.g. \"type:nvidia-tesla-t4;count:1;"
+            'install-nvidia-driver". With --gpu_workers inference (default) it is a resource hint on the '
+            "RunInference steps only: Dataflow right fitting runs them on GPU workers and decoding on CPU workers. "
+            "Local runners ignore it.",
+        )
+        models.add_argument(
+            "--gpu_workers",
+            choices=("inference", "all"),
+            default="inference",
+            help="inference: only the RunInference steps get GPU workers (resource hint). all: one worker pool, "
+            "every worker with the GPU (the worker_accelerator service option), for runners without right fitting.",
         )
         models.add_argument(
             "--min_batch_size", type=int, default=1, help="Smallest RunInference batch (default %(default)s)."
@@ -142,8 +186,15 @@ class DetectionOptions(PipelineOptions):
 
 def check_options(options: DetectionOptions, parser_error) -> None:
     """Rejects bad flag combinations with a clear message (via the argument parser's error)."""
-    if not options.input and not options.appeals:
+    if options.input and options.input_query:
+        parser_error("--input and --input_query: give one source of upload events")
+    if options.appeals and options.appeals_query:
+        parser_error("--appeals and --appeals_query: give one source of appeals")
+    if not (options.input or options.input_query or options.appeals or options.appeals_query):
         parser_error("--input is required (or --appeals alone, for an appeals-only run)")
+    queries = options.input_query or options.appeals_query
+    if queries and not (options.bigquery_project or is_bigquery_uri(options.warehouse)):
+        parser_error("--input_query and --appeals_query run in --bigquery_project (or a bq:// --warehouse's project)")
     if not options.warehouse:
         parser_error("--warehouse is required")
     for name in ("max_media_bytes", "max_pixels", "max_duration_s", "max_decode_s", "max_fetch_s", "min_batch_size"):
@@ -157,3 +208,7 @@ def check_options(options: DetectionOptions, parser_error) -> None:
         parser_error("--min_cell_count must be at least 1")
     if options.events_sink == "pubsub" and not options.pubsub_project:
         parser_error("--events_sink pubsub needs --pubsub_project")
+    if options.gpu_workers == "all" and not options.accelerator:
+        parser_error("--gpu_workers all needs --accelerator")
+    if options.statements_dir and not is_bigquery_uri(options.warehouse):
+        parser_error("--statements_dir is for a BigQuery warehouse (the embedded one keeps them under --warehouse)")

@@ -67,26 +67,22 @@ def rows_read(result) -> int:
     return int(sum(c.committed if c.committed is not None else c.attempted for c in counters))
 
 
-def _run_files(warehouse: str, table: str, run_id: str) -> str | None:
+def parquet_run_counts(warehouse: str, table: str, run_id: str, columns: str) -> tuple[tuple, ...]:
+    """(columns..., count) rows of what run `run_id` wrote to an embedded warehouse's `table`,
+    ordered; () if nothing."""
     files = sorted((Path(warehouse) / table).glob(f"{run_id}-*.parquet"))
-    return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]" if files else None
-
-
-def _counts_by(con, warehouse: str, table: str, run_id: str, columns: str) -> tuple[tuple, ...]:
-    """(columns..., count) rows of what run `run_id` wrote to `table`, ordered; () if nothing."""
-    files = _run_files(warehouse, table, run_id)
     if not files:
         return ()
-    query = f"SELECT {columns}, count(*) FROM read_parquet({files}) GROUP BY ALL ORDER BY {columns}"
-    return tuple(tuple(row) for row in con.sql(query).fetchall())
+    listing = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+    query = f"SELECT {columns}, count(*) FROM read_parquet({listing}) GROUP BY ALL ORDER BY {columns}"
+    with duckdb.connect() as con:
+        return tuple(tuple(row) for row in con.sql(query).fetchall())
 
 
-def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
-    """Counts what run `run_id` wrote and balances it against the rows it read."""
-    con = duckdb.connect()
-    scores = _run_files(warehouse, "media_scores", run_id)
-    scored = con.sql(f"SELECT count(*) FROM read_parquet({scores})").fetchall()[0][0] if scores else 0
-    reasons = _counts_by(con, warehouse, "dead_letter", run_id, "disposition, step, error_type")
+def reconcile(read: int, sink) -> Reconciliation:
+    """Counts what the sink's run wrote and balances it against the rows it read."""
+    scored = sum(n for _, n in sink.run_counts("media_scores", "media_type"))
+    reasons = sink.run_counts("dead_letter", "disposition, step, error_type")
     return Reconciliation(
         rows_read=read,
         scored=scored,
@@ -94,8 +90,8 @@ def reconcile(read: int, warehouse: str, run_id: str) -> Reconciliation:
         skipped=sum(n for d, step, _, n in reasons if d == SKIPPED and stage_of(step) == "uploads"),
         undecided=sum(n for d, step, _, n in reasons if d == DEAD_LETTER and step in DECISION_STEPS),
         reasons=reasons,
-        actions=_counts_by(con, warehouse, "enforcement_decisions", run_id, "action"),
-        appeal_outcomes=_counts_by(con, warehouse, "appeals", run_id, "outcome"),
+        actions=sink.run_counts("enforcement_decisions", "action"),
+        appeal_outcomes=sink.run_counts("appeals", "outcome"),
     )
 
 
@@ -105,7 +101,16 @@ def duckdb_shell() -> str:
     return str(shell) if shell.exists() else "duckdb"
 
 
-def format_summary(summary: Reconciliation, catalog: Path, model_set, uploads: bool = True) -> str:
+def query_hint(where: str, sql: str, table: str) -> str:
+    """The command that runs `sql` (with `{}` for `table`) on a warehouse: DuckDB's shell on the
+    embedded catalog, `bq query` on a BigQuery dataset (`bq://PROJECT.DATASET`)."""
+    if where.startswith("bq://"):
+        name = "`" + where.removeprefix("bq://") + "." + table + "`"
+        return f'bq query --nouse_legacy_sql "{sql.format(name)}"'
+    return f'{duckdb_shell()} {where} "{sql.format(table)}"'
+
+
+def format_summary(summary: Reconciliation, catalog: str, model_set, uploads: bool = True) -> str:
     """The end-of-run summary; `uploads` is False for an appeals-only run."""
     lines = [
         f"rows read {summary.rows_read} = scored {summary.scored} + dead-lettered {summary.dead_lettered}"
@@ -133,6 +138,6 @@ def format_summary(summary: Reconciliation, catalog: Path, model_set, uploads: b
             lines.append(f"  {outcome:<13} {count}")
     lines.append(f"warehouse: {catalog}")
     lines.append(
-        f'  query it: {duckdb_shell()} {catalog} "select action, count(*) from enforcement_decisions group by 1"'
+        f"  query it: {query_hint(catalog, 'select action, count(*) from {} group by 1', 'enforcement_decisions')}"
     )
     return "\n".join(lines)

@@ -36,8 +36,9 @@ def describe_element(element: Any) -> tuple[str | None, str]:
         return None, element
     if dataclasses.is_dataclass(element):
         return getattr(element, "content_id", None), repr(element)
+    content_id = element.get("content_id") if isinstance(element, dict) else None
     try:
-        return None, json.dumps(element, default=str, sort_keys=True)
+        return content_id, json.dumps(element, default=str, sort_keys=True)
     except (TypeError, ValueError):
         return None, repr(element)
 
@@ -61,7 +62,8 @@ def reason_of(error: BaseException | type) -> str:
     return reason if isinstance(reason, str) and reason else INTERNAL_ERROR
 
 
-def _dead_letter(element: Any, step: str, reason: str, error_type: str, error: str) -> DeadLetter:
+def make_dead_letter(element: Any, step: str, reason: str, error_type: str, error: str) -> DeadLetter:
+    """The dead letter of `element` at `step`, described the one way every dead letter is."""
     content_id, payload = describe_element(element)
     return DeadLetter(
         step=step,
@@ -82,13 +84,13 @@ def dead_letter_from_failure(
     code from the exception class, unless given)."""
     element, (exc_type, exc_repr, formatted_traceback) = failure
     message = failure_message(exc_type, exc_repr, formatted_traceback)
-    return _dead_letter(element, step, reason or reason_of(exc_type), exc_type.__name__, message)
+    return make_dead_letter(element, step, reason or reason_of(exc_type), exc_type.__name__, message)
 
 
 def dead_letter_for(element: Any, error: BaseException, step: str) -> DeadLetter:
     """The dead letter of one element a step raised on (the exception itself at hand, so a
     reason code set on the instance is kept)."""
-    return _dead_letter(element, step, reason_of(error), type(error).__name__, str(error) or repr(error))
+    return make_dead_letter(element, step, reason_of(error), type(error).__name__, str(error) or repr(error))
 
 
 DEAD = "dead_letters"

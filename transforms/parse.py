@@ -325,7 +325,7 @@ class ReadManifest(beam.PTransform):
             return (
                 pipeline
                 | "ReadParquet" >> beam.io.ReadFromParquet(self._path)
-                | "AsRawRows" >> beam.Map(_record_row, source=self._path)
+                | "AsRawRows" >> beam.Map(record_row, source=self._path)
             )
         return (
             pipeline
@@ -346,7 +346,8 @@ def _line_row(line: bytes, source: str) -> RawRow:
         return RawRow(source=source, text=line.decode("utf-8", errors="replace"), read_error=error)
 
 
-def _record_row(record: Mapping[str, Any], source: str) -> RawRow:
+def record_row(record: Mapping[str, Any], source: str) -> RawRow:
+    """A row read as a record (Parquet, BigQuery) rather than as text."""
     return RawRow(source=source, record=dict(record))
 
 

@@ -72,13 +72,12 @@ def _earned(decision: Decision, policy: StrikePolicy):
 
 
 class ReadStrikeLedger(beam.PTransform):
-    """Reads a strike ledger (Parquet files of the `strike_ledger` table) into `Strike`s."""
+    """Reads a strike ledger into `Strike`s, from a reader of `strike_ledger` rows (Parquet files
+    of the embedded warehouse, a BigQuery query)."""
 
-    def __init__(self, files: tuple[str, ...]):
+    def __init__(self, rows: beam.PTransform):
         super().__init__()
-        self._files = tuple(files)
+        self._rows = rows
 
     def expand(self, pipeline):
-        from transforms.warehouse import ReadTableRows
-
-        return pipeline | "ReadLedger" >> ReadTableRows(self._files) | "ToStrikes" >> beam.Map(Strike.from_row)
+        return pipeline | "ReadLedger" >> self._rows | "ToStrikes" >> beam.Map(Strike.from_row)

@@ -23,6 +23,7 @@ import duckdb
 from models.examples import to_tf_example
 from models.signature import FEATURE_VERSION
 from schemas import TABLES, arrow_schema, bigquery_schema, duckdb_type, validate_row
+from schemas.bigquery import ONE_ROW_PER
 from schemas.records import MediaFeatures
 from transforms.dead_letter import MapOrDeadLetter
 
@@ -32,17 +33,7 @@ TFRECORD_DIR = "features_tfrecord"
 STATEMENT_BATCH_DIR = "statements_of_reasons_batches"
 DEAD_LETTER_TABLE = "dead_letter"
 # Tables whose rows carry a stable id: their catalog view keeps one row per id across runs and
-# `<table>_all_runs` every run's copy. Of an id's copies, the outcome that stands is the
-# newest (a later run that decided the same content under the same policy version differently,
-# with a hash bank say), dated when that outcome was first recorded (a rerun re-emits the same
-# row at a later time, which is not when anything was done).
-# table -> (id column, time column, the columns that make an outcome).
-ONE_ROW_PER = {
-    "enforcement_decisions": ("decision_id", "decided_at", ("action", "rule_id")),
-    "enforcement_events": ("event_id", "emitted_at", ("action",)),
-    "statements_of_reasons": ("sor_id", "application_date", ("category", "automated_decision")),
-    "appeals": ("appeal_id", "appeal_decided_at", ("outcome",)),
-}
+# `<table>_all_runs` every run's copy (the rule is declared in `schemas.bigquery.ONE_ROW_PER`).
 
 
 def table_prefix(warehouse: str, table: str, run_id: str) -> str:
@@ -55,34 +46,43 @@ def clear_tables(warehouse: str) -> None:
         shutil.rmtree(Path(warehouse) / name, ignore_errors=True)
 
 
-def _to_row(record, table: str) -> dict:
-    return validate_row(table, record.to_row())
+def warehouse_row(record, table: str, run_id: str) -> dict:
+    """A record's row of `table`, stamped with the run that writes it and checked against the
+    table's schema (raises `SchemaViolation`)."""
+    row = record.to_row(FEATURE_VERSION) if isinstance(record, MediaFeatures) else record.to_row()
+    return validate_row(table, {**row, "run_id": run_id})
 
 
-def _feature_row(features: MediaFeatures) -> dict:
-    return validate_row("features", features.to_row(FEATURE_VERSION))
+class ToWarehouseRows(beam.PTransform):
+    """Records with `to_row()` -> validated rows of one table, for any warehouse.
+
+    Returns `(rows, dead letters)`: a record whose row breaks the table's schema is its own
+    dead letter (step `write_<table>`, reason `schema_violation`) and the rest go on. The
+    `dead_letter` table itself has nowhere further to send a bad row, so there a bad row fails
+    the job (and the dead letters are None).
+    """
+
+    def __init__(self, table: str, run_id: str):
+        super().__init__()
+        self._table, self._run_id = table, run_id
+
+    def expand(self, records):
+        kwargs = {"table": self._table, "run_id": self._run_id}
+        if self._table == DEAD_LETTER_TABLE:
+            return records | "ToRows" >> beam.Map(warehouse_row, **kwargs), None
+        return records | "ToRows" >> MapOrDeadLetter(warehouse_row, f"write_{self._table}", **kwargs)
 
 
 class WriteTable(beam.PTransform):
-    """Records with `to_row()` -> validated rows -> Parquet files of one warehouse table.
-
-    Returns the dead letters of the records whose row breaks the table's schema (step
-    `write_<table>`, reason `schema_violation`): one bad row is its own dead letter, the rest
-    of the table is written. The `dead_letter` table itself has nowhere further to send a bad
-    row, so there a bad row fails the job (and returns None).
-    """
+    """Records with `to_row()` -> validated rows -> Parquet files of one warehouse table;
+    returns the dead letters of `ToWarehouseRows`."""
 
     def __init__(self, warehouse: str, table: str, run_id: str):
         super().__init__()
         self._warehouse, self._table, self._run_id = warehouse, table, run_id
 
     def expand(self, records):
-        to_row = _feature_row if self._table == "features" else _to_row
-        kwargs = {} if self._table == "features" else {"table": self._table}
-        if self._table == DEAD_LETTER_TABLE:
-            rows, failures = records | "ToRows" >> beam.Map(to_row, **kwargs), None
-        else:
-            rows, failures = records | "ToRows" >> MapOrDeadLetter(to_row, f"write_{self._table}", **kwargs)
+        rows, failures = records | "ToRows" >> ToWarehouseRows(self._table, self._run_id)
         _ = rows | "WriteParquet" >> beam.io.WriteToParquet(
             table_prefix(self._warehouse, self._table, self._run_id),
             schema=arrow_schema(self._table),
