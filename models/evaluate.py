@@ -45,10 +45,9 @@ from models.metrics import binary_metrics
 from models.registry import DeployedModel, export_saved_model, resolve_fusion, resolve_model
 from models.thresholds import policy_thresholds
 from models.train import (
-    feature_files,
     item_answers,
-    load_examples,
     modality_dataset,
+    read_features,
     score_split,
     split_of,
     train_modality,
@@ -391,7 +390,10 @@ def _nan_to_none(value: float) -> float | None:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", required=True, help="Warehouse dir, TFRecord/Parquet dir, or a glob.")
+    parser.add_argument(
+        "--features", required=True, help="Warehouse dir, TFRecord/Parquet dir, a glob, or bq://PROJECT.DATASET."
+    )
+    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
     parser.add_argument("--labels", required=True, nargs="+", help="labels.jsonl file(s): label, <modality>_label.")
     parser.add_argument("--model_dir", required=True, help="Model directory (newest version of each is evaluated).")
     parser.add_argument("--out", required=True, help="Report directory: report.json, test_scores.jsonl, PNG plots.")
@@ -410,10 +412,11 @@ def run(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
 
-    files = feature_files(args.features)
-    if not files:
-        parser.error(f"--features: no TFRecord or Parquet files at {args.features}")
-    examples, labels = load_examples(files), load_labels(args.labels)
+    try:
+        examples, files = read_features(args.features, args.bigquery_endpoint)
+    except ValueError as exc:
+        parser.error(f"--features: {exc}")
+    labels = load_labels(args.labels)
     cards = {m: resolve_model(args.model_dir, m) for m in MODALITIES}
     missing = [m for m, card in cards.items() if card is None]
     if missing:

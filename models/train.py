@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from models.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
 from models.audio_layout import AUDIO
 from models.domain import GATE_INPUT, fit_gate
-from models.examples import item_source, load_labels, read_examples, read_parquet_examples
+from models.examples import item_source, load_labels, read_bigquery_examples, read_examples, read_parquet_examples
 from models.fusion import COEFFICIENT_BOUNDS, CONTEXT_LOGIT_BOUND, FUSION_FEATURES, fit_fusion, fusion_inputs
 from models.handlers import LoadedSignature, ModelAnswer, judge_domain, predict_probabilities
 from models.metadata_layout import METADATA
@@ -54,6 +54,24 @@ def feature_files(features: str) -> list[str]:
                 return files
         return []
     return sorted(glob.glob(features))
+
+
+def read_features(features: str, bigquery_endpoint: str | None = None) -> tuple[list[dict], list[str]]:
+    """The examples `--features` names and where they came from: TFRecord or Parquet files (a
+    warehouse dir, a dir of either, or a glob), or a BigQuery warehouse's `features` table
+    (`bq://PROJECT.DATASET`, this code's feature version only).
+
+    Raises:
+        ValueError: nothing to read there.
+    """
+    from transforms.bigquery import is_bigquery_uri
+
+    if is_bigquery_uri(features):
+        return read_bigquery_examples(features, FEATURE_VERSION, bigquery_endpoint), [features]
+    files = feature_files(features)
+    if not files:
+        raise ValueError(f"no TFRecord or Parquet files found at {features}")
+    return load_examples(files), files
 
 
 def load_examples(files: list[str]) -> list[dict]:
@@ -332,7 +350,12 @@ def item_probabilities(loaded: dict[str, LoadedSignature], examples: list[dict])
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", required=True, help="Warehouse dir, TFRecord/Parquet dir, or a glob of files.")
+    parser.add_argument(
+        "--features",
+        required=True,
+        help="Warehouse dir, TFRecord/Parquet dir, a glob of files, or a BigQuery warehouse bq://PROJECT.DATASET.",
+    )
+    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
     parser.add_argument(
         "--labels", required=True, nargs="+", help="labels.jsonl file(s) with content_id, label and <modality>_label."
     )
@@ -347,10 +370,10 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="No per-epoch progress.")
     args = parser.parse_args(argv)
 
-    files = feature_files(args.features)
-    if not files:
-        parser.error(f"--features: no TFRecord or Parquet files found at {args.features}")
-    examples = load_examples(files)
+    try:
+        examples, files = read_features(args.features, args.bigquery_endpoint)
+    except ValueError as exc:
+        parser.error(f"--features: {exc}")
     stale = {e["feature_version"] for e in examples} - {FEATURE_VERSION}
     if stale:
         parser.error(f"--features: written with feature version(s) {sorted(stale)}, this code reads {FEATURE_VERSION}")

@@ -1,9 +1,9 @@
 """A transparency report a person reads: the compliance queries in `sql/`, as tables and charts.
 
-    python -m pipelines.report --warehouse DIR --out REPORT_DIR
+    python -m pipelines.report --warehouse DIR|bq://PROJECT.DATASET [--bigquery_endpoint URL] --out REPORT_DIR
 
-Runs every `sql/*.sql` on the embedded warehouse (the same files run on BigQuery in
-production) and writes REPORT_DIR/transparency_report.html with PNG charts beside it.
+Runs every `sql/*.sql` through the compliance views (no account identifiers) of the embedded
+warehouse or of BigQuery (the same files on both) and writes REPORT_DIR/transparency_report.html with PNG charts beside it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import html
 import sys
 from pathlib import Path
 
-import duckdb
+from pipelines.warehouse_reader import WarehouseReader, open_reader
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 TITLES = {
@@ -35,13 +35,13 @@ CHART_VALUE = {
 }
 
 
-def run_queries(catalog: Path, sql_dir: Path = SQL_DIR) -> dict[str, tuple[list[str], list[tuple]]]:
-    """Each query's column names and rows, by file stem."""
+def run_queries(reader: WarehouseReader, sql_dir: Path = SQL_DIR) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Each query's column names and rows, by file stem, read through the compliance views."""
     results = {}
-    with duckdb.connect(str(catalog), read_only=True) as con:
-        for path in sorted(sql_dir.glob("*.sql")):
-            relation = con.sql(path.read_text())
-            results[path.stem] = (list(relation.columns), relation.fetchall())
+    for path in sorted(sql_dir.glob("*.sql")):
+        table = reader.query(path.read_text(), compliance=True)
+        rows = [tuple(row.values()) for row in table.to_pylist()]
+        results[path.stem] = (list(table.column_names), rows)
     return results
 
 
@@ -113,13 +113,17 @@ def _format(value: object) -> str:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warehouse", required=True, help="Embedded warehouse directory (with warehouse.duckdb).")
+    parser.add_argument(
+        "--warehouse", required=True, help="Embedded warehouse directory, or a BigQuery dataset bq://PROJECT.DATASET."
+    )
+    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
     parser.add_argument("--out", required=True, help="Report directory.")
     args = parser.parse_args(argv)
-    catalog = Path(args.warehouse) / "warehouse.duckdb"
-    if not catalog.exists():
-        parser.error(f"--warehouse: {catalog} not found; run the batch job first")
-    path = render(run_queries(catalog), Path(args.out), args.warehouse)
+    try:
+        reader = open_reader(args.warehouse, args.bigquery_endpoint)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--warehouse: {exc}")
+    path = render(run_queries(reader), Path(args.out), reader.name)
     print(f"transparency report: {path}")
     return 0
 

@@ -17,10 +17,10 @@ import json
 import sys
 from pathlib import Path
 
-import duckdb
 import numpy as np
 
 from models.examples import load_labels
+from pipelines.warehouse_reader import WarehouseReader, open_reader
 from schemas.records import format_timestamp
 from schemas.vocabulary import DECISION_VISIBILITY
 
@@ -56,19 +56,21 @@ def sample_appeals(
     return rows
 
 
-def read_restrictive_decisions(warehouse: str) -> list[tuple[str, str, dt.datetime]]:
-    catalog = Path(warehouse) / "warehouse.duckdb"
+def read_restrictive_decisions(reader: WarehouseReader) -> list[tuple[str, str, dt.datetime]]:
     actions = ", ".join(f"'{a}'" for a in RESTRICTIVE)
-    with duckdb.connect(str(catalog), read_only=True) as con:
-        rows = con.sql(
-            f"select decision_id, content_id, decided_at from enforcement_decisions where action in ({actions})"
-        ).fetchall()
+    table = reader.query(
+        f"select decision_id, content_id, decided_at from enforcement_decisions where action in ({actions})"
+    )
+    rows = [(r["decision_id"], r["content_id"], r["decided_at"]) for r in table.to_pylist()]
     return [(d, c, t if t.tzinfo else t.replace(tzinfo=dt.UTC)) for d, c, t in rows]
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.sample_appeals", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warehouse", required=True, help="Warehouse directory with enforcement_decisions.")
+    parser.add_argument(
+        "--warehouse", required=True, help="Warehouse with enforcement_decisions: a directory or bq://PROJECT.DATASET."
+    )
+    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
     parser.add_argument("--out", required=True, help="Appeals file to write (JSON Lines).")
     parser.add_argument("--labels", default=None, help="labels.jsonl (content_id, label): overturn real items.")
     parser.add_argument("--share", type=float, default=0.5, help="Share of restrictive decisions appealed.")
@@ -76,12 +78,14 @@ def run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 <= args.share <= 1.0:
         parser.error("--share must be between 0 and 1")
-    if not (Path(args.warehouse) / "warehouse.duckdb").exists():
-        parser.error(f"--warehouse: no warehouse.duckdb in {args.warehouse}")
+    try:
+        reader = open_reader(args.warehouse, args.bigquery_endpoint)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--warehouse: {exc}")
     labels = None
     if args.labels:
         labels = {content_id: row["label"] for content_id, row in load_labels(args.labels).items()}
-    rows = sample_appeals(read_restrictive_decisions(args.warehouse), labels, args.share, args.seed)
+    rows = sample_appeals(read_restrictive_decisions(reader), labels, args.share, args.seed)
     Path(args.out).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     overturned = sum(r["outcome"] == "overturned" for r in rows)
     print(f"{len(rows)} appeals ({overturned} overturned) -> {args.out}")

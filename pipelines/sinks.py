@@ -218,9 +218,10 @@ class BigQueryWarehouse(Sink):
 
         sql = (
             f"SELECT {columns}, COUNT(*) AS n FROM {self.location.sql_name(physical_table(table))} "
-            f"WHERE run_id = '{self.run_id}' GROUP BY {columns} ORDER BY {columns}"
+            f"WHERE run_id = @run_id GROUP BY {columns} ORDER BY {columns}"
         )
-        return tuple(tuple(row.values()) for row in query_arrow(self.location, sql).to_pylist())
+        rows = query_arrow(self.location, sql, {"run_id": self.run_id}).to_pylist()
+        return tuple(tuple(row.values()) for row in rows)
 
     def finish(self) -> str:
         return str(self.location)

@@ -1,6 +1,6 @@
 """The published transparency figures: every run's decisions and appeals, each counted once.
 
-    python -m pipelines.transparency --warehouse DIR [--min_cell_count 10]
+    python -m pipelines.transparency --warehouse DIR|bq://PROJECT.DATASET [--bigquery_endpoint URL] [--min_cell_count 10]
 
 Each batch run writes `transparency_aggregates` over its own decisions and appeals, which
 says what that run did. A period's published figures cannot be summed from those cells:
@@ -30,21 +30,20 @@ import sys
 from pathlib import Path
 
 import apache_beam as beam
-import duckdb
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from enforcement.appeals import Appeal, decision_from_row
 from pipelines.batch import LOCAL_RUNNER
-from pipelines.reconcile import duckdb_shell
-from pipelines.sinks import EmbeddedWarehouse
+from pipelines.reconcile import query_hint
+from pipelines.sinks import BigQueryWarehouse, EmbeddedWarehouse, History, Sink, open_warehouse
 from schemas.records import parse_timestamp
 from transforms.appeals import JoinAppeals
 from transforms.dead_letter import MapOrDeadLetter
 from transforms.distinct import KeepOnePerKey
 from transforms.transparency import AggregateTransparency
-from transforms.warehouse import ONE_ROW_PER, ReadTableRows, table_files, write_catalog
+from transforms.warehouse import ONE_ROW_PER
 
 TABLE = "transparency_report"
 _NAMESPACE = "transparency_report"
@@ -86,35 +85,26 @@ def _appeal_from_row(row: dict) -> Appeal:
     )
 
 
-def build_pipeline(p: beam.Pipeline, decision_files: tuple[str, ...], appeal_files: tuple[str, ...],
-                   warehouse: str, run_id: str, min_cell_count: int) -> beam.PCollection:  # fmt: skip
-    """The published cells over every run; returns the dead letters of the way (an appeal whose
-    decision is no longer in the warehouse among them)."""
+def build_pipeline(p: beam.Pipeline, history: History, report: Sink, min_cell_count: int) -> beam.PCollection:
+    """The published cells over every run (earlier decisions and appeals as `history` reads
+    them), written to `report`'s transparency_report table; returns the dead letters of the
+    way (an appeal whose decision is no longer in the warehouse among them)."""
     decisions, undecodable = (
         p
-        | "ReadDecisions" >> ReadTableRows(decision_files)
+        | "ReadDecisions" >> history.decisions
         | "DistinctDecisions" >> DistinctRows("enforcement_decisions")
         | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
     )
     appeals, unreadable = (
         p
-        | "ReadAppeals" >> ReadTableRows(appeal_files)
+        | "ReadAppeals" >> history.appeals
         | "DistinctAppeals" >> DistinctRows("appeals")
         | "ToAppeals" >> MapOrDeadLetter(_appeal_from_row, "read_appeals")
     )
     outcomes, orphaned = {"appeals": appeals, "decisions": decisions} | "JoinAppeals" >> JoinAppeals()
     cells, unaggregated = decisions | "Aggregate" >> AggregateTransparency(min_cell_count, outcomes)
-    unwritten = EmbeddedWarehouse(warehouse, run_id).write(TABLE, cells)
+    unwritten = report.write(TABLE, cells)
     return (undecodable, unreadable, orphaned, unaggregated, unwritten) | "MergeDeadLetters" >> beam.Flatten()
-
-
-def _dead_letters(warehouse: str, run_id: str) -> dict[tuple[str, str], int]:
-    files = sorted((Path(warehouse) / "dead_letter").glob(f"{run_id}-*.parquet"))
-    if not files:
-        return {}
-    listing = "[" + ", ".join(f"'{f}'" for f in files) + "]"
-    rows = duckdb.sql(f"SELECT step, reason, count(*) FROM read_parquet({listing}) GROUP BY ALL").fetchall()
-    return {(step, reason): count for step, reason, count in rows}
 
 
 def _counter(result, name: str) -> int:
@@ -128,47 +118,61 @@ def run(argv: list[str] | None = None) -> int:
         description="Recompute the published transparency cells over every run in the warehouse.",
         epilog="Beam options such as --runner and --direct_num_workers pass through.",
     )
-    parser.add_argument("--warehouse", required=True, help="Embedded warehouse directory written by the batch job.")
+    parser.add_argument(
+        "--warehouse",
+        required=True,
+        help="Warehouse the batch job wrote: an embedded warehouse directory or bq://PROJECT.DATASET.",
+    )
+    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
     parser.add_argument(
         "--min_cell_count", type=int, default=10, help="Cells under this count are suppressed (default %(default)s)."
     )
     args, beam_args = parser.parse_known_args(argv)
     if args.min_cell_count < 1:
         parser.error("--min_cell_count must be at least 1")
-    root = Path(args.warehouse)
-    decision_files, appeal_files = (table_files(args.warehouse, t) for t in ("enforcement_decisions", "appeals"))
-    if not decision_files:
-        parser.error(f"--warehouse: no enforcement_decisions files under {root}; run the batch job first")
-
     pipeline_options = PipelineOptions(beam_args)
     standard = pipeline_options.view_as(StandardOptions)
     standard.runner = standard.runner or LOCAL_RUNNER
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
-    staging = root / f".{TABLE}-{run_id}"  # written aside, then swapped in: readers never see half a table
+    temp_location = pipeline_options.view_as(GoogleCloudOptions).temp_location
+    try:
+        sink = open_warehouse(args.warehouse, run_id, bigquery_endpoint=args.bigquery_endpoint,
+                              temp_location=temp_location)  # fmt: skip
+    except ValueError as exc:
+        parser.error(f"--warehouse: {exc}")
+    if not sink.has_rows("enforcement_decisions"):
+        parser.error(f"--warehouse: no enforcement_decisions in {args.warehouse}; run the batch job first")
+    history = sink.history(None, truncate=False)
+    if isinstance(sink, EmbeddedWarehouse):
+        # Written aside, then swapped in: readers never see half a table.
+        staging = Path(args.warehouse) / f".{TABLE}-{run_id}"
+        report: Sink = EmbeddedWarehouse(str(staging), run_id)
+    else:  # a load job that replaces the table's rows in one step
+        sink.prepare(truncate=False)
+        report = BigQueryWarehouse(sink.location, run_id, temp_location=sink.temp_location, truncate_tables=(TABLE,))
     with beam.Pipeline(options=pipeline_options) as p:
-        failures = build_pipeline(p, decision_files, appeal_files, str(staging), run_id, args.min_cell_count)
-        EmbeddedWarehouse(args.warehouse, run_id).write("dead_letter", failures)
+        failures = build_pipeline(p, history, report, args.min_cell_count)
+        sink.write("dead_letter", failures)
     result = p.result
-    target = root / TABLE
-    shutil.rmtree(target, ignore_errors=True)
-    (staging / TABLE).mkdir(parents=True, exist_ok=True)  # no restrictive decision yet: an empty table
-    (staging / TABLE).rename(target)
-    shutil.rmtree(staging)
-    catalog = write_catalog(args.warehouse)
+    if isinstance(sink, EmbeddedWarehouse):
+        target = Path(args.warehouse) / TABLE
+        shutil.rmtree(target, ignore_errors=True)
+        (staging / TABLE).mkdir(parents=True, exist_ok=True)  # no restrictive decision yet: an empty table
+        (staging / TABLE).rename(target)
+        shutil.rmtree(staging)
+    where = sink.finish()
 
-    print(f"decision files: {len(decision_files)}  appeal files: {len(appeal_files)}")
     print(f"decisions repeated across runs, counted once: {_counter(result, 'repeated_decision_id')}")
     print(f"appeals repeated across runs, counted once: {_counter(result, 'repeated_appeal_id')}")
-    failed = _dead_letters(args.warehouse, run_id)
+    failed = dict(((step, reason), n) for step, reason, n in sink.run_counts("dead_letter", "step, reason"))
     orphans = sum(n for (step, _), n in failed.items() if step == "apply_appeals")
     print(f"appeals left out, their decision not in the warehouse: {orphans} (dead_letter rows of run {run_id})")
     for (step, reason), count in sorted(failed.items()):
         if step != "apply_appeals":
             print(f"  dead_letter {step:<24} {reason:<20} {count}")
-    print(f"{TABLE}: {target}  (min_cell_count {args.min_cell_count})")
-    print(
-        f"  query it: {duckdb_shell()} {catalog} \"select * from {TABLE} where period_type = 'month' and not suppressed\""
-    )
+    print(f"{TABLE}: {where}  (min_cell_count {args.min_cell_count})")
+    sql = "select * from {} where period_type = 'month' and not suppressed"
+    print(f"  query it: {query_hint(where, sql, TABLE)}")
     return 0
 
 

@@ -18,6 +18,7 @@ from models import corpus
 from models import train as train_cli
 from models.examples import read_examples
 from pipelines import batch, transparency
+from pipelines.warehouse_reader import EmbeddedReader
 from schemas import TABLES, arrow_schema
 
 pytestmark = pytest.mark.slow
@@ -198,7 +199,7 @@ def test_transparency_report_renders_every_compliance_query(job):
     # One run so far: its own cells and the published ones agree, and count every decision.
     assert query(job["warehouse"], month_total.format("transparency_aggregates"))[0][0] == restrictive
     assert query(job["warehouse"], month_total.format("transparency_report"))[0][0] == restrictive
-    decisions = report.run_queries(job["warehouse"] / "warehouse.duckdb")["actions_by_category"][1]
+    decisions = report.run_queries(EmbeddedReader(str(job["warehouse"])))["actions_by_category"][1]
     assert sum(row[5] for row in decisions) == restrictive > 0
 
 

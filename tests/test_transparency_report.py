@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from enforcement.appeals import Appeal, AppealOutcome
 from pipelines import batch, report, transparency
+from pipelines.warehouse_reader import EmbeddedReader
 from schemas import arrow_schema, validate_row
 from schemas.records import Decision
 
@@ -90,7 +91,7 @@ def test_reruns_count_once_and_suppression_reads_the_period_total(tmp_path, caps
     assert not list(warehouse.glob(".transparency_report-*"))
 
     # The compliance queries read the published table.
-    actions = report.run_queries(warehouse / "warehouse.duckdb")["actions_by_category"][1]
+    actions = report.run_queries(EmbeddedReader(str(warehouse)))["actions_by_category"][1]
     assert sum(row[5] for row in actions) == 9
 
 

@@ -245,11 +245,19 @@ class QueryRows(beam.PTransform):
         )
 
 
-def query_arrow(location: BigQueryLocation, sql: str):
-    """The whole result of a query as one Arrow table (for launch-time and report reads)."""
+def query_arrow(location: BigQueryLocation, sql: str, params: dict[str, str] | None = None,
+                default_dataset: str | None = None):  # fmt: skip
+    """The whole result of a query as one Arrow table (launch-time and report reads); `params`
+    are STRING query parameters (`@name`), `default_dataset` resolves unqualified table names."""
+    from google.cloud import bigquery
+
+    config = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter(k, "STRING", v) for k, v in (params or {}).items()],
+        default_dataset=f"{location.project}.{default_dataset}" if default_dataset else None,
+    )
     with location.client() as client:
         kwargs = {"create_bqstorage_client": False} if location.endpoint else {}
-        return client.query(sql).result().to_arrow(**kwargs)
+        return client.query(sql, job_config=config).result().to_arrow(**kwargs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ import duckdb
 from models.examples import to_tf_example
 from models.signature import FEATURE_VERSION
 from schemas import TABLES, arrow_schema, bigquery_schema, duckdb_type, validate_row
-from schemas.bigquery import ONE_ROW_PER
+from schemas.bigquery import CURRENT_LEDGER_VIEW, ONE_ROW_PER, compliance_views
 from schemas.records import MediaFeatures
 from transforms.dead_letter import MapOrDeadLetter
 
@@ -32,6 +32,7 @@ CATALOG_STORAGE_VERSION = "v1.4.0"
 TFRECORD_DIR = "features_tfrecord"
 STATEMENT_BATCH_DIR = "statements_of_reasons_batches"
 DEAD_LETTER_TABLE = "dead_letter"
+COMPLIANCE_SCHEMA = "compliance"  # the catalog's schema of compliance views
 # Tables whose rows carry a stable id: their catalog view keeps one row per id across runs and
 # `<table>_all_runs` every run's copy (the rule is declared in `schemas.bigquery.ONE_ROW_PER`).
 
@@ -195,5 +196,15 @@ def write_catalog(warehouse: str) -> Path:
             if current
             else _empty_select("strike_ledger")
         )
-        con.execute(f"CREATE OR REPLACE VIEW warehouse.main.strike_ledger_current AS {body}")
+        con.execute(f"CREATE OR REPLACE VIEW warehouse.main.{CURRENT_LEDGER_VIEW} AS {body}")
+        # What a compliance analyst reads: the same views without account identifiers
+        # (`schemas/compliance_views.json`), in their own schema.
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS warehouse.{COMPLIANCE_SCHEMA}")
+        for table, spec in compliance_views()["views"].items():
+            drop = ", ".join(f'"{c}"' for c in spec["drop"])
+            columns = f"* EXCLUDE ({drop})" if drop else "*"
+            con.execute(
+                f'CREATE OR REPLACE VIEW warehouse.{COMPLIANCE_SCHEMA}."{table}" AS '
+                f'SELECT {columns} FROM warehouse.main."{table}"'
+            )
     return catalog

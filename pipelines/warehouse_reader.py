@@ -1,0 +1,57 @@
+"""Queries on a warehouse, embedded or BigQuery, with unqualified table names.
+
+The same SQL text runs on both: DuckDB resolves names in the embedded catalog, BigQuery in the
+dataset (its default dataset). `compliance=True` reads through the compliance views, which
+carry no account identifiers: what `sql/*.sql` and the report run on, as an analyst would.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from schemas.bigquery import compliance_dataset
+from transforms.bigquery import BigQueryLocation, is_bigquery_uri, query_arrow
+from transforms.warehouse import CATALOG_FILE, COMPLIANCE_SCHEMA
+
+
+class WarehouseReader(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def query(self, sql: str, compliance: bool = False) -> pa.Table:
+        """The result of `sql` (table names unqualified)."""
+
+
+class EmbeddedReader(WarehouseReader):
+    def __init__(self, directory: str):
+        self.catalog = Path(directory) / CATALOG_FILE
+        if not self.catalog.exists():
+            raise FileNotFoundError(f"{self.catalog} not found; run the batch job first")
+        self.name = str(self.catalog)
+
+    def query(self, sql, compliance=False):
+        with duckdb.connect(str(self.catalog), read_only=True) as con:
+            if compliance:
+                con.execute(f"SET search_path = '{COMPLIANCE_SCHEMA}'")
+            return con.sql(sql).to_arrow_table()
+
+
+class BigQueryReader(WarehouseReader):
+    def __init__(self, location: BigQueryLocation):
+        self.location, self.name = location, str(location)
+
+    def query(self, sql, compliance=False):
+        dataset = compliance_dataset(self.location.dataset) if compliance else self.location.dataset
+        return query_arrow(self.location, sql, default_dataset=dataset)
+
+
+def open_reader(warehouse: str, bigquery_endpoint: str | None = None) -> WarehouseReader:
+    """The reader of `--warehouse` (a directory or `bq://PROJECT.DATASET`); raises ValueError or
+    FileNotFoundError with a message for the command line."""
+    if is_bigquery_uri(warehouse):
+        return BigQueryReader(BigQueryLocation.parse(warehouse, bigquery_endpoint))
+    return EmbeddedReader(warehouse)
