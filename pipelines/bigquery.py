@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from schemas import TABLES
+from schemas import INPUT_TABLES, TABLES
 from schemas.bigquery import compliance_dataset, physical_table, table_resource, view_queries
 from transforms.bigquery import BigQueryLocation
 
@@ -25,29 +25,43 @@ def _table(resource: dict):
 
 
 def create_tables(location: BigQueryLocation, truncate: bool = False) -> list[str]:
-    """Creates the datasets, tables and views that do not exist yet (with `truncate`, every
-    table is dropped and made again, empty); returns what was created."""
+    """Creates the datasets, tables and views that are missing, and brings a view whose query
+    changed up to date (with `truncate`, every table the jobs write is dropped and made again,
+    empty); returns what it created or changed. Where Terraform made them all, it only reads,
+    so the job's service account needs no right to create datasets."""
     from google.cloud import bigquery
 
-    created = []
+    not_found = _not_found()
+    changed = []
     with location.client() as client:
         for dataset in (location.dataset, compliance_dataset(location.dataset)):
-            client.create_dataset(bigquery.Dataset(f"{location.project}.{dataset}"), exists_ok=True)
-        for table in TABLES:
+            try:
+                client.get_dataset(f"{location.project}.{dataset}")
+            except not_found:
+                client.create_dataset(bigquery.Dataset(f"{location.project}.{dataset}"), exists_ok=True)
+                changed.append(f"{location.project}.{dataset}")
+        for table in (*TABLES, *INPUT_TABLES):
             table_id = location.table_id(physical_table(table))
-            if truncate:
+            if truncate and table in TABLES:  # the job's own tables; never its inputs
                 client.delete_table(table_id, not_found_ok=True)
             try:
                 client.get_table(table_id)
-            except _not_found():
+            except not_found:
                 client.create_table(_table(table_resource(table, location.project, location.dataset)))
-                created.append(table_id)
+                changed.append(table_id)
         for name, sql in view_queries(location.project, location.dataset).items():
-            view = bigquery.Table(f"{location.project}.{name}")
+            view_id = f"{location.project}.{name}"
+            try:
+                if client.get_table(view_id).view_query == sql:
+                    continue
+                client.delete_table(view_id)
+            except not_found:
+                pass
+            view = bigquery.Table(view_id)
             view.view_query = sql
-            client.delete_table(view.reference, not_found_ok=True)  # views carry no data: remade each launch
             client.create_table(view)
-    return created
+            changed.append(view_id)
+    return changed
 
 
 def _not_found():

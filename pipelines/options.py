@@ -85,7 +85,12 @@ class DetectionOptions(PipelineOptions):
             default=None,
             help="Appeal outcomes from a BigQuery standard SQL query (instead of --appeals).",
         )
-        io.add_argument("--run_id", default=None, help="Name of this run's files (default: UTC time and a random tag).")
+        io.add_argument(
+            "--run_id",
+            default=None,
+            help="Name of this run's files and rows (default: UTC time and a random tag). Run ids must sort in run "
+            "order: the newest run's strike ledger is the current one.",
+        )
         io.add_argument(
             "--events_sink",
             choices=("warehouse", "pubsub"),

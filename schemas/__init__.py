@@ -32,6 +32,10 @@ TABLES: tuple[str, ...] = (
     "dead_letter",
 )
 
+# Tables the jobs read but do not write, when their input comes from BigQuery (`--input`,
+# `--appeals` bq://...): upload events (the manifest's row, typed) and appeal outcomes.
+INPUT_TABLES: tuple[str, ...] = ("upload_events", "appeal_outcomes")
+
 # Tables that share another table's schema file: the published transparency report holds the
 # same cells as each run's aggregates, recomputed over every run (pipelines/transparency.py).
 SCHEMA_OF: dict[str, str] = {"transparency_report": "transparency_aggregates"}

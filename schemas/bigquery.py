@@ -19,7 +19,7 @@ import json
 import sys
 from typing import Any
 
-from schemas import SCHEMA_DIR, TABLES, bigquery_schema
+from schemas import INPUT_TABLES, SCHEMA_DIR, TABLES, bigquery_schema
 
 # Tables whose readers see one row per id (the rule of the embedded catalog's views, which
 # `transforms.warehouse.ONE_ROW_PER` declares): table -> (id column, time column, the columns
@@ -37,7 +37,7 @@ PROJECT_PLACEHOLDER, DATASET_PLACEHOLDER = "__PROJECT__", "__DATASET__"
 @functools.cache
 def table_layouts() -> dict[str, dict[str, Any]]:
     layouts = json.loads((SCHEMA_DIR / "bigquery_tables.json").read_text())
-    missing = set(TABLES) - set(layouts)
+    missing = {*TABLES, *INPUT_TABLES} - set(layouts)
     if missing:
         raise KeyError(f"schemas/bigquery_tables.json has no layout for {sorted(missing)}")
     return layouts

@@ -13,4 +13,4 @@ SELECT
 FROM transparency_report
 WHERE measure = 'decisions' AND breakdown = 'overall' AND period_type = 'month'
 GROUP BY period_start, category, action, detection_method, automated_decision
-ORDER BY period_start, category, action, detection_method, automated_decision
+ORDER BY period_start NULLS LAST, category NULLS LAST, action NULLS LAST, detection_method NULLS LAST, automated_decision NULLS LAST

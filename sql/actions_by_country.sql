@@ -10,4 +10,4 @@ SELECT
 FROM transparency_report
 WHERE measure = 'decisions' AND breakdown = 'country' AND period_type = 'month'
 GROUP BY period_start, country, action
-ORDER BY period_start, country, action
+ORDER BY period_start NULLS LAST, country NULLS LAST, action NULLS LAST

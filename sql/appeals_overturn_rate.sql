@@ -14,4 +14,4 @@ SELECT
 FROM transparency_report
 WHERE measure = 'appeals' AND breakdown = 'overall' AND period_type = 'month'
 GROUP BY period_start, automated_decision, action
-ORDER BY period_start, automated_decision, action
+ORDER BY period_start NULLS LAST, automated_decision NULLS LAST, action NULLS LAST

@@ -2,4 +2,4 @@
 SELECT disposition, step, error_type, COUNT(*) AS items
 FROM dead_letter
 GROUP BY disposition, step, error_type
-ORDER BY items DESC, disposition, step, error_type
+ORDER BY items DESC NULLS LAST, disposition NULLS LAST, step NULLS LAST, error_type NULLS LAST

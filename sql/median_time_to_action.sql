@@ -10,4 +10,4 @@ SELECT
 FROM transparency_report
 WHERE measure = 'decisions' AND breakdown = 'content_type' AND period_type = 'month' AND NOT suppressed
 GROUP BY period_start, content_type, action, detection_method
-ORDER BY period_start, content_type, action, detection_method
+ORDER BY period_start NULLS LAST, content_type NULLS LAST, action NULLS LAST, detection_method NULLS LAST

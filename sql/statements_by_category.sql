@@ -2,4 +2,4 @@
 SELECT application_date, category, automated_decision, COUNT(*) AS statements
 FROM statements_of_reasons
 GROUP BY application_date, category, automated_decision
-ORDER BY application_date, category, automated_decision
+ORDER BY application_date NULLS LAST, category NULLS LAST, automated_decision NULLS LAST

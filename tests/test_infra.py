@@ -29,7 +29,7 @@ from hcl2.utils import SerializationOptions
 
 from enforcement.policy import load_policy
 from pipelines.options import DEFAULT_POLICY, DetectionOptions, check_options
-from schemas import SCHEMA_DIR, SCHEMA_OF, TABLES, bigquery_schema
+from schemas import INPUT_TABLES, SCHEMA_DIR, SCHEMA_OF, TABLES, bigquery_schema
 from schemas import bigquery as schemas_bigquery
 from schemas.vocabulary import SUSPENSION_TARGET
 from transforms.pubsub import topic_path
@@ -119,8 +119,8 @@ def test_the_tables_are_the_ones_in_schemas_bigquery_tables_json():
     assert table["time_partitioning"] == [
         {"type": "${each.value.time_partitioning.type}", "field": "${each.value.time_partitioning.field}"}
     ]
-    # Every table the code writes is created, and nothing else.
-    assert set(json.loads(tables_json.read_text())) == set(TABLES)
+    # Every table the code writes or reads is created, and nothing else.
+    assert set(json.loads(tables_json.read_text())) == {*TABLES, *INPUT_TABLES}
 
 
 def test_each_table_gets_the_schema_file_the_code_validates_rows_with():
@@ -458,9 +458,9 @@ def test_gpu_image_has_cuda_tensorflow_at_the_pinned_version_and_beams_boot():
     runs = " ".join(arguments for keyword, arguments in steps if keyword == "RUN")
     assert f"tensorflow[and-cuda]=={pins()['tensorflow']}" in runs
     assert "python3.11" in runs
-    stages = dict(re.fullmatch(r"(\S+) AS (\S+)", arguments, re.IGNORECASE).group(2, 1) for keyword, arguments in steps
-                  if keyword == "FROM" and " AS " in arguments.upper())  # fmt: skip
-    final_base = [arguments for keyword, arguments in steps if keyword == "FROM"][-1]
+    froms = [arguments.split() for keyword, arguments in steps if keyword == "FROM"]
+    stages = {words[2]: words[0] for words in froms if len(words) == 3 and words[1].upper() == "AS"}
+    final_base = froms[-1][0]
     assert re.fullmatch(r"nvidia/cuda:12\.[0-9.]+-cudnn[0-9]*-runtime-ubuntu22\.04", final_base)
     boot_copies = [
         shlex.split(arguments) for keyword, arguments in steps if keyword == "COPY" and "--from" in arguments

@@ -17,7 +17,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from schemas.bigquery import physical_table
+from schemas.bigquery import physical_table, table_resource
 from transforms.dead_letter import make_dead_letter
 from transforms.parse import record_row
 from transforms.warehouse import ToWarehouseRows
@@ -171,8 +171,13 @@ class WriteBigQueryTable(beam.PTransform):
     def expand(self, records):
         rows, invalid = records | "ToRows" >> ToWarehouseRows(self._table, self._run_id)
         method = beam.io.WriteToBigQuery.Method
+        resource = table_resource(self._table, self._location.project, self._location.dataset)
         write = beam.io.WriteToBigQuery(
             f"{self._location.project}:{self._location.dataset}.{physical_table(self._table)}",
+            # The table's own schema and layout on every load, so a load that replaces the
+            # table's rows (WRITE_TRUNCATE) keeps its types, partitioning and clustering.
+            schema=resource["schema"],
+            additional_bq_parameters={k: resource[k] for k in ("timePartitioning", "clustering")},
             method=method.FILE_LOADS if self._method == FILE_LOADS else method.STREAMING_INSERTS,
             create_disposition=beam.io.BigQueryDisposition.CREATE_NEVER,
             write_disposition=(

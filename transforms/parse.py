@@ -7,6 +7,7 @@ Pub/Sub message) funnels through it, so a bad row is rejected the same way every
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import dataclasses
 import io
 import json
@@ -148,7 +149,8 @@ def _nested_object(record: Mapping[str, Any], field: str) -> Mapping[str, Any]:
                  if k.startswith(prefixes) and k != f"{field}_id" and v not in (None, "")}  # fmt: skip
     if not isinstance(value, Mapping):
         raise InvalidEvent(f"{field}: expected an object, got {type(value).__name__}")
-    return value
+    # A BigQuery RECORD column names every key, NULL where the event had none: absent too.
+    return {k: v for k, v in value.items() if v not in (None, "")}
 
 
 def _account(record: Mapping[str, Any]) -> AccountContext | None:
@@ -217,8 +219,11 @@ def parse_event(record: Mapping[str, Any], base_uri: str | None = None) -> Uploa
         raise InvalidEvent(f"content_id: {content_id[:80]!r} has characters outside [A-Za-z0-9._:@/-]")
     account_id = _required_text(record, "account_id")
     media_uri = _required_text(record, "media_uri")
+    uploaded_at = record.get("uploaded_at")  # text, or a TIMESTAMP column's datetime (Parquet, BigQuery)
     try:
-        uploaded_at = parse_timestamp(_required_text(record, "uploaded_at"), "uploaded_at")
+        if not isinstance(uploaded_at, dt.datetime):
+            uploaded_at = _required_text(record, "uploaded_at")
+        uploaded_at = parse_timestamp(uploaded_at, "uploaded_at")
     except ValueError as exc:
         raise InvalidEvent(str(exc)) from None
     media_type = _optional_text(record, "media_type")

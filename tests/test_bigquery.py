@@ -1,0 +1,270 @@
+"""BigQuery as the warehouse, against a real BigQuery-API server on loopback (local-bigquery,
+installed by `make bigquery-emulator`; started here and stopped afterwards).
+
+The same uploads and appeals go through the batch job into the embedded warehouse (from files)
+and into BigQuery (from BigQuery tables); every compliance query must answer the same on both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import corpus
+from models.examples import read_parquet_examples
+from models.train import read_features
+from pipelines import batch, report, sample_appeals, transparency
+from pipelines.bigquery import create_tables
+from pipelines.local_servers import ServerUnavailable, running, start_bigquery
+from pipelines.sinks import BigQueryWarehouse
+from pipelines.warehouse_reader import BigQueryReader, EmbeddedReader
+from schemas import INPUT_TABLES, TABLES, bigquery_schema
+from schemas.bigquery import compliance_views, physical_table, table_layouts, view_queries
+from transforms.bigquery import STREAMING_INSERTS, BigQueryLocation, query_arrow
+from transforms.warehouse import table_files
+
+from .conftest import batch_pipeline
+
+pytestmark = pytest.mark.slow
+PROJECT = "t-and-s"
+RUNNER = f"--runner={batch.LOCAL_RUNNER}"
+SQL = sorted(Path("sql").glob("*.sql"))
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    try:
+        server = start_bigquery(tmp_path_factory.mktemp("bigquery"))
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    with running(server):
+        yield f"http://{server.address}"
+
+
+def _location(endpoint: str, dataset: str) -> BigQueryLocation:
+    return BigQueryLocation(PROJECT, dataset, endpoint)
+
+
+def _load_rows(location: BigQueryLocation, table: str, rows: list[dict], schema: list[dict]) -> str:
+    """Loads rows into a table made here (an input of the job, as a producer would write it)."""
+    from google.cloud import bigquery
+
+    with location.client() as client:
+        client.create_dataset(location.dataset, exists_ok=True)
+        job_config = bigquery.LoadJobConfig(
+            source_format="NEWLINE_DELIMITED_JSON",
+            schema=[bigquery.SchemaField.from_api_repr(f) for f in schema],
+        )
+        client.load_table_from_json(rows, location.table_id(table), job_config=job_config).result()
+    return f"bq://{location.table_id(table)}"
+
+
+def _rounded(value):
+    """One form for a figure from either engine (DuckDB sums integers to a DECIMAL)."""
+    if isinstance(value, decimal.Decimal):
+        value = int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 9)
+    return value
+
+
+def _figures(reader) -> dict[str, list[tuple]]:
+    """Every compliance query's rows, as the analyst reads them (through the compliance views)."""
+    figures = {}
+    for path in SQL:
+        table = reader.query(path.read_text(), compliance=True)
+        figures[path.stem] = [tuple(_rounded(v) for v in row.values()) for row in table.to_pylist()]
+    return figures
+
+
+@pytest.fixture(scope="module")
+def runs(endpoint, tmp_path_factory):
+    """One upload run and one appeals run into each warehouse, the BigQuery upload run twice."""
+    root = tmp_path_factory.mktemp("bq_runs")
+    corpus.generate_corpus(root / "uploads", count=12, seed=21, corrupt=1)
+    manifest = root / "uploads" / "manifest.jsonl"
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([*lines, lines[0]]) + "\n")  # a re-sent event: skipped, counted
+    inputs = _location(endpoint, "uploads")
+    events = []
+    for line in [*lines, lines[0]]:
+        row = json.loads(line)
+        row["media_uri"] = str(root / "uploads" / row["media_uri"])  # a table has no directory to resolve against
+        events.append(row)
+    events_table = _load_rows(inputs, "upload_events", events, list(bigquery_schema("upload_events")))
+
+    embedded = root / "embedded"
+    warehouse = f"bq://{PROJECT}.wh"
+    bq = ["--warehouse", warehouse, "--bigquery_endpoint", endpoint, "--bigquery_write_method", STREAMING_INSERTS]
+    common = ["--min_cell_count", "1", RUNNER]
+    assert batch.run(["--input", str(manifest), "--warehouse", str(embedded), "--run_id", "1-upload", *common]) == 0
+    assert batch.run(["--input", events_table, *bq, "--run_id", "1-upload", *common]) == 0
+    reader = BigQueryReader(_location(endpoint, "wh"))
+    assert transparency.run([*bq[:4], "--min_cell_count", "1", RUNNER]) == 0
+    after_one = _figures(reader)
+    assert batch.run(["--input", events_table, *bq, "--run_id", "2-rerun", *common]) == 0  # the rerun
+    assert transparency.run([*bq[:4], "--min_cell_count", "1", RUNNER]) == 0
+    after_rerun = _figures(reader)
+
+    labels = root / "uploads" / "labels.jsonl"
+    appeals = root / "appeals.jsonl"
+    assert sample_appeals.run(["--warehouse", str(embedded), "--labels", str(labels), "--out", str(appeals),
+                               "--share", "1.0", "--seed", "4"]) == 0  # fmt: skip
+    appeal_rows = [json.loads(line) for line in appeals.read_text().splitlines()]
+    assert appeal_rows, "the run made no restrictive decision to appeal"
+    appeals_table = _load_rows(inputs, "appeal_outcomes", appeal_rows, list(bigquery_schema("appeal_outcomes")))
+    assert batch.run(["--appeals", str(appeals), "--warehouse", str(embedded), "--run_id", "3-appeals", *common]) == 0
+    assert batch.run(["--appeals", appeals_table, *bq, "--run_id", "3-appeals", *common]) == 0
+    assert transparency.run(["--warehouse", str(embedded), "--min_cell_count", "1", RUNNER]) == 0
+    assert transparency.run([*bq[:4], "--min_cell_count", "1", RUNNER]) == 0
+    return {
+        "root": root,
+        "embedded": embedded,
+        "warehouse": warehouse,
+        "location": _location(endpoint, "wh"),
+        "after_one": after_one,
+        "after_rerun": after_rerun,
+        "appeals": appeal_rows,
+        "endpoint": endpoint,
+    }
+
+
+def test_tables_are_created_from_the_schema_files_with_the_declared_partitioning_and_clustering(endpoint):
+    location = _location(endpoint, "fresh")
+    create_tables(location)
+    with location.client() as client:
+        for table in (*TABLES, *INPUT_TABLES):
+            made = client.get_table(location.table_id(physical_table(table)))
+            layout = table_layouts()[table]
+            assert [f.name for f in made.schema] == [f["name"] for f in bigquery_schema(table)], table
+            assert made.time_partitioning.field == layout["time_partitioning"]["field"], table
+            assert made.time_partitioning.type_ == layout["time_partitioning"]["type"], table
+            assert made.clustering_fields == layout["clustering"], table
+        for name in view_queries(PROJECT, "fresh"):
+            view = client.get_table(f"{PROJECT}.{name}")
+            assert view.table_type == "VIEW", name
+    # What a compliance analyst is granted names no account.
+    for table, spec in compliance_views()["views"].items():
+        columns = query_arrow(location, f"SELECT * FROM `{PROJECT}.fresh_compliance.{table}` LIMIT 0").column_names
+        assert "account_id" not in columns and not set(spec["drop"]) & set(columns), table
+
+
+def test_a_batch_run_lands_every_table_as_the_embedded_warehouse_does(runs):
+    location = runs["location"]
+    embedded = EmbeddedReader(str(runs["embedded"]))
+    for table in ("features", "media_scores", "enforcement_decisions", "enforcement_events", "statements_of_reasons",
+                  "transparency_aggregates", "dead_letter", "appeals", "retraining_labels"):  # fmt: skip
+        stored = physical_table(table)
+        # The BigQuery upload run ran twice: each run's rows are its own (run_id), none lost.
+        for run_id in ("1-upload", "3-appeals"):
+            on_bigquery = query_arrow(location, f"SELECT COUNT(*) AS n FROM `{PROJECT}.wh.{stored}` WHERE run_id = "
+                                      f"'{run_id}'").column("n")[0].as_py()  # fmt: skip
+            files = [f for f in table_files(str(runs["embedded"]), table) if Path(f).name.startswith(f"{run_id}-")]
+            in_files = (
+                embedded.query(f"SELECT COUNT(*) AS n FROM read_parquet({files})").column("n")[0].as_py()
+                if files
+                else 0
+            )
+            assert on_bigquery == in_files, (table, run_id)
+    # The strike ledger the next run starts from is the newest run's.
+    current = query_arrow(location, f"SELECT DISTINCT run_id FROM `{PROJECT}.wh.strike_ledger_current`")
+    assert current.column("run_id").to_pylist() in ([], ["3-appeals"])
+
+
+def test_every_upload_row_is_accounted_for_in_bigquery(runs):
+    location = runs["location"]
+    rows = query_arrow(
+        location, f"SELECT step, disposition, reason FROM `{PROJECT}.wh.dead_letter` WHERE run_id = '1-upload'"
+    )
+    steps = sorted((r["step"], r["disposition"]) for r in rows.to_pylist())
+    scored = query_arrow(location, f"SELECT COUNT(*) AS n FROM `{PROJECT}.wh.media_scores` WHERE run_id = '1-upload'")
+    upload_rows = 12 + 1 + 1  # items, the corrupt one, the re-sent event
+    assert scored.column("n")[0].as_py() + len(steps) == upload_rows
+    assert ("dedupe_events", "skipped") in steps
+
+
+def _comparable(figures: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    """The figures both warehouses must agree on. Hours to action count from when each run
+    decided (the warehouses were written minutes apart), so the decisions behind them are
+    compared, not the hours; the dead-letter summary counts every run's failures, and the
+    BigQuery side ran its uploads twice (each run's dead letters are compared apart)."""
+    kept = {k: v for k, v in figures.items() if k != "dead_letter_summary"}
+    kept["median_time_to_action"] = [row[:-1] for row in figures["median_time_to_action"]]
+    return kept
+
+
+def test_the_compliance_queries_answer_on_bigquery_what_they_answer_on_duckdb(runs):
+    on_duckdb = _figures(EmbeddedReader(str(runs["embedded"])))
+    on_bigquery = _figures(BigQueryReader(runs["location"]))
+    assert on_duckdb["actions_by_category"] and on_duckdb["appeals_overturn_rate"]
+    assert on_duckdb["median_time_to_action"] and on_duckdb["statements_by_category"]
+    assert _comparable(on_bigquery) == _comparable(on_duckdb)
+
+
+def test_a_rerun_on_bigquery_leaves_every_compliance_figure_as_one_run_made_it(runs):
+    operational = {"dead_letter_summary"}  # what failed in every run, reruns included
+    once = {k: v for k, v in runs["after_one"].items() if k not in operational}
+    twice = {k: v for k, v in runs["after_rerun"].items() if k not in operational}
+    assert once["statements_by_category"] and twice == once
+    location = runs["location"]
+    stored = query_arrow(location, f"SELECT COUNT(*) AS n FROM `{PROJECT}.wh.enforcement_decisions_all_runs`")
+    distinct = query_arrow(location, f"SELECT COUNT(*) AS n FROM `{PROJECT}.wh.enforcement_decisions`")
+    # Every run's copies stay readable; the table readers see holds each decision once.
+    assert stored.column("n")[0].as_py() > distinct.column("n")[0].as_py() > 0
+
+
+def test_the_report_renders_from_bigquery(runs, tmp_path):
+    assert report.run(["--warehouse", runs["warehouse"], "--bigquery_endpoint", runs["endpoint"],
+                       "--out", str(tmp_path)]) == 0  # fmt: skip
+    html = (tmp_path / "transparency_report.html").read_text()
+    assert "Restrictive decisions" in html and runs["warehouse"] in html
+
+
+def test_the_training_reader_reads_the_features_back_equal_to_the_parquet_ones(runs):
+    from_bigquery, _ = read_features(runs["warehouse"], runs["endpoint"])
+    from_parquet = read_parquet_examples(table_files(str(runs["embedded"]), "features"))
+    by_id = {e["content_id"]: e for e in from_parquet}
+    # The BigQuery upload run ran twice: each item's features twice, equal both times.
+    assert {e["content_id"] for e in from_bigquery} == set(by_id)
+    for example in from_bigquery:
+        expected = by_id[example["content_id"]]
+        assert example.keys() == expected.keys()
+        for key, value in example.items():
+            if key != "extracted_at":  # when each run extracted it
+                np.testing.assert_equal(value, expected[key], err_msg=key)
+
+
+def test_a_row_bigquery_refuses_becomes_a_dead_letter_with_its_reason(endpoint):
+    """A table deployed from an older schema (no `source` column yet): BigQuery refuses the
+    rows that carry it, and each refusal is a dead letter naming the field, not a lost row."""
+    import apache_beam as beam
+    from google.cloud import bigquery
+
+    from enforcement.appeals import RetrainingLabel
+
+    location = _location(endpoint, "drift")
+    create_tables(location)
+    with location.client() as client:
+        table_id = location.table_id("retraining_labels")
+        older = [bigquery.SchemaField.from_api_repr(f) for f in bigquery_schema("retraining_labels")]
+        client.delete_table(table_id)
+        client.create_table(bigquery.Table(table_id, schema=[f for f in older if f.name != "source"]))
+    sink = BigQueryWarehouse(location, "drift-run", STREAMING_INSERTS)
+    labels = [RetrainingLabel(content_id=f"c{i}", decision_id=f"d{i}", label="real", source="appeal_overturned",
+                              labelled_at=dt.datetime(2026, 11, 2, tzinfo=dt.UTC)) for i in range(3)]  # fmt: skip
+    with batch_pipeline() as p:
+        refused = sink.write("retraining_labels", p | beam.Create(labels))
+        sink.write("dead_letter", refused)
+    rows = query_arrow(location, f"SELECT step, reason, error, content_id FROM `{PROJECT}.drift.dead_letter`")
+    dead = sorted(rows.to_pylist(), key=lambda r: r["content_id"])
+    assert [r["content_id"] for r in dead] == ["c0", "c1", "c2"]
+    for row in dead:
+        assert row["step"] == "write_retraining_labels"
+        assert row["reason"].startswith("bigquery_rejected:") and "source" in row["error"]
+    assert sink.run_counts("dead_letter", "step") == (("write_retraining_labels", 3),)
