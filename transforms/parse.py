@@ -7,8 +7,8 @@ Pub/Sub message) funnels through it, so a bad row is rejected the same way every
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import dataclasses
+import datetime as dt
 import io
 import json
 import posixpath
