@@ -191,21 +191,3 @@ def read_parquet_examples(paths: Iterable[str]) -> list[dict[str, object]]:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
             records.extend(example_from_feature_row(row) for row in batch.to_pylist())
     return records
-
-
-def read_bigquery_examples(uri: str, feature_version: str, endpoint: str | None = None) -> list[dict[str, object]]:
-    """The `features` rows of one feature version in a BigQuery warehouse (`bq://PROJECT.DATASET`),
-    as model-input dicts: the same dicts the Parquet files give (Arrow either way).
-
-    Raises:
-        ValueError: the dataset holds no features of this version (naming the ones it holds).
-    """
-    from transforms.bigquery import BigQueryLocation, query_arrow
-
-    location = BigQueryLocation.parse(uri, endpoint)
-    table = location.sql_name("features")
-    rows = query_arrow(location, f"SELECT * FROM {table} WHERE feature_version = @v", {"v": feature_version})
-    if rows.num_rows == 0:
-        held = query_arrow(location, f"SELECT DISTINCT feature_version FROM {table}").column(0).to_pylist()
-        raise ValueError(f"{uri}: no features of version {feature_version} (it holds {sorted(held)})")
-    return [example_from_feature_row(row) for row in rows.to_pylist()]

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from models.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
 from models.audio_layout import AUDIO
 from models.domain import GATE_INPUT, fit_gate
-from models.examples import item_source, load_labels, read_bigquery_examples, read_examples, read_parquet_examples
+from models.examples import example_from_feature_row, item_source, load_labels, read_examples, read_parquet_examples
 from models.fusion import COEFFICIENT_BOUNDS, CONTEXT_LOGIT_BOUND, FUSION_FEATURES, fit_fusion, fusion_inputs
 from models.handlers import LoadedSignature, ModelAnswer, judge_domain, predict_probabilities
 from models.metadata_layout import METADATA
@@ -54,6 +54,24 @@ def feature_files(features: str) -> list[str]:
                 return files
         return []
     return sorted(glob.glob(features))
+
+
+def read_bigquery_examples(uri: str, feature_version: str, endpoint: str | None = None) -> list[dict[str, object]]:
+    """The `features` rows of one feature version in a BigQuery warehouse (`bq://PROJECT.DATASET`),
+    as model-input dicts: the same dicts the Parquet files give (Arrow either way).
+
+    Raises:
+        ValueError: the dataset holds no features of this version (naming the ones it holds).
+    """
+    from transforms.bigquery import BigQueryLocation, query_arrow
+
+    location = BigQueryLocation.parse(uri, endpoint)
+    table = location.sql_name("features")
+    rows = query_arrow(location, f"SELECT * FROM {table} WHERE feature_version = @v", {"v": feature_version})
+    if rows.num_rows == 0:
+        held = query_arrow(location, f"SELECT DISTINCT feature_version FROM {table}").column(0).to_pylist()
+        raise ValueError(f"{uri}: no features of version {feature_version} (it holds {sorted(held)})")
+    return [example_from_feature_row(row) for row in rows.to_pylist()]
 
 
 def read_features(features: str, bigquery_endpoint: str | None = None) -> tuple[list[dict], list[str]]:
