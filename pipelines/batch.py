@@ -18,6 +18,7 @@ import sys
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineState
 
 from enforcement.appeals import decision_from_row
 from enforcement.events import enforcement_events
@@ -270,6 +271,11 @@ def run(argv: list[str] | None = None) -> int:
     with beam.Pipeline(options=pipeline_options) as p:
         build_pipeline(p, job)
     result = p.result
+    if result.state != PipelineState.DONE:  # submitted, not waited for (a template launch)
+        print(
+            f"job {getattr(result, 'job_id', lambda: '')()} is {result.state}: run {run_id} writes {options.warehouse}"
+        )
+        return 0
 
     where = sink.finish()
     summary = reconcile(rows_read(result), sink)
