@@ -28,6 +28,23 @@ from transforms.metadata import probe_media
 from transforms.visual import extract_visual
 
 
+def time_stages(data: bytes, limits: MediaLimits, clock=time.perf_counter):
+    """Milliseconds `clock` counts for probe, visual and audio extraction of one item, and
+    the item's probe."""
+    start = clock()
+    info = probe_media(data, limits)
+    probed = clock()
+    extract_visual(data, info.media_type, limits)
+    visual = clock()
+    extract_audio(data, info.audio_codec is not None, limits)
+    audio = clock()
+    return info, {
+        "probe": (probed - start) * 1000,
+        "visual": (visual - probed) * 1000,
+        "audio": (audio - visual) * 1000,
+    }
+
+
 def stage_timings(manifest: Path, limit: int) -> dict[str, dict[str, float]]:
     """Milliseconds per item for probe, visual and audio extraction, by media type."""
     limits = MediaLimits()
@@ -36,19 +53,12 @@ def stage_timings(manifest: Path, limit: int) -> dict[str, dict[str, float]]:
     for row in rows:
         data = (manifest.parent / row["media_uri"]).read_bytes()
         try:
-            start = time.perf_counter()
-            info = probe_media(data, limits)
-            probed = time.perf_counter()
-            extract_visual(data, info.media_type, limits)
-            visual = time.perf_counter()
-            extract_audio(data, info.audio_codec is not None, limits)
-            audio = time.perf_counter()
+            info, times = time_stages(data, limits)
         except Exception:  # corrupt items are not what this measures
             continue
         bucket = timings.setdefault(info.media_type, {"probe": [], "visual": [], "audio": []})
-        bucket["probe"].append((probed - start) * 1000)
-        bucket["visual"].append((visual - probed) * 1000)
-        bucket["audio"].append((audio - visual) * 1000)
+        for stage, ms in times.items():
+            bucket[stage].append(ms)
     return {
         media_type: {stage: round(statistics.median(values), 1) for stage, values in stages.items()}
         | {"items": len(stages["probe"])}

@@ -27,10 +27,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from transforms.audio import extract_audio
+from benchmarks.throughput import time_stages
 from transforms.limits import MediaLimits
-from transforms.metadata import probe_media
-from transforms.visual import extract_visual
 
 
 def make_clip(path: Path, size: tuple[int, int], seconds: float, fps: int = 30, gop: int = 60) -> Path:
@@ -105,16 +103,8 @@ def decode_floor(data: bytes) -> dict[str, float]:
 
 
 def stage_costs(data: bytes, repeat: int) -> dict[str, float]:
-    limits = MediaLimits()
     for _ in range(repeat):
-        start = time.process_time()
-        info = probe_media(data, limits)
-        probed = time.process_time()
-        extract_visual(data, info.media_type, limits)
-        visual = time.process_time()
-        extract_audio(data, info.audio_codec is not None, limits)
-        audio = time.process_time()
-    costs = {"probe": (probed - start) * 1000, "visual": (visual - probed) * 1000, "audio": (audio - visual) * 1000}
+        _, costs = time_stages(data, MediaLimits(), clock=time.process_time)
     return costs | decode_floor(data)
 
 
