@@ -39,6 +39,9 @@ class Detection:
     # A Beam accelerator resource hint for the inference steps only, e.g.
     # "type:nvidia-tesla-t4;count:1;install-nvidia-driver" (Dataflow right fitting).
     accelerator: str | None = None
+    # The streaming job's graph: joins that wait in keyed state instead of grouping the whole
+    # input (a batch CoGroupByKey in the global window cannot fire on an unbounded input).
+    streaming: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,7 @@ def detect(events: beam.PCollection, detection: Detection) -> Detected:
         detection.max_batch_size,
         fusion=detection.model_set.fusion,
         accelerator=detection.accelerator,
+        streaming=detection.streaming,
     )
     decisions, undecided = scores | "ApplyPolicy" >> ApplyPolicy(detection.policy)
     by_target, unrouted = decisions | "FanOutEnforcement" >> FanOutEnforcement(detection.policy)

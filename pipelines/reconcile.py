@@ -63,8 +63,10 @@ class Reconciliation:
 
 
 def rows_read(result) -> int:
+    """Input rows the job counted (committed; attempted where a runner commits later, as the
+    local streaming runner does for a job it was asked to stop)."""
     counters = result.metrics().query(MetricsFilter().with_namespace("reconcile").with_name("rows_read"))["counters"]
-    return int(sum(c.committed if c.committed is not None else c.attempted for c in counters))
+    return int(sum(max(c.committed or 0, c.attempted or 0) for c in counters))
 
 
 def parquet_run_counts(warehouse: str, table: str, run_id: str, columns: str) -> tuple[tuple, ...]:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
+from apache_beam.transforms import userstate
 
 from models.examples import model_inputs
 from models.fusion import FusionModel
@@ -16,7 +17,7 @@ from models.handlers import ModelAnswer, SavedModelSignatureHandler
 from models.registry import DeployedModel
 from schemas.records import MediaFeatures, MediaInfo, ModalityScore, ScoredMedia, UploadEvent, utc_now
 from schemas.vocabulary import MODALITIES
-from transforms.dead_letter import FlatMapOrDeadLetter, dead_letter_from_failure
+from transforms.dead_letter import DEAD, FlatMapOrDeadLetter, dead_letter_for, dead_letter_from_failure
 from transforms.fusion import fuse_scores
 
 
@@ -179,6 +180,65 @@ def _assemble(keyed, deployed: tuple[str, ...], fusion: FusionModel | None):
     yield from assemble_scores(content_id, grouped, deployed, fusion)
 
 
+# How long (event time) the streaming join waits for an item's last modality before it gives up
+# on it (its failure, if any, is already a dead letter); longer than any allowed lateness.
+JOIN_TIMEOUT_S = 48 * 3600
+
+
+class _JoinScoresInState(beam.DoFn):
+    """Streaming form of the `JoinScores` CoGroupByKey: an item's facts and modality scores
+    gather in keyed state until every deployed modality it carries has answered, then the item
+    is assembled as in batch. A modality that failed (its dead letter, tagged "failed") ends
+    the wait with nothing emitted, as batch does; a timer clears an item that never completes."""
+
+    PARTS = userstate.BagStateSpec("parts", beam.coders.PickleCoder())
+    GIVE_UP = userstate.TimerSpec("give_up", beam.TimeDomain.WATERMARK)
+
+    def __init__(self, deployed: tuple[str, ...], fusion: FusionModel | None):
+        self._deployed, self._fusion = deployed, fusion
+
+    def process(self, keyed, timestamp=beam.DoFn.TimestampParam, parts=beam.DoFn.StateParam(PARTS),
+                give_up=beam.DoFn.TimerParam(GIVE_UP)):  # fmt: skip
+        content_id, part = keyed
+        parts.add(part)
+        held = list(parts.read())
+        facts = [value for kind, value in held if kind == "features"]
+        give_up.set(timestamp + JOIN_TIMEOUT_S)
+        if not facts:
+            return
+        expected = {m for m in facts[0].modalities if m in self._deployed}
+        failed = {value for kind, value in held if kind == "failed"}
+        answered = {kind for kind, _ in held if kind in MODALITIES}
+        if expected & failed:
+            parts.clear()
+            give_up.clear()
+        elif expected <= answered:
+            parts.clear()
+            give_up.clear()
+            grouped = {"features": facts[:1], **{m: [v for k, v in held if k == m] for m in answered}}
+            try:
+                scored = list(assemble_scores(content_id, grouped, self._deployed, self._fusion))
+            except Exception as error:  # as the batch join's FlatMapOrDeadLetter does
+                yield beam.pvalue.TaggedOutput(DEAD, dead_letter_for(facts[0].event, error, "fuse_scores"))
+                return
+            yield from scored
+
+    @userstate.on_timer(GIVE_UP)
+    def forget(self, parts=beam.DoFn.StateParam(PARTS)):
+        Metrics.counter("inference", "join_timed_out").inc()
+        parts.clear()
+
+
+def _tagged(keyed: tuple, tag: str) -> tuple[str, tuple[str, object]]:
+    content_id, value = keyed
+    return content_id, (tag, value)
+
+
+def _failure_marker(dead_letter, modality: str):
+    if dead_letter.content_id:
+        yield dead_letter.content_id, ("failed", modality)
+
+
 class ScoreMedia(beam.PTransform):
     """MediaFeatures -> ScoredMedia: every modality through its model, then fused.
 
@@ -193,28 +253,49 @@ class ScoreMedia(beam.PTransform):
         max_batch_size: int = 32,
         fusion: FusionModel | None = None,
         accelerator: str | None = None,
+        streaming: bool = False,
     ):
         super().__init__()
         self._models = dict(models)
         self._fusion = fusion
         self._batch = (min_batch_size, max_batch_size)
         self._accelerator = accelerator
+        self._streaming = streaming
 
     def expand(self, features):
-        grouped_inputs = {"features": features | "KeyFacts" >> beam.Map(_keyed_facts)}
-        dead_letters = []
+        facts = features | "KeyFacts" >> beam.Map(_keyed_facts)
+        grouped_inputs, tagged, dead_letters = (
+            {"features": facts},
+            [facts | "TagFacts" >> beam.Map(_tagged, "features")],
+            [],
+        )
         for modality in MODALITIES:
             if modality not in self._models:
                 continue
-            scores, dead = features | f"Score{modality.capitalize()}" >> ScoreModality(
+            name = modality.capitalize()
+            scores, dead = features | f"Score{name}" >> ScoreModality(
                 self._models[modality], *self._batch, accelerator=self._accelerator
             )
             grouped_inputs[modality] = scores
             dead_letters.append(dead)
-        scored = grouped_inputs | "JoinScores" >> beam.CoGroupByKey()
-        scored, unfused = scored | "FuseScores" >> FlatMapOrDeadLetter(
-            _assemble, "fuse_scores", deployed=tuple(self._models), fusion=self._fusion
-        )
+            if self._streaming:
+                tagged.append(scores | f"Tag{name}" >> beam.Map(_tagged, modality))
+                tagged.append(dead | f"Failed{name}" >> beam.FlatMap(_failure_marker, modality))
+        deployed = tuple(self._models)
+        if self._streaming:
+            joined = (
+                tagged
+                | "AllParts" >> beam.Flatten()
+                | "JoinScoresInState"
+                >> beam.ParDo(_JoinScoresInState(deployed, self._fusion)).with_outputs(DEAD, main="scored")
+            )
+            scored, unfused = joined.scored, joined[DEAD]
+        else:
+            scored, unfused = (
+                grouped_inputs
+                | "JoinScores" >> beam.CoGroupByKey()
+                | "FuseScores" >> FlatMapOrDeadLetter(_assemble, "fuse_scores", deployed=deployed, fusion=self._fusion)
+            )
         dead_letters.append(unfused)
         dead = dead_letters | "MergeInferenceFailures" >> beam.Flatten(pipeline=features.pipeline)
         return scored, dead

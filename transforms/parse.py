@@ -416,9 +416,54 @@ def _duplicate_upload(repeat) -> DeadLetter:
                    f"content_id {content_id} appears more than once; the earliest upload is kept")  # fmt: skip
 
 
+# How long (event time) the streaming job remembers a content id to skip its re-sends.
+DEDUPE_HORIZON = dt.timedelta(days=30)
+
+
+class _FirstUploadInState(beam.DoFn):
+    """Streaming: the first event of a content id wins, held in keyed state until an
+    event-time timer `DEDUPE_HORIZON` after it clears the key; a redelivered or re-sent event
+    before then is skipped with its reason."""
+
+    SEEN = beam.transforms.userstate.ReadModifyWriteStateSpec("seen", beam.coders.BooleanCoder())
+    EXPIRY = beam.transforms.userstate.TimerSpec("expiry", beam.TimeDomain.WATERMARK)
+
+    def process(self, keyed, timestamp=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN),
+                expiry=beam.DoFn.TimerParam(EXPIRY)):  # fmt: skip
+        content_id, event = keyed
+        if seen.read():
+            yield beam.pvalue.TaggedOutput("repeats", (content_id, event, None))
+            return
+        seen.write(True)
+        expiry.set(timestamp + DEDUPE_HORIZON.total_seconds())
+        yield event
+
+    @beam.transforms.userstate.on_timer(EXPIRY)
+    def forget(self, seen=beam.DoFn.StateParam(SEEN)):
+        seen.clear()
+
+
+def _keyed_by_content(event: UploadEvent) -> tuple[str, UploadEvent]:
+    return event.content_id, event
+
+
 class DeduplicateEvents(beam.PTransform):
-    """One event per content_id, so a repeated manifest row is never scored or enforced twice."""
+    """One event per content_id, so a repeated row or a redelivered message is never scored or
+    enforced twice. Batch keeps the earliest upload of each id over the whole input; streaming
+    (`streaming=True`) keeps the first to arrive, in keyed state (`_FirstUploadInState`)."""
+
+    def __init__(self, streaming: bool = False):
+        super().__init__()
+        self._streaming = streaming
 
     def expand(self, events):
-        kept, repeats = events | "KeepFirstUpload" >> KeepOnePerKey(_content_id, _upload_order)
+        if self._streaming:
+            outputs = (
+                events
+                | "KeyByContent" >> beam.Map(_keyed_by_content)
+                | "KeepFirstArrival" >> beam.ParDo(_FirstUploadInState()).with_outputs("repeats", main="kept")
+            )
+            kept, repeats = outputs.kept, outputs.repeats
+        else:
+            kept, repeats = events | "KeepFirstUpload" >> KeepOnePerKey(_content_id, _upload_order)
         return kept, repeats | "SkipDuplicates" >> beam.Map(_duplicate_upload)

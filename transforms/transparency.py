@@ -29,10 +29,13 @@ class AggregateTransparency(beam.PTransform):
     """Decision (and optionally AppealOutcome) -> TransparencyCell per (measure, period,
     breakdown). Returns `(cells, dead_letters)`."""
 
-    def __init__(self, min_cell_count: int, appeal_outcomes=None):
+    def __init__(self, min_cell_count: int, appeal_outcomes=None, windowing: beam.WindowInto | None = None):
         super().__init__()
         self._min_cell_count = min_cell_count
         self._appeal_outcomes = appeal_outcomes
+        # Streaming: the event-time windows (with their trigger and allowed lateness) the cells
+        # are counted in; batch counts the whole input at once.
+        self._windowing = windowing
 
     def expand(self, decisions):
         step = "aggregate_transparency"
@@ -46,9 +49,11 @@ class AggregateTransparency(beam.PTransform):
             keys, unkeyed = pcoll | f"{label}Keys" >> FlatMapOrDeadLetter(to_keys, step)
             keyed.append(keys)
             failures.append(unkeyed)
+        keys = keyed | "AllCellKeys" >> beam.Flatten(pipeline=decisions.pipeline)
+        if self._windowing is not None:
+            keys = keys | "Window" >> self._windowing
         cells, unmade = (
-            keyed
-            | "AllCellKeys" >> beam.Flatten(pipeline=decisions.pipeline)
+            keys
             | "GroupCells" >> beam.GroupByKey()
             | "MakeCells" >> MapOrDeadLetter(_make_cell, step, min_cell_count=self._min_cell_count)
         )

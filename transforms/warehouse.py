@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import apache_beam as beam
@@ -74,16 +75,27 @@ class ToWarehouseRows(beam.PTransform):
         return records | "ToRows" >> MapOrDeadLetter(warehouse_row, f"write_{self._table}", **kwargs)
 
 
+def _stamped_now(row: dict) -> beam.window.TimestampedValue:
+    return beam.window.TimestampedValue(row, time.time())
+
+
 class WriteTable(beam.PTransform):
     """Records with `to_row()` -> validated rows -> Parquet files of one warehouse table;
     returns the dead letters of `ToWarehouseRows`."""
 
-    def __init__(self, warehouse: str, table: str, run_id: str):
+    def __init__(self, warehouse: str, table: str, run_id: str, window_s: int | None = None):
         super().__init__()
         self._warehouse, self._table, self._run_id = warehouse, table, run_id
+        self._window_s = window_s  # streaming: one file set per fixed window of this many seconds
 
     def expand(self, records):
         rows, failures = records | "ToRows" >> ToWarehouseRows(self._table, self._run_id)
+        if self._window_s:  # files by arrival, so an event's lateness never holds its row back
+            rows = (
+                rows
+                | "StampArrival" >> beam.Map(_stamped_now)
+                | "Window" >> beam.WindowInto(beam.window.FixedWindows(self._window_s))
+            )
         _ = rows | "WriteParquet" >> beam.io.WriteToParquet(
             table_prefix(self._warehouse, self._table, self._run_id),
             schema=arrow_schema(self._table),

@@ -1,0 +1,342 @@
+"""Streaming deepfake detection: Pub/Sub upload events -> the detection graph -> warehouse.
+
+    python -m pipelines.streaming --subscription projects/P/subscriptions/S --warehouse DIR|bq://P.D
+        [--model_dir DIR] [--policy FILE] [--stop_after_idle_s 30] [--max_run_s 600]
+
+The same `detect` (pipelines/graph.py) as the batch job, with a streaming source in front and
+the streaming forms of the stages that cannot run unbounded as the batch ones do:
+
+* de-duplication: the first event of a content id wins, in keyed state with an expiry timer
+  (`DeduplicateEvents(streaming=True)`); a redelivered or re-sent event is skipped and counted;
+* strikes: each account's ledger in keyed state, seeded from the warehouse's current ledger at
+  start, with event-time timers at expiry (`TrackStrikesInState`); a strike that crosses the
+  threshold suspends the account, as in batch;
+* transparency cells: hourly event-time windows, fired at the watermark and again for each
+  late decision within `--allowed_lateness_s` (accumulating panes: a late firing re-emits the
+  window's cells whole, the newest pane standing). The published figures come from
+  `pipelines.transparency`, which recounts every decision once, so no pane is ever summed.
+
+Event time is the upload time: the publisher sets the `uploaded_at` attribute (RFC 3339;
+`python -m pipelines.publish_events` does). Rows go to the same tables as batch: BigQuery
+streaming inserts, or Parquet files per window in the embedded warehouse.
+
+Locally it runs on Beam's DirectRunner in streaming mode against the Pub/Sub emulator
+(PUBSUB_EMULATOR_HOST); on Dataflow with `--runner DataflowRunner --streaming`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import logging
+import secrets
+import sys
+import time
+
+import apache_beam as beam
+import duckdb
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineState
+from apache_beam.transforms import trigger, window
+
+from enforcement.events import enforcement_events
+from enforcement.policy import load_policy
+from enforcement.strikes import suspension_decision
+from models.registry import SERVED_MODEL_DIR, parse_pinned_versions, resolve_model_set
+from pipelines.graph import Detection, detect
+from pipelines.options import DetectionOptions
+from pipelines.reconcile import format_summary, reconcile, rows_read, stage_of
+from pipelines.sinks import LaunchError, Sink, open_warehouse
+from transforms.dead_letter import DEAD, FlatMapOrDeadLetter, MapOrDeadLetter, dead_letter_for
+from transforms.hashbank import HashBank
+from transforms.inference import JOIN_TIMEOUT_S
+from transforms.parse import DeduplicateEvents, ParseEvents, RawRow
+from transforms.statements import BuildStatements
+from transforms.strikes import ReadStrikeLedger, TrackStrikesInState
+from transforms.transparency import AggregateTransparency
+
+STREAMING_RUNNER = "DirectRunner"
+EVENT_TIME_ATTRIBUTE = "uploaded_at"
+CELL_WINDOW_S = 3600
+LATENCY = Metrics.distribution("streaming", "upload_to_decision_ms")
+
+
+class StreamingOptions(DetectionOptions):
+    """`python -m pipelines.streaming`'s own flags, next to the batch job's."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        stream = parser.add_argument_group("streaming")
+        stream.add_argument("--subscription", help="Upload events: projects/P/subscriptions/S.")
+        stream.add_argument(
+            "--allowed_lateness_s",
+            type=int,
+            default=6 * 3600,
+            help="How late (event time) a decision may arrive and still update its window's cells "
+            "(default %(default)s).",
+        )
+        stream.add_argument(
+            "--file_window_s",
+            type=int,
+            default=60,
+            help="Embedded warehouse: one Parquet file set per window of this many seconds (default %(default)s).",
+        )
+        stream.add_argument("--max_run_s", type=float, default=None, help="Stop after this long (local runs).")
+        stream.add_argument(
+            "--expected_rows",
+            type=int,
+            default=None,
+            help="Stop once this many upload rows are accounted for (scored, dead-lettered or skipped), and "
+            "balance the reconciliation against it: what a local run knows it published.",
+        )
+        stream.add_argument(
+            "--stop_after_idle_s",
+            type=float,
+            default=None,
+            help="Stop once no upload event has arrived for this long (local runs).",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamingJob:
+    detection: Detection
+    sink: Sink
+    subscription: str
+    prior_ledger: beam.PTransform
+    min_cell_count: int = 10
+    allowed_lateness_s: int = 6 * 3600
+
+
+def message_row(message, subscription: str) -> RawRow:
+    """A Pub/Sub message as an input row: its body, decoded like a manifest line."""
+    data = message.data if hasattr(message, "data") else message
+    try:
+        return RawRow(source=subscription, text=data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        text = data.decode("utf-8", errors="replace")
+        return RawRow(source=subscription, text=text, read_error=f"not valid UTF-8 at offset {exc.start}")
+
+
+def measure_latency(decision):
+    """Upload to decision, in milliseconds, as a distribution metric."""
+    LATENCY.update(int((decision.decided_at - decision.uploaded_at).total_seconds() * 1000))
+    return decision
+
+
+class EventTooLate(ValueError):
+    """An upload older than the allowed lateness: the batch job is for backfills."""
+
+    reason = "later_than_allowed_lateness"
+
+
+class _AdmitInTime(beam.DoFn):
+    """Dead-letters an event older (event time) than now minus the allowed lateness. The
+    watermark never runs ahead of the wall clock, so what passes here is never late for the
+    windows and timers downstream: no event is dropped by the runner without a trace."""
+
+    def __init__(self, allowed_lateness_s: int):
+        self._allowed_lateness_s = allowed_lateness_s
+
+    def process(self, event, timestamp=beam.DoFn.TimestampParam):
+        if timestamp.micros / 1e6 < time.time() - self._allowed_lateness_s:
+            late = EventTooLate(f"uploaded_at {event.uploaded_at.isoformat()} is more than "
+                                f"{self._allowed_lateness_s} s before now; score it with the batch job")  # fmt: skip
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter_for(event, late, "admit_events"))
+            return
+        yield event
+
+
+def read_uploads(p: beam.Pipeline, subscription: str, allowed_lateness_s: int):
+    """Pub/Sub messages -> parsed, admitted, de-duplicated upload events, and the rows turned away."""
+    messages = p | "ReadPubSub" >> beam.io.ReadFromPubSub(
+        subscription=subscription, with_attributes=True, timestamp_attribute=EVENT_TIME_ATTRIBUTE
+    )
+    rows = messages | "AsRawRows" >> beam.Map(message_row, subscription=subscription)
+    events, invalid = rows | "ParseEvents" >> ParseEvents(base_uri=None)
+    return admit(events, allowed_lateness_s, [invalid])
+
+
+def admit(events: beam.PCollection, allowed_lateness_s: int, failures: list):
+    """Events in time, each content id once (the source-independent front of the streaming job)."""
+    admitted = events | "AdmitInTime" >> beam.ParDo(_AdmitInTime(allowed_lateness_s)).with_outputs(DEAD, main="events")
+    events, too_late = admitted.events, admitted[DEAD]
+    events, duplicates = events | "DeduplicateEvents" >> DeduplicateEvents(streaming=True)
+    return events, [*failures, too_late, duplicates]
+
+
+def cell_windowing(allowed_lateness_s: int) -> beam.WindowInto:
+    return beam.WindowInto(
+        window.FixedWindows(CELL_WINDOW_S),
+        trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+        accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+        allowed_lateness=allowed_lateness_s,
+    )
+
+
+def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: list) -> None:
+    """`detect` plus the streaming account stage and the sinks, on parsed upload events."""
+    p, sink, policy = events.pipeline, job.sink, job.detection.policy
+    detected = detect(events, job.detection)
+    failures += detected.dead_letters
+    failures += [sink.write("features", detected.features), sink.write("media_scores", detected.scores)]
+    decisions = detected.decisions | "MeasureLatency" >> beam.Map(measure_latency)
+    all_decisions, statements, events_out = [decisions], [detected.statements], list(detected.events.values())
+    if policy.strikes is not None:
+        prior = p | "ReadStrikeLedger" >> ReadStrikeLedger(job.prior_ledger)
+        ledger, suspensions, unupdated = {"prior": prior, "decisions": decisions} | "TrackStrikes" >> (
+            TrackStrikesInState(policy.strikes)
+        )
+        failures += [unupdated, sink.write("strike_ledger", ledger)]
+        suspended, undecided = suspensions | "SuspendAccounts" >> MapOrDeadLetter(
+            suspension_decision, "suspend_account", policy=policy
+        )
+        suspension_events, unrouted = suspended | "SuspensionEvents" >> FlatMapOrDeadLetter(
+            enforcement_events, "fan_out_enforcement"
+        )
+        account_statements, unstated = suspended | "AccountStatements" >> BuildStatements(policy.categories)
+        all_decisions.append(suspended)
+        statements.append(account_statements)
+        events_out.append(suspension_events)
+        failures += [undecided, unrouted, unstated]
+    decisions = tuple(all_decisions) | "ContentAndAccountDecisions" >> beam.Flatten()
+    failures.append(sink.write("enforcement_decisions", decisions))
+    failures.append(sink.write("statements_of_reasons", tuple(statements) | "AllStatements" >> beam.Flatten()))
+    failures.append(sink.publish_events(events_out, p))
+    cells, unaggregated = decisions | "AggregateTransparency" >> AggregateTransparency(
+        job.min_cell_count, windowing=cell_windowing(job.allowed_lateness_s)
+    )
+    failures += [unaggregated, sink.write("transparency_aggregates", cells)]
+
+
+def build_pipeline(p: beam.Pipeline, job: StreamingJob) -> None:
+    events, failures = read_uploads(p, job.subscription, job.allowed_lateness_s)
+    add_streaming_job(events, job, failures)
+    dead_letters = tuple(f for f in failures if f is not None) | "MergeDeadLetters" >> beam.Flatten()
+    job.sink.write("dead_letter", dead_letters)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.streaming",
+        description="Score uploads from Pub/Sub as they arrive, decide under a policy, write the warehouse.",
+        epilog="Beam options such as --runner pass through.",
+    )
+    StreamingOptions._add_argparse_args(parser)
+    return parser
+
+
+def accounted_rows(sink: Sink) -> int:
+    """Upload rows the run has written an outcome for: a score, or a dead letter (or skip) of
+    the upload stage."""
+    scored = sum(n for *_, n in sink.run_counts("media_scores", "media_type"))
+    turned_away = sum(
+        n for _, step, n in sink.run_counts("dead_letter", "disposition, step") if stage_of(step) == "uploads"
+    )
+    return scored + turned_away
+
+
+def wait(result, sink: Sink, max_run_s: float | None, stop_after_idle_s: float | None,
+         expected_rows: int | None, settle_s: float) -> str:  # fmt: skip
+    """Waits until the job ends, `max_run_s` passes, every expected row is accounted for, or
+    no new row has been accounted for in `stop_after_idle_s`; then waits `settle_s` for the
+    last window's rows and cancels it. Progress is read from what the run wrote: the local
+    runner's metrics stop updating after its first bundle. Returns why it stopped."""
+    started, last_count, last_change = time.monotonic(), -1, time.monotonic()
+    while True:
+        time.sleep(5.0)  # the local runner takes no wait timeout: poll
+        state = result.state
+        if state in (PipelineState.DONE, PipelineState.FAILED, PipelineState.CANCELLED):
+            result.wait_until_finish()  # raises the pipeline's error, if it failed
+            return str(state)
+        now = time.monotonic()
+        try:
+            count = accounted_rows(sink)
+        except duckdb.Error:  # a file still being written: count on the next poll
+            continue
+        if count != last_count:
+            last_count, last_change = count, now
+        if max_run_s is not None and now - started >= max_run_s:
+            reason = f"ran {max_run_s:g} s, {count} rows accounted for"
+            break
+        if expected_rows is not None and count >= expected_rows:
+            reason = f"all {expected_rows} expected rows accounted for"
+            break
+        if stop_after_idle_s is not None and count > 0 and now - last_change >= stop_after_idle_s:
+            reason = f"no new row in {stop_after_idle_s:g} s, {count} accounted for"
+            break
+    time.sleep(settle_s)
+    result.cancel()
+    return reason
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    parser.parse_known_args(argv)
+    pipeline_options = PipelineOptions(argv)
+    options = pipeline_options.view_as(StreamingOptions)
+    if not options.subscription:
+        parser.error("--subscription is required")
+    if not options.warehouse:
+        parser.error("--warehouse is required")
+    if not 0 < options.allowed_lateness_s < JOIN_TIMEOUT_S:
+        parser.error(f"--allowed_lateness_s must be positive and under {JOIN_TIMEOUT_S} s (the scoring join's wait)")
+    settle_s = options.file_window_s + 35.0  # the last file window closes, then the next pull returns
+    standard = pipeline_options.view_as(StandardOptions)
+    standard.streaming = True
+    standard.runner = standard.runner or STREAMING_RUNNER
+    try:
+        policy = load_policy(options.policy)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--policy: {exc}")
+    try:
+        model_set = resolve_model_set(options.model_dir or str(SERVED_MODEL_DIR),
+                                      parse_pinned_versions(options.model_versions))  # fmt: skip
+    except (OSError, ValueError) as exc:
+        parser.error(f"--model_dir: {exc}")
+    if not model_set.models:
+        parser.error("--model_dir: no model versions found")
+    hash_bank = HashBank.load(options.hash_bank) if options.hash_bank else None
+    run_id = options.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-stream-") + secrets.token_hex(3)
+    try:
+        sink = open_warehouse(
+            options.warehouse,
+            run_id,
+            bigquery_endpoint=options.bigquery_endpoint,
+            write_method="streaming_inserts",
+            temp_location=pipeline_options.view_as(GoogleCloudOptions).temp_location,
+            pubsub_project=options.pubsub_project if options.events_sink == "pubsub" else None,
+            topic_prefix=options.pubsub_topic_prefix,
+            window_s=options.file_window_s,
+        )
+        history = sink.history(options.strike_ledger, truncate=False)
+    except (LaunchError, ValueError) as exc:
+        parser.error(str(exc))
+    sink.prepare(truncate=False)
+    detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
+                          options.max_batch_size, options.accelerator, streaming=True)  # fmt: skip
+    job = StreamingJob(detection, sink, options.subscription, history.ledger, options.min_cell_count,
+                       options.allowed_lateness_s)  # fmt: skip
+    p = beam.Pipeline(options=pipeline_options)
+    build_pipeline(p, job)
+    result = p.run()
+    why = wait(result, sink, options.max_run_s, options.stop_after_idle_s, options.expected_rows, settle_s)
+    where = sink.finish()
+    # What the runner counted, or what the caller published when the local runner's metrics lag.
+    summary = reconcile(max(rows_read(result), options.expected_rows or 0), sink)
+    print(f"streaming job {run_id} stopped: {why}")
+    print(format_summary(summary, where, model_set))
+    latency = result.metrics().query(MetricsFilter().with_name("upload_to_decision_ms"))["distributions"]
+    for found in latency:
+        value = found.committed or found.attempted
+        if value and value.count:
+            print(f"upload to decision: mean {value.mean / 1000:.1f} s over {value.count} decisions "
+                  f"(min {value.min / 1000:.1f} s, max {value.max / 1000:.1f} s)")  # fmt: skip
+    return 0 if summary.balanced else 3
+
+
+if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.WARNING)
+    sys.exit(run())
