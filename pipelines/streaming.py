@@ -18,7 +18,7 @@ the streaming forms of the stages that cannot run unbounded as the batch ones do
 
 Event time is the upload time: the publisher sets the `uploaded_at` attribute (RFC 3339;
 `python -m pipelines.publish_events` does). Rows go to the same tables as batch: BigQuery
-streaming inserts, or Parquet files per window in the embedded warehouse.
+streaming inserts, or a Parquet file per bundle in the embedded warehouse.
 
 Locally it runs on Beam's DirectRunner in streaming mode against the Pub/Sub emulator
 (PUBSUB_EMULATOR_HOST); on Dataflow with `--runner DataflowRunner --streaming`.
@@ -37,7 +37,6 @@ import time
 import apache_beam as beam
 import duckdb
 from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 from apache_beam.transforms import trigger, window
@@ -49,7 +48,8 @@ from models.registry import SERVED_MODEL_DIR, parse_pinned_versions, resolve_mod
 from pipelines.graph import Detection, detect
 from pipelines.options import DetectionOptions
 from pipelines.reconcile import format_summary, reconcile, rows_read, stage_of
-from pipelines.sinks import LaunchError, Sink, open_warehouse
+from pipelines.sinks import BigQueryWarehouse, LaunchError, Sink, open_warehouse
+from schemas.vocabulary import SUSPEND_ACTION
 from transforms.dead_letter import DEAD, FlatMapOrDeadLetter, MapOrDeadLetter, dead_letter_for
 from transforms.hashbank import HashBank
 from transforms.inference import JOIN_TIMEOUT_S
@@ -77,12 +77,6 @@ class StreamingOptions(DetectionOptions):
             default=6 * 3600,
             help="How late (event time) a decision may arrive and still update its window's cells "
             "(default %(default)s).",
-        )
-        stream.add_argument(
-            "--file_window_s",
-            type=int,
-            default=60,
-            help="Embedded warehouse: one Parquet file set per window of this many seconds (default %(default)s).",
         )
         stream.add_argument("--max_run_s", type=float, default=None, help="Stop after this long (local runs).")
         stream.add_argument(
@@ -228,6 +222,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def latency_percentiles(sink: Sink, quantiles: tuple[int, ...] = (50, 95, 99)) -> dict[int, float]:
+    """p50/p95/p99 of upload-to-decision seconds over this run's content decisions, from the
+    rows (`decided_at - uploaded_at`; suspensions, decided at their event time, left out)."""
+    seconds = (
+        "TIMESTAMP_DIFF(decided_at, uploaded_at, MILLISECOND)"
+        if isinstance(sink, BigQueryWarehouse)
+        else "date_diff('millisecond', uploaded_at, decided_at)"
+    )
+    rows = sink.run_counts("enforcement_decisions", f"action, {seconds}")
+    values = sorted(ms / 1000 for action, ms, n in rows if action != SUSPEND_ACTION for _ in range(n))
+    if not values:
+        return {}
+    return {q: values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))] for q in quantiles}
+
+
 def accounted_rows(sink: Sink) -> int:
     """Upload rows the run has written an outcome for: a score, or a dead letter (or skip) of
     the upload stage."""
@@ -283,7 +292,7 @@ def run(argv: list[str] | None = None) -> int:
         parser.error("--warehouse is required")
     if not 0 < options.allowed_lateness_s < JOIN_TIMEOUT_S:
         parser.error(f"--allowed_lateness_s must be positive and under {JOIN_TIMEOUT_S} s (the scoring join's wait)")
-    settle_s = options.file_window_s + 35.0  # the last file window closes, then the next pull returns
+    settle_s = 35.0  # the last bundles finish, and the next pull returns
     standard = pipeline_options.view_as(StandardOptions)
     standard.streaming = True
     standard.runner = standard.runner or STREAMING_RUNNER
@@ -309,7 +318,7 @@ def run(argv: list[str] | None = None) -> int:
             temp_location=pipeline_options.view_as(GoogleCloudOptions).temp_location,
             pubsub_project=options.pubsub_project if options.events_sink == "pubsub" else None,
             topic_prefix=options.pubsub_topic_prefix,
-            window_s=options.file_window_s,
+            streaming=True,
         )
         history = sink.history(options.strike_ledger, truncate=False)
     except (LaunchError, ValueError) as exc:
@@ -328,12 +337,9 @@ def run(argv: list[str] | None = None) -> int:
     summary = reconcile(max(rows_read(result), options.expected_rows or 0), sink)
     print(f"streaming job {run_id} stopped: {why}")
     print(format_summary(summary, where, model_set))
-    latency = result.metrics().query(MetricsFilter().with_name("upload_to_decision_ms"))["distributions"]
-    for found in latency:
-        value = found.committed or found.attempted
-        if value and value.count:
-            print(f"upload to decision: mean {value.mean / 1000:.1f} s over {value.count} decisions "
-                  f"(min {value.min / 1000:.1f} s, max {value.max / 1000:.1f} s)")  # fmt: skip
+    percentiles = latency_percentiles(sink)
+    if percentiles:
+        print("upload to decision, seconds: " + "  ".join(f"p{q} {v:.1f}" for q, v in percentiles.items()))
     return 0 if summary.balanced else 3
 
 

@@ -13,13 +13,16 @@ before it is written, so a Parquet file can be loaded into BigQuery as it is.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
-import time
+import uuid
 from pathlib import Path
 
 import apache_beam as beam
 import duckdb
+import pyarrow as pa
 
 from models.examples import to_tf_example
 from models.signature import FEATURE_VERSION
@@ -75,27 +78,55 @@ class ToWarehouseRows(beam.PTransform):
         return records | "ToRows" >> MapOrDeadLetter(warehouse_row, f"write_{self._table}", **kwargs)
 
 
-def _stamped_now(row: dict) -> beam.window.TimestampedValue:
-    return beam.window.TimestampedValue(row, time.time())
+class _WriteParquetPerBundle(beam.DoFn):
+    """Streaming: each bundle's rows as one Parquet file, named like a batch run's files
+    (`<run_id>-SSSSS-of-99999.parquet`, the shard number drawn until free), written aside and
+    linked into place whole, so a reader never sees half a file and no window holds a row."""
+
+    def __init__(self, prefix: str, table: str):
+        self._prefix, self._table = prefix, table
+
+    def start_bundle(self):
+        self._rows = []
+
+    def process(self, row: dict):
+        self._rows.append(row)
+
+    def finish_bundle(self):
+        if not self._rows:
+            return
+        import pyarrow.parquet as pq
+
+        Path(self._prefix).parent.mkdir(parents=True, exist_ok=True)
+        staged = f"{self._prefix}.{uuid.uuid4().hex}.tmp"
+        pq.write_table(pa.Table.from_pylist(self._rows, schema=arrow_schema(self._table)), staged, compression="zstd")
+        while True:
+            final = f"{self._prefix}-{secrets.randbelow(99999):05d}-of-99999.parquet"
+            try:
+                os.link(staged, final)
+                break
+            except FileExistsError:
+                continue
+        os.unlink(staged)
+        self._rows = []
 
 
 class WriteTable(beam.PTransform):
     """Records with `to_row()` -> validated rows -> Parquet files of one warehouse table;
     returns the dead letters of `ToWarehouseRows`."""
 
-    def __init__(self, warehouse: str, table: str, run_id: str, window_s: int | None = None):
+    def __init__(self, warehouse: str, table: str, run_id: str, streaming: bool = False):
         super().__init__()
         self._warehouse, self._table, self._run_id = warehouse, table, run_id
-        self._window_s = window_s  # streaming: one file set per fixed window of this many seconds
+        self._streaming = streaming
 
     def expand(self, records):
         rows, failures = records | "ToRows" >> ToWarehouseRows(self._table, self._run_id)
-        if self._window_s:  # files by arrival, so an event's lateness never holds its row back
-            rows = (
-                rows
-                | "StampArrival" >> beam.Map(_stamped_now)
-                | "Window" >> beam.WindowInto(beam.window.FixedWindows(self._window_s))
+        if self._streaming:
+            _ = rows | "WriteParquetPerBundle" >> beam.ParDo(
+                _WriteParquetPerBundle(table_prefix(self._warehouse, self._table, self._run_id), self._table)
             )
+            return failures
         _ = rows | "WriteParquet" >> beam.io.WriteToParquet(
             table_prefix(self._warehouse, self._table, self._run_id),
             schema=arrow_schema(self._table),

@@ -1,0 +1,160 @@
+"""The streaming job: its stateful stages under TestStream (watermark advances, redelivery,
+expiry), and the whole job against the Pub/Sub emulator, deciding what the batch job decides."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import apache_beam as beam
+import duckdb
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms import window
+from apache_beam.utils.timestamp import Timestamp
+
+from enforcement.policy import StrikePolicy
+from enforcement.strikes import strike_for
+from models import corpus
+from pipelines import batch, publish_events, streaming
+from pipelines.local_servers import ServerUnavailable, running, start_pubsub
+from schemas.records import parse_timestamp
+from transforms.parse import DeduplicateEvents, parse_event
+from transforms.strikes import TrackStrikesInState
+
+from .test_strikes import T0, decision
+
+POLICY = StrikePolicy({"remove": 1.0, "reduce_reach": 0.5, "label": 0.0}, window_days=90, suspend_at=2.0)
+
+
+def streaming_pipeline() -> beam.Pipeline:
+    options = PipelineOptions(["--runner=DirectRunner"])
+    options.view_as(StandardOptions).streaming = True
+    return beam.Pipeline(options=options)
+
+
+def at(day: float) -> Timestamp:
+    return Timestamp.from_utc_datetime(T0 + dt.timedelta(days=day))
+
+
+def upload(content_id: str, day: float) -> object:
+    return parse_event({"content_id": content_id, "media_uri": "/m/x.jpg", "account_id": "a1",
+                        "uploaded_at": (T0 + dt.timedelta(days=day)).isoformat()})  # fmt: skip
+
+
+def test_a_redelivered_event_is_skipped_and_counted_and_forgotten_after_the_horizon():
+    first, again, much_later = upload("c1", 0), upload("c1", 0), upload("c1", 45)
+    stream = (
+        TestStream()
+        .advance_watermark_to(at(0))
+        .add_elements([window.TimestampedValue(first, at(0).micros / 1e6), window.TimestampedValue(upload("c2", 0), at(0).micros / 1e6)])
+        .add_elements([window.TimestampedValue(again, at(0.1).micros / 1e6)])  # Pub/Sub redelivers
+        .advance_watermark_to(at(40))  # past the 30-day horizon: c1 is forgotten
+        .add_elements([window.TimestampedValue(much_later, at(45).micros / 1e6)])
+        .advance_watermark_to_infinity()
+    )  # fmt: skip
+    with streaming_pipeline() as p:
+        kept, skipped = p | stream | DeduplicateEvents(streaming=True)
+        assert_that(kept | beam.Map(lambda e: (e.content_id, e.uploaded_at.day)), equal_to([("c1", 1), ("c2", 1), ("c1", 15)]),
+                    label="kept")  # fmt: skip
+        assert_that(skipped | beam.Map(lambda d: (d.content_id, d.reason)), equal_to([("c1", "duplicate_content_id")]),
+                    label="skipped")  # fmt: skip
+
+
+def _timed(decision_):
+    return window.TimestampedValue(decision_, decision_.uploaded_at.timestamp())
+
+
+def test_strikes_held_in_state_suspend_on_crossing_and_expire_across_windows():
+    prior = strike_for(decision("remove", 0, account="a1"), POLICY)  # the warehouse's ledger at start
+    decisions = TestStream().advance_watermark_to(at(1))
+    decisions = decisions.add_elements([_timed(decision("remove", 5, account="a1"))])  # 2.0: suspended
+    decisions = decisions.add_elements([_timed(decision("label", 6, account="a1"))])  # earns nothing
+    decisions = decisions.advance_watermark_to(at(200))  # every strike so far has expired
+    decisions = decisions.add_elements([_timed(decision("remove", 201, account="a1"))])  # 1.0 alone: no suspension
+    decisions = decisions.advance_watermark_to_infinity()
+    with streaming_pipeline() as p:
+        ledger, suspensions, dead = {
+            "prior": p | "Prior" >> beam.Create([prior]),
+            "decisions": p | "Decisions" >> decisions,
+        } | TrackStrikesInState(POLICY)
+        assert_that(
+            suspensions | beam.Map(lambda s: (s.standing.account_id, s.crossing.decision_id, s.standing.active_points)),
+            equal_to([("a1", "d-remove-5", 2.0)]),
+            label="suspended once",
+        )
+        # The ledger each update emits: the account's strikes still in force (expired ones
+        # leave the state at their expiry timer).
+        assert_that(
+            ledger | beam.Map(lambda s: s.decision_id),
+            equal_to(["d-remove-0", "d-remove-5", "d-remove-201"]),
+            label="ledger",
+        )
+        assert_that(dead, equal_to([]), label="no dead letters")
+
+
+@pytest.fixture(scope="module")
+def pubsub(tmp_path_factory):
+    try:
+        server = start_pubsub(tmp_path_factory.mktemp("pubsub"))
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = server.address
+    with running(server):
+        yield server.address
+    if previous is None:
+        os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+    else:
+        os.environ["PUBSUB_EMULATOR_HOST"] = previous
+
+
+def _query(warehouse: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
+        return sorted(con.sql(sql).fetchall())
+
+
+@pytest.mark.slow
+def test_the_streaming_job_decides_what_the_batch_job_decides(pubsub, tmp_path):
+    corpus.generate_corpus(tmp_path / "uploads", count=10, seed=31, corrupt=1)
+    manifest = tmp_path / "uploads" / "manifest.jsonl"
+    lines = manifest.read_text().splitlines()
+    # Recorded traffic replayed as live (the streaming job refuses uploads older than its
+    # allowed lateness); both jobs read the same shifted events, and one is sent twice.
+    live = publish_events.shift_to_now(lines, span_s=1800)
+    live_manifest = tmp_path / "live.jsonl"
+    live_manifest.write_text("\n".join([*live, live[0]]) + "\n")
+    assert all(parse_timestamp(json.loads(line)["uploaded_at"], "t") > dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+               for line in live)  # fmt: skip
+
+    from google.cloud import pubsub_v1
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    topic = publisher.create_topic(name="projects/t-and-s-test/topics/uploads-parity").name
+    subscription = subscriber.create_subscription(
+        name="projects/t-and-s-test/subscriptions/uploads-parity-job", topic=topic
+    ).name
+    rows = len(live) + 1
+    assert publish_events.run(["--manifest", str(live_manifest), "--topic", topic]) == 0
+
+    on_batch, on_stream = tmp_path / "batch", tmp_path / "stream"
+    runner = f"--runner={batch.LOCAL_RUNNER}"
+    assert (
+        batch.run(["--input", str(live_manifest), "--warehouse", str(on_batch), "--min_cell_count", "1", runner]) == 0
+    )
+    assert streaming.run(["--subscription", subscription, "--warehouse", str(on_stream), "--expected_rows", str(rows),
+                          "--max_run_s", "600", "--min_cell_count", "1"]) == 0  # fmt: skip
+
+    for sql in (
+        "select decision_id, content_id, action, rule_id, category from enforcement_decisions",
+        "select event_id, target, action from enforcement_events",
+        "select sor_id, decision_id, category from statements_of_reasons",
+        "select distinct strike_id, decision_id, weight from strike_ledger",
+        "select step, reason, count(*) from dead_letter group by all",
+    ):
+        assert _query(on_stream, sql) == _query(on_batch, sql), sql
+    assert _query(on_batch, "select count(*) from enforcement_decisions")[0][0] == len(live) - 1  # one corrupt
