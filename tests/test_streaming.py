@@ -126,7 +126,7 @@ def test_the_streaming_job_decides_what_the_batch_job_decides(pubsub, tmp_path):
     # Recorded traffic replayed as live (the streaming job refuses uploads older than its
     # allowed lateness); both jobs read the same shifted events, and one is sent twice.
     live = publish_events.shift_to_now(lines, span_s=1800)
-    live_manifest = tmp_path / "live.jsonl"
+    live_manifest = tmp_path / "uploads" / "live.jsonl"  # media_uri values are relative to it
     live_manifest.write_text("\n".join([*live, live[0]]) + "\n")
     assert all(parse_timestamp(json.loads(line)["uploaded_at"], "t") > dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
                for line in live)  # fmt: skip
