@@ -107,6 +107,18 @@ def appeal_cell_keys(outcome) -> Iterable[tuple[CellKey, tuple[float, bool]]]:
         yield key, (_hours(decision.decided_at, decided), outcome.overturned)
 
 
+def newest_cells(cells: Iterable[TransparencyCell]) -> list[TransparencyCell]:
+    """One copy per cell, the newest: the streaming job's accumulating panes re-emit a window's
+    cells, and a cell's count only grows from pane to pane (a withheld copy counting least)."""
+    newest: dict[TransparencyCell, TransparencyCell] = {}
+    for cell in cells:
+        key = _withheld(cell)
+        held = newest.get(key)
+        if held is None or (cell.item_count or -1) > (held.item_count or -1):
+            newest[key] = cell
+    return list(newest.values())
+
+
 def _withheld(cell: TransparencyCell) -> TransparencyCell:
     return dataclasses.replace(
         cell, item_count=None, suppressed=True, median_hours_to_action=None, overturned_count=None, overturn_rate=None

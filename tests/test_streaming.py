@@ -158,3 +158,28 @@ def test_the_streaming_job_decides_what_the_batch_job_decides(pubsub, tmp_path):
     ):
         assert _query(on_stream, sql) == _query(on_batch, sql), sql
     assert _query(on_batch, "select count(*) from enforcement_decisions")[0][0] == len(live) - 1  # one corrupt
+
+
+def test_a_late_decision_within_the_lateness_updates_its_window_cells_in_a_new_pane():
+    from transforms.transparency import AggregateTransparency
+
+    def overall_day(cell) -> bool:
+        return cell.breakdown == "overall" and cell.period_type == "day"
+
+    on_time = [decision("remove", 0, f"d{i}") for i in range(2)]
+    late = decision("remove", 0, "d-late")
+    stream = (
+        TestStream()
+        .advance_watermark_to(at(0))
+        .add_elements([_timed(d) for d in on_time])
+        .advance_watermark_to(at(0.1))  # 2.4 h on: the hour window has fired its first pane
+        .add_elements([_timed(late)])  # late, but within the allowed lateness
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        cells, dead = p | stream | AggregateTransparency(1, windowing=streaming.cell_windowing(6 * 3600))
+        # Accumulating panes: the late pane carries the window's whole count.
+        assert_that(
+            cells | beam.Filter(overall_day) | beam.Map(lambda c: c.item_count), equal_to([2, 3]), label="panes"
+        )
+        assert_that(dead, equal_to([]), label="no dead letters")

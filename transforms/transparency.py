@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from enforcement.transparency import appeal_cell_keys, cell_keys, complementary_suppression, make_cell
+from enforcement.transparency import appeal_cell_keys, cell_keys, complementary_suppression, make_cell, newest_cells
 from schemas.records import TransparencyCell
 from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
 
@@ -22,7 +22,7 @@ def _suppression_scope(cell: TransparencyCell) -> tuple[tuple[str, str, str], Tr
 
 def _suppress_complements(keyed) -> list[TransparencyCell]:
     _, cells = keyed
-    return complementary_suppression(cells)
+    return complementary_suppression(newest_cells(cells))
 
 
 class AggregateTransparency(beam.PTransform):
