@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.transforms import userstate
 
 KEPT, REPEATED = "kept", "repeated"
 
@@ -62,5 +63,61 @@ class KeepOnePerKey(beam.PTransform):
             inputs
             | "GroupByKey" >> beam.CoGroupByKey()
             | "KeepFirst" >> beam.ParDo(_KeepFirst(self._order, self._choose)).with_outputs(REPEATED, main=KEPT)
+        )
+        return outputs[KEPT], outputs[REPEATED]
+
+
+class _FirstInState(beam.DoFn):
+    """Streaming: the first element of a key to arrive wins, remembered in keyed state until an
+    event-time timer `horizon_s` after it (keys recorded before the job started are remembered
+    for good); a later element of the key is a repeat."""
+
+    SEEN = userstate.ReadModifyWriteStateSpec("seen", beam.coders.StrUtf8Coder())
+    FORGET = userstate.TimerSpec("forget", beam.TimeDomain.WATERMARK)
+
+    def __init__(self, horizon_s: float):
+        self._horizon_s = horizon_s
+
+    def process(self, keyed, timestamp=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN),
+                forget=beam.DoFn.TimerParam(FORGET)):  # fmt: skip
+        key, (kind, element) = keyed
+        if kind == "recorded":
+            seen.write("recorded")
+            return
+        held = seen.read()
+        if held:
+            yield beam.pvalue.TaggedOutput(REPEATED, (key, element, held == "recorded"))
+            return
+        seen.write("seen")
+        forget.set(timestamp + self._horizon_s)
+        yield element
+
+    @userstate.on_timer(FORGET)
+    def on_forget(self, seen=beam.DoFn.StateParam(SEEN)):
+        if seen.read() != "recorded":
+            seen.clear()
+
+
+def _tag(element, key: Callable[[Any], str], kind: str):
+    return key(element), (kind, element)
+
+
+class KeepFirstInState(beam.PTransform):
+    """Streaming form of `KeepOnePerKey`: elements -> (the first of each key to arrive,
+    repeats as `(key, element, recorded)`), with `recorded` keys (applied before the job)
+    never kept. Keys are remembered `horizon_s` of event time after their first element."""
+
+    def __init__(self, key: Callable[[Any], str], horizon_s: float, recorded: beam.PCollection | None = None):
+        super().__init__()
+        self._key, self._horizon_s, self._recorded = key, horizon_s, recorded
+
+    def expand(self, elements):
+        tagged = [elements | "Tag" >> beam.Map(_tag, key=self._key, kind="new")]
+        if self._recorded is not None:
+            tagged.append(self._recorded | "TagRecorded" >> beam.Map(_tag, key=str, kind="recorded"))
+        outputs = (
+            tagged
+            | "Merge" >> beam.Flatten(pipeline=elements.pipeline)
+            | "FirstInState" >> beam.ParDo(_FirstInState(self._horizon_s)).with_outputs(REPEATED, main=KEPT)
         )
         return outputs[KEPT], outputs[REPEATED]

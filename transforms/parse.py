@@ -34,7 +34,7 @@ from schemas.records import (
 )
 from schemas.vocabulary import MEDIA_TYPES, NOTICE_SOURCES
 from transforms.dead_letter import ParDoOrDeadLetter, describe_element
-from transforms.distinct import KeepOnePerKey
+from transforms.distinct import KeepFirstInState, KeepOnePerKey
 
 MANIFEST_FORMATS = ("jsonl", "csv", "parquet")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,255}$")
@@ -420,37 +420,10 @@ def _duplicate_upload(repeat) -> DeadLetter:
 DEDUPE_HORIZON = dt.timedelta(days=30)
 
 
-class _FirstUploadInState(beam.DoFn):
-    """Streaming: the first event of a content id wins, held in keyed state until an
-    event-time timer `DEDUPE_HORIZON` after it clears the key; a redelivered or re-sent event
-    before then is skipped with its reason."""
-
-    SEEN = beam.transforms.userstate.ReadModifyWriteStateSpec("seen", beam.coders.BooleanCoder())
-    EXPIRY = beam.transforms.userstate.TimerSpec("expiry", beam.TimeDomain.WATERMARK)
-
-    def process(self, keyed, timestamp=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN),
-                expiry=beam.DoFn.TimerParam(EXPIRY)):  # fmt: skip
-        content_id, event = keyed
-        if seen.read():
-            yield beam.pvalue.TaggedOutput("repeats", (content_id, event, None))
-            return
-        seen.write(True)
-        expiry.set(timestamp + DEDUPE_HORIZON.total_seconds())
-        yield event
-
-    @beam.transforms.userstate.on_timer(EXPIRY)
-    def forget(self, seen=beam.DoFn.StateParam(SEEN)):
-        seen.clear()
-
-
-def _keyed_by_content(event: UploadEvent) -> tuple[str, UploadEvent]:
-    return event.content_id, event
-
-
 class DeduplicateEvents(beam.PTransform):
     """One event per content_id, so a repeated row or a redelivered message is never scored or
     enforced twice. Batch keeps the earliest upload of each id over the whole input; streaming
-    (`streaming=True`) keeps the first to arrive, in keyed state (`_FirstUploadInState`)."""
+    (`streaming=True`) keeps the first to arrive, in keyed state (`transforms.distinct.KeepFirstInState`)."""
 
     def __init__(self, streaming: bool = False):
         super().__init__()
@@ -458,12 +431,8 @@ class DeduplicateEvents(beam.PTransform):
 
     def expand(self, events):
         if self._streaming:
-            outputs = (
-                events
-                | "KeyByContent" >> beam.Map(_keyed_by_content)
-                | "KeepFirstArrival" >> beam.ParDo(_FirstUploadInState()).with_outputs("repeats", main="kept")
-            )
-            kept, repeats = outputs.kept, outputs.repeats
+            horizon_s = DEDUPE_HORIZON.total_seconds()
+            kept, repeats = events | "KeepFirstArrival" >> KeepFirstInState(_content_id, horizon_s)
         else:
             kept, repeats = events | "KeepFirstUpload" >> KeepOnePerKey(_content_id, _upload_order)
         return kept, repeats | "SkipDuplicates" >> beam.Map(_duplicate_upload)
