@@ -17,7 +17,7 @@ from schemas.records import DEAD_LETTER, SKIPPED
 from schemas.vocabulary import SUSPEND_ACTION
 
 # Dead letters of the appeals input: not upload rows, so outside the upload reconciliation.
-APPEAL_STEPS = frozenset({"parse_appeals", "dedupe_appeals", "apply_appeals", "read_decision_history",
+APPEAL_STEPS = frozenset({"parse_appeals", "admit_appeals", "dedupe_appeals", "apply_appeals", "read_decision_history",
                           "write_appeals", "write_retraining_labels"})  # fmt: skip
 # Steps that keep an upload from being scored: its row's dead letter balances the rows read.
 # A failure after an item was scored (deciding, events, statements, strikes, aggregates, a

@@ -41,6 +41,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from apache_beam.runners.runner import PipelineState
 from apache_beam.transforms import trigger, window
 
+from enforcement.appeals import decision_from_row
 from enforcement.events import enforcement_events
 from enforcement.policy import load_policy
 from enforcement.strikes import suspension_decision
@@ -48,8 +49,9 @@ from models.registry import SERVED_MODEL_DIR, parse_pinned_versions, resolve_mod
 from pipelines.graph import Detection, detect
 from pipelines.options import DetectionOptions
 from pipelines.reconcile import format_summary, reconcile, rows_read, stage_of
-from pipelines.sinks import BigQueryWarehouse, LaunchError, Sink, open_warehouse
+from pipelines.sinks import BigQueryWarehouse, History, LaunchError, Sink, open_warehouse
 from schemas.vocabulary import SUSPEND_ACTION
+from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.dead_letter import DEAD, FlatMapOrDeadLetter, MapOrDeadLetter, dead_letter_for
 from transforms.hashbank import HashBank
 from transforms.inference import JOIN_TIMEOUT_S
@@ -60,6 +62,7 @@ from transforms.transparency import AggregateTransparency
 
 STREAMING_RUNNER = "DirectRunner"
 EVENT_TIME_ATTRIBUTE = "uploaded_at"
+APPEAL_TIME_ATTRIBUTE = "decided_at"
 CELL_WINDOW_S = 3600
 LATENCY = Metrics.distribution("streaming", "upload_to_decision_ms")
 
@@ -71,6 +74,11 @@ class StreamingOptions(DetectionOptions):
     def _add_argparse_args(cls, parser):
         stream = parser.add_argument_group("streaming")
         stream.add_argument("--subscription", help="Upload events: projects/P/subscriptions/S.")
+        stream.add_argument(
+            "--appeals_subscription",
+            default=None,
+            help="Appeal outcomes (JSON: decision_id, outcome, decided_at; the decided_at attribute is the event time).",
+        )
         stream.add_argument(
             "--allowed_lateness_s",
             type=int,
@@ -99,7 +107,8 @@ class StreamingJob:
     detection: Detection
     sink: Sink
     subscription: str
-    prior_ledger: beam.PTransform
+    history: History  # the warehouse at start: ledger, decisions and appeals of earlier runs
+    appeals_subscription: str | None = None
     min_cell_count: int = 10
     allowed_lateness_s: int = 6 * 3600
 
@@ -127,20 +136,29 @@ class EventTooLate(ValueError):
 
 
 class _AdmitInTime(beam.DoFn):
-    """Dead-letters an event older (event time) than now minus the allowed lateness. The
+    """Dead-letters an element older (event time) than now minus the allowed lateness. The
     watermark never runs ahead of the wall clock, so what passes here is never late for the
-    windows and timers downstream: no event is dropped by the runner without a trace."""
+    windows and timers downstream: nothing is dropped by the runner without a trace."""
 
-    def __init__(self, allowed_lateness_s: int):
-        self._allowed_lateness_s = allowed_lateness_s
+    def __init__(self, allowed_lateness_s: int, step: str):
+        self._allowed_lateness_s, self._step = allowed_lateness_s, step
 
-    def process(self, event, timestamp=beam.DoFn.TimestampParam):
+    def process(self, element, timestamp=beam.DoFn.TimestampParam):
         if timestamp.micros / 1e6 < time.time() - self._allowed_lateness_s:
-            late = EventTooLate(f"uploaded_at {event.uploaded_at.isoformat()} is more than "
-                                f"{self._allowed_lateness_s} s before now; score it with the batch job")  # fmt: skip
-            yield beam.pvalue.TaggedOutput(DEAD, dead_letter_for(event, late, "admit_events"))
+            late = EventTooLate(f"event time {timestamp.to_rfc3339()} is more than {self._allowed_lateness_s} s "
+                                "before now; apply it with the batch job")  # fmt: skip
+            yield beam.pvalue.TaggedOutput(DEAD, dead_letter_for(element, late, self._step))
             return
-        yield event
+        yield element
+
+
+def admit_in_time(elements: beam.PCollection, allowed_lateness_s: int, step: str):
+    """(elements within the allowed lateness, dead letters of the others at `step`)."""
+    label = "".join(part.capitalize() for part in step.split("_"))
+    admitted = elements | label >> beam.ParDo(_AdmitInTime(allowed_lateness_s, step)).with_outputs(
+        DEAD, main="admitted"
+    )
+    return admitted.admitted, admitted[DEAD]
 
 
 def read_uploads(p: beam.Pipeline, subscription: str, allowed_lateness_s: int):
@@ -155,8 +173,7 @@ def read_uploads(p: beam.Pipeline, subscription: str, allowed_lateness_s: int):
 
 def admit(events: beam.PCollection, allowed_lateness_s: int, failures: list):
     """Events in time, each content id once (the source-independent front of the streaming job)."""
-    admitted = events | "AdmitInTime" >> beam.ParDo(_AdmitInTime(allowed_lateness_s)).with_outputs(DEAD, main="events")
-    events, too_late = admitted.events, admitted[DEAD]
+    events, too_late = admit_in_time(events, allowed_lateness_s, "admit_events")
     events, duplicates = events | "DeduplicateEvents" >> DeduplicateEvents(streaming=True)
     return events, [*failures, too_late, duplicates]
 
@@ -178,11 +195,15 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
     failures += [sink.write("features", detected.features), sink.write("media_scores", detected.scores)]
     decisions = detected.decisions | "MeasureLatency" >> beam.Map(measure_latency)
     all_decisions, statements, events_out = [decisions], [detected.statements], list(detected.events.values())
+    strike_inputs, outcomes = {"decisions": decisions}, None
+    if job.appeals_subscription:
+        applied = apply_appeals(p, job, decisions, failures)
+        outcomes = applied["outcomes"]
+        events_out.append(applied["reversals"])
+        strike_inputs["reversals"] = applied["strike_reversals"]
     if policy.strikes is not None:
-        prior = p | "ReadStrikeLedger" >> ReadStrikeLedger(job.prior_ledger)
-        ledger, suspensions, unupdated = {"prior": prior, "decisions": decisions} | "TrackStrikes" >> (
-            TrackStrikesInState(policy.strikes)
-        )
+        strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(job.history.ledger)
+        ledger, suspensions, unupdated = strike_inputs | "TrackStrikes" >> TrackStrikesInState(policy.strikes)
         failures += [unupdated, sink.write("strike_ledger", ledger)]
         suspended, undecided = suspensions | "SuspendAccounts" >> MapOrDeadLetter(
             suspension_decision, "suspend_account", policy=policy
@@ -200,9 +221,35 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
     failures.append(sink.write("statements_of_reasons", tuple(statements) | "AllStatements" >> beam.Flatten()))
     failures.append(sink.publish_events(events_out, p))
     cells, unaggregated = decisions | "AggregateTransparency" >> AggregateTransparency(
-        job.min_cell_count, windowing=cell_windowing(job.allowed_lateness_s)
+        job.min_cell_count, outcomes, windowing=cell_windowing(job.allowed_lateness_s)
     )
     failures += [unaggregated, sink.write("transparency_aggregates", cells)]
+
+
+def apply_appeals(p: beam.Pipeline, job: StreamingJob, decisions: beam.PCollection, failures: list) -> dict:
+    """Appeal outcomes from their subscription, joined in keyed state to the decisions of this
+    stream and of the warehouse; their outcomes, reversals and labels, as in batch."""
+    sink = job.sink
+    messages = p | "ReadAppeals" >> beam.io.ReadFromPubSub(
+        subscription=job.appeals_subscription, with_attributes=True, timestamp_attribute=APPEAL_TIME_ATTRIBUTE
+    )
+    rows = messages | "AppealRows" >> beam.Map(message_row, subscription=job.appeals_subscription)
+    parsed, invalid = rows | "ParseAppeals" >> MapOrDeadLetter(parse_appeal, "parse_appeals")
+    admitted, too_late = admit_in_time(parsed, job.allowed_lateness_s, "admit_appeals")
+    appeals, repeated = {
+        "appeals": admitted,
+        "recorded": p | "ReadAppealHistory" >> job.history.appeals,
+    } | "SkipRecordedAppeals" >> SkipRecordedAppeals(streaming=True)
+    earlier, unreadable = (
+        p
+        | "ReadDecisionHistory" >> job.history.decisions
+        | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
+    )
+    known = (earlier, decisions) | "DecisionHistory" >> beam.Flatten()
+    applied = {"appeals": appeals, "decisions": known} | "ApplyAppeals" >> ApplyAppeals(streaming=True)
+    failures += [invalid, too_late, repeated, unreadable, applied["dead_letters"]]
+    failures += [sink.write("appeals", applied["outcomes"]), sink.write("retraining_labels", applied["labels"])]
+    return applied
 
 
 def build_pipeline(p: beam.Pipeline, job: StreamingJob) -> None:
@@ -326,8 +373,8 @@ def run(argv: list[str] | None = None) -> int:
     sink.prepare(truncate=False)
     detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
                           options.max_batch_size, options.accelerator, streaming=True)  # fmt: skip
-    job = StreamingJob(detection, sink, options.subscription, history.ledger, options.min_cell_count,
-                       options.allowed_lateness_s)  # fmt: skip
+    job = StreamingJob(detection, sink, options.subscription, history, options.appeals_subscription,
+                       options.min_cell_count, options.allowed_lateness_s)  # fmt: skip
     p = beam.Pipeline(options=pipeline_options)
     build_pipeline(p, job)
     result = p.run()

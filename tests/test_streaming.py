@@ -3,6 +3,7 @@ expiry), and the whole job against the Pub/Sub emulator, deciding what the batch
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -183,3 +184,46 @@ def test_a_late_decision_within_the_lateness_updates_its_window_cells_in_a_new_p
             cells | beam.Filter(overall_day) | beam.Map(lambda c: c.item_count), equal_to([2, 3]), label="panes"
         )
         assert_that(dead, equal_to([]), label="no dead letters")
+
+
+def test_appeals_in_the_stream_find_their_decision_reverse_it_and_take_the_strike_back():
+    from enforcement.appeals import Appeal
+    from transforms.appeals import ApplyAppeals, SkipRecordedAppeals
+
+    removed = dataclasses.replace(decision("remove", 0, "d-removed", account="a1"),
+                                  targets=("content_store", "notifications"))  # fmt: skip
+    overturned = Appeal("d-removed", "overturned", T0 + dt.timedelta(days=1))
+    early = Appeal("d-later", "upheld", T0 + dt.timedelta(days=1))  # arrives before its decision
+    orphan = Appeal("d-nowhere", "overturned", T0 + dt.timedelta(days=1))
+    later = decision("label", 1, "d-later", account="a2")
+
+    def timed_appeal(appeal):
+        return window.TimestampedValue(appeal, appeal.decided_at.timestamp())
+
+    # One TestStream carries both inputs (the local runner drives one TestStream per pipeline).
+    stream = TestStream().advance_watermark_to(at(0)).add_elements([_timed(removed)])
+    stream = stream.advance_watermark_to(at(1)).add_elements([timed_appeal(a) for a in (overturned, early, orphan)])
+    stream = stream.add_elements([timed_appeal(overturned)])  # re-sent: applied once
+    stream = stream.advance_watermark_to(at(1.01)).add_elements([_timed(later)])  # then d-later's decision
+    stream = stream.advance_watermark_to(at(1.2))  # past the wait: the orphan is given up on
+    stream = stream.advance_watermark_to_infinity()
+    with streaming_pipeline() as p:
+        both = p | stream
+        kept, repeated = {
+            "appeals": both | "Appeals" >> beam.Filter(lambda x: isinstance(x, Appeal)),
+            "recorded": p | "Recorded" >> beam.Create([]),
+        } | SkipRecordedAppeals(streaming=True)
+        decisions = both | "Decisions" >> beam.Filter(lambda x: not isinstance(x, Appeal))
+        applied = {"appeals": kept, "decisions": decisions} | ApplyAppeals(streaming=True)
+        assert_that(
+            applied["outcomes"] | beam.Map(lambda o: (o.decision.decision_id, o.appeal.outcome)),
+            equal_to([("d-removed", "overturned"), ("d-later", "upheld")]),
+            label="outcomes",
+        )
+        assert_that(applied["strike_reversals"] | beam.Map(lambda r: (r[0], r[1][0])),
+                    equal_to([("a1", "d-removed")]), label="strike back")  # fmt: skip
+        assert_that(applied["reversals"] | beam.Map(lambda e: (e.target, e.event_type)),
+                    equal_to([("content_store", "reverse"), ("notifications", "reverse")]), label="reversed")  # fmt: skip
+        assert_that(applied["dead_letters"] | beam.Map(lambda d: (d.reason, d.step)),
+                    equal_to([("unknown_decision", "apply_appeals")]), label="orphan")  # fmt: skip
+        assert_that(repeated | beam.Map(lambda d: d.reason), equal_to(["duplicate_appeal"]), label="repeat")

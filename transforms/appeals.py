@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.transforms import userstate
 
 from enforcement.appeals import Appeal, AppealOutcome, InvalidAppeal, appeal_from_record, consequences
 from schemas.records import DeadLetter
 from transforms.dead_letter import dead_letter_from_failure
-from transforms.distinct import KeepOnePerKey
+from transforms.distinct import KeepFirstInState, KeepOnePerKey
 from transforms.parse import RawRow, skipped
 
 
@@ -35,14 +36,7 @@ def _join(keyed):
     decisions = grouped["decisions"]
     for appeal in grouped["appeals"]:
         if not decisions:
-            error = (
-                LookupError,
-                f"LookupError('{decision_id}')",
-                [f"LookupError: no decision {decision_id} in the warehouse"],
-            )
-            yield beam.pvalue.TaggedOutput(
-                "unknown", dead_letter_from_failure((appeal, error), "apply_appeals", reason="unknown_decision")
-            )
+            yield beam.pvalue.TaggedOutput("unknown", _unknown_decision(appeal, decision_id))
             continue
         yield AppealOutcome(appeal, decisions[0])
 
@@ -71,21 +65,78 @@ def _repeated_appeal(repeat) -> DeadLetter:
     return skipped(appeal, "dedupe_appeals", "duplicate_appeal", f"appeal {appeal_id} {where}; applied once")
 
 
+# Streaming: how long (event time) an appeal id is remembered to skip its re-sends, and how
+# long an appeal waits for its decision to reach the job before it is dead-lettered.
+APPEAL_HORIZON_S = 180 * 86400
+APPEAL_WAIT_S = 3600
+
+
 class SkipRecordedAppeals(beam.PTransform):
     """{"appeals": Appeal, "recorded": `appeals` table rows} -> (appeals to apply, skipped rows).
 
     An appeal (decision, outcome, time) is applied once: re-sending an appeals file, or a
-    row twice in one file, never double-counts an appeal in the transparency cells.
+    row twice in one file, never double-counts an appeal in the transparency cells. Streaming
+    (`streaming=True`) keeps the first to arrive, in keyed state.
     """
+
+    def __init__(self, streaming: bool = False):
+        super().__init__()
+        self._streaming = streaming
 
     def expand(self, inputs):
         recorded = inputs["recorded"] | "RecordedIds" >> beam.Map(_recorded_id)
-        kept, repeats = inputs["appeals"] | "KeepNew" >> KeepOnePerKey(_appeal_id, Appeal.to_json, recorded)
+        if self._streaming:
+            keep = KeepFirstInState(_appeal_id, APPEAL_HORIZON_S, recorded)
+        else:
+            keep = KeepOnePerKey(_appeal_id, Appeal.to_json, recorded)
+        kept, repeats = inputs["appeals"] | "KeepNew" >> keep
         return kept, repeats | "SkipRepeats" >> beam.Map(_repeated_appeal)
 
 
 def _by_decision(item) -> tuple[str, Any]:
     return item.decision_id, item
+
+
+def _unknown_decision(appeal: Appeal, decision_id: str):
+    error = (LookupError, f"LookupError('{decision_id}')", [f"LookupError: no decision {decision_id} in the warehouse"])
+    return dead_letter_from_failure((appeal, error), "apply_appeals", reason="unknown_decision")
+
+
+class _AppealJoinInState(beam.DoFn):
+    """Streaming form of the appeals join: each decision is held in keyed state (decision id);
+    an appeal finds it there, or waits `APPEAL_WAIT_S` of event time for it and is then
+    dead-lettered `unknown_decision`, as the batch join does at once."""
+
+    DECISION = userstate.ReadModifyWriteStateSpec("decision", beam.coders.PickleCoder())
+    PENDING = userstate.BagStateSpec("pending", beam.coders.PickleCoder())
+    GIVE_UP = userstate.TimerSpec("give_up", beam.TimeDomain.WATERMARK)
+
+    def process(self, keyed, timestamp=beam.DoFn.TimestampParam, decision=beam.DoFn.StateParam(DECISION),
+                pending=beam.DoFn.StateParam(PENDING), give_up=beam.DoFn.TimerParam(GIVE_UP)):  # fmt: skip
+        _, (kind, item) = keyed
+        if kind == "decision":
+            decision.write(item)
+            for appeal in pending.read():
+                yield AppealOutcome(appeal, item)
+            pending.clear()
+            give_up.clear()
+            return
+        held = decision.read()
+        if held is not None:
+            yield AppealOutcome(item, held)
+            return
+        pending.add(item)
+        give_up.set(timestamp + APPEAL_WAIT_S)
+
+    @userstate.on_timer(GIVE_UP)
+    def unknown(self, key=beam.DoFn.KeyParam, pending=beam.DoFn.StateParam(PENDING)):
+        for appeal in pending.read():
+            yield beam.pvalue.TaggedOutput("unknown", _unknown_decision(appeal, key))
+        pending.clear()
+
+
+def _tagged(item, kind: str):
+    return item.decision_id, (kind, item)
 
 
 class JoinAppeals(beam.PTransform):
@@ -95,7 +146,21 @@ class JoinAppeals(beam.PTransform):
     reason `unknown_decision`), never dropped.
     """
 
+    def __init__(self, streaming: bool = False):
+        super().__init__()
+        self._streaming = streaming
+
     def expand(self, inputs):
+        if self._streaming:
+            joined = (
+                (
+                    inputs["appeals"] | "TagAppeals" >> beam.Map(_tagged, "appeal"),
+                    inputs["decisions"] | "TagDecisions" >> beam.Map(_tagged, "decision"),
+                )
+                | "Merge" >> beam.Flatten()
+                | "JoinInState" >> beam.ParDo(_AppealJoinInState()).with_outputs("unknown", main="outcomes")
+            )
+            return joined.outcomes, joined.unknown
         joined = (
             {
                 "appeals": inputs["appeals"] | "KeyAppeals" >> beam.Map(_by_decision),
@@ -111,8 +176,12 @@ class ApplyAppeals(beam.PTransform):
     """{"appeals": Appeal, "decisions": Decision} -> outcomes, reversal events, strike reversals,
     retraining labels and dead letters (appeals for unknown decisions), as a dict."""
 
+    def __init__(self, streaming: bool = False):
+        super().__init__()
+        self._streaming = streaming
+
     def expand(self, inputs):
-        outcomes, unknown = inputs | "JoinAppeals" >> JoinAppeals()
+        outcomes, unknown = inputs | "JoinAppeals" >> JoinAppeals(self._streaming)
         split = outcomes | "Consequences" >> beam.FlatMap(_outcome_outputs).with_outputs(
             "reversals", "strike_reversals", "labels"
         )

@@ -13,7 +13,7 @@ from apache_beam.transforms import userstate
 from apache_beam.utils.timestamp import Timestamp
 
 from enforcement.policy import StrikePolicy
-from enforcement.strikes import Strike, strike_for, update_account
+from enforcement.strikes import Strike, reverse, strike_for, update_account
 from schemas.records import Decision
 from transforms.dead_letter import DEAD, Guarded, dead_letter_for
 
@@ -106,6 +106,14 @@ class _AccountLedgerInState(beam.DoFn):
         if kind == "prior":
             ledger.add(value)
             return
+        if kind == "reversal":  # an overturned appeal takes its decision's strike back
+            decision_id, reversed_at = value
+            updated = reverse(list(ledger.read()), decision_id, reversed_at)
+            ledger.clear()
+            for strike in updated:
+                ledger.add(strike)
+            yield from updated
+            return
         prior = list(ledger.read())
         try:
             updated, suspension = update_account(account_id, prior, [value], [], self._policy)
@@ -142,9 +150,15 @@ def _tagged_earned(earned: tuple[Strike, Decision]) -> tuple[str, tuple[str, tup
     return earned[0].account_id, ("new", earned)
 
 
+def _tagged_reversal(keyed: tuple[str, tuple[str, object]]) -> tuple[str, tuple[str, tuple[str, object]]]:
+    account_id, reversal = keyed
+    return account_id, ("reversal", reversal)
+
+
 class TrackStrikesInState(beam.PTransform):
-    """Streaming form of `UpdateStrikeLedger`: {"prior": strikes, "decisions": decisions} ->
-    (ledger rows of every account whose ledger changed, suspensions, dead letters)."""
+    """Streaming form of `UpdateStrikeLedger`: {"prior": strikes, "decisions": decisions,
+    optionally "reversals": (account_id, (decision_id, reversed_at))} -> (ledger rows of every
+    account whose ledger changed, suspensions, dead letters)."""
 
     def __init__(self, policy: StrikePolicy):
         super().__init__()
@@ -152,11 +166,11 @@ class TrackStrikesInState(beam.PTransform):
 
     def expand(self, inputs):
         new = inputs["decisions"] | "EarnStrikes" >> beam.FlatMap(_earned, policy=self._policy)
+        tagged = [inputs["prior"] | "TagPrior" >> beam.Map(_tagged_prior), new | "TagNew" >> beam.Map(_tagged_earned)]
+        if "reversals" in inputs:
+            tagged.append(inputs["reversals"] | "TagReversals" >> beam.Map(_tagged_reversal))
         outputs = (
-            (
-                inputs["prior"] | "TagPrior" >> beam.Map(_tagged_prior),
-                new | "TagNew" >> beam.Map(_tagged_earned),
-            )
+            tagged
             | "ByAccount" >> beam.Flatten()
             | "Update"
             >> beam.ParDo(_AccountLedgerInState(self._policy)).with_outputs("suspensions", DEAD, main="ledger")
