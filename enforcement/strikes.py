@@ -97,8 +97,14 @@ def reverse(strikes: Iterable[Strike], decision_id: str, at: dt.datetime) -> lis
 
 
 def merge_ledger(prior: Iterable[Strike], new: Iterable[Strike]) -> list[Strike]:
-    """Prior ledger plus new strikes; a rerun's strike (same id) replaces nothing and adds nothing."""
-    merged = {s.strike_id: s for s in prior}
+    """Prior ledger plus new strikes; a rerun's strike (same id) replaces nothing and adds nothing.
+    A prior ledger may hold a strike more than once (the streaming job writes an account's
+    ledger at each change): its reversed copy stands, since a strike only ever gets reversed."""
+    merged: dict[str, Strike] = {}
+    for strike in prior:
+        held = merged.get(strike.strike_id)
+        if held is None or (held.reversed_at is None and strike.reversed_at is not None):
+            merged[strike.strike_id] = strike
     for strike in new:
         merged.setdefault(strike.strike_id, strike)
     return sorted(merged.values(), key=lambda s: (s.issued_at, s.strike_id))

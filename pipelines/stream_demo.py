@@ -7,21 +7,26 @@ and one topic (with a subscription) per enforcement target, starts the streaming
 publishes the manifest's uploads as live traffic (`publish_events --as_live`, at `--rate` per
 second). The job stops by itself once every published row is accounted for, printing the
 batch job's reconciliation and the upload-to-decision latency percentiles; then each target's
-subscription is drained to count the events it received.
+subscription is drained to count the events it received. With the corpus's labels beside
+the manifest, it then samples appeals against half the restrictive decisions, restarts the job
+(its state rebuilt from the warehouse) on an appeals subscription as well, and publishes them.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import os
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
-from pipelines import publish_events, streaming
+from pipelines import publish_events, sample_appeals, streaming
 from pipelines.local_servers import ServerUnavailable, running, start_pubsub
 from pipelines.options import DEFAULT_POLICY
+from schemas.records import format_timestamp
 
 PROJECT = "t-and-s-local"
 
@@ -42,6 +47,13 @@ def _drain(subscriber, subscription: str) -> int:
             return received
         received += len(response.received_messages)
         subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
+
+
+def live_appeal(line: str) -> tuple[bytes, dict[str, str]]:
+    """An appeal outcome decided this instant, as a message (`decided_at` also the event time)."""
+    row = json.loads(line)
+    row["decided_at"] = format_timestamp(dt.datetime.now(dt.UTC))
+    return json.dumps(row).encode("utf-8"), {"decided_at": row["decided_at"]}
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -77,14 +89,30 @@ def run(argv: list[str] | None = None) -> int:
                                   kwargs={"live": True}, daemon=True)  # fmt: skip
         sender.start()
         print(f"publishing {len(messages)} uploads to {topic} at {args.rate:g}/s (as live traffic)")
-        code = streaming.run(
-            [
-                "--subscription", subscription, "--warehouse", args.warehouse, "--policy", args.policy,
-                "--expected_rows", str(len(messages)), "--events_sink", "pubsub", "--pubsub_project", PROJECT,
-                *job_args,
-            ]
-        )  # fmt: skip
+        common = ["--subscription", subscription, "--warehouse", args.warehouse, "--policy", args.policy,
+                  "--events_sink", "pubsub", "--pubsub_project", PROJECT, *job_args]  # fmt: skip
+        code = streaming.run([*common, "--expected_rows", str(len(messages))])
         sender.join()
+        labels = manifest.parent / "labels.jsonl"
+        if code == 0 and labels.exists():
+            # Uploaders appeal half the restrictive decisions (an appeal is overturned when the
+            # item was real). A restarted job takes them: it rebuilds its state (strike ledger,
+            # decisions, appeal ids) from the warehouse the first run wrote.
+            appeals_topic = publisher.create_topic(name=f"projects/{PROJECT}/topics/appeal-outcomes").name
+            appeals_subscription = subscriber.create_subscription(
+                name=f"projects/{PROJECT}/subscriptions/appeal-outcomes-streaming-job", topic=appeals_topic
+            ).name
+            appeals_file = Path(args.warehouse) / "appeals.jsonl"
+            sample_appeals.run(["--warehouse", args.warehouse, "--labels", str(labels), "--out", str(appeals_file),
+                                "--seed", "3"])  # fmt: skip
+            appeals = [live_appeal(line) for line in appeals_file.read_text().splitlines() if line.strip()]
+            print(f"restarting the job; publishing {len(appeals)} appeals to {appeals_topic}")
+            sender = threading.Thread(target=publish_events.publish, args=(appeals_topic, appeals, args.rate),
+                                      daemon=True)  # fmt: skip
+            sender.start()
+            code = streaming.run([*common, "--appeals_subscription", appeals_subscription, "--expected_rows", "0",
+                                  "--expected_appeals", str(len(appeals))])  # fmt: skip
+            sender.join()
         for target, target_subscription in sorted(downstream.items()):
             print(f"  topic {target:<22} {_drain(subscriber, target_subscription)} events")
     return code

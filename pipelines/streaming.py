@@ -95,6 +95,12 @@ class StreamingOptions(DetectionOptions):
             "balance the reconciliation against it: what a local run knows it published.",
         )
         stream.add_argument(
+            "--expected_appeals",
+            type=int,
+            default=None,
+            help="Stop once this many appeals are accounted for (applied, dead-lettered or skipped).",
+        )
+        stream.add_argument(
             "--stop_after_idle_s",
             type=float,
             default=None,
@@ -284,23 +290,24 @@ def latency_percentiles(sink: Sink, quantiles: tuple[int, ...] = (50, 95, 99)) -
     return {q: values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))] for q in quantiles}
 
 
-def accounted_rows(sink: Sink) -> int:
-    """Upload rows the run has written an outcome for: a score, or a dead letter (or skip) of
-    the upload stage."""
+def accounted(sink: Sink) -> tuple[int, int]:
+    """(upload rows, appeals) the run has written an outcome for: a score or an applied appeal,
+    or a dead letter (or skip) of its stage."""
     scored = sum(n for *_, n in sink.run_counts("media_scores", "media_type"))
-    turned_away = sum(
-        n for _, step, n in sink.run_counts("dead_letter", "disposition, step") if stage_of(step) == "uploads"
-    )
-    return scored + turned_away
+    applied = sum(n for *_, n in sink.run_counts("appeals", "outcome"))
+    turned_away = {"uploads": 0, "appeals": 0, "after scoring": 0}
+    for _, step, n in sink.run_counts("dead_letter", "disposition, step"):
+        turned_away[stage_of(step)] += n
+    return scored + turned_away["uploads"], applied + turned_away["appeals"]
 
 
 def wait(result, sink: Sink, max_run_s: float | None, stop_after_idle_s: float | None,
-         expected_rows: int | None, settle_s: float) -> str:  # fmt: skip
-    """Waits until the job ends, `max_run_s` passes, every expected row is accounted for, or
-    no new row has been accounted for in `stop_after_idle_s`; then waits `settle_s` for the
-    last window's rows and cancels it. Progress is read from what the run wrote: the local
-    runner's metrics stop updating after its first bundle. Returns why it stopped."""
-    started, last_count, last_change = time.monotonic(), -1, time.monotonic()
+         expected: tuple[int | None, int | None], settle_s: float) -> str:  # fmt: skip
+    """Waits until the job ends, `max_run_s` passes, every expected upload row and appeal is
+    accounted for, or nothing new has been accounted for in `stop_after_idle_s`; then waits
+    `settle_s` for the last bundles and cancels it. Progress is read from what the run wrote:
+    the local runner's metrics stop updating after its first bundle. Returns why it stopped."""
+    started, last_count, last_change = time.monotonic(), None, time.monotonic()
     while True:
         time.sleep(5.0)  # the local runner takes no wait timeout: poll
         state = result.state
@@ -309,19 +316,20 @@ def wait(result, sink: Sink, max_run_s: float | None, stop_after_idle_s: float |
             return str(state)
         now = time.monotonic()
         try:
-            count = accounted_rows(sink)
+            counts = accounted(sink)
         except duckdb.Error:  # a file still being written: count on the next poll
             continue
-        if count != last_count:
-            last_count, last_change = count, now
+        if counts != last_count:
+            last_count, last_change = counts, now
+        said = f"{counts[0]} upload rows and {counts[1]} appeals accounted for"
         if max_run_s is not None and now - started >= max_run_s:
-            reason = f"ran {max_run_s:g} s, {count} rows accounted for"
+            reason = f"ran {max_run_s:g} s, {said}"
             break
-        if expected_rows is not None and count >= expected_rows:
-            reason = f"all {expected_rows} expected rows accounted for"
+        if any(e is not None for e in expected) and all(e is None or c >= e for c, e in zip(counts, expected)):
+            reason = f"all expected: {said}"
             break
-        if stop_after_idle_s is not None and count > 0 and now - last_change >= stop_after_idle_s:
-            reason = f"no new row in {stop_after_idle_s:g} s, {count} accounted for"
+        if stop_after_idle_s is not None and any(counts) and now - last_change >= stop_after_idle_s:
+            reason = f"nothing new in {stop_after_idle_s:g} s, {said}"
             break
     time.sleep(settle_s)
     result.cancel()
@@ -378,7 +386,8 @@ def run(argv: list[str] | None = None) -> int:
     p = beam.Pipeline(options=pipeline_options)
     build_pipeline(p, job)
     result = p.run()
-    why = wait(result, sink, options.max_run_s, options.stop_after_idle_s, options.expected_rows, settle_s)
+    expected = (options.expected_rows, options.expected_appeals)
+    why = wait(result, sink, options.max_run_s, options.stop_after_idle_s, expected, settle_s)
     where = sink.finish()
     # What the runner counted, or what the caller published when the local runner's metrics lag.
     summary = reconcile(max(rows_read(result), options.expected_rows or 0), sink)

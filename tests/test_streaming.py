@@ -227,3 +227,18 @@ def test_appeals_in_the_stream_find_their_decision_reverse_it_and_take_the_strik
         assert_that(applied["dead_letters"] | beam.Map(lambda d: (d.reason, d.step)),
                     equal_to([("unknown_decision", "apply_appeals")]), label="orphan")  # fmt: skip
         assert_that(repeated | beam.Map(lambda d: d.reason), equal_to(["duplicate_appeal"]), label="repeat")
+
+
+def test_an_upload_later_than_the_allowed_lateness_is_dead_lettered_at_the_door():
+    import time
+
+    admit = streaming._AdmitInTime(3600, "admit_events")
+    event = upload("c1", 0)
+    assert list(admit.process(event, timestamp=Timestamp.of(time.time() - 60))) == [event]
+    (late,) = admit.process(event, timestamp=Timestamp.of(time.time() - 7200))
+    assert late.tag == "dead_letters"
+    assert (late.value.step, late.value.reason, late.value.content_id) == (
+        "admit_events",
+        "later_than_allowed_lateness",
+        "c1",
+    )

@@ -116,3 +116,10 @@ def test_a_suspension_has_its_own_statement_of_reasons():
     validate_statement(statement)
     assert statement["decision_account"] == "DECISION_ACCOUNT_SUSPENDED" and "decision_visibility" not in statement
     assert statement["puid"] == "a1"
+
+
+def test_a_ledger_holding_a_strike_twice_keeps_its_reversed_copy():
+    strike = strike_for(decision("remove", 0), POLICY)
+    reversed_copy = reverse([strike], "d-remove-0", T0 + dt.timedelta(days=1))[0]
+    for prior in ([strike, reversed_copy], [reversed_copy, strike]):  # whichever order the rows are read in
+        assert merge_ledger(prior, []) == [reversed_copy]
