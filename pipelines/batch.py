@@ -20,22 +20,16 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from enforcement.appeals import decision_from_row
-from enforcement.events import enforcement_events
 from enforcement.policy import load_policy
-from enforcement.strikes import suspension_decision
 from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
+from pipelines.account import account_stage
 from pipelines.graph import Detection, detect
 from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
 from pipelines.sinks import History, LaunchError, Sink, open_warehouse
-from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.bigquery import BigQueryLocation, BigQuerySource, ReadBigQueryRows, is_bigquery_uri
-from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
 from transforms.hashbank import HashBank
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
-from transforms.statements import BuildStatements
-from transforms.strikes import ReadStrikeLedger, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
@@ -70,49 +64,6 @@ def read_uploads(p: beam.Pipeline, job: BatchJob) -> tuple[beam.PCollection, lis
     return events, [invalid, duplicates]
 
 
-@dataclasses.dataclass(frozen=True)
-class AccountOutputs:
-    decisions: beam.PCollection | None  # account suspensions, decisions of their own
-    events: list[beam.PCollection]  # reversals
-    appeal_outcomes: beam.PCollection | None
-    dead_letters: list[beam.PCollection]
-
-
-def account_stage(p: beam.Pipeline, decisions: beam.PCollection, job: BatchJob) -> AccountOutputs:
-    """Appeals and strikes, batch-only: they start from the warehouse's earlier decisions,
-    appeals and strike ledger (`job.history`)."""
-    policy, sink = job.detection.policy, job.sink
-    events, failures, strike_inputs, outcomes, suspended = [], [], {"decisions": decisions}, None, None
-    if job.appeals:
-        raw_appeals = read_rows(p, job.appeals, None, "ReadAppeals")
-        parsed, invalid = raw_appeals | "ParseAppeals" >> MapOrDeadLetter(parse_appeal, "parse_appeals")
-        appeals, repeated = {
-            "appeals": parsed,
-            "recorded": p | "ReadAppealHistory" >> job.history.appeals,
-        } | "SkipRecordedAppeals" >> SkipRecordedAppeals()
-        earlier, unreadable = (
-            p
-            | "ReadDecisionHistory" >> job.history.decisions
-            | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
-        )
-        history = (earlier, decisions) | "DecisionHistory" >> beam.Flatten()
-        applied = {"appeals": appeals, "decisions": history} | "ApplyAppeals" >> ApplyAppeals()
-        outcomes = applied["outcomes"]
-        failures += [invalid, repeated, unreadable, applied["dead_letters"]]
-        failures += [sink.write("appeals", outcomes), sink.write("retraining_labels", applied["labels"])]
-        events.append(applied["reversals"])
-        strike_inputs["reversals"] = applied["strike_reversals"]
-    if policy.strikes is not None:
-        strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(job.history.ledger)
-        ledger, suspensions, unupdated = strike_inputs | "UpdateStrikes" >> UpdateStrikeLedger(policy.strikes)
-        failures += [unupdated, sink.write("strike_ledger", ledger)]
-        suspended, undecided = suspensions | "SuspendAccounts" >> MapOrDeadLetter(
-            suspension_decision, "suspend_account", policy=policy
-        )
-        failures.append(undecided)
-    return AccountOutputs(suspended, events, outcomes, failures)
-
-
 def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
     """Adds the batch job to `p`: manifest -> `detect` (pipelines/graph.py) -> sink, then the
     account stage. Without an input it is an appeals-only run: no uploads, only the appeals'
@@ -132,21 +83,14 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
         events += list(detected.events.values())
     else:
         decisions, statements = p | "NoUploads" >> beam.Create([]), []
-    account = account_stage(p, decisions, job)
+    appeal_rows = read_rows(p, job.appeals, None, "ReadAppeals") if job.appeals else None
+    policy = job.detection.policy
+    account = account_stage(p, decisions, appeal_rows, job.history, policy, sink)
     failures += account.dead_letters
     all_decisions = [decisions]
     if account.decisions is not None:  # suspensions: decisions with their events and statements
         all_decisions.append(account.decisions)
-        suspension_events, unrouted = account.decisions | "SuspensionEvents" >> FlatMapOrDeadLetter(
-            enforcement_events, "fan_out_enforcement"
-        )
-        events.append(suspension_events)
-        failures.append(unrouted)
-        account_statements, unstated = account.decisions | "AccountStatements" >> BuildStatements(
-            job.detection.policy.categories
-        )
-        statements.append(account_statements)
-        failures.append(unstated)
+        statements.append(account.statements)
     decisions = tuple(all_decisions) | "ContentAndAccountDecisions" >> beam.Flatten(pipeline=p)
     statements = tuple(statements) | "AllStatements" >> beam.Flatten(pipeline=p)
     if job.input:  # an appeals-only run decides nothing new (and no new decision can suspend)

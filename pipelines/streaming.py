@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import secrets
 import sys
@@ -41,23 +42,18 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from apache_beam.runners.runner import PipelineState
 from apache_beam.transforms import trigger, window
 
-from enforcement.appeals import decision_from_row
-from enforcement.events import enforcement_events
 from enforcement.policy import load_policy
-from enforcement.strikes import suspension_decision
 from models.registry import SERVED_MODEL_DIR, parse_pinned_versions, resolve_model_set
+from pipelines.account import account_stage
 from pipelines.graph import Detection, detect
 from pipelines.options import DetectionOptions
 from pipelines.reconcile import format_summary, reconcile, rows_read, stage_of
 from pipelines.sinks import BigQueryWarehouse, History, LaunchError, Sink, open_warehouse
 from schemas.vocabulary import SUSPEND_ACTION
-from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
-from transforms.dead_letter import DEAD, FlatMapOrDeadLetter, MapOrDeadLetter, dead_letter_for
+from transforms.dead_letter import DEAD, dead_letter_for
 from transforms.hashbank import HashBank
 from transforms.inference import JOIN_TIMEOUT_S
 from transforms.parse import DeduplicateEvents, ParseEvents, RawRow
-from transforms.statements import BuildStatements
-from transforms.strikes import ReadStrikeLedger, TrackStrikesInState
 from transforms.transparency import AggregateTransparency
 
 STREAMING_RUNNER = "DirectRunner"
@@ -201,27 +197,25 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
     failures += [sink.write("features", detected.features), sink.write("media_scores", detected.scores)]
     decisions = detected.decisions | "MeasureLatency" >> beam.Map(measure_latency)
     all_decisions, statements, events_out = [decisions], [detected.statements], list(detected.events.values())
-    strike_inputs, outcomes = {"decisions": decisions}, None
+    appeal_rows = None
     if job.appeals_subscription:
-        applied = apply_appeals(p, job, decisions, failures)
-        outcomes = applied["outcomes"]
-        events_out.append(applied["reversals"])
-        strike_inputs["reversals"] = applied["strike_reversals"]
-    if policy.strikes is not None:
-        strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(job.history.ledger)
-        ledger, suspensions, unupdated = strike_inputs | "TrackStrikes" >> TrackStrikesInState(policy.strikes)
-        failures += [unupdated, sink.write("strike_ledger", ledger)]
-        suspended, undecided = suspensions | "SuspendAccounts" >> MapOrDeadLetter(
-            suspension_decision, "suspend_account", policy=policy
+        appeal_rows = (
+            p
+            | "ReadAppeals"
+            >> beam.io.ReadFromPubSub(
+                subscription=job.appeals_subscription, with_attributes=True, timestamp_attribute=APPEAL_TIME_ATTRIBUTE
+            )
+            | "AppealRows" >> beam.Map(message_row, subscription=job.appeals_subscription)
         )
-        suspension_events, unrouted = suspended | "SuspensionEvents" >> FlatMapOrDeadLetter(
-            enforcement_events, "fan_out_enforcement"
-        )
-        account_statements, unstated = suspended | "AccountStatements" >> BuildStatements(policy.categories)
-        all_decisions.append(suspended)
-        statements.append(account_statements)
-        events_out.append(suspension_events)
-        failures += [undecided, unrouted, unstated]
+    account = account_stage(p, decisions, appeal_rows, job.history, policy, sink, streaming=True,
+                            admit=functools.partial(admit_in_time, allowed_lateness_s=job.allowed_lateness_s,
+                                                    step="admit_appeals"))  # fmt: skip
+    failures += account.dead_letters
+    events_out += account.events
+    outcomes = account.appeal_outcomes
+    if account.decisions is not None:
+        all_decisions.append(account.decisions)
+        statements.append(account.statements)
     decisions = tuple(all_decisions) | "ContentAndAccountDecisions" >> beam.Flatten()
     failures.append(sink.write("enforcement_decisions", decisions))
     failures.append(sink.write("statements_of_reasons", tuple(statements) | "AllStatements" >> beam.Flatten()))
@@ -230,32 +224,6 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
         job.min_cell_count, outcomes, windowing=cell_windowing(job.allowed_lateness_s)
     )
     failures += [unaggregated, sink.write("transparency_aggregates", cells)]
-
-
-def apply_appeals(p: beam.Pipeline, job: StreamingJob, decisions: beam.PCollection, failures: list) -> dict:
-    """Appeal outcomes from their subscription, joined in keyed state to the decisions of this
-    stream and of the warehouse; their outcomes, reversals and labels, as in batch."""
-    sink = job.sink
-    messages = p | "ReadAppeals" >> beam.io.ReadFromPubSub(
-        subscription=job.appeals_subscription, with_attributes=True, timestamp_attribute=APPEAL_TIME_ATTRIBUTE
-    )
-    rows = messages | "AppealRows" >> beam.Map(message_row, subscription=job.appeals_subscription)
-    parsed, invalid = rows | "ParseAppeals" >> MapOrDeadLetter(parse_appeal, "parse_appeals")
-    admitted, too_late = admit_in_time(parsed, job.allowed_lateness_s, "admit_appeals")
-    appeals, repeated = {
-        "appeals": admitted,
-        "recorded": p | "ReadAppealHistory" >> job.history.appeals,
-    } | "SkipRecordedAppeals" >> SkipRecordedAppeals(streaming=True)
-    earlier, unreadable = (
-        p
-        | "ReadDecisionHistory" >> job.history.decisions
-        | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
-    )
-    known = (earlier, decisions) | "DecisionHistory" >> beam.Flatten()
-    applied = {"appeals": appeals, "decisions": known} | "ApplyAppeals" >> ApplyAppeals(streaming=True)
-    failures += [invalid, too_late, repeated, unreadable, applied["dead_letters"]]
-    failures += [sink.write("appeals", applied["outcomes"]), sink.write("retraining_labels", applied["labels"])]
-    return applied
 
 
 def build_pipeline(p: beam.Pipeline, job: StreamingJob) -> None:

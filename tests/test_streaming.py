@@ -242,3 +242,50 @@ def test_an_upload_later_than_the_allowed_lateness_is_dead_lettered_at_the_door(
         "later_than_allowed_lateness",
         "c1",
     )
+
+
+@pytest.mark.slow
+def test_the_streaming_job_writes_bigquery_with_streaming_inserts_as_the_batch_job_does(pubsub, tmp_path):
+    from pipelines.local_servers import start_bigquery
+    from transforms.bigquery import BigQueryLocation, query_arrow
+
+    try:
+        server = start_bigquery(tmp_path / "bigquery")
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    corpus.generate_corpus(tmp_path / "uploads", count=6, seed=33, corrupt=1)
+    live = publish_events.shift_to_now((tmp_path / "uploads" / "manifest.jsonl").read_text().splitlines(), span_s=600)
+    live_manifest = tmp_path / "uploads" / "live.jsonl"
+    live_manifest.write_text("\n".join(live) + "\n")
+
+    from google.cloud import pubsub_v1
+
+    topic = pubsub_v1.PublisherClient().create_topic(name="projects/t-and-s-test/topics/uploads-bq").name
+    subscription = (
+        pubsub_v1.SubscriberClient()
+        .create_subscription(name="projects/t-and-s-test/subscriptions/uploads-bq-job", topic=topic)
+        .name
+    )
+    assert publish_events.run(["--manifest", str(live_manifest), "--topic", topic]) == 0
+    with running(server):
+        endpoint = f"http://{server.address}"
+        common = ["--bigquery_endpoint", endpoint, "--min_cell_count", "1"]
+        assert streaming.run(["--subscription", subscription, "--warehouse", "bq://t-and-s.stream", *common,
+                              "--expected_rows", str(len(live)), "--max_run_s", "600"]) == 0  # fmt: skip
+        assert batch.run(["--input", str(live_manifest), "--warehouse", "bq://t-and-s.batch", *common,
+                          "--bigquery_write_method", "streaming_inserts", f"--runner={batch.LOCAL_RUNNER}"]) == 0  # fmt: skip
+
+        def rows(dataset: str, sql: str) -> list[tuple]:
+            table = query_arrow(
+                BigQueryLocation("t-and-s", dataset, endpoint), sql.format(dataset=f"t-and-s.{dataset}")
+            )
+            return sorted(tuple(r.values()) for r in table.to_pylist())
+
+        for sql in (
+            "select decision_id, action, rule_id from `{dataset}.enforcement_decisions`",
+            "select event_id, target from `{dataset}.enforcement_events`",
+            "select sor_id from `{dataset}.statements_of_reasons`",
+            "select step, reason from `{dataset}.dead_letter`",
+        ):
+            assert rows("stream", sql) == rows("batch", sql), sql
+        assert len(rows("stream", "select decision_id from `{dataset}.enforcement_decisions`")) == len(live) - 1
