@@ -64,7 +64,9 @@ demo-bigquery: install bigquery-emulator
 	$(PY) -m pipelines.transparency $(BQ_FLAGS) --min_cell_count 3
 	$(PY) -m pipelines.report $(BQ_FLAGS) --out $(BQ_DEMO)/transparency
 	@echo "== BigQuery API on $(BQ_ENDPOINT), dataset demo.deepfake_defense (compliance views: deepfake_defense_compliance)"
-	@echo "   bq --api $(BQ_ENDPOINT) --project_id demo query --nouse_legacy_sql 'select action, count(*) from deepfake_defense.enforcement_decisions group by 1'"
+	@echo local > $(BQ_DEMO)/access-token
+	@echo "   (bq wants a token; the local server takes any)"
+	@echo "   CLOUDSDK_AUTH_ACCESS_TOKEN_FILE=$(BQ_DEMO)/access-token bq --api $(BQ_ENDPOINT) --project_id demo query --nouse_legacy_sql 'select action, count(*) from deepfake_defense.enforcement_decisions group by 1'"
 	@echo "   stop it with: make bigquery-stop"
 
 bigquery-stop:
