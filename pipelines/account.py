@@ -1,6 +1,8 @@
-"""The account stage, shared by the batch and the streaming job: appeals and strikes.
+"""The account stage, shared by the batch and the streaming job: appeals and strikes; and what
+both jobs write once it has run.
 
     account = account_stage(p, decisions, appeal_rows, history, policy, sink, streaming=...)
+    write_decided(p, sink, decisions, statements, events, account, min_cell_count, failures)
 
 It starts from the warehouse's earlier decisions, appeals and strike ledger (`history`) and
 this run's decisions; appeal outcomes reverse decisions downstream, label items for retraining
@@ -25,6 +27,7 @@ from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
 from transforms.statements import BuildStatements
 from transforms.strikes import ReadStrikeLedger, TrackStrikesInState, UpdateStrikeLedger
+from transforms.transparency import AggregateTransparency
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,3 +86,29 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, appeal_rows: be
         events.append(suspension_events)
         failures += [undecided, unrouted, unstated]
     return AccountOutputs(suspended, events, statements, outcomes, failures)
+
+
+def write_decided(p: beam.Pipeline, sink: Sink, decisions: beam.PCollection, statements: list[beam.PCollection],
+                  events: list[beam.PCollection], account: AccountOutputs, min_cell_count: int, failures: list,
+                  new_decisions: bool = True, export_statements: bool = True,
+                  windowing: beam.WindowInto | None = None) -> None:  # fmt: skip
+    """The content decisions with the account stage's suspensions: decisions and statements
+    written (unless the run made no `new_decisions`: an appeals-only run), statements handed to
+    the Transparency Database export, every event published, and the transparency cells
+    counted (in `windowing`'s windows, streaming). Appends the dead letters to `failures`."""
+    all_decisions, statements = [decisions], list(statements)
+    if account.decisions is not None:  # suspensions: decisions with their events and statements
+        all_decisions.append(account.decisions)
+        statements.append(account.statements)
+    decisions = tuple(all_decisions) | "ContentAndAccountDecisions" >> beam.Flatten(pipeline=p)
+    statements = tuple(statements) | "AllStatements" >> beam.Flatten(pipeline=p)
+    if new_decisions:
+        failures.append(sink.write("enforcement_decisions", decisions))
+        failures.append(sink.write("statements_of_reasons", statements))
+        if export_statements:
+            sink.export_statements(statements)
+    failures.append(sink.publish_events([*events, *account.events], p))
+    cells, unaggregated = decisions | "AggregateTransparency" >> AggregateTransparency(
+        min_cell_count, account.appeal_outcomes, windowing=windowing
+    )
+    failures += [unaggregated, sink.write("transparency_aggregates", cells)]

@@ -22,7 +22,7 @@ from apache_beam.runners.runner import PipelineState
 
 from enforcement.policy import load_policy
 from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
-from pipelines.account import account_stage
+from pipelines.account import account_stage, write_decided
 from pipelines.graph import Detection, detect
 from pipelines.options import DetectionOptions, check_options
 from pipelines.reconcile import format_summary, reconcile, rows_read
@@ -30,7 +30,6 @@ from pipelines.sinks import History, LaunchError, Sink, open_warehouse
 from transforms.bigquery import BigQueryLocation, BigQuerySource, ReadBigQueryRows, is_bigquery_uri
 from transforms.hashbank import HashBank
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
-from transforms.transparency import AggregateTransparency
 
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
@@ -87,23 +86,10 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
     policy = job.detection.policy
     account = account_stage(p, decisions, appeal_rows, job.history, policy, sink)
     failures += account.dead_letters
-    all_decisions = [decisions]
-    if account.decisions is not None:  # suspensions: decisions with their events and statements
-        all_decisions.append(account.decisions)
-        statements.append(account.statements)
-    decisions = tuple(all_decisions) | "ContentAndAccountDecisions" >> beam.Flatten(pipeline=p)
-    statements = tuple(statements) | "AllStatements" >> beam.Flatten(pipeline=p)
-    if job.input:  # an appeals-only run decides nothing new (and no new decision can suspend)
-        failures.append(sink.write("enforcement_decisions", decisions))
-        failures.append(sink.write("statements_of_reasons", statements))
-        sink.export_statements(statements)
-    failures.append(sink.publish_events(events + account.events, p))
-    cells, unaggregated = decisions | "AggregateTransparency" >> AggregateTransparency(
-        job.min_cell_count, account.appeal_outcomes
-    )
-    failures += [unaggregated, sink.write("transparency_aggregates", cells)]
-    dead_letters = tuple(f for f in failures if f is not None) | "MergeDeadLetters" >> beam.Flatten(pipeline=p)
-    sink.write("dead_letter", dead_letters)
+    # An appeals-only run decides nothing new (and no new decision can suspend).
+    write_decided(p, sink, decisions, statements, events, account, job.min_cell_count, failures,
+                  new_decisions=bool(job.input))  # fmt: skip
+    sink.write_dead_letters(failures, p)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -107,6 +107,12 @@ class Sink(abc.ABC):
         _, unpublished = merged | "PublishEvents" >> PublishEvents(self.pubsub_project, self.topic_prefix)
         return (unwritten, unpublished) | "EventFailures" >> beam.Flatten()
 
+    def write_dead_letters(self, failures: list[beam.PCollection | None], pipeline: beam.Pipeline) -> None:
+        """Every step's dead letters, merged, into the `dead_letter` table (a step that cannot
+        fail gives None)."""
+        merged = tuple(f for f in failures if f is not None) | "MergeDeadLetters" >> beam.Flatten(pipeline=pipeline)
+        self.write("dead_letter", merged)
+
     def finish(self) -> str:
         """After the pipeline ran: what a reader opens to query the output."""
         return ""

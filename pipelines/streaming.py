@@ -44,7 +44,7 @@ from apache_beam.transforms import trigger, window
 
 from enforcement.policy import load_policy
 from models.registry import SERVED_MODEL_DIR, parse_pinned_versions, resolve_model_set
-from pipelines.account import account_stage
+from pipelines.account import account_stage, write_decided
 from pipelines.graph import Detection, detect
 from pipelines.options import DetectionOptions
 from pipelines.reconcile import format_summary, reconcile, rows_read, stage_of
@@ -54,7 +54,6 @@ from transforms.dead_letter import DEAD, dead_letter_for
 from transforms.hashbank import HashBank
 from transforms.inference import JOIN_TIMEOUT_S
 from transforms.parse import DeduplicateEvents, ParseEvents, RawRow
-from transforms.transparency import AggregateTransparency
 
 STREAMING_RUNNER = "DirectRunner"
 EVENT_TIME_ATTRIBUTE = "uploaded_at"
@@ -196,7 +195,7 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
     failures += detected.dead_letters
     failures += [sink.write("features", detected.features), sink.write("media_scores", detected.scores)]
     decisions = detected.decisions | "MeasureLatency" >> beam.Map(measure_latency)
-    all_decisions, statements, events_out = [decisions], [detected.statements], list(detected.events.values())
+    statements, events_out = [detected.statements], list(detected.events.values())
     appeal_rows = None
     if job.appeals_subscription:
         appeal_rows = (
@@ -211,26 +210,15 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
                             admit=functools.partial(admit_in_time, allowed_lateness_s=job.allowed_lateness_s,
                                                     step="admit_appeals"))  # fmt: skip
     failures += account.dead_letters
-    events_out += account.events
-    outcomes = account.appeal_outcomes
-    if account.decisions is not None:
-        all_decisions.append(account.decisions)
-        statements.append(account.statements)
-    decisions = tuple(all_decisions) | "ContentAndAccountDecisions" >> beam.Flatten()
-    failures.append(sink.write("enforcement_decisions", decisions))
-    failures.append(sink.write("statements_of_reasons", tuple(statements) | "AllStatements" >> beam.Flatten()))
-    failures.append(sink.publish_events(events_out, p))
-    cells, unaggregated = decisions | "AggregateTransparency" >> AggregateTransparency(
-        job.min_cell_count, outcomes, windowing=cell_windowing(job.allowed_lateness_s)
-    )
-    failures += [unaggregated, sink.write("transparency_aggregates", cells)]
+    # Statements go to the table; the Transparency Database export gathers a whole run's.
+    write_decided(p, sink, decisions, statements, events_out, account, job.min_cell_count, failures,
+                  export_statements=False, windowing=cell_windowing(job.allowed_lateness_s))  # fmt: skip
 
 
 def build_pipeline(p: beam.Pipeline, job: StreamingJob) -> None:
     events, failures = read_uploads(p, job.subscription, job.allowed_lateness_s)
     add_streaming_job(events, job, failures)
-    dead_letters = tuple(f for f in failures if f is not None) | "MergeDeadLetters" >> beam.Flatten()
-    job.sink.write("dead_letter", dead_letters)
+    job.sink.write_dead_letters(failures, p)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -117,3 +117,39 @@ def batch_pipeline():
     from apache_beam.testing.test_pipeline import TestPipeline
 
     return TestPipeline(runner=FN_API_RUNNER)
+
+
+@pytest.fixture(scope="module")
+def pubsub_emulator(tmp_path_factory):
+    """The Pub/Sub emulator on loopback (`pipelines.local_servers`), PUBSUB_EMULATOR_HOST set
+    for the module's tests; skipped, saying why, where it is not installed."""
+    from pipelines.local_servers import ServerUnavailable, running, start_pubsub
+
+    try:
+        server = start_pubsub(tmp_path_factory.mktemp("pubsub"))
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = server.address
+    try:
+        with running(server):
+            yield server.address
+    finally:
+        if previous is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(scope="module")
+def bigquery_endpoint(tmp_path_factory):
+    """A BigQuery-API server (local-bigquery) on loopback, for the module's tests; skipped,
+    saying why, where `make bigquery-emulator` could not install it."""
+    from pipelines.local_servers import ServerUnavailable, running, start_bigquery
+
+    try:
+        server = start_bigquery(tmp_path_factory.mktemp("bigquery"))
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    with running(server):
+        yield f"http://{server.address}"

@@ -21,7 +21,6 @@ from models.examples import read_parquet_examples
 from models.train import read_features
 from pipelines import batch, report, sample_appeals, transparency
 from pipelines.bigquery import create_tables
-from pipelines.local_servers import ServerUnavailable, running, start_bigquery
 from pipelines.sinks import BigQueryWarehouse
 from pipelines.warehouse_reader import BigQueryReader, EmbeddedReader
 from schemas import INPUT_TABLES, TABLES, bigquery_schema
@@ -38,13 +37,8 @@ SQL = sorted(Path("sql").glob("*.sql"))
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory):
-    try:
-        server = start_bigquery(tmp_path_factory.mktemp("bigquery"))
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    with running(server):
-        yield f"http://{server.address}"
+def endpoint(bigquery_endpoint):
+    return bigquery_endpoint
 
 
 def _location(endpoint: str, dataset: str) -> BigQueryLocation:

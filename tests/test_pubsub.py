@@ -5,12 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import socket
-import subprocess
-import time
-from pathlib import Path
 
 import apache_beam as beam
 import duckdb
@@ -25,53 +19,14 @@ from transforms.pubsub import PublishEvents
 from .conftest import batch_pipeline
 from .test_policy import item
 
-EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 PROJECT = "t-and-s-test"
 POLICY = load_policy("policies/synthetic_media_v1.yaml")
 TARGETS = sorted({t for names in POLICY.targets.values() for t in names})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    if not EMULATOR.exists():
-        pytest.skip(f"the Pub/Sub emulator is not installed here ({EMULATOR}: google-cloud-cli-pubsub-emulator)")
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("pubsub") / "emulator.log").open("w")
-    process = subprocess.Popen(
-        [str(EMULATOR), "--host=127.0.0.1", f"--port={port}"], stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                os.killpg(process.pid, signal.SIGKILL)
-                pytest.fail(f"the Pub/Sub emulator did not start; see {log.name}")
-            time.sleep(0.3)
-    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{port}"
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        if previous is None:
-            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-        else:
-            os.environ["PUBSUB_EMULATOR_HOST"] = previous
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+def emulator(pubsub_emulator):
+    return pubsub_emulator
 
 
 def _topics_with_subscriptions(prefix: str) -> dict[str, str]:

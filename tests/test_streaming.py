@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import apache_beam as beam
@@ -22,7 +21,6 @@ from enforcement.policy import StrikePolicy
 from enforcement.strikes import strike_for
 from models import corpus
 from pipelines import batch, publish_events, streaming
-from pipelines.local_servers import ServerUnavailable, running, start_pubsub
 from schemas.records import parse_timestamp
 from transforms.parse import DeduplicateEvents, parse_event
 from transforms.strikes import TrackStrikesInState
@@ -99,19 +97,8 @@ def test_strikes_held_in_state_suspend_on_crossing_and_expire_across_windows():
 
 
 @pytest.fixture(scope="module")
-def pubsub(tmp_path_factory):
-    try:
-        server = start_pubsub(tmp_path_factory.mktemp("pubsub"))
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = server.address
-    with running(server):
-        yield server.address
-    if previous is None:
-        os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-    else:
-        os.environ["PUBSUB_EMULATOR_HOST"] = previous
+def pubsub(pubsub_emulator):
+    return pubsub_emulator
 
 
 def _query(warehouse: Path, sql: str) -> list[tuple]:
@@ -245,14 +232,11 @@ def test_an_upload_later_than_the_allowed_lateness_is_dead_lettered_at_the_door(
 
 
 @pytest.mark.slow
-def test_the_streaming_job_writes_bigquery_with_streaming_inserts_as_the_batch_job_does(pubsub, tmp_path):
-    from pipelines.local_servers import start_bigquery
+def test_the_streaming_job_writes_bigquery_with_streaming_inserts_as_the_batch_job_does(
+    pubsub, bigquery_endpoint, tmp_path
+):
     from transforms.bigquery import BigQueryLocation, query_arrow
 
-    try:
-        server = start_bigquery(tmp_path / "bigquery")
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
     corpus.generate_corpus(tmp_path / "uploads", count=6, seed=33, corrupt=1)
     live = publish_events.shift_to_now((tmp_path / "uploads" / "manifest.jsonl").read_text().splitlines(), span_s=600)
     live_manifest = tmp_path / "uploads" / "live.jsonl"
@@ -267,25 +251,22 @@ def test_the_streaming_job_writes_bigquery_with_streaming_inserts_as_the_batch_j
         .name
     )
     assert publish_events.run(["--manifest", str(live_manifest), "--topic", topic]) == 0
-    with running(server):
-        endpoint = f"http://{server.address}"
-        common = ["--bigquery_endpoint", endpoint, "--min_cell_count", "1"]
-        assert streaming.run(["--subscription", subscription, "--warehouse", "bq://t-and-s.stream", *common,
-                              "--expected_rows", str(len(live)), "--max_run_s", "600"]) == 0  # fmt: skip
-        assert batch.run(["--input", str(live_manifest), "--warehouse", "bq://t-and-s.batch", *common,
-                          "--bigquery_write_method", "streaming_inserts", f"--runner={batch.LOCAL_RUNNER}"]) == 0  # fmt: skip
+    endpoint = bigquery_endpoint
+    common = ["--bigquery_endpoint", endpoint, "--min_cell_count", "1"]
+    assert streaming.run(["--subscription", subscription, "--warehouse", "bq://t-and-s.stream", *common,
+                          "--expected_rows", str(len(live)), "--max_run_s", "600"]) == 0  # fmt: skip
+    assert batch.run(["--input", str(live_manifest), "--warehouse", "bq://t-and-s.batch", *common,
+                      "--bigquery_write_method", "streaming_inserts", f"--runner={batch.LOCAL_RUNNER}"]) == 0  # fmt: skip
 
-        def rows(dataset: str, sql: str) -> list[tuple]:
-            table = query_arrow(
-                BigQueryLocation("t-and-s", dataset, endpoint), sql.format(dataset=f"t-and-s.{dataset}")
-            )
-            return sorted(tuple(r.values()) for r in table.to_pylist())
+    def rows(dataset: str, sql: str) -> list[tuple]:
+        table = query_arrow(BigQueryLocation("t-and-s", dataset, endpoint), sql.format(dataset=f"t-and-s.{dataset}"))
+        return sorted(tuple(r.values()) for r in table.to_pylist())
 
-        for sql in (
-            "select decision_id, action, rule_id from `{dataset}.enforcement_decisions`",
-            "select event_id, target from `{dataset}.enforcement_events`",
-            "select sor_id from `{dataset}.statements_of_reasons`",
-            "select step, reason from `{dataset}.dead_letter`",
-        ):
-            assert rows("stream", sql) == rows("batch", sql), sql
-        assert len(rows("stream", "select decision_id from `{dataset}.enforcement_decisions`")) == len(live) - 1
+    for sql in (
+        "select decision_id, action, rule_id from `{dataset}.enforcement_decisions`",
+        "select event_id, target from `{dataset}.enforcement_events`",
+        "select sor_id from `{dataset}.statements_of_reasons`",
+        "select step, reason from `{dataset}.dead_letter`",
+    ):
+        assert rows("stream", sql) == rows("batch", sql), sql
+    assert len(rows("stream", "select decision_id from `{dataset}.enforcement_decisions`")) == len(live) - 1
