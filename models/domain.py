@@ -27,6 +27,7 @@ its card says so).
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -121,10 +122,12 @@ class DomainGate:
     @classmethod
     def load(cls, directory: str | Path) -> DomainGate | None:
         """The gate beside a SavedModel, or None when the directory has none."""
-        path = Path(directory) / GATE_FILE
-        if not path.exists():
+        from models import storage
+
+        path = storage.join(directory, GATE_FILE)
+        if not storage.exists(path):
             return None
-        with np.load(path, allow_pickle=False) as stored:
+        with np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False) as stored:
             facts = json.loads(str(stored["facts"]))
             return cls(
                 modality=facts["modality"],

@@ -137,7 +137,9 @@ class FusionModel:
 
     @classmethod
     def load(cls, directory: str | Path) -> FusionModel:
-        return cls.from_dict(json.loads((Path(directory) / FUSION_FILE).read_text()))
+        from models import storage
+
+        return cls.from_dict(json.loads(storage.read_bytes(storage.join(directory, FUSION_FILE))))
 
 
 def check_bounds(coefficients: tuple[float, ...]) -> None:

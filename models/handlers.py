@@ -6,19 +6,36 @@ metrics and model sharing come with it): it loads with `tf.saved_model.load` and
 `serving_default` signature on a batch of input dicts stacked per input name. A model directory may carry a domain gate
 (`models.domain`) beside the SavedModel; the handler loads it with the model and every answer
 says whether the input lies inside what the model was trained on.
+
+Model refresh: with `refresh_s`, the handler looks beside the version it serves
+(`<model_dir>/<modality>/<version>/`, local or `gs://`) every `refresh_s` seconds for the
+version the registry would now choose, loads it, checks its signature, and serves it from the
+next batch on; every answer names the version that produced it. A version that fails to load
+(half copied, wrong signature, trained on other features) is logged and counted, the served one
+stays, and the check repeats. This runs inside the worker's RunInference, so it behaves the same
+on every runner (RunInference's side-input refresh does not run on the local streaming runner;
+README, "Model refresh").
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from models import storage
 from models.domain import DomainGate, DomainVerdict
 from models.signature import OUTPUT_NAME, SIGNATURES
+
+LOG = logging.getLogger(__name__)
 
 
 class LoadedSignature:
@@ -28,12 +45,18 @@ class LoadedSignature:
     def __init__(self, path: str):
         import tensorflow as tf
 
+        from models.registry import CARD_FILE
+
+        self.path = path
         self.module = tf.saved_model.load(path)
         if "serving_default" not in self.module.signatures:
             raise ValueError(f"{path} has no serving_default signature")
         self.serving = self.module.signatures["serving_default"]
         self.input_names = set(self.serving.structured_input_signature[1])
         self.domain = DomainGate.load(path)
+        card_path = storage.join(path, CARD_FILE)
+        card = json.loads(storage.read_bytes(card_path)) if storage.exists(card_path) else {}
+        self.version = str(card.get("version", path.rstrip("/").rsplit("/", 1)[-1]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +65,7 @@ class ModelAnswer:
 
     probability: float
     domain: DomainVerdict | None = None
+    model_version: str | None = None  # the version that answered (None outside the handler)
 
 
 def judge_domain(model: LoadedSignature, stacked: dict[str, np.ndarray]) -> list[DomainVerdict | None]:
@@ -77,7 +101,30 @@ def signature_inference_fn(
         raise ValueError(f"model returned {probabilities.shape[0]} scores for a batch of {len(batch)}")
     verdicts = judge_domain(model, stacked)
     # The example tensors are dropped from the result: downstream needs the key and answer only.
-    return [PredictionResult(None, ModelAnswer(float(p), v), model_id) for p, v in zip(probabilities, verdicts)]
+    return [
+        PredictionResult(None, ModelAnswer(float(p), v, model.version), model_id)
+        for p, v in zip(probabilities, verdicts)
+    ]
+
+
+class ServedModel:
+    """The model a worker's RunInference shares between its threads: the loaded version, swapped
+    in place when a refresh finds a newer one (under a lock, so a batch sees one version)."""
+
+    def __init__(self, loaded: LoadedSignature, refresh: Callable[[LoadedSignature], LoadedSignature | None] | None,
+                 every_s: float | None, clock: Callable[[], float] = time.monotonic):  # fmt: skip
+        self._loaded, self._refresh, self._every_s, self._clock = loaded, refresh, every_s, clock
+        self._checked_at = clock()
+        self._lock = threading.Lock()
+
+    def current(self) -> LoadedSignature:
+        if self._refresh is None or self._clock() - self._checked_at < self._every_s:
+            return self._loaded
+        with self._lock:
+            if self._clock() - self._checked_at >= self._every_s:
+                self._checked_at = self._clock()
+                self._loaded = self._refresh(self._loaded) or self._loaded
+            return self._loaded
 
 
 class SavedModelSignatureHandler(ModelHandler[dict[str, np.ndarray], PredictionResult, LoadedSignature]):
@@ -88,29 +135,63 @@ class SavedModelSignatureHandler(ModelHandler[dict[str, np.ndarray], PredictionR
         modality: which signature in `models.signature.SIGNATURES` the model honours; checked
             when the model loads, so a wrong model fails at start-up, not per element.
         min_batch_size, max_batch_size: RunInference batching bounds.
+        refresh_s: when set, every `refresh_s` seconds serve the version the registry now
+            chooses beside `model_uri` (module docstring); None serves `model_uri` throughout.
     """
 
-    def __init__(self, model_uri: str, modality: str, min_batch_size: int = 1, max_batch_size: int = 32, **kwargs):
+    def __init__(self, model_uri: str, modality: str, min_batch_size: int = 1, max_batch_size: int = 32,
+                 refresh_s: float | None = None, **kwargs):  # fmt: skip
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size, **kwargs)
-        self.model_uri, self.modality = model_uri, modality
+        self.model_uri, self.modality, self.refresh_s = model_uri, modality, refresh_s
 
-    def load_model(self) -> LoadedSignature:
-        loaded = LoadedSignature(self.model_uri)
+    def load_model(self) -> ServedModel:
+        if self.refresh_s is None:
+            return ServedModel(self._load(self.model_uri), None, None)
+        # A worker (re)loading mid-stream starts from the registry's current choice, not the launch version.
+        loaded = self._load_newer(self.model_uri, "the launch version") or self._load(self.model_uri)
+        return ServedModel(loaded, self._refresh, self.refresh_s)
+
+    def _refresh(self, serving: LoadedSignature) -> LoadedSignature | None:
+        return self._load_newer(serving.path, serving.version)
+
+    def _load(self, path: str) -> LoadedSignature:
+        loaded = LoadedSignature(path)
         expected = {spec.name for spec in SIGNATURES[self.modality]}
         if loaded.input_names != expected:
             raise ValueError(
-                f"{self.model_uri}: serving_default takes {sorted(loaded.input_names)}, "
+                f"{path}: serving_default takes {sorted(loaded.input_names)}, "
                 f"the {self.modality} signature needs {sorted(expected)}"
             )
+        return loaded
+
+    def _load_newer(self, serving_path: str, serving_version: str) -> LoadedSignature | None:
+        """The version the registry now chooses beside `serving_path`, loaded, if it is another
+        one; None (and a logged, counted failure) when that version cannot be served."""
+        from models.registry import resolve_model
+
+        namespace = self.get_metrics_namespace()
+        model_dir = serving_path.rstrip("/").rsplit("/", 2)[0]  # <model_dir>/<modality>/<version>
+        try:
+            chosen = resolve_model(model_dir, self.modality)
+            if chosen is None or chosen.path.rstrip("/") == serving_path.rstrip("/"):
+                return None
+            loaded = self._load(chosen.path)
+        except Exception as error:  # a half-copied or incompatible version must not stop serving
+            Metrics.counter(namespace, "model_refresh_failed").inc()
+            LOG.warning("%s model refresh: keeping %s: %s", self.modality, serving_version, error)
+            return None
+        Metrics.counter(namespace, "model_refreshed").inc()
+        LOG.info("%s model refresh: %s -> %s", self.modality, serving_version, loaded.version)
         return loaded
 
     def run_inference(
         self,
         batch: Sequence[dict[str, np.ndarray]],
-        model: LoadedSignature,
+        model: ServedModel,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
-        return signature_inference_fn(model, batch, inference_args or {}, model_id=self.model_uri)
+        loaded = model.current()
+        return signature_inference_fn(loaded, batch, inference_args or {}, model_id=loaded.path)
 
     def get_num_bytes(self, batch: Sequence[dict[str, np.ndarray]]) -> int:
         return sum(array.nbytes for example in batch for array in example.values())

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from models import storage
 from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
 
 MODALITY_NAMES = tuple(SIGNATURES)
@@ -76,21 +77,19 @@ def resolve_model(model_dir: str | Path, modality: str, version: str | None = No
         FileNotFoundError: a version was asked for and is not there.
         ValueError: the chosen version has no model card or its card is for another modality.
     """
-    root = Path(model_dir) / modality
+    root = storage.join(model_dir, modality)
     if version is not None:
-        candidates = [root / version]
-        if not candidates[0].is_dir():
+        if version not in storage.child_dirs_holding(root, "saved_model.pb"):
             raise FileNotFoundError(f"{modality} model version {version!r} not found under {root}")
     else:
-        newest = _newest(root, "saved_model.pb")
-        if newest is None:
+        version = _newest(root, "saved_model.pb")
+        if version is None:
             return None
-        candidates = [newest]
-    chosen = candidates[-1]
-    card_path = chosen / CARD_FILE
-    if not card_path.exists():
+    chosen = storage.join(root, version)
+    card_path = storage.join(chosen, CARD_FILE)
+    if not storage.exists(card_path):
         raise ValueError(f"{chosen} has no {CARD_FILE}: every served model needs its card")
-    card = json.loads(card_path.read_text())
+    card = json.loads(storage.read_bytes(card_path))
     if card.get("modality", modality) != modality:
         raise ValueError(f"{card_path} describes a {card.get('modality')} model, found under {modality}/")
     trained_on = card.get("feature_version")
@@ -102,26 +101,28 @@ def resolve_model(model_dir: str | Path, modality: str, version: str | None = No
     return DeployedModel(
         modality=modality,
         name=str(card.get("name", f"{modality}_detector")),
-        version=str(card.get("version", chosen.name)),
-        path=str(chosen),
+        version=str(card.get("version", version)),
+        path=chosen,
         card=card,
     )
 
 
-def _newest(root: Path, marker: str) -> Path | None:
-    candidates = sorted((p for p in root.glob("*") if (p / marker).exists()), key=lambda p: _version_key(p.name))
-    return candidates[-1] if candidates else None
+def _newest(root: str, marker: str) -> str | None:
+    """The newest version under `root` (a directory holding `marker`), or None."""
+    versions = sorted(storage.child_dirs_holding(root, marker), key=_version_key)
+    return versions[-1] if versions else None
 
 
 def resolve_fusion(model_dir: str | Path, version: str | None = None):
     """The fusion model to serve: `version` if given, else the newest; None if there is none."""
     from models.fusion import FUSION_FILE, FusionModel
 
-    root = Path(model_dir) / "fusion"
-    chosen = root / version if version else _newest(root, FUSION_FILE)
-    if chosen is None:
+    root = storage.join(model_dir, "fusion")
+    version = version or _newest(root, FUSION_FILE)
+    if version is None:
         return None
-    if not (chosen / FUSION_FILE).exists():
+    chosen = storage.join(root, version)
+    if not storage.exists(storage.join(chosen, FUSION_FILE)):
         raise FileNotFoundError(f"fusion version {version!r} not found under {root}")
     return FusionModel.load(chosen)
 

@@ -12,6 +12,7 @@ that row's dead letter and never the job's failure.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import apache_beam as beam
 
@@ -42,6 +43,9 @@ class Detection:
     # The streaming job's graph: joins that wait in keyed state instead of grouping the whole
     # input (a batch CoGroupByKey in the global window cannot fire on an unbounded input).
     streaming: bool = False
+    # modality -> seconds between looks for a newer model version beside the served one (the
+    # streaming job's model refresh); a modality absent here serves its launch version throughout.
+    model_refresh_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +75,7 @@ def detect(events: beam.PCollection, detection: Detection) -> Detected:
         fusion=detection.model_set.fusion,
         accelerator=detection.accelerator,
         streaming=detection.streaming,
+        refresh_s=detection.model_refresh_s,
     )
     decisions, undecided = scores | "ApplyPolicy" >> ApplyPolicy(detection.policy)
     by_target, unrouted = decisions | "FanOutEnforcement" >> FanOutEnforcement(detection.policy)

@@ -14,7 +14,9 @@ the streaming forms of the stages that cannot run unbounded as the batch ones do
 * transparency cells: hourly event-time windows, fired at the watermark and again for each
   late decision within `--allowed_lateness_s` (accumulating panes: a late firing re-emits the
   window's cells whole, the newest pane standing). The published figures come from
-  `pipelines.transparency`, which recounts every decision once, so no pane is ever summed.
+  `pipelines.transparency`, which recounts every decision once, so no pane is ever summed;
+* model refresh: every `--model_refresh_s` each worker's RunInference serves the newest version
+  in the model directory (`models.handlers`), and each score names the version that produced it.
 
 Event time is the upload time: the publisher sets the `uploaded_at` attribute (RFC 3339;
 `python -m pipelines.publish_events` does). Rows go to the same tables as batch: BigQuery
@@ -94,6 +96,14 @@ class StreamingOptions(DetectionOptions):
             type=int,
             default=None,
             help="Stop once this many appeals are accounted for (applied, dead-lettered or skipped).",
+        )
+        stream.add_argument(
+            "--model_refresh_s",
+            type=float,
+            default=60.0,
+            help="Every this many seconds each worker looks in --model_dir for a newer version of each model it "
+            "serves and serves it from the next batch on; every score names the version that produced it. "
+            "Versions pinned with --model_versions never change; 0 turns refresh off (default %(default)s).",
         )
         stream.add_argument(
             "--stop_after_idle_s",
@@ -312,12 +322,15 @@ def run(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         parser.error(f"--policy: {exc}")
     try:
-        model_set = resolve_model_set(options.model_dir or str(SERVED_MODEL_DIR),
-                                      parse_pinned_versions(options.model_versions))  # fmt: skip
+        pinned = parse_pinned_versions(options.model_versions)
+        model_set = resolve_model_set(options.model_dir or str(SERVED_MODEL_DIR), pinned)
     except (OSError, ValueError) as exc:
         parser.error(f"--model_dir: {exc}")
     if not model_set.models:
         parser.error("--model_dir: no model versions found")
+    if options.model_refresh_s < 0:
+        parser.error("--model_refresh_s must be 0 (off) or positive")
+    refresh_s = {m: options.model_refresh_s for m in model_set.models if m not in pinned and options.model_refresh_s}
     hash_bank = HashBank.load(options.hash_bank) if options.hash_bank else None
     run_id = options.run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-stream-") + secrets.token_hex(3)
     try:
@@ -336,7 +349,8 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     sink.prepare(truncate=False)
     detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
-                          options.max_batch_size, options.accelerator, streaming=True)  # fmt: skip
+                          options.max_batch_size, options.accelerator, streaming=True,
+                          model_refresh_s=refresh_s)  # fmt: skip
     job = StreamingJob(detection, sink, options.subscription, history, options.appeals_subscription,
                        options.min_cell_count, options.allowed_lateness_s)  # fmt: skip
     p = beam.Pipeline(options=pipeline_options)

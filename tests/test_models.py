@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -79,6 +80,37 @@ def test_a_trained_model_serves_calibrated_probabilities_through_the_handler(tra
     assert len(results) == len(batch)
     assert np.all((probabilities >= 0) & (probabilities <= 1))
     assert roc_auc(test["labels"], probabilities) > 0.9  # it learned the planted signal
+
+
+def test_a_refreshing_handler_serves_a_new_version_from_the_next_batch_and_keeps_serving_through_a_broken_one(
+    tmp_path, trained_metadata_model
+):
+    root, dataset, _ = trained_metadata_model
+    first = tmp_path / "metadata" / "20260101T000000"
+    shutil.copytree(root / "metadata" / "20260101T000000", first)
+    batch = [{"metadata": row} for row in dataset["test"]["inputs"]["metadata"][:4]]
+    refreshing = SavedModelSignatureHandler(str(first), "metadata", refresh_s=0)
+    fixed = SavedModelSignatureHandler(str(first), "metadata")
+    served, pinned = refreshing.load_model(), fixed.load_model()
+
+    def versions(handler, model) -> set[str]:
+        return {r.inference.model_version for r in handler.run_inference(batch, model)}
+
+    assert versions(refreshing, served) == {"20260101T000000"}
+    second = tmp_path / "metadata" / "20260201T000000"
+    shutil.copytree(first, second)
+    write_card(second, {"name": "metadata_detector", "modality": "metadata", "version": "20260201T000000"})
+    assert versions(refreshing, served) == {"20260201T000000"}
+    assert versions(fixed, pinned) == {"20260101T000000"}  # no refresh_s: the launch version throughout
+
+    broken = tmp_path / "metadata" / "20260301T000000"  # copied half-way: a SavedModel file, no variables
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"not a model")
+    write_card(broken, {"name": "metadata_detector", "modality": "metadata", "version": "20260301T000000"})
+    assert versions(refreshing, served) == {"20260201T000000"}
+    shutil.rmtree(broken)
+    shutil.rmtree(second)  # withdrawn: the registry's choice goes back, and so does the handler
+    assert versions(refreshing, served) == {"20260101T000000"}
 
 
 def test_handler_refuses_a_model_with_another_signature(trained_metadata_model):

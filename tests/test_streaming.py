@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import shutil
+import threading
+import time
 from pathlib import Path
 
 import apache_beam as beam
@@ -20,7 +23,9 @@ from apache_beam.utils.timestamp import Timestamp
 from enforcement.policy import StrikePolicy
 from enforcement.strikes import strike_for
 from models import corpus
+from models.registry import CARD_FILE, SERVED_MODEL_DIR, write_card
 from pipelines import batch, publish_events, streaming
+from pipelines.reconcile import parquet_run_counts
 from schemas.records import parse_timestamp
 from transforms.parse import DeduplicateEvents, parse_event
 from transforms.strikes import TrackStrikesInState
@@ -270,3 +275,59 @@ def test_the_streaming_job_writes_bigquery_with_streaming_inserts_as_the_batch_j
     ):
         assert rows("stream", sql) == rows("batch", sql), sql
     assert len(rows("stream", "select decision_id from `{dataset}.enforcement_decisions`")) == len(live) - 1
+
+
+def _new_version(model_dir: Path, version: str) -> None:
+    """Publishes every served model again under `version`, as a retraining would: the copy
+    first, the card (what makes the registry choose it) last."""
+    for modality in ("visual", "audio", "metadata"):
+        (current,) = (model_dir / modality).iterdir()
+        target = model_dir / modality / version
+        shutil.copytree(current, target, ignore=shutil.ignore_patterns(CARD_FILE))
+        card = json.loads((current / CARD_FILE).read_text())
+        write_card(target, {**card, "version": version})
+
+
+@pytest.mark.slow
+def test_a_model_version_published_mid_stream_scores_the_uploads_after_it(pubsub, tmp_path):
+    corpus.generate_corpus(tmp_path / "uploads", count=4, seed=41)
+    lines = publish_events.shift_to_now((tmp_path / "uploads" / "manifest.jsonl").read_text().splitlines(), span_s=60)
+    before, after = tmp_path / "uploads" / "before.jsonl", tmp_path / "uploads" / "after.jsonl"
+    before.write_text("\n".join(lines[:2]) + "\n")
+    after.write_text("\n".join(lines[2:]) + "\n")
+    model_dir = tmp_path / "models"
+    shutil.copytree(SERVED_MODEL_DIR, model_dir)
+
+    from google.cloud import pubsub_v1
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    topic = publisher.create_topic(name="projects/t-and-s-test/topics/uploads-refresh").name
+    subscription = subscriber.create_subscription(
+        name="projects/t-and-s-test/subscriptions/uploads-refresh-job", topic=topic
+    ).name
+    warehouse, run_id = tmp_path / "stream", "20260101T000000Z-refresh"
+    outcome: list[int] = []
+    job = threading.Thread(target=lambda: outcome.append(streaming.run([
+        "--subscription", subscription, "--warehouse", str(warehouse), "--model_dir", str(model_dir),
+        "--model_refresh_s", "1", "--expected_rows", str(len(lines)), "--max_run_s", "600", "--run_id", run_id,
+        "--min_cell_count", "1",
+    ])))  # fmt: skip
+    job.start()
+    assert publish_events.run(["--manifest", str(before), "--topic", topic]) == 0
+    deadline = time.monotonic() + 300
+    while sum(n for *_, n in parquet_run_counts(str(warehouse), "media_scores", run_id, "media_type")) < 2:
+        assert time.monotonic() < deadline and job.is_alive(), "the first uploads were never scored"
+        time.sleep(2)
+    _new_version(model_dir, "29990101T000000")
+    time.sleep(3)  # past --model_refresh_s: the next batch looks
+    assert publish_events.run(["--manifest", str(after), "--topic", topic]) == 0
+    job.join(timeout=600)
+    assert outcome == [0]
+
+    first = {json.loads(line)["content_id"] for line in lines[:2]}
+    rows = _query(warehouse, "select content_id, visual_model_version, audio_model_version, metadata_model_version "
+                             "from media_scores")  # fmt: skip
+    assert len(rows) == len(lines)
+    for content_id, *versions in rows:
+        served = {v for v in versions if v is not None}
+        assert served == ({"20261129T094911"} if content_id in first else {"29990101T000000"}), content_id

@@ -49,7 +49,7 @@ def to_modality_score(keyed: tuple[str, PredictionResult], model: DeployedModel)
         model.modality,
         answer.probability,
         model.name,
-        model.version,
+        answer.model_version or model.version,  # the version that answered: a refresh may have swapped it
         abstained=bool(domain and domain.abstained),
         abstain_reason=domain.reason if domain else None,
         domain_distance=domain.distance if domain else None,
@@ -72,12 +72,14 @@ class ScoreModality(beam.PTransform):
     the failed batch's.
     """
 
-    def __init__(self, model: DeployedModel, min_batch_size: int, max_batch_size: int, accelerator: str | None = None):
+    def __init__(self, model: DeployedModel, min_batch_size: int, max_batch_size: int, accelerator: str | None = None,
+                 refresh_s: float | None = None):  # fmt: skip
         super().__init__()
         self._model, self._accelerator = model, accelerator
         handler = SavedModelSignatureHandler(
-            model.path, model.modality, min_batch_size=min_batch_size, max_batch_size=max_batch_size
-        )
+            model.path, model.modality, min_batch_size=min_batch_size, max_batch_size=max_batch_size,
+            refresh_s=refresh_s,
+        )  # fmt: skip
         self._handler = (
             KeyedModelHandler(handler)
             .with_preprocess_fn(functools.partial(to_model_inputs, modality=model.modality))
@@ -254,9 +256,11 @@ class ScoreMedia(beam.PTransform):
         fusion: FusionModel | None = None,
         accelerator: str | None = None,
         streaming: bool = False,
+        refresh_s: Mapping[str, float] | None = None,
     ):
         super().__init__()
         self._models = dict(models)
+        self._refresh_s = dict(refresh_s or {})  # modality -> seconds between looks for a newer version
         self._fusion = fusion
         self._batch = (min_batch_size, max_batch_size)
         self._accelerator = accelerator
@@ -274,8 +278,9 @@ class ScoreMedia(beam.PTransform):
                 continue
             name = modality.capitalize()
             scores, dead = features | f"Score{name}" >> ScoreModality(
-                self._models[modality], *self._batch, accelerator=self._accelerator
-            )
+                self._models[modality], *self._batch, accelerator=self._accelerator,
+                refresh_s=self._refresh_s.get(modality),
+            )  # fmt: skip
             grouped_inputs[modality] = scores
             dead_letters.append(dead)
             if self._streaming:

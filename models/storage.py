@@ -1,0 +1,32 @@
+"""Reading model directories wherever they live: a local path or an object store (`gs://`).
+
+Beam's `FileSystems` resolves the scheme, so the job on Dataflow reads the same layout from a
+bucket that a local run reads from disk; TensorFlow loads the SavedModels itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apache_beam.io.filesystems import FileSystems
+
+
+def join(base: str | Path, *parts: str) -> str:
+    """`base/part/...`, keeping a scheme's `//` (pathlib would fold `gs://b` to `gs:/b`)."""
+    return FileSystems.join(str(base), *parts)
+
+
+def exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path) as handle:
+        return handle.read()
+
+
+def child_dirs_holding(root: str | Path, marker: str) -> list[str]:
+    """The names of `root`'s sub-directories that hold a file named `marker`."""
+    pattern = join(root, "*", marker)
+    (found,) = FileSystems.match([pattern])
+    return sorted({FileSystems.split(FileSystems.split(m.path)[0])[1] for m in found.metadata_list})
