@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -58,3 +59,14 @@ def test_a_bad_bank_line_is_named(tmp_path):
     path.write_text('{"pdq": "abcd"}\n')
     with pytest.raises(ValueError, match=":1: pdq must be 64 hex digits"):
         HashBank.load(path)
+
+
+def test_a_large_frame_hashes_from_its_downscaled_copy_within_a_few_bits_of_the_full_picture():
+    import pdqhash
+
+    frame = cv2.resize(_picture(3), (1920, 1440), interpolation=cv2.INTER_CUBIC)
+    digest, _ = pdq_hash(frame)
+    full_bits, _ = pdqhash.compute(np.ascontiguousarray(frame))
+    full = np.packbits(full_bits.astype(np.uint8)).tobytes().hex()
+    distance = bin(int(digest, 16) ^ int(full, 16)).count("1")
+    assert 0 <= distance <= 12  # of 256; matches count up to 31

@@ -10,6 +10,7 @@ import pytest
 
 from models.corpus import render_image
 from models.signature import AUDIO_HANDCRAFTED_DIM, CROP_SIZE, MAX_FRAMES, MAX_WINDOWS, VISUAL_HANDCRAFTED_DIM
+from transforms import visual as signals
 from transforms.audio import audio_features, extract_audio
 from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits
 from transforms.media import decode_audio, decode_video_frames, evenly_spaced
@@ -530,3 +531,38 @@ def test_exact_encoder_string_separates_versions_of_one_family():
     assert np.array_equal(old[20:36], new[20:36])  # one family
     assert old[48:63].sum() == new[48:63].sum() == 1 and not np.array_equal(old[48:63], new[48:63])
     assert none[35] == 1 and none[48:63].sum() == 0
+
+
+def test_the_fast_forms_of_the_frame_signals_equal_their_plain_definitions():
+    rng = np.random.default_rng(5)
+    frame = rng.integers(0, 256, (203, 317, 3), dtype=np.uint8)
+    grey = (frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.float32)
+
+    rgb = frame.astype(np.float64) / 255
+    saturation = rgb.max(axis=2) - rgb.min(axis=2)
+    np.testing.assert_allclose(signals._saturation_stats(frame), (saturation.mean(), saturation.std()), rtol=1e-6)
+
+    rows, cols = 203 // 8 * 8, 317 // 8 * 8
+    blocks = grey[:rows, :cols].reshape(rows // 8, 8, cols // 8, 8)
+    np.testing.assert_allclose(signals._block_means(grey), blocks.mean(axis=(1, 3)).ravel(), rtol=1e-5)
+
+    magnitude = np.abs(grey - cv2.blur(grey, (3, 3)))
+    for period in (2, 4, 8):
+        cut = magnitude[: 203 // 8 * 8, : 317 // 8 * 8]
+        plain = [cut[i::period, j::period].mean() for i in range(period) for j in range(period)]
+        np.testing.assert_allclose(signals._phase_means(magnitude, period), plain, rtol=1e-5)
+
+    texture = grey - cv2.blur(grey, (15, 15))
+    autocorrelation = np.real(np.fft.ifft2(np.abs(np.fft.fft2(texture.astype(np.float64))) ** 2))
+    autocorrelation = np.fft.fftshift(autocorrelation / autocorrelation[0, 0])
+    yy, xx = np.mgrid[0:203, 0:317]
+    radius = np.hypot(yy - 203 // 2, xx - 317 // 2)
+    plain = autocorrelation[(radius > 5) & (radius < 203 / 3)].max()
+    assert signals._texture_regularity(texture) == pytest.approx(plain, abs=1e-4)
+
+    codes = rng.integers(0, 125, (40, 60), dtype=np.uint8)
+    mask = rng.random((40, 60)) < 0.3
+    plain = np.bincount(
+        signals._RUN_CLASS, weights=np.bincount(codes[mask], minlength=125) * 2, minlength=signals.COOC_CLASSES
+    )
+    np.testing.assert_array_equal(signals._class_counts((codes, codes), (mask, mask)), plain)

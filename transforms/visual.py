@@ -134,6 +134,15 @@ def _radial_profile(power: np.ndarray) -> np.ndarray:
     return np.log(sums / np.maximum(counts, 1) + 1e-8)
 
 
+def _saturation_stats(frame: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of max(R, G, B) - min(R, G, B), in [0, 1]: per channel on
+    the 8-bit picture (a reduction over a last axis of three is slow in numpy)."""
+    red, green, blue = frame[..., 0], frame[..., 1], frame[..., 2]
+    spread = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
+    mean, std = cv2.meanStdDev(np.ascontiguousarray(spread))
+    return float(mean[0, 0]) / 255.0, float(std[0, 0]) / 255.0
+
+
 def frame_signals(frame: np.ndarray) -> np.ndarray:
     """Per-frame forensic signals (`models.visual_layout.FRAME`: spectrum through centre_residual_ratio)."""
     grey = _grey(centre_crop(frame, min(_ANALYSIS_SIZE, *frame.shape[:2])))
@@ -163,8 +172,7 @@ def frame_signals(frame: np.ndarray) -> np.ndarray:
     on_grid = cols[:, 7::8].mean() if cols.shape[1] > 8 else 0.0
     blockiness = np.log((on_grid + 1e-3) / (cols.mean() + 1e-3))
 
-    rgb = frame.astype(np.float32) / 255.0
-    saturation = rgb.max(axis=2) - rgb.min(axis=2)
+    saturation_mean, saturation_std = _saturation_stats(frame)
     ry, rx = residual.shape[0] // 4, residual.shape[1] // 4
     centre = residual[ry:-ry, rx:-rx] if ry and rx else residual
     periphery_mask = np.ones_like(residual, dtype=bool)
@@ -183,8 +191,8 @@ def frame_signals(frame: np.ndarray) -> np.ndarray:
                 np.log(kurtosis + 1e-3),
                 np.log(laplacian.var() + 1e-3),
                 blockiness,
-                saturation.mean(),
-                saturation.std(),
+                saturation_mean,
+                saturation_std,
                 centre_ratio,
             ],
         ]
@@ -224,9 +232,15 @@ _DIFFERENCES = (np.array([[-1, 1]], np.float32), np.array([[1, -2, 1]], np.float
 _KB = np.array([[-1, 2, -1], [2, -4, 2], [-1, 2, -1]], np.float32) / 4.0
 
 
-def _run_codes(residual: np.ndarray) -> np.ndarray:
-    """Code of each run of three horizontally adjacent residuals, [rows, cols - 2]."""
-    levels = np.clip(np.rint(residual), -_COOC_TRUNCATION, _COOC_TRUNCATION).astype(np.int16) + _COOC_TRUNCATION
+def _levels(residual: np.ndarray) -> np.ndarray:
+    """Residuals in whole levels truncated to [-T, T], shifted to 0..2T (uint8)."""
+    rounded = np.rint(residual)
+    np.clip(rounded, -_COOC_TRUNCATION, _COOC_TRUNCATION, out=rounded)
+    return (rounded + _COOC_TRUNCATION).astype(np.uint8)
+
+
+def _run_codes(levels: np.ndarray) -> np.ndarray:
+    """Code of each run of three horizontally adjacent levels, [rows, cols - 2] (uint8: under 125)."""
     return _run_code(levels[:, :-2], levels[:, 1:-1], levels[:, 2:])
 
 
@@ -236,27 +250,32 @@ def _residual_runs(grey: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     picture it scanned; residuals keep the picture's size (borders mirrored)."""
     transposed = np.ascontiguousarray(grey.T)
     runs = [
-        (_run_codes(cv2.filter2D(grey, -1, kernel)), _run_codes(cv2.filter2D(transposed, -1, kernel)))
+        (_run_codes(_levels(cv2.filter2D(grey, -1, kernel))), _run_codes(_levels(cv2.filter2D(transposed, -1, kernel))))
         for kernel in _DIFFERENCES
     ]
-    kb = cv2.filter2D(grey, -1, _KB)
-    return [*runs, (_run_codes(kb), _run_codes(np.ascontiguousarray(kb.T)))]
+    kb = _levels(cv2.filter2D(grey, -1, _KB))  # symmetric: the transposed picture's KB residual is this one's transpose
+    return [*runs, (_run_codes(kb), _run_codes(kb.T))]
+
+
+_RUN_CODES = (2 * _COOC_TRUNCATION + 1) ** 3
 
 
 def _class_counts(codes: tuple[np.ndarray, np.ndarray], masks: tuple[np.ndarray, np.ndarray] | None = None):
     """Counts of the run classes along rows and columns (where the masks, if given, are true)."""
-    total = 0
+    total = np.zeros(_RUN_CODES, np.float64)
     for index, part in enumerate(codes):
-        selected = part if masks is None else part[masks[index]]
-        total = total + np.bincount(selected.ravel(), minlength=_RUN_CLASS.size)
+        mask = None if masks is None else masks[index].view(np.uint8)
+        total += cv2.calcHist([part], [0], mask, [_RUN_CODES], [0, _RUN_CODES]).ravel()  # exact below 2**24
     return np.bincount(_RUN_CLASS, weights=total, minlength=COOC_CLASSES)
 
 
-def cooccurrence_counts(frame: np.ndarray, face: FaceBox | None) -> tuple[np.ndarray, np.ndarray | None]:
+def cooccurrence_counts(
+    frame: np.ndarray, face: FaceBox | None, grey: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Residual run-class counts of one frame: the whole picture [3, COOC_CLASSES] (first order,
     second order, KB), and inside / around the face [2 zones, 2 residuals (first order, KB),
-    COOC_CLASSES], None without a face."""
-    runs = _residual_runs(_grey(frame))
+    COOC_CLASSES], None without a face. `grey`: the frame's `_grey`, when the caller has it."""
+    runs = _residual_runs(_grey(frame) if grey is None else grey)
     whole = np.stack([_class_counts(codes) for codes in runs])
     if face is None:
         return whole, None
@@ -369,23 +388,55 @@ def image_encoding(image: Image.Image, stored_bytes: int) -> np.ndarray:
     return encoding_signals(stored_bytes * 8 / pixels, quantiser, palette)
 
 
-def noise_signals(frame: np.ndarray, face: FaceBox | None) -> np.ndarray:
-    """Per-frame noise, periodicity, texture and face-consistency signals.
+def _block_means(image: np.ndarray) -> np.ndarray:
+    """Mean of each whole 8x8 block (area averaging by a whole factor), row by row."""
+    rows, cols = image.shape[0] // _BLOCK, image.shape[1] // _BLOCK
+    return cv2.resize(image[: rows * _BLOCK, : cols * _BLOCK], (cols, rows), interpolation=cv2.INTER_AREA).ravel()
+
+
+def _phase_means(magnitude: np.ndarray, period: int) -> np.ndarray:
+    """Mean of `magnitude` over each phase (i, j) of a `period` grid, for periods dividing 8:
+    from the 8x8 phase sums in one pass (each phase of a divisor sums whole 8x8 phases)."""
+    rows, cols = magnitude.shape[0] // 8, magnitude.shape[1] // 8
+    sums = magnitude[: rows * 8, : cols * 8].reshape(rows, 8, cols * 8).sum(axis=0, dtype=np.float64)
+    sums = sums.reshape(8, cols, 8).sum(axis=1)
+    folded = sums.reshape(8 // period, period, 8 // period, period).sum(axis=(0, 2))
+    return (folded / (rows * cols * (8 // period) ** 2)).ravel()
+
+
+@functools.lru_cache(maxsize=16)
+def _regularity_mask(height: int, width: int) -> np.ndarray:
+    """Where the texture autocorrelation's regularity peak is looked for: lags between 5 px and
+    a third of the shorter side, laid out as the unshifted (circular) autocorrelation is."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    radius = np.hypot(yy - height // 2, xx - width // 2)
+    return np.fft.ifftshift((radius > 5) & (radius < min(height, width) / 3))
+
+
+def _texture_regularity(texture: np.ndarray) -> float:
+    """Highest normalised circular autocorrelation of `texture` at the lags of `_regularity_mask`
+    (Wiener-Khinchin: the inverse transform of the power spectrum), in single precision."""
+    import scipy.fft
+
+    spectrum = scipy.fft.rfft2(texture.astype(np.float32, copy=False))
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32, copy=False)
+    autocorrelation = scipy.fft.irfft2(power, s=texture.shape)
+    return float(autocorrelation[_regularity_mask(*texture.shape)].max() / (autocorrelation[0, 0] + 1e-8))
+
+
+def noise_signals(frame: np.ndarray, face: FaceBox | None, grey: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame noise, periodicity, texture and face-consistency signals (`grey`: the frame's
+    `_grey`, when the caller has it already).
 
     Returns `flat_noise` through `face_boundary_step`, then the 16 `face_rings`.
     """
-    grey = _grey(frame)
+    grey = _grey(frame) if grey is None else grey
     height, width = grey.shape
     blurred = cv2.blur(grey, (3, 3))
     residual = grey - blurred
-    rows, cols = height // _BLOCK * _BLOCK, width // _BLOCK * _BLOCK
-
-    def blocks(image: np.ndarray, reduce) -> np.ndarray:
-        return reduce(image[:rows, :cols].reshape(rows // _BLOCK, _BLOCK, cols // _BLOCK, _BLOCK), axis=(1, 3)).ravel()
-
-    block_noise = blocks(residual, np.std)
-    block_mean = blocks(grey, np.mean)
-    block_detail = blocks(np.abs(blurred - cv2.blur(blurred, (7, 7))), np.mean)
+    block_noise = np.sqrt(np.maximum(_block_means(residual * residual) - _block_means(residual) ** 2, 0.0))
+    block_mean = _block_means(grey)
+    block_detail = _block_means(np.abs(blurred - cv2.blur(blurred, (7, 7))))
     flat = block_detail <= np.percentile(block_detail, 40)
     low, high = np.percentile(block_mean[flat], [33, 66]) if flat.sum() >= 6 else (85.0, 170.0)
     dark = _log_median(block_noise[flat & (block_mean < low)])
@@ -395,18 +446,13 @@ def noise_signals(frame: np.ndarray, face: FaceBox | None) -> np.ndarray:
     median = np.median(log_noise)
     spread = [log_noise.std(), np.percentile(log_noise, 95) - median, median - np.percentile(log_noise, 5)]
 
-    magnitude = np.abs(residual[: height // 8 * 8, : width // 8 * 8])
+    magnitude = np.abs(residual)
     periodicity = []
     for period in (2, 4, 8):
-        phases = np.array([magnitude[i::period, j::period].mean() for i in range(period) for j in range(period)])
+        phases = _phase_means(magnitude, period)
         periodicity.append(np.log(phases.std() / (phases.mean() + 1e-6) + 1e-4))
 
-    texture = grey - cv2.blur(grey, (15, 15))
-    autocorrelation = np.real(np.fft.ifft2(np.abs(np.fft.fft2(texture)) ** 2))
-    autocorrelation = np.fft.fftshift(autocorrelation / (autocorrelation[0, 0] + 1e-8))
-    yy, xx = np.mgrid[0:height, 0:width]
-    radius = np.hypot(yy - height // 2, xx - width // 2)
-    regularity = autocorrelation[(radius > 5) & (radius < min(height, width) / 3)].max()
+    regularity = _texture_regularity(grey - cv2.blur(grey, (15, 15)))
 
     face_noise = face_share = face_sharpness = seam = 0.0
     rings = np.zeros(_RINGS, np.float32)
@@ -566,6 +612,7 @@ def visual_features(
     mask = np.zeros((MAX_FRAMES,), dtype=np.float32)
     face_mask = np.zeros_like(mask)
     crops, boxes = [], []
+    greys = [_grey(frame) for frame in frames]  # one grey picture per frame, for every signal that reads it
     for index, frame in enumerate(frames):
         crop = centre_crop(frame, CROP_SIZE)
         tensor[index], mask[index] = crop, 1.0
@@ -575,7 +622,7 @@ def visual_features(
         if box is not None:
             faces[index], face_mask[index] = face_crop(frame, box, CROP_SIZE), 1.0
     per_frame = np.stack([frame_signals(f) for f in frames])
-    per_frame_noise = np.stack([noise_signals(f, box) for f, box in zip(frames, boxes)])
+    per_frame_noise = np.stack([noise_signals(f, box, grey) for f, box, grey in zip(frames, boxes, greys)])
     # Face signals average over the frames that have a face, not over all frames.
     with_face = face_mask[: len(frames)] > 0
     noise_means = per_frame_noise.mean(axis=0)
@@ -586,7 +633,7 @@ def visual_features(
     else:
         temporal = 0.0
     residual_spread = float(per_frame[:, FRAME.slot("residual_std")].std())
-    cooccurrences = cooccurrence_signals([cooccurrence_counts(f, box) for f, box in zip(frames, boxes)])
+    cooccurrences = cooccurrence_signals([cooccurrence_counts(f, box, g) for f, box, g in zip(frames, boxes, greys)])
     motions = [
         face_motion(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), after, box)
         for frame, after, box in zip(frames, successors or [], boxes)
