@@ -189,11 +189,21 @@ class _PacketSurvey(NamedTuple):
     keyframes: int
     frames: int
     payload_bytes: int
+    keyframe_times: tuple[int | None, ...] = ()  # presentation time of each keyframe packet, in order
+    codec: str = ""
+
+
+# Decoders that honour `skip_frame = "NONKEY"`, so that decoding keyframes in order gives the
+# keyframes the packets announce; only for them is the one-seek-per-keyframe path known to give
+# the same frames. (FFmpeg's VP9 decoder ignores the setting and returns every frame: its
+# "keyframes" are the first frames decoded, a known defect kept until the next feature version.)
+_SKIPS_TO_KEYFRAMES = frozenset({"h264", "hevc"})
 
 
 def _survey_packets(data: bytes, deadline: Deadline) -> _PacketSurvey:
     """Counts keyframes, frames and picture bytes by demuxing packets only: no decoding, cheap."""
     keyframes = frames = payload = 0
+    times: list[int | None] = []
     with open_container(data) as container:
         stream = video_stream(container)
         if stream is None:
@@ -203,10 +213,12 @@ def _survey_packets(data: bytes, deadline: Deadline) -> _PacketSurvey:
                 continue
             frames += 1
             payload += packet.size
-            keyframes += bool(packet.is_keyframe)
+            if packet.is_keyframe:
+                keyframes += 1
+                times.append(packet.pts)
             if frames % 64 == 0:
                 deadline.check()
-    return _PacketSurvey(keyframes, frames, payload)
+    return _PacketSurvey(keyframes, frames, payload, tuple(times), stream.codec_context.name)
 
 
 # A seek lands on the keyframe at or before the time asked for; the frames decoded from there
@@ -247,6 +259,12 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
         survey = _survey_packets(data, deadline)
         use_keyframes = survey.keyframes >= max_frames
         wanted = set(evenly_spaced(survey.keyframes if use_keyframes else survey.frames, max_frames))
+        if use_keyframes and survey.codec in _SKIPS_TO_KEYFRAMES and None not in survey.keyframe_times:
+            sought = _keyframes_with_successors(data, [survey.keyframe_times[i] for i in sorted(wanted)], deadline)
+            if sought is not None:
+                frames, after, coded_pixels = sought
+                pixels = coded_pixels * max(survey.frames, 1)
+                return DecodedVideo(frames, "keyframes", survey.payload_bytes * 8 / pixels, after)
         frames: list[np.ndarray] = []
         keyframe_times: list[int | None] = []
         successors: dict[int, np.ndarray] = {}
@@ -292,6 +310,44 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
     else:
         after = [successors.get(index) for index in sorted(wanted)[: len(frames)]]
     return DecodedVideo(frames, selection, survey.payload_bytes * 8 / pixels, after)
+
+
+def _keyframes_with_successors(
+    data: bytes, times: list[int], deadline: Deadline
+) -> tuple[list[np.ndarray], list[np.ndarray | None], int] | None:
+    """The keyframes presented at `times` (RGB), the grey picture of the frame right after each
+    (None after the last frame), and the coded picture size: one seek per keyframe, decoding
+    it and the frame or two up to its successor, so no keyframe is decoded twice. None when a
+    keyframe cannot be reached this way (the stream does not seek, or its packets' times do not
+    match its frames'): the caller then decodes keyframes in order and seeks for the successors."""
+    frames: list[np.ndarray] = []
+    after: list[np.ndarray | None] = []
+    coded_pixels = 0
+    try:
+        with open_container(data) as container:
+            stream = video_stream(container)
+            for time in times:
+                container.seek(time, stream=stream, backward=True, any_frame=False)
+                keyframe = successor = None
+                for count, frame in enumerate(container.decode(stream)):
+                    if frame.pts is None or count > _MAX_FRAMES_TO_KEYFRAME:
+                        break
+                    if keyframe is None and frame.pts == time:
+                        keyframe = _upright_rgb(frame)
+                        coded_pixels = coded_pixels or frame.width * frame.height
+                    elif keyframe is not None and frame.pts > time:
+                        successor = cv2.cvtColor(_upright_rgb(frame), cv2.COLOR_RGB2GRAY)
+                        break
+                    elif frame.pts > time:
+                        break  # landed past it
+                if keyframe is None:
+                    return None
+                frames.append(keyframe)
+                after.append(successor)
+                deadline.check()
+    except av.error.FFmpegError:
+        return None
+    return frames, after, coded_pixels
 
 
 def _frames_after(data: bytes, times: list[int | None], deadline: Deadline) -> list[np.ndarray | None]:
