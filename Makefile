@@ -118,7 +118,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 bench: install
-	$(PY) -m benchmarks.throughput
+	$(PY) -m benchmarks.realistic
 
 # The served models and every figure in reports/MODEL_REPORT.md, from nothing: the generated
 # corpus (12000 items) and the media from elsewhere, their features, training, evaluation,

@@ -51,34 +51,53 @@ def stft(samples: np.ndarray) -> np.ndarray:
     return librosa.stft(samples, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=WIN_LENGTH, center=True)
 
 
-def log_mel(spectrum: np.ndarray) -> np.ndarray:
-    """Log-mel energies [frames, mels] from a complex STFT."""
-    power = np.abs(spectrum) ** 2
+def log_mel(power: np.ndarray) -> np.ndarray:
+    """Log-mel energies [frames, mels] from an STFT's power [bins, frames]."""
     return np.log10(_mel_basis() @ power + _LOG_FLOOR).T.astype(np.float32)
 
 
-def _phase_incoherence(spectrum: np.ndarray) -> float:
-    magnitude = np.abs(spectrum)
-    if spectrum.shape[1] < 3:
+def _wrapped(phase: np.ndarray) -> np.ndarray:
+    """Phase wrapped to [-pi, pi] by arithmetic (what angle(exp(1j * phase)) gives, without
+    the complex exponential)."""
+    return phase - (2 * np.pi) * np.rint(phase / (2 * np.pi))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spectrum:
+    """What the handcrafted signals read of one STFT, each computed once."""
+
+    magnitude: np.ndarray  # [bins, frames]
+    power: np.ndarray
+    jitter: np.ndarray | None  # |second difference of the phase advance|, [bins, frames - 2]; None under 3 frames
+    strong: np.ndarray | None  # bins x frames (from the third) in the loudest 10% of magnitudes
+
+    @classmethod
+    def of(cls, spectrum: np.ndarray) -> _Spectrum:
+        magnitude = np.abs(spectrum)
+        jitter = strong = None
+        if spectrum.shape[1] >= 3:
+            expected = 2 * np.pi * HOP_LENGTH * np.arange(spectrum.shape[0])[:, None] / N_FFT
+            phase = np.angle(spectrum)
+            advance = _wrapped(phase[:, 1:] - phase[:, :-1] - expected)  # a steady partial advances steadily
+            jitter = np.abs(_wrapped(np.diff(advance, axis=1)))
+            strong = magnitude[:, 2:] > np.percentile(magnitude, 90)
+        return cls(magnitude, magnitude**2, jitter, strong)
+
+
+def _phase_incoherence(spectral: _Spectrum) -> float:
+    if spectral.jitter is None or not spectral.strong.any():
         return 0.0
-    expected = 2 * np.pi * HOP_LENGTH * np.arange(spectrum.shape[0])[:, None] / N_FFT
-    advance = np.angle(spectrum[:, 1:]) - np.angle(spectrum[:, :-1]) - expected
-    deviation = np.angle(np.exp(1j * advance))  # wrapped to [-pi, pi]
-    second = np.diff(deviation, axis=1)  # a steady partial has a steady phase advance
-    strong = magnitude[:, 2:] > np.percentile(magnitude, 90)
-    if not strong.any():
-        return 0.0
-    return float(np.mean(np.abs(np.angle(np.exp(1j * second[strong])))))
+    return float(np.mean(spectral.jitter[spectral.strong]))
 
 
 _BANDS_HZ = ((100, 1000), (1000, 3000), (3000, 6000))
 
 
-def resynthesis_signals(spectrum: np.ndarray, mel: np.ndarray) -> list[float]:
+def resynthesis_signals(spectral: _Spectrum, mel: np.ndarray) -> list[float]:
     """Harmonic structure, flux, band-wise phase jitter and envelope sharpness (entries 48-58)."""
-    magnitude = np.abs(spectrum)
+    magnitude = spectral.magnitude
     log_magnitude = np.log(magnitude + 1e-6)
-    frame_power = (magnitude**2).sum(axis=0)
+    frame_power = spectral.power.sum(axis=0)
     loud = frame_power > np.percentile(frame_power, 60)
     if loud.sum() < 3:
         loud = np.ones_like(loud)
@@ -90,14 +109,10 @@ def resynthesis_signals(spectrum: np.ndarray, mel: np.ndarray) -> list[float]:
         values += [float(np.mean(band.max(axis=0) - np.median(band, axis=0))), float(np.mean(np.abs(ridges)))]
     flux = np.abs(np.diff(mel, axis=0))[loud[1:]]
     values += [float(flux.mean()), float(flux[:, -10:].mean())] if flux.size else [0.0, 0.0]
-    if spectrum.shape[1] >= 3:
-        expected = 2 * np.pi * HOP_LENGTH * np.arange(spectrum.shape[0])[:, None] / N_FFT
-        advance = np.angle(np.exp(1j * (np.angle(spectrum[:, 1:]) - np.angle(spectrum[:, :-1]) - expected)))
-        jitter = np.abs(np.angle(np.exp(1j * np.diff(advance, axis=1))))
-        strong = magnitude[:, 2:] > np.percentile(magnitude, 90)
+    if spectral.jitter is not None:
         for low, high in ((0, 2000), (2000, SAMPLE_RATE // 2 + 1)):
-            selected = ((freqs >= low) & (freqs < high))[:, None] & strong
-            values.append(float(jitter[selected].mean()) if selected.any() else 0.0)
+            selected = ((freqs >= low) & (freqs < high))[:, None] & spectral.strong
+            values.append(float(spectral.jitter[selected].mean()) if selected.any() else 0.0)
     else:
         values += [0.0, 0.0]
     envelope = np.sqrt(frame_power)
@@ -108,8 +123,8 @@ def resynthesis_signals(spectrum: np.ndarray, mel: np.ndarray) -> list[float]:
 
 def audio_features(samples: np.ndarray) -> AudioFeatures:
     """Builds the windowed log-mel tensor and handcrafted vector from 16 kHz mono samples."""
-    spectrum = stft(samples)
-    mel = log_mel(spectrum)
+    spectral = _Spectrum.of(stft(samples))
+    mel = log_mel(spectral.power)
     level = mel.mean()
     normalised = mel - level  # keep spectral shape, drop loudness
 
@@ -127,7 +142,7 @@ def audio_features(samples: np.ndarray) -> AudioFeatures:
         mask[slot] = 1.0
 
     mfcc = scipy.fft.dct(mel, type=2, norm="ortho", axis=1)[:, :_N_MFCC]
-    power = np.abs(spectrum) ** 2
+    power = spectral.power
     freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=N_FFT)
     total = power.sum() + _LOG_FLOOR
     band_shares = [power[freqs >= cut].sum() / total for cut in (4000, 6000, 7000)]
@@ -148,11 +163,11 @@ def audio_features(samples: np.ndarray) -> AudioFeatures:
             "flatness": [
                 float(flatness.mean()),
                 float(rolloff),
-                _phase_incoherence(spectrum),
+                _phase_incoherence(spectral),
                 centroid_spread,
                 silent_share,
             ],  # flatness through silent_share
-            "harmonic_peaks": resynthesis_signals(spectrum, mel),  # harmonic_peaks through envelope_sharpness
+            "harmonic_peaks": resynthesis_signals(spectral, mel),  # harmonic_peaks through envelope_sharpness
         }
     )
     return AudioFeatures(

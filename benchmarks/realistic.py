@@ -1,0 +1,285 @@
+"""Cost per upload at real resolutions and lengths, beside the least decoding could cost, and
+the batch job's cost per item beside a tight loop of the same functions.
+
+    python -m benchmarks.realistic [--cache data/bench] [--quick]
+
+1. Uploads: H.264/AAC clips at 720p, 1080p and 4K (30 fps, a keyframe every 2 s, as phones
+   and editors export), 10 s to 10 min long; stills at phone resolutions (12 Mpx JPEG, a
+   portrait screenshot PNG); a minute of AAC audio. Made once with PyAV's encoders into
+   `--cache` and reused.
+2. Per upload, in a fresh process on one core (so peak memory is the upload's own): CPU ms of
+   probe, visual and audio extraction (the last of two runs: caches warm), and beside them the
+   floor: decoding, to RGB, the frames the visual stage reads (the sampled keyframes and the
+   frame after each, or the frames up to the last sampled one), and the audio track to 16 kHz
+   mono. The floor is decoded by this script's own loop over PyAV, not by the pipeline's code.
+3. The batch job (features only, DirectRunner) on N and 4N generated items, one and two
+   workers: the marginal cost per item (the difference of the two runs, so start-up cancels)
+   against a tight loop of the same extraction functions over the same items; the start-up of
+   each; and peak memory per worker process as the input grows 4x.
+
+Figures go to stdout; BENCHMARKS.md records them with this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from benchmarks.upload_cost import _encode_tone, make_audio, make_photo
+
+# name -> (width, height, seconds); 4K and the ten-minute clip are the slow ones to make.
+CLIPS = {
+    "720p 20s": (1280, 720, 20),
+    "1080p 20s": (1920, 1080, 20),
+    "1080p 60s": (1920, 1080, 60),
+    "4K 10s": (3840, 2160, 10),
+    "720p 10s": (1280, 720, 10),
+    "720p 10min": (1280, 720, 600),
+}
+QUICK = ("720p 20s", "1080p 20s", "photo 12Mpx", "audio 60s")
+
+
+def make_video(path: Path, width: int, height: int, seconds: float, fps: int = 30, gop: int = 60) -> Path:
+    """A textured, moving, noisy picture (camera-like grain, so the encoder spends bits on it)
+    with a tone; 30 precomputed frames shifted each frame, so making a long clip is cheap."""
+    rng = np.random.default_rng(7)
+    small = rng.integers(0, 255, (height // 16 + 2, width // 16 + 2, 3), dtype=np.uint8)
+    scene = cv2.resize(small, (width + 32, height + 32), interpolation=cv2.INTER_CUBIC)
+    grain = [rng.normal(0, 6, (height, width, 3)).astype(np.int16) for _ in range(4)]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast"}
+        audio = container.add_stream("aac", rate=44100)
+        for index in range(int(seconds * fps)):
+            dx, dy = index % 32, (index // 2) % 32
+            frame = np.clip(scene[dy : dy + height, dx : dx + width] + grain[index % 4], 0, 255).astype(np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        _encode_tone(container, audio, seconds)
+    return path
+
+
+def make_screenshot(path: Path, size: tuple[int, int] = (1179, 2556)) -> Path:
+    """A phone screenshot: flat panels, text-like strokes, lossless PNG."""
+    width, height = size
+    picture = np.full((height, width, 3), 245, np.uint8)
+    rng = np.random.default_rng(3)
+    for top in range(40, height - 120, 160):
+        cv2.rectangle(picture, (30, top), (width - 30, top + 130), tuple(int(c) for c in rng.integers(150, 255, 3)), -1)
+        for line in range(3):
+            cv2.putText(picture, "lorem ipsum dolor sit amet " * 2, (50, top + 35 + 35 * line),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.8, (30, 30, 30), 2)  # fmt: skip
+    cv2.imwrite(str(path), picture[..., ::-1])
+    return path
+
+
+def uploads(cache: Path, quick: bool) -> dict[str, Path]:
+    cache.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for name, (width, height, seconds) in CLIPS.items():
+        if quick and name not in QUICK:
+            continue
+        path = cache / f"{name.replace(' ', '_')}.mp4"
+        if not path.exists():
+            start = time.perf_counter()
+            make_video(path.with_suffix(".part.mp4"), width, height, seconds).rename(path)
+            print(f"  made {name} in {time.perf_counter() - start:.0f} s", flush=True)
+        made[name] = path
+    for name, maker, file in (("photo 12Mpx", make_photo, "photo.jpg"), ("screenshot", make_screenshot, "shot.png"),
+                              ("audio 60s", lambda p: make_audio(p, 60.0), "voice.m4a")):  # fmt: skip
+        if quick and name not in QUICK:
+            continue
+        if not (cache / file).exists():
+            maker(cache / file)
+        made[name] = cache / file
+    return made
+
+
+def decode_floor(data: bytes, media_type: str) -> dict[str, float]:
+    """CPU ms to decode what the stages read, with nothing else: the frames the visual stage
+    samples (to RGB at the analysis size) and the audio track (to 16 kHz mono float)."""
+    from transforms.media import MAX_ANALYSIS_PIXELS, analysis_size, evenly_spaced
+
+    floors = {}
+    if media_type == "video":
+        start = time.process_time()
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.video[0]
+            keyframes = [p.pts for p in container.demux(stream) if p.size and p.is_keyframe]
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.video[0]
+            for pts in [keyframes[i] for i in evenly_spaced(len(keyframes), 8)]:
+                container.seek(pts, stream=stream, backward=True, any_frame=False)
+                decoded = 0
+                for frame in container.decode(stream):
+                    if frame.pts is None or frame.pts < pts:
+                        continue
+                    width, height = analysis_size(frame.width, frame.height)
+                    frame.to_ndarray(format="rgb24", width=width, height=height)
+                    decoded += 1
+                    if decoded == 2:  # the keyframe and the frame after it
+                        break
+        floors["visual_floor"] = (time.process_time() - start) * 1000
+        assert MAX_ANALYSIS_PIXELS  # the floor decodes at the size the pipeline analyses
+    if media_type in ("video", "audio"):
+        start = time.process_time()
+        with av.open(io.BytesIO(data)) as container:
+            if container.streams.audio:
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+                for frame in container.decode(container.streams.audio[0]):
+                    for resampled in resampler.resample(frame):
+                        resampled.to_ndarray()
+        floors["audio_floor"] = (time.process_time() - start) * 1000
+    return floors
+
+
+def measure_one(path: str) -> dict[str, float]:
+    """One upload's stage costs and floors (run in its own process: `--one PATH`)."""
+    from benchmarks.throughput import time_stages
+    from transforms.limits import MediaLimits
+
+    data = Path(path).read_bytes()
+    for _ in range(2):
+        info, costs = time_stages(data, MediaLimits(), clock=time.process_time)
+    costs |= decode_floor(data, info.media_type)
+    costs["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    costs["media_type"] = info.media_type
+    return costs
+
+
+def per_upload(made: dict[str, Path]) -> None:
+    print("\nCPU ms per upload, one core (last of 2 runs), beside the decode floor; peak memory of the process:")
+    print(f"{'upload':<14}{'MB':>6}{'probe':>7}{'visual':>8}{'floor':>7}{'x':>6}{'audio':>7}{'floor':>7}{'x':>6}"
+          f"{'total':>7}{'RSS MiB':>9}")  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    for name, path in made.items():
+        command = ["taskset", "-c", "0", sys.executable, "-m", "benchmarks.realistic", "--one", str(path)]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            print(f"{name:<14} failed: {done.stderr.strip().splitlines()[-1:]}")
+            continue
+        c = json.loads(done.stdout.strip().splitlines()[-1])
+        vf, af = c.get("visual_floor"), c.get("audio_floor")
+        total = c["probe"] + c["visual"] + c["audio"]
+        print(f"{name:<14}{path.stat().st_size / 1e6:>6.1f}{c['probe']:>7.0f}{c['visual']:>8.0f}"
+              f"{vf or 0:>7.0f}{(c['visual'] / vf if vf else 0):>6.1f}{c['audio']:>7.0f}{af or 0:>7.0f}"
+              f"{(c['audio'] / af if af else 0):>6.1f}{total:>7.0f}{c['peak_rss_mib']:>9.0f}")  # fmt: skip
+
+
+def tight_loop(manifest: Path) -> float:
+    """Wall ms per item of probe + visual + audio over every item of a manifest, in this
+    process, after five items of warm-up (run pinned to one core: `--loop MANIFEST`)."""
+    from benchmarks.throughput import time_stages
+    from transforms.limits import MediaLimits
+
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    blobs = [(manifest.parent / row["media_uri"]).read_bytes() for row in rows]
+
+    def run(items: list[bytes]) -> None:
+        for data in items:
+            with contextlib.suppress(Exception):  # a corrupt item costs what it costs in the job too
+                time_stages(data, MediaLimits())
+
+    run(blobs[:5])
+    start = time.perf_counter()
+    run(blobs)
+    return (time.perf_counter() - start) * 1000 / len(blobs)
+
+
+def _pinned(cores: str, command: list[str]) -> list[str]:
+    return ["taskset", "-c", cores, *command]
+
+
+# Runs a command and prints the peak resident memory of its largest process (MiB).
+_PEAK = (
+    "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024); sys.exit(done.returncode)"
+)
+
+
+def job(manifest: Path, warehouse: Path, workers: int) -> dict[str, float]:
+    """The batch job (features only) as a user runs it, `workers` processes pinned to as many cores."""
+    command = [sys.executable, "-m", "pipelines.batch", "--input", str(manifest), "--warehouse", str(warehouse),
+               "--write_disposition", "truncate", "--features_only", f"--direct_num_workers={workers}"]  # fmt: skip
+    if workers > 1:
+        command += ["--direct_running_mode=multi_processing"]
+    cores = ",".join(str(core) for core in range(workers))
+    start = time.perf_counter()
+    done = subprocess.run(_pinned(cores, [sys.executable, "-c", _PEAK, *command]), capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"job failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return {"wall_s": wall, "peak_rss_mib": float(done.stdout.strip().splitlines()[-1])}
+
+
+def pipeline_against_loop(items: int, scratch: Path) -> None:
+    from models import corpus
+
+    print(f"\nbatch job (features only) against a tight loop, generated corpus, {items} and {4 * items} items "
+          "(one worker: one core; two workers: two):")  # fmt: skip
+    manifests = {}
+    for count in (items, 4 * items):
+        root = scratch / f"corpus{count}"
+        corpus.generate_corpus(root, count=count, seed=99, workers=os.cpu_count() or 1)
+        manifests[count] = root / "manifest.jsonl"
+    tiny = scratch / "tiny.jsonl"
+    tiny.write_text(manifests[items].read_text().splitlines()[0] + "\n")
+    (scratch / "media").symlink_to(manifests[items].parent / "media")
+    looped = subprocess.run(_pinned("0", [sys.executable, "-m", "benchmarks.realistic", "--loop",
+                                          str(manifests[4 * items])]), capture_output=True, text=True, check=True)  # fmt: skip
+    loop_ms = float(looped.stdout.strip().splitlines()[-1])
+    print(f"  tight loop, one core: {loop_ms:.0f} ms per item ({4 * items} items)")
+    marginal = {}
+    for workers in (1, 2):
+        start_up = job(tiny, scratch / "wh", workers)
+        small, large = (job(manifests[n], scratch / "wh", workers) for n in (items, 4 * items))
+        marginal[workers] = (large["wall_s"] - small["wall_s"]) * 1000 / (3 * items)
+        print(f"  {workers} worker(s): one item {start_up['wall_s']:.1f} s (start-up), {items} items "
+              f"{small['wall_s']:.1f} s, {4 * items} items {large['wall_s']:.1f} s; marginal {marginal[workers]:.0f} ms "
+              f"per item; peak RSS of the largest process {small['peak_rss_mib']:.0f} -> "
+              f"{large['peak_rss_mib']:.0f} MiB as the input grows 4x")  # fmt: skip
+    print(f"  tight loop / one-worker job: {loop_ms / marginal[1]:.2f}; one -> two workers: "
+          f"{marginal[1] / marginal[2]:.2f}x")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.realistic", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", default="data/bench", help="Where the uploads are made once (default %(default)s).")
+    parser.add_argument("--quick", action="store_true", help="720p and 1080p clips, the photo and the audio only.")
+    parser.add_argument("--items", type=int, default=60, help="Generated items of the smaller job run.")
+    parser.add_argument("--skip_job", action="store_true", help="Per-upload costs only.")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--loop", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.loop:
+        print(tight_loop(Path(args.loop)))
+        return 0
+    if args.one:
+        print(json.dumps(measure_one(args.one)))
+        return 0
+    print(f"cores: {os.cpu_count()}; making uploads in {args.cache} (once)")
+    per_upload(uploads(Path(args.cache), args.quick))
+    if not args.skip_job:
+        with tempfile.TemporaryDirectory() as scratch:
+            pipeline_against_loop(args.items, Path(scratch))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
