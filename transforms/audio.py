@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import apache_beam as beam
 import librosa
 import numpy as np
 import scipy.fft
@@ -31,7 +30,7 @@ from models.signature import (
     WINDOW_FRAMES,
 )
 from schemas.records import AudioFeatures, MediaFeatures
-from transforms.dead_letter import MediaStep
+from transforms.dead_letter import MediaDoFn, MediaStep
 from transforms.limits import MediaLimits
 from transforms.media import decode_audio, evenly_spaced
 
@@ -182,7 +181,7 @@ def extract_audio(data: bytes, has_audio: bool, limits: MediaLimits) -> AudioFea
     return audio_features(decode_audio(data, SAMPLE_RATE, limits))
 
 
-class _ExtractAudioDoFn(beam.DoFn):
+class _ExtractAudioDoFn(MediaDoFn):
     def __init__(self, limits: MediaLimits):
         self._limits = limits
         self._windows = Metrics.distribution("features", "audio_windows")

@@ -173,6 +173,16 @@ class _FlatMapDoFn(beam.DoFn):
         yield from self._fn(element, *args, **kwargs)
 
 
+class MediaDoFn(beam.DoFn):
+    """Base of the per-item media DoFns: one item per core, so the libraries underneath run
+    single-threaded (`transforms.limits.one_thread_per_item`)."""
+
+    def setup(self):
+        from transforms.limits import one_thread_per_item
+
+        one_thread_per_item()
+
+
 class MediaStep(beam.PTransform):
     """A per-item media step: `DOFN(limits)` with failures dead-lettered under `STEP`.
 

@@ -15,12 +15,11 @@ import threading
 import time
 import urllib.parse
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from schemas.records import MediaBlob, UploadEvent
-from transforms.dead_letter import MediaStep
+from transforms.dead_letter import MediaDoFn, MediaStep
 from transforms.limits import LimitExceeded, MediaLimits, MediaRejected
 
 # Errors worth another try: the network and the object store, not a missing or bad file.
@@ -142,7 +141,7 @@ def _within_deadline(read, seconds: float) -> bytes:
     return outcome["data"]
 
 
-class _FetchMediaDoFn(beam.DoFn):
+class _FetchMediaDoFn(MediaDoFn):
     def __init__(self, limits: MediaLimits):
         self._limits = limits
         self._bytes = Metrics.counter("fetch", "bytes_read")

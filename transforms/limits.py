@@ -76,3 +76,18 @@ class Deadline:
         elapsed = time.monotonic() - self._start
         if elapsed > self.seconds:
             raise LimitExceeded("max_decode_s", round(elapsed, 3), self.seconds, " s")
+
+
+def one_thread_per_item() -> None:
+    """Makes the libraries under the job's per-item steps run on the calling thread: OpenCV,
+    the BLAS and OpenMP under numpy, scipy and scikit-learn, and Arrow (which encodes and
+    compresses the Parquet the warehouse writes). Each worker process handles one item per
+    core, and their own thread pools only contend with it (`transforms.media.DECODE_THREADS`
+    says what was measured). Process-wide: called from the media DoFns' setup."""
+    import cv2
+    import pyarrow
+    import threadpoolctl
+
+    cv2.setNumThreads(1)
+    threadpoolctl.threadpool_limits(1)
+    pyarrow.set_cpu_count(1)

@@ -163,6 +163,13 @@ def open_container(data: bytes) -> Iterator[av.container.InputContainer]:
         container.close()
 
 
+# Decoder threads per video. The job runs one item per core (Beam's workers), so threads inside
+# a decoder only compete with the other items' work: measured, two workers on two cores spent
+# a third more CPU per item with FFmpeg's, OpenCV's and OpenBLAS's own thread pools than with
+# one thread each (BENCHMARKS.md, "Cost per upload at real resolutions").
+DECODE_THREADS = 1
+
+
 def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
     """The main video stream: the largest picture among the real ones (cover art in an audio
     file is an attached picture, not a stream; a thumbnail or preview track is smaller than the
@@ -170,7 +177,9 @@ def video_stream(container: av.container.InputContainer) -> av.video.stream.Vide
     streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not streams:
         return None
-    return max(streams, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0))
+    stream = max(streams, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0))
+    stream.codec_context.thread_count = DECODE_THREADS
+    return stream
 
 
 def audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
@@ -273,7 +282,6 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
         coded_pixels = 0
         with open_container(data) as container:
             stream = video_stream(container)
-            stream.thread_type = "AUTO"
             if use_keyframes:
                 stream.codec_context.skip_frame = "NONKEY"
             try:

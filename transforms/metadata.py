@@ -15,7 +15,6 @@ import io
 import re
 import zlib
 
-import apache_beam as beam
 import c2pa
 import numpy as np
 from apache_beam.metrics import Metrics
@@ -23,7 +22,7 @@ from apache_beam.metrics import Metrics
 from models.metadata_layout import METADATA_DIM, SLOTS, SOFTWARE_BUCKETS, slot
 from schemas.records import MediaBlob, MediaFeatures, MediaInfo, UploadEvent, utc_now
 from schemas.vocabulary import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, MEDIA_TYPES
-from transforms.dead_letter import MediaStep
+from transforms.dead_letter import MediaDoFn, MediaStep
 from transforms.limits import CorruptMedia, MediaLimits, UnsupportedMedia
 from transforms.media import (
     audio_stream,
@@ -375,7 +374,7 @@ def metadata_vector(info: MediaInfo, event: UploadEvent) -> np.ndarray:
     return vector
 
 
-class _ExtractMetadataDoFn(beam.DoFn):
+class _ExtractMetadataDoFn(MediaDoFn):
     def __init__(self, limits: MediaLimits):
         self._limits = limits
         self._by_type = {t: Metrics.counter("features", f"media_type_{t}") for t in MEDIA_TYPES}

@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import itertools
 
-import apache_beam as beam
 import cv2
 import numpy as np
 from apache_beam.metrics import Metrics
@@ -24,7 +23,7 @@ from PIL import Image
 from models.signature import CROP_SIZE, MAX_FRAMES
 from models.visual_layout import FRAME, VISUAL
 from schemas.records import MediaFeatures, VisualFeatures
-from transforms.dead_letter import MediaStep
+from transforms.dead_letter import MediaDoFn, MediaStep
 from transforms.hashbank import frame_hashes
 from transforms.limits import MediaLimits, UnsupportedMedia
 from transforms.media import CUT_SHORT, decode_image_frames, decode_video_frames, image_frame_count, open_image
@@ -679,7 +678,7 @@ def extract_visual(data: bytes, media_type: str, limits: MediaLimits) -> VisualF
     return None
 
 
-class _ExtractVisualDoFn(beam.DoFn):
+class _ExtractVisualDoFn(MediaDoFn):
     def __init__(self, limits: MediaLimits):
         self._limits = limits
         self._frames = Metrics.distribution("features", "visual_frames")
