@@ -1,7 +1,7 @@
 """Cost per upload at real resolutions and lengths, beside the least decoding could cost, and
 the batch job's cost per item beside a tight loop of the same functions.
 
-    python -m benchmarks.realistic [--cache data/bench] [--quick]
+    python -m benchmarks.realistic [--cache data/bench] [--quick] [--skip_job] [--profile FILE]
 
 1. Uploads: H.264/AAC clips at 720p, 1080p and 4K (30 fps, a keyframe every 2 s, as phones
    and editors export), 10 s to 10 min long; stills at phone resolutions (12 Mpx JPEG, a
@@ -114,29 +114,39 @@ def uploads(cache: Path, quick: bool) -> dict[str, Path]:
 def decode_floor(data: bytes, media_type: str) -> dict[str, float]:
     """CPU ms to decode what the stages read, with nothing else: the frames the visual stage
     samples (to RGB at the analysis size) and the audio track (to 16 kHz mono float)."""
-    from transforms.media import MAX_ANALYSIS_PIXELS, analysis_size, evenly_spaced
+    from transforms.media import analysis_size, evenly_spaced
 
     floors = {}
     if media_type == "video":
         start = time.process_time()
         with av.open(io.BytesIO(data)) as container:
             stream = container.streams.video[0]
-            keyframes = [p.pts for p in container.demux(stream) if p.size and p.is_keyframe]
+            packets = [p for p in container.demux(stream) if p.size]
+        keyframes = [p.pts for p in packets if p.is_keyframe]
         with av.open(io.BytesIO(data)) as container:
             stream = container.streams.video[0]
-            for pts in [keyframes[i] for i in evenly_spaced(len(keyframes), 8)]:
-                container.seek(pts, stream=stream, backward=True, any_frame=False)
-                decoded = 0
-                for frame in container.decode(stream):
-                    if frame.pts is None or frame.pts < pts:
-                        continue
-                    width, height = analysis_size(frame.width, frame.height)
-                    frame.to_ndarray(format="rgb24", width=width, height=height)
-                    decoded += 1
-                    if decoded == 2:  # the keyframe and the frame after it
+            stream.codec_context.thread_count = 1
+            if len(keyframes) >= 8:  # keyframes: each sampled one and the frame after it
+                for pts in [keyframes[i] for i in evenly_spaced(len(keyframes), 8)]:
+                    container.seek(pts, stream=stream, backward=True, any_frame=False)
+                    decoded = 0
+                    for frame in container.decode(stream):
+                        if frame.pts is None or frame.pts < pts:
+                            continue
+                        width, height = analysis_size(frame.width, frame.height)
+                        frame.to_ndarray(format="rgb24", width=width, height=height)
+                        decoded += 1
+                        if decoded == 2:
+                            break
+            else:  # too few keyframes: every frame up to the last sampled one, the sampled ones to RGB
+                wanted = set(evenly_spaced(len(packets), 8))
+                for index, frame in enumerate(container.decode(stream)):
+                    if index in wanted or index - 1 in wanted:
+                        width, height = analysis_size(frame.width, frame.height)
+                        frame.to_ndarray(format="rgb24", width=width, height=height)
+                    if index > max(wanted):
                         break
         floors["visual_floor"] = (time.process_time() - start) * 1000
-        assert MAX_ANALYSIS_PIXELS  # the floor decodes at the size the pipeline analyses
     if media_type in ("video", "audio"):
         start = time.process_time()
         with av.open(io.BytesIO(data)) as container:
@@ -161,6 +171,22 @@ def measure_one(path: str) -> dict[str, float]:
     costs["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     costs["media_type"] = info.media_type
     return costs
+
+
+def profile(path: Path) -> None:
+    """cProfile of one upload's probe, visual and audio extraction (the second run), by own time."""
+    import cProfile
+    import pstats
+
+    from benchmarks.throughput import time_stages
+    from transforms.limits import MediaLimits, one_thread_per_item
+
+    one_thread_per_item()
+    data = path.read_bytes()
+    time_stages(data, MediaLimits())
+    profiler = cProfile.Profile()
+    profiler.runcall(time_stages, data, MediaLimits())
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
 def per_upload(made: dict[str, Path]) -> None:
@@ -266,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip_job", action="store_true", help="Per-upload costs only.")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--loop", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", help="Profile the extraction of one upload (this file) and stop.")
     args = parser.parse_args(argv)
+    if args.profile:
+        profile(Path(args.profile))
+        return 0
     if args.loop:
         print(tight_loop(Path(args.loop)))
         return 0
