@@ -566,3 +566,16 @@ def test_the_fast_forms_of_the_frame_signals_equal_their_plain_definitions():
         signals._RUN_CLASS, weights=np.bincount(codes[mask], minlength=125) * 2, minlength=signals.COOC_CLASSES
     )
     np.testing.assert_array_equal(signals._class_counts((codes, codes), (mask, mask)), plain)
+
+
+def test_the_audio_signals_do_not_depend_on_the_chunks_the_track_is_analysed_in(monkeypatch):
+    from transforms import audio
+
+    rng = np.random.default_rng(9)
+    t = np.arange(16000 * 7) / 16000
+    samples = 0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.1 * np.sin(t))) + 0.02 * rng.normal(size=t.size)
+    whole = audio_features(samples.astype(np.float32))
+    monkeypatch.setattr(audio, "CHUNK_FRAMES", 37)  # 700 frames in 19 chunks, the last a short one
+    chunked = audio_features(samples.astype(np.float32))
+    np.testing.assert_allclose(chunked.handcrafted, whole.handcrafted, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(chunked.logmel, whole.logmel)
