@@ -230,3 +230,50 @@ def test_a_decoder_error_part_way_keeps_the_frames_before_it(tmp_path, monkeypat
         return
     cut = decode_video_frames(data, 8, LIMITS)
     assert cut.selection == "sequential" + CUT_SHORT and 1 <= len(cut.frames) < 8
+
+
+def _keyframe_clip(codec: str, container: str, bframes: int | None = None) -> bytes:
+    """100 frames, a keyframe every 10: enough keyframes for keyframe sampling."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as output:
+        stream = output.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 128, "yuv420p"
+        options = {"g": "10"}
+        if codec == "libx264":
+            options |= {"keyint_min": "10", "sc_threshold": "0"}
+        if codec == "libx265":
+            options["x265-params"] = "keyint=10:min-keyint=10:scenecut=0:log-level=0"
+        if bframes is not None:
+            options["bf"] = str(bframes)
+        stream.options = options
+        rng = np.random.default_rng(0)
+        ramp = np.mgrid[0:128, 0:160][1][..., None].astype(np.float32)
+        for index in range(100):
+            picture = np.clip(ramp + 2 * index + rng.normal(0, 6, (128, 160, 3)), 0, 255).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("codec", "container", "bframes"),
+    [("libx264", "mp4", None), ("libx264", "matroska", None), ("libx264", "mp4", 0), ("libx265", "mp4", None)],
+)
+def test_one_seek_per_keyframe_reads_the_frames_and_successors_that_decoding_in_order_reads(
+    codec, container, bframes, monkeypatch
+):
+    data = _keyframe_clip(codec, container, bframes)
+    sought = decode_video_frames(data, 8, MediaLimits())
+    monkeypatch.setattr(media, "_SKIPS_TO_KEYFRAMES", frozenset())  # the keyframes-in-order path
+    in_order = decode_video_frames(data, 8, MediaLimits())
+    assert sought.selection == in_order.selection == "keyframes"
+    assert len(sought.frames) == len(in_order.frames) == 8
+    assert all(np.array_equal(a, b) for a, b in zip(sought.frames, in_order.frames))
+    assert all(
+        (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+        for a, b in zip(sought.successors, in_order.successors)
+    )
+    assert sum(a is not None for a in sought.successors) >= 7
+    assert sought.bits_per_pixel == in_order.bits_per_pixel
