@@ -112,22 +112,23 @@ class ServedModel:
     in place when a refresh finds a newer one (under a lock, so a batch sees one version)."""
 
     def __init__(self, loaded: LoadedSignature, refresh: Callable[[LoadedSignature], LoadedSignature | None] | None,
-                 every_s: float | None, clock: Callable[[], float] = time.monotonic):  # fmt: skip
-        self._loaded, self._refresh, self._every_s, self._clock = loaded, refresh, every_s, clock
-        self._checked_at = clock()
+                 every_s: float | None):  # fmt: skip
+        self._loaded, self._refresh, self._every_s = loaded, refresh, every_s
+        self._checked_at = time.monotonic()
         self._lock = threading.Lock()
 
     def current(self) -> LoadedSignature:
-        if self._refresh is None or self._clock() - self._checked_at < self._every_s:
+        """The version to answer a batch with, after a look for a newer one when one is due."""
+        if self._refresh is None or time.monotonic() - self._checked_at < self._every_s:
             return self._loaded
         with self._lock:
-            if self._clock() - self._checked_at >= self._every_s:
-                self._checked_at = self._clock()
+            if time.monotonic() - self._checked_at >= self._every_s:
+                self._checked_at = time.monotonic()
                 self._loaded = self._refresh(self._loaded) or self._loaded
             return self._loaded
 
 
-class SavedModelSignatureHandler(ModelHandler[dict[str, np.ndarray], PredictionResult, LoadedSignature]):
+class SavedModelSignatureHandler(ModelHandler[dict[str, np.ndarray], PredictionResult, ServedModel]):
     """Serves one modality's SavedModel through RunInference, batched.
 
     Args:
