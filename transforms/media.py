@@ -195,11 +195,14 @@ def stream_duration_s(container: av.container.InputContainer, stream) -> float |
 
 
 class _PacketSurvey(NamedTuple):
-    keyframes: int
     frames: int
     payload_bytes: int
-    keyframe_times: tuple[int | None, ...] = ()  # presentation time of each keyframe packet, in order
-    codec: str = ""
+    keyframe_times: tuple[int | None, ...]  # presentation time of each keyframe packet, in order
+    codec: str
+
+    @property
+    def keyframes(self) -> int:
+        return len(self.keyframe_times)
 
 
 # Decoders that honour `skip_frame = "NONKEY"`, so that decoding keyframes in order gives the
@@ -211,7 +214,7 @@ _SKIPS_TO_KEYFRAMES = frozenset({"h264", "hevc"})
 
 def _survey_packets(data: bytes, deadline: Deadline) -> _PacketSurvey:
     """Counts keyframes, frames and picture bytes by demuxing packets only: no decoding, cheap."""
-    keyframes = frames = payload = 0
+    frames = payload = 0
     times: list[int | None] = []
     with open_container(data) as container:
         stream = video_stream(container)
@@ -223,11 +226,10 @@ def _survey_packets(data: bytes, deadline: Deadline) -> _PacketSurvey:
             frames += 1
             payload += packet.size
             if packet.is_keyframe:
-                keyframes += 1
                 times.append(packet.pts)
             if frames % 64 == 0:
                 deadline.check()
-    return _PacketSurvey(keyframes, frames, payload, tuple(times), stream.codec_context.name)
+    return _PacketSurvey(frames, payload, tuple(times), stream.codec_context.name)
 
 
 # A seek lands on the keyframe at or before the time asked for; the frames decoded from there
@@ -320,6 +322,26 @@ def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> De
     return DecodedVideo(frames, selection, survey.payload_bytes * 8 / pixels, after)
 
 
+def _seek_pair(container, stream, time: int) -> tuple[av.VideoFrame | None, av.VideoFrame | None]:
+    """The keyframe presented at `time` (stream time base) and the frame right after it: a seek
+    to the keyframe, then the frame or two decoded up to its successor. (None, None) when the
+    seek lands past it; (keyframe, None) when nothing decodes after it."""
+    container.seek(time, stream=stream, backward=True, any_frame=False)
+    keyframe = None
+    for count, frame in enumerate(container.decode(stream)):
+        if frame.pts is None or count > _MAX_FRAMES_TO_KEYFRAME:
+            break
+        if frame.pts > time:
+            return keyframe, frame if keyframe is not None else None
+        if frame.pts == time:
+            keyframe = frame
+    return keyframe, None
+
+
+def _grey_of(frame: av.VideoFrame | None) -> np.ndarray | None:
+    return None if frame is None else cv2.cvtColor(_upright_rgb(frame), cv2.COLOR_RGB2GRAY)
+
+
 def _keyframes_with_successors(
     data: bytes, times: list[int], deadline: Deadline
 ) -> tuple[list[np.ndarray], list[np.ndarray | None], int] | None:
@@ -335,23 +357,12 @@ def _keyframes_with_successors(
         with open_container(data) as container:
             stream = video_stream(container)
             for time in times:
-                container.seek(time, stream=stream, backward=True, any_frame=False)
-                keyframe = successor = None
-                for count, frame in enumerate(container.decode(stream)):
-                    if frame.pts is None or count > _MAX_FRAMES_TO_KEYFRAME:
-                        break
-                    if keyframe is None and frame.pts == time:
-                        keyframe = _upright_rgb(frame)
-                        coded_pixels = coded_pixels or frame.width * frame.height
-                    elif keyframe is not None and frame.pts > time:
-                        successor = cv2.cvtColor(_upright_rgb(frame), cv2.COLOR_RGB2GRAY)
-                        break
-                    elif frame.pts > time:
-                        break  # landed past it
+                keyframe, successor = _seek_pair(container, stream, time)
                 if keyframe is None:
                     return None
-                frames.append(keyframe)
-                after.append(successor)
+                frames.append(_upright_rgb(keyframe))
+                after.append(_grey_of(successor))
+                coded_pixels = coded_pixels or keyframe.width * keyframe.height
                 deadline.check()
     except av.error.FFmpegError:
         return None
@@ -360,9 +371,8 @@ def _keyframes_with_successors(
 
 def _frames_after(data: bytes, times: list[int | None], deadline: Deadline) -> list[np.ndarray | None]:
     """Grey picture of the frame right after each keyframe presented at `times` (stream time
-    base): a seek to the keyframe, then two or three frames decoded. None where the stream
-    cannot seek there or the next frame does not decode: the pairs are extra evidence, and
-    the frames already decoded stand without them."""
+    base), by `_seek_pair`. None where the stream cannot seek there or the next frame does not
+    decode: the pairs are extra evidence, and the frames already decoded stand without them."""
     after: list[np.ndarray | None] = [None] * len(times)
     try:
         with open_container(data) as container:
@@ -370,16 +380,7 @@ def _frames_after(data: bytes, times: list[int | None], deadline: Deadline) -> l
             for slot, time in enumerate(times):
                 if time is None:
                     continue
-                container.seek(time, stream=stream, backward=True, any_frame=False)
-                reached = False
-                for count, frame in enumerate(container.decode(stream)):
-                    if frame.pts is None or count > _MAX_FRAMES_TO_KEYFRAME:
-                        break
-                    if frame.pts > time:
-                        if reached:
-                            after[slot] = cv2.cvtColor(_upright_rgb(frame), cv2.COLOR_RGB2GRAY)
-                        break
-                    reached = reached or frame.pts == time
+                after[slot] = _grey_of(_seek_pair(container, stream, time)[1])
                 deadline.check()
     except av.error.FFmpegError:
         pass  # what was found before the stream failed is kept
