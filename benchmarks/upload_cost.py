@@ -31,27 +31,37 @@ from benchmarks.throughput import time_stages
 from transforms.limits import MediaLimits
 
 
-def make_clip(path: Path, size: tuple[int, int], seconds: float, fps: int = 30, gop: int = 60) -> Path:
-    """A moving, noisy picture with a tone: real encoder output, not a still repeated."""
+def encode_clip(path: Path, size: tuple[int, int], seconds: float, picture, fps: int = 30, gop: int = 60) -> Path:
+    """An H.264/AAC clip of `picture(index)` (RGB frames) with a tone: a keyframe every `gop`
+    frames, as phones and editors export."""
     width, height = size
-    rng = np.random.default_rng(0)
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast"}
         audio = container.add_stream("aac", rate=44100)
-        base = np.mgrid[0:height, 0:width][1].astype(np.float32)
-        noise = rng.normal(0, 8, (height, width, 3)).astype(np.float32)
         for index in range(int(seconds * fps)):
-            shade = ((base + 4 * index) % width) / width * 200 + 20
-            frame = np.clip(np.stack([shade, shade[::-1], np.roll(shade, 9, axis=1)], -1) + np.roll(noise, index, 0),
-                            0, 255).astype(np.uint8)  # fmt: skip
-            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            for packet in video.encode(av.VideoFrame.from_ndarray(picture(index), format="rgb24")):
                 container.mux(packet)
         for packet in video.encode():
             container.mux(packet)
         _encode_tone(container, audio, seconds)
     return path
+
+
+def make_clip(path: Path, size: tuple[int, int], seconds: float, fps: int = 30, gop: int = 60) -> Path:
+    """A moving, noisy picture with a tone: real encoder output, not a still repeated."""
+    width, height = size
+    rng = np.random.default_rng(0)
+    base = np.mgrid[0:height, 0:width][1].astype(np.float32)
+    noise = rng.normal(0, 8, (height, width, 3)).astype(np.float32)
+
+    def picture(index: int) -> np.ndarray:
+        shade = ((base + 4 * index) % width) / width * 200 + 20
+        return np.clip(np.stack([shade, shade[::-1], np.roll(shade, 9, axis=1)], -1) + np.roll(noise, index, 0),
+                       0, 255).astype(np.uint8)  # fmt: skip
+
+    return encode_clip(path, size, seconds, picture, fps, gop)
 
 
 def _encode_tone(container, audio, seconds: float) -> None:
