@@ -20,7 +20,6 @@ README, "Model refresh").
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 import time
@@ -31,7 +30,6 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from models import storage
 from models.domain import DomainGate, DomainVerdict
 from models.signature import OUTPUT_NAME, SIGNATURES
 
@@ -45,7 +43,7 @@ class LoadedSignature:
     def __init__(self, path: str):
         import tensorflow as tf
 
-        from models.registry import CARD_FILE
+        from models.registry import read_card
 
         self.path = path
         self.module = tf.saved_model.load(path)
@@ -54,8 +52,7 @@ class LoadedSignature:
         self.serving = self.module.signatures["serving_default"]
         self.input_names = set(self.serving.structured_input_signature[1])
         self.domain = DomainGate.load(path)
-        card_path = storage.join(path, CARD_FILE)
-        card = json.loads(storage.read_bytes(card_path)) if storage.exists(card_path) else {}
+        card = read_card(path) or {}
         self.version = str(card.get("version", path.rstrip("/").rsplit("/", 1)[-1]))
 
 

@@ -66,6 +66,12 @@ def write_card(path: Path, card: dict[str, Any]) -> None:
     (path / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
 
 
+def read_card(path: str | Path) -> dict[str, Any] | None:
+    """The model card of the version at `path` (local or `gs://`), or None when it has none."""
+    card_path = storage.join(path, CARD_FILE)
+    return json.loads(storage.read_bytes(card_path)) if storage.exists(card_path) else None
+
+
 def _version_key(version: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in version.replace("T", ".").replace("-", ".").split("."))
 
@@ -86,10 +92,10 @@ def resolve_model(model_dir: str | Path, modality: str, version: str | None = No
         if version is None:
             return None
     chosen = storage.join(root, version)
-    card_path = storage.join(chosen, CARD_FILE)
-    if not storage.exists(card_path):
+    card = read_card(chosen)
+    if card is None:
         raise ValueError(f"{chosen} has no {CARD_FILE}: every served model needs its card")
-    card = json.loads(storage.read_bytes(card_path))
+    card_path = storage.join(chosen, CARD_FILE)
     if card.get("modality", modality) != modality:
         raise ValueError(f"{card_path} describes a {card.get('modality')} model, found under {modality}/")
     trained_on = card.get("feature_version")

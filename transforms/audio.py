@@ -39,6 +39,12 @@ _LOG_FLOOR = 1e-10
 
 
 @functools.cache
+def _fft_frequencies() -> np.ndarray:
+    """Centre frequency of each STFT bin, Hz."""
+    return librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=N_FFT)
+
+
+@functools.cache
 def _mel_basis() -> np.ndarray:
     return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
 
@@ -115,7 +121,7 @@ class _Spectral:
     @classmethod
     def of(cls, padded: np.ndarray) -> _Spectral:
         count, bins = _frame_count(padded), N_FFT // 2 + 1
-        freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=N_FFT)
+        freqs = _fft_frequencies()
         figures = cls(np.empty((bins, count), np.float32), np.empty((count, N_MELS), np.float32),
                       np.empty(count, np.float32), np.empty(count, np.float32), np.empty(count, np.float64),
                       np.zeros(bins, np.float64))  # fmt: skip
@@ -139,7 +145,7 @@ def _phase_and_harmonics(padded: np.ndarray, spectral: _Spectral) -> tuple[float
     """Pass two: the phase incoherence, and the harmonic structure and band-wise phase jitter
     of `resynthesis_signals`, from the loud frames and the strong bins pass one found."""
     count = spectral.frame_power.size
-    freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=N_FFT)
+    freqs = _fft_frequencies()
     loud = spectral.frame_power > np.percentile(spectral.frame_power, 60)
     if loud.sum() < 3:
         loud = np.ones_like(loud)
@@ -199,7 +205,7 @@ def audio_features(samples: np.ndarray) -> AudioFeatures:
         mask[slot] = 1.0
 
     mfcc = scipy.fft.dct(mel, type=2, norm="ortho", axis=1)[:, :_N_MFCC]
-    freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=N_FFT)
+    freqs = _fft_frequencies()
     total = spectral.bin_power.sum() + _LOG_FLOOR
     band_shares = [spectral.bin_power[freqs >= cut].sum() / total for cut in (4000, 6000, 7000)]
     cumulative = np.cumsum(spectral.bin_power) / total
