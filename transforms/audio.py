@@ -58,22 +58,25 @@ _BANDS_HZ = ((100, 1000), (1000, 3000), (3000, 6000))
 _JITTER_BANDS_HZ = ((0, 2000), (2000, SAMPLE_RATE // 2 + 1))
 
 
-def _padded(samples: np.ndarray) -> np.ndarray:
-    """The track as a centred STFT sees it: clips shorter than one window zero-padded to it,
-    then half a window of zeros at each end (librosa's `center=True`)."""
-    if samples.size < N_FFT:
-        samples = np.pad(samples, (0, N_FFT - samples.size))
-    return np.pad(samples, N_FFT // 2)
+def _track(samples: np.ndarray) -> np.ndarray:
+    """The samples a centred STFT reads: clips shorter than one window zero-padded to it (the
+    half window of zeros at each end is added chunk by chunk, by `_stft_frames`)."""
+    return np.pad(samples, (0, N_FFT - samples.size)) if samples.size < N_FFT else samples
 
 
-def _frame_count(padded: np.ndarray) -> int:
-    return 1 + (padded.size - N_FFT) // HOP_LENGTH
+def _frame_count(track: np.ndarray) -> int:
+    return 1 + (track.size + 2 * (N_FFT // 2) - N_FFT) // HOP_LENGTH
 
 
-def _stft_frames(padded: np.ndarray, first: int, stop: int) -> np.ndarray:
-    """Complex STFT frames [bins, stop - first] of the padded track (frame i starts at sample
-    i * HOP_LENGTH): the same frames the whole track's centred STFT has."""
-    segment = padded[first * HOP_LENGTH : (stop - 1) * HOP_LENGTH + N_FFT]
+def _stft_frames(track: np.ndarray, first: int, stop: int) -> np.ndarray:
+    """Complex STFT frames [bins, stop - first] of the track with half a window of zeros at
+    each end (frame i starts at sample i * HOP_LENGTH of that padded track: the same frames
+    librosa's `center=True` STFT of the whole track has), padding only the chunk read."""
+    start, end = first * HOP_LENGTH - N_FFT // 2, (stop - 1) * HOP_LENGTH + N_FFT - N_FFT // 2
+    segment = np.zeros(end - start, track.dtype)
+    low, high = max(start, 0), min(end, track.size)
+    if high > low:
+        segment[low - start : high - start] = track[low:high]
     return librosa.stft(segment, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=WIN_LENGTH, center=False)
 
 
@@ -171,13 +174,13 @@ class _Spectral:
     strong: _Percentile  # of the magnitudes: where the strong bins start
 
     @classmethod
-    def of(cls, padded: np.ndarray) -> _Spectral:
-        count, bins = _frame_count(padded), N_FFT // 2 + 1
+    def of(cls, track: np.ndarray) -> _Spectral:
+        count, bins = _frame_count(track), N_FFT // 2 + 1
         freqs = _fft_frequencies()
         figures = cls(np.empty((count, N_MELS), np.float32), np.empty(count, np.float32), np.empty(count, np.float32),
                       np.empty(count, np.float64), np.zeros(bins, np.float64), _Percentile(90))  # fmt: skip
         for first, stop in _chunks(count):
-            magnitude = np.abs(_stft_frames(padded, first, stop))
+            magnitude = np.abs(_stft_frames(track, first, stop))
             figures.strong.count(magnitude)
             power = magnitude**2
             figures.mel[first:stop] = log_mel(power)
@@ -192,7 +195,7 @@ class _Spectral:
         return figures
 
 
-def _phase_and_harmonics(padded: np.ndarray, spectral: _Spectral) -> tuple[float, list[float]]:
+def _phase_and_harmonics(track: np.ndarray, spectral: _Spectral) -> tuple[float, list[float]]:
     """Pass two: the phase incoherence, and the harmonic structure and band-wise phase jitter
     of `resynthesis_signals`, from the loud frames and the strong bins pass one found.
 
@@ -216,7 +219,7 @@ def _phase_and_harmonics(padded: np.ndarray, spectral: _Spectral) -> tuple[float
     for first, stop in _chunks(count):
         # The jitter of frame t reads the phase of frames t, t + 1 and t + 2.
         end = min(stop + 2, count)
-        spectrum = _stft_frames(padded, first, end)
+        spectrum = _stft_frames(track, first, end)
         magnitude = np.abs(spectrum)
         magnitude_bins = _magnitude_bins(magnitude[:, : stop - first])
         percentile.keep_near(magnitude[:, : stop - first], magnitude_bins)
@@ -259,8 +262,8 @@ def _phase_and_harmonics(padded: np.ndarray, spectral: _Spectral) -> tuple[float
 
 def audio_features(samples: np.ndarray) -> AudioFeatures:
     """Builds the windowed log-mel tensor and handcrafted vector from 16 kHz mono samples."""
-    padded = _padded(samples)
-    spectral = _Spectral.of(padded)
+    track = _track(samples)
+    spectral = _Spectral.of(track)
     mel = spectral.mel
     level = mel.mean()
     normalised = mel - level  # keep spectral shape, drop loudness
@@ -288,7 +291,7 @@ def audio_features(samples: np.ndarray) -> AudioFeatures:
     loud = frame_power > frame_power.max() * 1e-3
     centroid_spread = float(np.std(spectral.centroid_hz[loud]) / (SAMPLE_RATE / 2)) if loud.any() else 0.0
     silent_share = float(1.0 - loud.mean())
-    incoherence, harmonics = _phase_and_harmonics(padded, spectral)
+    incoherence, harmonics = _phase_and_harmonics(track, spectral)
 
     handcrafted = AUDIO.pack(
         {
