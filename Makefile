@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO := data/demo
 SOURCES := data/sources
 # The demo runs the job on both cores; tests keep to one process per pipeline.
+CANDIDATE := policies/candidates/reduce_reach_likely.yaml
 DEMO_RUNNER := --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
 
 .PHONY: install demo stream-demo demo-bigquery bigquery-emulator bigquery-stop sources test-media test test-fast lint format bench model-report clean
@@ -83,6 +84,27 @@ demo: install
 	$(PY) -m pipelines.sample_appeals --warehouse $(DEMO)/warehouse --labels $(DEMO)/uploads/labels.jsonl \
 	  --out $(DEMO)/appeals.jsonl --seed 3
 	$(PY) -m pipelines.batch --appeals $(DEMO)/appeals.jsonl --warehouse $(DEMO)/warehouse --min_cell_count 3
+	@echo "== reviewers answer the review queue (from the corpus labels): each verdict is the item's final decision"
+	$(PY) -m pipelines.sample_verdicts --warehouse $(DEMO)/warehouse --labels $(DEMO)/uploads/labels.jsonl \
+	  --out $(DEMO)/verdicts.jsonl --seed 4
+	$(PY) -m pipelines.batch --reviews $(DEMO)/verdicts.jsonl --warehouse $(DEMO)/warehouse --min_cell_count 3
+	@echo "== what the stricter candidate policy would change, replayed on the stored scores"
+	$(PY) -m pipelines.simulate --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) --out $(DEMO)/simulation
+	@echo "== a drill: the candidate live on a second day of uploads, every reduce-reach decision reviewed blind"
+	$(PY) -m models.corpus --out $(DEMO)/day2 --count 40 --seed 6
+	$(PY) -m pipelines.batch --input $(DEMO)/day2/manifest.jsonl --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) \
+	  --min_cell_count 3 $(DEMO_RUNNER) > /dev/null
+	$(PY) -m pipelines.sample_verdicts --warehouse $(DEMO)/warehouse --labels $(DEMO)/day2/labels.jsonl \
+	  --out $(DEMO)/verdicts_day2.jsonl --seed 5
+	$(PY) -m pipelines.batch --reviews $(DEMO)/verdicts_day2.jsonl --warehouse $(DEMO)/warehouse \
+	  --policy $(CANDIDATE) --min_cell_count 3 > /dev/null
+	@echo "== where each automated rule stands against reviewers; the next run downgrades what fell short"
+	$(PY) -m pipelines.automation --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) --out $(DEMO)/automation.json
+	$(PY) -m models.corpus --out $(DEMO)/day3 --count 20 --seed 7
+	$(PY) -m pipelines.batch --input $(DEMO)/day3/manifest.jsonl --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) \
+	  --min_cell_count 3 $(DEMO_RUNNER) | grep -E "^automation:|balanced"
+	@echo "== signal health: this week's uploads against the week before"
+	$(PY) -m pipelines.signal_health --warehouse $(DEMO)/warehouse --period week --out $(DEMO)/signal_health
 	@echo "== the published transparency figures, over every run, each decision and appeal once"
 	$(PY) -m pipelines.transparency --warehouse $(DEMO)/warehouse --min_cell_count 3
 	$(PY) -m pipelines.report --warehouse $(DEMO)/warehouse --out $(DEMO)/transparency

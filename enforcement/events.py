@@ -1,7 +1,7 @@
 """Enforcement events: one per downstream system a decision reaches, ids stable across reruns.
 
 Every event the pipeline emits is built here: `enforce` carries out a content decision,
-`reverse` undoes one an appeal overturned; a suspension is a decision like the others, whose
+`reverse` undoes one an appeal overturned or a reviewer disagreed with; a suspension is a decision like the others, whose
 one target is the account enforcement system. An event id is a hash of the decision, the target and the event type, so a rerun emits the same ids and
 consumers de-duplicate on them.
 """
@@ -18,10 +18,10 @@ from schemas.records import Decision, EnforcementEvent, utc_now
 EVENT_TYPES = ("enforce", "reverse")
 
 
-def _payload(decision: Decision, event_type: str) -> dict[str, Any]:
+def _payload(decision: Decision, event_type: str, reason: str) -> dict[str, Any]:
     if event_type == "reverse":
         return {"decision_id": decision.decision_id, "content_id": decision.content_id,
-                "undo": decision.action, "reason": "appeal overturned"}  # fmt: skip
+                "undo": decision.action, "reason": reason}  # fmt: skip
     return {
         "decision_id": decision.decision_id,
         "content_id": decision.content_id,
@@ -34,13 +34,17 @@ def _payload(decision: Decision, event_type: str) -> dict[str, Any]:
 
 
 def enforcement_events(
-    decision: Decision, event_type: str = "enforce", emitted_at: dt.datetime | None = None
+    decision: Decision,
+    event_type: str = "enforce",
+    emitted_at: dt.datetime | None = None,
+    reason: str = "appeal overturned",
 ) -> list[EnforcementEvent]:
-    """One event per downstream target of the decision: `enforce` it, or `reverse` it."""
+    """One event per downstream target of the decision: `enforce` it, or `reverse` it (for
+    `reason`: an overturned appeal, a reviewer's verdict)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"event_type: expected one of {EVENT_TYPES}, got {event_type!r}")
     emitted_at = emitted_at or utc_now()
-    payload = json.dumps(_payload(decision, event_type), sort_keys=True)
+    payload = json.dumps(_payload(decision, event_type, reason), sort_keys=True)
     return [
         EnforcementEvent(
             event_id=stable_id(decision.decision_id, target, event_type),

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from enforcement.ids import stable_id
+from enforcement.review import RESTRICTIVE_ACTIONS, Automation, ReviewError, ReviewSettings
 from schemas.records import Decision, ScoredMedia, utc_now
 from schemas.vocabulary import ACTIONS, AI_SOURCE_TYPES, DETECTION_METHODS, DSA_ALLOWED, KEYWORD_PREFIX
 
@@ -146,9 +147,14 @@ class Rule:
     action: str
     category: str | None
     conditions: tuple[tuple[str, Any], ...]
+    automation: Automation | None = None  # rules with a restrictive action (enforcement/review.py)
 
     def matches(self, item: ScoredMedia) -> bool:
         return all(CONDITIONS[name][1](item, value) for name, value in self.conditions)
+
+    @property
+    def mode(self) -> str:
+        return self.automation.mode if self.automation is not None else "enforce"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,9 +166,26 @@ class Policy:
     # policy category -> (EU Transparency Database statement category, keywords)
     categories: Mapping[str, tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
     strikes: StrikePolicy | None = None  # None: no strikes
+    review: ReviewSettings = dataclasses.field(default_factory=ReviewSettings)
 
     def targets_for(self, action: str) -> tuple[str, ...]:
         return self.targets.get(action, ())
+
+    def automation_of(self, rule_id: str) -> Automation | None:
+        return next((r.automation for r in self.rules if r.rule_id == rule_id), None)
+
+    def with_modes(self, modes: Mapping[str, str]) -> Policy:
+        """This policy with the automation mode of some rules changed (a run's downgrades)."""
+        unknown = set(modes) - {r.rule_id for r in self.rules if r.automation is not None}
+        if unknown:
+            raise PolicyError(f"no rule with an automation section named {sorted(unknown)}")
+        rules = tuple(
+            dataclasses.replace(r, automation=dataclasses.replace(r.automation, mode=modes[r.rule_id]))
+            if r.rule_id in modes
+            else r
+            for r in self.rules
+        )
+        return dataclasses.replace(self, rules=rules)
 
 
 def _text(document: Mapping[str, Any], field: str, where: str) -> str:
@@ -200,9 +223,11 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
         where = f"rules[{index}]."
         if not isinstance(rule_doc, Mapping):
             raise PolicyError(f"rules[{index}]: expected a mapping")
-        unknown = set(rule_doc) - {"id", "action", "category", "when"}
+        unknown = set(rule_doc) - {"id", "action", "category", "when", "automation"}
         if unknown:
-            raise PolicyError(f"{where}{sorted(unknown)[0]}: unknown field; expected id, action, category, when")
+            raise PolicyError(
+                f"{where}{sorted(unknown)[0]}: unknown field; expected id, action, category, when, automation"
+            )
         rule_id = _text(rule_doc, "id", where)
         if rule_id in seen:
             raise PolicyError(f"{where}id: {rule_id!r} is used twice")
@@ -226,9 +251,20 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
                 f"{where}when: a {action} rule needs content evidence ({', '.join(CONTENT_EVIDENCE)} or "
                 f"hash_match: true); metadata and account context cannot {action} an item on their own"
             )
-        rules.append(Rule(rule_id, action, category, tuple(conditions)))
+        automation = None
+        if rule_doc.get("automation") is not None:
+            if action not in RESTRICTIVE_ACTIONS:
+                raise PolicyError(f"{where}automation: only a rule with a restrictive action {RESTRICTIVE_ACTIONS} "
+                                  f"is automated, this one's is {action!r}")  # fmt: skip
+            try:
+                automation = Automation.parse(rule_doc["automation"], f"{where}automation")
+            except ReviewError as exc:
+                raise PolicyError(str(exc)) from None
+        rules.append(Rule(rule_id, action, category, tuple(conditions), automation))
     if rules[-1].conditions:
         raise PolicyError(f"rules[{len(rules) - 1}]: the last rule must have no conditions (the default)")
+    if rules[-1].mode == "shadow":
+        raise PolicyError(f"rules[{len(rules) - 1}].automation.mode: the default rule cannot be a shadow")
     categories = _categories(document.get("categories", {}))
     for index, rule in enumerate(rules):
         if categories and rule.category is not None and rule.category not in categories:
@@ -241,7 +277,11 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
             raise PolicyError(
                 f"strikes.weights.{sorted(unknown_actions)[0]}: unknown action; expected one of {ACTIONS}"
             )
-    return Policy(policy_id, version, tuple(rules), targets, categories, strikes)
+    try:
+        review = ReviewSettings.parse(document["review"]) if document.get("review") is not None else ReviewSettings()
+    except ReviewError as exc:
+        raise PolicyError(str(exc)) from None
+    return Policy(policy_id, version, tuple(rules), targets, categories, strikes, review)
 
 
 def _categories(document: Any) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -274,13 +314,24 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def decide(item: ScoredMedia, policy: Policy) -> Decision:
-    """The decision the policy makes for one scored item (first matching rule wins)."""
-    rule = next(r for r in policy.rules if r.matches(item))
+    """The decision the policy makes for one scored item: the first matching rule not in
+    `shadow` mode decides (the first shadow rule that matched before it is recorded); a rule in
+    `sampled` mode sends its items to review with the action it would have taken."""
+    shadow = None
+    for rule in policy.rules:
+        if not rule.matches(item):
+            continue
+        if rule.mode != "shadow":
+            break
+        shadow = shadow or rule
+    action, proposed = rule.action, None
+    if rule.mode == "sampled":
+        action, proposed = "human_review", rule.action
     return Decision(
         decision_id=stable_id(item.event.content_id, policy.policy_id, policy.version),
         content_id=item.event.content_id,
         account_id=item.event.account_id,
-        action=rule.action,
+        action=action,
         category=rule.category,
         rule_id=rule.rule_id,
         policy_id=policy.policy_id,
@@ -288,12 +339,15 @@ def decide(item: ScoredMedia, policy: Policy) -> Decision:
         fused_score=item.fused_score,
         content_score=item.content_score,
         detection_method=item.event.detection_method,
-        automated_decision=AUTOMATED_DECISION.get(rule.action, "fully"),
+        automated_decision=AUTOMATED_DECISION.get(action, "fully"),
         media_type=item.info.media_type,
         surface=item.event.surface,
         country=item.event.country,
         uploaded_at=item.event.uploaded_at,
         decided_at=utc_now(),
-        targets=policy.targets_for(rule.action),
+        targets=policy.targets_for(action),
         notified_at=item.event.notice.received_at if item.event.notice is not None else None,
+        proposed_action=proposed,
+        shadow_rule_id=shadow.rule_id if shadow else None,
+        shadow_action=shadow.action if shadow else None,
     )

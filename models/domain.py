@@ -49,6 +49,7 @@ class DomainVerdict:
     distance: float
     abstained: bool
     reason: str | None
+    signals: str | None = None  # the hand-made signals furthest from the training data, robust z
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -82,20 +83,23 @@ class DomainGate:
         rows = np.atleast_2d(x)
         verdicts = []
         for row, distance in zip(rows, self.distances(rows)):
+            signals = self.furthest_signals(row)
             if distance <= self.threshold:
-                verdicts.append(DomainVerdict(float(distance), False, None))
+                verdicts.append(DomainVerdict(float(distance), False, None, signals))
                 continue
-            verdicts.append(DomainVerdict(float(distance), True, self._reason(row, float(distance))))
+            reason = (
+                f"out_of_distribution: {self.input_name} distance {distance:.1f} > {self.threshold:.1f} "
+                f"(q{self.quantile:g} of validation); furthest: {signals}"
+            )
+            verdicts.append(DomainVerdict(float(distance), True, reason, signals))
         return verdicts
 
-    def _reason(self, row: np.ndarray, distance: float) -> str:
+    def furthest_signals(self, row: np.ndarray, count: int = _TOP_SIGNALS) -> str:
+        """The named signals of one item furthest from the training data, in robust z units
+        ("name +4.2, ..."): what stands out in this item, shown to the people who review it."""
         deviations = self._scaled(row[None, :])[0]
-        furthest = np.argsort(-np.abs(deviations))[:_TOP_SIGNALS]
-        named = ", ".join(f"{self._name(i)} {deviations[i]:+.1f}" for i in furthest)
-        return (
-            f"out_of_distribution: {self.input_name} distance {distance:.1f} > {self.threshold:.1f} "
-            f"(q{self.quantile:g} of validation); furthest: {named}"
-        )
+        furthest = np.argsort(-np.abs(deviations))[:count]
+        return ", ".join(f"{self._name(i)} {deviations[i]:+.1f}" for i in furthest)
 
     def _name(self, index: int) -> str:
         return self.signal_names[index] if index < len(self.signal_names) else f"[{index}]"

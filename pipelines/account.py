@@ -3,6 +3,7 @@ both jobs write once it has run.
 
     account = account_stage(p, decisions, appeal_rows, history, policy, sink, streaming=...)
     write_decided(p, sink, decisions, statements, events, account, min_cell_count, failures)
+    write_review_queue(sink, review_items, media_dir, limits, failures)
 
 It starts from the warehouse's earlier decisions, appeals and strike ledger (`history`) and
 this run's decisions; appeal outcomes reverse decisions downstream, label items for retraining
@@ -25,6 +26,9 @@ from enforcement.strikes import suspension_decision
 from pipelines.sinks import History, Sink
 from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
+from transforms.limits import MediaLimits
+from transforms.parse import CountRowsRead
+from transforms.review import ApplyVerdicts, LogDecisions, RenderContactSheets, parse_verdict
 from transforms.statements import BuildStatements
 from transforms.strikes import ReadStrikeLedger, TrackStrikesInState, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
@@ -32,45 +36,86 @@ from transforms.transparency import AggregateTransparency
 
 @dataclasses.dataclass(frozen=True)
 class AccountOutputs:
-    decisions: beam.PCollection | None  # account suspensions, decisions of their own
-    events: list[beam.PCollection]  # reversals and suspensions, per target
-    statements: beam.PCollection | None  # the suspensions' statements of reasons
+    decisions: beam.PCollection | None  # suspensions and reviewers' verdicts, decisions of their own
+    events: list[beam.PCollection]  # reversals, verdicts' and suspensions' events, per target
+    statements: beam.PCollection | None  # those decisions' statements of reasons
     appeal_outcomes: beam.PCollection | None
     dead_letters: list[beam.PCollection]
+    log: list[beam.PCollection] = dataclasses.field(default_factory=list)  # decision-log entries so far
+
+
+def _known_decisions(p: beam.Pipeline, history: History, decisions: beam.PCollection, failures: list):
+    """Earlier runs' decisions and this run's: what appeals and verdicts are joined to."""
+    earlier, unreadable = (
+        p
+        | "ReadDecisionHistory" >> history.decisions
+        | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
+    )
+    failures.append(unreadable)
+    return (earlier, decisions) | "DecisionHistory" >> beam.Flatten()
 
 
 def account_stage(p: beam.Pipeline, decisions: beam.PCollection, appeal_rows: beam.PCollection | None,
                   history: History, policy: Policy, sink: Sink, streaming: bool = False,
-                  admit: Callable[[beam.PCollection], tuple] | None = None) -> AccountOutputs:  # fmt: skip
-    """Appeals (`appeal_rows`: RawRows, or None) and strikes on this run's `decisions`.
+                  admit: Callable[[beam.PCollection], tuple] | None = None,
+                  review_rows: beam.PCollection | None = None) -> AccountOutputs:  # fmt: skip
+    """Appeals (`appeal_rows`: RawRows, or None), reviewers' verdicts (`review_rows`) and
+    strikes on this run's `decisions`.
 
-    `admit` (streaming): splits parsed appeals into those within the allowed lateness and the
-    dead letters of the others.
+    `admit(elements, step=...)` (streaming): splits parsed appeals and verdicts into those
+    within the allowed lateness and the dead letters of the others.
     """
-    events, failures, strike_inputs = [], [], {"decisions": decisions}
-    outcomes = suspended = statements = None
+    events, failures, log = [], [], []
+    labels, strike_reversals, own_decisions, acting = [], [], [], [decisions]
+    outcomes = known = None
     if appeal_rows is not None:
         parsed, invalid = appeal_rows | "ParseAppeals" >> MapOrDeadLetter(parse_appeal, "parse_appeals")
         failures.append(invalid)
         if admit is not None:
-            parsed, too_late = admit(parsed)
+            parsed, too_late = admit(parsed, step="admit_appeals")
             failures.append(too_late)
         appeals, repeated = {
             "appeals": parsed,
             "recorded": p | "ReadAppealHistory" >> history.appeals,
         } | "SkipRecordedAppeals" >> SkipRecordedAppeals(streaming)
-        earlier, unreadable = (
-            p
-            | "ReadDecisionHistory" >> history.decisions
-            | "ToDecisions" >> MapOrDeadLetter(decision_from_row, "read_decision_history")
-        )
-        known = (earlier, decisions) | "DecisionHistory" >> beam.Flatten()
+        known = _known_decisions(p, history, decisions, failures)
         applied = {"appeals": appeals, "decisions": known} | "ApplyAppeals" >> ApplyAppeals(streaming)
         outcomes = applied["outcomes"]
-        failures += [repeated, unreadable, applied["dead_letters"]]
-        failures += [sink.write("appeals", outcomes), sink.write("retraining_labels", applied["labels"])]
+        failures += [repeated, applied["dead_letters"], sink.write("appeals", outcomes)]
+        labels.append(applied["labels"])
         events.append(applied["reversals"])
-        strike_inputs["reversals"] = applied["strike_reversals"]
+        strike_reversals.append(applied["strike_reversals"])
+    if review_rows is not None:
+        counted = review_rows | "CountVerdictRows" >> beam.ParDo(CountRowsRead("verdict_rows_read"))
+        parsed, invalid = counted | "ParseVerdicts" >> MapOrDeadLetter(parse_verdict, "parse_verdicts")
+        failures.append(invalid)
+        if admit is not None:
+            parsed, too_late = admit(parsed, step="admit_verdicts")
+            failures.append(too_late)
+        known = known or _known_decisions(p, history, decisions, failures)
+        reviewed = {
+            "verdicts": parsed,
+            "recorded": p | "ReadReviewHistory" >> history.reviews,
+            "decisions": known,
+        } | "ApplyVerdicts" >> ApplyVerdicts(policy, streaming)
+        failures += [reviewed["skipped"], reviewed["dead_letters"], sink.write("reviews", reviewed["outcomes"])]
+        labels.append(reviewed["labels"])
+        events.append(reviewed["events"])
+        strike_reversals.append(reviewed["strike_reversals"])
+        own_decisions.append(reviewed["decisions"])
+        acting.append(reviewed["acting"])
+        log.append(reviewed["log"])
+    if labels:
+        merged = tuple(labels) | "AllRetrainingLabels" >> beam.Flatten()
+        failures.append(sink.write("retraining_labels", merged))
+    strike_inputs = {
+        "decisions": acting[0] if len(acting) == 1 else tuple(acting) | "ActingDecisions" >> beam.Flatten()
+    }
+    if strike_reversals:
+        strike_inputs["reversals"] = (
+            strike_reversals[0] if len(strike_reversals) == 1
+            else tuple(strike_reversals) | "AllStrikeReversals" >> beam.Flatten()
+        )  # fmt: skip
     if policy.strikes is not None:
         strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(history.ledger)
         update = TrackStrikesInState(policy.strikes) if streaming else UpdateStrikeLedger(policy.strikes)
@@ -82,33 +127,55 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, appeal_rows: be
         suspension_events, unrouted = suspended | "SuspensionEvents" >> FlatMapOrDeadLetter(
             enforcement_events, "fan_out_enforcement"
         )
-        statements, unstated = suspended | "AccountStatements" >> BuildStatements(policy.categories)
         events.append(suspension_events)
-        failures += [undecided, unrouted, unstated]
-    return AccountOutputs(suspended, events, statements, outcomes, failures)
+        failures += [undecided, unrouted]
+        own_decisions.append(suspended)
+    account_decisions = statements = None
+    if own_decisions:
+        account_decisions = own_decisions[0] if len(own_decisions) == 1 else (
+            tuple(own_decisions) | "AccountDecisions" >> beam.Flatten()
+        )  # fmt: skip
+        statements, unstated = account_decisions | "AccountStatements" >> BuildStatements(policy.categories)
+        failures.append(unstated)
+    return AccountOutputs(account_decisions, events, statements, outcomes, failures, log)
 
 
 def write_decided(p: beam.Pipeline, sink: Sink, decisions: beam.PCollection, statements: list[beam.PCollection],
                   events: list[beam.PCollection], account: AccountOutputs, min_cell_count: int, failures: list,
                   new_decisions: bool = True, export_statements: bool = True,
                   windowing: beam.WindowInto | None = None) -> None:  # fmt: skip
-    """The content decisions with the account stage's suspensions: decisions and statements
-    written (unless the run made no `new_decisions`: an appeals-only run), statements handed to
-    the Transparency Database export, every event published, and the transparency cells
+    """The content decisions with the account stage's (suspensions, verdicts): decisions and
+    statements written (only the account stage's when the run made no `new_decisions`: an
+    appeals- or reviews-only run), statements handed to the Transparency Database export,
+    every event published, every change in the decision log, and the transparency cells
     counted (in `windowing`'s windows, streaming). Appends the dead letters to `failures`."""
     all_decisions, statements = [decisions], list(statements)
-    if account.decisions is not None:  # suspensions: decisions with their events and statements
+    if account.decisions is not None:  # decisions of their own, with their events and statements
         all_decisions.append(account.decisions)
         statements.append(account.statements)
     decisions = tuple(all_decisions) | "ContentAndAccountDecisions" >> beam.Flatten(pipeline=p)
     statements = tuple(statements) | "AllStatements" >> beam.Flatten(pipeline=p)
-    if new_decisions:
-        failures.append(sink.write("enforcement_decisions", decisions))
-        failures.append(sink.write("statements_of_reasons", statements))
+    # A run without uploads writes the decisions of its verdicts (and the suspensions they
+    # bring); an appeals-only run decides nothing new.
+    written = (decisions, statements) if new_decisions else (account.decisions, account.statements)
+    if new_decisions or account.log:
+        failures.append(sink.write("enforcement_decisions", written[0]))
+        failures.append(sink.write("statements_of_reasons", written[1]))
         if export_statements:
-            sink.export_statements(statements)
+            sink.export_statements(written[1])
     failures.append(sink.publish_events([*events, *account.events], p))
+    log = decisions | "LogDecisions" >> LogDecisions(account.appeal_outcomes, account.log)
+    failures.append(sink.write("decision_log", log))
     cells, unaggregated = decisions | "AggregateTransparency" >> AggregateTransparency(
         min_cell_count, account.appeal_outcomes, windowing=windowing
     )
     failures += [unaggregated, sink.write("transparency_aggregates", cells)]
+
+
+def write_review_queue(sink: Sink, review_items: beam.PCollection, media_dir: str | None, limits: MediaLimits,
+                       failures: list) -> None:  # fmt: skip
+    """The review queue's rows, each visual item's with a contact sheet under `media_dir` (none
+    without one). Appends the dead letters to `failures`."""
+    if media_dir:
+        review_items = review_items | "RenderContactSheets" >> RenderContactSheets(media_dir, limits)
+    failures.append(sink.write("review_queue", review_items))

@@ -22,9 +22,10 @@ from apache_beam.runners.runner import PipelineState
 
 from enforcement.policy import load_policy
 from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
-from pipelines.account import account_stage, write_decided
+from pipelines.account import account_stage, write_decided, write_review_queue
+from pipelines.automation import gate_automation
 from pipelines.graph import Detection, detect
-from pipelines.options import DetectionOptions, check_options
+from pipelines.options import DetectionOptions, check_options, load_shadow_policy, review_media_dir
 from pipelines.reconcile import format_summary, reconcile, rows_read
 from pipelines.sinks import History, LaunchError, Sink, open_warehouse
 from transforms.bigquery import BigQueryLocation, BigQuerySource, ReadBigQueryRows, is_bigquery_uri
@@ -43,8 +44,10 @@ class BatchJob:
     input: str | BigQuerySource | None = None
     input_format: str | None = None
     appeals: str | BigQuerySource | None = None
+    reviews: str | BigQuerySource | None = None
     history: History = dataclasses.field(default_factory=History)
     min_cell_count: int = 10
+    review_media: str | None = None  # where the review queue's contact sheets go
 
 
 def read_rows(p: beam.Pipeline, source: str | BigQuerySource, input_format: str | None, label: str) -> beam.PCollection:
@@ -65,8 +68,8 @@ def read_uploads(p: beam.Pipeline, job: BatchJob) -> tuple[beam.PCollection, lis
 
 def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
     """Adds the batch job to `p`: manifest -> `detect` (pipelines/graph.py) -> sink, then the
-    account stage. Without an input it is an appeals-only run: no uploads, only the appeals'
-    reversals, ledger and aggregates."""
+    account stage. Without an input it is an appeals- or reviews-only run: no uploads, only
+    what the appeals and verdicts change, the ledger and the aggregates."""
     sink, failures = job.sink, []
     events: list[beam.PCollection] = []
     if job.input:
@@ -80,11 +83,15 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
         ]
         decisions, statements = detected.decisions, [detected.statements]
         events += list(detected.events.values())
+        write_review_queue(sink, detected.review_items, job.review_media, job.detection.limits, failures)
+        if detected.shadow_decisions is not None:
+            failures.append(sink.write("shadow_decisions", detected.shadow_decisions))
     else:
         decisions, statements = p | "NoUploads" >> beam.Create([]), []
     appeal_rows = read_rows(p, job.appeals, None, "ReadAppeals") if job.appeals else None
+    review_rows = read_rows(p, job.reviews, None, "ReadReviews") if job.reviews else None
     policy = job.detection.policy
-    account = account_stage(p, decisions, appeal_rows, job.history, policy, sink)
+    account = account_stage(p, decisions, appeal_rows, job.history, policy, sink, review_rows=review_rows)
     failures += account.dead_letters
     # An appeals-only run decides nothing new (and no new decision can suspend).
     write_decided(p, sink, decisions, statements, events, account, job.min_cell_count, failures,
@@ -150,10 +157,12 @@ def run(argv: list[str] | None = None) -> int:
 
     uploads = _source("input", options.input, options.input_query, options.input_format, options, parser.error)
     appeals = _source("appeals", options.appeals, options.appeals_query, None, options, parser.error)
+    reviews = _source("reviews", options.reviews, None, None, options, parser.error)
     try:
         policy = load_policy(options.policy)
     except (OSError, ValueError) as exc:
         parser.error(f"--policy: {exc}")
+    shadow_policy = load_shadow_policy(options, policy, parser.error)
     model_set = ModelSet({})
     if not options.features_only:
         model_dir = options.model_dir or str(SERVED_MODEL_DIR)
@@ -183,20 +192,25 @@ def run(argv: list[str] | None = None) -> int:
         history = sink.history(options.strike_ledger, truncate)
     except LaunchError as exc:
         parser.error(str(exc))
-    if appeals and truncate and sink.has_rows("enforcement_decisions"):
-        parser.error("--appeals with --write_disposition truncate would drop the decisions the appeals refer to")
+    policy = gate_automation(policy, sink, options.warehouse, options.bigquery_endpoint)
+    for flag, given in (("--appeals", appeals), ("--reviews", reviews)):
+        if given and truncate and sink.has_rows("enforcement_decisions"):
+            parser.error(f"{flag} with --write_disposition truncate would drop the decisions they refer to")
     sink.prepare(truncate)
 
     detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
-                          options.max_batch_size, options.accelerator if options.gpu_workers == "inference" else None)  # fmt: skip
+                          options.max_batch_size, options.accelerator if options.gpu_workers == "inference" else None,
+                          shadow_policy=shadow_policy)  # fmt: skip
     job = BatchJob(
         detection=detection,
         sink=sink,
         input=uploads,
         input_format=options.input_format,
         appeals=appeals,
+        reviews=reviews,
         history=history,
         min_cell_count=options.min_cell_count,
+        review_media=review_media_dir(options),
     )
     with beam.Pipeline(options=pipeline_options) as p:
         build_pipeline(p, job)
@@ -208,7 +222,7 @@ def run(argv: list[str] | None = None) -> int:
         return 0
 
     where = sink.finish()
-    summary = reconcile(rows_read(result), sink)
+    summary = reconcile(rows_read(result), sink, rows_read(result, "verdict_rows_read"))
     print(format_summary(summary, where, model_set, uploads=bool(uploads)))
     return 0 if summary.balanced else 3
 

@@ -1,7 +1,8 @@
 """The detection graph, shared by every job: upload events in, named outputs back, no I/O.
 
     detected = detect(events, Detection(policy, model_set, limits, hash_bank))
-    detected.features / .scores / .decisions / .events (per target) / .statements / .dead_letters
+    detected.features / .scores / .decisions / .review_items / .events (per target) / .statements
+        / .dead_letters / .shadow_decisions (with a shadow policy)
 
 `detect` reads nothing and writes nothing: the batch job puts a manifest in front of it and the
 embedded warehouse (or BigQuery) behind it; a streaming job puts Pub/Sub in front. Every step
@@ -46,6 +47,9 @@ class Detection:
     # modality -> seconds between looks for a newer model version beside the served one (the
     # streaming job's model refresh); a modality absent here serves its launch version throughout.
     model_refresh_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    # A candidate policy run beside the live one on the same scores: its decisions are
+    # recorded, never fanned out, queued or struck.
+    shadow_policy: Policy | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +59,11 @@ class Detected:
     features: beam.PCollection  # MediaFeatures
     scores: beam.PCollection  # ScoredMedia
     decisions: beam.PCollection  # Decision
+    review_items: beam.PCollection  # ReviewItem: the decisions that reach people (enforcement/review.py)
     events: dict[str, beam.PCollection]  # target -> EnforcementEvent
     statements: beam.PCollection  # StatementOfReasons
     dead_letters: list[beam.PCollection]  # DeadLetter, one PCollection per step
+    shadow_decisions: beam.PCollection | None = None  # Decision under `Detection.shadow_policy`
 
 
 def detect(events: beam.PCollection, detection: Detection) -> Detected:
@@ -77,8 +83,12 @@ def detect(events: beam.PCollection, detection: Detection) -> Detected:
         streaming=detection.streaming,
         refresh_s=detection.model_refresh_s,
     )
-    decisions, undecided = scores | "ApplyPolicy" >> ApplyPolicy(detection.policy)
+    decisions, review_items, undecided = scores | "ApplyPolicy" >> ApplyPolicy(detection.policy)
     by_target, unrouted = decisions | "FanOutEnforcement" >> FanOutEnforcement(detection.policy)
     statements, unstated = decisions | "BuildStatements" >> BuildStatements(detection.policy.categories)
     failures += [unscored, undecided, unrouted, unstated]
-    return Detected(features, scores, decisions, by_target, statements, failures)
+    shadow = None
+    if detection.shadow_policy is not None:
+        shadow, _, unshadowed = scores | "ApplyShadowPolicy" >> ApplyPolicy(detection.shadow_policy, "decide_shadow")
+        failures.append(unshadowed)
+    return Detected(features, scores, decisions, review_items, by_target, statements, failures, shadow)

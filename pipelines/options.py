@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import posixpath
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.bigquery import FILE_LOADS, STREAMING_INSERTS, is_bigquery_uri
@@ -86,6 +88,19 @@ class DetectionOptions(PipelineOptions):
             help="Appeal outcomes from a BigQuery standard SQL query (instead of --appeals).",
         )
         io.add_argument(
+            "--reviews",
+            default=None,
+            help="Reviewers' verdicts (JSON Lines, CSV or Parquet, or bq://PROJECT.DATASET.TABLE): review_id, "
+            "decision_id, violating, category, action, reviewer (pseudonymous), decided_at. Each becomes the item's "
+            "final decision; one that disagrees with an automated action reverses it.",
+        )
+        io.add_argument(
+            "--review_media",
+            default=None,
+            help="Where the review queue's contact sheets (PNG of the sampled frames) go, local or gs:// (default: "
+            "DIR/review_media beside an embedded warehouse; none for BigQuery unless given).",
+        )
+        io.add_argument(
             "--run_id",
             default=None,
             help="Name of this run's files and rows (default: UTC time and a random tag). Run ids must sort in run "
@@ -130,6 +145,12 @@ class DetectionOptions(PipelineOptions):
             "policy signal hash_match.",
         )
         models.add_argument("--policy", default=DEFAULT_POLICY, help="Enforcement policy YAML file.")
+        models.add_argument(
+            "--shadow_policy",
+            default=None,
+            help="A candidate policy YAML run beside --policy on the same scores: its decisions go to "
+            "shadow_decisions only (never fanned out, queued or struck), for pipelines.simulate --shadow.",
+        )
         models.add_argument(
             "--accelerator",
             default=None,
@@ -203,8 +224,8 @@ def check_options(options: DetectionOptions, parser_error) -> None:
         parser_error("--input and --input_query: give one source of upload events")
     if options.appeals and options.appeals_query:
         parser_error("--appeals and --appeals_query: give one source of appeals")
-    if not (options.input or options.input_query or options.appeals or options.appeals_query):
-        parser_error("--input is required (or --appeals alone, for an appeals-only run)")
+    if not (options.input or options.input_query or options.appeals or options.appeals_query or options.reviews):
+        parser_error("--input is required (or --appeals or --reviews alone, for a run without uploads)")
     queries = options.input_query or options.appeals_query
     if queries and not (options.bigquery_project or is_bigquery_uri(options.warehouse)):
         parser_error("--input_query and --appeals_query run in --bigquery_project (or a bq:// --warehouse's project)")
@@ -226,3 +247,27 @@ def check_options(options: DetectionOptions, parser_error) -> None:
         parser_error("--gpu_workers all needs --accelerator")
     if options.statements_dir and not is_bigquery_uri(options.warehouse):
         parser_error("--statements_dir is for a BigQuery warehouse (the embedded one keeps them under --warehouse)")
+
+
+def review_media_dir(options: DetectionOptions) -> str | None:
+    """Where the review queue's contact sheets go: --review_media, else beside an embedded
+    warehouse; a BigQuery warehouse has none unless given."""
+    if options.review_media or is_bigquery_uri(options.warehouse):
+        return options.review_media
+    return posixpath.join(options.warehouse, "review_media")
+
+
+def load_shadow_policy(options: DetectionOptions, live, parser_error):
+    """The `--shadow_policy` beside the live policy, or None; it must be another version of a
+    policy or another policy, so its decision ids differ from the live ones."""
+    if not options.shadow_policy:
+        return None
+    from enforcement.policy import load_policy
+
+    try:
+        shadow = load_policy(options.shadow_policy)
+    except (OSError, ValueError) as exc:
+        parser_error(f"--shadow_policy: {exc}")
+    if (shadow.policy_id, shadow.version) == (live.policy_id, live.version):
+        parser_error("--shadow_policy has the live policy's id and version: give the candidate a version of its own")
+    return shadow

@@ -19,6 +19,8 @@ from schemas.vocabulary import SUSPEND_ACTION
 # Dead letters of the appeals input: not upload rows, so outside the upload reconciliation.
 APPEAL_STEPS = frozenset({"parse_appeals", "admit_appeals", "dedupe_appeals", "apply_appeals", "read_decision_history",
                           "write_appeals", "write_retraining_labels"})  # fmt: skip
+# Dead letters and skips of the reviewers' verdicts: balanced against the verdict rows read.
+REVIEW_STEPS = frozenset({"parse_verdicts", "admit_verdicts", "dedupe_verdicts", "apply_verdicts", "write_reviews"})
 # Steps that keep an upload from being scored: its row's dead letter balances the rows read.
 # A failure after an item was scored (deciding, events, statements, strikes, aggregates, a
 # write) is reported too, but the row is already counted as scored; a failure to decide, or to
@@ -28,13 +30,16 @@ AFTER_SCORING_STEPS = DECISION_STEPS | {
     "fan_out_enforcement", "publish_events", "statements_of_reasons", "update_strikes", "aggregate_transparency",
     "suspend_account", "write_features", "write_training_examples", "write_enforcement_events",
     "write_statements_of_reasons", "write_strike_ledger", "write_transparency_aggregates",
+    "decide_shadow", "write_shadow_decisions", "write_review_queue", "write_decision_log",
 }  # fmt: skip
 
 
 def stage_of(step: str) -> str:
-    """Which account a dead letter of `step` belongs to: uploads, after scoring, or appeals."""
+    """Which account a dead letter of `step` belongs to: uploads, after scoring, appeals or reviews."""
     if step in APPEAL_STEPS:
         return "appeals"
+    if step in REVIEW_STEPS:
+        return "reviews"
     return "after scoring" if step in AFTER_SCORING_STEPS else "uploads"
 
 
@@ -48,24 +53,37 @@ class Reconciliation:
     actions: tuple[tuple[str, int], ...]
     appeal_outcomes: tuple[tuple[str, int], ...] = ()  # (upheld | overturned, count)
     undecided: int = 0  # scored items whose decision failed (dead-lettered at `DECISION_STEPS`)
+    verdicts_read: int = 0
+    verdicts: tuple[tuple[str, int], ...] = ()  # (verdict action, count) applied this run
+
+    @property
+    def verdicts_applied(self) -> int:
+        return sum(n for _, n in self.verdicts)
 
     @property
     def decided(self) -> int:
-        """Scored items decided (account suspensions are decisions too, but not of an upload)."""
-        return sum(n for action, n in self.actions if action != SUSPEND_ACTION)
+        """Scored items decided (account suspensions and reviewers' verdicts are decisions too,
+        but not of an upload scored in this run)."""
+        return sum(n for action, n in self.actions if action != SUSPEND_ACTION) - self.verdicts_applied
+
+    @property
+    def verdicts_turned_away(self) -> int:
+        return sum(n for _, step, _, n in self.reasons if stage_of(step) == "reviews")
 
     @property
     def balanced(self) -> bool:
-        """Every row read is scored, dead-lettered or skipped, and every scored item decided or
-        dead-lettered on the way."""
+        """Every row read is scored, dead-lettered or skipped, every scored item decided or
+        dead-lettered on the way, and every verdict row applied, dead-lettered or skipped."""
         uploads = self.rows_read == self.scored + self.dead_lettered + self.skipped
-        return uploads and self.scored == self.decided + self.undecided
+        verdicts = self.verdicts_read == self.verdicts_applied + self.verdicts_turned_away
+        return uploads and self.scored == self.decided + self.undecided and verdicts
 
 
-def rows_read(result) -> int:
+def rows_read(result, name: str = "rows_read") -> int:
     """Input rows the job counted (committed; attempted where a runner commits later, as the
-    local streaming runner does for a job it was asked to stop)."""
-    counters = result.metrics().query(MetricsFilter().with_namespace("reconcile").with_name("rows_read"))["counters"]
+    local streaming runner does for a job it was asked to stop); `verdict_rows_read` for the
+    reviewers' verdicts."""
+    counters = result.metrics().query(MetricsFilter().with_namespace("reconcile").with_name(name))["counters"]
     return int(sum(max(c.committed or 0, c.attempted or 0) for c in counters))
 
 
@@ -81,7 +99,7 @@ def parquet_run_counts(warehouse: str, table: str, run_id: str, columns: str) ->
         return tuple(tuple(row) for row in con.sql(query).fetchall())
 
 
-def reconcile(read: int, sink) -> Reconciliation:
+def reconcile(read: int, sink, verdicts_read: int = 0) -> Reconciliation:
     """Counts what the sink's run wrote and balances it against the rows it read."""
     scored = sum(n for _, n in sink.run_counts("media_scores", "media_type"))
     reasons = sink.run_counts("dead_letter", "disposition, step, error_type")
@@ -94,6 +112,8 @@ def reconcile(read: int, sink) -> Reconciliation:
         reasons=reasons,
         actions=sink.run_counts("enforcement_decisions", "action"),
         appeal_outcomes=sink.run_counts("appeals", "outcome"),
+        verdicts_read=verdicts_read,
+        verdicts=sink.run_counts("reviews", "verdict_action") if verdicts_read else (),
     )
 
 
@@ -122,7 +142,8 @@ def format_summary(summary: Reconciliation, catalog: str, model_set, uploads: bo
         lines.append(f"scored {summary.scored} = decided {summary.decided} + dead-lettered {summary.undecided}")
     for disposition, step, error_type, count in summary.reasons:
         stage = stage_of(step)
-        note = {"appeals": "  (appeals input)", "after scoring": "  (after scoring)"}.get(stage, "")
+        note = {"appeals": "  (appeals input)", "after scoring": "  (after scoring)",
+                "reviews": "  (verdicts input)"}.get(stage, "")  # fmt: skip
         lines.append(f"  {disposition:<11} {step:<18} {error_type:<28} {count}{note}")
     if not uploads:
         lines.append("appeals-only run: no uploads scored, no new decisions")
@@ -134,6 +155,13 @@ def format_summary(summary: Reconciliation, catalog: str, model_set, uploads: bo
         lines.append("decisions by action:")
         for action, count in summary.actions:
             lines.append(f"  {action:<13} {count}")
+    if summary.verdicts_read:
+        lines.append(
+            f"verdicts read {summary.verdicts_read} = applied {summary.verdicts_applied} + dead-lettered or skipped "
+            f"{summary.verdicts_turned_away}"
+        )
+        for action, count in summary.verdicts:
+            lines.append(f"  verdict {action:<13} {count}")
     if summary.appeal_outcomes:
         lines.append("appeals by outcome:")
         for outcome, count in summary.appeal_outcomes:

@@ -48,6 +48,7 @@ class History:
     ledger: beam.PTransform = dataclasses.field(default_factory=lambda: ReadTableRows(()))
     decisions: beam.PTransform = dataclasses.field(default_factory=lambda: ReadTableRows(()))
     appeals: beam.PTransform = dataclasses.field(default_factory=lambda: ReadTableRows(()))
+    reviews: beam.PTransform = dataclasses.field(default_factory=lambda: ReadTableRows(()))
 
 
 class LaunchError(ValueError):
@@ -107,11 +108,12 @@ class Sink(abc.ABC):
         _, unpublished = merged | "PublishEvents" >> PublishEvents(self.pubsub_project, self.topic_prefix)
         return (unwritten, unpublished) | "EventFailures" >> beam.Flatten()
 
-    def write_dead_letters(self, failures: list[beam.PCollection | None], pipeline: beam.Pipeline) -> None:
+    def write_dead_letters(self, failures: list[beam.PCollection | None], pipeline: beam.Pipeline) -> beam.PCollection:
         """Every step's dead letters, merged, into the `dead_letter` table (a step that cannot
-        fail gives None)."""
+        fail gives None); returns the merged dead letters."""
         merged = tuple(f for f in failures if f is not None) | "MergeDeadLetters" >> beam.Flatten(pipeline=pipeline)
         self.write("dead_letter", merged)
+        return merged
 
     def finish(self) -> str:
         """After the pipeline ran: what a reader opens to query the output."""
@@ -145,8 +147,10 @@ class EmbeddedWarehouse(Sink):
                 raise LaunchError("--strike_ledger lies in --warehouse, which --write_disposition truncate would empty")
         else:
             ledger = () if truncate else tuple(latest_run_files(self.directory, "strike_ledger"))
-        decisions, appeals = (table_files(self.directory, t) for t in ("enforcement_decisions", "appeals"))
-        return History(ReadTableRows(ledger), ReadTableRows(decisions), ReadTableRows(appeals))
+        decisions, appeals, reviews = (
+            ReadTableRows(table_files(self.directory, t)) for t in ("enforcement_decisions", "appeals", "reviews")
+        )
+        return History(ReadTableRows(ledger), decisions, appeals, reviews)
 
     def has_rows(self, table):
         return bool(table_files(self.directory, table))
@@ -204,11 +208,11 @@ class BigQueryWarehouse(Sink):
             ledger = self._query(f"SELECT * FROM {self.location.sql_name('strike_ledger_current')}")
         from schemas.bigquery import physical_table
 
-        decisions, appeals = (
+        decisions, appeals, reviews = (
             self._query(f"SELECT * FROM {self.location.sql_name(physical_table(t))}")
-            for t in ("enforcement_decisions", "appeals")
+            for t in ("enforcement_decisions", "appeals", "reviews")
         )
-        return History(ledger, decisions, appeals)
+        return History(ledger, decisions, appeals, reviews)
 
     def has_rows(self, table):
         from pipelines.bigquery import count_rows

@@ -46,14 +46,16 @@ from apache_beam.transforms import trigger, window
 
 from enforcement.policy import load_policy
 from models.registry import SERVED_MODEL_DIR, parse_pinned_versions, resolve_model_set
-from pipelines.account import account_stage, write_decided
+from pipelines.account import account_stage, write_decided, write_review_queue
+from pipelines.automation import gate_automation
 from pipelines.graph import Detection, detect
-from pipelines.options import DetectionOptions
+from pipelines.options import DetectionOptions, load_shadow_policy, review_media_dir
 from pipelines.reconcile import format_summary, reconcile, rows_read, stage_of
 from pipelines.sinks import BigQueryWarehouse, History, LaunchError, Sink, open_warehouse
 from schemas.vocabulary import SUSPEND_ACTION
 from transforms.dead_letter import DEAD, dead_letter_for
 from transforms.hashbank import HashBank
+from transforms.health import ExportHealthMetrics
 from transforms.inference import JOIN_TIMEOUT_S
 from transforms.parse import DeduplicateEvents, ParseEvents, RawRow
 
@@ -75,6 +77,11 @@ class StreamingOptions(DetectionOptions):
             "--appeals_subscription",
             default=None,
             help="Appeal outcomes (JSON: decision_id, outcome, decided_at; the decided_at attribute is the event time).",
+        )
+        stream.add_argument(
+            "--reviews_subscription",
+            default=None,
+            help="Reviewers' verdicts (JSON, as --reviews takes; the decided_at attribute is the event time).",
         )
         stream.add_argument(
             "--allowed_lateness_s",
@@ -122,6 +129,8 @@ class StreamingJob:
     appeals_subscription: str | None = None
     min_cell_count: int = 10
     allowed_lateness_s: int = 6 * 3600
+    reviews_subscription: str | None = None
+    review_media: str | None = None  # where the review queue's contact sheets go
 
 
 def message_row(message, subscription: str) -> RawRow:
@@ -198,37 +207,49 @@ def cell_windowing(allowed_lateness_s: int) -> beam.WindowInto:
     )
 
 
-def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: list) -> None:
-    """`detect` plus the streaming account stage and the sinks, on parsed upload events."""
+def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: list) -> beam.PCollection:
+    """`detect` plus the streaming account stage and the sinks, on parsed upload events;
+    returns the scores."""
     p, sink, policy = events.pipeline, job.sink, job.detection.policy
     detected = detect(events, job.detection)
     failures += detected.dead_letters
     failures += [sink.write("features", detected.features), sink.write("media_scores", detected.scores)]
     decisions = detected.decisions | "MeasureLatency" >> beam.Map(measure_latency)
     statements, events_out = [detected.statements], list(detected.events.values())
-    appeal_rows = None
-    if job.appeals_subscription:
-        appeal_rows = (
-            p
-            | "ReadAppeals"
-            >> beam.io.ReadFromPubSub(
-                subscription=job.appeals_subscription, with_attributes=True, timestamp_attribute=APPEAL_TIME_ATTRIBUTE
-            )
-            | "AppealRows" >> beam.Map(message_row, subscription=job.appeals_subscription)
-        )
+    appeal_rows = read_decided_rows(p, job.appeals_subscription, "Appeals")
+    review_rows = read_decided_rows(p, job.reviews_subscription, "Reviews")
     account = account_stage(p, decisions, appeal_rows, job.history, policy, sink, streaming=True,
-                            admit=functools.partial(admit_in_time, allowed_lateness_s=job.allowed_lateness_s,
-                                                    step="admit_appeals"))  # fmt: skip
+                            admit=functools.partial(admit_in_time, allowed_lateness_s=job.allowed_lateness_s),
+                            review_rows=review_rows)  # fmt: skip
     failures += account.dead_letters
     # Statements go to the table; the Transparency Database export gathers a whole run's.
     write_decided(p, sink, decisions, statements, events_out, account, job.min_cell_count, failures,
                   export_statements=False, windowing=cell_windowing(job.allowed_lateness_s))  # fmt: skip
+    write_review_queue(sink, detected.review_items, job.review_media, job.detection.limits, failures)
+    if detected.shadow_decisions is not None:
+        failures.append(sink.write("shadow_decisions", detected.shadow_decisions))
+    return detected.scores
+
+
+def read_decided_rows(p: beam.Pipeline, subscription: str | None, what: str) -> beam.PCollection | None:
+    """Appeal outcomes or verdicts from a subscription, as input rows timed by `decided_at`."""
+    if not subscription:
+        return None
+    return (
+        p
+        | f"Read{what}"
+        >> beam.io.ReadFromPubSub(
+            subscription=subscription, with_attributes=True, timestamp_attribute=APPEAL_TIME_ATTRIBUTE
+        )
+        | f"{what[:-1]}Rows" >> beam.Map(message_row, subscription=subscription)
+    )
 
 
 def build_pipeline(p: beam.Pipeline, job: StreamingJob) -> None:
     events, failures = read_uploads(p, job.subscription, job.allowed_lateness_s)
-    add_streaming_job(events, job, failures)
-    job.sink.write_dead_letters(failures, p)
+    scores = add_streaming_job(events, job, failures)
+    dead_letters = job.sink.write_dead_letters(failures, p)
+    {"scores": scores, "dead_letters": dead_letters} | "SignalHealthMetrics" >> ExportHealthMetrics()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -347,12 +368,15 @@ def run(argv: list[str] | None = None) -> int:
         history = sink.history(options.strike_ledger, truncate=False)
     except (LaunchError, ValueError) as exc:
         parser.error(str(exc))
+    policy = gate_automation(policy, sink, options.warehouse, options.bigquery_endpoint)
     sink.prepare(truncate=False)
     detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
                           options.max_batch_size, options.accelerator, streaming=True,
-                          model_refresh_s=refresh_s)  # fmt: skip
+                          model_refresh_s=refresh_s,
+                          shadow_policy=load_shadow_policy(options, policy, parser.error))  # fmt: skip
     job = StreamingJob(detection, sink, options.subscription, history, options.appeals_subscription,
-                       options.min_cell_count, options.allowed_lateness_s)  # fmt: skip
+                       options.min_cell_count, options.allowed_lateness_s, options.reviews_subscription,
+                       review_media_dir(options))  # fmt: skip
     p = beam.Pipeline(options=pipeline_options)
     build_pipeline(p, job)
     result = p.run()
@@ -360,7 +384,9 @@ def run(argv: list[str] | None = None) -> int:
     why = wait(result, sink, options.max_run_s, options.stop_after_idle_s, expected, settle_s)
     where = sink.finish()
     # What the runner counted, or what the caller published when the local runner's metrics lag.
-    summary = reconcile(max(rows_read(result), options.expected_rows or 0), sink)
+    summary = reconcile(
+        max(rows_read(result), options.expected_rows or 0), sink, rows_read(result, "verdict_rows_read")
+    )
     print(f"streaming job {run_id} stopped: {why}")
     print(format_summary(summary, where, model_set))
     percentiles = latency_percentiles(sink)

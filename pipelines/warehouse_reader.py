@@ -8,6 +8,7 @@ carry no account identifiers: what `sql/*.sql` and the report run on, as an anal
 from __future__ import annotations
 
 import abc
+import decimal
 from pathlib import Path
 
 import duckdb
@@ -24,6 +25,17 @@ class WarehouseReader(abc.ABC):
     @abc.abstractmethod
     def query(self, sql: str, compliance: bool = False) -> pa.Table:
         """The result of `sql` (table names unqualified)."""
+
+    def rows(self, sql: str) -> list[dict]:
+        """The result of `sql` as dicts, exact numbers as int or float (DuckDB sums integers
+        into 128-bit decimals, which JSON and arithmetic with floats do not take)."""
+        return [{k: _plain(v) for k, v in row.items()} for row in self.query(sql).to_pylist()]
+
+
+def _plain(value):
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 class EmbeddedReader(WarehouseReader):

@@ -29,6 +29,11 @@ TABLES: tuple[str, ...] = (
     "strike_ledger",
     "appeals",
     "retraining_labels",
+    "review_queue",
+    "reviews",
+    "decision_log",
+    "shadow_decisions",
+    "signal_health",
     "dead_letter",
 )
 
@@ -38,7 +43,10 @@ INPUT_TABLES: tuple[str, ...] = ("upload_events", "appeal_outcomes")
 
 # Tables that share another table's schema file: the published transparency report holds the
 # same cells as each run's aggregates, recomputed over every run (pipelines/transparency.py).
-SCHEMA_OF: dict[str, str] = {"transparency_report": "transparency_aggregates"}
+SCHEMA_OF: dict[str, str] = {
+    "transparency_report": "transparency_aggregates",
+    "shadow_decisions": "enforcement_decisions",  # a shadow policy's decisions (`--shadow_policy`)
+}
 
 # The one type map: BigQuery type -> (Arrow type, DuckDB type, the Python types a row value may have).
 TYPES: dict[str, tuple[pa.DataType, str, tuple[type, ...]]] = {

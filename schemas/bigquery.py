@@ -29,6 +29,10 @@ ONE_ROW_PER: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "enforcement_events": ("event_id", "emitted_at", ("action",)),
     "statements_of_reasons": ("sor_id", "application_date", ("category", "automated_decision")),
     "appeals": ("appeal_id", "appeal_decided_at", ("outcome",)),
+    "review_queue": ("review_id", "queued_at", ("queue",)),
+    "reviews": ("review_id", "reviewed_at", ("verdict_action",)),
+    "decision_log": ("log_id", "changed_at", ("change",)),
+    "shadow_decisions": ("decision_id", "decided_at", ("action", "rule_id")),
 }
 CURRENT_LEDGER_VIEW = "strike_ledger_current"
 PROJECT_PLACEHOLDER, DATASET_PLACEHOLDER = "__PROJECT__", "__DATASET__"

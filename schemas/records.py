@@ -330,6 +330,7 @@ class ModalityScore:
     abstained: bool = False
     abstain_reason: str | None = None
     domain_distance: float | None = None
+    signals: str | None = None  # the hand-made signals furthest from the training data (models.domain)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -377,6 +378,13 @@ class ScoredMedia:
             "content_sha256": self.sha256,
             "hash_match": self.hash_match,
             "hash_distance": self.hash_distance,
+            # The event's context, as the policy read it: what a simulation replays.
+            "surface": self.event.surface,
+            "country": self.event.country,
+            "detection_method": self.event.detection_method,
+            "high_profile": self.event.high_profile,
+            "verified": self.event.verified,
+            "prior_strikes": self.event.prior_strikes,
             "pipeline_version": PIPELINE_VERSION,
         }
         for modality in MODALITIES:
@@ -387,6 +395,7 @@ class ScoredMedia:
             row[f"{modality}_abstained"] = score.abstained if score else None
             row[f"{modality}_abstain_reason"] = score.abstain_reason if score else None
             row[f"{modality}_domain_distance"] = score.domain_distance if score else None
+            row[f"{modality}_signals"] = score.signals if score else None
         return row
 
 
@@ -413,6 +422,12 @@ class Decision:
     targets: tuple[str, ...]
     notified_at: dt.datetime | None = None  # when a notice reported the upload, if one did
     content_score: float | None = None  # the content evidence that voted, when decided
+    # A rule in `sampled` mode: the restrictive action it would have taken (the decision is
+    # human_review). A rule in `shadow` mode that matched first: its id and action, not acted on.
+    proposed_action: str | None = None
+    shadow_rule_id: str | None = None
+    shadow_action: str | None = None
+    supersedes: str | None = None  # a reviewer's verdict: the decision it reviewed
 
     @property
     def action_clock_start(self) -> dt.datetime:

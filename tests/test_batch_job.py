@@ -129,10 +129,15 @@ def test_every_input_row_is_accounted_for(job):
     assert corrupt_ids <= dead_ids
 
 
+NOT_WRITTEN_BY_AN_UPLOADS_RUN = (
+    "appeals", "retraining_labels", "transparency_report", "reviews", "shadow_decisions", "signal_health",
+)  # fmt: skip
+
+
 def test_tables_match_their_schema_files(job):
     for table in TABLES:
         files = sorted((job["warehouse"] / table).glob("*.parquet"))
-        if table in ("appeals", "retraining_labels", "transparency_report"):  # not written by an uploads run
+        if table in NOT_WRITTEN_BY_AN_UPLOADS_RUN:
             assert not files
         else:
             assert files, table
@@ -392,3 +397,163 @@ def test_a_rerun_leaves_every_compliance_figure_as_one_run_made_it(job, tmp_path
         query(warehouse, "select count(*) from enforcement_decisions_all_runs")[0][0]
         == 2 * (query(warehouse, "select count(*) from enforcement_decisions")[0][0])
     )
+
+
+def _review_policy(directory: Path) -> Path:
+    """The shipped policy with every hash-bank removal sampled for review (target 0.9, judged
+    from one verdict) and every image routed to people."""
+    import yaml
+
+    document = yaml.safe_load(Path("policies/synthetic_media_v1.yaml").read_text())
+    rules = document["rules"]
+    rules[0]["automation"] = {"mode": "enforce", "sample_rate": 1.0, "target_precision": 0.9, "min_samples": 1}
+    rules.insert(1, {"id": "route-images", "when": {"media_type_in": ["image"]}, "action": "human_review",
+                     "category": "synthetic_media_undisclosed"})  # fmt: skip
+    path = directory / "review_policy.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_the_review_loop_queues_applies_verdicts_once_and_downgrades_a_rule_reviewers_disagree_with(
+    job, tmp_path, capsys
+):
+    from pipelines import automation
+
+    bank, banked = bank_first_upload(job, tmp_path, "case-3")
+    policy = _review_policy(tmp_path)
+    warehouse = tmp_path / "wh"
+    runner = [a for a in job["args"] if a.startswith("--runner")]
+    base = [*runner, "--warehouse", str(warehouse), "--policy", str(policy), "--min_cell_count", "1"]
+    uploads = ["--input", job["args"][1], "--model_dir", job["args"][5], "--hash_bank", str(bank)]
+    assert batch.run([*base, *uploads, "--run_id", "r1"]) == 0
+    capsys.readouterr()
+
+    # The queue: every human_review decision (its proposal shown) and the banked removal (blind).
+    queue = {r[0]: r[1:] for r in query(warehouse, "select decision_id, queue, blind, shown_action, content_id, "
+                                         "media_type, contact_sheet, evidence from review_queue")}  # fmt: skip
+    routed = {
+        d for (d,) in query(warehouse, "select decision_id from enforcement_decisions where action = 'human_review'")
+    }
+    assert routed and {d for d, row in queue.items() if row[0] == "routed"} == routed
+    assert all(not row[1] and row[2] == "human_review" for row in queue.values() if row[0] == "routed")
+    removal = query(warehouse, f"select decision_id from enforcement_decisions where content_id = '{banked}'")[0][0]
+    assert queue[removal][:3] == ("quality_sample", True, None)
+    sheets = 0
+    for _, _, _, _, media_type, sheet, evidence in queue.values():
+        assert set(json.loads(evidence)) >= {"modalities", "provenance", "hash_match", "fused_score"}
+        if sheet:
+            sheets += 1
+            assert media_type in ("image", "video") and Path(sheet).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sheets >= 2  # the banked video and the routed images
+    logged = query(warehouse, "select count(*) from decision_log where change = 'automated_decision'")[0][0]
+    assert logged == query(warehouse, "select count(*) from enforcement_decisions")[0][0]
+
+    # Verdicts: the reviewer disagrees with the removal, removes a routed image, and three rows fail.
+    image = next(d for d, row in queue.items() if row[0] == "routed" and row[4] == "image")
+    verdict = {"review_id": "rv-2", "decision_id": image, "violating": True, "category": "synthetic_media_undisclosed",
+               "action": "remove", "reviewer": "rev-1", "decided_at": "2026-11-20T10:00:00Z"}  # fmt: skip
+    rows = [
+        {
+            **verdict,
+            "review_id": "rv-1",
+            "decision_id": removal,
+            "violating": False,
+            "category": None,
+            "action": "none",
+        },
+        verdict,
+        verdict,  # sent twice: applied once
+        {**verdict, "review_id": "rv-3", "decision_id": "no-such-decision"},
+        {**verdict, "review_id": "rv-4", "reviewer": "jane@example.com"},
+    ]
+    verdicts = tmp_path / "verdicts.jsonl"
+    verdicts.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert batch.run([*base, "--reviews", str(verdicts), "--run_id", "r2"]) == 0
+    out = capsys.readouterr().out
+    assert "verdicts read 5 = applied 2 + dead-lettered or skipped 3" in out and "[balanced]" in out
+    finals = dict(query(warehouse, "select supersedes, action from enforcement_decisions where supersedes is not null"))
+    assert finals == {removal: "none", image: "remove"}
+    removal_targets = len(query(warehouse, f"select * from enforcement_events where decision_id = '{removal}' "
+                                "and event_type = 'enforce'"))  # fmt: skip
+    reversed_targets = query(warehouse, f"select count(*) from enforcement_events where decision_id = '{removal}' "
+                             "and event_type = 'reverse'")[0][0]  # fmt: skip
+    assert removal_targets == reversed_targets > 0
+    image_final = next(iter(query(warehouse, "select decision_id, targets from enforcement_decisions "
+                                  f"where supersedes = '{image}'")))  # fmt: skip
+    image_events = query(warehouse, f"select target from enforcement_events where decision_id = '{image_final[0]}'")
+    assert sorted(t for (t,) in image_events) == sorted(image_final[1]) and "content_store" in image_final[1]
+    assert sorted(query(warehouse, "select label, source from retraining_labels")) == [
+        ("real", "review_verdict"), ("synthetic", "review_verdict")]  # fmt: skip
+    changes = sorted(c for (c,) in query(warehouse, "select change from decision_log where actor_type = 'reviewer'"))
+    assert changes == ["reversed_by_review", "review_verdict", "review_verdict"]
+    failed = query(warehouse, "select step, reason from dead_letter where run_id = 'r2' order by 1")
+    assert failed == [("apply_verdicts", "unknown_decision"), ("dedupe_verdicts", "duplicate_verdict"),
+                      ("parse_verdicts", "invalid_verdict")]  # fmt: skip
+    assert query(warehouse, "select automated_decision from enforcement_decisions where supersedes is not null "
+                 "order by action") == [("not",), ("partially",)]  # fmt: skip
+
+    # One blind verdict against the removal rule: its lower bound (0) is under its target, so
+    # the next run sends the banked upload to people instead of removing it.
+    assert automation.run(["--warehouse", str(warehouse), "--policy", str(policy)]) == 0
+    table = capsys.readouterr().out
+    assert "known-deepfake-remove" in table and "sampled  (agreement 0/1" in table
+    assert batch.run([*base, *uploads, "--run_id", "r3"]) == 0
+    assert "automation: known-deepfake-remove runs sampled, not enforce" in capsys.readouterr().out
+    decided = query(warehouse, "select action, proposed_action, targets from read_parquet("
+                    f"'{warehouse}/enforcement_decisions/r3-*.parquet') where content_id = '{banked}'")  # fmt: skip
+    assert decided == [("human_review", "remove", ["review_queue"])]
+    queued = query(warehouse, f"select queue, blind from read_parquet('{warehouse}/review_queue/r3-*.parquet') "
+                   f"where content_id = '{banked}'")  # fmt: skip
+    assert queued == [("sampled_rule", True)]
+    removed_again = query(warehouse, "select count(*) from read_parquet("
+                          f"'{warehouse}/enforcement_events/r3-*.parquet') where content_id = '{banked}' "
+                          "and target = 'content_store'")  # fmt: skip
+    assert removed_again == [(0,)]
+
+
+def test_a_simulation_replays_the_live_policy_as_the_job_decided_and_compares_a_candidate(job, tmp_path):
+    import yaml
+
+    from pipelines import simulate
+
+    document = yaml.safe_load(Path("policies/synthetic_media_v1.yaml").read_text())
+    document["version"] = "candidate"
+    for rule in document["rules"]:  # stricter: every content threshold 0.2 lower
+        for name in ("min_content_score", "min_fused_score"):
+            if name in rule.get("when", {}):
+                rule["when"][name] = round(max(0.0, rule["when"][name] - 0.2), 4)
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(yaml.safe_dump(document, sort_keys=False))
+    out = tmp_path / "simulation"
+    assert simulate.run(["--warehouse", str(job["warehouse"]), "--policy", str(candidate), "--out", str(out)]) == 0
+    result = json.loads((out / "simulation.json").read_text())
+    stored = query(job["warehouse"], "select count(distinct content_id) from media_scores")[0][0]
+    assert result["items"] == stored
+    for dimension in ("action", "category"):
+        assert sum(r["baseline"] for r in result["volumes"][dimension]) == stored
+        assert sum(r["candidate"] for r in result["volumes"][dimension]) == stored
+    # Replayed under the live policy, each stored upload gets the action the job gave it.
+    live = dict(query(job["warehouse"], "select action, count(*) from enforcement_decisions where supersedes is null "
+                      "and action != 'suspend_account' group by 1"))  # fmt: skip
+    assert {r["value"]: r["baseline"] for r in result["volumes"]["action"] if r["baseline"]} == live
+    stricter = {r["value"]: r["change"] for r in result["volumes"]["action"]}
+    assert stricter.get("none", 0) <= 0 and result["changed_items"] == len(result["changed"]) > 0
+    assert all(c["baseline_action"] != c["candidate_action"] for c in result["changed"])
+    assert set(result["quality"]["baseline"]) >= {"remove", "human_review", "any_restriction"}
+    assert result["review_load"]["days"] and (out / "simulation.html").read_text().count("data:image/png") >= 1
+
+    # The candidate run in shadow beside the live policy on the same uploads: recorded, never acted on.
+    args = [a if a != "first" else "shadow" for a in job["args"]] + ["--shadow_policy", str(candidate)]
+    assert batch.run(args) == 0
+    shadowed = query(job["warehouse"], "select count(*), count(distinct policy_version) from shadow_decisions")
+    assert shadowed == [(stored, 1)]
+    acted_on = query(job["warehouse"], "select count(*) from enforcement_events where decision_id in "
+                     "(select decision_id from shadow_decisions) union all select count(*) from review_queue where "
+                     "decision_id in (select decision_id from shadow_decisions)")  # fmt: skip
+    assert acted_on == [(0,), (0,)]
+    live_out = tmp_path / "shadow"
+    assert simulate.run(["--warehouse", str(job["warehouse"]), "--policy", str(candidate), "--shadow",
+                         "--out", str(live_out)]) == 0  # fmt: skip
+    on_traffic = json.loads((live_out / "simulation.json").read_text())
+    assert on_traffic["items"] == stored and on_traffic["changed_items"] == result["changed_items"]
+    assert on_traffic["volumes"]["action"] == result["volumes"]["action"]  # replay and shadow agree

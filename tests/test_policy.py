@@ -329,7 +329,7 @@ def test_fanout_routes_each_event_to_its_target_output():
     from .conftest import batch_pipeline
 
     with batch_pipeline() as p:
-        decisions, undecided = p | beam.Create([item(0.99), item(0.9), item(0.1)]) | ApplyPolicy(POLICY)
+        decisions, _, undecided = p | beam.Create([item(0.99), item(0.9), item(0.1)]) | ApplyPolicy(POLICY)
         outputs, unrouted = decisions | FanOutEnforcement(POLICY)
         assert_that((undecided, unrouted) | beam.Flatten(), equal_to([]), label="NoDeadLetters")
         assert set(outputs) == {

@@ -221,6 +221,43 @@ def test_appeals_in_the_stream_find_their_decision_reverse_it_and_take_the_strik
         assert_that(repeated | beam.Map(lambda d: d.reason), equal_to(["duplicate_appeal"]), label="repeat")
 
 
+def test_verdicts_in_the_stream_find_their_decision_once_and_reverse_a_removal_they_disagree_with():
+    from enforcement.policy import load_policy
+    from enforcement.review import Verdict
+    from transforms.review import ApplyVerdicts
+
+    policy = load_policy("policies/synthetic_media_v1.yaml")
+    removed = dataclasses.replace(decision("remove", 0, "d-removed", account="a1"),
+                                  targets=("content_store", "notifications"))  # fmt: skip
+    when = T0 + dt.timedelta(days=1)
+    disagree = Verdict("rv-1", "d-removed", False, None, "none", "rev-1", when)
+    orphan = Verdict("rv-2", "d-nowhere", True, "impersonation", "remove", "rev-1", when)
+
+    def timed_verdict(verdict):
+        return window.TimestampedValue(verdict, verdict.decided_at.timestamp())
+
+    stream = TestStream().advance_watermark_to(at(0)).add_elements([_timed(removed)])
+    stream = stream.advance_watermark_to(at(1)).add_elements([timed_verdict(v) for v in (disagree, orphan)])
+    stream = stream.add_elements([timed_verdict(disagree)])  # re-sent: applied once
+    stream = stream.advance_watermark_to(at(1.2)).advance_watermark_to_infinity()
+    with streaming_pipeline() as p:
+        both = p | stream
+        applied = {
+            "verdicts": both | "Verdicts" >> beam.Filter(lambda x: isinstance(x, Verdict)),
+            "recorded": p | "Recorded" >> beam.Create([]),
+            "decisions": both | "Decisions" >> beam.Filter(lambda x: not isinstance(x, Verdict)),
+        } | ApplyVerdicts(policy, streaming=True)
+        assert_that(applied["decisions"] | beam.Map(lambda d: (d.supersedes, d.action, d.automated_decision)),
+                    equal_to([("d-removed", "none", "not")]), label="final")  # fmt: skip
+        assert_that(applied["events"] | beam.Map(lambda e: (e.target, e.event_type)),
+                    equal_to([("content_store", "reverse"), ("notifications", "reverse")]), label="reversed")  # fmt: skip
+        assert_that(applied["strike_reversals"] | beam.Map(lambda r: (r[0], r[1][0])),
+                    equal_to([("a1", "d-removed")]), label="strike back")  # fmt: skip
+        assert_that(applied["dead_letters"] | beam.Map(lambda d: (d.reason, d.step)),
+                    equal_to([("unknown_decision", "apply_verdicts")]), label="orphan")  # fmt: skip
+        assert_that(applied["skipped"] | beam.Map(lambda d: d.reason), equal_to(["duplicate_verdict"]), label="once")
+
+
 def test_an_upload_later_than_the_allowed_lateness_is_dead_lettered_at_the_door():
     import time
 

@@ -18,27 +18,33 @@ from transforms.distinct import KeepFirstInState, KeepOnePerKey
 from transforms.parse import RawRow, skipped
 
 
+def parse_record(row: RawRow, from_record, error: type[ValueError]):
+    """One input row (a file's line or a message) validated by `from_record`; a row that is
+    not JSON raises `error` too, so every bad row is dead-lettered with the input's reason."""
+    try:
+        record = row.value()
+    except ValueError as exc:
+        raise error(str(exc)) from None
+    return from_record(record)
+
+
 def parse_appeal(row: RawRow) -> Appeal:
     """Validates one appeal row (see `enforcement.appeals.appeal_from_record`).
 
     Raises:
         InvalidAppeal: names the field and what was expected.
     """
-    try:
-        record = row.value()
-    except ValueError as exc:
-        raise InvalidAppeal(str(exc)) from None
-    return appeal_from_record(record)
+    return parse_record(row, appeal_from_record, InvalidAppeal)
 
 
-def _join(keyed):
+def _join(keyed, make, step: str):
     decision_id, grouped = keyed
     decisions = grouped["decisions"]
-    for appeal in grouped["appeals"]:
+    for item in grouped["items"]:
         if not decisions:
-            yield beam.pvalue.TaggedOutput("unknown", _unknown_decision(appeal, decision_id))
+            yield beam.pvalue.TaggedOutput("unknown", _unknown_decision(item, decision_id, step))
             continue
-        yield AppealOutcome(appeal, decisions[0])
+        yield make(item, decisions[0])
 
 
 def _outcome_outputs(outcome: AppealOutcome):
@@ -51,32 +57,55 @@ def _outcome_outputs(outcome: AppealOutcome):
     yield beam.pvalue.TaggedOutput("labels", undone.label)
 
 
-def _appeal_id(appeal: Appeal) -> str:
-    return appeal.appeal_id
-
-
-def _recorded_id(row: Mapping[str, Any]) -> str:
-    return str(row["appeal_id"])
-
-
-def _repeated_appeal(repeat) -> DeadLetter:
-    appeal_id, appeal, recorded = repeat
-    where = "is already in the warehouse" if recorded else "appears more than once in this input"
-    return skipped(appeal, "dedupe_appeals", "duplicate_appeal", f"appeal {appeal_id} {where}; applied once")
-
-
 # Streaming: how long (event time) an appeal id is remembered to skip its re-sends, and how
 # long an appeal waits for its decision to reach the job before it is dead-lettered.
 APPEAL_HORIZON_S = 180 * 86400
 APPEAL_WAIT_S = 3600
 
 
+def _recorded_id(row: Mapping[str, Any], field: str) -> str:
+    return str(row[field])
+
+
+def _repeated(repeat, what: str, step: str) -> DeadLetter:
+    item_id, item, recorded = repeat
+    where = "is already in the warehouse" if recorded else "appears more than once in this input"
+    return skipped(item, step, f"duplicate_{what}", f"{what} {item_id} {where}; applied once")
+
+
+class SkipRecorded(beam.PTransform):
+    """{"items": X, "recorded": table rows} -> (items to apply, skipped rows): an item whose id
+    (`id_of`) is in the table's `id_field` already, or repeats in this input, is applied once.
+
+    Re-sending a file, or a row twice in one file, never double-counts (skipped at `step` with
+    reason `duplicate_<what>`). Streaming (`streaming=True`) keeps the first to arrive, in
+    keyed state, for `APPEAL_HORIZON_S` of event time.
+    """
+
+    def __init__(self, id_of, to_json, id_field: str, what: str, step: str, streaming: bool = False):
+        super().__init__()
+        self._id_of, self._to_json, self._id_field = id_of, to_json, id_field
+        self._what, self._step, self._streaming = what, step, streaming
+
+    def expand(self, inputs):
+        recorded = inputs["recorded"] | "RecordedIds" >> beam.Map(_recorded_id, self._id_field)
+        if self._streaming:
+            keep = KeepFirstInState(self._id_of, APPEAL_HORIZON_S, recorded)
+        else:
+            keep = KeepOnePerKey(self._id_of, self._to_json, recorded)
+        kept, repeats = inputs["items"] | "KeepNew" >> keep
+        return kept, repeats | "SkipRepeats" >> beam.Map(_repeated, self._what, self._step)
+
+
+def _appeal_id(appeal: Appeal) -> str:
+    return appeal.appeal_id
+
+
 class SkipRecordedAppeals(beam.PTransform):
     """{"appeals": Appeal, "recorded": `appeals` table rows} -> (appeals to apply, skipped rows).
 
     An appeal (decision, outcome, time) is applied once: re-sending an appeals file, or a
-    row twice in one file, never double-counts an appeal in the transparency cells. Streaming
-    (`streaming=True`) keeps the first to arrive, in keyed state.
+    row twice in one file, never double-counts an appeal in the transparency cells.
     """
 
     def __init__(self, streaming: bool = False):
@@ -84,54 +113,53 @@ class SkipRecordedAppeals(beam.PTransform):
         self._streaming = streaming
 
     def expand(self, inputs):
-        recorded = inputs["recorded"] | "RecordedIds" >> beam.Map(_recorded_id)
-        if self._streaming:
-            keep = KeepFirstInState(_appeal_id, APPEAL_HORIZON_S, recorded)
-        else:
-            keep = KeepOnePerKey(_appeal_id, Appeal.to_json, recorded)
-        kept, repeats = inputs["appeals"] | "KeepNew" >> keep
-        return kept, repeats | "SkipRepeats" >> beam.Map(_repeated_appeal)
+        return {"items": inputs["appeals"], "recorded": inputs["recorded"]} | "Skip" >> SkipRecorded(
+            _appeal_id, Appeal.to_json, "appeal_id", "appeal", "dedupe_appeals", self._streaming
+        )
 
 
 def _by_decision(item) -> tuple[str, Any]:
     return item.decision_id, item
 
 
-def _unknown_decision(appeal: Appeal, decision_id: str):
+def _unknown_decision(item, decision_id: str, step: str):
     error = (LookupError, f"LookupError('{decision_id}')", [f"LookupError: no decision {decision_id} in the warehouse"])
-    return dead_letter_from_failure((appeal, error), "apply_appeals", reason="unknown_decision")
+    return dead_letter_from_failure((item, error), step, reason="unknown_decision")
 
 
-class _AppealJoinInState(beam.DoFn):
-    """Streaming form of the appeals join: each decision is held in keyed state (decision id);
-    an appeal finds it there, or waits `APPEAL_WAIT_S` of event time for it and is then
-    dead-lettered `unknown_decision`, as the batch join does at once."""
+class _JoinInState(beam.DoFn):
+    """Streaming form of the join to decisions: each decision is held in keyed state (decision
+    id); an item (an appeal, a verdict) finds it there, or waits `APPEAL_WAIT_S` of event time
+    for it and is then dead-lettered `unknown_decision`, as the batch join does at once."""
 
     DECISION = userstate.ReadModifyWriteStateSpec("decision", beam.coders.PickleCoder())
     PENDING = userstate.BagStateSpec("pending", beam.coders.PickleCoder())
     GIVE_UP = userstate.TimerSpec("give_up", beam.TimeDomain.WATERMARK)
+
+    def __init__(self, make, step: str):
+        self._make, self._step = make, step
 
     def process(self, keyed, timestamp=beam.DoFn.TimestampParam, decision=beam.DoFn.StateParam(DECISION),
                 pending=beam.DoFn.StateParam(PENDING), give_up=beam.DoFn.TimerParam(GIVE_UP)):  # fmt: skip
         _, (kind, item) = keyed
         if kind == "decision":
             decision.write(item)
-            for appeal in pending.read():
-                yield AppealOutcome(appeal, item)
+            for waiting in pending.read():
+                yield self._make(waiting, item)
             pending.clear()
             give_up.clear()
             return
         held = decision.read()
         if held is not None:
-            yield AppealOutcome(item, held)
+            yield self._make(item, held)
             return
         pending.add(item)
         give_up.set(timestamp + APPEAL_WAIT_S)
 
     @userstate.on_timer(GIVE_UP)
     def unknown(self, key=beam.DoFn.KeyParam, pending=beam.DoFn.StateParam(PENDING)):
-        for appeal in pending.read():
-            yield beam.pvalue.TaggedOutput("unknown", _unknown_decision(appeal, key))
+        for item in pending.read():
+            yield beam.pvalue.TaggedOutput("unknown", _unknown_decision(item, key, self._step))
         pending.clear()
 
 
@@ -139,37 +167,53 @@ def _tagged(item, kind: str):
     return item.decision_id, (kind, item)
 
 
-class JoinAppeals(beam.PTransform):
-    """{"appeals": Appeal, "decisions": Decision} -> (AppealOutcome per appeal, dead letters).
+class JoinToDecision(beam.PTransform):
+    """{"items": anything with a `decision_id`, "decisions": Decision} -> (`make(item,
+    decision)` per item, dead letters).
 
-    An appeal of a decision the input does not hold is dead-lettered (step `apply_appeals`,
-    reason `unknown_decision`), never dropped.
+    An item naming a decision the input does not hold is dead-lettered (at `step`, reason
+    `unknown_decision`), never dropped. Streaming (`streaming=True`) joins in keyed state.
     """
+
+    def __init__(self, make, step: str, streaming: bool = False):
+        super().__init__()
+        self._make, self._step, self._streaming = make, step, streaming
+
+    def expand(self, inputs):
+        if self._streaming:
+            joined = (
+                (
+                    inputs["items"] | "TagItems" >> beam.Map(_tagged, "item"),
+                    inputs["decisions"] | "TagDecisions" >> beam.Map(_tagged, "decision"),
+                )
+                | "Merge" >> beam.Flatten()
+                | "JoinInState"
+                >> beam.ParDo(_JoinInState(self._make, self._step)).with_outputs("unknown", main="joined")
+            )
+            return joined.joined, joined.unknown
+        joined = (
+            {
+                "items": inputs["items"] | "KeyItems" >> beam.Map(_by_decision),
+                "decisions": inputs["decisions"] | "KeyDecisions" >> beam.Map(_by_decision),
+            }
+            | "ByDecision" >> beam.CoGroupByKey()
+            | "Join" >> beam.FlatMap(_join, self._make, self._step).with_outputs("unknown", main="joined")
+        )
+        return joined.joined, joined.unknown
+
+
+class JoinAppeals(beam.PTransform):
+    """{"appeals": Appeal, "decisions": Decision} -> (AppealOutcome per appeal, dead letters at
+    step `apply_appeals`)."""
 
     def __init__(self, streaming: bool = False):
         super().__init__()
         self._streaming = streaming
 
     def expand(self, inputs):
-        if self._streaming:
-            joined = (
-                (
-                    inputs["appeals"] | "TagAppeals" >> beam.Map(_tagged, "appeal"),
-                    inputs["decisions"] | "TagDecisions" >> beam.Map(_tagged, "decision"),
-                )
-                | "Merge" >> beam.Flatten()
-                | "JoinInState" >> beam.ParDo(_AppealJoinInState()).with_outputs("unknown", main="outcomes")
-            )
-            return joined.outcomes, joined.unknown
-        joined = (
-            {
-                "appeals": inputs["appeals"] | "KeyAppeals" >> beam.Map(_by_decision),
-                "decisions": inputs["decisions"] | "KeyDecisions" >> beam.Map(_by_decision),
-            }
-            | "ByDecision" >> beam.CoGroupByKey()
-            | "Join" >> beam.FlatMap(_join).with_outputs("unknown", main="outcomes")
+        return {"items": inputs["appeals"], "decisions": inputs["decisions"]} | "Join" >> JoinToDecision(
+            AppealOutcome, "apply_appeals", self._streaming
         )
-        return joined.outcomes, joined.unknown
 
 
 class ApplyAppeals(beam.PTransform):

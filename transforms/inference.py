@@ -53,6 +53,7 @@ def to_modality_score(keyed: tuple[str, PredictionResult], model: DeployedModel)
         abstained=bool(domain and domain.abstained),
         abstain_reason=domain.reason if domain else None,
         domain_distance=domain.distance if domain else None,
+        signals=domain.signals if domain else None,
     )
 
 

@@ -284,11 +284,12 @@ class _ParseEventDoFn(beam.DoFn):
         yield parse_raw_row(row, self._base_uri)
 
 
-class _CountRowsRead(beam.DoFn):
-    """Counts every input row once, blank or not: the left side of the reconciliation."""
+class CountRowsRead(beam.DoFn):
+    """Counts every input row once, blank or not: the left side of the reconciliation
+    (`rows_read` for uploads, `verdict_rows_read` for reviewers' verdicts)."""
 
-    def __init__(self):
-        self._read = Metrics.counter("reconcile", "rows_read")
+    def __init__(self, name: str = "rows_read"):
+        self._read = Metrics.counter("reconcile", name)
 
     def process(self, row: RawRow):
         self._read.inc()
@@ -394,7 +395,7 @@ class ParseEvents(beam.PTransform):
     def expand(self, rows):
         rows, blank = (
             rows
-            | "CountRowsRead" >> beam.ParDo(_CountRowsRead())
+            | "CountRowsRead" >> beam.ParDo(CountRowsRead())
             | "SplitBlankLines" >> beam.Partition(_blank_or_not, 2)
         )
         parsed, invalid = rows | "Validate" >> ParDoOrDeadLetter(_ParseEventDoFn(self._base_uri), step="parse_events")

@@ -9,35 +9,47 @@ from apache_beam.metrics import Metrics
 
 from enforcement.events import enforcement_events
 from enforcement.policy import Policy, decide
+from enforcement.review import QUEUE_KINDS, review_item
 from schemas.records import Decision, ScoredMedia
 from schemas.vocabulary import ACTIONS
-from transforms.dead_letter import DEAD, Guarded, ParDoOrDeadLetter
+from transforms.dead_letter import DEAD, Guarded
+
+REVIEW = "review"
 
 
 class _DecideDoFn(beam.DoFn):
     def __init__(self, policy: Policy):
         self._policy = policy
         self._by_action = {a: Metrics.counter("decisions", a) for a in ACTIONS}
+        self._queued = {kind: Metrics.counter("review_queue", kind) for kind in QUEUE_KINDS}
 
     def process(self, item: ScoredMedia):
         decision = decide(item, self._policy)
+        queued = review_item(item, decision, self._policy)
         self._by_action[decision.action].inc()
         yield decision
+        if queued is not None:
+            self._queued[queued.queue].inc()
+            yield beam.pvalue.TaggedOutput(REVIEW, queued)
 
 
 class ApplyPolicy(beam.PTransform):
-    """ScoredMedia -> Decision, one per item, under one policy version.
+    """ScoredMedia -> Decision, one per item, under one policy version, and the review queue's
+    rows for the decisions that reach people (`enforcement.review`).
 
-    Returns `(decisions, dead_letters)`: an item the policy cannot decide is that item's dead
-    letter (step `decide`), not the job's failure.
+    Returns `(decisions, review_items, dead_letters)`: an item the policy cannot decide is that
+    item's dead letter (step `decide`), not the job's failure.
     """
 
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, step: str = "decide"):
         super().__init__()
-        self._policy = policy
+        self._policy, self._step = policy, step
 
     def expand(self, scored):
-        return scored | "Decide" >> ParDoOrDeadLetter(_DecideDoFn(self._policy), step="decide")
+        outputs = scored | "Decide" >> beam.ParDo(Guarded(_DecideDoFn(self._policy), self._step)).with_outputs(
+            DEAD, REVIEW, main="decisions"
+        )
+        return outputs.decisions, outputs[REVIEW], outputs[DEAD]
 
 
 class _EventsByTarget(beam.DoFn):

@@ -10,7 +10,7 @@ locals {
   # view, physical_table (where the rows are stored).
   tables = jsondecode(file("${local.schema_dir}/bigquery_tables.json"))
   # Tables that share another table's schema file, as schemas.SCHEMA_OF says.
-  schema_of          = { transparency_report = "transparency_aggregates" }
+  schema_of          = { transparency_report = "transparency_aggregates", shadow_decisions = "enforcement_decisions" }
   compliance_layout  = jsondecode(file("${local.schema_dir}/compliance_views.json"))
   compliance_dataset = "${var.dataset}${local.compliance_layout.dataset_suffix}"
 

@@ -1,0 +1,89 @@
+"""Reviewers' verdicts on a warehouse's open review queue, for demos and drills.
+
+    python -m pipelines.sample_verdicts --warehouse DIR --labels LABELS.jsonl --out VERDICTS.jsonl
+
+Each queued item without a verdict yet is answered by one of a few pseudonymous reviewers from
+the ground truth (the corpus generator's `labels.jsonl`): a synthetic item is violating and
+removed (labelled, in a disclosed-AI category), a real one is not violating. Blind items are
+answered without looking at what the automation did, as in the queue. Each verdict is dated
+within its item's SLA and never later than now. The output is the `--reviews` input of
+`pipelines.batch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from models.examples import load_labels
+from pipelines.warehouse_reader import WarehouseReader, open_reader
+from schemas.records import format_timestamp
+
+REVIEWERS = tuple(f"rev-{n:02d}" for n in range(1, 6))
+
+
+def answer(item: dict, label: str, reviewer: str, decided_at: dt.datetime) -> dict:
+    """A verdict on one queue row from the item's ground-truth label."""
+    violating = label == "synthetic"
+    category = item.get("category") or "synthetic_media_undisclosed"
+    action = ("label" if category == "synthetic_media_disclosed" else "remove") if violating else "none"
+    return {
+        "review_id": item["review_id"],
+        "decision_id": item["decision_id"],
+        "violating": violating,
+        "category": category if violating else None,
+        "action": action,
+        "reviewer": reviewer,
+        "decided_at": format_timestamp(decided_at.replace(microsecond=0)),
+    }
+
+
+def sample_verdicts(queue: list[dict], labels: dict[str, str], seed: int, now: dt.datetime) -> list[dict]:
+    """Verdicts for the queue rows whose item has a label (others stay open)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for item in sorted(queue, key=lambda r: r["review_id"]):
+        label = labels.get(item["content_id"])
+        if label not in ("real", "synthetic"):
+            continue
+        queued, due = (t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in (item["queued_at"], item["due_at"]))
+        decided = queued + (due - queued) * float(rng.uniform(0.05, 0.9))
+        rows.append(answer(item, label, REVIEWERS[int(rng.integers(len(REVIEWERS)))], min(decided, now)))
+    return rows
+
+
+def read_open_queue(reader: WarehouseReader) -> list[dict]:
+    table = reader.query(
+        "select review_id, decision_id, content_id, category, queued_at, due_at from review_queue "
+        "where review_id not in (select review_id from reviews)"
+    )
+    return table.to_pylist()
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.sample_verdicts", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--warehouse", required=True, help="Warehouse with a review_queue: a directory or bq://P.D.")
+    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
+    parser.add_argument("--labels", required=True, help="labels.jsonl (content_id, label): what reviewers find.")
+    parser.add_argument("--out", required=True, help="Verdicts file to write (JSON Lines).")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        reader = open_reader(args.warehouse, args.bigquery_endpoint)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--warehouse: {exc}")
+    labels = {content_id: row["label"] for content_id, row in load_labels([args.labels]).items()}
+    rows = sample_verdicts(read_open_queue(reader), labels, args.seed, dt.datetime.now(dt.UTC))
+    Path(args.out).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    violating = sum(r["violating"] for r in rows)
+    print(f"{len(rows)} verdicts ({violating} violating) -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,375 @@
+"""What a policy change would do, replayed on stored scores: no re-extraction, no models.
+
+    python -m pipelines.simulate --warehouse DIR|bq://PROJECT.DATASET --policy CANDIDATE.yaml
+        [--baseline CURRENT.yaml] [--since 2026-11-01] [--out DIR] [--capacity 2000] [--shadow]
+
+Each stored upload (its newest `media_scores` row: scores, abstentions, provenance, hash match
+and the event's context as the policy read them) is decided under the baseline (the live
+policy by default) and the candidate, in the warehouse's own SQL (`enforcement.simulation`),
+and the two are compared: volume per action, category, country and surface; the items whose
+decision changes; precision, recall and false-positive rate per action from the labels the
+warehouse holds (`retraining_labels`: reviewers' verdicts and overturned appeals); accounts
+whose suspension would change (strike points of the replayed decisions, against each policy's
+threshold; the ledger's earlier strikes are not replayed); the review queue's load per day
+(routed items plus the expected quality samples) against the reviewers' capacity; and the
+expected cost under `policies/error_costs.yaml`. Writes OUT/simulation.json and
+OUT/simulation.html (with charts). `--shadow` reads the candidate's decisions from a job run
+with `--shadow_policy CANDIDATE.yaml` (`shadow_decisions`) beside the live ones, on real
+traffic, instead of replaying.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import html
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from enforcement.policy import Policy, load_policy
+from enforcement.review import RESTRICTIVE_ACTIONS
+from enforcement.simulation import decision_sql, effective_actions, expected_quality_samples
+from models.thresholds import load_costs
+from pipelines.options import DEFAULT_POLICY
+from pipelines.warehouse_reader import WarehouseReader, open_reader
+
+CHANGED_ITEMS_LISTED = 1000
+POLICIES = ("baseline", "candidate")
+
+
+def _quote(value: str | None) -> str:
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def _by_rule(rule_column: str, values: dict[str, Any]) -> str:
+    """A SQL CASE mapping rule ids to values (NULL elsewhere)."""
+    branches = " ".join(
+        f"WHEN {_quote(rule)} THEN {value if isinstance(value, (int, float)) else _quote(value)}"
+        for rule, value in values.items()
+    )
+    return f"CASE {rule_column} {branches} END" if values else "NULL"
+
+
+def _restrictive(column: str) -> str:
+    return f"{column} IN ({', '.join(_quote(a) for a in RESTRICTIVE_ACTIONS)})"
+
+
+def decided_sql(policies: dict[str, Policy], since: dt.date | None) -> str:
+    """The CTE every figure reads: each stored upload once, decided under both policies, with
+    its label where a person gave one."""
+    where = f"WHERE uploaded_at >= TIMESTAMP '{since.isoformat()}'" if since else ""
+    rules, derived = [], []
+    for name, policy in policies.items():
+        actions = effective_actions(policy)
+        rules.append(f"{decision_sql(policy)} AS {name}_rule")
+        derived += [
+            f"{_by_rule(f'{name}_rule', {r: a for r, (a, _) in actions.items()})} AS {name}_action",
+            f"{_by_rule(f'{name}_rule', {r: c for r, (_, c) in actions.items() if c})} AS {name}_category",
+            f"{_by_rule(f'{name}_rule', expected_quality_samples(policy))} AS {name}_sample_rate",
+        ]
+    return (
+        "WITH latest AS (SELECT * FROM media_scores "
+        f"{where} QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id ORDER BY scored_at DESC, run_id DESC) = 1), "
+        "labels AS (SELECT content_id, label FROM retraining_labels "
+        "QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id ORDER BY labelled_at DESC) = 1), "
+        "ruled AS (SELECT l.content_id, l.account_id, l.media_type, COALESCE(l.surface, 'unknown') AS surface, "
+        "COALESCE(l.country, 'unknown') AS country, CAST(l.uploaded_at AS DATE) AS day, labels.label, "
+        f"{', '.join(rules)} FROM latest AS l LEFT JOIN labels ON labels.content_id = l.content_id), "
+        f"decided AS (SELECT *, {', '.join(derived)} FROM ruled)"
+    )
+
+
+def shadow_sql(policies: dict[str, Policy], since: dt.date | None) -> str:
+    """The same CTE from a shadow run: the live decisions against the candidate's recorded
+    beside them in `shadow_decisions` (`--shadow_policy`), on the uploads both decided."""
+    baseline, candidate = policies["baseline"], policies["candidate"]
+    when = f" AND uploaded_at >= TIMESTAMP '{since.isoformat()}'" if since else ""
+    newest = "QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id ORDER BY decided_at DESC, run_id DESC) = 1"
+    rates = ", ".join(
+        f"{_by_rule(f'{name}_rule', expected_quality_samples(policy))} AS {name}_sample_rate"
+        for name, policy in policies.items()
+    )
+    return (
+        f"WITH live AS (SELECT * FROM enforcement_decisions WHERE supersedes IS NULL AND policy_id = "
+        f"{_quote(baseline.policy_id)} AND action != 'suspend_account'{when} {newest}), "
+        f"shadow AS (SELECT * FROM shadow_decisions WHERE policy_id = {_quote(candidate.policy_id)} AND "
+        f"policy_version = {_quote(candidate.version)}{when} {newest}), "
+        "labels AS (SELECT content_id, label FROM retraining_labels "
+        "QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id ORDER BY labelled_at DESC) = 1), "
+        "ruled AS (SELECT live.content_id, live.account_id, live.media_type, COALESCE(live.surface, 'unknown') AS "
+        "surface, COALESCE(live.country, 'unknown') AS country, CAST(live.uploaded_at AS DATE) AS day, labels.label, "
+        "live.rule_id AS baseline_rule, live.action AS baseline_action, live.category AS baseline_category, "
+        "shadow.rule_id AS candidate_rule, shadow.action AS candidate_action, shadow.category AS candidate_category "
+        "FROM live JOIN shadow ON shadow.content_id = live.content_id "
+        "LEFT JOIN labels ON labels.content_id = live.content_id), "
+        f"decided AS (SELECT *, {rates} FROM ruled)"
+    )
+
+
+def _rows(reader: WarehouseReader, sql: str) -> list[dict[str, Any]]:
+    return reader.rows(sql)
+
+
+def volumes(reader: WarehouseReader, base: str) -> dict[str, list[dict[str, Any]]]:
+    """Decisions per action and per category, restrictive decisions per country and surface."""
+    result = {}
+    for dimension in ("action", "category"):
+        rows = _rows(reader, f"{base} SELECT value, SUM(b) AS baseline, SUM(c) AS candidate FROM ("
+                     f"SELECT COALESCE(baseline_{dimension}, 'none') AS value, 1 AS b, 0 AS c FROM decided UNION ALL "
+                     f"SELECT COALESCE(candidate_{dimension}, 'none'), 0, 1 FROM decided) GROUP BY 1 ORDER BY 1")  # fmt: skip
+        result[dimension] = rows
+    for dimension in ("country", "surface"):
+        result[dimension] = _rows(
+            reader,
+            f"{base} SELECT {dimension} AS value, "
+            f"SUM(CASE WHEN {_restrictive('baseline_action')} THEN 1 ELSE 0 END) AS baseline, "
+            f"SUM(CASE WHEN {_restrictive('candidate_action')} THEN 1 ELSE 0 END) AS candidate "
+            "FROM decided GROUP BY 1 ORDER BY 1",
+        )
+    for rows in result.values():
+        for row in rows:
+            row["change"] = row["candidate"] - row["baseline"]
+    return result
+
+
+def changed_items(reader: WarehouseReader, base: str) -> tuple[int, list[dict[str, Any]]]:
+    changed = ("baseline_action != candidate_action OR COALESCE(baseline_category, '') != "
+               "COALESCE(candidate_category, '')")  # fmt: skip
+    count = _rows(reader, f"{base} SELECT COUNT(*) AS n FROM decided WHERE {changed}")[0]["n"]
+    listed = _rows(reader, f"{base} SELECT content_id, baseline_rule, baseline_action, candidate_rule, "
+                   f"candidate_action, label FROM decided WHERE {changed} ORDER BY content_id "
+                   f"LIMIT {CHANGED_ITEMS_LISTED}")  # fmt: skip
+    return int(count), listed
+
+
+def quality(reader: WarehouseReader, base: str) -> dict[str, Any]:
+    """Per policy and action: precision, recall and false-positive rate on the labelled items."""
+    rows = _rows(reader, f"{base} SELECT label, baseline_action, candidate_action, COUNT(*) AS n FROM decided "
+                 "WHERE label IN ('real', 'synthetic') GROUP BY 1, 2, 3")  # fmt: skip
+    synthetic = sum(r["n"] for r in rows if r["label"] == "synthetic")
+    real = sum(r["n"] for r in rows if r["label"] == "real")
+    result: dict[str, Any] = {"labelled_items": synthetic + real, "synthetic": synthetic, "real": real}
+    for name in POLICIES:
+        tiers = {}
+        for action in (*RESTRICTIVE_ACTIONS, "human_review", "any_restriction"):
+            chosen = RESTRICTIVE_ACTIONS if action == "any_restriction" else (action,)
+            hits = [r for r in rows if r[f"{name}_action"] in chosen]
+            true_hits = sum(r["n"] for r in hits if r["label"] == "synthetic")
+            false_hits = sum(r["n"] for r in hits if r["label"] == "real")
+            tiers[action] = {
+                "items": true_hits + false_hits,
+                "precision": true_hits / (true_hits + false_hits) if true_hits + false_hits else None,
+                "recall": true_hits / synthetic if synthetic else None,
+                "false_positive_rate": false_hits / real if real else None,
+            }
+        result[name] = tiers
+    return result
+
+
+def expected_cost(quality_rows: dict[str, Any], costs_path: str) -> dict[str, Any]:
+    """Cost per labelled item under each policy: the remove tier's errors (a real item removed,
+    a synthetic one not removed) and the review tiers' (a real item sent to people, a synthetic
+    one neither reviewed nor restricted), at the costs of `policies/error_costs.yaml`."""
+    costs = load_costs(costs_path)
+    labelled = quality_rows["labelled_items"]
+    if not labelled:
+        return {name: None for name in POLICIES}
+    review = next((c for tier, c in costs.items() if tier.startswith("review")), None)
+    result = {}
+    for name in POLICIES:
+        tiers = quality_rows[name]
+        synthetic, real = quality_rows["synthetic"], quality_rows["real"]
+        total = 0.0
+        if "remove" in costs:
+            removed = tiers["remove"]
+            total += costs["remove"].cost_false_positive * (removed["false_positive_rate"] or 0) * real
+            total += costs["remove"].cost_false_negative * (1 - (removed["recall"] or 0)) * synthetic
+        if review is not None:
+            reviewed, restricted = tiers["human_review"], tiers["any_restriction"]
+            total += review.cost_false_positive * (reviewed["false_positive_rate"] or 0) * real
+            caught = (reviewed["recall"] or 0) + (restricted["recall"] or 0)
+            total += review.cost_false_negative * max(0.0, 1 - caught) * synthetic
+        result[name] = total / labelled
+    return result
+
+
+def suspensions(reader: WarehouseReader, base: str, policies: dict[str, Policy]) -> dict[str, Any]:
+    """Accounts whose replayed strike points reach each policy's suspension threshold."""
+    points, thresholds = [], {}
+    for name, policy in policies.items():
+        strikes = policy.strikes
+        weights = dict(strikes.weights) if strikes else {}
+        thresholds[name] = strikes.suspend_at if strikes else None
+        branches = " ".join(f"WHEN {_quote(a)} THEN {w}" for a, w in weights.items()) or "WHEN NULL THEN 0"
+        points.append(f"SUM(CASE {name}_action {branches} ELSE 0 END) AS {name}_points")
+    rows = _rows(reader, f"{base} SELECT account_id, {', '.join(points)} FROM decided GROUP BY 1")
+    suspended = {name: {r["account_id"] for r in rows if thresholds[name] is not None
+                        and (r[f"{name}_points"] or 0) >= thresholds[name]} for name in POLICIES}  # fmt: skip
+    return {
+        "replayed_accounts": len(rows),
+        "suspended": {name: len(accounts) for name, accounts in suspended.items()},
+        "newly_suspended": sorted(suspended["candidate"] - suspended["baseline"])[:CHANGED_ITEMS_LISTED],
+        "no_longer_suspended": sorted(suspended["baseline"] - suspended["candidate"])[:CHANGED_ITEMS_LISTED],
+    }
+
+
+def review_load(reader: WarehouseReader, base: str, capacity: float | None) -> dict[str, Any]:
+    """Items reaching people per upload day under each policy: routed (human_review) plus the
+    expected quality samples of enforced rules."""
+    parts = [
+        f"SUM(CASE WHEN {name}_action = 'human_review' THEN 1 ELSE 0 END) + SUM(COALESCE({name}_sample_rate, 0)) "
+        f"AS {name}"
+        for name in POLICIES
+    ]
+    days = _rows(reader, f"{base} SELECT day, {', '.join(parts)} FROM decided GROUP BY 1 ORDER BY 1")
+    for row in days:
+        row["day"] = str(row["day"])
+    over = {name: sum(1 for d in days if capacity and d[name] > capacity) for name in POLICIES}
+    return {"capacity_per_day": capacity, "days": days, "days_over_capacity": over}
+
+
+def simulate(reader: WarehouseReader, policies: dict[str, Policy], since: dt.date | None, costs: str,
+             capacity: float | None, shadow: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Every figure of the comparison, as one JSON-ready document: replayed on stored scores, or
+    (`shadow`) read from a shadow run's decisions beside the live ones."""
+    base = shadow_sql(policies, since) if shadow else decided_sql(policies, since)
+    items = _rows(reader, f"{base} SELECT COUNT(*) AS n FROM decided")[0]["n"]
+    count, listed = changed_items(reader, base)
+    measured = quality(reader, base)
+    return {
+        "baseline": f"{policies['baseline'].policy_id}@{policies['baseline'].version}",
+        "candidate": f"{policies['candidate'].policy_id}@{policies['candidate'].version}",
+        "since": since.isoformat() if since else None,
+        "source": "shadow_decisions beside the live decisions" if shadow else "media_scores replayed under both",
+        "items": int(items),
+        "volumes": volumes(reader, base),
+        "changed_items": count,
+        "changed": listed,
+        "quality": measured,
+        "expected_cost_per_labelled_item": expected_cost(measured, costs),
+        "suspensions": suspensions(reader, base, policies),
+        "review_load": review_load(reader, base, capacity),
+    }
+
+
+def _chart(title: str, labels: list[str], series: dict[str, list[float]], line: float | None = None) -> str:
+    """A grouped bar chart as an inline PNG (data URI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(labels) + 2), 3.6))
+    width = 0.8 / max(len(series), 1)
+    for index, (name, values) in enumerate(series.items()):
+        ax.bar([i + index * width for i in range(len(labels))], values, width, label=name)
+    if line:
+        ax.axhline(line, color="black", linestyle="--", linewidth=1, label="capacity")
+    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(labels))], labels, rotation=30, ha="right")
+    ax.set_title(title, fontsize=10, wrap=True)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=90)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in columns)
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>" if rows else "<p>No rows.</p>"
+
+
+def render_html(result: dict[str, Any]) -> str:
+    volumes_by_action = result["volumes"]["action"]
+    load = result["review_load"]
+    charts = [
+        _chart(
+            "Decisions per action",
+            [r["value"] for r in volumes_by_action],
+            {p: [r[p] for r in volumes_by_action] for p in POLICIES},
+        ),
+    ]
+    if load["days"]:
+        charts.append(_chart("Items reaching reviewers per upload day", [d["day"] for d in load["days"]],
+                             {p: [d[p] for d in load["days"]] for p in POLICIES}, load["capacity_per_day"]))  # fmt: skip
+    quality_rows = [
+        {"policy": p, "action": a, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}}
+        for p in POLICIES
+        for a, m in result["quality"][p].items()
+    ]
+    sections = [
+        f"<h1>Policy simulation: {html.escape(result['candidate'])} against {html.escape(result['baseline'])}</h1>",
+        f"<p>From {html.escape(result['source'])}.</p>",
+        f"<p>{result['items']} stored uploads replayed{' since ' + result['since'] if result['since'] else ''}; "
+        f"{result['changed_items']} would be decided differently. Labelled items (reviewers' verdicts, overturned "
+        f"appeals): {result['quality']['labelled_items']}. Expected cost per labelled item: "
+        f"{html.escape(json.dumps(result['expected_cost_per_labelled_item']))}.</p>",
+        *[f'<img src="{c}" alt="chart">' for c in charts],
+        "<h2>Volume per action</h2>", _table(volumes_by_action, ["value", "baseline", "candidate", "change"]),
+        "<h2>Volume per category</h2>", _table(result["volumes"]["category"], ["value", "baseline", "candidate", "change"]),
+        "<h2>Restrictive decisions per country</h2>",
+        _table(result["volumes"]["country"], ["value", "baseline", "candidate", "change"]),
+        "<h2>Restrictive decisions per surface</h2>",
+        _table(result["volumes"]["surface"], ["value", "baseline", "candidate", "change"]),
+        "<h2>Quality on labelled items</h2>",
+        _table(quality_rows, ["policy", "action", "items", "precision", "recall", "false_positive_rate"]),
+        "<h2>Suspensions</h2>", f"<pre>{html.escape(json.dumps(result['suspensions'], indent=1))}</pre>",
+        f"<h2>Items decided differently (first {min(result['changed_items'], 50)})</h2>",
+        _table(result["changed"][:50], ["content_id", "baseline_rule", "baseline_action", "candidate_rule",
+                                        "candidate_action", "label"]),
+    ]  # fmt: skip
+    style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{''.join(sections)}</body></html>"
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.simulate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--warehouse", required=True, help="Embedded warehouse directory or bq://PROJECT.DATASET.")
+    parser.add_argument("--policy", required=True, help="The candidate policy YAML.")
+    parser.add_argument("--baseline", default=DEFAULT_POLICY, help="The policy to compare with (the live one).")
+    parser.add_argument("--since", type=dt.date.fromisoformat, default=None, help="Uploads from this day (UTC).")
+    parser.add_argument("--costs", default="policies/error_costs.yaml", help="Error costs per tier.")
+    parser.add_argument("--capacity", type=float, default=None, help="Reviewer decisions a day (default: the "
+                        "candidate policy's review.capacity_per_day).")  # fmt: skip
+    parser.add_argument("--shadow", action="store_true", help="Compare the live decisions with the candidate's "
+                        "recorded beside them by a --shadow_policy run, instead of replaying stored scores.")  # fmt: skip
+    parser.add_argument("--out", default="simulation", help="Directory for simulation.json and simulation.html.")
+    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
+    args = parser.parse_args(argv)
+    policies = {}
+    for name, path in (("baseline", args.baseline), ("candidate", args.policy)):
+        try:
+            policies[name] = load_policy(path)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--{'policy' if name == 'candidate' else name}: {exc}")
+    try:
+        reader = open_reader(args.warehouse, args.bigquery_endpoint)
+    except (FileNotFoundError, ValueError) as exc:
+        parser.error(f"--warehouse: {exc}")
+    capacity = args.capacity if args.capacity is not None else policies["candidate"].review.capacity_per_day
+    result = simulate(reader, policies, args.since, args.costs, capacity, args.shadow)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "simulation.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (out / "simulation.html").write_text(render_html(result))
+    print(f"{result['items']} uploads replayed: {result['changed_items']} decided differently under "
+          f"{result['candidate']} than under {result['baseline']}")  # fmt: skip
+    for row in result["volumes"]["action"]:
+        print(f"  {row['value']:<13} {row['baseline']:>8} -> {row['candidate']:>8} ({row['change']:+d})")
+    print(f"report: {out / 'simulation.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
