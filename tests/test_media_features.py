@@ -630,3 +630,21 @@ def test_the_audio_signals_do_not_depend_on_the_chunks_the_track_is_analysed_in(
     chunked = audio_features(samples.astype(np.float32))
     np.testing.assert_allclose(chunked.handcrafted, whole.handcrafted, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(chunked.logmel, whole.logmel)
+
+
+def test_the_strong_bin_threshold_is_numpys_percentile_without_holding_the_magnitudes():
+    from transforms.audio import _magnitude_bins, _Percentile
+
+    rng = np.random.default_rng(11)
+    for values in (
+        rng.gamma(1.0, 1.0, 100_003).astype(np.float32),
+        np.repeat(np.float32([0.5, 2.0]), [9, 1]),  # the percentile between two bins
+        rng.integers(0, 4, 1000).astype(np.float32),  # ties, zeros
+        np.float32([3.0]),
+    ):
+        percentile, chunks = _Percentile(90), np.array_split(values, 7)
+        for chunk in chunks:  # pass one
+            percentile.count(chunk)
+        for chunk in chunks:  # pass two
+            percentile.keep_near(chunk, _magnitude_bins(chunk))
+        assert percentile.value() == pytest.approx(float(np.percentile(values, 90)), rel=1e-7)

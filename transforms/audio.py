@@ -50,30 +50,33 @@ def _mel_basis() -> np.ndarray:
 
 
 # STFT frames analysed at a time: 30 s of audio. Every signal is a per-frame figure or a sum
-# over frames, gathered chunk by chunk, so a ten-minute track never holds its whole complex
-# spectrum (and the arrays derived from it) at once; only its magnitudes are kept, for the
-# one figure that needs all of them (the 90th percentile that picks the strong bins).
+# over frames, gathered chunk by chunk, so a ten-minute track never holds its spectrum at
+# once. The one figure that needs every magnitude, the 90th percentile that picks the strong
+# bins, is found exactly from a histogram of pass one and the few magnitudes near it (pass two).
 CHUNK_FRAMES = 3000
 _BANDS_HZ = ((100, 1000), (1000, 3000), (3000, 6000))
 _JITTER_BANDS_HZ = ((0, 2000), (2000, SAMPLE_RATE // 2 + 1))
 
 
-def _padded(samples: np.ndarray) -> np.ndarray:
-    """The track as a centred STFT sees it: clips shorter than one window zero-padded to it,
-    then half a window of zeros at each end (librosa's `center=True`)."""
-    if samples.size < N_FFT:
-        samples = np.pad(samples, (0, N_FFT - samples.size))
-    return np.pad(samples, N_FFT // 2)
+def _track(samples: np.ndarray) -> np.ndarray:
+    """The samples a centred STFT reads: clips shorter than one window zero-padded to it (the
+    half window of zeros at each end is added chunk by chunk, by `_stft_frames`)."""
+    return np.pad(samples, (0, N_FFT - samples.size)) if samples.size < N_FFT else samples
 
 
-def _frame_count(padded: np.ndarray) -> int:
-    return 1 + (padded.size - N_FFT) // HOP_LENGTH
+def _frame_count(track: np.ndarray) -> int:
+    return 1 + (track.size + 2 * (N_FFT // 2) - N_FFT) // HOP_LENGTH
 
 
-def _stft_frames(padded: np.ndarray, first: int, stop: int) -> np.ndarray:
-    """Complex STFT frames [bins, stop - first] of the padded track (frame i starts at sample
-    i * HOP_LENGTH): the same frames the whole track's centred STFT has."""
-    segment = padded[first * HOP_LENGTH : (stop - 1) * HOP_LENGTH + N_FFT]
+def _stft_frames(track: np.ndarray, first: int, stop: int) -> np.ndarray:
+    """Complex STFT frames [bins, stop - first] of the track with half a window of zeros at
+    each end (frame i starts at sample i * HOP_LENGTH of that padded track: the same frames
+    librosa's `center=True` STFT of the whole track has), padding only the chunk read."""
+    start, end = first * HOP_LENGTH - N_FFT // 2, (stop - 1) * HOP_LENGTH + N_FFT - N_FFT // 2
+    segment = np.zeros(end - start, track.dtype)
+    low, high = max(start, 0), min(end, track.size)
+    if high > low:
+        segment[low - start : high - start] = track[low:high]
     return librosa.stft(segment, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=WIN_LENGTH, center=False)
 
 
@@ -106,29 +109,80 @@ class _Sum:
         return self.total / self.count if self.count else empty
 
 
+# Magnitudes are non-negative float32, whose bit patterns sort as the values do: the top 16
+# bits of the pattern bin them in order, each bin 1/128 of an octave wide.
+_MAGNITUDE_BINS = 1 << 16
+
+
+def _magnitude_bins(magnitude: np.ndarray) -> np.ndarray:
+    return magnitude.astype(np.float32, copy=False).view(np.uint32) >> 16
+
+
+class _Percentile:
+    """The `q`th percentile (numpy's linear interpolation) of every magnitude of the track,
+    without holding them: pass one counts them per bin (`count`), which tells the bins holding
+    the two order statistics the percentile reads; pass two keeps the magnitudes of those bins
+    (`near`), and the values around them order those."""
+
+    def __init__(self, q: float):
+        self.q, self.counts, self._near = q, np.zeros(_MAGNITUDE_BINS, np.int64), []
+
+    def count(self, magnitude: np.ndarray) -> None:
+        self.counts += np.bincount(_magnitude_bins(magnitude).ravel(), minlength=_MAGNITUDE_BINS)
+
+    @functools.cached_property
+    def _ranks(self) -> tuple[int, float, int, int]:
+        """The lower order statistic's rank, the fraction towards the next, the first bin that
+        can hold either, and how many magnitudes lie below that bin."""
+        total = int(self.counts.sum())
+        position = self.q / 100 * (total - 1)
+        low = int(np.floor(position))
+        cumulative = np.cumsum(self.counts)
+        first_bin = int(np.searchsorted(cumulative, low, side="right"))
+        below = int(cumulative[first_bin - 1]) if first_bin else 0
+        return low, position - low, first_bin, below
+
+    @functools.cached_property
+    def bins(self) -> tuple[int, int]:
+        """The bins holding the order statistics at ranks low and low + 1 (may be one bin)."""
+        low, _, first_bin, _ = self._ranks
+        cumulative = np.cumsum(self.counts)
+        last_bin = int(np.searchsorted(cumulative, min(low + 1, int(cumulative[-1]) - 1), side="right"))
+        return first_bin, last_bin
+
+    def keep_near(self, magnitude: np.ndarray, bins: np.ndarray) -> None:
+        first_bin, last_bin = self.bins
+        self._near.append(magnitude[(bins >= first_bin) & (bins <= last_bin)])
+
+    def value(self) -> float:
+        low, fraction, _, below = self._ranks
+        near = np.sort(np.concatenate(self._near))
+        pair = near[low - below : low - below + 2]
+        return float(np.percentile(pair, 100 * fraction)) if pair.size == 2 else float(pair[0])
+
+
 @dataclasses.dataclass
 class _Spectral:
     """Pass one over the track: per-frame figures, per-bin power, the log-mel frames and the
-    magnitudes."""
+    magnitudes' histogram."""
 
-    magnitude: np.ndarray  # [bins, frames]
     mel: np.ndarray  # [frames, mels]
     frame_power: np.ndarray  # [frames], summed over bins
     flatness: np.ndarray  # [frames]
     centroid_hz: np.ndarray  # [frames]
     bin_power: np.ndarray  # [bins], summed over frames
+    strong: _Percentile  # of the magnitudes: where the strong bins start
 
     @classmethod
-    def of(cls, padded: np.ndarray) -> _Spectral:
-        count, bins = _frame_count(padded), N_FFT // 2 + 1
+    def of(cls, track: np.ndarray) -> _Spectral:
+        count, bins = _frame_count(track), N_FFT // 2 + 1
         freqs = _fft_frequencies()
-        figures = cls(np.empty((bins, count), np.float32), np.empty((count, N_MELS), np.float32),
-                      np.empty(count, np.float32), np.empty(count, np.float32), np.empty(count, np.float64),
-                      np.zeros(bins, np.float64))  # fmt: skip
+        figures = cls(np.empty((count, N_MELS), np.float32), np.empty(count, np.float32), np.empty(count, np.float32),
+                      np.empty(count, np.float64), np.zeros(bins, np.float64), _Percentile(90))  # fmt: skip
         for first, stop in _chunks(count):
-            magnitude = np.abs(_stft_frames(padded, first, stop))
+            magnitude = np.abs(_stft_frames(track, first, stop))
+            figures.strong.count(magnitude)
             power = magnitude**2
-            figures.magnitude[:, first:stop] = magnitude
             figures.mel[first:stop] = log_mel(power)
             figures.frame_power[first:stop] = power.sum(axis=0)
             figures.flatness[first:stop] = np.exp(np.mean(np.log(power + _LOG_FLOOR), axis=0)) / (
@@ -141,35 +195,58 @@ class _Spectral:
         return figures
 
 
-def _phase_and_harmonics(padded: np.ndarray, spectral: _Spectral) -> tuple[float, list[float]]:
+def _phase_and_harmonics(track: np.ndarray, spectral: _Spectral) -> tuple[float, list[float]]:
     """Pass two: the phase incoherence, and the harmonic structure and band-wise phase jitter
-    of `resynthesis_signals`, from the loud frames and the strong bins pass one found."""
+    of `resynthesis_signals`, from the loud frames and the strong bins pass one found.
+
+    A bin is strong above the 90th percentile of every magnitude, known only once the pass
+    has seen the magnitudes near it: jitter in bins clearly above it is summed as the pass
+    goes, and jitter in the bins that hold it is kept, with its magnitude, until the end."""
     count = spectral.frame_power.size
     freqs = _fft_frequencies()
     loud = spectral.frame_power > np.percentile(spectral.frame_power, 60)
     if loud.sum() < 3:
         loud = np.ones_like(loud)
-    strong_above = np.percentile(spectral.magnitude, 90)
+    percentile = spectral.strong
+    first_bin, last_bin = percentile.bins
     peaks, ridges = [[] for _ in _BANDS_HZ], [_Sum() for _ in _BANDS_HZ]
     incoherence, jitters = _Sum(), [_Sum() for _ in _JITTER_BANDS_HZ]
+    band_of_bin = np.full(N_FFT // 2 + 1, -1)
+    for index, (low, high) in enumerate(_JITTER_BANDS_HZ):
+        band_of_bin[(freqs >= low) & (freqs < high)] = index
+    undecided: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # magnitude, jitter, band
     expected = 2 * np.pi * HOP_LENGTH * np.arange(N_FFT // 2 + 1)[:, None] / N_FFT
     for first, stop in _chunks(count):
-        log_magnitude = np.log(spectral.magnitude[:, first:stop] + 1e-6)[:, loud[first:stop]]
+        # The jitter of frame t reads the phase of frames t, t + 1 and t + 2.
+        end = min(stop + 2, count)
+        spectrum = _stft_frames(track, first, end)
+        magnitude = np.abs(spectrum)
+        magnitude_bins = _magnitude_bins(magnitude[:, : stop - first])
+        percentile.keep_near(magnitude[:, : stop - first], magnitude_bins)
+        log_magnitude = np.log(magnitude[:, : stop - first] + 1e-6)[:, loud[first:stop]]
         for index, (low, high) in enumerate(_BANDS_HZ):
             band = log_magnitude[(freqs >= low) & (freqs < high)]
             peaks[index].append(band.max(axis=0) - np.median(band, axis=0))
             ridges[index].add(np.abs(band[2:] - 2 * band[1:-1] + band[:-2]))
-        # The jitter of frame t reads the phase of frames t, t + 1 and t + 2.
-        last = min(stop, count - 2)
-        if last <= first:
+        if end - first < 3:
             continue
-        phase = np.angle(_stft_frames(padded, first, last + 2))
+        phase = np.angle(spectrum)
         advance = _wrapped(phase[:, 1:] - phase[:, :-1] - expected)  # a steady partial advances steadily
         jitter = np.abs(_wrapped(np.diff(advance, axis=1)))
-        strong = spectral.magnitude[:, first + 2 : last + 2] > strong_above
+        bins = _magnitude_bins(magnitude[:, 2:])
+        bands = np.broadcast_to(band_of_bin[:, None], jitter.shape)
+        strong = bins > last_bin
         incoherence.add(jitter[strong])
-        for index, (low, high) in enumerate(_JITTER_BANDS_HZ):
-            jitters[index].add(jitter[((freqs >= low) & (freqs < high))[:, None] & strong])
+        for index in range(len(_JITTER_BANDS_HZ)):
+            jitters[index].add(jitter[strong & (bands == index)])
+        near = (bins >= first_bin) & (bins <= last_bin)
+        undecided.append((magnitude[:, 2:][near], jitter[near], bands[near]))
+    strong_above = percentile.value()
+    for magnitude, jitter, band in undecided:
+        strong = magnitude > strong_above
+        incoherence.add(jitter[strong])
+        for index in range(len(_JITTER_BANDS_HZ)):
+            jitters[index].add(jitter[strong & (band == index)])
     harmonics = []
     for index in range(len(_BANDS_HZ)):
         harmonics += [float(np.mean(np.concatenate(peaks[index]))), ridges[index].mean(float("nan"))]
@@ -185,8 +262,8 @@ def _phase_and_harmonics(padded: np.ndarray, spectral: _Spectral) -> tuple[float
 
 def audio_features(samples: np.ndarray) -> AudioFeatures:
     """Builds the windowed log-mel tensor and handcrafted vector from 16 kHz mono samples."""
-    padded = _padded(samples)
-    spectral = _Spectral.of(padded)
+    track = _track(samples)
+    spectral = _Spectral.of(track)
     mel = spectral.mel
     level = mel.mean()
     normalised = mel - level  # keep spectral shape, drop loudness
@@ -214,7 +291,7 @@ def audio_features(samples: np.ndarray) -> AudioFeatures:
     loud = frame_power > frame_power.max() * 1e-3
     centroid_spread = float(np.std(spectral.centroid_hz[loud]) / (SAMPLE_RATE / 2)) if loud.any() else 0.0
     silent_share = float(1.0 - loud.mean())
-    incoherence, harmonics = _phase_and_harmonics(padded, spectral)
+    incoherence, harmonics = _phase_and_harmonics(track, spectral)
 
     handcrafted = AUDIO.pack(
         {

@@ -392,6 +392,27 @@ def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
 
 
+class _Track:
+    """Decoded samples appended into one buffer sized from the stream's stated duration (grown
+    by half when that falls short), so a long track is never held twice, as pieces and joined;
+    the part of the buffer never written is never touched, so never resident."""
+
+    def __init__(self, expected: int):
+        self._buffer, self.size = np.empty(max(expected, 1 << 14), np.float32), 0
+
+    def append(self, piece: np.ndarray) -> None:
+        end = self.size + piece.size
+        if end > self._buffer.size:
+            grown = np.empty(max(end, self._buffer.size * 3 // 2), np.float32)
+            grown[: self.size] = self._buffer[: self.size]
+            self._buffer = grown
+        self._buffer[self.size : end] = piece
+        self.size = end
+
+    def samples(self) -> np.ndarray:
+        return self._buffer[: self.size]
+
+
 def decode_audio(data: bytes, sample_rate: int, limits: MediaLimits) -> np.ndarray:
     """Decodes the first audio stream to mono float32 at `sample_rate`.
 
@@ -402,28 +423,26 @@ def decode_audio(data: bytes, sample_rate: int, limits: MediaLimits) -> np.ndarr
     """
     deadline = limits.deadline()
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-    chunks: list[np.ndarray] = []
-    samples = 0
     max_samples = int(limits.max_duration_s * sample_rate)
     try:
         with open_container(data) as container:
             stream = audio_stream(container)
+            expected = (stream_duration_s(container, stream) or 0.0) * sample_rate
+            track = _Track(min(int(expected * 1.02) + sample_rate, max_samples + sample_rate))
             for index, frame in enumerate(container.decode(stream)):
                 for resampled in resampler.resample(frame):
-                    chunk = resampled.to_ndarray().reshape(-1)
-                    chunks.append(chunk)
-                    samples += chunk.size
-                if samples > max_samples:
-                    limits.check_duration(samples / sample_rate)
+                    track.append(resampled.to_ndarray().reshape(-1))
+                if track.size > max_samples:
+                    limits.check_duration(track.size / sample_rate)
                 if index % 64 == 0:
                     deadline.check()
             for resampled in resampler.resample(None):
-                chunks.append(resampled.to_ndarray().reshape(-1))
+                track.append(resampled.to_ndarray().reshape(-1))
     except av.error.FFmpegError as exc:
         raise CorruptMedia(f"audio stream does not decode: {exc}") from exc
-    if not chunks or sum(c.size for c in chunks) == 0:
+    if track.size == 0:
         raise CorruptMedia("audio stream has no decodable samples")
-    audio = np.concatenate(chunks).astype(np.float32, copy=False)
+    audio = track.samples()
     if not np.all(np.isfinite(audio)):
         raise CorruptMedia("audio stream decodes to non-finite samples")
     return audio
