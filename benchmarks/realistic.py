@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import resource
@@ -104,7 +103,7 @@ def uploads(cache: Path, quick: bool) -> dict[str, Path]:
     return made
 
 
-def decode_floor(data: bytes, media_type: str) -> dict[str, float]:
+def decode_floor(path: Path, media_type: str) -> dict[str, float]:
     """CPU ms to decode what the stages read, with nothing else: the frames the visual stage
     samples (to RGB at the analysis size) and the audio track (to 16 kHz mono float)."""
     from transforms.media import analysis_size, evenly_spaced
@@ -112,11 +111,11 @@ def decode_floor(data: bytes, media_type: str) -> dict[str, float]:
     floors = {}
     if media_type == "video":
         start = time.process_time()
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(str(path)) as container:
             stream = container.streams.video[0]
             packets = [p for p in container.demux(stream) if p.size]
         keyframes = [p.pts for p in packets if p.is_keyframe]
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.codec_context.thread_count = 1
             if len(keyframes) >= 8:  # keyframes: each sampled one and the frame after it
@@ -142,7 +141,7 @@ def decode_floor(data: bytes, media_type: str) -> dict[str, float]:
         floors["visual_floor"] = (time.process_time() - start) * 1000
     if media_type in ("video", "audio"):
         start = time.process_time()
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(str(path)) as container:
             if container.streams.audio:
                 resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
                 for frame in container.decode(container.streams.audio[0]):
@@ -155,13 +154,20 @@ def decode_floor(data: bytes, media_type: str) -> dict[str, float]:
 def measure_one(path: str) -> dict[str, float]:
     """One upload's stage costs and floors (run in its own process: `--one PATH`)."""
     from benchmarks.throughput import time_stages
+    from transforms.fetch import read_media
     from transforms.limits import MediaLimits
 
-    data = Path(path).read_bytes()
+    limits = MediaLimits()
+    media = read_media(path, limits)  # as the job fetches it: the bytes, or over the inline size where it is
+    costs = {"fetch": 0.0}
     for _ in range(2):
-        info, costs = time_stages(data, MediaLimits(), clock=time.process_time)
-    costs |= decode_floor(data, info.media_type)
+        start = time.process_time()
+        media = read_media(path, limits)
+        costs["fetch"] = (time.process_time() - start) * 1000
+        info, stages = time_stages(media, limits, clock=time.process_time)
+    costs |= stages
     costs["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    costs |= decode_floor(Path(path), info.media_type)
     costs["media_type"] = info.media_type
     return costs
 

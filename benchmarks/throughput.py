@@ -24,11 +24,12 @@ from pathlib import Path
 from models import corpus
 from transforms.audio import extract_audio
 from transforms.limits import MediaLimits
+from transforms.media import Media
 from transforms.metadata import probe_media
 from transforms.visual import extract_visual
 
 
-def time_stages(data: bytes, limits: MediaLimits, clock=time.perf_counter):
+def time_stages(data: Media, limits: MediaLimits, clock=time.perf_counter):
     """Milliseconds `clock` counts for probe, visual and audio extraction of one item, and
     the item's probe."""
     start = clock()

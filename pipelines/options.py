@@ -178,6 +178,13 @@ class DetectionOptions(PipelineOptions):
             default=_LIMITS.max_fetch_s,
             help="Time to fetch one remote object (gs://), retries included; default %(default)s seconds.",
         )
+        limits.add_argument(
+            "--max_inline_bytes",
+            type=int,
+            default=_LIMITS.max_inline_bytes,
+            help="Media larger than this is read from storage by each extractor instead of carried in "
+            "the element (memory flat in an upload's length); default %(default)s bytes.",
+        )
 
     def media_limits(self) -> MediaLimits:
         return MediaLimits(
@@ -186,6 +193,7 @@ class DetectionOptions(PipelineOptions):
             max_duration_s=self.max_duration_s,
             max_decode_s=self.max_decode_s,
             max_fetch_s=self.max_fetch_s,
+            max_inline_bytes=self.max_inline_bytes,
         )
 
 
@@ -202,7 +210,8 @@ def check_options(options: DetectionOptions, parser_error) -> None:
         parser_error("--input_query and --appeals_query run in --bigquery_project (or a bq:// --warehouse's project)")
     if not options.warehouse:
         parser_error("--warehouse is required")
-    for name in ("max_media_bytes", "max_pixels", "max_duration_s", "max_decode_s", "max_fetch_s", "min_batch_size"):
+    for name in ("max_media_bytes", "max_pixels", "max_duration_s", "max_decode_s", "max_fetch_s", "max_inline_bytes",
+                 "min_batch_size"):  # fmt: skip
         if getattr(options, name) <= 0:
             parser_error(f"--{name} must be positive")
     if options.max_batch_size < options.min_batch_size:

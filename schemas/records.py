@@ -150,11 +150,22 @@ class UploadEvent:
 
 
 @dataclasses.dataclass(frozen=True)
+class StoredMedia:
+    """Media too large to carry in an element (over `--max_inline_bytes`): where it is
+    stored, read again by each extractor in ranges, and its size and SHA-256 when fetched."""
+
+    uri: str
+    size: int
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True)
 class MediaBlob:
-    """An upload with its media bytes fetched and fingerprinted."""
+    """An upload with its media fetched and fingerprinted: the bytes, or where they are
+    stored when they are too large to carry."""
 
     event: UploadEvent
-    data: bytes
+    data: bytes | StoredMedia
     sha256: str
 
 
@@ -243,9 +254,9 @@ class MediaFeatures:
     audio: AudioFeatures | None
     metadata_vector: np.ndarray | None
     extracted_at: dt.datetime
-    # The media bytes, carried only while features are extracted and released before
-    # inference so they never travel through a shuffle.
-    data: bytes | None = dataclasses.field(default=None, repr=False)
+    # The media bytes (or where they are stored), carried only while features are extracted
+    # and released before inference so they never travel through a shuffle.
+    data: bytes | StoredMedia | None = dataclasses.field(default=None, repr=False)
     hash_match: str | None = None  # label of the matching hash-bank entry
     hash_distance: int | None = None
 

@@ -116,3 +116,13 @@ def test_a_file_without_credentials_is_absent_not_an_error():
     Image.new("RGB", (32, 32)).save(plain, "PNG")
     info = probe_media(plain.getvalue(), MediaLimits())
     assert (info.c2pa_present, info.c2pa_validation) == (False, "absent")
+
+
+def test_credentials_are_read_the_same_from_a_stored_file(signer, tmp_path):
+    from schemas.records import StoredMedia
+
+    data = _signed_jpeg(signer)
+    path = tmp_path / "signed.jpg"
+    path.write_bytes(data)
+    stored = probe_media(StoredMedia(str(path), len(data), ""), MediaLimits())
+    assert stored == probe_media(data, MediaLimits()) and stored.c2pa_validation == "valid"

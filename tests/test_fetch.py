@@ -24,6 +24,28 @@ def test_local_and_file_uris_read_the_same_bytes(tmp_path):
     assert read_media("file://" + urllib.parse.quote(str(path)), MediaLimits()) == b"x" * 100
 
 
+def test_media_over_the_inline_size_is_fingerprinted_and_left_in_storage(tmp_path):
+    import hashlib
+
+    from schemas.records import StoredMedia
+
+    path = tmp_path / "long video.mp4"
+    data = os.urandom(3 * 1024 + 5)
+    path.write_bytes(data)
+    limits = MediaLimits(max_inline_bytes=1024)
+    uri = "file://" + urllib.parse.quote(str(path))
+    stored = read_media(uri, limits)
+    assert stored == StoredMedia(uri, len(data), hashlib.sha256(data).hexdigest())
+    assert read_media(str(path), MediaLimits()) == data  # under the inline size: the bytes
+    event = UploadEvent("c1", str(path), "acc", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    blob = next(_FetchMediaDoFn(limits).process(event))
+    assert (
+        blob.data == StoredMedia(str(path), len(data), blob.sha256) and blob.sha256 == hashlib.sha256(data).hexdigest()
+    )
+    with pytest.raises(LimitExceeded, match="max_media_bytes"):
+        read_media(str(path), MediaLimits(max_inline_bytes=1024, max_media_bytes=2048))
+
+
 @pytest.mark.parametrize("kind", ["directory", "fifo", "device", "symlink loop"])
 def test_what_is_not_a_regular_file_is_refused_without_reading(tmp_path, kind):
     # A FIFO with no writer would block open() forever; /dev/zero would be read to the limit.

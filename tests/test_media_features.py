@@ -10,9 +10,10 @@ import pytest
 
 from models.corpus import render_image
 from models.signature import AUDIO_HANDCRAFTED_DIM, CROP_SIZE, MAX_FRAMES, MAX_WINDOWS, VISUAL_HANDCRAFTED_DIM
+from schemas.records import StoredMedia
 from transforms import visual as signals
 from transforms.audio import audio_features, extract_audio
-from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits
+from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits, MediaRejected
 from transforms.media import decode_audio, decode_video_frames, evenly_spaced
 from transforms.metadata import container_name, digital_source_type, probe_media
 from transforms.visual import (
@@ -470,6 +471,41 @@ def test_xmp_digital_source_type_is_read():
     )
     assert digital_source_type(b"junk" + packet + b"junk") == "trainedAlgorithmicMedia"
     assert digital_source_type(b"no xmp here") is None
+
+
+def test_the_xmp_packet_is_found_across_the_blocks_a_stored_file_is_scanned_in(tmp_path, monkeypatch):
+    from transforms import metadata
+
+    packet = b'<x:xmpmeta><rdf:Description Iptc4xmpExt:DigitalSourceType="http://x/y/compositeSynthetic"/></x:xmpmeta>'
+    monkeypatch.setattr(metadata, "_SCAN_BYTES", 7)  # the start marker straddles blocks at every offset
+    for offset in range(7):
+        data = b"-" * (50 + offset) + packet + b"-" * 20
+        path = tmp_path / f"x{offset}.bin"
+        path.write_bytes(data)
+        stored = StoredMedia(str(path), len(data), "")
+        assert digital_source_type(data) == digital_source_type(stored) == "compositeSynthetic"
+
+
+def test_media_over_the_inline_size_is_read_from_storage_with_the_same_features(tmp_path):
+    """What each extractor reads from a stored file equals what it reads from the same bytes."""
+    video = Path(make_video(str(tmp_path / "a.mp4"), seconds=3, size=(160, 120), gop=5))
+    image = Path(make_image(str(tmp_path / "b.jpg")))
+    for path in (video, image):
+        data = path.read_bytes()
+        stored = StoredMedia("file://" + str(path), len(data), "")
+        info, stored_info = probe_media(data, LIMITS), probe_media(stored, LIMITS)
+        assert info == stored_info
+        visual, stored_visual = (extract_visual(d, info.media_type, LIMITS) for d in (data, stored))
+        np.testing.assert_array_equal(visual.handcrafted, stored_visual.handcrafted)
+        np.testing.assert_array_equal(visual.frames, stored_visual.frames)
+        if info.audio_codec:
+            audio, stored_audio = (extract_audio(d, True, LIMITS) for d in (data, stored))
+            np.testing.assert_array_equal(audio.handcrafted, stored_audio.handcrafted)
+    gone = StoredMedia(str(tmp_path / "gone.mp4"), 10, "")
+    for read in (lambda: probe_media(gone, LIMITS), lambda: extract_visual(gone, "video", LIMITS)):
+        with pytest.raises(MediaRejected, match="cannot be read again") as raised:
+            read()
+        assert raised.value.reason == "media_unreadable"
 
 
 def test_iso_bmff_brands_name_the_container():

@@ -32,7 +32,7 @@ from models.signature import (
 from schemas.records import AudioFeatures, MediaFeatures
 from transforms.dead_letter import MediaDoFn, MediaStep
 from transforms.limits import MediaLimits
-from transforms.media import decode_audio, evenly_spaced
+from transforms.media import Media, decode_audio, evenly_spaced
 
 _N_MFCC = 20
 _LOG_FLOOR = 1e-10
@@ -313,7 +313,7 @@ def audio_features(samples: np.ndarray) -> AudioFeatures:
     )
 
 
-def extract_audio(data: bytes, has_audio: bool, limits: MediaLimits) -> AudioFeatures | None:
+def extract_audio(data: Media, has_audio: bool, limits: MediaLimits) -> AudioFeatures | None:
     """Audio features of the media's first audio track; None when it has no audio track."""
     if not has_audio:
         return None

@@ -14,13 +14,15 @@ import stat
 import threading
 import time
 import urllib.parse
+from typing import BinaryIO
 
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from schemas.records import MediaBlob, UploadEvent
+from schemas.records import MediaBlob, StoredMedia, UploadEvent
 from transforms.dead_letter import MediaDoFn, MediaStep
 from transforms.limits import LimitExceeded, MediaLimits, MediaRejected
+from transforms.media import local_path
 
 # Errors worth another try: the network and the object store, not a missing or bad file.
 _TRANSIENT = (TimeoutError, ConnectionError)
@@ -49,8 +51,10 @@ def _is_transient(exc: BaseException) -> bool:
     return code in (429, 500, 502, 503, 504)
 
 
-def read_media(uri: str, limits: MediaLimits, sleep=time.sleep) -> bytes:
-    """Reads the media at `uri` within the byte limit.
+def read_media(uri: str, limits: MediaLimits, sleep=time.sleep) -> bytes | StoredMedia:
+    """Reads the media at `uri` within the byte limit: its bytes, or, over
+    `limits.max_inline_bytes`, its fingerprint (size and SHA-256, read through in blocks)
+    and where it is, for each extractor to read it from there.
 
     Local paths and file:// URIs are read directly (regular files only); other schemes go
     through Beam's FileSystems (gs://, and whatever else is installed), retrying transient
@@ -62,11 +66,10 @@ def read_media(uri: str, limits: MediaLimits, sleep=time.sleep) -> bytes:
         LimitExceeded: the object is larger than `limits.max_media_bytes`, or fetching it
             took longer than `limits.max_fetch_s`.
     """
-    if "://" not in uri:  # a path, even one with a colon in a file name
-        return _read_local(uri, limits)
+    path = local_path(uri)
+    if path is not None:
+        return _read_local(uri, path, limits)
     parts = urllib.parse.urlsplit(uri)
-    if parts.scheme.lower() == "file":
-        return _read_local(urllib.parse.unquote(parts.path), limits)
     try:
         FileSystems.get_filesystem(uri)
     except ValueError as exc:
@@ -76,7 +79,20 @@ def read_media(uri: str, limits: MediaLimits, sleep=time.sleep) -> bytes:
     return _within_deadline(lambda: _read_remote(uri, limits, sleep), limits.max_fetch_s)
 
 
-def _read_local(path: str, limits: MediaLimits) -> bytes:
+_BLOCK_BYTES = 8 * 1024 * 1024
+
+
+def _fingerprint(uri: str, handle: BinaryIO, limits: MediaLimits) -> StoredMedia:
+    """Reads `handle` through in blocks (never whole): its size and SHA-256, within the byte limit."""
+    digest, size = hashlib.sha256(), 0
+    while block := handle.read(_BLOCK_BYTES):
+        size += len(block)
+        limits.check_bytes(size)
+        digest.update(block)
+    return StoredMedia(uri=uri, size=size, sha256=digest.hexdigest())
+
+
+def _read_local(uri: str, path: str, limits: MediaLimits) -> bytes | StoredMedia:
     try:
         status = os.stat(path)
     except FileNotFoundError as exc:
@@ -89,6 +105,8 @@ def _read_local(path: str, limits: MediaLimits) -> bytes:
     limits.check_bytes(status.st_size)
     try:
         with open(path, "rb") as handle:
+            if status.st_size > limits.max_inline_bytes:
+                return _fingerprint(uri, handle, limits)
             data = handle.read(limits.max_media_bytes + 1)
     except OSError as exc:
         raise MediaUnreadable(f"media at {path} cannot be read: {exc.strerror or exc}") from exc
@@ -96,7 +114,7 @@ def _read_local(path: str, limits: MediaLimits) -> bytes:
     return data
 
 
-def _read_remote(uri: str, limits: MediaLimits, sleep) -> bytes:
+def _read_remote(uri: str, limits: MediaLimits, sleep) -> bytes | StoredMedia:
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             matches = FileSystems.match([uri])[0].metadata_list
@@ -104,6 +122,8 @@ def _read_remote(uri: str, limits: MediaLimits, sleep) -> bytes:
                 raise MediaNotFound(f"no media at {uri}")
             limits.check_bytes(matches[0].size_in_bytes)
             with FileSystems.open(uri, compression_type="uncompressed") as handle:
+                if matches[0].size_in_bytes > limits.max_inline_bytes:
+                    return _fingerprint(uri, handle, limits)
                 data = handle.read(limits.max_media_bytes + 1)
             limits.check_bytes(len(data))  # the object may have grown since it was listed
             return data
@@ -118,7 +138,7 @@ def _read_remote(uri: str, limits: MediaLimits, sleep) -> bytes:
     raise AssertionError("unreachable")
 
 
-def _within_deadline(read, seconds: float) -> bytes:
+def _within_deadline(read, seconds: float) -> bytes | StoredMedia:
     """Runs `read` in a daemon thread and waits at most `seconds`. A client stuck past the
     deadline cannot be interrupted from Python; its thread is abandoned (daemon: it does not
     hold the worker at exit) and the item is dead-lettered naming the limit."""
@@ -145,13 +165,19 @@ class _FetchMediaDoFn(MediaDoFn):
     def __init__(self, limits: MediaLimits):
         self._limits = limits
         self._bytes = Metrics.counter("fetch", "bytes_read")
+        self._stored = Metrics.counter("fetch", "read_from_storage")  # over --max_inline_bytes: not carried
 
     def process(self, event: UploadEvent):
-        data = read_media(event.media_uri, self._limits)
-        if not data:
+        media = read_media(event.media_uri, self._limits)
+        if isinstance(media, StoredMedia):
+            self._bytes.inc(media.size)
+            self._stored.inc()
+            yield MediaBlob(event=event, data=media, sha256=media.sha256)
+            return
+        if not media:
             raise EmptyMedia(f"media at {event.media_uri} is empty (0 bytes)")
-        self._bytes.inc(len(data))
-        yield MediaBlob(event=event, data=data, sha256=hashlib.sha256(data).hexdigest())
+        self._bytes.inc(len(media))
+        yield MediaBlob(event=event, data=media, sha256=hashlib.sha256(media).hexdigest())
 
 
 class FetchMedia(MediaStep):

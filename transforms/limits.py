@@ -48,6 +48,9 @@ class MediaLimits:
     max_duration_s: float = 900.0
     max_decode_s: float = 60.0
     max_fetch_s: float = 120.0
+    # Media larger than this is not carried in the element: each extractor reads it from
+    # storage in ranges, so a worker's memory does not grow with an upload's length.
+    max_inline_bytes: int = 32 * 1024 * 1024
 
     def check_bytes(self, size: int) -> None:
         if size > self.max_media_bytes:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import urllib.parse
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import av
 import cv2
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 from PIL import Image, UnidentifiedImageError
 
-from transforms.limits import CorruptMedia, Deadline, MediaLimits, UnsupportedMedia
+from schemas.records import StoredMedia
+from transforms.limits import CorruptMedia, Deadline, MediaLimits, MediaRejected, UnsupportedMedia
 
 IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "AVIF", "JPEG2000"})
 # Formats whose extra frames are an animation. A TIFF's pages and an MPO's second picture (a
@@ -45,7 +48,40 @@ _HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
 
-def open_image(data: bytes, limits: MediaLimits) -> Image.Image | None:
+Media = bytes | StoredMedia
+
+
+def local_path(uri: str) -> str | None:
+    """The file a local path or file:// URI names; None for other schemes (gs://)."""
+    if "://" not in uri:  # a path, even one with a colon in a file name
+        return uri
+    parts = urllib.parse.urlsplit(uri)
+    return urllib.parse.unquote(parts.path) if parts.scheme.lower() == "file" else None
+
+
+def media_file(media: Media) -> BinaryIO:
+    """A binary file over the media: its bytes in memory, or the stored object opened for
+    ranged reads (a local file, or through Beam's FileSystems: gs://).
+
+    Raises:
+        MediaRejected ("media_unreadable"): the stored object can no longer be opened.
+    """
+    if not isinstance(media, StoredMedia):
+        return io.BytesIO(media)
+    path = local_path(media.uri)
+    try:
+        if path is not None:
+            return open(path, "rb")
+        return FileSystems.open(media.uri, compression_type="uncompressed")
+    except Exception as exc:
+        raise MediaRejected(f"stored media at {media.uri} cannot be read again: {exc}", "media_unreadable") from exc
+
+
+def media_size(media: Media) -> int:
+    return media.size if isinstance(media, StoredMedia) else len(media)
+
+
+def open_image(data: Media, limits: MediaLimits) -> Image.Image | None:
     """Opens `data` as an image (header only, no pixel decode), or None if it is not one.
 
     Raises:
@@ -54,7 +90,7 @@ def open_image(data: bytes, limits: MediaLimits) -> Image.Image | None:
         UnsupportedMedia: an image format the detector does not take.
     """
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(media_file(data))
     except UnidentifiedImageError:
         return None
     except _IMAGE_ERRORS as exc:
@@ -151,16 +187,21 @@ def evenly_spaced(total: int, count: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def open_container(data: bytes) -> Iterator[av.container.InputContainer]:
-    """Opens media bytes with FFmpeg; a file FFmpeg cannot parse is `CorruptMedia`."""
-    try:
-        container = av.open(io.BytesIO(data), mode="r")
-    except av.error.FFmpegError as exc:
-        raise CorruptMedia(f"not a decodable media container: {exc}") from exc
-    try:
-        yield container
-    finally:
-        container.close()
+def open_container(data: Media) -> Iterator[av.container.InputContainer]:
+    """Opens media with FFmpeg (a stored local file by its path, which FFmpeg reads itself;
+    anything else through a Python file); a file FFmpeg cannot parse is `CorruptMedia`."""
+    path = local_path(data.uri) if isinstance(data, StoredMedia) else None
+    with contextlib.nullcontext(path) if path is not None else media_file(data) as source:
+        try:
+            container = av.open(source, mode="r")
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:  # a stored file gone since fetched
+            raise MediaRejected(f"stored media at {source} cannot be read again: {exc}", "media_unreadable") from exc
+        except av.error.FFmpegError as exc:
+            raise CorruptMedia(f"not a decodable media container: {exc}") from exc
+        try:
+            yield container
+        finally:
+            container.close()
 
 
 # Decoder threads per video. The job runs one item per core (Beam's workers), so threads inside
@@ -205,7 +246,7 @@ class _PacketSurvey(NamedTuple):
         return len(self.keyframe_times)
 
 
-def _survey_packets(data: bytes, deadline: Deadline) -> _PacketSurvey:
+def _survey_packets(data: Media, deadline: Deadline) -> _PacketSurvey:
     """Counts keyframes, frames and picture bytes by demuxing packets only: no decoding, cheap."""
     frames = payload = 0
     times: list[int | None] = []
@@ -239,7 +280,7 @@ class DecodedVideo(NamedTuple):
     successors: list[np.ndarray | None]
 
 
-def decode_video_frames(data: bytes, max_frames: int, limits: MediaLimits) -> DecodedVideo:
+def decode_video_frames(data: Media, max_frames: int, limits: MediaLimits) -> DecodedVideo:
     """Samples up to `max_frames` RGB frames spread across the whole video.
 
     Decoding keyframes only is about 25x cheaper than decoding every frame, and seeking buys
@@ -338,7 +379,7 @@ def _grey_of(frame: av.VideoFrame | None) -> np.ndarray | None:
 
 
 def _keyframes_with_successors(
-    data: bytes, times: list[int], deadline: Deadline
+    data: Media, times: list[int], deadline: Deadline
 ) -> tuple[list[np.ndarray], list[np.ndarray | None], int] | None:
     """The keyframes presented at `times` (RGB), the grey picture of the frame right after each
     (None after the last frame), and the coded picture size: one seek per keyframe, decoding
@@ -364,7 +405,7 @@ def _keyframes_with_successors(
     return frames, after, coded_pixels
 
 
-def _frames_after(data: bytes, times: list[int | None], deadline: Deadline) -> list[np.ndarray | None]:
+def _frames_after(data: Media, times: list[int | None], deadline: Deadline) -> list[np.ndarray | None]:
     """Grey picture of the frame right after each keyframe presented at `times` (stream time
     base), by `_seek_pair`. None where the stream cannot seek there or the next frame does not
     decode: the pairs are extra evidence, and the frames already decoded stand without them."""
@@ -413,7 +454,7 @@ class _Track:
         return self._buffer[: self.size]
 
 
-def decode_audio(data: bytes, sample_rate: int, limits: MediaLimits) -> np.ndarray:
+def decode_audio(data: Media, sample_rate: int, limits: MediaLimits) -> np.ndarray:
     """Decodes the first audio stream to mono float32 at `sample_rate`.
 
     Raises:

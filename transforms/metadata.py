@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import io
 import re
 import zlib
 
@@ -25,9 +24,11 @@ from schemas.vocabulary import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, MEDIA_TYPE
 from transforms.dead_letter import MediaDoFn, MediaStep
 from transforms.limits import CorruptMedia, MediaLimits, UnsupportedMedia
 from transforms.media import (
+    Media,
     audio_stream,
     image_exif,
     image_frame_count,
+    media_file,
     open_container,
     open_image,
     stream_duration_s,
@@ -96,14 +97,32 @@ def _clean_text(value: object) -> str | None:
     return text[:256] or None
 
 
-def digital_source_type(data: bytes) -> str | None:
+_SCAN_BYTES = 1 << 20
+
+
+def _xmp_packet(handle) -> bytes | None:
+    """The file's first XMP packet (from its start marker to its end marker, at most
+    `_MAX_XMP_BYTES`), found by reading the file through in blocks, never whole."""
+    overlap, offset, tail = len(_XMP_START) - 1, 0, b""
+    while block := handle.read(_SCAN_BYTES):
+        window = tail + block
+        found = window.find(_XMP_START)
+        if found >= 0:
+            handle.seek(offset - len(tail) + found)
+            packet = handle.read(_MAX_XMP_BYTES)
+            end = packet.find(_XMP_END)
+            return packet[:end] if end >= 0 else packet
+        tail, offset = window[-overlap:], offset + len(block)
+    return None
+
+
+def digital_source_type(data: Media) -> str | None:
     """The IPTC digital source type from the file's XMP packet, as its short code."""
-    start = data.find(_XMP_START)
-    if start < 0:
+    with media_file(data) as handle:
+        packet = _xmp_packet(handle)
+    if packet is None:
         return None
-    end = data.find(_XMP_END, start, start + _MAX_XMP_BYTES)
-    packet = data[start : end if end > 0 else start + _MAX_XMP_BYTES].decode("utf-8", errors="replace")
-    match = _DIGITAL_SOURCE_TYPE.search(packet)
+    match = _DIGITAL_SOURCE_TYPE.search(packet.decode("utf-8", errors="replace"))
     return match.group(1).rstrip("/").rsplit("/", 1)[-1] if match else None
 
 
@@ -115,7 +134,7 @@ def _offline_c2pa_context() -> c2pa.Context:
     return c2pa.Context(settings)
 
 
-def read_c2pa(data: bytes, mime_type: str | None) -> tuple[bool, str | None, str, str | None]:
+def read_c2pa(data: Media, mime_type: str | None) -> tuple[bool, str | None, str, str | None]:
     """(present, claim generator, validation state, digital source type) of a C2PA manifest.
 
     A file without a manifest is the common case and not an error. A manifest that does not
@@ -123,8 +142,13 @@ def read_c2pa(data: bytes, mime_type: str | None) -> tuple[bool, str | None, str
     """
     if mime_type is None:
         return False, None, "absent", None
+    with media_file(data) as handle:
+        return _c2pa_manifest(handle, mime_type)
+
+
+def _c2pa_manifest(handle, mime_type: str) -> tuple[bool, str | None, str, str | None]:
     try:
-        reader = c2pa.Reader(mime_type, io.BytesIO(data), context=_offline_c2pa_context())
+        reader = c2pa.Reader(mime_type, handle, context=_offline_c2pa_context())
     except c2pa.C2paError as exc:
         if "ManifestNotFound" in type(exc).__name__ or "ManifestNotFound" in str(exc):
             return False, None, "absent", None
@@ -146,7 +170,7 @@ def read_c2pa(data: bytes, mime_type: str | None) -> tuple[bool, str | None, str
         reader.close()
 
 
-def _image_info(data: bytes, limits: MediaLimits) -> MediaInfo | None:
+def _image_info(data: Media, limits: MediaLimits) -> MediaInfo | None:
     image = open_image(data, limits)
     if image is None:
         return None
@@ -219,7 +243,7 @@ def _generation_parameters(image, exif_ifd) -> bool:
     return bool(_GENERATION_SETTINGS.search(text[:_MAX_COMMENT_CHARS]))  # bounded: the pattern backtracks
 
 
-def _container_info(data: bytes, limits: MediaLimits) -> MediaInfo:
+def _container_info(data: Media, limits: MediaLimits) -> MediaInfo:
     with open_container(data) as container:
         video, audio = video_stream(container), audio_stream(container)
         if video is None and audio is None:
@@ -272,7 +296,7 @@ def container_name(ffmpeg_format: str, major_brand: str | None) -> str:
     return _ISO_BMFF_BRANDS.get(brand, "mp4" if brand else "mov")
 
 
-def probe_media(data: bytes, limits: MediaLimits) -> MediaInfo:
+def probe_media(data: Media, limits: MediaLimits) -> MediaInfo:
     """What the file is, from its bytes: media type, container, codecs, size, provenance.
 
     Raises:

@@ -27,7 +27,15 @@ from schemas.records import MediaFeatures, VisualFeatures
 from transforms.dead_letter import MediaDoFn, MediaStep
 from transforms.hashbank import frame_hashes
 from transforms.limits import MediaLimits, UnsupportedMedia
-from transforms.media import CUT_SHORT, decode_image_frames, decode_video_frames, image_frame_count, open_image
+from transforms.media import (
+    CUT_SHORT,
+    Media,
+    decode_image_frames,
+    decode_video_frames,
+    image_frame_count,
+    media_size,
+    open_image,
+)
 
 _ANALYSIS_SIZE = 256
 _RADIAL_BANDS = 12
@@ -763,11 +771,11 @@ def visual_features(
     )
 
 
-def extract_visual(data: bytes, media_type: str, limits: MediaLimits) -> VisualFeatures | None:
+def extract_visual(data: Media, media_type: str, limits: MediaLimits) -> VisualFeatures | None:
     """Visual features of an image or a video's picture track; None for audio-only media."""
     if media_type == "image":
         image = open_image(data, limits)
-        encoding = image_encoding(image, len(data))
+        encoding = image_encoding(image, media_size(data))
         frames = decode_image_frames(image, MAX_FRAMES)
         return visual_features(frames, "still" if len(frames) == 1 else "animation", encoding)
     if media_type == "video":
