@@ -246,23 +246,22 @@ class _PacketSurvey(NamedTuple):
         return len(self.keyframe_times)
 
 
-def _survey_packets(data: Media, deadline: Deadline) -> _PacketSurvey:
+def _survey_packets(container: av.container.InputContainer, deadline: Deadline) -> _PacketSurvey:
     """Counts keyframes, frames and picture bytes by demuxing packets only: no decoding, cheap."""
     frames = payload = 0
     times: list[int | None] = []
-    with open_container(data) as container:
-        stream = video_stream(container)
-        if stream is None:
-            raise CorruptMedia("no video stream")
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
-            frames += 1
-            payload += packet.size
-            if packet.is_keyframe:
-                times.append(packet.pts)
-            if frames % 64 == 0:
-                deadline.check()
+    stream = video_stream(container)
+    if stream is None:
+        raise CorruptMedia("no video stream")
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue
+        frames += 1
+        payload += packet.size
+        if packet.is_keyframe:
+            times.append(packet.pts)
+        if frames % 64 == 0:
+            deadline.check()
     return _PacketSurvey(frames, payload, tuple(times), stream.codec_context.name)
 
 
@@ -301,15 +300,18 @@ def decode_video_frames(data: Media, max_frames: int, limits: MediaLimits) -> De
     """
     deadline = limits.deadline()
     try:
-        survey = _survey_packets(data, deadline)
-        use_keyframes = survey.keyframes >= max_frames
-        wanted = set(evenly_spaced(survey.keyframes if use_keyframes else survey.frames, max_frames))
-        if use_keyframes and None not in survey.keyframe_times:
-            sought = _keyframes_with_successors(data, [survey.keyframe_times[i] for i in sorted(wanted)], deadline)
-            if sought is not None:
-                frames, after, coded_pixels = sought
-                pixels = coded_pixels * max(survey.frames, 1)
-                return DecodedVideo(frames, "keyframes", survey.payload_bytes * 8 / pixels, after)
+        with open_container(data) as container:  # demuxed to the end, then sought back in: one open
+            survey = _survey_packets(container, deadline)
+            use_keyframes = survey.keyframes >= max_frames
+            wanted = set(evenly_spaced(survey.keyframes if use_keyframes else survey.frames, max_frames))
+            sought = None
+            if use_keyframes and None not in survey.keyframe_times:
+                times = [survey.keyframe_times[i] for i in sorted(wanted)]
+                sought = _keyframes_with_successors(container, times, deadline)
+        if sought is not None:
+            frames, after, coded_pixels = sought
+            pixels = coded_pixels * max(survey.frames, 1)
+            return DecodedVideo(frames, "keyframes", survey.payload_bytes * 8 / pixels, after)
         frames: list[np.ndarray] = []
         keyframe_times: list[int | None] = []
         successors: dict[int, np.ndarray] = {}
@@ -379,7 +381,7 @@ def _grey_of(frame: av.VideoFrame | None) -> np.ndarray | None:
 
 
 def _keyframes_with_successors(
-    data: Media, times: list[int], deadline: Deadline
+    container: av.container.InputContainer, times: list[int], deadline: Deadline
 ) -> tuple[list[np.ndarray], list[np.ndarray | None], int] | None:
     """The keyframes presented at `times` (RGB), the grey picture of the frame right after each
     (None after the last frame), and the coded picture size: one seek per keyframe, decoding
@@ -390,16 +392,15 @@ def _keyframes_with_successors(
     after: list[np.ndarray | None] = []
     coded_pixels = 0
     try:
-        with open_container(data) as container:
-            stream = video_stream(container)
-            for time in times:
-                keyframe, successor = _seek_pair(container, stream, time)
-                if keyframe is None:
-                    return None
-                frames.append(_upright_rgb(keyframe))
-                after.append(_grey_of(successor))
-                coded_pixels = coded_pixels or keyframe.width * keyframe.height
-                deadline.check()
+        stream = video_stream(container)
+        for time in times:
+            keyframe, successor = _seek_pair(container, stream, time)
+            if keyframe is None:
+                return None
+            frames.append(_upright_rgb(keyframe))
+            after.append(_grey_of(successor))
+            coded_pixels = coded_pixels or keyframe.width * keyframe.height
+            deadline.check()
     except av.error.FFmpegError:
         return None
     return frames, after, coded_pixels
