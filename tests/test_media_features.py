@@ -501,6 +501,12 @@ def test_media_over_the_inline_size_is_read_from_storage_with_the_same_features(
         if info.audio_codec:
             audio, stored_audio = (extract_audio(d, True, LIMITS) for d in (data, stored))
             np.testing.assert_array_equal(audio.handcrafted, stored_audio.handcrafted)
+    # A stored file's name is only a name to FFmpeg, never a protocol (concat:, subfile:, pipe:).
+    hostile = tmp_path / "concat:a.mp4|b.mp4"
+    hostile.write_bytes(video.read_bytes())
+    assert probe_media(StoredMedia(str(hostile), hostile.stat().st_size, ""), LIMITS) == probe_media(
+        video.read_bytes(), LIMITS
+    )
     gone = StoredMedia(str(tmp_path / "gone.mp4"), 10, "")
     for read in (lambda: probe_media(gone, LIMITS), lambda: extract_visual(gone, "video", LIMITS)):
         with pytest.raises(MediaRejected, match="cannot be read again") as raised:

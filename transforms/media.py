@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import urllib.parse
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
@@ -188,12 +189,14 @@ def evenly_spaced(total: int, count: int) -> list[int]:
 
 @contextlib.contextmanager
 def open_container(data: Media) -> Iterator[av.container.InputContainer]:
-    """Opens media with FFmpeg (a stored local file by its path, which FFmpeg reads itself;
-    anything else through a Python file); a file FFmpeg cannot parse is `CorruptMedia`."""
+    """Opens media with FFmpeg (a stored local file by its path, which FFmpeg reads itself,
+    through its `file:` protocol only, so a name like "concat:a|b" is a name; anything else
+    through a Python file); a file FFmpeg cannot parse is `CorruptMedia`."""
     path = local_path(data.uri) if isinstance(data, StoredMedia) else None
-    with contextlib.nullcontext(path) if path is not None else media_file(data) as source:
+    options = {"protocol_whitelist": "file"} if path is not None else {}
+    with contextlib.nullcontext(f"file:{os.path.abspath(path)}") if path is not None else media_file(data) as source:
         try:
-            container = av.open(source, mode="r")
+            container = av.open(source, mode="r", options=options)
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:  # a stored file gone since fetched
             raise MediaRejected(f"stored media at {source} cannot be read again: {exc}", "media_unreadable") from exc
         except av.error.FFmpegError as exc:
