@@ -40,7 +40,8 @@ def _cell(before: float | None, after: float | None) -> str:
         return "-"
     if before is None or after is None:
         return f"{before if before is not None else '-'} / {after if after is not None else '-'}"
-    return f"{before:.3f} -> {after:.3f} ({after - before:+.3f})"
+    change = round(after - before, 3) + 0.0  # + 0.0: no "-0.000"
+    return f"{before:.3f} -> {after:.3f} ({change:+.3f})"
 
 
 def _table(rows: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, int | None]]) -> list[str]:
