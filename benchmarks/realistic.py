@@ -236,10 +236,12 @@ def _pinned(cores: str, command: list[str]) -> list[str]:
     return ["taskset", "-c", cores, *command]
 
 
-# Runs a command and prints the peak resident memory of its largest process (MiB).
+# Runs a command and prints the peak resident memory of its largest process (MiB) and the CPU
+# seconds of the whole process tree (the runner and the workers it reaped).
 _PEAK = (
     "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024); sys.exit(done.returncode)"
+    "used = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(used.ru_maxrss / 1024, used.ru_utime + used.ru_stime); sys.exit(done.returncode)"
 )
 
 
@@ -255,14 +257,21 @@ def job(manifest: Path, warehouse: Path, workers: int) -> dict[str, float]:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"job failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return {"wall_s": wall, "peak_rss_mib": float(done.stdout.strip().splitlines()[-1])}
+    peak, cpu = map(float, done.stdout.strip().splitlines()[-1].split())
+    return {"wall_s": wall, "peak_rss_mib": peak, "cpu_s": cpu}
 
 
-def pipeline_against_loop(items: int, scratch: Path) -> None:
+def _median_run(manifest: Path, warehouse: Path, workers: int, repeats: int) -> dict[str, float]:
+    """The run of median wall time among `repeats` (one run's wall time varies about 10% here)."""
+    runs = sorted((job(manifest, warehouse, workers) for _ in range(repeats)), key=lambda run: run["wall_s"])
+    return runs[len(runs) // 2]
+
+
+def pipeline_against_loop(items: int, scratch: Path, repeats: int = 3) -> None:
     from models import corpus
 
     print(f"\nbatch job (features only) against a tight loop, generated corpus, {items} and {4 * items} items "
-          "(one worker: one core; two workers: two):")  # fmt: skip
+          f"(one worker: one core; two workers: two; each job the median of {repeats} runs):")  # fmt: skip
     manifests = {}
     for count in (items, 4 * items):
         root = scratch / f"corpus{count}"
@@ -277,13 +286,14 @@ def pipeline_against_loop(items: int, scratch: Path) -> None:
     print(f"  tight loop, one core: {loop_ms:.0f} ms per item ({4 * items} items)")
     marginal = {}
     for workers in (1, 2):
-        start_up = job(tiny, scratch / "wh", workers)
-        small, large = (job(manifests[n], scratch / "wh", workers) for n in (items, 4 * items))
+        start_up = _median_run(tiny, scratch / "wh", workers, repeats)
+        small, large = (_median_run(manifests[n], scratch / "wh", workers, repeats) for n in (items, 4 * items))
         marginal[workers] = (large["wall_s"] - small["wall_s"]) * 1000 / (3 * items)
+        cpu = (large["cpu_s"] - small["cpu_s"]) * 1000 / (3 * items)
         print(f"  {workers} worker(s): one item {start_up['wall_s']:.1f} s (start-up), {items} items "
               f"{small['wall_s']:.1f} s, {4 * items} items {large['wall_s']:.1f} s; marginal {marginal[workers]:.0f} ms "
-              f"per item; peak RSS of the largest process {small['peak_rss_mib']:.0f} -> "
-              f"{large['peak_rss_mib']:.0f} MiB as the input grows 4x")  # fmt: skip
+              f"per item ({cpu:.0f} ms of CPU, every process); peak RSS of the largest process "
+              f"{small['peak_rss_mib']:.0f} -> {large['peak_rss_mib']:.0f} MiB as the input grows 4x")  # fmt: skip
     print(f"  tight loop / one-worker job: {loop_ms / marginal[1]:.2f}; one -> two workers: "
           f"{marginal[1] / marginal[2]:.2f}x")  # fmt: skip
 
@@ -293,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default="data/bench", help="Where the uploads are made once (default %(default)s).")
     parser.add_argument("--quick", action="store_true", help="720p and 1080p clips, the photo and the audio only.")
     parser.add_argument("--items", type=int, default=60, help="Generated items of the smaller job run.")
+    parser.add_argument("--repeats", type=int, default=3, help="Runs of each job; the median is reported.")
     parser.add_argument("--skip_job", action="store_true", help="Per-upload costs only.")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--loop", help=argparse.SUPPRESS)
@@ -311,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     per_upload(uploads(Path(args.cache), args.quick))
     if not args.skip_job:
         with tempfile.TemporaryDirectory() as scratch:
-            pipeline_against_loop(args.items, Path(scratch))
+            pipeline_against_loop(args.items, Path(scratch), args.repeats)
     return 0
 
 
