@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
+import datetime as dt
 import json
 import os
 import resource
@@ -152,21 +152,26 @@ def decode_floor(path: Path, media_type: str) -> dict[str, float]:
     return floors
 
 
+def fetched(path: str | Path, limits):
+    """The upload's media as the job's fetch step hands it on: the bytes, hashed, or over the
+    inline size a fingerprint and where it is."""
+    from schemas.records import UploadEvent
+    from transforms.fetch import fetch_media
+
+    event = UploadEvent("bench", str(path), "bench", dt.datetime.now(dt.UTC))
+    return fetch_media(event, limits).data
+
+
 def measure_one(path: str) -> dict[str, float]:
     """One upload's stage costs and floors (run in its own process: `--one PATH`)."""
     from benchmarks.throughput import time_stages
-    from transforms.fetch import read_media
     from transforms.limits import MediaLimits
 
     limits = MediaLimits()
     costs = {}
     for _ in range(2):
-        start = (
-            time.process_time()
-        )  # as the job fetches: the bytes and their hash, or over the inline size a fingerprint
-        media = read_media(path, limits)
-        if isinstance(media, bytes):
-            hashlib.sha256(media).hexdigest()
+        start = time.process_time()
+        media = fetched(path, limits)
         costs["fetch"] = (time.process_time() - start) * 1000
         info, stages = time_stages(media, limits, clock=time.process_time)
     costs |= stages
@@ -185,7 +190,7 @@ def profile(path: Path) -> None:
     from transforms.limits import MediaLimits, one_thread_per_item
 
     one_thread_per_item()
-    data = path.read_bytes()
+    data = fetched(path, MediaLimits())
     time_stages(data, MediaLimits())
     profiler = cProfile.Profile()
     profiler.runcall(time_stages, data, MediaLimits())

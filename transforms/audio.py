@@ -131,13 +131,16 @@ class _Percentile:
         self.counts += np.bincount(_magnitude_bins(magnitude).ravel(), minlength=_MAGNITUDE_BINS)
 
     @functools.cached_property
+    def _cumulative(self) -> np.ndarray:
+        return np.cumsum(self.counts)
+
+    @functools.cached_property
     def _ranks(self) -> tuple[int, float, int, int]:
         """The lower order statistic's rank, the fraction towards the next, the first bin that
         can hold either, and how many magnitudes lie below that bin."""
-        total = int(self.counts.sum())
-        position = self.q / 100 * (total - 1)
+        cumulative = self._cumulative
+        position = self.q / 100 * (int(cumulative[-1]) - 1)
         low = int(np.floor(position))
-        cumulative = np.cumsum(self.counts)
         first_bin = int(np.searchsorted(cumulative, low, side="right"))
         below = int(cumulative[first_bin - 1]) if first_bin else 0
         return low, position - low, first_bin, below
@@ -146,7 +149,7 @@ class _Percentile:
     def bins(self) -> tuple[int, int]:
         """The bins holding the order statistics at ranks low and low + 1 (may be one bin)."""
         low, _, first_bin, _ = self._ranks
-        cumulative = np.cumsum(self.counts)
+        cumulative = self._cumulative
         last_bin = int(np.searchsorted(cumulative, min(low + 1, int(cumulative[-1]) - 1), side="right"))
         return first_bin, last_bin
 
@@ -215,14 +218,20 @@ def _phase_and_harmonics(track: np.ndarray, spectral: _Spectral) -> tuple[float,
     for index, (low, high) in enumerate(_JITTER_BANDS_HZ):
         band_of_bin[(freqs >= low) & (freqs < high)] = index
     undecided: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # magnitude, jitter, band
+
+    def add_strong(jitter: np.ndarray, band: np.ndarray, strong: np.ndarray) -> None:
+        incoherence.add(jitter[strong])
+        for index in range(len(_JITTER_BANDS_HZ)):
+            jitters[index].add(jitter[strong & (band == index)])
+
     expected = 2 * np.pi * HOP_LENGTH * np.arange(N_FFT // 2 + 1)[:, None] / N_FFT
     for first, stop in _chunks(count):
         # The jitter of frame t reads the phase of frames t, t + 1 and t + 2.
         end = min(stop + 2, count)
         spectrum = _stft_frames(track, first, end)
         magnitude = np.abs(spectrum)
-        magnitude_bins = _magnitude_bins(magnitude[:, : stop - first])
-        percentile.keep_near(magnitude[:, : stop - first], magnitude_bins)
+        magnitude_bins = _magnitude_bins(magnitude)
+        percentile.keep_near(magnitude[:, : stop - first], magnitude_bins[:, : stop - first])
         log_magnitude = np.log(magnitude[:, : stop - first] + 1e-6)[:, loud[first:stop]]
         for index, (low, high) in enumerate(_BANDS_HZ):
             band = log_magnitude[(freqs >= low) & (freqs < high)]
@@ -233,20 +242,14 @@ def _phase_and_harmonics(track: np.ndarray, spectral: _Spectral) -> tuple[float,
         phase = np.angle(spectrum)
         advance = _wrapped(phase[:, 1:] - phase[:, :-1] - expected)  # a steady partial advances steadily
         jitter = np.abs(_wrapped(np.diff(advance, axis=1)))
-        bins = _magnitude_bins(magnitude[:, 2:])
+        bins = magnitude_bins[:, 2:]
         bands = np.broadcast_to(band_of_bin[:, None], jitter.shape)
-        strong = bins > last_bin
-        incoherence.add(jitter[strong])
-        for index in range(len(_JITTER_BANDS_HZ)):
-            jitters[index].add(jitter[strong & (bands == index)])
+        add_strong(jitter, bands, bins > last_bin)
         near = (bins >= first_bin) & (bins <= last_bin)
         undecided.append((magnitude[:, 2:][near], jitter[near], bands[near]))
     strong_above = percentile.value()
     for magnitude, jitter, band in undecided:
-        strong = magnitude > strong_above
-        incoherence.add(jitter[strong])
-        for index in range(len(_JITTER_BANDS_HZ)):
-            jitters[index].add(jitter[strong & (band == index)])
+        add_strong(jitter, band, magnitude > strong_above)
     harmonics = []
     for index in range(len(_BANDS_HZ)):
         harmonics += [float(np.mean(np.concatenate(peaks[index]))), ridges[index].mean(float("nan"))]

@@ -22,7 +22,7 @@ from apache_beam.metrics import Metrics
 from schemas.records import MediaBlob, StoredMedia, UploadEvent
 from transforms.dead_letter import MediaDoFn, MediaStep
 from transforms.limits import LimitExceeded, MediaLimits, MediaRejected
-from transforms.media import local_path
+from transforms.media import local_path, media_size
 
 # Errors worth another try: the network and the object store, not a missing or bad file.
 _TRANSIENT = (TimeoutError, ConnectionError)
@@ -161,6 +161,21 @@ def _within_deadline(read, seconds: float) -> bytes | StoredMedia:
     return outcome["data"]
 
 
+def fetch_media(event: UploadEvent, limits: MediaLimits) -> MediaBlob:
+    """An upload's media as the job carries it: its bytes and their SHA-256, or, over
+    `limits.max_inline_bytes`, its fingerprint and where it is (`read_media`).
+
+    Raises:
+        EmptyMedia: the file holds no bytes. And whatever `read_media` raises.
+    """
+    media = read_media(event.media_uri, limits)
+    if isinstance(media, StoredMedia):
+        return MediaBlob(event=event, data=media, sha256=media.sha256)
+    if not media:
+        raise EmptyMedia(f"media at {event.media_uri} is empty (0 bytes)")
+    return MediaBlob(event=event, data=media, sha256=hashlib.sha256(media).hexdigest())
+
+
 class _FetchMediaDoFn(MediaDoFn):
     def __init__(self, limits: MediaLimits):
         self._limits = limits
@@ -168,16 +183,11 @@ class _FetchMediaDoFn(MediaDoFn):
         self._stored = Metrics.counter("fetch", "read_from_storage")  # over --max_inline_bytes: not carried
 
     def process(self, event: UploadEvent):
-        media = read_media(event.media_uri, self._limits)
-        if isinstance(media, StoredMedia):
-            self._bytes.inc(media.size)
+        blob = fetch_media(event, self._limits)
+        self._bytes.inc(media_size(blob.data))
+        if isinstance(blob.data, StoredMedia):
             self._stored.inc()
-            yield MediaBlob(event=event, data=media, sha256=media.sha256)
-            return
-        if not media:
-            raise EmptyMedia(f"media at {event.media_uri} is empty (0 bytes)")
-        self._bytes.inc(len(media))
-        yield MediaBlob(event=event, data=media, sha256=hashlib.sha256(media).hexdigest())
+        yield blob
 
 
 class FetchMedia(MediaStep):

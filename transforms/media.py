@@ -60,6 +60,11 @@ def local_path(uri: str) -> str | None:
     return urllib.parse.unquote(parts.path) if parts.scheme.lower() == "file" else None
 
 
+def _unreadable(uri: str, exc: BaseException) -> MediaRejected:
+    """The rejection of stored media that can no longer be opened where fetch found it."""
+    return MediaRejected(f"stored media at {uri} cannot be read again: {exc}", "media_unreadable")
+
+
 def media_file(media: Media) -> BinaryIO:
     """A binary file over the media: its bytes in memory, or the stored object opened for
     ranged reads (a local file, or through Beam's FileSystems: gs://).
@@ -75,7 +80,7 @@ def media_file(media: Media) -> BinaryIO:
             return open(path, "rb")
         return FileSystems.open(media.uri, compression_type="uncompressed")
     except Exception as exc:
-        raise MediaRejected(f"stored media at {media.uri} cannot be read again: {exc}", "media_unreadable") from exc
+        raise _unreadable(media.uri, exc) from exc
 
 
 def media_size(media: Media) -> int:
@@ -198,7 +203,7 @@ def open_container(data: Media) -> Iterator[av.container.InputContainer]:
         try:
             container = av.open(source, mode="r", options=options)
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:  # a stored file gone since fetched
-            raise MediaRejected(f"stored media at {source} cannot be read again: {exc}", "media_unreadable") from exc
+            raise _unreadable(data.uri, exc) from exc
         except av.error.FFmpegError as exc:
             raise CorruptMedia(f"not a decodable media container: {exc}") from exc
         try:
