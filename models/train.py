@@ -381,7 +381,14 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--modality", choices=(*MODALITIES, "all"), default="all")
     parser.add_argument("--epochs", type=int, default=60, help="Upper bound; early stopping ends sooner.")
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="Sets the split (and, without --init_seed, the training).")
+    parser.add_argument(
+        "--init_seed",
+        type=int,
+        default=None,
+        help="Seed of the training alone (weights, tree subsampling, cross-fitting folds) on --seed's split: "
+        "trainings that differ only in this measure training noise.",
+    )
     parser.add_argument("--version", default=None, help="Version name (default: UTC timestamp, sorts newest last).")
     parser.add_argument("--exclude_families", nargs="*", default=(), help="Generator families to train without.")
     parser.add_argument("--exclude_sources", nargs="*", default=(), help="Sources (models.sources) to train without.")
@@ -399,7 +406,9 @@ def run(argv: list[str] | None = None) -> int:
     version = args.version or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     modalities = MODALITIES if args.modality == "all" else (args.modality,)
     out = Path(args.out)
+    init_seed = args.seed if args.init_seed is None else args.init_seed
     provenance = {"features": files, "labels": args.labels, "split": SPLIT_DOC, "seed": args.seed,
+                  "init_seed": init_seed,
                   "excluded_families": list(args.exclude_families),
                   "excluded_sources": list(args.exclude_sources)}  # fmt: skip
     print(f"{len(examples)} examples from {len(files)} file(s), {len(labels)} labels", file=sys.stderr)
@@ -408,7 +417,7 @@ def run(argv: list[str] | None = None) -> int:
         dataset = modality_dataset(examples, labels, modality, args.seed, args.exclude_families, args.exclude_sources)
         print(f"[{modality}] split sizes { {s: len(dataset[s]['labels']) for s in SPLITS} }", file=sys.stderr)
         model, facts = train_modality(
-            modality, dataset, args.epochs, args.batch_size, args.seed, verbose=0 if args.quiet else 2
+            modality, dataset, args.epochs, args.batch_size, init_seed, verbose=0 if args.quiet else 2
         )
         card = export_modality(modality, model, facts, dataset, out, version, provenance)
         print(
