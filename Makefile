@@ -139,7 +139,8 @@ model-report: install sources
 	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl
 	$(PY) -m models.evaluate --features $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/evaluation \
 	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl
-	$(PY) -m models.thresholds --scores $(REPORT)/evaluation/test_scores.jsonl --costs policies/error_costs.yaml \
+	$(PY) -m models.thresholds --scores $(REPORT)/evaluation/validation_scores.jsonl \
+	  --check $(REPORT)/evaluation/test_scores.jsonl --costs policies/error_costs.yaml \
 	  --out $(REPORT)/thresholds.json --prevalence 0.05
 	$(PY) -m models.evasion --corpus $(REPORT)/corpus $(REPORT)/sources --out $(REPORT)/evasion
 	for set in original synthetic_stripped real_bare; do \

@@ -3,8 +3,9 @@
     python -m models.evaluate --features WAREHOUSE --labels LABELS.jsonl [MORE.jsonl ...] --model_dir MODELS
         --out REPORT_DIR [--policy POLICY.yaml] [--leave_one_family_out] [--leave_one_source_out]
 
-Writes REPORT_DIR/report.json, `test_scores.jsonl` (label, content and fused score and source of
-every test item: what `models.thresholds` reads) and PNG plots (ROC and DET curves, score
+Writes REPORT_DIR/report.json, `validation_scores.jsonl` and `test_scores.jsonl` (label,
+content and fused score and source of every item of the split: `models.thresholds` chooses on
+the first and checks on the second) and PNG plots (ROC and DET curves, score
 histograms per class). Scores are the calibrated probabilities of the exported SavedModels,
 their domain gates and the fusion, exactly what the pipeline serves, on the test split of the
 models' own training seed (read from their model cards), so nothing the models were fitted or
@@ -188,6 +189,50 @@ def evaluate_modality(
     }
 
 
+def score_items(
+    examples: list[dict],
+    labels: dict,
+    loaded: dict[str, LoadedSignature],
+    fusion: FusionModel | None,
+    seed: int,
+    split: str,
+) -> tuple[list[dict], list[dict], np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The labelled items of `split` with their per-modality answers, targets, fused and content
+    scores (NaN where nothing voted) and sources."""
+    from models.fusion import fuse
+
+    items = [
+        e
+        for e in examples
+        if split_of(e["content_id"], seed) == split
+        and labels.get(e["content_id"], {}).get("label") in ("real", "synthetic")
+    ]
+    answers = item_answers(loaded, items)
+    targets = np.asarray([float(labels[e["content_id"]]["label"] == "synthetic") for e in items])
+    fused_scores = [fuse(voting(item), fusion) for item in answers]
+    fused = np.asarray([np.nan if f.fused is None else f.fused for f in fused_scores], dtype=np.float64)
+    content = np.asarray([np.nan if f.content is None else f.content for f in fused_scores], dtype=np.float64)
+    sources = [labels[e["content_id"]].get("source", "generator") for e in items]
+    return items, answers, targets, fused, content, sources
+
+
+def write_scores(path: Path, ids: list[str], targets, content, fused, sources: list[str]) -> None:
+    """Labelled item scores, the input `models.thresholds` takes."""
+    lines = [
+        json.dumps(
+            {
+                "content_id": i,
+                "label": int(y),
+                "content_score": _nan_to_none(c),
+                "fused_score": _nan_to_none(f),
+                "source": s,
+            }
+        )
+        for i, y, c, f, s in zip(ids, targets, content, fused, sources)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def evaluate_items(
     examples: list[dict],
     labels: dict,
@@ -200,21 +245,7 @@ def evaluate_items(
     """Item-level content and fused scores on the test split, overall, per slice and per source,
     with the rates at the policy's thresholds."""
     fusion: FusionModel | None = resolve_fusion(model_dir)
-    test = [
-        e
-        for e in examples
-        if split_of(e["content_id"], seed) == "test"
-        and labels.get(e["content_id"], {}).get("label") in ("real", "synthetic")
-    ]
-    answers = item_answers(loaded, test)
-    votes = [voting(item) for item in answers]
-    targets = np.asarray([float(labels[e["content_id"]]["label"] == "synthetic") for e in test])
-    from models.fusion import fuse
-
-    fused_scores = [fuse(v, fusion) for v in votes]
-    fused = np.asarray([np.nan if f.fused is None else f.fused for f in fused_scores], dtype=np.float64)
-    content = np.asarray([np.nan if f.content is None else f.content for f in fused_scores], dtype=np.float64)
-    sources = [labels[e["content_id"]].get("source", "generator") for e in test]
+    test, answers, targets, fused, content, sources = score_items(examples, labels, loaded, fusion, seed, "test")
     per_modality_item_level = {}
     for modality in MODALITIES:
         present = np.asarray([a[modality] is not None for a in answers])
@@ -459,20 +490,12 @@ def run(argv: list[str] | None = None) -> int:
     curves["content (items)"] = (targets, np.nan_to_num(content, nan=0.0))
     curves["fused (items)"] = (targets, np.nan_to_num(fused, nan=0.5))
     report["plots"] = plot_report(curves, out)
-    # Labelled scores of the test split: the input `models.thresholds` takes.
-    lines = [
-        json.dumps(
-            {
-                "content_id": i,
-                "label": int(y),
-                "content_score": _nan_to_none(c),
-                "fused_score": _nan_to_none(f),
-                "source": s,
-            }
-        )
-        for i, y, c, f, s in zip(ids, targets, content, fused, sources)
-    ]
-    (out / "test_scores.jsonl").write_text("\n".join(lines) + "\n")
+    # Thresholds are chosen on the validation split's scores and checked on the test split's.
+    write_scores(out / "test_scores.jsonl", ids, targets, content, fused, sources)
+    items, _, targets, fused, content, sources = score_items(
+        examples, labels, loaded, resolve_fusion(args.model_dir), seed, "validation"
+    )
+    write_scores(out / "validation_scores.jsonl", [e["content_id"] for e in items], targets, content, fused, sources)
     (out / "report.json").write_text(json.dumps(_strip_private(report), indent=2, default=str) + "\n")
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")

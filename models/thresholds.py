@@ -1,11 +1,14 @@
 """Operating points from error cost and a risk budget: where each policy tier should start.
 
     python -m models.thresholds --scores SCORES --costs COSTS.yaml --out THRESHOLDS.json
-        [--prevalence 0.02] [--daily_uploads 1000000]
+        [--check SCORES] [--prevalence 0.02] [--daily_uploads 1000000]
 
 SCORES is labelled evaluation data (JSON Lines or Parquet with `label`, 1 for synthetic,
-`content_score`, `fused_score` and, optionally, `source`; the model report's
-`test_scores.jsonl`, say; a file with a plain `score` column is read as fused scores). COSTS
+`content_score`, `fused_score` and, optionally, `source`; `models.evaluate` writes the
+validation and the test split's; a file with a plain `score` column is read as fused scores).
+Thresholds are chosen on one set (the validation split) and `--check` measures them on
+another they were not chosen on (the test split): a threshold chosen and reported on the same
+items flatters itself. COSTS
 names, per tier, the score it reads (`content` or `fused`), the cost of acting on a real
 item (a false positive) and of not acting on a synthetic one (a false negative), optionally
 a cap on the false-positive rate (the risk budget) and a tier it may not start below:
@@ -20,8 +23,9 @@ Severe harm (a costly miss) pulls a threshold down (recall); an action that hurt
 uploader pulls it up (precision). For each tier the threshold minimises the expected cost at
 the production prevalence (evaluation sets are balanced, production is not: positives and
 negatives are re-weighted to `--prevalence`) among the thresholds whose false-positive rate
-on the real items stays within the cap. An item without the score (no content evidence voted)
-is never flagged by that tier. The output gives each tier's threshold with its expected
+on the real items stays within the cap, placed in the middle (in log-odds) of the gap
+between the lowest score it flags and the highest it does not rather than on an item's score.
+An item without the score (no content evidence voted) is never flagged by that tier. The output gives each tier's threshold with its expected
 precision, recall, false-positive rate and daily volume, and the false-positive rate per
 source of real items, ready to copy into a policy.
 """
@@ -34,6 +38,7 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -61,6 +66,12 @@ class OperatingPoint:
     false_positive_rate: float
     daily_volume: float
     false_positive_rate_cap: float | None = None
+
+
+def _precision(recall: float, fpr: float, prevalence: float) -> float | None:
+    """Precision at `prevalence`: the share of flagged items that are synthetic in production."""
+    flagged_share = prevalence * recall + (1 - prevalence) * fpr
+    return prevalence * recall / flagged_share if flagged_share > 0 else None
 
 
 def _rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
@@ -91,13 +102,32 @@ def operating_point(
         if best is None or expected < best[1] - 1e-12:
             best = (float(threshold), expected)
     threshold, expected = best  # the top candidate flags nothing, so the cap always admits one
+    threshold = _middle_of_gap(present, threshold, minimum)
     recall, fpr = _rates(labels, scores, threshold)
     flagged_share = prevalence * recall + (1 - prevalence) * fpr
-    precision = prevalence * recall / flagged_share if flagged_share > 0 else None
     return OperatingPoint(
-        tier, cost.score, threshold, expected, precision, recall, fpr, flagged_share * daily_uploads,
+        tier, cost.score, threshold, expected, _precision(recall, fpr, prevalence), recall, fpr,
+        flagged_share * daily_uploads,
         cost.max_false_positive_rate,
     )  # fmt: skip
+
+
+def _middle_of_gap(present: np.ndarray, threshold: float, minimum: float) -> float:
+    """The threshold moved down to the middle (in log-odds) of the gap between the score it sits
+    on and the next score below it, never below `minimum`.
+
+    Anywhere in the gap the evaluation set's rates are the same; at its top edge the threshold
+    sits on the score of an item it flags, so the first real item of new data that scores a hair
+    higher than any seen is flagged. The middle keeps the widest margin to both sides.
+    """
+    below = present[present < threshold]
+    if not below.size or threshold > 1.0:
+        return threshold
+    low, high = np.clip([below.max(), threshold], 1e-12, 1 - 1e-12)
+    middle = float(1 / (1 + np.exp(-(np.log(low / (1 - low)) + np.log(high / (1 - high))) / 2)))
+    if not below.max() < middle <= threshold:  # a gap too narrow for floating point
+        return threshold
+    return max(middle, minimum)
 
 
 def choose_thresholds(
@@ -127,6 +157,25 @@ def false_positive_rates_by_source(
             flagged = int((scores[real] >= threshold).sum())
             result[source] = {"real_items": int(real.sum()), "flagged": flagged, "fpr": flagged / int(real.sum())}
     return result
+
+
+def rates_on(
+    scored: tuple[np.ndarray, dict[str, np.ndarray], list[str]], point: OperatingPoint, prevalence: float
+) -> dict[str, Any]:
+    """`point`'s threshold applied to other labelled scores: recall, false-positive rate (with
+    the count behind it), precision at `prevalence`, and the false-positive rate per source."""
+    labels, scores, sources = scored
+    values = scores[point.score]
+    recall, fpr = _rates(labels, values, point.threshold)
+    return {
+        "items": len(labels),
+        "real_items": int((~labels).sum()),
+        "false_positives": int(((values >= point.threshold) & ~labels).sum()),
+        "recall": recall,
+        "false_positive_rate": fpr,
+        "precision": _precision(recall, fpr, prevalence),
+        "fpr_by_source": false_positive_rates_by_source(labels, values, sources, point.threshold),
+    }
 
 
 def policy_thresholds(policy_path: str) -> dict[str, float]:
@@ -206,6 +255,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="Where to write the thresholds (JSON).")
     parser.add_argument("--prevalence", type=float, default=0.02, help="Share of synthetic uploads in production.")
     parser.add_argument("--daily_uploads", type=float, default=1_000_000, help="For the expected daily volumes.")
+    parser.add_argument(
+        "--check",
+        default=None,
+        help="Labelled scores the thresholds were not chosen on (the test split when --scores is the validation "
+        "split): each tier's rates there are written beside the chosen ones.",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.prevalence < 1:
         parser.error("--prevalence must be between 0 and 1")
@@ -213,8 +268,11 @@ def run(argv: list[str] | None = None) -> int:
     if labels.all() or not labels.any():
         parser.error("--scores must hold both synthetic and real items")
     points = choose_thresholds(labels, scores, load_costs(args.costs), args.prevalence, args.daily_uploads)
+    checked = load_scores(args.check) if args.check else None
+    checks = {p.tier: rates_on(checked, p, args.prevalence) for p in points} if checked else {}
     document = {
         "scores": args.scores,
+        "check": args.check,
         "costs": args.costs,
         "prevalence": args.prevalence,
         "daily_uploads": args.daily_uploads,
@@ -222,6 +280,7 @@ def run(argv: list[str] | None = None) -> int:
         "operating_points": [
             dataclasses.asdict(p)
             | {"fpr_by_source": false_positive_rates_by_source(labels, scores[p.score], sources, p.threshold)}
+            | ({"check": checks[p.tier]} if checks else {})
             for p in points
         ],
     }
@@ -232,6 +291,12 @@ def run(argv: list[str] | None = None) -> int:
             f"{point.tier:<15} {point.score:<8} threshold {point.threshold:.4f}  precision {precision}  "
             f"recall {point.recall:.3f}  fpr {point.false_positive_rate:.4f}  ~{point.daily_volume:,.0f}/day"
         )
+        if checks:
+            rates = checks[point.tier]
+            print(
+                f"{'':<15} {'check':<8} recall {rates['recall']:.3f}  fpr {rates['false_positive_rate']:.4f}  "
+                f"({rates['false_positives']} of {rates['real_items']} real items)"
+            )
     return 0
 
 

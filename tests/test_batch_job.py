@@ -297,6 +297,8 @@ def test_evaluation_report_covers_modalities_families_slices_and_held_out_famili
     scores = [json.loads(line) for line in (out / "test_scores.jsonl").read_text().splitlines()]
     assert len(scores) == report["fused"]["test"]["count"] and {s["label"] for s in scores} <= {0, 1}
     assert {"content_score", "fused_score", "source"} <= set(scores[0])
+    validation = [json.loads(line) for line in (out / "validation_scores.jsonl").read_text().splitlines()]
+    assert validation and not {s["content_id"] for s in validation} & {s["content_id"] for s in scores}
     assert set(report["fused"]["at_policy"]["thresholds"]) == {"remove", "review_content", "review_fused"}
     assert set(report["fused"]["by_source"]) == {"generator"}
     assert "fused (items)" in capsys.readouterr().out

@@ -88,3 +88,38 @@ def test_cli_writes_points_per_score_and_rejects_bad_costs(tmp_path):
     costs.write_text("tiers:\n  remove: {at_least: review, cost_false_positive: 1, cost_false_negative: 1}\n")
     with pytest.raises(ValueError, match="not a tier listed before it"):
         load_costs(str(costs))
+
+
+def test_a_threshold_sits_in_the_middle_of_the_gap_not_on_the_last_item_it_flags():
+    labels = np.array([False, False, True, True])
+    scores = np.array([0.2, 0.9, 0.99, 0.999])
+    point = operating_point("remove", labels, scores, TierCost(100, 1), 0.5, 1000)
+    # Between the real 0.9 and the synthetic 0.99: logit midpoint of logit(0.9)=2.20 and logit(0.99)=4.60.
+    assert point.threshold == pytest.approx(1 / (1 + np.exp(-(np.log(9) + np.log(99)) / 2)))
+    assert 0.9 < point.threshold < 0.99 and point.recall == 1.0 and point.false_positive_rate == 0.0
+    floor = operating_point("remove", labels, scores, TierCost(100, 1), 0.5, 1000, minimum=0.985)
+    assert floor.threshold == 0.985  # never below the tier it must follow
+
+
+def test_check_measures_the_chosen_thresholds_on_items_they_were_not_chosen_on(tmp_path):
+    def write(path, labels, scores):
+        path.write_text(
+            "\n".join(
+                json.dumps({"content_score": float(s), "fused_score": float(s), "label": int(y)})
+                for s, y in zip(scores, labels)
+            )
+        )
+
+    validation, test = tmp_path / "validation.jsonl", tmp_path / "test.jsonl"
+    write(validation, *_scores(1))
+    labels, scores = _scores(2)
+    write(test, labels, scores)
+    costs = tmp_path / "costs.yaml"
+    costs.write_text("tiers:\n  remove: {score: content, cost_false_positive: 40, cost_false_negative: 10}\n")
+    out = tmp_path / "thresholds.json"
+    assert run(["--scores", str(validation), "--check", str(test), "--costs", str(costs), "--out", str(out)]) == 0
+    (point,) = json.loads(out.read_text())["operating_points"]
+    flagged = scores >= point["threshold"]
+    assert point["check"]["false_positives"] == int((flagged & ~labels).sum())
+    assert point["check"]["recall"] == pytest.approx((flagged & labels).sum() / labels.sum())
+    assert point["check"]["real_items"] == int((~labels).sum())
