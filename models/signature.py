@@ -16,7 +16,7 @@ from models.audio_layout import AUDIO_HANDCRAFTED_DIM
 from models.metadata_layout import METADATA_DIM
 from models.visual_layout import VISUAL_HANDCRAFTED_DIM
 
-FEATURE_VERSION = "f9"
+FEATURE_VERSION = "f10"
 
 # Visual: frames sampled across the item, each a native-resolution centre crop. Crops, not
 # resizes: resampling would erase the pixel-level traces (upsampling grids, blending seams,

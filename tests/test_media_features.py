@@ -218,6 +218,45 @@ def test_face_cooccurrences_find_a_noiseless_face_pasted_into_a_noisy_frame():
     assert np.allclose(both[3 * COOC_CLASSES :], pasted_face)
 
 
+def test_large_frames_are_read_on_a_fixed_budget_of_native_resolution_tiles_on_the_coding_grid():
+    assert signals.analysis_tiles(320, 480) == [(slice(0, 320), slice(0, 480))]  # within the budget: whole
+    for height, width in ((720, 1280), (1080, 1920), (1920, 1080), (2160, 3840), (300, 4000)):
+        tiles = signals.analysis_tiles(height, width)
+        assert sum((r.stop - r.start) * (c.stop - c.start) for r, c in tiles) <= (3 * 192) ** 2
+        assert all(r.start % 8 == 0 and c.start % 8 == 0 for r, c in tiles)
+        assert all(r.stop <= height and c.stop <= width for r, c in tiles)
+        rows, cols = {(r.start, r.stop) for r, _ in tiles}, {(c.start, c.stop) for _, c in tiles}
+        assert min(start for start, _ in cols) == 0 and max(stop for _, stop in cols) > width - 8  # edge to edge
+        assert len(tiles) == len(rows) * len(cols)
+    # 8x8 blocking survives the tiling: a 1080p frame compressed as JPEG in blocks shows period 8.
+    rng = np.random.default_rng(8)
+    camera = np.clip(rng.normal(128, 6, (1080, 1920, 3)), 0, 255).astype(np.uint8)
+    blocky = camera.copy()
+    blocks = blocky[:, :, 0].reshape(135, 8, 240, 8).mean(axis=(1, 3))
+    blocky[:, :, :] = np.repeat(np.repeat(blocks, 8, 0), 8, 1)[..., None].astype(np.uint8)
+    period_8 = 10  # flat_noise .. noise spread (8), then periodicity 2, 4, 8
+    assert signals.noise_signals(blocky, None)[period_8] > signals.noise_signals(camera, None)[period_8] + 1.0
+
+
+def test_face_signals_read_the_window_around_the_face_wherever_the_frame_extends():
+    rng = np.random.default_rng(9)
+    frame = np.clip(rng.normal(128, 5, (1080, 1920, 3)), 0, 255).astype(np.uint8)
+    box = (1400, 300, 120, 150)
+    radius = _elliptical_radius(frame.shape[:2], box)
+    frame[radius < 0.7] = 128  # a noiseless pasted face
+    crop = frame[100:700, 1200:1800]  # the same face with less of the frame around it
+    moved = (box[0] - 1200, box[1] - 100, *box[2:])
+    whole, cropped = signals.noise_signals(frame, box), signals.noise_signals(crop, moved)
+    # The face's own profile and seam come from the window around it, the same in both.
+    np.testing.assert_allclose(whole[-17:], cropped[-17:], atol=1e-5)  # face_boundary_step, the rings
+    assert whole[-17] > 1.0  # the ring around the face is noisier than its inside
+    # Face against the rest of the frame: the rest is the frame's tiles, outside the face.
+    face_noise = -(4 + 16)
+    assert whole[face_noise] < -1.0 and cropped[face_noise] < -1.0
+    assert whole[face_noise + 1] == pytest.approx(cropped[face_noise + 1] * 600 * 600 / (1080 * 1920), rel=1e-5)
+    np.testing.assert_array_equal(cooccurrence_counts(frame, box)[1], cooccurrence_counts(crop, moved)[1])
+
+
 def _textured_scene(rng: np.random.Generator, size: int = 260) -> np.ndarray:
     return cv2.GaussianBlur(rng.normal(128, 40, (size, size)).astype(np.float32), (0, 0), 1.5)
 
@@ -536,6 +575,18 @@ def test_software_in_png_text_and_gif_comment_is_read(tmp_path):
     assert (png.exif_software, gif.exif_software, plain.exif_software) == ("ComfyUI", "Canva", None)
 
 
+@pytest.mark.parametrize(
+    ("software", "firmware"),
+    [("G960FXXU2CRLI", True), ("A520FXXU4CUE1", True), ("1.0.2", True), ("Ver.1.00", True), ("HDR+ 1.0.199", True),
+     ("Firmware 1.2", True), ("Photoshop", False), ("Snapseed", False), ("MEDIATEK", False), ("GIMP 2.10", False),
+     ("Adobe Photoshop 25.0 (Macintosh)", False)],
+)  # fmt: skip
+def test_camera_firmware_strings_are_told_from_editor_names(software, firmware):
+    from transforms.metadata import _FIRMWARE
+
+    assert bool(_FIRMWARE.search(software)) is firmware
+
+
 def test_embedded_generation_settings_are_flagged(tmp_path):
     from PIL import Image, PngImagePlugin
 
@@ -592,7 +643,7 @@ def test_the_fast_forms_of_the_frame_signals_equal_their_plain_definitions():
     for period in (2, 4, 8):
         cut = magnitude[: 203 // 8 * 8, : 317 // 8 * 8]
         plain = [cut[i::period, j::period].mean() for i in range(period) for j in range(period)]
-        np.testing.assert_allclose(signals._phase_means(magnitude, period), plain, rtol=1e-5)
+        np.testing.assert_allclose(signals._phase_means(*signals._phase_sums(magnitude), period), plain, rtol=1e-5)
 
     texture = grey - cv2.blur(grey, (15, 15))
     autocorrelation = np.real(np.fft.ifft2(np.abs(np.fft.fft2(texture.astype(np.float64))) ** 2))
@@ -600,7 +651,7 @@ def test_the_fast_forms_of_the_frame_signals_equal_their_plain_definitions():
     yy, xx = np.mgrid[0:203, 0:317]
     radius = np.hypot(yy - 203 // 2, xx - 317 // 2)
     plain = autocorrelation[(radius > 5) & (radius < 203 / 3)].max()
-    assert signals._texture_regularity(texture) == pytest.approx(plain, abs=1e-4)
+    assert signals._texture_regularity([texture]) == pytest.approx(plain, abs=1e-4)
 
     codes = rng.integers(0, 125, (40, 60), dtype=np.uint8)
     mask = rng.random((40, 60)) < 0.3

@@ -17,7 +17,14 @@ from PIL import Image
 import transforms.media as media
 from models.signature import VISUAL_HANDCRAFTED_DIM
 from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits
-from transforms.media import CUT_SHORT, MAX_ANALYSIS_PIXELS, decode_image_frames, decode_video_frames, open_image
+from transforms.media import (
+    CUT_SHORT,
+    MAX_ANALYSIS_PIXELS,
+    decode_image_frames,
+    decode_video_frames,
+    evenly_spaced,
+    open_image,
+)
 from transforms.metadata import probe_media
 from transforms.visual import extract_visual
 
@@ -259,14 +266,15 @@ def _keyframe_clip(codec: str, container: str, bframes: int | None = None) -> by
 
 @pytest.mark.parametrize(
     ("codec", "container", "bframes"),
-    [("libx264", "mp4", None), ("libx264", "matroska", None), ("libx264", "mp4", 0), ("libx265", "mp4", None)],
-)
+    [("libx264", "mp4", None), ("libx264", "matroska", None), ("libx264", "mp4", 0), ("libx265", "mp4", None),
+     ("libvpx-vp9", "webm", None), ("mpeg4", "mp4", None)],
+)  # fmt: skip
 def test_one_seek_per_keyframe_reads_the_frames_and_successors_that_decoding_in_order_reads(
     codec, container, bframes, monkeypatch
 ):
     data = _keyframe_clip(codec, container, bframes)
     sought = decode_video_frames(data, 8, MediaLimits())
-    monkeypatch.setattr(media, "_SKIPS_TO_KEYFRAMES", frozenset())  # the keyframes-in-order path
+    monkeypatch.setattr(media, "_keyframes_with_successors", lambda *args: None)  # the keyframes-in-order path
     in_order = decode_video_frames(data, 8, MediaLimits())
     assert sought.selection == in_order.selection == "keyframes"
     assert len(sought.frames) == len(in_order.frames) == 8
@@ -277,3 +285,8 @@ def test_one_seek_per_keyframe_reads_the_frames_and_successors_that_decoding_in_
     )
     assert sum(a is not None for a in sought.successors) >= 7
     assert sought.bits_per_pixel == in_order.bits_per_pixel
+    # Keyframes, whatever the decoder does with `skip_frame` (VP9's ignores it): the ones the packets announce.
+    with av.open(io.BytesIO(data)) as container:
+        keyframes = [frame for frame in container.decode(video=0) if frame.key_frame]
+    picked = [keyframes[i].to_ndarray(format="rgb24") for i in evenly_spaced(len(keyframes), 8)]
+    assert all(np.array_equal(a, b) for a, b in zip(sought.frames, picked))

@@ -367,4 +367,4 @@ def test_a_model_version_published_mid_stream_scores_the_uploads_after_it(pubsub
     assert len(rows) == len(lines)
     for content_id, *versions in rows:
         served = {v for v in versions if v is not None}
-        assert served == ({"20261129T094911"} if content_id in first else {"29990101T000000"}), content_id
+        assert served == ({"20261129T210000"} if content_id in first else {"29990101T000000"}), content_id

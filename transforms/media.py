@@ -254,13 +254,6 @@ class _PacketSurvey(NamedTuple):
         return len(self.keyframe_times)
 
 
-# Decoders that honour `skip_frame = "NONKEY"`, so that decoding keyframes in order gives the
-# keyframes the packets announce; only for them is the one-seek-per-keyframe path known to give
-# the same frames. (FFmpeg's VP9 decoder ignores the setting and returns every frame: its
-# "keyframes" are the first frames decoded, a known defect kept until the next feature version.)
-_SKIPS_TO_KEYFRAMES = frozenset({"h264", "hevc"})
-
-
 def _survey_packets(container: av.container.InputContainer, deadline: Deadline) -> _PacketSurvey:
     """Counts keyframes, frames and picture bytes by demuxing packets only: no decoding, cheap."""
     frames = payload = 0
@@ -320,7 +313,7 @@ def decode_video_frames(data: Media, max_frames: int, limits: MediaLimits) -> De
             use_keyframes = survey.keyframes >= max_frames
             wanted = set(evenly_spaced(survey.keyframes if use_keyframes else survey.frames, max_frames))
             sought = None
-            if use_keyframes and survey.codec in _SKIPS_TO_KEYFRAMES and None not in survey.keyframe_times:
+            if use_keyframes and None not in survey.keyframe_times:
                 times = [survey.keyframe_times[i] for i in sorted(wanted)]
                 sought = _keyframes_with_successors(container, times, deadline)
         if sought is not None:
@@ -338,7 +331,9 @@ def decode_video_frames(data: Media, max_frames: int, limits: MediaLimits) -> De
             if use_keyframes:
                 stream.codec_context.skip_frame = "NONKEY"
             try:
-                for index, frame in enumerate(container.decode(stream)):
+                decoded = (frame for frame in container.decode(stream) if frame.key_frame or not use_keyframes)
+                # (FFmpeg's VP9 decoder ignores `skip_frame` and returns every frame: keyframes are kept by their flag.)
+                for index, frame in enumerate(decoded):
                     if index in wanted:
                         frames.append(_upright_rgb(frame))
                         keyframe_times.append(frame.pts)

@@ -41,8 +41,13 @@ _DIGITAL_SOURCE_TYPE = re.compile(
     r"DigitalSourceType(?:\s*=\s*[\"']|>\s*|[^>]*?rdf:resource\s*=\s*[\"'])([^\"'<\s]+)", re.IGNORECASE
 )
 _ENCODER_BUCKETS = SOFTWARE_BUCKETS
+# A camera's own software string: a version number, "Firmware", "Ver.1.0", "HDR+", or a model
+# build code (capitals and digits, at least one of each kind: "G960FXXU2CRLI"; a word like
+# "Photoshop" is an editor, not firmware).
 _FIRMWARE = re.compile(
-    r"^[\d.]+$|firmware|\bver\.?\s*\d|hdr\+|^[A-Z0-9]{5,}[A-Z0-9_.]*$|^digital camera", re.IGNORECASE
+    r"^[\d.]+$|firmware|\bver\.?\s*\d|hdr\+|(?-i:^(?=[A-Z0-9_.]*\d)(?=[A-Z0-9_.]*[A-Z])[A-Z0-9]{5,}[A-Z0-9_.]*$)"
+    r"|^digital camera",
+    re.IGNORECASE,
 )
 _EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
 _MAX_COMMENT_CHARS = 4096

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -58,6 +59,13 @@ _ZONE_SIGNALS = 12
 _ZONE_MIN_PIXELS = 16
 _DETAIL_SIGMAS = (0.7, 1.4, 2.8)  # px: Gaussian scales splitting detail into fine, middle and coarse
 MIN_SIDE = 16  # px: below this the spectral and block signals have nothing to measure
+# The noise, periodicity, texture and co-occurrence signals read a fixed pixel budget: the whole
+# frame when it holds no more than a 3x3 grid of 192-px tiles, else such a grid spread evenly
+# over it, at native resolution (tile corners on the 8-px coding grid, so block and phase
+# statistics keep the encoder's alignment). The face's signals read the window around the face.
+_TILE = 192
+_TILE_GRID = 3
+_FILTER_MARGIN = 4  # px around the face window: the reach of the residual and local-noise filters
 
 FaceBox = tuple[int, int, int, int]  # x, y, width, height in frame pixels
 
@@ -130,14 +138,24 @@ def _box_blur3(image: np.ndarray) -> np.ndarray:
     return total / 9.0
 
 
-def _radial_profile(power: np.ndarray) -> np.ndarray:
-    height, width = power.shape
+@functools.lru_cache(maxsize=16)
+def _spectrum_layout(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For a `height` x `width` analysis crop: its Hann window, the radial band of each
+    (unshifted) frequency with each band's count, and where the high band lies (shifted)."""
+    window = np.outer(np.hanning(height), np.hanning(width)).astype(np.float32)
     fy = np.fft.fftfreq(height)[:, None]
     fx = np.fft.fftfreq(width)[None, :]
     radius = np.sqrt(fy**2 + fx**2) / np.sqrt(0.5)  # 0 at DC, 1 at the corner
-    bands = np.minimum((radius * _RADIAL_BANDS).astype(int), _RADIAL_BANDS - 1)
-    sums = np.bincount(bands.ravel(), weights=power.ravel(), minlength=_RADIAL_BANDS)
-    counts = np.bincount(bands.ravel(), minlength=_RADIAL_BANDS)
+    bands = np.minimum((radius * _RADIAL_BANDS).astype(int), _RADIAL_BANDS - 1).ravel()
+    counts = np.bincount(bands, minlength=_RADIAL_BANDS)
+    fy = np.abs(np.arange(height) - height // 2)[:, None] / (height / 2)
+    fx = np.abs(np.arange(width) - width // 2)[None, :] / (width / 2)
+    return window, bands, counts, np.maximum(fy, fx) > 0.5
+
+
+def _radial_profile(power: np.ndarray) -> np.ndarray:
+    _, bands, counts, _ = _spectrum_layout(*power.shape)
+    sums = np.bincount(bands, weights=power.ravel(), minlength=_RADIAL_BANDS)
     return np.log(sums / np.maximum(counts, 1) + 1e-8)
 
 
@@ -154,16 +172,13 @@ def frame_signals(frame: np.ndarray) -> np.ndarray:
     """Per-frame forensic signals (`models.visual_layout.FRAME`: spectrum through centre_residual_ratio)."""
     grey = _grey(centre_crop(frame, min(_ANALYSIS_SIZE, *frame.shape[:2])))
     grey = grey - grey.mean()
-    window = np.outer(np.hanning(grey.shape[0]), np.hanning(grey.shape[1])).astype(np.float32)
+    window, _, _, high = _spectrum_layout(*grey.shape)
     power = np.abs(np.fft.fft2(grey * window)) ** 2
     profile = _radial_profile(power)
     profile = profile - profile.mean()
 
     shifted = np.fft.fftshift(power)
     height, width = shifted.shape
-    fy = np.abs(np.arange(height) - height // 2)[:, None] / (height / 2)
-    fx = np.abs(np.arange(width) - width // 2)[None, :] / (width / 2)
-    high = np.maximum(fy, fx) > 0.5
     high_power = shifted[high]
     peak_score = np.log((high_power.max() + 1e-8) / (np.median(high_power) + 1e-8))
     total_power = power.sum() + 1e-8
@@ -277,18 +292,20 @@ def _class_counts(codes: tuple[np.ndarray, np.ndarray], masks: tuple[np.ndarray,
 
 
 def cooccurrence_counts(
-    frame: np.ndarray, face: FaceBox | None, grey: np.ndarray | None = None
+    frame: np.ndarray, face: FaceBox | None, regions: FrameRegions | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Residual run-class counts of one frame: the whole picture [3, COOC_CLASSES] (first order,
-    second order, KB), and inside / around the face [2 zones, 2 residuals (first order, KB),
-    COOC_CLASSES], None without a face. `grey`: the frame's `_grey`, when the caller has it."""
-    runs = _residual_runs(_grey(frame) if grey is None else grey)
-    whole = np.stack([_class_counts(codes) for codes in runs])
-    if face is None:
+    """Residual run-class counts of one frame: over its analysis tiles [3, COOC_CLASSES] (first
+    order, second order, KB), and inside / around the face [2 zones, 2 residuals (first order,
+    KB), COOC_CLASSES], None without a face. `regions`: the frame's `frame_regions`, when the
+    caller has them."""
+    regions = regions or frame_regions(frame, face)
+    whole = sum(np.stack([_class_counts(codes) for codes in _residual_runs(tile)]) for tile in regions.tiles)
+    if regions.face is None:
         return whole, None
+    runs = _residual_runs(regions.face_grey)
     # Only pixels within reach of the face get a distance: the rest lie outside every zone.
-    window, within = _face_distance(face, frame.shape[:2], _FACE_AROUND[1])
-    distance = np.full(frame.shape[:2], np.inf, np.float32)
+    window, within = _face_distance(regions.face, regions.face_grey.shape, _FACE_AROUND[1])
+    distance = np.full(regions.face_grey.shape, np.inf, np.float32)
     distance[window] = within
     # Run [i, j] is centred on pixel (i, j + 1) of the picture (rows) or its transpose (columns).
     centres = (distance[:, 1:-1], distance.T[:, 1:-1])
@@ -334,16 +351,70 @@ def _face_masks(shape: tuple[int, int], box: FaceBox) -> tuple[np.ndarray, np.nd
     return inner > 0, ring
 
 
-def _face_distance(face: FaceBox, shape: tuple[int, int], reach: float) -> tuple[tuple[slice, slice], np.ndarray]:
-    """The window of a frame of `shape` within `reach` half box sides of the face centre (may be
-    empty), and each of its pixels' elliptical distance from that centre in half box sides (x
-    scaled by the box's half width, y by its half height)."""
+def _face_window(face: FaceBox, shape: tuple[int, int], reach: float, margin: int = 0) -> tuple[slice, slice]:
+    """The rectangle of a frame of `shape` within `reach` half box sides of the face centre
+    (x scaled by the box's half width, y by its half height), widened by `margin` px; may be empty.
+    With a margin it starts on even pixels, so that the face's ellipses, whose centres are
+    rounded half to even, fall on the same pixels in the window as in the frame."""
     x, y, w, h = face
     cx, cy, half_w, half_h = x + w / 2, y + h / 2, max(w / 2, 1.0), max(h / 2, 1.0)
-    top, bottom = max(int(cy - reach * half_h), 0), min(int(np.ceil(cy + reach * half_h)) + 1, shape[0])
-    left, right = max(int(cx - reach * half_w), 0), min(int(np.ceil(cx + reach * half_w)) + 1, shape[1])
-    yy, xx = np.mgrid[top:bottom, left:right].astype(np.float32)
-    return (slice(top, bottom), slice(left, right)), np.hypot((xx - cx) / half_w, (yy - cy) / half_h)
+    top, left = int(cy - reach * half_h), int(cx - reach * half_w)
+    if margin:
+        top, left = (top - margin) // 2 * 2, (left - margin) // 2 * 2
+    top, bottom = max(top, 0), min(int(np.ceil(cy + reach * half_h)) + 1 + margin, shape[0])
+    left, right = max(left, 0), min(int(np.ceil(cx + reach * half_w)) + 1 + margin, shape[1])
+    return slice(top, max(bottom, top)), slice(left, max(right, left))
+
+
+def _face_distance(face: FaceBox, shape: tuple[int, int], reach: float) -> tuple[tuple[slice, slice], np.ndarray]:
+    """`_face_window` (no margin), and each of its pixels' elliptical distance from the face
+    centre in half box sides."""
+    x, y, w, h = face
+    cx, cy, half_w, half_h = x + w / 2, y + h / 2, max(w / 2, 1.0), max(h / 2, 1.0)
+    rows, cols = _face_window(face, shape, reach)
+    yy, xx = np.mgrid[rows, cols].astype(np.float32)
+    return (rows, cols), np.hypot((xx - cx) / half_w, (yy - cy) / half_h)
+
+
+def analysis_tiles(height: int, width: int) -> list[tuple[slice, slice]]:
+    """Where a frame's noise, periodicity, texture and co-occurrence signals are read: the whole
+    frame within the pixel budget, else `_TILE_GRID` x `_TILE_GRID` tiles of `_TILE` px (shorter
+    where the frame is) spread evenly, each starting on the 8-px grid."""
+    if height * width <= (_TILE_GRID * _TILE) ** 2:
+        return [(slice(0, height), slice(0, width))]
+
+    def spans(length: int) -> list[slice]:
+        size = min(_TILE, length)
+        starts = sorted({int(start) // _BLOCK * _BLOCK for start in np.linspace(0, length - size, _TILE_GRID)})
+        return [slice(start, start + size) for start in starts]
+
+    return [(rows, cols) for rows in spans(height) for cols in spans(width)]
+
+
+class FrameRegions(NamedTuple):
+    """The grey pictures a frame's noise and co-occurrence signals read: its `analysis_tiles`
+    with the face box in each tile's coordinates, and the window around the face (out to the
+    co-occurrence zones' reach, plus the filters' margin) with the face box in its coordinates.
+    Without a face: the boxes and the window are None."""
+
+    tiles: list[np.ndarray]
+    tile_faces: list[FaceBox | None]
+    face_grey: np.ndarray | None
+    face: FaceBox | None
+
+
+def _moved_box(face: FaceBox | None, rows: slice, cols: slice) -> FaceBox | None:
+    return None if face is None else (face[0] - cols.start, face[1] - rows.start, face[2], face[3])
+
+
+def frame_regions(frame: np.ndarray, face: FaceBox | None) -> FrameRegions:
+    spans = analysis_tiles(*frame.shape[:2])
+    tiles = [_grey(frame[rows, cols]) for rows, cols in spans]
+    tile_faces = [_moved_box(face, rows, cols) for rows, cols in spans]
+    if face is None:
+        return FrameRegions(tiles, tile_faces, None, None)
+    rows, cols = _face_window(face, frame.shape[:2], _FACE_AROUND[1], _FILTER_MARGIN)
+    return FrameRegions(tiles, tile_faces, _grey(frame[rows, cols]), _moved_box(face, rows, cols))
 
 
 def face_noise_profile(local_noise: np.ndarray, face: FaceBox) -> np.ndarray:
@@ -401,14 +472,19 @@ def _block_means(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image[: rows * _BLOCK, : cols * _BLOCK], (cols, rows), interpolation=cv2.INTER_AREA).ravel()
 
 
-def _phase_means(magnitude: np.ndarray, period: int) -> np.ndarray:
-    """Mean of `magnitude` over each phase (i, j) of a `period` grid, for periods dividing 8:
-    from the 8x8 phase sums in one pass (each phase of a divisor sums whole 8x8 phases)."""
+def _phase_sums(magnitude: np.ndarray) -> tuple[np.ndarray, int]:
+    """Sums of `magnitude` over each phase (i, j) of the 8-px grid, [8, 8], in one pass, and
+    the number of whole 8x8 blocks they sum over."""
     rows, cols = magnitude.shape[0] // 8, magnitude.shape[1] // 8
     sums = magnitude[: rows * 8, : cols * 8].reshape(rows, 8, cols * 8).sum(axis=0, dtype=np.float64)
-    sums = sums.reshape(8, cols, 8).sum(axis=1)
+    return sums.reshape(8, cols, 8).sum(axis=1), rows * cols
+
+
+def _phase_means(sums: np.ndarray, blocks: int, period: int) -> np.ndarray:
+    """Mean magnitude over each phase of a `period` grid (a divisor of 8), from `_phase_sums`:
+    each phase of a divisor sums whole 8x8 phases."""
     folded = sums.reshape(8 // period, period, 8 // period, period).sum(axis=(0, 2))
-    return (folded / (rows * cols * (8 // period) ** 2)).ravel()
+    return (folded / max(blocks * (8 // period) ** 2, 1)).ravel()
 
 
 @functools.lru_cache(maxsize=16)
@@ -420,30 +496,48 @@ def _regularity_mask(height: int, width: int) -> np.ndarray:
     return np.fft.ifftshift((radius > 5) & (radius < min(height, width) / 3))
 
 
-def _texture_regularity(texture: np.ndarray) -> float:
-    """Highest normalised circular autocorrelation of `texture` at the lags of `_regularity_mask`
-    (Wiener-Khinchin: the inverse transform of the power spectrum), in single precision."""
+def _texture_regularity(textures: list[np.ndarray]) -> float:
+    """Highest normalised circular autocorrelation at the lags of `_regularity_mask`, of the
+    power spectrum summed over `textures` (pictures of one size; Wiener-Khinchin: the inverse
+    transform of the power spectrum is the autocorrelation), in single precision."""
     import scipy.fft
 
-    spectrum = scipy.fft.rfft2(texture.astype(np.float32, copy=False))
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32, copy=False)
-    autocorrelation = scipy.fft.irfft2(power, s=texture.shape)
-    return float(autocorrelation[_regularity_mask(*texture.shape)].max() / (autocorrelation[0, 0] + 1e-8))
+    power = None
+    for texture in textures:
+        spectrum = scipy.fft.rfft2(texture.astype(np.float32, copy=False))
+        part = (spectrum.real**2 + spectrum.imag**2).astype(np.float32, copy=False)
+        power = part if power is None else power + part
+    shape = textures[0].shape
+    autocorrelation = scipy.fft.irfft2(power, s=shape)
+    return float(autocorrelation[_regularity_mask(*shape)].max() / (autocorrelation[0, 0] + 1e-8))
 
 
-def noise_signals(frame: np.ndarray, face: FaceBox | None, grey: np.ndarray | None = None) -> np.ndarray:
-    """Per-frame noise, periodicity, texture and face-consistency signals (`grey`: the frame's
-    `_grey`, when the caller has it already).
+def _local_noise_and_sharpness(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Local noise (RMS of the 3x3 residual over 5x5) and sharpness (|Laplacian|) of each pixel."""
+    residual = grey - cv2.blur(grey, (3, 3))
+    return np.sqrt(cv2.blur(residual**2, (5, 5))), np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+
+
+def noise_signals(frame: np.ndarray, face: FaceBox | None, regions: FrameRegions | None = None) -> np.ndarray:
+    """Per-frame noise, periodicity, texture and face-consistency signals: the first over the
+    frame's analysis tiles, the face's over the window around the face, compared with the rest
+    of that window (`regions`: the frame's `frame_regions`, when the caller has them).
 
     Returns `flat_noise` through `face_boundary_step`, then the 16 `face_rings`.
     """
-    grey = _grey(frame) if grey is None else grey
-    height, width = grey.shape
-    blurred = cv2.blur(grey, (3, 3))
-    residual = grey - blurred
-    block_noise = np.sqrt(np.maximum(_block_means(residual * residual) - _block_means(residual) ** 2, 0.0))
-    block_mean = _block_means(grey)
-    block_detail = _block_means(np.abs(blurred - cv2.blur(blurred, (7, 7))))
+    regions = regions or frame_regions(frame, face)
+    noise, means, details, textures = [], [], [], []
+    phase_sums, blocks = np.zeros((8, 8), np.float64), 0
+    for grey in regions.tiles:
+        blurred = cv2.blur(grey, (3, 3))
+        residual = grey - blurred
+        noise.append(np.sqrt(np.maximum(_block_means(residual * residual) - _block_means(residual) ** 2, 0.0)))
+        means.append(_block_means(grey))
+        details.append(_block_means(np.abs(blurred - cv2.blur(blurred, (7, 7)))))
+        sums, count = _phase_sums(np.abs(residual))
+        phase_sums, blocks = phase_sums + sums, blocks + count
+        textures.append(grey - cv2.blur(grey, (15, 15)))
+    block_noise, block_mean, block_detail = (np.concatenate(parts) for parts in (noise, means, details))
     flat = block_detail <= np.percentile(block_detail, 40)
     low, high = np.percentile(block_mean[flat], [33, 66]) if flat.sum() >= 6 else (85.0, 170.0)
     dark = _log_median(block_noise[flat & (block_mean < low)])
@@ -453,27 +547,32 @@ def noise_signals(frame: np.ndarray, face: FaceBox | None, grey: np.ndarray | No
     median = np.median(log_noise)
     spread = [log_noise.std(), np.percentile(log_noise, 95) - median, median - np.percentile(log_noise, 5)]
 
-    magnitude = np.abs(residual)
     periodicity = []
     for period in (2, 4, 8):
-        phases = _phase_means(magnitude, period)
+        phases = _phase_means(phase_sums, blocks, period)
         periodicity.append(np.log(phases.std() / (phases.mean() + 1e-6) + 1e-4))
 
-    regularity = _texture_regularity(grey - cv2.blur(grey, (15, 15)))
+    regularity = _texture_regularity(textures)
 
     face_noise = face_share = face_sharpness = seam = 0.0
     rings = np.zeros(_RINGS, np.float32)
-    if face is not None:
-        local_noise = np.sqrt(cv2.blur(residual**2, (5, 5)))
-        rings = face_noise_profile(local_noise, face)
-        inside, ring = _face_masks((height, width), face)
-        outside = ~(inside | ring)
-        if inside.sum() > 64 and outside.sum() > 64 and ring.sum() > 16:
-            sharpness = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
-            face_noise = _log_median(local_noise[inside]) - _log_median(local_noise[outside])
-            face_sharpness = _log_median(sharpness[inside]) - _log_median(sharpness[outside])
+    if regions.face is not None:
+        local_noise, sharpness = _local_noise_and_sharpness(regions.face_grey)
+        rings = face_noise_profile(local_noise, regions.face)
+        inside, ring = _face_masks(regions.face_grey.shape, regions.face)
+        # The rest of the frame: the tiles' pixels outside the face (the whole frame within the budget).
+        outside_noise, outside_sharpness = [], []
+        for grey, box in zip(regions.tiles, regions.tile_faces):
+            tile_noise, tile_sharpness = _local_noise_and_sharpness(grey)
+            outside = ~np.logical_or(*_face_masks(grey.shape, box))
+            outside_noise.append(tile_noise[outside])
+            outside_sharpness.append(tile_sharpness[outside])
+        outside_noise, outside_sharpness = np.concatenate(outside_noise), np.concatenate(outside_sharpness)
+        if inside.sum() > 64 and outside_noise.size > 64 and ring.sum() > 16:
+            face_noise = _log_median(local_noise[inside]) - _log_median(outside_noise)
+            face_sharpness = _log_median(sharpness[inside]) - _log_median(outside_sharpness)
             seam = _log_median(local_noise[ring]) - _log_median(local_noise[inside])
-            face_share = float(inside.mean())
+            face_share = float(inside.sum()) / (frame.shape[0] * frame.shape[1])
     return np.array(
         [dark, middle, bright, _log_median(block_noise[flat]), bright - dark, *spread, *periodicity, regularity,
          face_noise, face_share, face_sharpness, seam, *rings],
@@ -619,7 +718,6 @@ def visual_features(
     mask = np.zeros((MAX_FRAMES,), dtype=np.float32)
     face_mask = np.zeros_like(mask)
     crops, boxes = [], []
-    greys = [_grey(frame) for frame in frames]  # one grey picture per frame, for every signal that reads it
     for index, frame in enumerate(frames):
         crop = centre_crop(frame, CROP_SIZE)
         tensor[index], mask[index] = crop, 1.0
@@ -629,7 +727,8 @@ def visual_features(
         if box is not None:
             faces[index], face_mask[index] = face_crop(frame, box, CROP_SIZE), 1.0
     per_frame = np.stack([frame_signals(f) for f in frames])
-    per_frame_noise = np.stack([noise_signals(f, box, grey) for f, box, grey in zip(frames, boxes, greys)])
+    regions = [frame_regions(frame, box) for frame, box in zip(frames, boxes)]  # read by two signals
+    per_frame_noise = np.stack([noise_signals(f, box, r) for f, box, r in zip(frames, boxes, regions)])
     # Face signals average over the frames that have a face, not over all frames.
     with_face = face_mask[: len(frames)] > 0
     noise_means = per_frame_noise.mean(axis=0)
@@ -640,7 +739,7 @@ def visual_features(
     else:
         temporal = 0.0
     residual_spread = float(per_frame[:, FRAME.slot("residual_std")].std())
-    cooccurrences = cooccurrence_signals([cooccurrence_counts(f, box, g) for f, box, g in zip(frames, boxes, greys)])
+    cooccurrences = cooccurrence_signals([cooccurrence_counts(f, box, r) for f, box, r in zip(frames, boxes, regions)])
     motions = [
         face_motion(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), after, box)
         for frame, after, box in zip(frames, successors or [], boxes)
