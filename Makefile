@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO := data/demo
 SOURCES := data/sources
 # The demo runs the job on both cores; tests keep to one process per pipeline.
-CANDIDATE := policies/candidates/reduce_reach_likely.yaml
+CANDIDATE := policies/candidates/reduce_reach_possible.yaml
 DEMO_RUNNER := --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
 
 .PHONY: install demo stream-demo demo-bigquery bigquery-emulator bigquery-stop sources test-media test test-fast lint format bench model-report clean
@@ -91,7 +91,7 @@ demo: install
 	@echo "== what the stricter candidate policy would change, replayed on the stored scores"
 	$(PY) -m pipelines.simulate --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) --out $(DEMO)/simulation
 	@echo "== a drill: the candidate live on a second day of uploads, every reduce-reach decision reviewed blind"
-	$(PY) -m models.corpus --out $(DEMO)/day2 --count 40 --seed 6
+	$(PY) -m models.corpus --out $(DEMO)/day2 --count 80 --seed 6 --id_prefix day2-
 	$(PY) -m pipelines.batch --input $(DEMO)/day2/manifest.jsonl --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) \
 	  --min_cell_count 3 $(DEMO_RUNNER) > /dev/null
 	$(PY) -m pipelines.sample_verdicts --warehouse $(DEMO)/warehouse --labels $(DEMO)/day2/labels.jsonl \
@@ -100,7 +100,7 @@ demo: install
 	  --policy $(CANDIDATE) --min_cell_count 3 > /dev/null
 	@echo "== where each automated rule stands against reviewers; the next run downgrades what fell short"
 	$(PY) -m pipelines.automation --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) --out $(DEMO)/automation.json
-	$(PY) -m models.corpus --out $(DEMO)/day3 --count 20 --seed 7
+	$(PY) -m models.corpus --out $(DEMO)/day3 --count 40 --seed 7 --id_prefix day3-
 	$(PY) -m pipelines.batch --input $(DEMO)/day3/manifest.jsonl --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) \
 	  --min_cell_count 3 $(DEMO_RUNNER) | grep -E "^automation:|balanced"
 	@echo "== signal health: this week's uploads against the week before"

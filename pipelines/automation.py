@@ -57,13 +57,13 @@ def gate_automation(policy: Policy, sink, warehouse: str, bigquery_endpoint: str
 
 
 def format_table(measured: list[RuleAgreement]) -> str:
-    lines = [f"{'rule':<28} {'action':<8} {'mode':<8} {'samples':>7} {'agree':>6} {'lower':>6} {'target':>6}  "
+    lines = [f"{'rule':<28} {'action':<12} {'mode':<8} {'samples':>7} {'agree':>6} {'lower':>6} {'target':>6}  "
              "recommended"]  # fmt: skip
     for m in measured:
         agreement = "-" if m.agreement is None else f"{m.agreement:.3f}"
         target = "-" if m.target_precision is None else f"{m.target_precision:.2f}"
         lines.append(
-            f"{m.rule_id:<28} {m.action:<8} {m.mode:<8} {m.samples:>7} {agreement:>6} {m.lower_bound:>6.3f} "
+            f"{m.rule_id:<28} {m.action:<12} {m.mode:<8} {m.samples:>7} {agreement:>6} {m.lower_bound:>6.3f} "
             f"{target:>6}  {m.recommended_mode}  ({m.reason})"
         )
     return "\n".join(lines)

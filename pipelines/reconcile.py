@@ -146,7 +146,8 @@ def format_summary(summary: Reconciliation, catalog: str, model_set, uploads: bo
                 "reviews": "  (verdicts input)"}.get(stage, "")  # fmt: skip
         lines.append(f"  {disposition:<11} {step:<18} {error_type:<28} {count}{note}")
     if not uploads:
-        lines.append("appeals-only run: no uploads scored, no new decisions")
+        lines.append("run without uploads: no uploads scored" + ("; each verdict a decision of its own"
+                     if summary.verdicts_read else ", no new decisions"))  # fmt: skip
     elif model_set.models:
         lines.append("models: " + model_set.describe())
     else:

@@ -8,7 +8,7 @@ period before, or a given range):
 
 * each modality's score, the content and the fused score: the population stability index
   (PSI, ten bins on the reference's deciles) and a two-sample Kolmogorov-Smirnov test, with
-  counts, means and abstention rates;
+  counts, means and abstention rates (a drift is judged on both: `drift`);
 * the named hand-made signals that drifted most (PSI per signal of `features`);
 * the dead-letter rate by reason;
 * the decision volume per rule;
@@ -95,6 +95,22 @@ def status_of(check: str, value: float | None) -> str:
     return "alert" if value >= alert else "warn" if value >= warn else "ok"
 
 
+def drift(current: np.ndarray, reference: np.ndarray) -> tuple[float, float, float, str]:
+    """(PSI, KS statistic, KS p-value, status) of a distribution against its reference. On
+    small samples the PSI moves by chance (about (bins - 1) x (1/n + 1/m) with no drift at
+    all), so a drift must also pass the Kolmogorov-Smirnov test: at 1% for an alert, 5% for a
+    warning."""
+    from scipy.stats import ks_2samp
+
+    index = psi(current, reference)
+    test = ks_2samp(current, reference)
+    warn, alert = THRESHOLDS["score_psi"]
+    status = (
+        "alert" if index >= alert and test.pvalue < 0.01 else "warn" if index >= warn and test.pvalue < 0.05 else "ok"
+    )
+    return index, float(test.statistic), float(test.pvalue), status
+
+
 @dataclasses.dataclass(frozen=True)
 class Window:
     start: dt.datetime
@@ -115,8 +131,8 @@ class Report:
         self.checks: list[HealthCheck] = []
         self.figures: dict[str, Any] = {"period": str(period), "reference": str(reference)}
 
-    def _add(self, check: str, subject: str, value, reference_value, detail: str, judged: str | None = None):
-        status = status_of(judged or check, value) if value is not None else "insufficient"
+    def _add(self, check: str, subject: str, value, reference_value, detail: str, status: str | None = None):
+        status = status or status_of(check, value)
         self.checks.append(HealthCheck(check, subject, value, reference_value, status, detail, self.period.start,
                                        self.period.end, self.reference.start, self.reference.end, utc_now()))  # fmt: skip
 
@@ -144,14 +160,11 @@ class Report:
                 flags = [r[f"{modality}_abstained"] for r in sides["period"] if r[f"{modality}_abstained"] is not None]
                 figure["abstention_rate"] = float(np.mean(flags)) if flags else None
             if min(len(current), len(before)) >= MIN_ITEMS:
-                from scipy.stats import ks_2samp
-
-                figure["psi"] = psi(current, before)
-                test = ks_2samp(current, before)
-                figure["ks_statistic"], figure["ks_p_value"] = float(test.statistic), float(test.pvalue)
-                detail = (f"PSI {figure['psi']:.3f}; KS {test.statistic:.3f} (p={test.pvalue:.3g}); mean "
-                          f"{figure['mean']:.3f} vs {figure['reference_mean']:.3f}; {len(current)} vs {len(before)} items")  # fmt: skip
-                self._add("score_psi", score, figure["psi"], None, detail)
+                figure["psi"], figure["ks_statistic"], figure["ks_p_value"], status = drift(current, before)
+                detail = (f"PSI {figure['psi']:.3f}; KS {figure['ks_statistic']:.3f} (p={figure['ks_p_value']:.3g}); "
+                          f"mean {figure['mean']:.3f} vs {figure['reference_mean']:.3f}; {len(current)} vs "
+                          f"{len(before)} items")  # fmt: skip
+                self._add("score_psi", score, figure["psi"], None, detail, status)
             else:
                 self._add("score_psi", score, None, None, f"{len(current)} vs {len(before)} items (need {MIN_ITEMS})")
             self.figures["scores"][score] = figure
@@ -175,11 +188,12 @@ class Report:
             if min(len(current), len(before)) < MIN_ITEMS:
                 self.figures["signals"][modality] = []
                 continue
-            drift = sorted(((psi(current[:, i], before[:, i]), names[modality][i]) for i in range(current.shape[1])),
-                           reverse=True)[:TOP_SIGNALS]  # fmt: skip
-            self.figures["signals"][modality] = [{"signal": n, "psi": v} for v, n in drift]
-            for value, name in drift:
-                self._add("signal_psi", f"{modality}:{name}", value, None, f"PSI {value:.3f} of the hand-made signal")
+            measured = sorted(((*drift(current[:, i], before[:, i]), names[modality][i])
+                               for i in range(current.shape[1])), reverse=True)[:TOP_SIGNALS]  # fmt: skip
+            self.figures["signals"][modality] = [{"signal": n, "psi": v, "ks_p_value": p} for v, _, p, _, n in measured]
+            for value, _, p_value, status, name in measured:
+                self._add("signal_psi", f"{modality}:{name}", value, None,
+                          f"PSI {value:.3f} of the hand-made signal, KS p={p_value:.3g}", status)  # fmt: skip
 
     def dead_letters(self) -> None:
         shares = {}

@@ -254,7 +254,7 @@ def test_an_appeals_only_run_needs_no_uploads(job, capsys):
     assert batch.run([*args, "--min_cell_count", "1", *runner]) == 0
     out = capsys.readouterr().out
     assert "rows read 0 = scored 0 + dead-lettered 0 + skipped 0  [balanced]" in out
-    assert "appeals-only run" in out and "upheld        1" in out
+    assert "run without uploads: no uploads scored, no new decisions" in out and "upheld        1" in out
     warehouse = job["warehouse"]
     assert not list((warehouse / "media_scores").glob("appeals-only-*"))
     assert not list((warehouse / "enforcement_decisions").glob("appeals-only-*"))

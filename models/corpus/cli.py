@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -39,6 +40,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="comma-separated families to leave out (for leave-one-family-out splits); the rest stay allowed",
     )
+    parser.add_argument(
+        "--id_prefix",
+        default="",
+        help="put before every content_id (manifest and labels), so corpora loaded into one warehouse do not "
+        "share ids (a demo's second day, say)",
+    )
     args = parser.parse_args(argv)
     if args.count < 0 or args.corrupt < 0 or args.seed < 0 or args.workers < 1:
         parser.error("--count, --corrupt and --seed must not be negative, and --workers must be at least 1")
@@ -60,9 +67,23 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ValueError as exc:
         parser.error(str(exc))
+    if args.id_prefix:
+        prefix_content_ids(args.out, args.id_prefix)
     elapsed = time.perf_counter() - started
     print(
         f"corpus: {summary['items']} items in {elapsed:.1f}s -> {summary['out_dir']} "
         f"media={summary['by_media_type']} labels={summary['by_label']} families={summary['by_family']}",
         file=sys.stderr,
     )
+
+
+def prefix_content_ids(out: str, prefix: str) -> None:
+    """Puts `prefix` before each content_id of the corpus's manifest and labels."""
+    for name in ("manifest.jsonl", "labels.jsonl"):
+        path = os.path.join(out, name)
+        with open(path) as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+        for row in rows:
+            row["content_id"] = prefix + row["content_id"]
+        with open(path, "w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
