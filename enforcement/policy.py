@@ -167,6 +167,11 @@ class Policy:
     categories: Mapping[str, tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
     strikes: StrikePolicy | None = None  # None: no strikes
     review: ReviewSettings = dataclasses.field(default_factory=ReviewSettings)
+    category_texts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # what each category prohibits
+
+    def category_text(self, category: str | None) -> str:
+        """The policy text a second opinion reads for `category` (its name when it has none)."""
+        return self.category_texts.get(category or "", category or "")
 
     def targets_for(self, action: str) -> tuple[str, ...]:
         return self.targets.get(action, ())
@@ -281,7 +286,14 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
         review = ReviewSettings.parse(document["review"]) if document.get("review") is not None else ReviewSettings()
     except ReviewError as exc:
         raise PolicyError(str(exc)) from None
-    return Policy(policy_id, version, tuple(rules), targets, categories, strikes, review)
+    texts = {}
+    for name, entry in (document.get("categories") or {}).items():
+        text = entry.get("text") if isinstance(entry, Mapping) else None
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            raise PolicyError(f"categories.{name}.text: expected the category's policy text")
+        if text:
+            texts[str(name)] = " ".join(text.split())
+    return Policy(policy_id, version, tuple(rules), targets, categories, strikes, review, texts)
 
 
 def _categories(document: Any) -> dict[str, tuple[str, tuple[str, ...]]]:

@@ -199,6 +199,10 @@ class ReviewItem:
     content_score: float | None
     evidence: str  # JSON: per-modality scores and versions, signals, provenance, hash match
     contact_sheet: str | None = None  # PNG of the sampled frames (visual items)
+    # The second-opinion model's answer (`models.second_opinion`), where one is deployed: advice only.
+    second_opinion: float | None = None
+    second_opinion_rationale: str | None = None
+    second_opinion_model: str | None = None
 
     def to_row(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"pipeline_version": PIPELINE_VERSION}

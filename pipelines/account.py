@@ -28,7 +28,7 @@ from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
 from transforms.limits import MediaLimits
 from transforms.parse import CountRowsRead
-from transforms.review import ApplyVerdicts, LogDecisions, RenderContactSheets, parse_verdict
+from transforms.review import ApplyVerdicts, ConsultSecondOpinion, LogDecisions, RenderContactSheets, parse_verdict
 from transforms.statements import BuildStatements
 from transforms.strikes import ReadStrikeLedger, TrackStrikesInState, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
@@ -173,9 +173,15 @@ def write_decided(p: beam.Pipeline, sink: Sink, decisions: beam.PCollection, sta
 
 
 def write_review_queue(sink: Sink, review_items: beam.PCollection, media_dir: str | None, limits: MediaLimits,
-                       failures: list) -> None:  # fmt: skip
+                       failures: list, second_opinion: str | None = None, policy: Policy | None = None,
+                       accelerator: str | None = None) -> None:  # fmt: skip
     """The review queue's rows, each visual item's with a contact sheet under `media_dir` (none
-    without one). Appends the dead letters to `failures`."""
+    without one) and, with a `second_opinion` model, its answer. Appends the dead letters to
+    `failures`."""
     if media_dir:
         review_items = review_items | "RenderContactSheets" >> RenderContactSheets(media_dir, limits)
+    if second_opinion:
+        review_items = review_items | "ConsultSecondOpinion" >> ConsultSecondOpinion(
+            second_opinion, policy, accelerator
+        )
     failures.append(sink.write("review_queue", review_items))

@@ -48,6 +48,7 @@ class BatchJob:
     history: History = dataclasses.field(default_factory=History)
     min_cell_count: int = 10
     review_media: str | None = None  # where the review queue's contact sheets go
+    second_opinion_model: str | None = None
 
 
 def read_rows(p: beam.Pipeline, source: str | BigQuerySource, input_format: str | None, label: str) -> beam.PCollection:
@@ -83,7 +84,8 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
         ]
         decisions, statements = detected.decisions, [detected.statements]
         events += list(detected.events.values())
-        write_review_queue(sink, detected.review_items, job.review_media, job.detection.limits, failures)
+        write_review_queue(sink, detected.review_items, job.review_media, job.detection.limits, failures,
+                           job.second_opinion_model, job.detection.policy, job.detection.accelerator)  # fmt: skip
         if detected.shadow_decisions is not None:
             failures.append(sink.write("shadow_decisions", detected.shadow_decisions))
     else:
@@ -211,6 +213,7 @@ def run(argv: list[str] | None = None) -> int:
         history=history,
         min_cell_count=options.min_cell_count,
         review_media=review_media_dir(options),
+        second_opinion_model=options.second_opinion_model,
     )
     with beam.Pipeline(options=pipeline_options) as p:
         build_pipeline(p, job)

@@ -146,6 +146,13 @@ class DetectionOptions(PipelineOptions):
         )
         models.add_argument("--policy", default=DEFAULT_POLICY, help="Enforcement policy YAML file.")
         models.add_argument(
+            "--second_opinion_model",
+            default=None,
+            help="A SavedModel (models/second_opinion.py's signature: evidence and the category's policy text in, "
+            "probability and rationale out) consulted on every review-queue item; its answer is stored with the "
+            "row as advice.",
+        )
+        models.add_argument(
             "--shadow_policy",
             default=None,
             help="A candidate policy YAML run beside --policy on the same scores: its decisions go to "
@@ -245,6 +252,11 @@ def check_options(options: DetectionOptions, parser_error) -> None:
         parser_error("--events_sink pubsub needs --pubsub_project")
     if options.gpu_workers == "all" and not options.accelerator:
         parser_error("--gpu_workers all needs --accelerator")
+    if options.second_opinion_model:
+        from models import storage
+
+        if not storage.exists(storage.join(options.second_opinion_model, "saved_model.pb")):
+            parser_error(f"--second_opinion_model: no SavedModel at {options.second_opinion_model}")
     if options.statements_dir and not is_bigquery_uri(options.warehouse):
         parser_error("--statements_dir is for a BigQuery warehouse (the embedded one keeps them under --warehouse)")
 

@@ -131,6 +131,7 @@ class StreamingJob:
     allowed_lateness_s: int = 6 * 3600
     reviews_subscription: str | None = None
     review_media: str | None = None  # where the review queue's contact sheets go
+    second_opinion_model: str | None = None
 
 
 def message_row(message, subscription: str) -> RawRow:
@@ -225,7 +226,8 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
     # Statements go to the table; the Transparency Database export gathers a whole run's.
     write_decided(p, sink, decisions, statements, events_out, account, job.min_cell_count, failures,
                   export_statements=False, windowing=cell_windowing(job.allowed_lateness_s))  # fmt: skip
-    write_review_queue(sink, detected.review_items, job.review_media, job.detection.limits, failures)
+    write_review_queue(sink, detected.review_items, job.review_media, job.detection.limits, failures,
+                       job.second_opinion_model, policy, job.detection.accelerator)  # fmt: skip
     if detected.shadow_decisions is not None:
         failures.append(sink.write("shadow_decisions", detected.shadow_decisions))
     return detected.scores
@@ -376,7 +378,7 @@ def run(argv: list[str] | None = None) -> int:
                           shadow_policy=load_shadow_policy(options, policy, parser.error))  # fmt: skip
     job = StreamingJob(detection, sink, options.subscription, history, options.appeals_subscription,
                        options.min_cell_count, options.allowed_lateness_s, options.reviews_subscription,
-                       review_media_dir(options))  # fmt: skip
+                       review_media_dir(options), options.second_opinion_model)  # fmt: skip
     p = beam.Pipeline(options=pipeline_options)
     build_pipeline(p, job)
     result = p.run()

@@ -70,13 +70,13 @@ def test_a_step_keeps_its_good_elements_and_dead_letters_the_others_with_their_r
 def test_an_item_the_policy_cannot_decide_is_its_own_dead_letter():
     broken = dataclasses.replace(item(0.5), info=None)  # no media facts: the rules cannot read it
     with batch_pipeline() as p:
-        decisions, _, dead = p | beam.Create([item(0.99), broken, item(0.1)]) | ApplyPolicy(POLICY)
+        decisions, _, dead = p | beam.Create([item(0.995), broken, item(0.1)]) | ApplyPolicy(POLICY)
         assert_that(decisions | "Actions" >> beam.Map(lambda d: d.action), equal_to(["remove", "none"]), label="ok")
         assert_that(_steps_and_reasons(dead), equal_to([("decide", INTERNAL_ERROR, DEAD_LETTER)]), label="dead")
 
 
 def test_a_decision_that_cannot_be_fanned_out_is_dead_lettered():
-    decided = item(0.99)
+    decided = item(0.995)
     with batch_pipeline() as p:
         decisions, _, _ = p | beam.Create([decided]) | ApplyPolicy(POLICY)
         broken = decisions | beam.Map(lambda d: dataclasses.replace(d, targets=(None,)))  # a target with no name
@@ -97,7 +97,7 @@ def test_an_account_whose_ledger_cannot_be_updated_is_dead_lettered_and_the_othe
 
 
 def test_a_decision_that_breaks_the_aggregation_is_dead_lettered():
-    decided = item(0.99)
+    decided = item(0.995)
     with batch_pipeline() as p:
         decisions, _, _ = p | beam.Create([decided]) | ApplyPolicy(POLICY)
         broken = decisions | beam.Map(lambda d: dataclasses.replace(d, uploaded_at=None))  # no event time
@@ -108,7 +108,7 @@ def test_a_decision_that_breaks_the_aggregation_is_dead_lettered():
 
 def test_the_rows_that_fit_are_written_beside_a_bad_one(tmp_path):
     with batch_pipeline() as p:
-        decisions, _, _ = p | beam.Create([item(0.99), item(0.1)]) | ApplyPolicy(POLICY)
+        decisions, _, _ = p | beam.Create([item(0.995), item(0.1)]) | ApplyPolicy(POLICY)
         broken = decisions | beam.Map(lambda d: d if d.action == "none" else dataclasses.replace(d, action=None))
         failures = broken | WriteTable(str(tmp_path), "enforcement_decisions", "t")
         assert_that(failures | beam.Map(lambda d: (d.step, d.reason)),

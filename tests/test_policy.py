@@ -70,12 +70,12 @@ def item(
         ({"score": 0.10}, "none", "no-action"),
         ({"score": 0.80}, "none", "no-action"),
         ({"score": 0.90}, "human_review", "review-content"),
-        ({"score": 0.99}, "remove", "remove-content-certain"),
+        ({"score": 0.995}, "remove", "remove-content-certain"),
         # Context alone: a fused 0.99 with no content evidence that voted is reviewed, not removed.
         ({"score": 0.99, "content": None}, "human_review", "review-band"),
         ({"score": 0.99, "abstained": True}, "human_review", "review-band"),
         # Content evidence that says synthetic is not cleared by a fused score metadata pulled down.
-        ({"score": 0.20, "content": 0.99}, "remove", "remove-content-certain"),
+        ({"score": 0.20, "content": 0.995}, "remove", "remove-content-certain"),
         ({"score": 0.20, "content": 0.90}, "human_review", "review-content"),
         ({"score": 0.99, "content": 0.10}, "human_review", "review-band"),
         ({"score": 0.99, "high_profile": True}, "human_review", "high-profile-review"),
@@ -90,13 +90,13 @@ def item(
 def test_each_tier_of_the_shipped_policy(kwargs, action, rule):
     decision = decide(item(**kwargs), POLICY)
     assert (decision.action, decision.rule_id) == (action, rule)
-    assert decision.policy_id == "synthetic-media" and decision.policy_version == "2.0.0"
+    assert decision.policy_id == "synthetic-media" and decision.policy_version == "2.1.0"
     assert decision.targets == POLICY.targets_for(action)
     validate_row("enforcement_decisions", decision.to_row())
 
 
 def test_decision_and_event_ids_are_stable_across_reruns():
-    first, second = decide(item(0.99), POLICY), decide(item(0.99), POLICY)
+    first, second = decide(item(0.995), POLICY), decide(item(0.995), POLICY)
     assert first.decision_id == second.decision_id
     ids = [e.event_id for e in enforcement_events(first)]
     assert ids == [e.event_id for e in enforcement_events(second)]
@@ -107,7 +107,7 @@ def test_decision_and_event_ids_are_stable_across_reruns():
 
 def test_a_new_policy_version_gives_new_decision_ids():
     newer = dataclasses.replace(POLICY, version="1.0.1")
-    assert decide(item(0.99), POLICY).decision_id != decide(item(0.99), newer).decision_id
+    assert decide(item(0.995), POLICY).decision_id != decide(item(0.995), newer).decision_id
 
 
 BASE = {
@@ -227,7 +227,7 @@ def test_metadata_moves_the_fused_score_a_bounded_amount(metadata_score):
 
 
 def test_transparency_cells_count_and_suppress():
-    decisions = [decide(item(0.99), POLICY) for _ in range(3)]
+    decisions = [decide(item(0.995), POLICY) for _ in range(3)]
     keyed = [k for d in decisions for k in cell_keys(d)]
     assert len(keyed) == 3 * 4 * 2  # each decision: four breakdowns, day and month
     day_cells = [k for k in keyed if k[0][1] == "detail" and k[0][2] == "day"]
@@ -245,7 +245,7 @@ def test_transparency_cells_count_and_suppress():
 
 
 def test_breakdowns_roll_up_the_dimensions_they_do_not_keep():
-    decision = decide(item(0.99, notice=Notice("user_report")), POLICY)
+    decision = decide(item(0.995, notice=Notice("user_report")), POLICY)
     months = {k[1]: make_cell(k, [v], 1) for k, v in cell_keys(decision) if k[2] == "month"}
     assert set(months) == {"overall", "content_type", "country", "detail"}
     overall, by_country, detail = months["overall"], months["country"], months["detail"]
@@ -267,7 +267,7 @@ def test_breakdowns_roll_up_the_dimensions_they_do_not_keep():
 
 
 def test_appeal_cells_count_reversals_and_the_overturn_rate_and_suppress():
-    decision = decide(item(0.99), POLICY)
+    decision = decide(item(0.995), POLICY)
     outcomes = [
         AppealOutcome(Appeal(decision.decision_id, outcome, decision.decided_at + dt.timedelta(hours=hours)), decision)
         for outcome, hours in (("overturned", 2), ("upheld", 4), ("upheld", 6), ("overturned", 8))
@@ -291,13 +291,13 @@ def test_appeal_cells_count_reversals_and_the_overturn_rate_and_suppress():
 
 def test_a_notice_makes_the_decision_report_its_source_and_time_from_notice():
     reported_at = UPLOADED + dt.timedelta(hours=30)
-    decision = decide(item(0.99, notice=Notice("trusted_flagger", reported_at)), POLICY)
+    decision = decide(item(0.995, notice=Notice("trusted_flagger", reported_at)), POLICY)
     assert (decision.detection_method, decision.notified_at) == ("trusted_flagger", reported_at)
     assert decision.action_clock_start == reported_at
     ((key, (hours, _)), *_) = cell_keys(decision)
     assert key[6] == "trusted_flagger"
     assert hours == pytest.approx((decision.decided_at - reported_at).total_seconds() / 3600)
-    assert decide(item(0.99), POLICY).detection_method == "automated"
+    assert decide(item(0.995), POLICY).detection_method == "automated"
     validate_row("enforcement_decisions", decision.to_row())
     routed = parse_policy(
         {
@@ -329,7 +329,7 @@ def test_fanout_routes_each_event_to_its_target_output():
     from .conftest import batch_pipeline
 
     with batch_pipeline() as p:
-        decisions, _, undecided = p | beam.Create([item(0.99), item(0.9), item(0.1)]) | ApplyPolicy(POLICY)
+        decisions, _, undecided = p | beam.Create([item(0.995), item(0.9), item(0.1)]) | ApplyPolicy(POLICY)
         outputs, unrouted = decisions | FanOutEnforcement(POLICY)
         assert_that((undecided, unrouted) | beam.Flatten(), equal_to([]), label="NoDeadLetters")
         assert set(outputs) == {

@@ -35,14 +35,14 @@ def _decision(score: float, content_id: str = "c1", high_profile: bool = False):
     return decide(scored, POLICY)
 
 
-def _statement(score: float = 0.99, **kwargs):
+def _statement(score: float = 0.995, **kwargs):
     decision = _decision(score, **kwargs)
     dsa_category, keywords = POLICY.categories[decision.category]
     return statement_of_reasons(decision, dsa_category, keywords)
 
 
 def test_a_removal_gets_a_valid_statement_in_the_database_schema():
-    statement = _statement(0.99)
+    statement = _statement(0.995)
     validate_statement(statement)
     assert statement["decision_visibility"] == ["DECISION_VISIBILITY_CONTENT_REMOVED"]
     assert statement["content_type"] == ["CONTENT_TYPE_SYNTHETIC_MEDIA", "CONTENT_TYPE_VIDEO"]
@@ -59,7 +59,7 @@ def test_a_removal_gets_a_valid_statement_in_the_database_schema():
 
 def test_labels_and_demotions_have_statements_and_no_action_has_none():
     for action, visibility in (("label", "LABELLED"), ("reduce_reach", "DEMOTED")):
-        decision = dataclasses.replace(_decision(0.99), action=action)
+        decision = dataclasses.replace(_decision(0.995), action=action)
         statement = statement_of_reasons(decision, "STATEMENT_CATEGORY_OTHER_VIOLATION_TC", ("KEYWORD_OTHER",))
         validate_statement(statement)
         assert statement["decision_visibility"] == [f"DECISION_VISIBILITY_CONTENT_{visibility}"]
@@ -91,7 +91,7 @@ def test_a_bad_statement_is_rejected_naming_the_field(change, message):
 
 
 def test_statements_go_out_in_batches_of_at_most_100(tmp_path):
-    statements = [_statement(0.99, content_id=f"c{i:03d}") for i in range(250)]
+    statements = [_statement(0.995, content_id=f"c{i:03d}") for i in range(250)]
     assert [len(b) for b in batches(statements)] == [100, 100, 50]
     records = [StatementOfReasons(f"d{i}", s) for i, s in enumerate(statements)]
     written = _write_batches(records, str(tmp_path), "run")

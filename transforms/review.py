@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Iterable
 
 import apache_beam as beam
 import numpy as np
@@ -194,3 +195,48 @@ class LogDecisions(beam.PTransform):
         if self._appeals is not None:
             entries.append(self._appeals | "Appeals" >> beam.Map(_appeal_log_entry))
         return (*entries, *self._verdict_entries) | "All" >> beam.Flatten()
+
+
+def _keyed_question(item: ReviewItem, policy: Policy) -> tuple[ReviewItem, tuple[str, str]]:
+    """The item as its own key, with what the model is asked: its evidence and its category's text."""
+    return item, (item.evidence, policy.category_text(item.category))
+
+
+def _with_opinion(keyed) -> ReviewItem:
+    item, result = keyed
+    opinion = result.inference
+    return dataclasses.replace(item, second_opinion=opinion.probability,
+                               second_opinion_rationale=opinion.rationale, second_opinion_model=opinion.model)  # fmt: skip
+
+
+def _without_opinion(failure) -> Iterable[ReviewItem]:
+    """A batch the second opinion failed on: its items are queued without one, counted."""
+    batch, _ = failure
+    for item, _question_asked in batch:
+        Metrics.counter("review", "second_opinion_failed").inc()
+        yield item
+
+
+class ConsultSecondOpinion(beam.PTransform):
+    """ReviewItem -> ReviewItem with the second-opinion model's probability, rationale and name
+    (`models.second_opinion`), through RunInference, batched (on the accelerator workers with
+    `accelerator`). An item the model fails on is queued without an opinion, never held back."""
+
+    def __init__(self, model_uri: str, policy: Policy, accelerator: str | None = None):
+        super().__init__()
+        from apache_beam.ml.inference.base import KeyedModelHandler
+
+        from models.second_opinion import SecondOpinionHandler
+
+        self._handler = KeyedModelHandler(SecondOpinionHandler(model_uri))
+        self._policy, self._accelerator = policy, accelerator
+
+    def expand(self, items):
+        from apache_beam.ml.inference.base import RunInference
+
+        inference = RunInference(self._handler).with_exception_handling()
+        if self._accelerator:
+            inference = inference.with_resource_hints(accelerator=self._accelerator)
+        answered, errors = items | "Ask" >> beam.Map(_keyed_question, policy=self._policy) | "RunInference" >> inference
+        unanswered = errors.failed_inferences | "QueueWithout" >> beam.FlatMap(_without_opinion)
+        return (answered | "Attach" >> beam.Map(_with_opinion), unanswered) | "All" >> beam.Flatten()
