@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from enforcement.ids import stable_id
-from enforcement.review import RESTRICTIVE_ACTIONS, Automation, ReviewError, ReviewSettings
+from enforcement.review_settings import RESTRICTIVE_ACTIONS, Automation, ReviewError, ReviewSettings
 from schemas.records import Decision, ScoredMedia, utc_now
 from schemas.vocabulary import ACTIONS, AI_SOURCE_TYPES, DETECTION_METHODS, DSA_ALLOWED, KEYWORD_PREFIX
 

@@ -41,113 +41,22 @@ from schemas.vocabulary import NOTICE_SOURCES
 if TYPE_CHECKING:
     from enforcement.policy import Policy
 
-# Actions that restrict an item: what automation carries out, and what reviewers sample.
-RESTRICTIVE_ACTIONS = ("label", "reduce_reach", "remove")
-VERDICT_ACTIONS = ("none", *RESTRICTIVE_ACTIONS)  # from mildest to harshest
-MODES = ("shadow", "sampled", "enforce")
-SLA_TIERS = ("high_profile", "notice", "quality_sample", "default")
-QUEUE_KINDS = ("routed", "sampled_rule", "quality_sample")
-
-
-class ReviewError(ValueError):
-    """A policy `review` or `automation` section that is wrong; the message names the field."""
-
-    reason = "policy_error"
+from enforcement.review_settings import (  # noqa: F401 - the vocabulary of the review loop, re-exported
+    MODES,
+    QUEUE_KINDS,
+    RESTRICTIVE_ACTIONS,
+    SLA_TIERS,
+    VERDICT_ACTIONS,
+    Automation,
+    ReviewError,
+    ReviewSettings,
+)
 
 
 class InvalidVerdict(ValueError):
     """A verdict row that does not meet the contract; the message names the field."""
 
     reason = "invalid_verdict"
-
-
-def _rate(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ReviewError(f"{where}: expected a number between 0 and 1, got {value!r}")
-    return float(value)
-
-
-def _positive(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ReviewError(f"{where}: expected a positive number, got {value!r}")
-    return float(value)
-
-
-def _weights(where: str, value: Any) -> dict[str, float]:
-    if not isinstance(value, Mapping):
-        raise ReviewError(f"{where}: expected a mapping of name -> number")
-    return {str(k): _rate(f"{where}.{k}", v) for k, v in value.items()}
-
-
-@dataclasses.dataclass(frozen=True)
-class Automation:
-    """How far a rule's restrictive action is automated, and the evidence it must keep showing.
-
-    `shadow`: the rule is recorded where it matches and the next rule decides. `sampled`: its
-    items go to review, blind, and each verdict measures it. `enforce`: it acts, and a share
-    `sample_rate` of its decisions is reviewed blind. While at least `min_samples` verdicts
-    are in, the lower confidence bound of its agreement with reviewers must stay at or above
-    `target_precision`, or the job downgrades it to `sampled` by itself.
-    """
-
-    mode: str = "enforce"
-    sample_rate: float = 0.0
-    target_precision: float | None = None
-    min_samples: int = 30
-
-    @classmethod
-    def parse(cls, document: Any, where: str) -> Automation:
-        if not isinstance(document, Mapping):
-            raise ReviewError(f"{where}: expected a mapping with mode, sample_rate, target_precision, min_samples")
-        unknown = set(document) - {"mode", "sample_rate", "target_precision", "min_samples"}
-        if unknown:
-            raise ReviewError(f"{where}.{sorted(unknown)[0]}: unknown field")
-        mode = document.get("mode", "enforce")
-        if mode not in MODES:
-            raise ReviewError(f"{where}.mode: expected one of {MODES}, got {mode!r}")
-        target = document.get("target_precision")
-        min_samples = document.get("min_samples", 30)
-        if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
-            raise ReviewError(f"{where}.min_samples: expected a positive whole number, got {min_samples!r}")
-        return cls(
-            mode,
-            _rate(f"{where}.sample_rate", document.get("sample_rate", 0.0)),
-            None if target is None else _rate(f"{where}.target_precision", target),
-            min_samples,
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class ReviewSettings:
-    """The policy's `review` section: SLA per tier, severity per category, reach per surface."""
-
-    sla_hours: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {"high_profile": 4.0, "notice": 24.0, "quality_sample": 72.0, "default": 48.0}
-    )
-    severity: Mapping[str, float] = dataclasses.field(default_factory=dict)  # category -> 0..1 (default 0.5)
-    reach: Mapping[str, float] = dataclasses.field(default_factory=dict)  # surface -> 0..1 (default 0.5)
-    capacity_per_day: float | None = None  # reviewer decisions a day (the simulation's load check)
-
-    @classmethod
-    def parse(cls, document: Any) -> ReviewSettings:
-        if not isinstance(document, Mapping):
-            raise ReviewError("review: expected a mapping with sla_hours, severity, reach, capacity_per_day")
-        unknown = set(document) - {"sla_hours", "severity", "reach", "capacity_per_day"}
-        if unknown:
-            raise ReviewError(f"review.{sorted(unknown)[0]}: unknown field")
-        sla = document.get("sla_hours", cls().sla_hours)
-        if not isinstance(sla, Mapping) or set(sla) - set(SLA_TIERS) or "default" not in sla:
-            raise ReviewError(f"review.sla_hours: expected hours per tier of {SLA_TIERS}, with default")
-        capacity = document.get("capacity_per_day")
-        return cls(
-            {tier: _positive(f"review.sla_hours.{tier}", hours) for tier, hours in sla.items()},
-            _weights("review.severity", document.get("severity", {})),
-            _weights("review.reach", document.get("reach", {})),
-            None if capacity is None else _positive("review.capacity_per_day", capacity),
-        )
-
-    def sla(self, tier: str) -> dt.timedelta:
-        return dt.timedelta(hours=self.sla_hours.get(tier, self.sla_hours["default"]))
 
 
 def quality_sampled(decision_id: str, rate: float) -> bool:

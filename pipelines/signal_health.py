@@ -54,6 +54,11 @@ THRESHOLDS = {
     "appeal_overturn_rate": (0.1, 0.2),
 }
 TOP_SIGNALS = 5
+# Each upload once, as its newest run measured it: a rerun must not count twice.
+LATEST_SCORES = ("(SELECT * FROM media_scores QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id "
+                 "ORDER BY scored_at DESC, run_id DESC) = 1)")  # fmt: skip
+LATEST_FEATURES = ("(SELECT * FROM features QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id "
+                   "ORDER BY extracted_at DESC, run_id DESC) = 1)")  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +149,9 @@ class Report:
         abstained = ", ".join(f"{m}_abstained" for m in ("visual", "audio", "metadata"))
         sides = {}
         for name, window in (("period", self.period), ("reference", self.reference)):
-            rows = self._query(f"SELECT {columns}, {abstained} FROM media_scores WHERE {window.sql('uploaded_at')}")
+            rows = self._query(
+                f"SELECT {columns}, {abstained} FROM {LATEST_SCORES} AS s WHERE {window.sql('uploaded_at')}"
+            )
             sides[name] = rows
         self.figures["scores"] = {}
         for score in SCORES:
@@ -179,7 +186,7 @@ class Report:
         for modality, column in SIGNAL_COLUMNS.items():
             sides = []
             for window in (self.period, self.reference):
-                rows = self._query(f"SELECT f.{column} AS v FROM features AS f JOIN media_scores AS s ON "
+                rows = self._query(f"SELECT f.{column} AS v FROM {LATEST_FEATURES} AS f JOIN {LATEST_SCORES} AS s ON "
                                    f"s.content_id = f.content_id WHERE {window.sql('s.uploaded_at')} "
                                    f"AND f.{column} IS NOT NULL")  # fmt: skip
                 vectors = [r["v"] for r in rows if r["v"] and len(r["v"]) == len(names[modality])]
@@ -198,7 +205,9 @@ class Report:
     def dead_letters(self) -> None:
         shares = {}
         for name, window in (("period", self.period), ("reference", self.reference)):
-            scored = self._query(f"SELECT COUNT(*) AS n FROM media_scores WHERE {window.sql('uploaded_at')}")[0]["n"]
+            scored = self._query(f"SELECT COUNT(*) AS n FROM {LATEST_SCORES} AS s WHERE {window.sql('uploaded_at')}")[
+                0
+            ]["n"]
             rows = self._query(f"SELECT reason, COUNT(*) AS n FROM dead_letter WHERE {window.sql('failed_at')} "
                                "AND disposition = 'dead_letter' GROUP BY 1")  # fmt: skip
             total = scored + sum(r["n"] for r in rows)
@@ -247,7 +256,7 @@ class Report:
         if not drifted:
             return
         rows = self._query(
-            "SELECT s.content_score, s.fused_score, l.label FROM media_scores AS s JOIN retraining_labels AS l "
+            f"SELECT s.content_score, s.fused_score, l.label FROM {LATEST_SCORES} AS s JOIN retraining_labels AS l "
             f"ON l.content_id = s.content_id WHERE {self.period.sql('s.uploaded_at')}"
         )
         labels = np.array([r["label"] == "synthetic" for r in rows], dtype=bool)

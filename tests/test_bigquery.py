@@ -153,7 +153,8 @@ def test_a_batch_run_lands_every_table_as_the_embedded_warehouse_does(runs):
     location = runs["location"]
     embedded = EmbeddedReader(str(runs["embedded"]))
     for table in ("features", "media_scores", "enforcement_decisions", "enforcement_events", "statements_of_reasons",
-                  "transparency_aggregates", "dead_letter", "appeals", "retraining_labels"):  # fmt: skip
+                  "transparency_aggregates", "dead_letter", "appeals", "retraining_labels", "review_queue",
+                  "decision_log"):  # fmt: skip
         stored = physical_table(table)
         # The BigQuery upload run ran twice: each run's rows are its own (run_id), none lost.
         for run_id in ("1-upload", "3-appeals"):
@@ -262,3 +263,29 @@ def test_a_row_bigquery_refuses_becomes_a_dead_letter_with_its_reason(endpoint):
         assert row["step"] == "write_retraining_labels"
         assert row["reason"].startswith("bigquery_rejected:") and "source" in row["error"]
     assert sink.run_counts("dead_letter", "step") == (("write_retraining_labels", 3),)
+
+
+def test_the_review_loop_tools_answer_on_bigquery_what_they_answer_on_duckdb(runs, tmp_path):
+    """The simulation, the automation report and signal health run the same SQL on both."""
+    from pipelines import automation, signal_health, simulate
+
+    endpoint = ["--bigquery_endpoint", runs["endpoint"]]
+    answers = {}
+    for name, warehouse, extra in (("duckdb", str(runs["embedded"]), []), ("bigquery", runs["warehouse"], endpoint)):
+        out = tmp_path / name
+        candidate = "policies/candidates/reduce_reach_possible.yaml"
+        assert simulate.run(["--warehouse", warehouse, "--policy", candidate, "--out", str(out), *extra]) == 0
+        assert automation.run(["--warehouse", warehouse, "--out", str(out / "automation.json"), *extra]) == 0
+        assert signal_health.run(["--warehouse", warehouse, "--period", "month", "--out", str(out), *extra]) == 0
+        answers[name] = (
+            json.loads((out / "simulation.json").read_text()),
+            json.loads((out / "automation.json").read_text())["rules"],
+            json.loads((out / "signal_health.json").read_text()),
+        )
+    (sim_duck, rules_duck, health_duck), (sim_bq, rules_bq, health_bq) = answers["duckdb"], answers["bigquery"]
+    for key in ("items", "changed_items", "volumes", "quality"):
+        assert sim_bq[key] == sim_duck[key], key
+    assert rules_bq == rules_duck
+    assert health_bq["scores"] == health_duck["scores"]
+    written = query_arrow(runs["location"], f"SELECT COUNT(*) AS n FROM `{PROJECT}.wh.signal_health`")
+    assert written.column("n")[0].as_py() == len(health_bq["checks"])
