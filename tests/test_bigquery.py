@@ -286,6 +286,11 @@ def test_the_review_loop_tools_answer_on_bigquery_what_they_answer_on_duckdb(run
     for key in ("items", "changed_items", "volumes", "quality"):
         assert sim_bq[key] == sim_duck[key], key
     assert rules_bq == rules_duck
-    assert health_bq["scores"] == health_duck["scores"]
+    for score, figure in health_duck["scores"].items():  # sums may differ in the last bit between engines
+        on_bigquery = health_bq["scores"][score]
+        assert set(on_bigquery) == set(figure), score
+        for key, value in figure.items():
+            expected = pytest.approx(value) if isinstance(value, float) else value
+            assert on_bigquery[key] == expected, (score, key)
     written = query_arrow(runs["location"], f"SELECT COUNT(*) AS n FROM `{PROJECT}.wh.signal_health`")
     assert written.column("n")[0].as_py() == len(health_bq["checks"])
