@@ -15,23 +15,11 @@ from typing import Any
 import yaml
 
 from enforcement.ids import stable_id
-from enforcement.review_settings import RESTRICTIVE_ACTIONS, Automation, ReviewError, ReviewSettings
+from enforcement.policy_sections import RESTRICTIVE_ACTIONS, Automation, PolicyError, ReviewSettings, fraction
 from schemas.records import Decision, ScoredMedia, utc_now
 from schemas.vocabulary import ACTIONS, AI_SOURCE_TYPES, DETECTION_METHODS, DSA_ALLOWED, KEYWORD_PREFIX
 
 AUTOMATED_DECISION = {"human_review": "partially"}  # everything else is decided by the machine alone
-
-
-class PolicyError(ValueError):
-    """The policy file is wrong; the message names the field and what was expected."""
-
-    reason = "policy_error"
-
-
-def _number(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise PolicyError(f"{field}: expected a number between 0 and 1, got {value!r}")
-    return float(value)
 
 
 def _flag(field: str, value: Any) -> bool:
@@ -77,18 +65,18 @@ def _provenance_ai(item: ScoredMedia) -> bool:
 
 # name -> (parse the YAML value, test an item against the parsed value)
 CONDITIONS: dict[str, tuple[Callable[[str, Any], Any], Callable[[ScoredMedia, Any], bool]]] = {
-    "min_fused_score": (_number, lambda item, v: item.fused_score is not None and item.fused_score >= v),
-    "max_fused_score": (_number, lambda item, v: item.fused_score is not None and item.fused_score < v),
+    "min_fused_score": (fraction, lambda item, v: item.fused_score is not None and item.fused_score >= v),
+    "max_fused_score": (fraction, lambda item, v: item.fused_score is not None and item.fused_score < v),
     "has_score": (_flag, lambda item, v: (item.fused_score is not None) == v),
-    "min_content_score": (_number, lambda item, v: item.content_score is not None and item.content_score >= v),
-    "max_content_score": (_number, lambda item, v: item.content_score is not None and item.content_score < v),
+    "min_content_score": (fraction, lambda item, v: item.content_score is not None and item.content_score >= v),
+    "max_content_score": (fraction, lambda item, v: item.content_score is not None and item.content_score < v),
     "has_content_evidence": (_flag, lambda item, v: (item.content_score is not None) == v),
     "declared_ai": (_flag, lambda item, v: bool(item.event.declared_ai) == v),
     "provenance_ai": (_flag, lambda item, v: _provenance_ai(item) == v),
     "hash_match": (_flag, lambda item, v: (item.hash_match is not None) == v),
-    "min_visual_score": (_number, _modality_at_least("visual")),
-    "min_audio_score": (_number, _modality_at_least("audio")),
-    "min_metadata_score": (_number, _modality_at_least("metadata")),
+    "min_visual_score": (fraction, _modality_at_least("visual")),
+    "min_audio_score": (fraction, _modality_at_least("audio")),
+    "min_metadata_score": (fraction, _modality_at_least("metadata")),
     "prior_strikes_at_least": (_count, lambda item, v: item.event.prior_strikes >= v),
     "high_profile": (_flag, lambda item, v: item.event.high_profile == v),
     "verified": (_flag, lambda item, v: item.event.verified == v),
@@ -261,10 +249,7 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
             if action not in RESTRICTIVE_ACTIONS:
                 raise PolicyError(f"{where}automation: only a rule with a restrictive action {RESTRICTIVE_ACTIONS} "
                                   f"is automated, this one's is {action!r}")  # fmt: skip
-            try:
-                automation = Automation.parse(rule_doc["automation"], f"{where}automation")
-            except ReviewError as exc:
-                raise PolicyError(str(exc)) from None
+            automation = Automation.parse(rule_doc["automation"], f"{where}automation")
         rules.append(Rule(rule_id, action, category, tuple(conditions), automation))
     if rules[-1].conditions:
         raise PolicyError(f"rules[{len(rules) - 1}]: the last rule must have no conditions (the default)")
@@ -282,10 +267,7 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
             raise PolicyError(
                 f"strikes.weights.{sorted(unknown_actions)[0]}: unknown action; expected one of {ACTIONS}"
             )
-    try:
-        review = ReviewSettings.parse(document["review"]) if document.get("review") is not None else ReviewSettings()
-    except ReviewError as exc:
-        raise PolicyError(str(exc)) from None
+    review = ReviewSettings.parse(document["review"]) if document.get("review") is not None else ReviewSettings()
     texts = {}
     for name, entry in (document.get("categories") or {}).items():
         text = entry.get("text") if isinstance(entry, Mapping) else None

@@ -34,23 +34,13 @@ from typing import TYPE_CHECKING, Any
 from enforcement.appeals import RetrainingLabel
 from enforcement.events import enforcement_events
 from enforcement.ids import stable_id
+from enforcement.policy_sections import RESTRICTIVE_ACTIONS, VERDICT_ACTIONS
 from schemas.records import Decision, EnforcementEvent, ScoredMedia, parse_timestamp
 from schemas.version import PIPELINE_VERSION
 from schemas.vocabulary import NOTICE_SOURCES
 
 if TYPE_CHECKING:
     from enforcement.policy import Policy
-
-from enforcement.review_settings import (  # noqa: F401 - the vocabulary of the review loop, re-exported
-    MODES,
-    QUEUE_KINDS,
-    RESTRICTIVE_ACTIONS,
-    SLA_TIERS,
-    VERDICT_ACTIONS,
-    Automation,
-    ReviewError,
-    ReviewSettings,
-)
 
 
 class InvalidVerdict(ValueError):
@@ -73,6 +63,12 @@ def queue_kind(decision: Decision, policy: Policy) -> str | None:
         if automation is not None and quality_sampled(decision.decision_id, automation.sample_rate):
             return "quality_sample"
     return None
+
+
+def reviewed_blind(decision: Decision) -> bool:
+    """Whether the reviewer of `decision` is not shown what the automation did or proposed:
+    every queued decision but a review rule's (a quality sample, a `sampled` rule's item)."""
+    return decision.action != "human_review" or bool(decision.proposed_action)
 
 
 def machine_action(decision: Decision) -> str | None:
@@ -170,7 +166,7 @@ def review_item(item: ScoredMedia, decision: Decision, policy: Policy) -> Review
     )
     queued_at = event.notice.received_at if event.notice is not None and event.notice.received_at else None
     queued_at = queued_at or event.uploaded_at
-    blind = kind != "routed"
+    blind = reviewed_blind(decision)
     return ReviewItem(
         review_id=stable_id(decision.decision_id, "review"),
         decision_id=decision.decision_id,
@@ -259,7 +255,7 @@ class ReviewOutcome:
 
     @property
     def blind(self) -> bool:
-        return self.decision.action != "human_review" or bool(self.decision.proposed_action)
+        return reviewed_blind(self.decision)
 
     @property
     def machine_action(self) -> str | None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from enforcement.policy import Policy, load_policy
-from enforcement.review import RESTRICTIVE_ACTIONS
+from enforcement.policy_sections import RESTRICTIVE_ACTIONS
 from enforcement.simulation import decision_sql, effective_actions, expected_quality_samples
 from models.thresholds import load_costs
 from pipelines.options import DEFAULT_POLICY

@@ -9,7 +9,8 @@ from apache_beam.metrics import Metrics
 
 from enforcement.events import enforcement_events
 from enforcement.policy import Policy, decide
-from enforcement.review import QUEUE_KINDS, review_item
+from enforcement.policy_sections import QUEUE_KINDS
+from enforcement.review import review_item
 from schemas.records import Decision, ScoredMedia
 from schemas.vocabulary import ACTIONS
 from transforms.dead_letter import DEAD, Guarded

@@ -1,7 +1,8 @@
-"""The policy's review settings and automation sections, as the policy file declares them.
+"""The policy file's `review` and `automation` sections, the vocabulary of the review loop,
+and the error and number check every part of the policy file uses.
 
-Parsed here, apart from `enforcement.review` (which decides what reaches people and what
-verdicts do), so the policy loader needs nothing of the review loop's logic.
+Apart from `enforcement.policy` (the rules) and `enforcement.review` (what reaches people and
+what verdicts do), so both read these without importing each other.
 """
 
 from __future__ import annotations
@@ -19,28 +20,29 @@ SLA_TIERS = ("high_profile", "notice", "quality_sample", "default")
 QUEUE_KINDS = ("routed", "sampled_rule", "quality_sample")
 
 
-class ReviewError(ValueError):
-    """A policy `review` or `automation` section that is wrong; the message names the field."""
+class PolicyError(ValueError):
+    """The policy file is wrong; the message names the field and what was expected."""
 
     reason = "policy_error"
 
 
-def _rate(where: str, value: Any) -> float:
+def fraction(where: str, value: Any) -> float:
+    """A number between 0 and 1 (a score threshold, a rate, a weight)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ReviewError(f"{where}: expected a number between 0 and 1, got {value!r}")
+        raise PolicyError(f"{where}: expected a number between 0 and 1, got {value!r}")
     return float(value)
 
 
 def _positive(where: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ReviewError(f"{where}: expected a positive number, got {value!r}")
+        raise PolicyError(f"{where}: expected a positive number, got {value!r}")
     return float(value)
 
 
 def _weights(where: str, value: Any) -> dict[str, float]:
     if not isinstance(value, Mapping):
-        raise ReviewError(f"{where}: expected a mapping of name -> number")
-    return {str(k): _rate(f"{where}.{k}", v) for k, v in value.items()}
+        raise PolicyError(f"{where}: expected a mapping of name -> number")
+    return {str(k): fraction(f"{where}.{k}", v) for k, v in value.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,21 +64,21 @@ class Automation:
     @classmethod
     def parse(cls, document: Any, where: str) -> Automation:
         if not isinstance(document, Mapping):
-            raise ReviewError(f"{where}: expected a mapping with mode, sample_rate, target_precision, min_samples")
+            raise PolicyError(f"{where}: expected a mapping with mode, sample_rate, target_precision, min_samples")
         unknown = set(document) - {"mode", "sample_rate", "target_precision", "min_samples"}
         if unknown:
-            raise ReviewError(f"{where}.{sorted(unknown)[0]}: unknown field")
+            raise PolicyError(f"{where}.{sorted(unknown)[0]}: unknown field")
         mode = document.get("mode", "enforce")
         if mode not in MODES:
-            raise ReviewError(f"{where}.mode: expected one of {MODES}, got {mode!r}")
+            raise PolicyError(f"{where}.mode: expected one of {MODES}, got {mode!r}")
         target = document.get("target_precision")
         min_samples = document.get("min_samples", 30)
         if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
-            raise ReviewError(f"{where}.min_samples: expected a positive whole number, got {min_samples!r}")
+            raise PolicyError(f"{where}.min_samples: expected a positive whole number, got {min_samples!r}")
         return cls(
             mode,
-            _rate(f"{where}.sample_rate", document.get("sample_rate", 0.0)),
-            None if target is None else _rate(f"{where}.target_precision", target),
+            fraction(f"{where}.sample_rate", document.get("sample_rate", 0.0)),
+            None if target is None else fraction(f"{where}.target_precision", target),
             min_samples,
         )
 
@@ -95,13 +97,13 @@ class ReviewSettings:
     @classmethod
     def parse(cls, document: Any) -> ReviewSettings:
         if not isinstance(document, Mapping):
-            raise ReviewError("review: expected a mapping with sla_hours, severity, reach, capacity_per_day")
+            raise PolicyError("review: expected a mapping with sla_hours, severity, reach, capacity_per_day")
         unknown = set(document) - {"sla_hours", "severity", "reach", "capacity_per_day"}
         if unknown:
-            raise ReviewError(f"review.{sorted(unknown)[0]}: unknown field")
+            raise PolicyError(f"review.{sorted(unknown)[0]}: unknown field")
         sla = document.get("sla_hours", cls().sla_hours)
         if not isinstance(sla, Mapping) or set(sla) - set(SLA_TIERS) or "default" not in sla:
-            raise ReviewError(f"review.sla_hours: expected hours per tier of {SLA_TIERS}, with default")
+            raise PolicyError(f"review.sla_hours: expected hours per tier of {SLA_TIERS}, with default")
         capacity = document.get("capacity_per_day")
         return cls(
             {tier: _positive(f"review.sla_hours.{tier}", hours) for tier, hours in sla.items()},
