@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from enforcement.policy import Policy, Rule
 
 
-def _literal(value: Any) -> str:
+def sql_literal(value: Any) -> str:
+    """A value as a SQL literal (strings quoted, NULL for None)."""
+    if value is None:
+        return "NULL"
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, (int, float)):
@@ -30,33 +33,35 @@ def _literal(value: Any) -> str:
 
 
 def _in(column: str, values) -> str:
-    return f"COALESCE({column} IN ({', '.join(_literal(v) for v in sorted(values))}), FALSE)"
+    return f"COALESCE({column} IN ({', '.join(sql_literal(v) for v in sorted(values))}), FALSE)"
 
 
 def _voted_at_least(modality: str) -> Callable[[Any], str]:
     def sql(value: float) -> str:
-        return f"(COALESCE({modality}_score >= {_literal(value)}, FALSE) AND NOT COALESCE({modality}_abstained, FALSE))"
+        return (
+            f"(COALESCE({modality}_score >= {sql_literal(value)}, FALSE) AND NOT COALESCE({modality}_abstained, FALSE))"
+        )
 
     return sql
 
 
 # condition name -> SQL for its parsed value, over `media_scores` columns
 CONDITION_SQL: dict[str, Callable[[Any], str]] = {
-    "min_fused_score": lambda v: f"COALESCE(fused_score >= {_literal(v)}, FALSE)",
-    "max_fused_score": lambda v: f"COALESCE(fused_score < {_literal(v)}, FALSE)",
-    "has_score": lambda v: f"((fused_score IS NOT NULL) = {_literal(v)})",
-    "min_content_score": lambda v: f"COALESCE(content_score >= {_literal(v)}, FALSE)",
-    "max_content_score": lambda v: f"COALESCE(content_score < {_literal(v)}, FALSE)",
-    "has_content_evidence": lambda v: f"((content_score IS NOT NULL) = {_literal(v)})",
-    "declared_ai": lambda v: f"(COALESCE(declared_ai, FALSE) = {_literal(v)})",
-    "provenance_ai": lambda v: f"({_in('digital_source_type', AI_SOURCE_TYPES)} = {_literal(v)})",
-    "hash_match": lambda v: f"((hash_match IS NOT NULL) = {_literal(v)})",
+    "min_fused_score": lambda v: f"COALESCE(fused_score >= {sql_literal(v)}, FALSE)",
+    "max_fused_score": lambda v: f"COALESCE(fused_score < {sql_literal(v)}, FALSE)",
+    "has_score": lambda v: f"((fused_score IS NOT NULL) = {sql_literal(v)})",
+    "min_content_score": lambda v: f"COALESCE(content_score >= {sql_literal(v)}, FALSE)",
+    "max_content_score": lambda v: f"COALESCE(content_score < {sql_literal(v)}, FALSE)",
+    "has_content_evidence": lambda v: f"((content_score IS NOT NULL) = {sql_literal(v)})",
+    "declared_ai": lambda v: f"(COALESCE(declared_ai, FALSE) = {sql_literal(v)})",
+    "provenance_ai": lambda v: f"({_in('digital_source_type', AI_SOURCE_TYPES)} = {sql_literal(v)})",
+    "hash_match": lambda v: f"((hash_match IS NOT NULL) = {sql_literal(v)})",
     "min_visual_score": _voted_at_least("visual"),
     "min_audio_score": _voted_at_least("audio"),
     "min_metadata_score": _voted_at_least("metadata"),
-    "prior_strikes_at_least": lambda v: f"(COALESCE(prior_strikes, 0) >= {_literal(v)})",
-    "high_profile": lambda v: f"(COALESCE(high_profile, FALSE) = {_literal(v)})",
-    "verified": lambda v: f"(COALESCE(verified, FALSE) = {_literal(v)})",
+    "prior_strikes_at_least": lambda v: f"(COALESCE(prior_strikes, 0) >= {sql_literal(v)})",
+    "high_profile": lambda v: f"(COALESCE(high_profile, FALSE) = {sql_literal(v)})",
+    "verified": lambda v: f"(COALESCE(verified, FALSE) = {sql_literal(v)})",
     "media_type_in": lambda v: _in("media_type", v),
     "surface_in": lambda v: _in("surface", v),
     "country_in": lambda v: _in("country", v),
@@ -72,7 +77,7 @@ def rule_sql(rule: Rule) -> str:
 def decision_sql(policy: Policy) -> str:
     """A SQL expression giving the id of the rule that decides each row under `policy`
     (shadow rules never decide)."""
-    branches = [f"WHEN {rule_sql(r)} THEN {_literal(r.rule_id)}" for r in policy.rules if r.mode != "shadow"]
+    branches = [f"WHEN {rule_sql(r)} THEN {sql_literal(r.rule_id)}" for r in policy.rules if r.mode != "shadow"]
     return "CASE " + " ".join(branches) + " END"
 
 

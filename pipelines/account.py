@@ -44,6 +44,12 @@ class AccountOutputs:
     log: list[beam.PCollection] = dataclasses.field(default_factory=list)  # decision-log entries so far
 
 
+def _merged(parts: list[beam.PCollection], label: str) -> beam.PCollection:
+    """One PCollection of `parts`: the one itself (the graph as it was before there were
+    several), or their Flatten."""
+    return parts[0] if len(parts) == 1 else tuple(parts) | label >> beam.Flatten()
+
+
 def _known_decisions(p: beam.Pipeline, history: History, decisions: beam.PCollection, failures: list):
     """Earlier runs' decisions and this run's: what appeals and verdicts are joined to."""
     earlier, unreadable = (
@@ -106,16 +112,10 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, appeal_rows: be
         acting.append(reviewed["acting"])
         log.append(reviewed["log"])
     if labels:
-        merged = tuple(labels) | "AllRetrainingLabels" >> beam.Flatten()
-        failures.append(sink.write("retraining_labels", merged))
-    strike_inputs = {
-        "decisions": acting[0] if len(acting) == 1 else tuple(acting) | "ActingDecisions" >> beam.Flatten()
-    }
+        failures.append(sink.write("retraining_labels", _merged(labels, "AllRetrainingLabels")))
+    strike_inputs = {"decisions": _merged(acting, "ActingDecisions")}
     if strike_reversals:
-        strike_inputs["reversals"] = (
-            strike_reversals[0] if len(strike_reversals) == 1
-            else tuple(strike_reversals) | "AllStrikeReversals" >> beam.Flatten()
-        )  # fmt: skip
+        strike_inputs["reversals"] = _merged(strike_reversals, "AllStrikeReversals")
     if policy.strikes is not None:
         strike_inputs["prior"] = p | "ReadStrikeLedger" >> ReadStrikeLedger(history.ledger)
         update = TrackStrikesInState(policy.strikes) if streaming else UpdateStrikeLedger(policy.strikes)
@@ -132,9 +132,7 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, appeal_rows: be
         own_decisions.append(suspended)
     account_decisions = statements = None
     if own_decisions:
-        account_decisions = own_decisions[0] if len(own_decisions) == 1 else (
-            tuple(own_decisions) | "AccountDecisions" >> beam.Flatten()
-        )  # fmt: skip
+        account_decisions = _merged(own_decisions, "AccountDecisions")
         statements, unstated = account_decisions | "AccountStatements" >> BuildStatements(policy.categories)
         failures.append(unstated)
     return AccountOutputs(account_decisions, events, statements, outcomes, failures, log)

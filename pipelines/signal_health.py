@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from enforcement.automation import wilson_lower_bound
-from pipelines.warehouse_reader import WarehouseReader, open_reader
+from pipelines.warehouse_reader import WarehouseReader, newest_rows, open_reader
 from schemas.records import utc_now
 from schemas.version import PIPELINE_VERSION
 
@@ -55,10 +55,8 @@ THRESHOLDS = {
 }
 TOP_SIGNALS = 5
 # Each upload once, as its newest run measured it: a rerun must not count twice.
-LATEST_SCORES = ("(SELECT * FROM media_scores QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id "
-                 "ORDER BY scored_at DESC, run_id DESC) = 1)")  # fmt: skip
-LATEST_FEATURES = ("(SELECT * FROM features QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id "
-                   "ORDER BY extracted_at DESC, run_id DESC) = 1)")  # fmt: skip
+LATEST_SCORES = f"({newest_rows('media_scores', 'scored_at')})"
+LATEST_FEATURES = f"({newest_rows('features', 'extracted_at')})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,15 +139,12 @@ class Report:
         self.checks.append(HealthCheck(check, subject, value, reference_value, status, detail, self.period.start,
                                        self.period.end, self.reference.start, self.reference.end, utc_now()))  # fmt: skip
 
-    def _query(self, sql: str) -> list[dict[str, Any]]:
-        return self.reader.rows(sql)
-
     def scores(self) -> None:
         columns = ", ".join(SCORES)
         abstained = ", ".join(f"{m}_abstained" for m in ("visual", "audio", "metadata"))
         sides = {}
         for name, window in (("period", self.period), ("reference", self.reference)):
-            rows = self._query(
+            rows = self.reader.rows(
                 f"SELECT {columns}, {abstained} FROM {LATEST_SCORES} AS s WHERE {window.sql('uploaded_at')}"
             )
             sides[name] = rows
@@ -186,7 +181,7 @@ class Report:
         for modality, column in SIGNAL_COLUMNS.items():
             sides = []
             for window in (self.period, self.reference):
-                rows = self._query(f"SELECT f.{column} AS v FROM {LATEST_FEATURES} AS f JOIN {LATEST_SCORES} AS s ON "
+                rows = self.reader.rows(f"SELECT f.{column} AS v FROM {LATEST_FEATURES} AS f JOIN {LATEST_SCORES} AS s ON "
                                    f"s.content_id = f.content_id WHERE {window.sql('s.uploaded_at')} "
                                    f"AND f.{column} IS NOT NULL")  # fmt: skip
                 vectors = [r["v"] for r in rows if r["v"] and len(r["v"]) == len(names[modality])]
@@ -205,10 +200,10 @@ class Report:
     def dead_letters(self) -> None:
         shares = {}
         for name, window in (("period", self.period), ("reference", self.reference)):
-            scored = self._query(f"SELECT COUNT(*) AS n FROM {LATEST_SCORES} AS s WHERE {window.sql('uploaded_at')}")[
-                0
-            ]["n"]
-            rows = self._query(f"SELECT reason, COUNT(*) AS n FROM dead_letter WHERE {window.sql('failed_at')} "
+            scored = self.reader.rows(
+                f"SELECT COUNT(*) AS n FROM {LATEST_SCORES} AS s WHERE {window.sql('uploaded_at')}"
+            )[0]["n"]
+            rows = self.reader.rows(f"SELECT reason, COUNT(*) AS n FROM dead_letter WHERE {window.sql('failed_at')} "
                                "AND disposition = 'dead_letter' GROUP BY 1")  # fmt: skip
             total = scored + sum(r["n"] for r in rows)
             shares[name] = {r["reason"]: r["n"] / total for r in rows} if total else {}
@@ -221,7 +216,7 @@ class Report:
     def rules(self) -> None:
         volumes = {}
         for name, window in (("period", self.period), ("reference", self.reference)):
-            rows = self._query(f"SELECT rule_id, COUNT(*) AS n FROM enforcement_decisions WHERE supersedes IS NULL "
+            rows = self.reader.rows(f"SELECT rule_id, COUNT(*) AS n FROM enforcement_decisions WHERE supersedes IS NULL "
                                f"AND {window.sql('uploaded_at')} GROUP BY 1")  # fmt: skip
             total = sum(r["n"] for r in rows)
             volumes[name] = {r["rule_id"]: (r["n"], r["n"] / total) for r in rows}
@@ -230,7 +225,7 @@ class Report:
             (n, share), (m, before) = volumes["period"].get(rule, (0, 0.0)), volumes["reference"].get(rule, (0, 0.0))
             self._add("rule_volume_share_change", rule, abs(share - before), before,
                       f"{n} decisions ({share:.1%}) against {m} ({before:.1%})")  # fmt: skip
-        agreement = self._query(
+        agreement = self.reader.rows(
             "SELECT rule_id, COUNT(*) AS n, SUM(CASE WHEN agrees THEN 1 ELSE 0 END) AS k FROM reviews "
             f"WHERE blind AND agrees IS NOT NULL AND {self.period.sql('reviewed_at')} GROUP BY 1"
         )
@@ -238,7 +233,7 @@ class Report:
             r["rule_id"]: {"verdicts": r["n"], "agreement": r["k"] / r["n"], "lower_bound": wilson_lower_bound(r["k"], r["n"])}
             for r in agreement
         }  # fmt: skip
-        overturned = self._query(
+        overturned = self.reader.rows(
             "SELECT d.rule_id AS rule_id, COUNT(*) AS n, SUM(CASE WHEN a.outcome = 'overturned' THEN 1 ELSE 0 END) AS k "
             "FROM appeals AS a JOIN enforcement_decisions AS d ON d.decision_id = a.decision_id "
             f"WHERE {self.period.sql('a.appeal_decided_at')} GROUP BY 1"
@@ -255,7 +250,7 @@ class Report:
         self.figures["threshold_recommendation"] = None
         if not drifted:
             return
-        rows = self._query(
+        rows = self.reader.rows(
             f"SELECT s.content_score, s.fused_score, l.label FROM {LATEST_SCORES} AS s JOIN retraining_labels AS l "
             f"ON l.content_id = s.content_id WHERE {self.period.sql('s.uploaded_at')}"
         )

@@ -32,36 +32,31 @@ from typing import Any
 
 from enforcement.policy import Policy, load_policy
 from enforcement.policy_sections import RESTRICTIVE_ACTIONS
-from enforcement.simulation import decision_sql, effective_actions, expected_quality_samples
+from enforcement.simulation import decision_sql, effective_actions, expected_quality_samples, sql_literal
 from models.thresholds import load_costs
 from pipelines.options import DEFAULT_POLICY
-from pipelines.warehouse_reader import WarehouseReader, open_reader
+from pipelines.warehouse_reader import WarehouseReader, newest_rows, open_reader
 
 CHANGED_ITEMS_LISTED = 1000
+# What a person said each item was: the newest label (reviewers' verdicts, overturned appeals).
+LABELS = f"SELECT content_id, label FROM ({newest_rows('retraining_labels', 'labelled_at')})"
 POLICIES = ("baseline", "candidate")
-
-
-def _quote(value: str | None) -> str:
-    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
 
 
 def _by_rule(rule_column: str, values: dict[str, Any]) -> str:
     """A SQL CASE mapping rule ids to values (NULL elsewhere)."""
-    branches = " ".join(
-        f"WHEN {_quote(rule)} THEN {value if isinstance(value, (int, float)) else _quote(value)}"
-        for rule, value in values.items()
-    )
+    branches = " ".join(f"WHEN {sql_literal(rule)} THEN {sql_literal(value)}" for rule, value in values.items())
     return f"CASE {rule_column} {branches} END" if values else "NULL"
 
 
 def _restrictive(column: str) -> str:
-    return f"{column} IN ({', '.join(_quote(a) for a in RESTRICTIVE_ACTIONS)})"
+    return f"{column} IN ({', '.join(sql_literal(a) for a in RESTRICTIVE_ACTIONS)})"
 
 
 def decided_sql(policies: dict[str, Policy], since: dt.date | None) -> str:
     """The CTE every figure reads: each stored upload once, decided under both policies, with
     its label where a person gave one."""
-    where = f"WHERE uploaded_at >= TIMESTAMP '{since.isoformat()}'" if since else ""
+    where = f"uploaded_at >= TIMESTAMP '{since.isoformat()}'" if since else ""
     rules, derived = [], []
     for name, policy in policies.items():
         actions = effective_actions(policy)
@@ -72,10 +67,7 @@ def decided_sql(policies: dict[str, Policy], since: dt.date | None) -> str:
             f"{_by_rule(f'{name}_rule', expected_quality_samples(policy))} AS {name}_sample_rate",
         ]
     return (
-        "WITH latest AS (SELECT * FROM media_scores "
-        f"{where} QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id ORDER BY scored_at DESC, run_id DESC) = 1), "
-        "labels AS (SELECT content_id, label FROM retraining_labels "
-        "QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id ORDER BY labelled_at DESC) = 1), "
+        f"WITH latest AS ({newest_rows('media_scores', 'scored_at', where)}), labels AS ({LABELS}), "
         "ruled AS (SELECT l.content_id, l.account_id, l.media_type, COALESCE(l.surface, 'unknown') AS surface, "
         "COALESCE(l.country, 'unknown') AS country, CAST(l.uploaded_at AS DATE) AS day, labels.label, "
         f"{', '.join(rules)} FROM latest AS l LEFT JOIN labels ON labels.content_id = l.content_id), "
@@ -88,18 +80,17 @@ def shadow_sql(policies: dict[str, Policy], since: dt.date | None) -> str:
     beside them in `shadow_decisions` (`--shadow_policy`), on the uploads both decided."""
     baseline, candidate = policies["baseline"], policies["candidate"]
     when = f" AND uploaded_at >= TIMESTAMP '{since.isoformat()}'" if since else ""
-    newest = "QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id ORDER BY decided_at DESC, run_id DESC) = 1"
+    live = (f"supersedes IS NULL AND policy_id = {sql_literal(baseline.policy_id)} AND action != 'suspend_account'"
+            f"{when}")  # fmt: skip
+    shadow = (f"policy_id = {sql_literal(candidate.policy_id)} AND policy_version = {sql_literal(candidate.version)}"
+              f"{when}")  # fmt: skip
     rates = ", ".join(
         f"{_by_rule(f'{name}_rule', expected_quality_samples(policy))} AS {name}_sample_rate"
         for name, policy in policies.items()
     )
     return (
-        f"WITH live AS (SELECT * FROM enforcement_decisions WHERE supersedes IS NULL AND policy_id = "
-        f"{_quote(baseline.policy_id)} AND action != 'suspend_account'{when} {newest}), "
-        f"shadow AS (SELECT * FROM shadow_decisions WHERE policy_id = {_quote(candidate.policy_id)} AND "
-        f"policy_version = {_quote(candidate.version)}{when} {newest}), "
-        "labels AS (SELECT content_id, label FROM retraining_labels "
-        "QUALIFY ROW_NUMBER() OVER (PARTITION BY content_id ORDER BY labelled_at DESC) = 1), "
+        f"WITH live AS ({newest_rows('enforcement_decisions', 'decided_at', live)}), "
+        f"shadow AS ({newest_rows('shadow_decisions', 'decided_at', shadow)}), labels AS ({LABELS}), "
         "ruled AS (SELECT live.content_id, live.account_id, live.media_type, COALESCE(live.surface, 'unknown') AS "
         "surface, COALESCE(live.country, 'unknown') AS country, CAST(live.uploaded_at AS DATE) AS day, labels.label, "
         "live.rule_id AS baseline_rule, live.action AS baseline_action, live.category AS baseline_category, "
@@ -110,21 +101,16 @@ def shadow_sql(policies: dict[str, Policy], since: dt.date | None) -> str:
     )
 
 
-def _rows(reader: WarehouseReader, sql: str) -> list[dict[str, Any]]:
-    return reader.rows(sql)
-
-
 def volumes(reader: WarehouseReader, base: str) -> dict[str, list[dict[str, Any]]]:
     """Decisions per action and per category, restrictive decisions per country and surface."""
     result = {}
     for dimension in ("action", "category"):
-        rows = _rows(reader, f"{base} SELECT value, SUM(b) AS baseline, SUM(c) AS candidate FROM ("
+        rows = reader.rows(f"{base} SELECT value, SUM(b) AS baseline, SUM(c) AS candidate FROM ("
                      f"SELECT COALESCE(baseline_{dimension}, 'none') AS value, 1 AS b, 0 AS c FROM decided UNION ALL "
                      f"SELECT COALESCE(candidate_{dimension}, 'none'), 0, 1 FROM decided) GROUP BY 1 ORDER BY 1")  # fmt: skip
         result[dimension] = rows
     for dimension in ("country", "surface"):
-        result[dimension] = _rows(
-            reader,
+        result[dimension] = reader.rows(
             f"{base} SELECT {dimension} AS value, "
             f"SUM(CASE WHEN {_restrictive('baseline_action')} THEN 1 ELSE 0 END) AS baseline, "
             f"SUM(CASE WHEN {_restrictive('candidate_action')} THEN 1 ELSE 0 END) AS candidate "
@@ -139,8 +125,8 @@ def volumes(reader: WarehouseReader, base: str) -> dict[str, list[dict[str, Any]
 def changed_items(reader: WarehouseReader, base: str) -> tuple[int, list[dict[str, Any]]]:
     changed = ("baseline_action != candidate_action OR COALESCE(baseline_category, '') != "
                "COALESCE(candidate_category, '')")  # fmt: skip
-    count = _rows(reader, f"{base} SELECT COUNT(*) AS n FROM decided WHERE {changed}")[0]["n"]
-    listed = _rows(reader, f"{base} SELECT content_id, baseline_rule, baseline_action, candidate_rule, "
+    count = reader.rows(f"{base} SELECT COUNT(*) AS n FROM decided WHERE {changed}")[0]["n"]
+    listed = reader.rows(f"{base} SELECT content_id, baseline_rule, baseline_action, candidate_rule, "
                    f"candidate_action, label FROM decided WHERE {changed} ORDER BY content_id "
                    f"LIMIT {CHANGED_ITEMS_LISTED}")  # fmt: skip
     return int(count), listed
@@ -148,7 +134,7 @@ def changed_items(reader: WarehouseReader, base: str) -> tuple[int, list[dict[st
 
 def quality(reader: WarehouseReader, base: str) -> dict[str, Any]:
     """Per policy and action: precision, recall and false-positive rate on the labelled items."""
-    rows = _rows(reader, f"{base} SELECT label, baseline_action, candidate_action, COUNT(*) AS n FROM decided "
+    rows = reader.rows(f"{base} SELECT label, baseline_action, candidate_action, COUNT(*) AS n FROM decided "
                  "WHERE label IN ('real', 'synthetic') GROUP BY 1, 2, 3")  # fmt: skip
     synthetic = sum(r["n"] for r in rows if r["label"] == "synthetic")
     real = sum(r["n"] for r in rows if r["label"] == "real")
@@ -204,9 +190,9 @@ def suspensions(reader: WarehouseReader, base: str, policies: dict[str, Policy])
         strikes = policy.strikes
         weights = dict(strikes.weights) if strikes else {}
         thresholds[name] = strikes.suspend_at if strikes else None
-        branches = " ".join(f"WHEN {_quote(a)} THEN {w}" for a, w in weights.items()) or "WHEN NULL THEN 0"
+        branches = " ".join(f"WHEN {sql_literal(a)} THEN {w}" for a, w in weights.items()) or "WHEN NULL THEN 0"
         points.append(f"SUM(CASE {name}_action {branches} ELSE 0 END) AS {name}_points")
-    rows = _rows(reader, f"{base} SELECT account_id, {', '.join(points)} FROM decided GROUP BY 1")
+    rows = reader.rows(f"{base} SELECT account_id, {', '.join(points)} FROM decided GROUP BY 1")
     suspended = {name: {r["account_id"] for r in rows if thresholds[name] is not None
                         and (r[f"{name}_points"] or 0) >= thresholds[name]} for name in POLICIES}  # fmt: skip
     return {
@@ -225,7 +211,7 @@ def review_load(reader: WarehouseReader, base: str, capacity: float | None) -> d
         f"AS {name}"
         for name in POLICIES
     ]
-    days = _rows(reader, f"{base} SELECT day, {', '.join(parts)} FROM decided GROUP BY 1 ORDER BY 1")
+    days = reader.rows(f"{base} SELECT day, {', '.join(parts)} FROM decided GROUP BY 1 ORDER BY 1")
     for row in days:
         row["day"] = str(row["day"])
     over = {name: sum(1 for d in days if capacity and d[name] > capacity) for name in POLICIES}
@@ -237,7 +223,7 @@ def simulate(reader: WarehouseReader, policies: dict[str, Policy], since: dt.dat
     """Every figure of the comparison, as one JSON-ready document: replayed on stored scores, or
     (`shadow`) read from a shadow run's decisions beside the live ones."""
     base = shadow_sql(policies, since) if shadow else decided_sql(policies, since)
-    items = _rows(reader, f"{base} SELECT COUNT(*) AS n FROM decided")[0]["n"]
+    items = reader.rows(f"{base} SELECT COUNT(*) AS n FROM decided")[0]["n"]
     count, listed = changed_items(reader, base)
     measured = quality(reader, base)
     return {

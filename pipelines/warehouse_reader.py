@@ -32,6 +32,14 @@ class WarehouseReader(abc.ABC):
         return [{k: _plain(v) for k, v in row.items()} for row in self.query(sql).to_pylist()]
 
 
+def newest_rows(table: str, moment: str, where: str = "", key: str = "content_id") -> str:
+    """SQL for `table`'s rows (those matching `where`), one per `key`: the newest by `moment`,
+    the latest run on a tie. The same text runs on DuckDB and BigQuery (`QUALIFY`)."""
+    condition = f" WHERE {where}" if where else ""
+    return (f"SELECT * FROM {table}{condition} QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} "
+            f"ORDER BY {moment} DESC, run_id DESC) = 1")  # fmt: skip
+
+
 def _plain(value):
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
