@@ -16,7 +16,7 @@ from typing import Any
 
 from enforcement.events import enforcement_events
 from enforcement.ids import stable_id
-from schemas.records import Decision, EnforcementEvent, parse_timestamp
+from schemas.records import Decision, EnforcementEvent, not_in_future, parse_timestamp
 from schemas.version import PIPELINE_VERSION
 
 OUTCOMES = ("upheld", "overturned")
@@ -62,7 +62,7 @@ def appeal_from_record(record: Any) -> Appeal:
         decided_at = parse_timestamp(record.get("decided_at"), "decided_at")
     except ValueError as exc:
         raise InvalidAppeal(str(exc)) from None
-    return Appeal(decision_id.strip(), outcome, decided_at)
+    return Appeal(decision_id.strip(), outcome, not_in_future(decided_at, "decided_at"))
 
 
 def decision_from_row(row: Mapping[str, Any]) -> Decision:

@@ -35,7 +35,7 @@ from enforcement.appeals import RetrainingLabel
 from enforcement.events import enforcement_events
 from enforcement.ids import stable_id
 from enforcement.policy_sections import RESTRICTIVE_ACTIONS, VERDICT_ACTIONS
-from schemas.records import Decision, EnforcementEvent, ScoredMedia, parse_timestamp
+from schemas.records import Decision, EnforcementEvent, ScoredMedia, not_in_future, parse_timestamp
 from schemas.version import PIPELINE_VERSION
 from schemas.vocabulary import NOTICE_SOURCES
 
@@ -243,7 +243,7 @@ def verdict_from_record(record: Any) -> Verdict:
     except ValueError as exc:
         raise InvalidVerdict(str(exc)) from None
     return Verdict(fields["review_id"], fields["decision_id"], violating, category if violating else None, action,
-                   fields["reviewer"], decided_at)  # fmt: skip
+                   fields["reviewer"], not_in_future(decided_at, "decided_at"))  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,9 +33,12 @@ def sample_appeals(
     labels: dict[str, str] | None,
     share: float,
     seed: int,
+    now: dt.datetime,
     random_overturn_rate: float = 0.2,
 ) -> list[dict[str, str]]:
-    """Appeal rows for a `share` of (decision_id, content_id, decided_at) decisions."""
+    """Appeal rows for a `share` of (decision_id, content_id, decided_at) decisions, each
+    decided 2 to 72 hours after its decision and never later than `now` (a later one would be
+    dead-lettered as a time that cannot be)."""
     rng = np.random.default_rng(seed)
     rows = []
     for decision_id, content_id, decided_at in sorted(decisions):
@@ -45,7 +48,7 @@ def sample_appeals(
             overturned = labels[content_id] == "real"
         else:
             overturned = rng.random() < random_overturn_rate
-        decided = decided_at + dt.timedelta(hours=float(rng.uniform(2.0, 72.0)))
+        decided = min(decided_at + dt.timedelta(hours=float(rng.uniform(2.0, 72.0))), max(now, decided_at))
         rows.append(
             {
                 "decision_id": decision_id,
@@ -85,7 +88,7 @@ def run(argv: list[str] | None = None) -> int:
     labels = None
     if args.labels:
         labels = {content_id: row["label"] for content_id, row in load_labels(args.labels).items()}
-    rows = sample_appeals(read_restrictive_decisions(reader), labels, args.share, args.seed)
+    rows = sample_appeals(read_restrictive_decisions(reader), labels, args.share, args.seed, dt.datetime.now(dt.UTC))
     Path(args.out).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     overturned = sum(r["outcome"] == "overturned" for r in rows)
     print(f"{len(rows)} appeals ({overturned} overturned) -> {args.out}")

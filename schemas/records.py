@@ -42,6 +42,33 @@ def parse_timestamp(value: Any, field: str) -> dt.datetime:
     return parsed.astimezone(dt.UTC)
 
 
+# How far ahead of this machine's clock a time given by another system may be (clocks drift,
+# and NTP keeps them within seconds): anything later is a time that cannot be.
+CLOCK_TOLERANCE = dt.timedelta(minutes=5)
+
+
+class FutureTimestamp(ValueError):
+    """A time later than now (beyond `CLOCK_TOLERANCE`): an upload, notice, appeal or verdict
+    that cannot have happened yet. A wrong client clock or a made-up row; never counted."""
+
+    reason = "future_timestamp"
+
+
+def not_in_future(moment: dt.datetime, field: str, now: dt.datetime | None = None) -> dt.datetime:
+    """`moment` unchanged, if it is not later than `now` (the wall clock) plus `CLOCK_TOLERANCE`.
+
+    Raises:
+        FutureTimestamp: names the field, the time and the clock it was checked against.
+    """
+    now = now or utc_now()
+    if moment > now + CLOCK_TOLERANCE:
+        raise FutureTimestamp(
+            f"{field}: {format_timestamp(moment)} is in the future (this job's clock reads {format_timestamp(now)}, "
+            f"tolerance {int(CLOCK_TOLERANCE.total_seconds() // 60)} min)"
+        )
+    return moment
+
+
 def format_timestamp(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 

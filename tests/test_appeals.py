@@ -11,6 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from enforcement.appeals import Appeal, AppealOutcome, InvalidAppeal, decision_from_row
 from schemas import validate_row
+from schemas.records import FutureTimestamp, format_timestamp, parse_timestamp
 from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.parse import RawRow
 from transforms.strikes import UpdateStrikeLedger
@@ -38,6 +39,12 @@ def test_appeal_rows_are_validated_naming_the_field():
     ]:
         with pytest.raises(InvalidAppeal, match=message):
             parse_appeal(RawRow("a", record=record))
+
+
+def test_an_appeal_decided_in_the_future_is_refused():
+    tomorrow = format_timestamp(dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    with pytest.raises(FutureTimestamp, match=r"decided_at: .* is in the future"):
+        parse_appeal(RawRow("a", record={"decision_id": "d1", "outcome": "upheld", "decided_at": tomorrow}))
 
 
 def test_decisions_round_trip_through_their_table_row():
@@ -102,12 +109,16 @@ def test_sampled_appeals_overturn_exactly_the_real_items_and_are_reproducible():
     decided = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
     decisions = [(f"d{i}", f"c{i}", decided) for i in range(40)]
     labels = {f"c{i}": "real" if i % 4 == 0 else "synthetic" for i in range(40)}
-    everything = sample_appeals(decisions, labels, share=1.0, seed=3)
+    now = decided + dt.timedelta(days=30)
+    everything = sample_appeals(decisions, labels, share=1.0, seed=3, now=now)
     assert [r["decision_id"] for r in everything] == sorted(d for d, _, _ in decisions)
     assert all((r["outcome"] == "overturned") == (int(r["decision_id"][1:]) % 4 == 0) for r in everything)
     for row in everything:
         appeal = parse_appeal(RawRow(source="s", text=json.dumps(row)))
         assert decided + dt.timedelta(hours=2) <= appeal.decided_at <= decided + dt.timedelta(hours=72)
-    some = sample_appeals(decisions, labels, share=0.5, seed=3)
-    assert 5 < len(some) < 35 and some == sample_appeals(decisions, labels, share=0.5, seed=3)
-    assert sample_appeals(decisions, None, share=0.0, seed=3) == []
+    some = sample_appeals(decisions, labels, share=0.5, seed=3, now=now)
+    assert 5 < len(some) < 35 and some == sample_appeals(decisions, labels, share=0.5, seed=3, now=now)
+    assert sample_appeals(decisions, None, share=0.0, seed=3, now=now) == []
+    # Decided an hour ago: no appeal is dated after now.
+    recent = sample_appeals(decisions, labels, share=1.0, seed=3, now=decided + dt.timedelta(hours=1))
+    assert max(parse_timestamp(r["decided_at"], "t") for r in recent) <= decided + dt.timedelta(hours=1)

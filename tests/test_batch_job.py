@@ -20,6 +20,7 @@ from models.examples import read_examples
 from pipelines import batch, transparency
 from pipelines.warehouse_reader import EmbeddedReader
 from schemas import TABLES, arrow_schema
+from schemas.records import format_timestamp
 
 pytestmark = pytest.mark.slow
 
@@ -220,8 +221,12 @@ def test_an_overturned_appeal_reverses_the_decision_everywhere_it_acted(job, cap
         job["warehouse"], "select decision_id, targets from enforcement_decisions where len(targets) > 0 limit 1"
     )[0]
     appeals = job["root"] / "appeals.jsonl"
-    rows = [{"decision_id": decision_id, "outcome": "overturned", "decided_at": "2026-12-01T00:00:00Z"},
-            {"decision_id": "no-such-decision", "outcome": "upheld", "decided_at": "2026-12-01T00:00:00Z"}]  # fmt: skip
+    appealed = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    rows = [{"decision_id": decision_id, "outcome": "overturned", "decided_at": format_timestamp(appealed)},
+            {"decision_id": "no-such-decision", "outcome": "upheld", "decided_at": format_timestamp(appealed)},
+            # Decided tomorrow: a time that cannot be, dead-lettered, never counted.
+            {"decision_id": decision_id, "outcome": "upheld",
+             "decided_at": format_timestamp(appealed + dt.timedelta(days=1))}]  # fmt: skip
     appeals.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
     args = [a if a != "first" else "appeals" for a in job["args"]] + ["--appeals", str(appeals)]
     assert batch.run(args) == 0
@@ -232,13 +237,16 @@ def test_an_overturned_appeal_reverses_the_decision_everywhere_it_acted(job, cap
     assert query(job["warehouse"], f"select label from retraining_labels where decision_id = '{decision_id}'") == [
         ("real",)
     ]
-    failures = query(job["warehouse"], "select step, error_type from dead_letter where step like '%appeal%' order by 1")
-    assert failures == [("apply_appeals", "LookupError"), ("parse_appeals", "InvalidAppeal")]
+    failures = query(job["warehouse"], "select step, error_type, reason from dead_letter where step like '%appeal%' "
+                     "order by all")  # fmt: skip
+    assert failures == [("apply_appeals", "LookupError", "unknown_decision"),
+                        ("parse_appeals", "FutureTimestamp", "future_timestamp"),
+                        ("parse_appeals", "InvalidAppeal", "invalid_appeal")]  # fmt: skip
     # The run's transparency cells count the appeal (min_cell_count is 1 here): one appeal,
-    # overturned, in December's cell.
+    # overturned, in its month's cell.
     cells = query(job["warehouse"], "select period_start, item_count, overturned_count, overturn_rate "
                   "from transparency_aggregates where measure = 'appeals' and breakdown = 'overall' and period_type = 'month'")  # fmt: skip
-    assert cells == [(dt.date(2026, 12, 1), 1, 1, 1.0)]
+    assert cells == [(appealed.date().replace(day=1), 1, 1, 1.0)]
 
 
 def test_an_appeals_only_run_needs_no_uploads(job, capsys):
@@ -247,7 +255,7 @@ def test_an_appeals_only_run_needs_no_uploads(job, capsys):
     )[0]
     appeals = job["root"] / "appeals_only.jsonl"
     appeals.write_text(
-        json.dumps({"decision_id": decision_id, "outcome": "upheld", "decided_at": "2026-12-02T00:00:00Z"})
+        json.dumps({"decision_id": decision_id, "outcome": "upheld", "decided_at": "2026-11-02T00:00:00Z"})
     )
     runner = [a for a in job["args"] if a.startswith("--runner")]
     args = ["--appeals", str(appeals), "--warehouse", str(job["warehouse"]), "--run_id", "appeals-only"]

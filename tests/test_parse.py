@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.records import SKIPPED, UploadEvent
+from schemas.records import CLOCK_TOLERANCE, SKIPPED, FutureTimestamp, UploadEvent, format_timestamp, not_in_future
+from transforms.dead_letter import reason_of
 from transforms.parse import (
     DeduplicateEvents,
     InvalidEvent,
@@ -86,6 +87,21 @@ def test_a_notice_sets_the_detection_method_json_or_flattened_csv_columns():
 def test_bad_fields_are_named_in_the_error(change, message):
     with pytest.raises(InvalidEvent, match=message):
         parse_event({**GOOD, **change})
+
+
+def test_times_that_cannot_be_are_refused_beyond_the_stated_clock_tolerance():
+    now = dt.datetime.now(dt.UTC)
+    soon = now + CLOCK_TOLERANCE / 2  # a client clock a little fast: accepted
+    assert parse_event({**GOOD, "uploaded_at": format_timestamp(soon)}).uploaded_at == soon
+    tomorrow = format_timestamp(now + dt.timedelta(days=1))
+    for change, field in [({"uploaded_at": tomorrow}, "uploaded_at"),
+                          ({"notice": {"source": "user_report", "received_at": tomorrow}}, "notice.received_at")]:  # fmt: skip
+        with pytest.raises(FutureTimestamp, match=f"{field}: .* is in the future") as refused:
+            parse_event({**GOOD, **change})
+        assert reason_of(refused.value) == "future_timestamp"
+    with pytest.raises(FutureTimestamp, match="tolerance 5 min"):
+        not_in_future(now + dt.timedelta(minutes=6), "t", now=now)
+    assert not_in_future(now + dt.timedelta(minutes=4), "t", now=now)
 
 
 def test_uris_resolve_against_the_manifest_directory():

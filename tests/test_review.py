@@ -20,7 +20,15 @@ from enforcement.review import (
     verdict_from_record,
 )
 from schemas import validate_row
-from schemas.records import AccountContext, MediaInfo, ModalityScore, ScoredMedia, UploadEvent
+from schemas.records import (
+    AccountContext,
+    FutureTimestamp,
+    MediaInfo,
+    ModalityScore,
+    ScoredMedia,
+    UploadEvent,
+    format_timestamp,
+)
 
 POLICY = load_policy("policies/synthetic_media_v1.yaml")
 UPLOADED = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
@@ -190,6 +198,12 @@ def test_bad_verdicts_are_refused_with_the_field_named(overrides, message):
     removed = decide(_item(0.999), POLICY)
     with pytest.raises(InvalidVerdict, match=message):
         _verdict(removed, "remove", **overrides)
+
+
+def test_a_verdict_dated_in_the_future_is_refused():
+    removed = decide(_item(0.999), POLICY)
+    with pytest.raises(FutureTimestamp, match=r"decided_at: .* is in the future"):
+        _verdict(removed, "remove", decided_at=format_timestamp(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)))
 
 
 def test_csv_verdicts_read_true_and_false():

@@ -29,6 +29,7 @@ from schemas.records import (
     DeadLetter,
     Notice,
     UploadEvent,
+    not_in_future,
     parse_timestamp,
     utc_now,
 )
@@ -194,6 +195,8 @@ def _notice(record: Mapping[str, Any]) -> Notice | None:
         received_at = parse_timestamp(received, "notice.received_at") if received not in (None, "") else None
     except ValueError as exc:
         raise InvalidEvent(str(exc)) from None
+    if received_at is not None:
+        not_in_future(received_at, "notice.received_at")
     return Notice(source=source, received_at=received_at)
 
 
@@ -226,6 +229,7 @@ def parse_event(record: Mapping[str, Any], base_uri: str | None = None) -> Uploa
         uploaded_at = parse_timestamp(uploaded_at, "uploaded_at")
     except ValueError as exc:
         raise InvalidEvent(str(exc)) from None
+    not_in_future(uploaded_at, "uploaded_at")
     media_type = _optional_text(record, "media_type")
     if media_type is not None and media_type not in MEDIA_TYPES:
         raise InvalidEvent(f"media_type: expected one of {MEDIA_TYPES}, got {media_type!r}")
