@@ -1,0 +1,753 @@
+"""The quantitative DSA transparency template (Implementing Regulation (EU) 2024/2835, Annex I),
+filled from this system's decisions, notices, appeals, reviews and suspensions.
+
+The template has no row codes of its own: a row is named by its sheet and its category code
+(`TOTAL`, `STATEMENT_CATEGORY_*`, `KEYWORD_*`, sheets 3 to 6) or its Section / Indicator /
+Scope labels (sheets 1 and 7 to 10), a figure by its column header. Those names are kept
+exactly as the template spells them, trailing spaces included.
+
+What goes in a cell follows Annex II: a count the system made is a number (0 where the system
+could have acted and did not); a row this system cannot know (orders from authorities,
+out-of-court disputes, human resources, recipients) or a restriction it never imposes is left
+blank, with the reason in the row's contextual information. A figure under the minimum count
+is withheld: blank, and its contextual information says "withheld", never 0. A withheld count
+that could be recovered by subtraction from its siblings' total also withholds the smallest
+sibling (complementary suppression).
+
+Counting rules (each also said in the cell's contextual information where it matters):
+
+* a measure is a restrictive decision (label, reduce reach, remove, account suspension) made in
+  the period; a reviewer's verdict that confirms the automated action it reviewed is not a
+  second measure;
+* own initiative is detection by this system's classifiers (no notice); a notice is an
+  upload someone reported, received in the period, counted once, with the action its final
+  decision took; a notice's category is the DSA category its decision filed, or "not
+  specified" when no action named an illegal-content category;
+* complaints are appeals decided in the period (the appeal input records outcomes, not
+  submissions); their median time runs from the appealed decision to the outcome.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from enforcement.dsa_categories import (
+    CATEGORIES,
+    ILLEGAL_CATEGORIES,
+    KEYWORD_OTHER,
+    KEYWORDS_OF,
+    NOT_SPECIFIED_NOTICE,
+    NOT_SPECIFIED_ORDER,
+    TOTAL,
+    category_rows,
+)
+from schemas.vocabulary import DECISION_VISIBILITY, NOTICE_SOURCES, SUSPEND_ACTION
+
+FILLED, WITHHELD, NOT_RECORDED, NOT_APPLICABLE = "filled", "withheld", "not_recorded", "not_applicable"
+ALL = "All"
+HOSTING = "Only for providers of hosting services, including online platforms"
+PLATFORMS = "Only for providers of online platforms"
+VLOPS = "Only for VLOPs"
+VLOPS_VLOSES = "Only for VLOPs and VLOSEs"
+ILLEGAL_GROUND, TC_GROUND = "DECISION_GROUND_ILLEGAL_CONTENT", "DECISION_GROUND_INCOMPATIBLE_CONTENT"
+MEASURE_ACTIONS = (*DECISION_VISIBILITY, SUSPEND_ACTION)
+
+# The restriction column each action of this system fills (sheets 5 and 6); the template's
+# other restrictions (disabling, age or interaction restriction, monetary, provision of the
+# service, account termination) are never imposed here, so they stay blank (Annex II).
+RESTRICTION_COLUMN = {
+    "remove": "Visibility restriction Removal",
+    "reduce_reach": "Visibility restriction Demoted",
+    "label": "Visibility restriction Labelled ",
+    SUSPEND_ACTION: "Account restriction Suspension",
+}
+RESTRICTIONS = (
+    "Visibility restriction Removal", "Visibility restriction Disable", "Visibility restriction Demoted",
+    "Visibility restriction Age restricted", "Visibility restriction Interaction restricted",
+    "Visibility restriction Labelled ", "Visibility restriction Other", "Monetary restriction Suspension",
+    "Monetary restriction Termination", "Monetary restriction Other", "Provision of the service Suspension",
+    "Provision of the service Termination", "Account restriction Suspension", "Account restriction Termination",
+)  # fmt: skip
+OWN_MEASURES = "Number of measures taken at the provider's own initiative "
+OWN_AUTOMATED = "Number of measures taken after detection with solely automated means "
+ORDER_COLUMNS = (
+    "Number of orders to act against illegal content received",
+    "Number of specific items of information included in the total number of orders to act against illegal content",
+    "Median time to inform the authority of the receipt of the order to act against illegal content",
+    "Median time to give effect to the order to act against illegal content",
+    "Number of orders to provide information",
+    "Median time to inform the authority of the receipt of the order to provide information",
+    "Median time to give effect to the order to provide information",
+)
+NOTICES, NOTICES_TF = "Number of notices received ", "Number of notices received from Trusted flaggers"
+ITEMS = "Number of specific items of information included in the total number of notices"
+ITEMS_TF = ("Number of specific items of information included in the total number of notices by Trusted Flaggers "
+            "(Trusted Flagger notices)")  # fmt: skip
+MEDIAN, MEDIAN_TF = "Median time to take action", "Median time to take action (Trusted Flagger notices)"
+LAW, LAW_TF = ("Number of actions taken on the basis of the law",
+               "Number of actions taken on the basis of the law (Trusted Flagger notices)")  # fmt: skip
+TC = "Number of actions taken on the basis of the terms and conditions of the service"
+TC_TF = f"{TC} (Trusted Flagger notices)"
+NOTICE_COLUMNS = (NOTICES, NOTICES_TF, ITEMS, ITEMS_TF, MEDIAN, MEDIAN_TF, LAW, LAW_TF, TC, TC_TF)
+
+COMPLAINTS = "Internal complaints mechanism"
+SUBMITTED = "Number of complaints submitted to the internal-complaints mechanism"
+NEWLY_IMPOSED = "Number of restrictions newly imposed as a result of an internal complaint"
+ON_VISIBILITY = "Complaint regarding a decision to remove or disable access to or restrict visibility of information"
+ON_PROVISION = "Complaint regarding a decision to suspend or terminate the provision of the service"
+ON_ACCOUNT = "Complaint regarding a decision to suspend or terminate an account "
+ON_MONETISING = "Complaint regarding a decision to restrict the ability to monetise information"
+ON_NOTICE = "Complaint regarding a decision not to take action on a notice submitted in accordance with Article 16"
+ON_NOTICE_TF = ("Complaint regarding a decision not to take action on a notice submitted by a Trusted Flagger in "
+                "accordance with Article 16")  # fmt: skip
+TOTAL_NUMBER, UPHELD, PARTIALLY, REVERSED = (
+    "Total number",
+    "Decisions upheld",
+    "Decisions partially reversed",
+    "Decisions reversed",
+)
+MEDIAN_TIME, OMITTED = "Median time", "Decision omitted"
+ODS = "Out-of-court dispute settlement bodies"
+ODS_DISPUTES = "Number of disputes submitted to out-of-court dispute settlement bodies"
+SUSPENSIONS = "Suspensions imposed on repeated offenders"
+SUSPENDED_ILLEGAL = "Number of suspensions enacted for the provision of manifestly illegal content "
+SUSPENDED_NOTICES = "Number of suspensions enacted for the provision of manifestly unfounded notices"
+SUSPENDED_COMPLAINTS = "Number of suspensions enacted for the provision of manifestly unfounded complaints"
+
+AUTOMATED_MEANS = "Use of automated means for content moderation"
+SOLELY, NOT_SOLELY = (
+    "Number of measures solely taken by automated means ",
+    "Number of measures not taken by automated means",
+)
+NOTICES_SOLELY = "Number of notices solely processed by automated means "
+NOTICES_NOT = "Number of notices not processed by automated means"
+ACCURACY = "Accuracy of the automated means - Accuracy"
+PRECISION = "Accuracy of the automated means - Precision"
+RECALL = "Accuracy of the automated means - Recall"
+OWN_INITIATIVE, NAM_TOTAL, NAM_TF = "Own-initiative ", "NAM Total", "NAM Trusted Flagger"
+
+NOT_RECORDED_HERE = "Not recorded by this system"
+# (file stem, the columns naming a row, the value columns) of the wide sheets.
+WIDE = {
+    "3_member_states_orders": ("Category of illegal content", ORDER_COLUMNS, "Contextual information on"),
+    "4_notices": ("Category of illegal content", NOTICE_COLUMNS, "Contextual information on"),
+    "5_own_initiative_illegal": ("Category of illegal content", (OWN_MEASURES, OWN_AUTOMATED, *RESTRICTIONS),
+                                 "Contextual Information on"),
+    "6_own_initiative_TC": ("Category of incompatibility with the provider's terms and conditions",
+                            (OWN_MEASURES, OWN_AUTOMATED, *RESTRICTIONS), "Contextual Information on"),
+}  # fmt: skip
+LONG_CONTEXT = {"7_appeals_and_recidivism": "Contextual Information", "8_automated_means": "Contextual Information",
+                "9_human_resources": "Contextual information", "10_AMAR": None}  # fmt: skip
+SHEETS = ("1_report_identification", *WIDE, *LONG_CONTEXT)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One figure of the template: its value (None when blank), why it is what it is."""
+
+    value: int | float | None
+    status: str
+    context: str = ""
+
+    def text(self) -> str:
+        if self.value is None:
+            return ""
+        if isinstance(self.value, float):
+            return f"{self.value:.4f}"
+        return str(self.value)
+
+    def contextual(self) -> str:
+        return f"withheld: {self.context}" if self.status == WITHHELD else self.context
+
+
+def blank(reason: str, status: str = NOT_RECORDED) -> Cell:
+    return Cell(None, status, reason)
+
+
+@dataclasses.dataclass
+class Row:
+    """A row: its name (category code and "Other" description, or Section, Indicator and Scope),
+    whom it applies to, and its cells by column."""
+
+    key: tuple[str, ...]
+    applicability: str
+    cells: dict[str, Cell]
+
+
+@dataclasses.dataclass(frozen=True)
+class Provider:
+    """The identification sheet's facts, from a small provider file."""
+
+    name: str
+    service: str
+    publication_date: dt.date
+    previous_report_date: dt.date | None = None
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], today: dt.date) -> Provider:
+        """Raises ValueError naming the field."""
+        if not isinstance(record, Mapping):
+            raise ValueError("expected a mapping with provider_name and service_name")
+        fields = {}
+        for name in ("provider_name", "service_name"):
+            value = record.get(name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name}: required")
+            fields[name] = value.strip()
+        dates = {}
+        for name in ("publication_date", "previous_report_date"):
+            value = record.get(name)
+            if value in (None, ""):
+                continue
+            try:
+                dates[name] = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+            except ValueError:
+                raise ValueError(f"{name}: expected YYYY-MM-DD, got {value!r}") from None
+        return cls(fields["provider_name"], fields["service_name"], dates.get("publication_date", today),
+                   dates.get("previous_report_date"))  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Period:
+    start: dt.date
+    end: dt.date  # inclusive
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """`YYYY-MM-DD/YYYY-MM-DD`, the template's own notation; raises ValueError."""
+        try:
+            start, end = (dt.date.fromisoformat(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"expected YYYY-MM-DD/YYYY-MM-DD, got {text!r}") from None
+        if end < start:
+            raise ValueError(f"{text}: the period ends before it starts")
+        return cls(start, end)
+
+    def __contains__(self, moment: dt.datetime | None) -> bool:
+        return moment is not None and self.start <= moment.astimezone(dt.UTC).date() <= self.end
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()}/{self.end.isoformat()}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Filed:
+    """A decision as the template counts it: the decision row and what its statement filed."""
+
+    row: Mapping[str, Any]
+    dsa_category: str | None
+    keyword: str | None
+    ground: str | None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.row.get(name)
+
+
+def _hours(start: dt.datetime, end: dt.datetime) -> float:
+    return max((end - start).total_seconds() / 3600.0, 0.0)
+
+
+def _describe(policy_category: str | None) -> str:
+    return (policy_category or "synthetic media").replace("_", " ")
+
+
+def file_decisions(decisions: Iterable[Mapping[str, Any]], statements: Iterable[Mapping[str, Any]]) -> dict[str, Filed]:
+    """Decisions by id with the category, first keyword and ground their statement of reasons filed."""
+    filed = {}
+    for statement in statements:
+        document = statement["statement"]
+        document = json.loads(document) if isinstance(document, str) else document
+        keywords = document.get("category_specification") or [KEYWORD_OTHER]
+        filed[statement["decision_id"]] = (document.get("category"), keywords[0], document.get("decision_ground"))
+    return {row["decision_id"]: Filed(row, *filed.get(row["decision_id"], (None, None, None))) for row in decisions}
+
+
+class Counts:
+    """Items per (row key, column), kept as lists so medians and shares come from the same items."""
+
+    def __init__(self):
+        self.items: dict[tuple[tuple[str, ...], str], list[float]] = defaultdict(list)
+
+    def add(self, keys: Iterable[tuple[str, ...]], column: str, value: float = 1.0) -> None:
+        for key in keys:
+            self.items[key, column].append(value)
+
+    def count(self, key: tuple[str, ...], column: str) -> int:
+        return len(self.items.get((key, column), ()))
+
+    def values(self, key: tuple[str, ...], column: str) -> list[float]:
+        return self.items.get((key, column), [])
+
+
+def _category_keys(filed: Filed, categories: tuple[str, ...], fallback: str | None) -> list[tuple[str, str]]:
+    """The rows a filed decision counts in: TOTAL, its category and its sub-category (an
+    "Other" row named by the policy category). A category outside `categories` counts under
+    `fallback` (no sub-category), or in TOTAL only when there is none."""
+    keys = [(TOTAL, "")]
+    category = filed.dsa_category
+    if category not in categories:
+        return keys + ([(fallback, "")] if fallback else [])
+    keyword = filed.keyword if filed.keyword in KEYWORDS_OF[category] else KEYWORD_OTHER
+    other = _describe(filed["category"]) if keyword == KEYWORD_OTHER else ""
+    return [*keys, (category, ""), (f"{category}>{keyword}", other)]
+
+
+@dataclasses.dataclass
+class Inputs:
+    """What the template is computed from (one row per id, as the warehouse's views hold them)."""
+
+    decisions: dict[str, Filed]
+    appeals: list[Mapping[str, Any]]
+    reviews: list[Mapping[str, Any]]
+    period: Period
+    reachable: frozenset[str]  # DSA categories and keywords this system's policy can file
+
+
+def _confirms(decision: Filed, decisions: Mapping[str, Filed]) -> bool:
+    """A verdict that keeps the action it reviewed: nothing new was imposed."""
+    reviewed = decisions.get(decision["supersedes"]) if decision["supersedes"] else None
+    return reviewed is not None and reviewed["action"] == decision["action"]
+
+
+def measures(inputs: Inputs) -> list[Filed]:
+    """The period's measures: restrictive decisions, a confirming verdict not counted twice."""
+    return [d for d in inputs.decisions.values() if d["action"] in MEASURE_ACTIONS and d["decided_at"] in inputs.period
+            and not _confirms(d, inputs.decisions)]  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Notice:
+    source: str
+    received_at: dt.datetime
+    final: Filed  # the item's standing decision (a verdict supersedes the automated one)
+
+    @property
+    def acted(self) -> bool:
+        return self.final["action"] in DECISION_VISIBILITY
+
+
+def notices(inputs: Inputs) -> list[Notice]:
+    """Each reported upload once, received in the period, with its standing decision."""
+    by_content: dict[str, list[Filed]] = defaultdict(list)
+    for decision in inputs.decisions.values():
+        if decision["content_id"] and decision["action"] != SUSPEND_ACTION:
+            by_content[decision["content_id"]].append(decision)
+    found = []
+    for decisions in by_content.values():
+        first = min(decisions, key=lambda d: (d["decided_at"], d["decision_id"]))
+        if first["detection_method"] not in NOTICE_SOURCES:
+            continue
+        received = first["notified_at"] or first["uploaded_at"]
+        if received in inputs.period:
+            final = max(decisions, key=lambda d: (d["decided_at"], d["decision_id"]))
+            found.append(Notice(first["detection_method"], received, final))
+    return found
+
+
+def _median(values: list[float], k: int, what: str) -> Cell:
+    if not values:
+        return blank(f"no {what} in the period", NOT_APPLICABLE)
+    if len(values) < k:
+        return Cell(None, WITHHELD, f"median of fewer than {k} {what}")
+    return Cell(round(statistics.median(values), 2), FILLED, f"hours; median of {len(values)} {what}")
+
+
+def _share(hits: int, total: int, k: int, what: str) -> Cell:
+    if total == 0:
+        return blank(f"no {what} in the period", NOT_APPLICABLE)
+    if total < k:
+        return Cell(None, WITHHELD, f"share of fewer than {k} {what}")
+    return Cell(round(hits / total, 4), FILLED, f"{hits} of {total} {what}")
+
+
+def _count(n: int, k: int, context: str = "") -> Cell:
+    if 0 < n < k:
+        return Cell(None, WITHHELD, f"fewer than {k}")
+    return Cell(n, FILLED, context)
+
+
+# A wide sheet's column: how to fill a counted row's cell (row key -> Cell), or why it is blank.
+ColumnRule = str | Any
+
+
+def _wide_rows(rows: list[tuple[str, str | None]], columns: Mapping[str, ColumnRule], reachable: frozenset[str],
+               others: Mapping[str, set[str]], applicability: str) -> list[Row]:  # fmt: skip
+    """A wide sheet's rows in the template's order. A row of a category this system cannot file
+    is blank; an "Other" row repeats once per description it was counted under."""
+    out = []
+    for code, parent in rows:
+        name = f"{parent}>{code}" if parent else code
+        descriptions = sorted(others.get(name, ())) if code == KEYWORD_OTHER else []
+        counted = code == TOTAL or code in reachable or (code == KEYWORD_OTHER and parent in reachable)
+        for description in descriptions or [""]:
+            cells = {}
+            for column, rule in columns.items():
+                if isinstance(rule, str):
+                    cells[column] = blank(rule)
+                elif not counted:
+                    cells[column] = blank("outside this system's policy: its decisions never file this category")
+                else:
+                    cells[column] = rule((name, description), column)
+            out.append(Row((code, description), applicability, cells))
+    return out
+
+
+def _counted(counts: Counts, k: int):
+    def cell(key: tuple[str, ...], column: str) -> Cell:
+        return _count(counts.count(key, column), k)
+
+    return cell
+
+
+def _noted(keys: list[tuple[str, str]], others: dict[str, set[str]]) -> list[tuple[str, str]]:
+    for name, description in keys:
+        if description:
+            others[name].add(description)
+    return keys
+
+
+def own_initiative_sheets(inputs: Inputs, k: int) -> tuple[list[Row], list[Row]]:
+    """Sheets 5 (illegal content) and 6 (terms and conditions): measures on detection by this
+    system's classifiers, by category and type of restriction."""
+    counts, others = Counts(), defaultdict(set)
+    grounds = set()
+    for measure in measures(inputs):
+        if measure["detection_method"] != "automated":
+            continue  # taken on a notice: sheet 4
+        grounds.add(measure.ground)
+        keys = _noted(_category_keys(measure, tuple(code for code, _ in CATEGORIES), None), others)
+        counts.add(keys, OWN_MEASURES)
+        counts.add(keys, OWN_AUTOMATED)  # own initiative here is always detection by the classifiers
+        counts.add(keys, RESTRICTION_COLUMN[measure["action"]])
+    cell = _counted(counts, k)
+    never = "this system never imposes this restriction"
+    columns = {OWN_MEASURES: cell, OWN_AUTOMATED: cell,
+               **{c: cell if c in RESTRICTION_COLUMN.values() else never for c in RESTRICTIONS}}  # fmt: skip
+    tc = _wide_rows(category_rows(tuple(code for code, _ in CATEGORIES)), columns, inputs.reachable, others, ALL)
+    if ILLEGAL_GROUND in grounds:  # not with the shipped policy: every statement cites the terms and conditions
+        raise ValueError("measures on a legal ground: sheet 5 is not split from sheet 6 by this system")
+    reason = "this system decides on the terms and conditions (sheet 6), never on a legal ground"
+    illegal = _wide_rows(category_rows(ILLEGAL_CATEGORIES), dict.fromkeys(columns, reason), inputs.reachable, {}, ALL)
+    return illegal, tc
+
+
+def notices_sheet(inputs: Inputs, k: int) -> list[Row]:
+    """Sheet 4: notices (user reports under Art. 16, trusted flaggers) and the actions taken on them."""
+    counts, others = Counts(), defaultdict(set)
+    for notice in notices(inputs):
+        final = notice.final if notice.acted else Filed(notice.final.row, None, None, None)
+        keys = _noted(_category_keys(final, ILLEGAL_CATEGORIES, NOT_SPECIFIED_NOTICE), others)
+        groups = [(NOTICES, ITEMS, MEDIAN, LAW, TC)]
+        if notice.source == "trusted_flagger":
+            groups.append((NOTICES_TF, ITEMS_TF, MEDIAN_TF, LAW_TF, TC_TF))
+        for received, items, median, law, terms in groups:
+            counts.add(keys, received)
+            counts.add(keys, items)  # a notice names one upload
+            if notice.acted:
+                counts.add(keys, median, _hours(notice.received_at, notice.final["decided_at"]))
+                counts.add(keys, law if notice.final.ground == ILLEGAL_GROUND else terms)
+
+    def median(key: tuple[str, ...], column: str) -> Cell:
+        return _median(counts.values(key, column), k, "notices acted on (hours from the notice)")
+
+    cell = _counted(counts, k)
+    columns = {c: median if c in (MEDIAN, MEDIAN_TF) else cell for c in NOTICE_COLUMNS}
+    rows = category_rows(ILLEGAL_CATEGORIES, (NOT_SPECIFIED_NOTICE,))
+    return _wide_rows(rows, columns, inputs.reachable | {NOT_SPECIFIED_NOTICE}, others, HOSTING)
+
+
+def orders_sheet() -> list[Row]:
+    """Sheet 3: orders from Member States' authorities reach the platform's legal team, not this system."""
+    reason = f"{NOT_RECORDED_HERE}: orders from authorities (Art. 9 and 10) are handled outside it"
+    rows = category_rows(ILLEGAL_CATEGORIES, (NOT_SPECIFIED_ORDER,))
+    return [Row((code, "", TOTAL), ALL, {c: blank(reason) for c in ORDER_COLUMNS}) for code, _ in rows]
+
+
+def _long(section: str, indicator: str, scope: str, applicability: str, cell: Cell) -> Row:
+    return Row((section, indicator, scope), applicability, {"Value": cell})
+
+
+def appeals_sheet(inputs: Inputs, k: int) -> list[Row]:
+    """Sheet 7: complaints (appeals), out-of-court disputes and suspensions (Art. 20, 21, 23)."""
+    decided = [a for a in inputs.appeals if a["appeal_decided_at"] in inputs.period]
+    by_kind: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for appeal in decided:
+        decision = inputs.decisions.get(appeal["decision_id"])
+        action = decision["action"] if decision is not None else appeal["action"]
+        method = decision["detection_method"] if decision is not None else None
+        if action in DECISION_VISIBILITY:
+            by_kind[ON_VISIBILITY].append(appeal)
+        elif action == SUSPEND_ACTION:
+            by_kind[ON_ACCOUNT].append(appeal)
+        elif action == "none" and method == "user_report":
+            by_kind[ON_NOTICE].append(appeal)
+        elif action == "none" and method == "trusted_flagger":
+            by_kind[ON_NOTICE_TF].append(appeal)
+    no_partial = "appeal outcomes here are upheld or reversed; none is partial"
+    measured = "hours from the appealed decision to the outcome (the appeal input records no submission time)"
+
+    def block(indicator: str, appeals: list[Mapping[str, Any]], total_applies: str) -> list[Row]:
+        hours = [_hours(a["decided_at"], a["appeal_decided_at"]) for a in appeals]
+        cells = [
+            (TOTAL_NUMBER, total_applies, _count(len(appeals), k, "appeals decided in the period")),
+            (UPHELD, PLATFORMS, _count(sum(a["outcome"] == "upheld" for a in appeals), k)),
+            (PARTIALLY, PLATFORMS, blank(no_partial, NOT_APPLICABLE)),
+            (REVERSED, PLATFORMS, _count(sum(a["outcome"] == "overturned" for a in appeals), k)),
+            (MEDIAN_TIME, PLATFORMS, _median(hours, k, measured)),
+        ]
+        return [_long(COMPLAINTS, indicator, scope, applies, cell) for scope, applies, cell in cells]
+
+    rows = block(SUBMITTED, decided, ALL)
+    rows.append(_long(COMPLAINTS, SUBMITTED, OMITTED, PLATFORMS, blank("every appeal recorded here has an outcome",
+                                                                        NOT_APPLICABLE)))  # fmt: skip
+    rows.append(_long(COMPLAINTS, NEWLY_IMPOSED, TOTAL_NUMBER, PLATFORMS,
+                      blank("an appeal here can keep or reverse a decision, never impose a new restriction",
+                            NOT_APPLICABLE)))  # fmt: skip
+    never = "this system never suspends the service or restricts monetisation, so no complaint concerns it"
+    for indicator in (ON_VISIBILITY, ON_PROVISION, ON_ACCOUNT, ON_MONETISING, ON_NOTICE, ON_NOTICE_TF):
+        if indicator in (ON_PROVISION, ON_MONETISING):
+            rows += [_long(COMPLAINTS, indicator, scope, PLATFORMS, blank(never, NOT_APPLICABLE))
+                     for scope in (TOTAL_NUMBER, UPHELD, PARTIALLY, REVERSED, MEDIAN_TIME)]  # fmt: skip
+        else:
+            rows += block(indicator, by_kind[indicator], PLATFORMS)
+    ods = f"{NOT_RECORDED_HERE}: out-of-court dispute settlement (Art. 21) is handled outside it"
+    for scope in (
+        TOTAL_NUMBER,
+        UPHELD,
+        PARTIALLY,
+        REVERSED,
+        MEDIAN_TIME,
+        OMITTED,
+        "Percentage of outcomes implemented",
+    ):
+        rows.append(_long(ODS, ODS_DISPUTES, scope, PLATFORMS, blank(ods)))
+    suspended = sum(
+        1 for d in inputs.decisions.values() if d["action"] == SUSPEND_ACTION and d["decided_at"] in inputs.period
+    )
+    rows.append(_long(SUSPENSIONS, SUSPENDED_ILLEGAL, TOTAL_NUMBER, PLATFORMS, _count(
+        suspended, k, "accounts suspended when their strikes for synthetic media reached the policy's threshold")))  # fmt: skip
+    for indicator in (SUSPENDED_NOTICES, SUSPENDED_COMPLAINTS):
+        rows.append(_long(SUSPENSIONS, indicator, TOTAL_NUMBER, PLATFORMS,
+                          blank(f"{NOT_RECORDED_HERE}: notices and complaints are not scored for abuse", NOT_RECORDED)))  # fmt: skip
+    return rows
+
+
+def automated_means_sheet(inputs: Inputs, k: int) -> list[Row]:
+    """Sheet 8: measures and notices handled solely by automated means, and the automated means'
+    accuracy as it can be measured in production: appeals and blind reviews."""
+    period_measures = measures(inputs)
+    own = [m for m in period_measures if m["detection_method"] == "automated"]
+    period_notices = notices(inputs)
+    rows = []
+    for scope, applies, items in ((TOTAL_NUMBER, ALL, period_measures), (OWN_INITIATIVE, ALL, own)):
+        solely = sum(m["automated_decision"] == "fully" for m in items)
+        rows.append(_long(AUTOMATED_MEANS, SOLELY, scope, applies, _count(solely, k)))
+        rows.append(_long(AUTOMATED_MEANS, NOT_SOLELY, scope, applies, _count(len(items) - solely, k,
+                                                                                "decided or confirmed by a person")))  # fmt: skip
+    for scope, applies, items in ((NAM_TOTAL, HOSTING, period_notices),
+                                  (NAM_TF, PLATFORMS, [n for n in period_notices if n.source == "trusted_flagger"])):  # fmt: skip
+        solely = sum(n.final["automated_decision"] == "fully" for n in items)
+        rows.append(_long(AUTOMATED_MEANS, NOTICES_SOLELY, scope, applies, _count(solely, k)))
+        rows.append(_long(AUTOMATED_MEANS, NOTICES_NOT, scope, applies, _count(len(items) - solely, k)))
+    appealed = [
+        a for a in inputs.appeals if a["appeal_decided_at"] in inputs.period and a["automated_decision"] == "fully"
+    ]
+    upheld = sum(a["outcome"] == "upheld" for a in appealed)
+    blind = [r for r in inputs.reviews if r["blind"] and r["reviewed_at"] in inputs.period and r["machine_action"]
+             in MEASURE_ACTIONS]  # fmt: skip
+    agreed = sum(bool(r["agrees"]) for r in blind)
+    rows.append(_long(AUTOMATED_MEANS, ACCURACY, TOTAL_NUMBER, ALL, _share(
+        upheld, len(appealed), k, "appeals against solely automated decisions that were upheld")))  # fmt: skip
+    rows.append(_long(AUTOMATED_MEANS, PRECISION, TOTAL_NUMBER, ALL, _share(
+        agreed, len(blind), k, "automated actions a reviewer agreed with, reviewed blind in the quality sample")))  # fmt: skip
+    rows.append(_long(AUTOMATED_MEANS, RECALL, TOTAL_NUMBER, ALL, blank(
+        "not measurable from production decisions (it needs reviews of items not acted on); the model report gives "
+        "recall on the labelled evaluation set", NOT_RECORDED)))  # fmt: skip
+    for indicator in (ACCURACY, PRECISION, RECALL):
+        for scope, applies in ((OWN_INITIATIVE, ALL), (NAM_TOTAL, HOSTING), (NAM_TF, PLATFORMS)):
+            rows.append(_long(AUTOMATED_MEANS, indicator, scope, applies, blank(
+                "measured over all automated decisions (Total number), not per scope", NOT_RECORDED)))  # fmt: skip
+    return rows
+
+
+def _not_recorded_rows(section: str, indicators: Iterable[tuple[str, str]], applicability: str, why: str) -> list[Row]:
+    return [_long(section, indicator, scope, applicability, blank(why)) for indicator, scope in indicators]
+
+
+def identification_rows(provider: Provider, period: Period) -> list[Row]:
+    def value(text: str | None, why: str = "") -> Cell:
+        return Cell(text, FILLED) if text else blank(why, NOT_APPLICABLE)
+
+    previous = provider.previous_report_date.isoformat() if provider.previous_report_date else None
+    return [
+        Row(("Name of the service provider",), ALL, {"Value": value(provider.name)}),
+        Row(("Date of the publication of the report",), ALL, {"Value": value(provider.publication_date.isoformat())}),
+        Row(
+            ("Date of the publication of the latest previous report",),
+            ALL,
+            {"Value": value(previous, "no earlier report")},
+        ),
+        Row(("Starting date of reporting period",), ALL, {"Value": value(period.start.isoformat())}),
+        Row(("Ending date of reporting period",), ALL, {"Value": value(period.end.isoformat())}),
+    ]
+
+
+@dataclasses.dataclass
+class Template:
+    """The filled quantitative template: rows per sheet, each sheet one CSV part."""
+
+    provider: Provider
+    period: Period
+    min_cell_count: int
+    sheets: dict[str, list[Row]]
+
+    def cell(self, sheet: str, key: tuple[str, ...], column: str = "Value") -> Cell:
+        """The cell of `sheet`'s row named `key` (category code and "Other" description, or
+        Section, Indicator and Scope, labels stripped of their trailing spaces)."""
+        wanted = tuple(part.strip() for part in key)
+        for row in self.sheets[sheet]:
+            if tuple(part.strip() for part in row.key[: len(wanted)]) == wanted:
+                for name, cell in row.cells.items():
+                    if name.strip() == column.strip():
+                        return cell
+        raise KeyError(f"{sheet}: no row {key} column {column!r}")
+
+    def csv_parts(self) -> dict[str, str]:
+        """Each sheet as RFC 4180 text (CRLF line ends, quotes where needed), by file name."""
+        return {f"{sheet}.csv": _csv(self._table(sheet)) for sheet in SHEETS}
+
+    def _table(self, sheet: str) -> list[list[str]]:
+        service, period = self.provider.service, str(self.period)
+        rows = self.sheets[sheet]
+        if sheet == "1_report_identification":
+            return [["Applicability", "Service", "Indicator", "Value"]] + [
+                [row.applicability, service, row.key[0], row.cells["Value"].text()] for row in rows
+            ]
+        if sheet in WIDE:
+            category_column, columns, context = WIDE[sheet]
+            names = [category_column, 'Description of the sub-category "Other"']
+            names += ["Scope"] if sheet == "3_member_states_orders" else []
+            contexts = [f"{context} {c.strip()}" for c in columns]
+            if sheet == "3_member_states_orders":
+                contexts[0] = f"{context} {columns[0][0].lower()}{columns[0][1:]}"
+            table = [["Applicability", "Service", "Reporting period", *names, *columns, *contexts]]
+            for row in rows:
+                cells = [row.cells[c] for c in columns]
+                table.append([row.applicability, service, period, *row.key, *(c.text() for c in cells),
+                              *(c.contextual() for c in cells)])  # fmt: skip
+            return table
+        context = LONG_CONTEXT[sheet]
+        header = ["Applicability", "Service", "Reporting period", "Section", "Indicator", "Scope", "Value"]
+        table = [header + ([context] if context else [])]
+        for row in rows:
+            cell = row.cells["Value"]
+            table.append([row.applicability, service, period, *row.key, cell.text()]
+                         + ([cell.contextual()] if context else []))  # fmt: skip
+        return table
+
+    def write(self, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, text in self.csv_parts().items():
+            path = directory / name
+            path.write_bytes(text.encode("utf-8"))
+            paths.append(path)
+        return paths
+
+
+def _csv(table: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerows(table)
+    return buffer.getvalue()
+
+
+def _siblings(rows: list[Row]) -> list[list[Row]]:
+    """A wide sheet's rows that add up to a parent: the categories under TOTAL, each category's
+    keywords."""
+    groups: list[list[Row]] = [[]]
+    for row in rows:
+        code = row.key[0]
+        if code.startswith("KEYWORD_"):
+            groups[-1].append(row)
+        elif code != TOTAL:
+            groups[0].append(row)
+            groups.append([])
+    return [group for group in groups if len(group) > 1]
+
+
+def _protect(cells: list[tuple[Row, str]]) -> bool:
+    """Complementary suppression over cells that add up to a shown total: one withheld cell
+    alone could be recovered by subtraction, so the smallest shown sibling is withheld too.
+    Returns whether anything changed."""
+    shown = [(row, column) for row, column in cells if row.cells[column].status == FILLED]
+    withheld = [(row, column) for row, column in cells if row.cells[column].status == WITHHELD]
+    if len(withheld) != 1 or not shown:
+        return False
+    row, column = min(shown, key=lambda rc: (rc[0].cells[rc[1]].value, rc[0].key))
+    row.cells[column] = Cell(None, WITHHELD, "withheld with a smaller figure that it would otherwise reveal")
+    return True
+
+
+def complementary_suppression(sheets: dict[str, list[Row]]) -> None:
+    groups: list[list[tuple[Row, str]]] = []
+    for sheet in ("4_notices", "6_own_initiative_TC"):
+        _, columns, _ = WIDE[sheet]
+        for siblings in _siblings(sheets[sheet]):
+            for column in columns:
+                if not column.startswith("Median"):
+                    groups.append([(row, column) for row in siblings])
+        for row in sheets[sheet]:  # a row's restrictions add up to its measures
+            groups.append([(row, column) for column in RESTRICTION_COLUMN.values() if column in row.cells])
+    by_indicator: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for sheet in ("7_appeals_and_recidivism", "8_automated_means"):
+        for row in sheets[sheet]:
+            by_indicator[sheet, row.key[1] if sheet == "7_appeals_and_recidivism" else row.key[2]].append(row)
+    for (sheet, _), rows in by_indicator.items():
+        parts = [r for r in rows if r.key[2] in (UPHELD, REVERSED)] if sheet.startswith("7") else [
+            r for r in rows if r.key[1] in (SOLELY, NOT_SOLELY, NOTICES_SOLELY, NOTICES_NOT)]  # fmt: skip
+        groups.append([(row, "Value") for row in parts])
+    while any([_protect(group) for group in groups]):
+        pass
+
+
+def fill_template(inputs: Inputs, provider: Provider, min_cell_count: int) -> Template:
+    """The quantitative template for `inputs.period`."""
+    k = min_cell_count
+    illegal, tc = own_initiative_sheets(inputs, k)
+    vlops = "only for very large online platforms; this system does not count it"
+    sheets = {
+        "1_report_identification": identification_rows(provider, inputs.period),
+        "3_member_states_orders": orders_sheet(),
+        "4_notices": notices_sheet(inputs, k),
+        "5_own_initiative_illegal": illegal,
+        "6_own_initiative_TC": tc,
+        "7_appeals_and_recidivism": appeals_sheet(inputs, k),
+        "8_automated_means": automated_means_sheet(inputs, k),
+        "9_human_resources": _not_recorded_rows(
+            "Human resources dedicated to content moderation ",
+            [
+                ("Number of internal moderators employed by the provider", TOTAL_NUMBER),
+                ("Number of external moderators contracted by the provider", TOTAL_NUMBER),
+                ("Number of total moderators with sufficient linguistic expertise ", TOTAL_NUMBER),
+            ],
+            VLOPS,
+            f"{NOT_RECORDED_HERE}: {vlops}",
+        ),
+        "10_AMAR": _not_recorded_rows(
+            "AMAR",
+            [("Number of average monthly active recipients during the reporting period\u00a0", TOTAL)],
+            VLOPS_VLOSES,
+            f"{NOT_RECORDED_HERE}: {vlops}",
+        ),
+    }
+    complementary_suppression(sheets)
+    return Template(provider, inputs.period, min_cell_count, sheets)
