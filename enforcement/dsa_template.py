@@ -162,7 +162,7 @@ class Cell:
         if self.value is None:
             return ""
         if isinstance(self.value, float):
-            return f"{self.value:.4f}"
+            return f"{self.value:.4f}".rstrip("0").rstrip(".")
         return str(self.value)
 
     def contextual(self) -> str:

@@ -1,18 +1,41 @@
-"""A transparency report a person reads: the compliance queries in `sql/`, as tables and charts.
+"""The transparency report a person reads, and the DSA harmonised template the compliance team files.
 
     python -m pipelines.report --warehouse DIR|bq://PROJECT.DATASET [--bigquery_endpoint URL] --out REPORT_DIR
+        [--period START/END] [--min_cell_count 10] [--dsa_template --provider PROVIDER.yaml]
 
-Runs every `sql/*.sql` through the compliance views (no account identifiers) of the embedded
-warehouse or of BigQuery (the same files on both) and writes REPORT_DIR/transparency_report.html with PNG charts beside it.
+REPORT_DIR/transparency_report.html opens with a one-page summary of the period (the figures
+of the quantitative template of Implementing Regulation (EU) 2024/2835, Annex I, withheld
+cells shown as withheld), then the detail: every `sql/*.sql` compliance query, run through the
+compliance views (no account identifiers) of the embedded warehouse or of BigQuery (the same
+files on both), as tables and charts. `--dsa_template` also writes the template's CSV parts
+(RFC 4180, UTF-8, one file per sheet, as the Commission publishes them) to
+REPORT_DIR/dsa_template/; `--provider` names the provider and the service.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import html
 import sys
+import textwrap
 from pathlib import Path
 
+import yaml
+
+from enforcement.dsa_template import (
+    FILLED,
+    WITHHELD,
+    Cell,
+    Inputs,
+    Period,
+    Provider,
+    Template,
+    file_decisions,
+    fill_template,
+)
+from enforcement.policy import PolicyError, load_policy
+from pipelines.options import DEFAULT_POLICY
 from pipelines.warehouse_reader import WarehouseReader, open_reader
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -33,6 +56,37 @@ CHART_VALUE = {
     "statements_by_category": "statements",
     "dead_letter_summary": "items",
 }
+WITHHELD_TEXT = "withheld"
+SHEET6, SHEET4, SHEET7, SHEET8 = "6_own_initiative_TC", "4_notices", "7_appeals_and_recidivism", "8_automated_means"
+
+
+def _utc(value):
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _rows(reader: WarehouseReader, sql: str) -> list[dict]:
+    return [{k: _utc(v) for k, v in row.items()} for row in reader.query(sql, compliance=True).to_pylist()]
+
+
+def read_inputs(reader: WarehouseReader, period: Period | None, policy_path: str) -> Inputs:
+    """What the template counts, read through the compliance views (one row per id). Without
+    `period`, the period runs from the first decision to the last decision, appeal or verdict."""
+    decisions = _rows(reader, "SELECT decision_id, content_id, action, category, detection_method, automated_decision, "
+                              "uploaded_at, decided_at, notified_at, supersedes FROM enforcement_decisions")  # fmt: skip
+    statements = _rows(reader, "SELECT decision_id, statement FROM statements_of_reasons")
+    appeals = _rows(reader, "SELECT appeal_id, decision_id, outcome, action, automated_decision, decided_at, "
+                            "appeal_decided_at FROM appeals")  # fmt: skip
+    reviews = _rows(reader, "SELECT review_id, decision_id, blind, agrees, machine_action, reviewed_at FROM reviews")
+    if period is None:
+        moments = [row["decided_at"] for row in decisions] + [row["appeal_decided_at"] for row in appeals]
+        days = [m.astimezone(dt.UTC).date() for m in moments + [row["reviewed_at"] for row in reviews]]
+        days = days or [dt.datetime.now(dt.UTC).date()]
+        period = Period(min(days), max(days))
+    policy = load_policy(policy_path)
+    reachable = frozenset(code for category, keywords in policy.categories.values() for code in (category, *keywords))
+    return Inputs(file_decisions(decisions, statements), appeals, reviews, period, reachable)
 
 
 def run_queries(reader: WarehouseReader, sql_dir: Path = SQL_DIR) -> dict[str, tuple[list[str], list[tuple]]]:
@@ -45,53 +99,267 @@ def run_queries(reader: WarehouseReader, sql_dir: Path = SQL_DIR) -> dict[str, t
     return results
 
 
-def _chart(name: str, columns: list[str], rows: list[tuple], out: Path) -> str | None:
-    """A bar chart of the query's headline figure against its text columns; None if nothing to plot."""
-    if not rows:
+def _derived_share(part: Cell, whole: Cell, what: str) -> Cell:
+    """part / whole, withheld when either is, blank when whole is 0 or not known."""
+    if WITHHELD in (part.status, whole.status):
+        return Cell(None, WITHHELD, f"{what}: a figure it rests on is withheld")
+    if part.status != FILLED or whole.status != FILLED or not whole.value:
+        return Cell(None, "not_applicable", f"no {what} in the period")
+    return Cell(round(part.value / whole.value, 4), FILLED, f"{part.value} of {whole.value}")
+
+
+def summary_items(template: Template) -> list[tuple[str, list[tuple[str, Cell, str]]]]:
+    """The summary page's figures, grouped: (label, cell, where in the template it is). A figure
+    with a source is that template cell; a derived share names the cells it divides."""
+    cell = template.cell
+
+    def source(sheet: str, key: tuple[str, ...], column: str = "Value") -> tuple[Cell, str]:
+        return cell(sheet, key, column), f"{sheet}|{'|'.join(part.strip() for part in key)}|{column.strip()}"
+
+    own = [("Measures on own initiative (detected by the classifiers)",
+            *source(SHEET6, ("TOTAL", ""), "Number of measures taken at the provider's own initiative"))]  # fmt: skip
+    for label, column in (("removed", "Visibility restriction Removal"), ("reach reduced", "Visibility restriction Demoted"),
+                          ("labelled", "Visibility restriction Labelled"), ("accounts suspended", "Account restriction Suspension")):  # fmt: skip
+        own.append((f"  of which {label}", *source(SHEET6, ("TOTAL", ""), column)))
+    solely, solely_at = source(SHEET8, ("Use of automated means for content moderation",
+                                        "Number of measures solely taken by automated means", "Total number"))  # fmt: skip
+    human, human_at = source(SHEET8, ("Use of automated means for content moderation",
+                                      "Number of measures not taken by automated means", "Total number"))  # fmt: skip
+    total = Cell(solely.value + human.value, FILLED) if FILLED == solely.status == human.status else Cell(
+        None, WITHHELD if WITHHELD in (solely.status, human.status) else "not_applicable")  # fmt: skip
+    automation = [
+        ("All measures, solely automated", solely, solely_at),
+        ("All measures, decided or confirmed by a person", human, human_at),
+        (
+            "Share solely automated",
+            _derived_share(solely, total, "measures"),
+            f"{solely_at} / ({solely_at} + {human_at})",
+        ),
+    ]
+    categories = []
+    for row in template.sheets[SHEET6]:
+        measures = row.cells["Number of measures taken at the provider's own initiative "]
+        code, description = row.key
+        if code.startswith("STATEMENT_CATEGORY_") and (measures.status == WITHHELD or (measures.value or 0) > 0):
+            categories.append((f"{code}", *source(SHEET6, (code, description),
+                                                  "Number of measures taken at the provider's own initiative")))  # fmt: skip
+        named = code != "KEYWORD_OTHER" or description  # a blank "Other" row repeats under each category
+        if code.startswith("KEYWORD_") and named and (measures.status == WITHHELD or (measures.value or 0) > 0):
+            label = f"  {code}" + (f" ({description})" if description else "")
+            categories.append(
+                (
+                    label,
+                    measures,
+                    f"{SHEET6}|{code}|{description}|Number of measures taken at the provider's own initiative",
+                )
+            )
+    notices = [
+        ("Notices received", *source(SHEET4, ("TOTAL", ""), "Number of notices received")),
+        ("  from trusted flaggers", *source(SHEET4, ("TOTAL", ""), "Number of notices received from Trusted flaggers")),
+        (
+            "  acted on (terms and conditions)",
+            *source(
+                SHEET4, ("TOTAL", ""), "Number of actions taken on the basis of the terms and conditions of the service"
+            ),
+        ),
+        ("  acted on (law)", *source(SHEET4, ("TOTAL", ""), "Number of actions taken on the basis of the law")),
+        ("Median hours from notice to action", *source(SHEET4, ("TOTAL", ""), "Median time to take action")),
+    ]
+    complaints = "Number of complaints submitted to the internal-complaints mechanism"
+    appealed, appealed_at = source(SHEET7, ("Internal complaints mechanism", complaints, "Total number"))
+    reversed_, reversed_at = source(SHEET7, ("Internal complaints mechanism", complaints, "Decisions reversed"))
+    appeals = [
+        ("Appeals decided", appealed, appealed_at),
+        ("  upheld", *source(SHEET7, ("Internal complaints mechanism", complaints, "Decisions upheld"))),
+        ("  reversed", reversed_, reversed_at),
+        ("Overturn rate", _derived_share(reversed_, appealed, "appeals"), f"{reversed_at} / {appealed_at}"),
+        (
+            "Median hours from decision to appeal outcome",
+            *source(SHEET7, ("Internal complaints mechanism", complaints, "Median time")),
+        ),
+        (
+            "Automated decisions upheld on appeal (accuracy)",
+            *source(
+                SHEET8,
+                (
+                    "Use of automated means for content moderation",
+                    "Accuracy of the automated means - Accuracy",
+                    "Total number",
+                ),
+            ),
+        ),
+        (
+            "Reviewer agreement with sampled automated actions (precision)",
+            *source(
+                SHEET8,
+                (
+                    "Use of automated means for content moderation",
+                    "Accuracy of the automated means - Precision",
+                    "Total number",
+                ),
+            ),
+        ),
+        (
+            "Accounts suspended (Art. 23)",
+            *source(
+                SHEET7,
+                (
+                    "Suspensions imposed on repeated offenders",
+                    "Number of suspensions enacted for the provision of manifestly illegal content",
+                    "Total number",
+                ),
+            ),
+        ),
+    ]
+    return [("Measures by type of restriction", own), ("Automation", automation),
+            ("Measures by category (DSA Transparency Database codes)", categories or [
+                ("No measure in the period", Cell(0, FILLED), "")]), ("Notices", notices), ("Appeals and suspensions", appeals)]  # fmt: skip
+
+
+def _shown(value: Cell) -> str:
+    if value.status == WITHHELD:
+        return WITHHELD_TEXT
+    if value.value is None:
+        return "n/a"
+    return value.text()
+
+
+def _wrapped(title: str, width: int = 80) -> str:
+    return textwrap.fill(title, width)
+
+
+def _bar_chart(
+    labels: list[str], values: list[float | None], title: str, x_label: str, out: Path, name: str
+) -> str | None:
+    """A horizontal bar chart; withheld values (None) get no bar but the word "withheld", so a
+    withheld figure never reads as zero. None when there is nothing to draw."""
+    if not any(v for v in values if v is not None):
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if CHART_VALUE.get(name) not in columns:
+    fig, axis = plt.subplots(figsize=(9, 0.35 * len(labels) + 1.6))
+    shown = [v if v is not None else 0.0 for v in values]
+    axis.barh(range(len(labels)), shown, color="#3b6ea5")
+    for index, value in enumerate(values):
+        if value is None:
+            axis.text(0, index, f" {WITHHELD_TEXT}", va="center", fontsize=7, color="#a33")
+    axis.set_yticks(range(len(labels)), [textwrap.shorten(label, 60) for label in labels], fontsize=7)
+    axis.invert_yaxis()
+    axis.set_xlim(left=0)
+    axis.set_xlabel(x_label)
+    axis.set_title(_wrapped(title, 90), fontsize=9, loc="left")
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=100)
+    plt.close(fig)
+    return name
+
+
+def _withheld_rows(columns: list[str], rows: list[tuple]) -> list[tuple]:
+    """Query rows with their figures marked: a row all of whose cells are withheld shows
+    "withheld" (never 0); a row with some withheld cells shows the shown part and says so."""
+    if "suppressed_cells" not in columns:
+        return rows
+    flag = columns.index("suppressed_cells")
+    marked = []
+    for row in rows:
+        if not row[flag]:
+            marked.append(row)
+            continue
+        cells = []
+        for index, value in enumerate(row):
+            figure = isinstance(value, (int, float)) and not isinstance(value, bool) and index != flag
+            if figure and columns[index] != "period_start" and not value:
+                cells.append(WITHHELD_TEXT)
+            elif figure and value is not None and columns[index] not in ("period_start",) and index != flag:
+                cells.append(f"{_format(value)} + withheld")
+            elif value is None and index != flag:
+                cells.append(WITHHELD_TEXT)
+            else:
+                cells.append(value)
+        marked.append(tuple(cells))
+    return marked
+
+
+def _query_chart(name: str, columns: list[str], rows: list[tuple], out: Path) -> str | None:
+    if CHART_VALUE.get(name) not in columns or not rows:
         return None
     value_index = columns.index(CHART_VALUE[name])
-    labels = [" / ".join(str(v) for v in r if not isinstance(v, (int, float)) or isinstance(v, bool)) for r in rows]
-    values = [float(r[value_index] or 0) for r in rows]
-    fig, axis = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.4))
-    axis.barh(range(len(rows)), values, color="#3b6ea5")
-    axis.set_yticks(range(len(rows)), labels, fontsize=7)
-    axis.invert_yaxis()
-    axis.set_xlabel(columns[value_index])
-    axis.set_title(TITLES.get(name, name), fontsize=9, loc="left")
-    fig.tight_layout()
-    file_name = f"{name}.png"
-    fig.savefig(out / file_name, dpi=100)
-    plt.close(fig)
-    return file_name
+    labels = [" / ".join(str(v) for i, v in enumerate(r) if i != value_index and (isinstance(v, (str, dt.date, bool)))) for r in rows]  # fmt: skip
+    values = [r[value_index] if isinstance(r[value_index], (int, float)) else None for r in rows]
+    return _bar_chart(labels, values, TITLES.get(name, name), columns[value_index], out, f"{name}.png")
 
 
-def render(results: dict[str, tuple[list[str], list[tuple]]], out: Path, warehouse: str) -> Path:
+def _summary_html(template: Template, out: Path, dead_letters: list[tuple]) -> list[str]:
+    parts = [f"<section id='summary'><h2>Summary: {html.escape(template.provider.service)}, "
+             f"{html.escape(str(template.period))}</h2>",
+             f"<p>Figures of the DSA harmonised template (Implementing Regulation (EU) 2024/2835, Annex I) for the "
+             f"period; each names its sheet, row and column. Figures under {template.min_cell_count} are "
+             f"<strong>withheld</strong> so none identifies a person; <em>n/a</em> means nothing to measure.</p>"]  # fmt: skip
+    groups = summary_items(template)
+    own = groups[0][1]
+    labels = [label.strip() for label, _, _ in own[1:]]
+    values = [cell.value if cell.status == FILLED else None for _, cell, _ in own[1:]]
+    chart = _bar_chart(labels, values, "Measures on own initiative by type of restriction", "measures", out,
+                       "summary_measures.png")  # fmt: skip
+    parts.append(f"<img src='{chart}' alt='measures by restriction'>" if chart else
+                 "<p class='nodata'><em>No data to chart: no measure in this period.</em></p>")  # fmt: skip
+    parts.append("<table class='summary'>")
+    for title, items in groups:
+        parts.append(f"<tr><th colspan='3'>{html.escape(title)}</th></tr>")
+        for label, cell, where in items:
+            parts.append(f"<tr><td>{html.escape(label)}</td><td class='figure' data-cell='{html.escape(where)}'>"
+                         f"{html.escape(_shown(cell))}</td><td class='source'>{html.escape(where)}</td></tr>")  # fmt: skip
+    parts.append("<tr><th colspan='3'>Not scored, and why (dead-letter and skipped rows in the period)</th></tr>")
+    if not dead_letters:
+        parts.append("<tr><td>Every upload was scored</td><td class='figure'>0</td><td></td></tr>")
+    for disposition, reason, count in dead_letters:
+        parts.append(f"<tr><td>{html.escape(f'{disposition}: {reason}')}</td><td class='figure'>{count}</td>"
+                     "<td class='source'>dead_letter</td></tr>")  # fmt: skip
+    parts.append("</table></section>")
+    return parts
+
+
+def read_dead_letters(reader: WarehouseReader, period: Period) -> list[tuple]:
+    table = reader.query(
+        "SELECT disposition, reason, COUNT(*) AS n FROM dead_letter "
+        f"WHERE CAST(failed_at AS DATE) BETWEEN DATE '{period.start.isoformat()}' AND DATE '{period.end.isoformat()}' "
+        "GROUP BY disposition, reason ORDER BY n DESC, disposition, reason",
+        compliance=True,
+    )
+    return [tuple(row.values()) for row in table.to_pylist()]
+
+
+def render(results: dict[str, tuple[list[str], list[tuple]]], out: Path, warehouse: str,
+           template: Template | None = None, dead_letters: list[tuple] = ()) -> Path:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Transparency report</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}th{background:#eee}</style></head><body>",
+        "<style>body{font-family:sans-serif;max-width:62em;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}th{background:#eee;text-align:left}"
+        "td.figure{text-align:right}td.source{color:#777;font-size:10px}img{max-width:100%}</style></head><body>",
         "<h1>Transparency report: synthetic media</h1>",
+    ]
+    if template is not None:
+        parts += _summary_html(template, out, list(dead_letters))
+    parts += [
+        "<h2>Detail</h2>",
         f"<p>Warehouse: <code>{html.escape(warehouse)}</code>. Decision and appeal figures come from the "
         "<code>transparency_report</code> table, recomputed over every run with each decision and appeal "
         "counted once (<code>python -m pipelines.transparency</code>). Cells under the minimum count are "
-        "suppressed and counted apart; no figure identifies a person.</p>",
+        "withheld and counted apart; no figure identifies a person.</p>",
     ]
     for name, (columns, rows) in results.items():
-        parts.append(f"<h2>{html.escape(TITLES.get(name, name))}</h2>")
-        chart = _chart(name, columns, rows, out)
-        if chart:
-            parts.append(f"<img src='{chart}' alt='{html.escape(name)}'>")
+        parts.append(f"<h3>{html.escape(TITLES.get(name, name))}</h3>")
+        rows = _withheld_rows(columns, rows)
         if not rows:
-            parts.append("<p><em>No rows in this period.</em></p>")
+            parts.append("<p class='nodata'><em>No data in this period.</em></p>")
             continue
+        chart = _query_chart(name, columns, rows, out)
+        parts.append(f"<img src='{chart}' alt='{html.escape(name)}'>" if chart else
+                     "<p class='nodata'><em>No data to chart: every figure is withheld or empty.</em></p>")  # fmt: skip
         parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
         for row in rows:
             cells = "".join(f"<td>{html.escape(_format(v))}</td>" for v in row)
@@ -111,6 +379,16 @@ def _format(value: object) -> str:
     return str(value)
 
 
+def read_provider(path: str, today: dt.date) -> Provider:
+    """The provider file (YAML or JSON): provider_name, service_name, optional publication_date
+    and previous_report_date. Raises ValueError or OSError with a message for the command line."""
+    try:
+        record = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not YAML or JSON: {exc}") from None
+    return Provider.from_record(record, today)
+
+
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.report", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -118,13 +396,52 @@ def run(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
     parser.add_argument("--out", required=True, help="Report directory.")
+    parser.add_argument("--period", default=None,
+                        help="START/END (YYYY-MM-DD/YYYY-MM-DD, both days included); default: the first decision to the last "
+        "decision, appeal or verdict.")  # fmt: skip
+    parser.add_argument("--min_cell_count", type=int, default=10,
+                        help="Template figures under this count are withheld (default %(default)s).")  # fmt: skip
+    parser.add_argument("--dsa_template", "--dsa-template", action="store_true",
+                        help="Also write the quantitative DSA template's CSV parts to OUT/dsa_template/.")  # fmt: skip
+    parser.add_argument("--provider", default=None, help="Provider file (YAML): provider_name, service_name, "
+                        "optional publication_date, previous_report_date. Required with --dsa_template.")  # fmt: skip
+    parser.add_argument("--policy", default=DEFAULT_POLICY,
+                        help="The policy whose categories this system files (rows of other categories stay blank).")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.min_cell_count < 1:
+        parser.error("--min_cell_count must be at least 1")
+    if args.dsa_template and not args.provider:
+        parser.error("--dsa_template needs --provider (the provider and service the report names)")
+    today = dt.datetime.now(dt.UTC).date()
+    try:
+        period = Period.parse(args.period) if args.period else None
+    except ValueError as exc:
+        parser.error(f"--period: {exc}")
+    provider = Provider("(provider not named)", "(service not named)", today)
+    if args.provider:
+        try:
+            provider = read_provider(args.provider, today)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--provider: {exc}")
     try:
         reader = open_reader(args.warehouse, args.bigquery_endpoint)
     except (OSError, ValueError) as exc:
         parser.error(f"--warehouse: {exc}")
-    path = render(run_queries(reader), Path(args.out), reader.name)
-    print(f"transparency report: {path}")
+    try:
+        inputs = read_inputs(reader, period, args.policy)
+    except (OSError, PolicyError) as exc:
+        parser.error(f"--policy: {exc}")
+    template = fill_template(inputs, provider, args.min_cell_count)
+    out = Path(args.out)
+    path = render(run_queries(reader), out, reader.name, template, read_dead_letters(reader, inputs.period))
+    print(f"transparency report: {path}  (period {inputs.period})")
+    if args.dsa_template:
+        written = template.write(out / "dsa_template")
+        withheld = sum(
+            c.status == WITHHELD for rows in template.sheets.values() for r in rows for c in r.cells.values()
+        )
+        print(f"DSA harmonised template: {len(written)} CSV parts in {out / 'dsa_template'} "
+              f"({withheld} figures withheld under {args.min_cell_count})")  # fmt: skip
     return 0
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 
 import av
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from PIL import Image
+
+from schemas import arrow_schema, bigquery_schema
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -153,3 +158,35 @@ def bigquery_endpoint(tmp_path_factory):
         pytest.skip(str(exc))
     with running(server):
         yield f"http://{server.address}"
+
+
+_SEED_DEFAULTS = {
+    "STRING": "x",
+    "TIMESTAMP": dt.datetime(2026, 11, 2, tzinfo=dt.UTC),
+    "BOOLEAN": False,
+    "INTEGER": 0,
+    "FLOAT": 0.0,
+    "JSON": "{}",
+}
+
+
+def _seed_rows(table: str, rows: list[dict]) -> pa.Table:
+    """Rows with every required column the test does not care about filled in."""
+    fields = bigquery_schema(table)
+    full = []
+    for row in rows:
+        filled = dict(row)
+        for field in fields:
+            if field["name"] not in filled:
+                mode = field.get("mode", "NULLABLE")
+                filled[field["name"]] = (
+                    [] if mode == "REPEATED" else _SEED_DEFAULTS[field["type"]] if mode == "REQUIRED" else None
+                )
+        full.append(filled)
+    return pa.Table.from_pylist(full, schema=arrow_schema(table))
+
+
+def seed_table(warehouse, table: str, rows: list[dict]) -> None:
+    """Writes `rows` as one Parquet file of `table` (then `write_catalog` makes the views)."""
+    (warehouse / table).mkdir(parents=True, exist_ok=True)
+    pq.write_table(_seed_rows(table, rows), warehouse / table / "seed-00000-of-00001.parquet")

@@ -7,38 +7,15 @@ import json
 
 import duckdb
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from models.visual_layout import VISUAL
 from pipelines import signal_health
-from schemas import arrow_schema, bigquery_schema
 from transforms.warehouse import write_catalog
 
+from .conftest import seed_table
+
 T0 = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
-DEFAULTS = {"STRING": "x", "TIMESTAMP": T0, "BOOLEAN": False, "INTEGER": 0, "FLOAT": 0.0, "JSON": "{}"}
-
-
-def _rows(table: str, rows: list[dict]) -> pa.Table:
-    """Rows with every required column the test does not care about filled in."""
-    fields = bigquery_schema(table)
-    full = []
-    for row in rows:
-        filled = dict(row)
-        for field in fields:
-            if field["name"] not in filled:
-                mode = field.get("mode", "NULLABLE")
-                filled[field["name"]] = (
-                    [] if mode == "REPEATED" else DEFAULTS[field["type"]] if mode == "REQUIRED" else None
-                )
-        full.append(filled)
-    return pa.Table.from_pylist(full, schema=arrow_schema(table))
-
-
-def _write(warehouse, table: str, rows: list[dict]) -> None:
-    (warehouse / table).mkdir(parents=True, exist_ok=True)
-    pq.write_table(_rows(table, rows), warehouse / table / "seed-00000-of-00001.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +53,7 @@ def drifted(tmp_path_factory):
                             "appeal_decided_at": T0 + dt.timedelta(days=7 * week + 1)})  # fmt: skip
     for table, rows in (("media_scores", scores), ("features", features), ("enforcement_decisions", decisions),
                         ("dead_letter", letters), ("retraining_labels", labels), ("appeals", appeals)):  # fmt: skip
-        _write(warehouse, table, rows)
+        seed_table(warehouse, table, rows)
     write_catalog(str(warehouse))
     out = warehouse / "report"
     assert signal_health.run(["--warehouse", str(warehouse), "--period", "week", "--end", "2026-11-16",
