@@ -63,7 +63,8 @@ demo-bigquery: install bigquery-emulator
 	$(PY) -m pipelines.batch --appeals $(BQ_DEMO)/appeals.jsonl $(BQ_FLAGS) --bigquery_write_method streaming_inserts \
 	  --min_cell_count 3
 	$(PY) -m pipelines.transparency $(BQ_FLAGS) --min_cell_count 3
-	$(PY) -m pipelines.report $(BQ_FLAGS) --out $(BQ_DEMO)/transparency
+	$(PY) -m pipelines.report $(BQ_FLAGS) --out $(BQ_DEMO)/transparency --min_cell_count 3 \
+	  --dsa_template --provider infra/dsa_provider.yaml
 	@echo "== BigQuery API on $(BQ_ENDPOINT), dataset demo.deepfake_defense (compliance views: deepfake_defense_compliance)"
 	@echo local > $(BQ_DEMO)/access-token
 	@echo "   (bq wants a token; the local server takes any)"
@@ -107,7 +108,9 @@ demo: install
 	$(PY) -m pipelines.signal_health --warehouse $(DEMO)/warehouse --period week --out $(DEMO)/signal_health
 	@echo "== the published transparency figures, over every run, each decision and appeal once"
 	$(PY) -m pipelines.transparency --warehouse $(DEMO)/warehouse --min_cell_count 3
-	$(PY) -m pipelines.report --warehouse $(DEMO)/warehouse --out $(DEMO)/transparency
+	$(PY) -m pipelines.report --warehouse $(DEMO)/warehouse --out $(DEMO)/transparency --min_cell_count 3 \
+	  --dsa_template --provider infra/dsa_provider.yaml
+	@echo "   summary first: $(DEMO)/transparency/transparency_report.html; the DSA template's CSV parts: $(DEMO)/transparency/dsa_template/"
 
 # The streaming job live on this machine: the Pub/Sub emulator, the demo uploads published as
 # live traffic, the job stopping by itself once every upload is accounted for.
