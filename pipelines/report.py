@@ -233,7 +233,7 @@ def _bar_chart(
 ) -> str | None:
     """A horizontal bar chart; withheld values (None) get no bar but the word "withheld", so a
     withheld figure never reads as zero. None when there is nothing to draw."""
-    if not any(v for v in values if v is not None):
+    if all(v is None for v in values):
         return None
     import matplotlib
 
@@ -258,29 +258,25 @@ def _bar_chart(
 
 
 def _withheld_rows(columns: list[str], rows: list[tuple]) -> list[tuple]:
-    """Query rows with their figures marked: a row all of whose cells are withheld shows
-    "withheld" (never 0); a row with some withheld cells shows the shown part and says so."""
+    """Query rows with their figures marked: in a row with withheld cells (`suppressed_cells`),
+    a figure of 0 or none is "withheld" (never 0) and any other says the shown part and that
+    more is withheld."""
     if "suppressed_cells" not in columns:
         return rows
     flag = columns.index("suppressed_cells")
     marked = []
     for row in rows:
-        if not row[flag]:
-            marked.append(row)
-            continue
-        cells = []
+        cells = list(row)
         for index, value in enumerate(row):
-            figure = isinstance(value, (int, float)) and not isinstance(value, bool) and index != flag
-            if figure and columns[index] != "period_start" and not value:
-                cells.append(WITHHELD_TEXT)
-            elif figure and value is not None and columns[index] not in ("period_start",) and index != flag:
-                cells.append(f"{_format(value)} + withheld")
-            elif value is None and index != flag:
-                cells.append(WITHHELD_TEXT)
-            else:
-                cells.append(value)
+            if not row[flag] or index == flag or not (value is None or _is_figure(value)):
+                continue
+            cells[index] = f"{_format(value)} + withheld" if value else WITHHELD_TEXT
         marked.append(tuple(cells))
     return marked
+
+
+def _is_figure(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _query_chart(name: str, columns: list[str], rows: list[tuple], out: Path) -> str | None:

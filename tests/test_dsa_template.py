@@ -315,3 +315,13 @@ def test_the_summary_page_shows_the_csv_figures_and_withheld_as_withheld(filed):
     )
     assert "summary_measures.png" in summary and (out / "summary_measures.png").exists()
     assert "corrupt_media" in summary  # what was not scored, and why
+
+
+def test_detail_tables_and_charts_never_show_a_withheld_figure_as_zero(tmp_path):
+    columns = ["category", "decisions", "suppressed_cells"]
+    rows = [("all withheld", 0, 2), ("partly withheld", 5, 1), ("shown", 7, 0)]
+    assert report._withheld_rows(columns, rows) == [
+        ("all withheld", "withheld", 2), ("partly withheld", "5 + withheld", 1), ("shown", 7, 0)]  # fmt: skip
+    # A chart with nothing to draw is not drawn (the page says there is no data); a real zero is.
+    assert report._bar_chart(["a", "b"], [None, None], "t", "x", tmp_path, "none.png") is None
+    assert report._bar_chart(["a", "b"], [0.0, None], "t" * 200, "x", tmp_path, "zero.png") == "zero.png"
