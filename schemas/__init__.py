@@ -34,6 +34,7 @@ TABLES: tuple[str, ...] = (
     "decision_log",
     "shadow_decisions",
     "signal_health",
+    "statement_submissions",
     "dead_letter",
 )
 

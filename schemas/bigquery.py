@@ -33,6 +33,7 @@ ONE_ROW_PER: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "reviews": ("review_id", "reviewed_at", ("verdict_action",)),
     "decision_log": ("log_id", "changed_at", ("change",)),
     "shadow_decisions": ("decision_id", "decided_at", ("action", "rule_id")),
+    "statement_submissions": ("submission_id", "submitted_at", ("status",)),
 }
 CURRENT_LEDGER_VIEW = "strike_ledger_current"
 PROJECT_PLACEHOLDER, DATASET_PLACEHOLDER = "__PROJECT__", "__DATASET__"

@@ -294,3 +294,27 @@ def test_the_review_loop_tools_answer_on_bigquery_what_they_answer_on_duckdb(run
             assert on_bigquery[key] == expected, (score, key)
     written = query_arrow(runs["location"], f"SELECT COUNT(*) AS n FROM `{PROJECT}.wh.signal_health`")
     assert written.column("n")[0].as_py() == len(health_bq["checks"])
+
+
+def test_statements_are_submitted_once_from_bigquery(runs, tmp_path):
+    """pipelines.submit_statements reads and records through BigQuery as through DuckDB."""
+    from pipelines import submit_statements
+
+    from .transparency_database import TransparencyDatabase
+
+    token = tmp_path / "token"
+    token.write_text("7|stand-in\n")
+    database = TransparencyDatabase("7|stand-in").start()
+    try:
+        argv = ["--warehouse", runs["warehouse"], "--bigquery_endpoint", runs["endpoint"],
+                "--endpoint", database.url, "--token-file", str(token)]  # fmt: skip
+        assert submit_statements.run(argv, sleep=[].append) == 0
+        assert submit_statements.run(argv, sleep=[].append) == 0
+    finally:
+        database.stop()
+    reader = BigQueryReader(runs["location"])
+    statements = reader.rows("SELECT puid FROM statements_of_reasons")
+    assert statements and sorted(database.stored) == sorted(r["puid"] for r in statements)
+    assert len(database.requests) == -(-len(statements) // 100)  # the rerun sent nothing
+    outcomes = reader.rows("SELECT status, COUNT(*) AS n FROM statement_submissions GROUP BY status")
+    assert outcomes == [{"status": "accepted", "n": len(statements)}]
