@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,7 @@ from schemas.vocabulary import (
 )
 
 MAX_BATCH = 100
+_PUID = re.compile(r"[A-Za-z0-9_-]+")
 API_DATE = "%Y-%m-%d"
 
 REQUIRED = (
@@ -111,7 +113,9 @@ def statement_of_reasons(decision: Decision, dsa_category: str, keywords: tuple[
         "source_type": DSA_SOURCE_TYPE[decision.detection_method],
         "automated_detection": "Yes" if decision.detection_method == "automated" else "No",
         "automated_decision": DSA_AUTOMATED_DECISION[decision.automated_decision],
-        "puid": decision.content_id or decision.account_id,
+        # Unique per statement, as the database requires (an upload a reviewer decided again has a
+        # second statement), and within its alphabet: the decision id is hex.
+        "puid": decision.decision_id,
     }
     if keywords:
         statement["category_specification"] = list(keywords)
@@ -162,6 +166,8 @@ def validate_statement(statement: Mapping[str, Any]) -> None:
         raise InvalidStatement(f"territorial_scope: only EEA country codes are allowed, got {territories}")
     if len(str(statement["puid"])) > 500:
         raise InvalidStatement("puid: longer than 500 characters")
+    if not _PUID.fullmatch(str(statement["puid"])):
+        raise InvalidStatement(f"puid: only letters, digits, '-' and '_' are allowed, got {statement['puid']!r}")
 
 
 def batches(statements: list[dict[str, Any]], size: int = MAX_BATCH) -> list[list[dict[str, Any]]]:

@@ -132,6 +132,7 @@ def test_every_input_row_is_accounted_for(job):
 
 NOT_WRITTEN_BY_AN_UPLOADS_RUN = (
     "appeals", "retraining_labels", "transparency_report", "reviews", "shadow_decisions", "signal_health",
+    "statement_submissions",
 )  # fmt: skip
 
 
@@ -181,7 +182,11 @@ def test_reported_uploads_keep_their_notice_source_in_decisions_and_statements(j
     assert {"user_report", "trusted_flagger"} <= set(decided.values())
     sources = {"automated": "SOURCE_VOLUNTARY", "user_report": "SOURCE_ARTICLE_16",
                "trusted_flagger": "SOURCE_TRUSTED_FLAGGER"}  # fmt: skip
-    for content_id, body in query(job["warehouse"], "select puid, statement from statements_of_reasons"):
+    for content_id, body in query(
+        job["warehouse"],
+        "select d.content_id, s.statement from statements_of_reasons s "
+        "join enforcement_decisions d using (decision_id)",
+    ):
         statement = json.loads(body)
         assert statement["source_type"] == sources[expected[content_id]]
         assert statement["automated_detection"] == ("Yes" if expected[content_id] == "automated" else "No")

@@ -49,7 +49,8 @@ def test_a_removal_gets_a_valid_statement_in_the_database_schema():
     assert statement["automated_detection"] == "Yes"
     assert statement["automated_decision"] == "AUTOMATED_DECISION_FULLY"
     assert statement["source_type"] == "SOURCE_VOLUNTARY"
-    assert statement["puid"] == "c1" and statement["content_date"] == "2026-11-02"
+    # One statement per decision: an upload a reviewer decided again gets a second one.
+    assert statement["puid"] == _decision(0.995).decision_id and statement["content_date"] == "2026-11-02"
     # The explanation names the content evidence a removal rests on, then the fused score.
     assert (
         "content detector score of 0.99 (0.99 with metadata and account context)"
@@ -72,6 +73,7 @@ def test_labels_and_demotions_have_statements_and_no_action_has_none():
     [
         ({"category": "STATEMENT_CATEGORY_DEEPFAKES"}, "category: .* not an allowed value"),
         ({"puid": ""}, "puid: required"),
+        ({"puid": "c003.jpg"}, "puid: only letters, digits"),
         ({"decision_visibility": None}, "one of .* is required"),
         ({"decision_visibility": ["DECISION_VISIBILITY_HIDDEN"]}, "decision_visibility"),
         ({"application_date": "21/11/2026"}, "application_date: expected YYYY-MM-DD"),
@@ -104,4 +106,4 @@ def test_statements_go_out_in_batches_of_at_most_100(tmp_path):
 def test_statement_rows_fit_their_table():
     row = StatementOfReasons("d1", _statement()).to_row()
     validate_row("statements_of_reasons", row)
-    assert json.loads(row["statement"])["puid"] == "c1"
+    assert json.loads(row["statement"])["puid"] == _decision(0.995).decision_id

@@ -112,10 +112,11 @@ def test_a_suspension_has_its_own_statement_of_reasons():
 
     policy = load_policy("policies/synthetic_media_v1.yaml")
     _, suspension = update_account("a1", [], _earned([decision("remove", d) for d in (1, 2)], T0), [], POLICY)
-    statement = statement_of_reasons(suspension_decision(suspension, policy), "STATEMENT_CATEGORY_OTHER_VIOLATION_TC")
+    suspended = suspension_decision(suspension, policy)
+    statement = statement_of_reasons(suspended, "STATEMENT_CATEGORY_OTHER_VIOLATION_TC")
     validate_statement(statement)
     assert statement["decision_account"] == "DECISION_ACCOUNT_SUSPENDED" and "decision_visibility" not in statement
-    assert statement["puid"] == "a1"
+    assert statement["puid"] == suspended.decision_id
 
 
 def test_a_ledger_holding_a_strike_twice_keeps_its_reversed_copy():

@@ -23,7 +23,10 @@ TOKEN = "7|stand-in-token-for-tests"
 
 def _seed(warehouse, puids: list[str], decision_ids: list[str] | None = None) -> None:
     rows = [
-        {**StatementOfReasons(decision_id, _statement(0.995, content_id=puid)).to_row(), "run_id": "1-upload"}
+        {
+            **StatementOfReasons(decision_id, {**_statement(0.995, content_id=puid), "puid": puid}).to_row(),
+            "run_id": "1-upload",
+        }
         for puid, decision_id in zip(puids, decision_ids or [f"d-{p}" for p in puids], strict=True)
     ]
     seed_table(warehouse, "statements_of_reasons", rows)
@@ -92,7 +95,8 @@ def test_statements_go_in_batches_of_100_and_a_rerun_sends_nothing(warehouse, da
 
 def test_an_invalid_statement_is_dead_lettered_and_the_rest_of_its_batch_resent(tmp_path, database, token_file):
     warehouse = tmp_path / "warehouse"
-    # The builder's checks pass a puid with a dot; the database takes only letters, digits, - and _.
+    # A statement written before the builder checked the puid's alphabet: the database takes
+    # only letters, digits, - and _.
     _seed(warehouse, ["c001", "c002", "c003.jpg", "c004", "c005"])
     assert _submit(warehouse, database, token_file) == 0
     assert database.requests == [5, 4]  # refused whole, then sent without the one it named
@@ -113,8 +117,9 @@ def test_an_invalid_statement_is_dead_lettered_and_the_rest_of_its_batch_resent(
 
 def test_a_second_statement_with_a_taken_puid_is_rejected_here_not_passed_for_stored(tmp_path, database, token_file):
     warehouse = tmp_path / "warehouse"
-    # Two decisions on one upload (an automated label, then a reviewer's removal): the database
-    # holds one statement per puid, and would answer the second with existing_puids.
+    # Two statements with one puid (written when the puid was the upload's id, before it became
+    # the decision's): the database holds one statement per puid, and would answer the second
+    # with existing_puids.
     _seed(warehouse, ["c001", "c001", "c002"], ["d-auto", "d-review", "d-other"])
     assert _submit(warehouse, database, token_file) == 0
     assert database.requests == [2] and sorted(database.stored) == ["c001", "c002"]
