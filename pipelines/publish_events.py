@@ -40,6 +40,17 @@ def shifted(row: dict, delta: dt.timedelta) -> dict:
     return row
 
 
+def _not_after(row: dict, now: dt.datetime) -> dict:
+    """A replayed notice that would arrive after now (a report comes hours after its upload)
+    arrives now instead: the jobs refuse a time that cannot be yet."""
+    notice = row.get("notice")
+    if isinstance(notice, dict) and isinstance(notice.get("received_at"), str):
+        with contextlib.suppress(ValueError):
+            if parse_timestamp(notice["received_at"], "received_at") > now:
+                notice["received_at"] = format_timestamp(now)
+    return row
+
+
 def _upload_time(line: str) -> dt.datetime | None:
     try:
         return parse_timestamp(json.loads(line)["uploaded_at"], "uploaded_at")
@@ -51,8 +62,8 @@ def shift_to_now(lines: list[str], span_s: float | None = None, now: dt.datetime
     """Manifest lines replayed as live traffic: the newest upload moved to `now`, the others
     before it with their spacing kept, or (`span_s`) spread in order over the last `span_s`
     seconds. Each event's own times move with its upload time, so an account's age at upload
-    and the time from notice to action stay what they were. Lines without a readable upload
-    time stay as they are."""
+    and the time from notice to action stay what they were (a notice that would then arrive
+    after now arrives now). Lines without a readable upload time stay as they are."""
     times = [t for t in map(_upload_time, lines) if t is not None]
     if not times:
         return list(lines)
@@ -69,7 +80,7 @@ def shift_to_now(lines: list[str], span_s: float | None = None, now: dt.datetime
         else:
             share = (uploaded - first) / (last - first) if last > first else 1.0
             moved = now - dt.timedelta(seconds=span_s * (1.0 - share))
-        out.append(json.dumps(shifted(json.loads(line), moved.replace(microsecond=0) - uploaded)))
+        out.append(json.dumps(_not_after(shifted(json.loads(line), moved.replace(microsecond=0) - uploaded), now)))
     return out
 
 

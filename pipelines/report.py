@@ -36,7 +36,7 @@ from enforcement.dsa_template import (
 )
 from enforcement.policy import PolicyError, load_policy
 from pipelines.options import DEFAULT_POLICY
-from pipelines.warehouse_reader import WarehouseReader, open_reader
+from pipelines.warehouse_reader import WarehouseReader, open_reader, plain_number
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 TITLES = {
@@ -94,7 +94,7 @@ def run_queries(reader: WarehouseReader, sql_dir: Path = SQL_DIR) -> dict[str, t
     results = {}
     for path in sorted(sql_dir.glob("*.sql")):
         table = reader.query(path.read_text(), compliance=True)
-        rows = [tuple(row.values()) for row in table.to_pylist()]
+        rows = [tuple(plain_number(v) for v in row.values()) for row in table.to_pylist()]
         results[path.stem] = (list(table.column_names), rows)
     return results
 

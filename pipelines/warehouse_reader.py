@@ -29,7 +29,7 @@ class WarehouseReader(abc.ABC):
     def rows(self, sql: str) -> list[dict]:
         """The result of `sql` as dicts, exact numbers as int or float (DuckDB sums integers
         into 128-bit decimals, which JSON and arithmetic with floats do not take)."""
-        return [{k: _plain(v) for k, v in row.items()} for row in self.query(sql).to_pylist()]
+        return [{k: plain_number(v) for k, v in row.items()} for row in self.query(sql).to_pylist()]
 
 
 def newest_rows(table: str, moment: str, where: str = "", key: str = "content_id") -> str:
@@ -40,7 +40,8 @@ def newest_rows(table: str, moment: str, where: str = "", key: str = "content_id
             f"ORDER BY {moment} DESC, run_id DESC) = 1")  # fmt: skip
 
 
-def _plain(value):
+def plain_number(value):
+    """An exact number as int or float (DuckDB sums integers into 128-bit decimals)."""
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
