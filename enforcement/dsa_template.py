@@ -58,7 +58,7 @@ HOSTING = "Only for providers of hosting services, including online platforms"
 PLATFORMS = "Only for providers of online platforms"
 VLOPS = "Only for VLOPs"
 VLOPS_VLOSES = "Only for VLOPs and VLOSEs"
-ILLEGAL_GROUND, TC_GROUND = "DECISION_GROUND_ILLEGAL_CONTENT", "DECISION_GROUND_INCOMPATIBLE_CONTENT"
+ILLEGAL_GROUND = "DECISION_GROUND_ILLEGAL_CONTENT"  # any other ground is the terms and conditions
 MEASURE_ACTIONS = (*DECISION_VISIBILITY, SUSPEND_ACTION)
 
 # The restriction column each action of this system fills (sheets 5 and 6); the template's
