@@ -36,7 +36,7 @@ import io
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from enforcement.dsa_categories import (
     TOTAL,
     category_rows,
 )
+from enforcement.transparency import hours_between
 from schemas.vocabulary import DECISION_VISIBILITY, NOTICE_SOURCES, SUSPEND_ACTION
 
 FILLED, WITHHELD, NOT_RECORDED, NOT_APPLICABLE = "filled", "withheld", "not_recorded", "not_applicable"
@@ -252,10 +253,6 @@ class Filed:
         return self.row.get(name)
 
 
-def _hours(start: dt.datetime, end: dt.datetime) -> float:
-    return max((end - start).total_seconds() / 3600.0, 0.0)
-
-
 def _describe(policy_category: str | None) -> str:
     return (policy_category or "synthetic media").replace("_", " ")
 
@@ -376,7 +373,7 @@ def _count(n: int, k: int, context: str = "") -> Cell:
 
 
 # A wide sheet's column: how to fill a counted row's cell (row key -> Cell), or why it is blank.
-ColumnRule = str | Any
+ColumnRule = str | Callable[[tuple[str, ...], str], Cell]
 
 
 def _wide_rows(rows: list[tuple[str, str | None]], columns: Mapping[str, ColumnRule], reachable: frozenset[str],
@@ -453,7 +450,7 @@ def notices_sheet(inputs: Inputs, k: int) -> list[Row]:
             counts.add(keys, received)
             counts.add(keys, items)  # a notice names one upload
             if notice.acted:
-                counts.add(keys, median, _hours(notice.received_at, notice.final["decided_at"]))
+                counts.add(keys, median, hours_between(notice.received_at, notice.final["decided_at"]))
                 counts.add(keys, law if notice.final.ground == ILLEGAL_GROUND else terms)
 
     def median(key: tuple[str, ...], column: str) -> Cell:
@@ -496,7 +493,7 @@ def appeals_sheet(inputs: Inputs, k: int) -> list[Row]:
     measured = "hours from the appealed decision to the outcome (the appeal input records no submission time)"
 
     def block(indicator: str, appeals: list[Mapping[str, Any]], total_applies: str) -> list[Row]:
-        hours = [_hours(a["decided_at"], a["appeal_decided_at"]) for a in appeals]
+        hours = [hours_between(a["decided_at"], a["appeal_decided_at"]) for a in appeals]
         cells = [
             (TOTAL_NUMBER, total_applies, _count(len(appeals), k, "appeals decided in the period")),
             (UPHELD, PLATFORMS, _count(sum(a["outcome"] == "upheld" for a in appeals), k)),

@@ -85,7 +85,8 @@ def _keys(measure: str, decision: Decision, moment: dt.datetime) -> Iterable[Cel
             )
 
 
-def _hours(start: dt.datetime, end: dt.datetime) -> float:
+def hours_between(start: dt.datetime, end: dt.datetime) -> float:
+    """Hours from `start` to `end`, never negative (clocks of different systems)."""
     return max((end - start).total_seconds() / 3600.0, 0.0)
 
 
@@ -93,7 +94,7 @@ def cell_keys(decision: Decision) -> Iterable[tuple[CellKey, tuple[float, bool]]
     """The (day and month) cells a restrictive decision counts in, with its hours to action."""
     if decision.action == "none":
         return
-    hours = _hours(decision.action_clock_start, decision.decided_at)
+    hours = hours_between(decision.action_clock_start, decision.decided_at)
     for key in _keys("decisions", decision, decision.decided_at):
         yield key, (hours, False)
 
@@ -104,7 +105,7 @@ def appeal_cell_keys(outcome) -> Iterable[tuple[CellKey, tuple[float, bool]]]:
     and whether it was overturned."""
     decision, decided = outcome.decision, outcome.appeal.decided_at
     for key in _keys("appeals", decision, decided):
-        yield key, (_hours(decision.decided_at, decided), outcome.overturned)
+        yield key, (hours_between(decision.decided_at, decided), outcome.overturned)
 
 
 def newest_cells(cells: Iterable[TransparencyCell]) -> list[TransparencyCell]:

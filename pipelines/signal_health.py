@@ -358,17 +358,12 @@ def period_windows(reader: WarehouseReader, period: str, end: dt.date | None, re
 
 def write_checks(warehouse: str, checks: list[HealthCheck], bigquery_endpoint: str | None) -> None:
     """The checks as `signal_health` rows, through the jobs' own sink (Parquet + catalog, or BigQuery)."""
-    import apache_beam as beam
-
     from pipelines.sinks import open_warehouse
 
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-health-") + secrets.token_hex(3)
     sink = open_warehouse(warehouse, run_id, bigquery_endpoint=bigquery_endpoint)
     sink.prepare(truncate=False)
-    with beam.Pipeline(runner="apache_beam.runners.portability.fn_api_runner.FnApiRunner") as p:
-        failures = sink.write("signal_health", p | "Checks" >> beam.Create(checks))
-        sink.write_dead_letters([failures], p)
-    sink.finish()
+    sink.write_records("signal_health", checks)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -119,6 +119,15 @@ class Sink(abc.ABC):
         """After the pipeline ran: what a reader opens to query the output."""
         return ""
 
+    def write_records(self, table: str, records: list, dead_letters: list = ()) -> str:
+        """A tool's few records (each with `to_row()`) into `table`, and its dead letters, in one
+        small in-process pipeline through this sink; returns `finish()`."""
+        with beam.Pipeline(runner="apache_beam.runners.portability.fn_api_runner.FnApiRunner") as p:
+            failures = self.write(table, p | f"Create_{table}" >> beam.Create(records))
+            failed = p | "CreateDeadLetters" >> beam.Create(list(dead_letters))
+            self.write_dead_letters([failures, failed], p)
+        return self.finish()
+
 
 class EmbeddedWarehouse(Sink):
     """Parquet files per table under `directory` (one file set per run) and a DuckDB catalog."""

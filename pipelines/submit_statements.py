@@ -349,18 +349,6 @@ def dead_letter_of(item: PendingStatement, reason: str) -> DeadLetter:
     return make_dead_letter(dict(item.statement), STEP, REJECTED_REASON, "StatementRejected", reason)
 
 
-def write_outcomes(sink, submissions: list[Submission], dead_letters: list[DeadLetter]) -> None:
-    """The outcomes as `statement_submissions` rows and the rejections as dead letters, through
-    the jobs' own sink (Parquet + catalog, or BigQuery)."""
-    import apache_beam as beam
-
-    with beam.Pipeline(runner="apache_beam.runners.portability.fn_api_runner.FnApiRunner") as p:
-        failures = sink.write("statement_submissions", p | "Submissions" >> beam.Create(submissions))
-        rejected = p | "Rejected" >> beam.Create(dead_letters)
-        sink.write_dead_letters([failures, rejected], p)
-    sink.finish()
-
-
 def submit(warehouse: str, database: TransparencyDatabase, *, bigquery_endpoint: str | None = None,
            batch_size: int = MAX_BATCH, max_attempts: int = 5, resend_rejected: bool = False,
            sleep: Callable[[float], None] = time.sleep) -> Summary:  # fmt: skip
@@ -398,7 +386,8 @@ def submit(warehouse: str, database: TransparencyDatabase, *, bigquery_endpoint:
     for status in (ACCEPTED, ALREADY_PRESENT, REJECTED):
         setattr(summary, status, sum(s.status == status for s in submissions))
     if submissions:
-        write_outcomes(sink, submissions, dead_letters)
+        # The outcomes, and the rejections as dead letters, through the jobs' own sink.
+        sink.write_records("statement_submissions", submissions, dead_letters)
     return summary
 
 
