@@ -127,6 +127,20 @@ def _source(flag: str, value: str | None, query: str | None, input_format: str |
         parser_error(f"--{flag}: {exc}")
 
 
+def manifest_folder(pattern: str | None) -> tuple[str, ...]:
+    """The local folder a manifest (file or glob) lies in: where its media may be read from
+    unless --media_root says otherwise; none for a BigQuery or gs:// source."""
+    if not pattern or "://" in pattern:
+        return ()
+    folder = posixpath.dirname(pattern)
+    parts = folder.split("/")
+    for index, part in enumerate(parts):
+        if any(c in part for c in "*?["):
+            folder = "/".join(parts[:index])
+            break
+    return (folder or ".",)
+
+
 def _sink(options: DetectionOptions, pipeline_options: PipelineOptions, run_id: str) -> Sink:
     pubsub = options.events_sink == "pubsub"
     return open_warehouse(
@@ -200,7 +214,8 @@ def run(argv: list[str] | None = None) -> int:
             parser.error(f"{flag} with --write_disposition truncate would drop the decisions they refer to")
     sink.prepare(truncate)
 
-    detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
+    media_limits = options.media_limits(default_roots=manifest_folder(uploads if isinstance(uploads, str) else None))
+    detection = Detection(policy, model_set, media_limits, hash_bank, options.min_batch_size,
                           options.max_batch_size, options.accelerator if options.gpu_workers == "inference" else None,
                           shadow_policy=shadow_policy)  # fmt: skip
     job = BatchJob(

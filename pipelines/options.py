@@ -188,6 +188,20 @@ class DetectionOptions(PipelineOptions):
 
         limits = parser.add_argument_group("per-item limits (an item over one is dead-lettered, naming it)")
         limits.add_argument(
+            "--media_root",
+            action="append",
+            default=None,
+            help="A folder local media may be read from (repeatable; symlinks are resolved before the check). "
+            "Default: the manifest's folder (batch), none (streaming). Media elsewhere, and schemes other than "
+            "local and gs://, are dead-lettered uri_not_allowed without being opened.",
+        )
+        limits.add_argument(
+            "--media_bucket",
+            action="append",
+            default=None,
+            help="A gs:// bucket media may be read from (repeatable; default: any bucket the workers can read).",
+        )
+        limits.add_argument(
             "--max_media_bytes", type=int, default=_LIMITS.max_media_bytes, help="Default %(default)s bytes."
         )
         limits.add_argument("--max_pixels", type=int, default=_LIMITS.max_pixels, help="Default %(default)s pixels.")
@@ -214,8 +228,13 @@ class DetectionOptions(PipelineOptions):
             "the element (memory flat in an upload's length); default %(default)s bytes.",
         )
 
-    def media_limits(self) -> MediaLimits:
+    def media_limits(self, default_roots: tuple[str, ...] = ()) -> MediaLimits:
+        """The per-item limits, with where media may be read from: --media_root, else
+        `default_roots`; --media_bucket, else any bucket."""
+        roots = tuple(self.media_root) if self.media_root else tuple(default_roots)
         return MediaLimits(
+            media_roots=tuple(posixpath.abspath(root) for root in roots),
+            media_buckets=tuple(self.media_bucket) if self.media_bucket else None,
             max_media_bytes=self.max_media_bytes,
             max_pixels=self.max_pixels,
             max_duration_s=self.max_duration_s,

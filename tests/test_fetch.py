@@ -122,3 +122,84 @@ def test_the_dofn_fingerprints_and_refuses_empty_files(tmp_path):
     (tmp_path / "a.bin").write_bytes(b"")
     with pytest.raises(EmptyMedia, match="empty"):
         list(dofn.process(event))
+
+
+def test_a_job_reads_local_media_only_under_its_roots_with_symlinks_resolved_first(tmp_path):
+    from transforms.limits import UriNotAllowed
+
+    root, outside = tmp_path / "media", tmp_path / "elsewhere"
+    root.mkdir(), outside.mkdir()
+    (root / "ok.bin").write_bytes(b"ok")
+    (outside / "secret.bin").write_bytes(b"secret")
+    (root / "link.bin").symlink_to(outside / "secret.bin")  # inside by name, outside in fact
+    (tmp_path / "media-other").mkdir()  # a sibling whose name starts like the root
+    (tmp_path / "media-other" / "x.bin").write_bytes(b"x")
+    limits = MediaLimits(media_roots=(str(root),))
+    assert read_media(str(root / "ok.bin"), limits) == b"ok"
+    assert read_media("file://" + str(root / "ok.bin"), limits) == b"ok"
+    for refused in (
+        str(outside / "secret.bin"),
+        str(root / "link.bin"),
+        str(root / ".." / "elsewhere" / "secret.bin"),
+        str(tmp_path / "media-other" / "x.bin"),
+        "/etc/passwd",
+        "file:///etc/shadow",
+        "http://127.0.0.1:1/x.jpg",
+        "s3://bucket/x.jpg",
+    ):
+        with pytest.raises(UriNotAllowed):
+            read_media(refused, limits)
+    # No root at all (the streaming job's default): no local file is read.
+    with pytest.raises(UriNotAllowed, match="--media_root"):
+        read_media(str(root / "ok.bin"), MediaLimits(media_roots=()))
+
+
+def test_gs_media_only_from_the_configured_buckets_where_set():
+    from transforms.fetch import check_allowed
+    from transforms.limits import UriNotAllowed
+
+    check_allowed("gs://uploads-eu/a.jpg", MediaLimits(media_roots=()))  # any bucket unless given
+    check_allowed("gs://uploads-eu/a.jpg", MediaLimits(media_roots=(), media_buckets=("uploads-eu",)))
+    with pytest.raises(UriNotAllowed, match="bucket 'other'"):
+        check_allowed("gs://other/a.jpg", MediaLimits(media_roots=(), media_buckets=("uploads-eu",)))
+
+
+def test_an_event_naming_a_file_outside_the_roots_is_dead_lettered_before_it_is_opened(tmp_path):
+    """The watched path is a FIFO outside the root: a reader opening it would be seen by the
+    watcher's non-blocking open for writing, and the stat check for FIFOs would name another
+    reason. Neither happens: the URI is refused by where it is."""
+    import threading
+
+    root = tmp_path / "media"
+    root.mkdir()
+    watched = tmp_path / "watched.fifo"
+    os.mkfifo(watched)
+    opened, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            try:
+                fd = os.open(watched, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: nobody has it open for reading
+                time.sleep(0.005)
+                continue
+            opened.append(True)
+            os.close(fd)
+            return
+
+    from transforms.dead_letter import Guarded
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    limits = MediaLimits(media_roots=(str(root),))
+    try:
+        for uri in (str(watched), "file://" + str(watched), "/etc/passwd"):
+            event = UploadEvent("c1", uri, "acc", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+            guarded = Guarded(_FetchMediaDoFn(limits), "fetch_media")
+            guarded.setup()
+            (out,) = guarded.process(event)
+            assert out.tag == "dead_letters" and out.value.reason == "uri_not_allowed", uri
+    finally:
+        stop.set()
+        watcher.join()
+    assert not opened

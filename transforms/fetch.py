@@ -1,7 +1,10 @@
 """Fetching media bytes for an upload: local paths, file:// and gs:// (Beam FileSystems).
 
-A manifest row can point anywhere, so a local path must be a regular file: a FIFO would block
-the worker forever on open, /dev/zero would be read to the byte limit. A remote read runs
+A manifest row or a message can point anywhere, so a job confines what it reads
+(`check_allowed`): local files only under its media roots (symlinks resolved first), gs://
+only in its buckets where given, no other scheme; anything else is dead-lettered
+`uri_not_allowed` without being opened. A local path must also be a regular file: a FIFO would
+block the worker forever on open, /dev/zero would be read to the byte limit. A remote read runs
 under `--max_fetch_s`: a store that cannot be reached (no route, no DNS, a client retrying for
 minutes) costs one item that long, not a worker. Any other scheme is refused by name.
 """
@@ -21,7 +24,7 @@ from apache_beam.metrics import Metrics
 
 from schemas.records import MediaBlob, StoredMedia, UploadEvent
 from transforms.dead_letter import MediaDoFn, MediaStep
-from transforms.limits import LimitExceeded, MediaLimits, MediaRejected
+from transforms.limits import LimitExceeded, MediaLimits, MediaRejected, UriNotAllowed
 from transforms.media import local_path, media_size
 
 # Errors worth another try: the network and the object store, not a missing or bad file.
@@ -51,6 +54,36 @@ def _is_transient(exc: BaseException) -> bool:
     return code in (429, 500, 502, 503, 504)
 
 
+def _inside(path: str, root: str) -> bool:
+    root = os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def check_allowed(uri: str, limits: MediaLimits) -> None:
+    """Refuses a URI outside the places `limits` lets the job read (`media_roots`,
+    `media_buckets`), before anything at it is opened or looked at; a symlink is resolved
+    first, so one inside a root cannot lead outside it. Unconfined limits (both None) allow
+    everything, as a library call on a file the caller chose.
+
+    Raises:
+        UriNotAllowed: names the URI and the flag that would allow it.
+    """
+    if limits.media_roots is None and limits.media_buckets is None:
+        return
+    path = local_path(uri)
+    if path is not None:
+        resolved = os.path.realpath(path)
+        if not any(_inside(resolved, root) for root in limits.media_roots or ()):
+            where = ", ".join(limits.media_roots or ()) or "no local media root is configured"
+            raise UriNotAllowed(f"{path} is outside the media roots ({where}): give its folder with --media_root")
+        return
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme.lower() != "gs":
+        raise UriNotAllowed(f"{parts.scheme}:// media is not read by this job (local paths under --media_root, gs://)")
+    if limits.media_buckets is not None and parts.netloc not in limits.media_buckets:
+        raise UriNotAllowed(f"bucket {parts.netloc!r} is not one of --media_bucket {', '.join(limits.media_buckets)}")
+
+
 def read_media(uri: str, limits: MediaLimits, sleep=time.sleep) -> bytes | StoredMedia:
     """Reads the media at `uri` within the byte limit: its bytes, or, over
     `limits.max_inline_bytes`, its fingerprint (size and SHA-256, read through in blocks)
@@ -61,11 +94,13 @@ def read_media(uri: str, limits: MediaLimits, sleep=time.sleep) -> bytes | Store
     errors a few times, all within `limits.max_fetch_s`.
 
     Raises:
+        UriNotAllowed: `uri` is outside the places `limits` allows (`check_allowed`).
         MediaNotFound: nothing exists at `uri`.
         MediaUnreadable: `uri` is not a regular file, or its scheme is not one this job reads.
         LimitExceeded: the object is larger than `limits.max_media_bytes`, or fetching it
             took longer than `limits.max_fetch_s`.
     """
+    check_allowed(uri, limits)
     path = local_path(uri)
     if path is not None:
         return _read_local(uri, path, limits)

@@ -39,6 +39,13 @@ class CorruptMedia(MediaRejected):
     reason = "corrupt_media"
 
 
+class UriNotAllowed(MediaRejected):
+    """An event names media outside the places this job may read: a local path outside its
+    media roots, a bucket it was not given, a scheme it does not fetch."""
+
+    reason = "uri_not_allowed"
+
+
 @dataclasses.dataclass(frozen=True)
 class MediaLimits:
     """Bounds on what one item may cost. Defaults suit short-form uploads."""
@@ -51,6 +58,12 @@ class MediaLimits:
     # Media larger than this is not carried in the element: each extractor reads it from
     # storage in ranges, so a worker's memory does not grow with an upload's length.
     max_inline_bytes: int = 32 * 1024 * 1024
+    # Where media may be read from (`transforms.fetch.check_allowed`). An event is input from
+    # outside, so a job confines its reads: local files only under `media_roots` (none: no
+    # local file), gs:// only in `media_buckets` (None: any bucket). The library default
+    # leaves local reads open for code that reads files it chose itself; the jobs always set it.
+    media_roots: tuple[str, ...] | None = None
+    media_buckets: tuple[str, ...] | None = None
 
     def check_bytes(self, size: int) -> None:
         if size > self.max_media_bytes:
