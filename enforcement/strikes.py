@@ -128,7 +128,9 @@ def update_account(
 ) -> tuple[list[Strike], Suspension | None]:
     """One account's ledger after this run (prior + new strikes, then the appeals' reversals)
     and its suspension if the new strikes took it over the threshold, else None."""
-    prior, earned = list(prior), sorted(new, key=lambda pair: (pair[1].uploaded_at, pair[1].decision_id))
+    # The ledger over every run holds a strike once per run that wrote it: one copy each.
+    prior = merge_ledger(prior, [])
+    earned = sorted(new, key=lambda pair: (pair[1].uploaded_at, pair[1].decision_id))
     ledger = merge_ledger(prior, [strike for strike, _ in earned])
     for decision_id, at in reversals:
         ledger = reverse(ledger, decision_id, at)

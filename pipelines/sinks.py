@@ -34,7 +34,6 @@ from transforms.warehouse import (
     WriteTable,
     WriteTrainingExamples,
     clear_tables,
-    latest_run_files,
     table_files,
     write_catalog,
 )
@@ -155,7 +154,7 @@ class EmbeddedWarehouse(Sink):
             if inside and truncate:
                 raise LaunchError("--strike_ledger lies in --warehouse, which --write_disposition truncate would empty")
         else:
-            ledger = () if truncate else tuple(latest_run_files(self.directory, "strike_ledger"))
+            ledger = () if truncate else table_files(self.directory, "strike_ledger")
         decisions, appeals, reviews = (
             ReadTableRows(table_files(self.directory, t)) for t in ("enforcement_decisions", "appeals", "reviews")
         )

@@ -88,15 +88,23 @@ def _one_row_per_id(table: str, source: str) -> str:
     )
 
 
+def current_ledger_sql(source: str, bigquery: bool = False) -> str:
+    """The current strike ledger over every run's rows in `source`: each strike once, its
+    reversed copy standing (a strike is only ever reversed), as `enforcement.strikes.merge_ledger`
+    keeps it. A run writes the ledger of the accounts it changed, so no one run holds it all."""
+    exclude = "EXCEPT" if bigquery else "EXCLUDE"
+    return (
+        f"SELECT * {exclude} (copy) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY strike_id "
+        f"ORDER BY reversed_at IS NULL, reversed_at, run_id) AS copy FROM {source}) WHERE copy = 1"
+    )
+
+
 def view_queries(project: str, dataset: str) -> dict[str, str]:
     """Every view, by `dataset.view` name, as BigQuery standard SQL: the one-row-per-id views,
     the current strike ledger, and the compliance views in `compliance_dataset(dataset)`."""
     qualified = functools.partial("`{}.{}.{}`".format, project, dataset)
     views = {f"{dataset}.{table}": _one_row_per_id(table, qualified(physical_table(table))) for table in ONE_ROW_PER}
-    ledger = qualified("strike_ledger")
-    views[f"{dataset}.{CURRENT_LEDGER_VIEW}"] = (
-        f"SELECT * FROM {ledger} WHERE run_id = (SELECT MAX(run_id) FROM {ledger})"
-    )
+    views[f"{dataset}.{CURRENT_LEDGER_VIEW}"] = current_ledger_sql(qualified("strike_ledger"), bigquery=True)
     for table, spec in compliance_views()["views"].items():
         drop = ", ".join(spec["drop"])
         columns = f"* EXCEPT ({drop})" if drop else "*"

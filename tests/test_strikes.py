@@ -124,3 +124,46 @@ def test_a_ledger_holding_a_strike_twice_keeps_its_reversed_copy():
     reversed_copy = reverse([strike], "d-remove-0", T0 + dt.timedelta(days=1))[0]
     for prior in ([strike, reversed_copy], [reversed_copy, strike]):  # whichever order the rows are read in
         assert merge_ledger(prior, []) == [reversed_copy]
+
+
+def test_a_prior_ledger_read_over_every_run_counts_each_strike_once():
+    """The warehouse's ledger over all runs holds a strike once per run that wrote it: the
+    copies are one strike, so an account one strike short of suspension is not suspended by
+    its own history read twice, and the next strike does suspend it."""
+    from enforcement.strikes import update_account
+
+    first = strike_for(decision("remove", 0), POLICY)
+    copies = [first, first, first]  # three runs wrote the account's ledger
+    nothing_new, suspension = update_account("a1", copies, [], [], POLICY)
+    assert nothing_new == [first] and suspension is None
+    half = decision("reduce_reach", 1)
+    _, suspension = update_account("a1", copies, [(strike_for(half, POLICY), half)], [], POLICY)
+    assert suspension is None  # 1.5 points, not 3.5
+    second = decision("remove", 2)
+    ledger, suspension = update_account("a1", copies, [(strike_for(second, POLICY), second)], [], POLICY)
+    assert suspension is not None and suspension.crossing.decision_id == second.decision_id
+    assert len(ledger) == 2
+
+
+def test_the_current_ledger_view_holds_every_runs_strikes_once(tmp_path):
+    """strike_ledger_current over runs that each wrote only the accounts they changed."""
+    import duckdb
+
+    from transforms.warehouse import write_catalog
+
+    from .conftest import seed_table
+
+    runs = {
+        "run1": [strike_for(decision("remove", 0, account="a1"), POLICY)],
+        "run2": [strike_for(decision("remove", 1, account="a2"), POLICY)],
+        "run3": [dataclasses.replace(strike_for(decision("remove", 0, account="a1"), POLICY), reversed_at=T0)],
+    }
+    for run_id, strikes in runs.items():
+        seed_table(tmp_path, "strike_ledger", [{**s.to_row(), "run_id": run_id} for s in strikes])
+        (tmp_path / "strike_ledger" / "seed-00000-of-00001.parquet").rename(
+            tmp_path / "strike_ledger" / f"{run_id}-00000-of-00001.parquet"
+        )
+    catalog = write_catalog(str(tmp_path))
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        rows = con.sql("select account_id, reversed_at is not null from strike_ledger_current order by 1").fetchall()
+    assert rows == [("a1", True), ("a2", False)]

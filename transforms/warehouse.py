@@ -5,7 +5,7 @@ Layout of `--warehouse DIR`:
   DIR/features_tfrecord/<run_id>-*.tfrecord.gz   training examples (tf.train.Example)
   DIR/statements_of_reasons_batches/<run_id>-*.json   Transparency Database API bodies, <= 100 each
   DIR/warehouse.duckdb                           a view per table over its Parquet files, and
-                                                 strike_ledger_current (the newest run's ledger)
+                                                 strike_ledger_current (every run's strikes, once)
 
 Arrow schemas come from `schemas/*.json`; every row is validated against its table's schema
 before it is written, so a Parquet file can be loaded into BigQuery as it is.
@@ -14,7 +14,6 @@ before it is written, so a Parquet file can be loaded into BigQuery as it is.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
 import uuid
@@ -27,7 +26,7 @@ import pyarrow as pa
 from models.examples import to_tf_example
 from models.signature import FEATURE_VERSION
 from schemas import TABLES, arrow_schema, bigquery_schema, duckdb_type, validate_row
-from schemas.bigquery import CURRENT_LEDGER_VIEW, ONE_ROW_PER, compliance_views
+from schemas.bigquery import CURRENT_LEDGER_VIEW, ONE_ROW_PER, compliance_views, current_ledger_sql
 from schemas.records import MediaFeatures
 from transforms.dead_letter import MapOrDeadLetter
 
@@ -166,24 +165,6 @@ class WriteTrainingExamples(beam.PTransform):
         return failures
 
 
-_RUN_FILE = re.compile(r"^(?P<run>.+)-\d{5}-of-\d{5}\.parquet$")
-
-
-def table_files(warehouse: str, table: str) -> tuple[str, ...]:
-    """Every run's Parquet files of one table, in name order (empty when it has none)."""
-    return tuple(sorted(str(path) for path in (Path(warehouse) / table).glob("*.parquet")))
-
-
-def latest_run_files(warehouse: str, table: str) -> list[str]:
-    """The Parquet files of the newest run (run ids start with a UTC timestamp, so they sort)."""
-    runs: dict[str, list[str]] = {}
-    for path in table_files(warehouse, table):
-        match = _RUN_FILE.match(Path(path).name)
-        if match:
-            runs.setdefault(match["run"], []).append(path)
-    return runs[max(runs)] if runs else []
-
-
 def _empty_select(table: str) -> str:
     columns = []
     for field in bigquery_schema(table):
@@ -232,11 +213,12 @@ def write_catalog(warehouse: str) -> Path:
             else:
                 one = body
             con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {one}')
-        # The strike ledger is written whole by every run; the current one is the newest run's.
-        current = latest_run_files(str(root), "strike_ledger")
+        # Each run writes the ledger of the accounts it changed (batch: every account's): the
+        # current ledger is every strike of every run once, its reversed copy standing.
+        ledger = root / "strike_ledger" / "*.parquet"
         body = (
-            "SELECT * FROM read_parquet([" + ", ".join("'" + f.replace("'", "''") + "'" for f in current) + "])"
-            if current
+            current_ledger_sql(f"read_parquet('{str(ledger).replace(chr(39), chr(39) * 2)}', union_by_name = true)")
+            if any((root / "strike_ledger").glob("*.parquet"))
             else _empty_select("strike_ledger")
         )
         con.execute(f"CREATE OR REPLACE VIEW warehouse.main.{CURRENT_LEDGER_VIEW} AS {body}")
