@@ -137,11 +137,16 @@ def update_account(
     if not earned:
         return ledger, None
     now = max(strike.issued_at for strike, _ in earned)
-    was = standing(account_id, prior, now, policy)
+    # A strike both prior and earned is a decision replayed (a restart after a crash, a rerun):
+    # it counts as earned now, so a suspension it brought that was not written yet comes again
+    # (with the same id) rather than never.
+    earned_ids = {strike.strike_id for strike, _ in earned}
+    was = standing(account_id, [s for s in prior if s.strike_id not in earned_ids], now, policy)
     status = standing(account_id, ledger, now, policy)  # reversals already applied
     if not status.suspended or was.suspended:
         return ledger, None
-    counting = {s.strike_id for s in ledger if s.active(now)} - {s.strike_id for s in prior}
+    held_before = {s.strike_id for s in prior} - earned_ids
+    counting = {s.strike_id for s in ledger if s.active(now)} - held_before
     points = was.active_points
     for strike, decision in earned:  # in event time: the decision whose strike crossed decides
         if strike.strike_id in counting:

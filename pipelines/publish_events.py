@@ -108,11 +108,12 @@ def event_messages(manifest: Path, absolute_media_uris: bool = True,
 
 
 def as_live(body: bytes, attributes: dict[str, str]) -> tuple[bytes, dict[str, str]]:
-    """The event as if uploaded this instant: its times moved so `uploaded_at` is now."""
+    """The event as if uploaded this instant: its times moved so `uploaded_at` is now (a notice
+    that would then arrive after now arrives now)."""
     try:
         row = json.loads(body)
-        delta = dt.datetime.now(dt.UTC) - parse_timestamp(row["uploaded_at"], "uploaded_at")
-        row = shifted(row, delta)
+        now = dt.datetime.now(dt.UTC)
+        row = _not_after(shifted(row, now - parse_timestamp(row["uploaded_at"], "uploaded_at")), now)
     except (ValueError, KeyError, TypeError):
         return body, attributes
     return json.dumps(row).encode("utf-8"), {**attributes, "uploaded_at": row["uploaded_at"]}

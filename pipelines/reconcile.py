@@ -17,10 +17,12 @@ from schemas.records import DEAD_LETTER, SKIPPED
 from schemas.vocabulary import SUSPEND_ACTION
 
 # Dead letters of the appeals input: not upload rows, so outside the upload reconciliation.
-APPEAL_STEPS = frozenset({"parse_appeals", "admit_appeals", "dedupe_appeals", "apply_appeals", "read_decision_history",
+APPEAL_STEPS = frozenset({"read_appeals", "parse_appeals", "admit_appeals", "dedupe_appeals", "apply_appeals", "read_decision_history",
                           "write_appeals", "write_retraining_labels"})  # fmt: skip
 # Dead letters and skips of the reviewers' verdicts: balanced against the verdict rows read.
-REVIEW_STEPS = frozenset({"parse_verdicts", "admit_verdicts", "dedupe_verdicts", "apply_verdicts", "write_reviews"})
+REVIEW_STEPS = frozenset(
+    {"read_verdicts", "parse_verdicts", "admit_verdicts", "dedupe_verdicts", "apply_verdicts", "write_reviews"}
+)
 # Steps that keep an upload from being scored: its row's dead letter balances the rows read.
 # A failure after an item was scored (deciding, events, statements, strikes, aggregates, a
 # write) is reported too, but the row is already counted as scored; a failure to decide, or to
@@ -31,6 +33,7 @@ AFTER_SCORING_STEPS = DECISION_STEPS | {
     "suspend_account", "write_features", "write_training_examples", "write_enforcement_events",
     "write_statements_of_reasons", "write_strike_ledger", "write_transparency_aggregates",
     "decide_shadow", "write_shadow_decisions", "write_review_queue", "write_decision_log",
+    "write_message_deliveries",
 }  # fmt: skip
 
 
@@ -172,3 +175,86 @@ def format_summary(summary: Reconciliation, catalog: str, model_set, uploads: bo
         f"  query it: {query_hint(catalog, 'select action, count(*) from {} group by 1', 'enforcement_decisions')}"
     )
     return "\n".join(lines)
+
+
+# --- The streaming job's account over its subscription's history ------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SubscriptionAccount:
+    """Every message a subscription delivered to any run of the job, each by its outcome over
+    all those runs: scored, dead-lettered, skipped, or lost (delivered, no outcome anywhere)."""
+
+    subscription: str
+    runs: int
+    outcomes: tuple[tuple[str, int, int], ...]  # (outcome, messages, deliveries)
+
+    def messages(self, outcome: str | None = None) -> int:
+        return sum(n for o, n, _ in self.outcomes if outcome is None or o == outcome)
+
+    @property
+    def deliveries(self) -> int:
+        return sum(d for *_, d in self.outcomes)
+
+    @property
+    def lost(self) -> int:
+        return self.messages(LOST)
+
+    def line(self, published: int | None = None) -> str:
+        """The summary line; `published`: what the caller knows it published."""
+        parts = " + ".join(f"{name} {self.messages(o)}" for o, name in
+                           ((SCORED, "scored"), (DEAD_LETTER, "dead-lettered"), (SKIPPED, "skipped")))  # fmt: skip
+        lost = f" + LOST {self.lost}" if self.lost else ""
+        undelivered = (published or 0) - self.messages()
+        missing = f"; published {published}, {undelivered} not yet delivered" if undelivered > 0 else ""
+        verdict = "balanced" if not self.lost and undelivered <= 0 else "UNBALANCED"
+        return (f"subscription {self.subscription} over {self.runs} run(s): messages {self.messages()} "
+                f"(deliveries {self.deliveries}) = {parts}{lost}{missing}  [{verdict}]")  # fmt: skip
+
+
+SCORED, LOST = "scored", "lost"
+_NOT_UPLOAD_STEPS = sorted(APPEAL_STEPS | REVIEW_STEPS | AFTER_SCORING_STEPS)
+
+
+def _by_message(sink, subscription: str) -> str:
+    """SQL: one row per message delivered on `subscription` (message_id, outcome, deliveries),
+    the same text on DuckDB and BigQuery."""
+    deliveries, scores, dead = (sink.all_runs(t) for t in ("message_deliveries", "media_scores", "dead_letter"))
+    sub = subscription.replace("'", "")
+    steps = ", ".join(f"'{s}'" for s in _NOT_UPLOAD_STEPS)
+    return (
+        f"WITH delivered AS (SELECT message_id, ANY_VALUE(content_id) AS content_id, COUNT(*) AS deliveries "
+        f"FROM {deliveries} WHERE subscription = '{sub}' GROUP BY message_id), "
+        f"runs AS (SELECT DISTINCT run_id FROM {deliveries} WHERE subscription = '{sub}'), "
+        f"scored AS (SELECT DISTINCT content_id FROM {scores} WHERE run_id IN (SELECT run_id FROM runs)), "
+        f"turned AS (SELECT content_id, message_id, disposition FROM {dead} "
+        f"WHERE run_id IN (SELECT run_id FROM runs) AND step NOT IN ({steps})), "
+        f"by_message AS (SELECT message_id, MIN(disposition) AS disposition FROM turned "
+        f"WHERE message_id IS NOT NULL GROUP BY message_id), "
+        f"by_content AS (SELECT content_id, MIN(disposition) AS disposition FROM turned "
+        f"WHERE content_id IS NOT NULL GROUP BY content_id) "
+        f"SELECT d.message_id, CASE WHEN s.content_id IS NOT NULL THEN '{SCORED}' "
+        f"ELSE COALESCE(m.disposition, c.disposition, '{LOST}') END AS outcome, d.deliveries "
+        f"FROM delivered d LEFT JOIN scored s ON s.content_id = d.content_id "
+        f"LEFT JOIN by_message m ON m.message_id = d.message_id "
+        f"LEFT JOIN by_content c ON c.content_id = d.content_id"
+    )
+
+
+def subscription_account(sink, subscription: str) -> SubscriptionAccount:
+    """What every message `subscription` delivered became, over all runs of the job."""
+    rows = sink.query(f"SELECT outcome, COUNT(*), SUM(deliveries) FROM ({_by_message(sink, subscription)}) AS m "
+                      "GROUP BY outcome ORDER BY outcome")  # fmt: skip
+    runs = sink.query(
+        f"SELECT COUNT(DISTINCT run_id) FROM {sink.all_runs('message_deliveries')} "
+        f"WHERE subscription = '{subscription.replace(chr(39), '')}'"
+    )[0][0]
+    return SubscriptionAccount(subscription, int(runs), tuple((o, int(n), int(d)) for o, n, d in rows))
+
+
+def unfinished_deliveries(sink, subscription: str) -> dict[str, int]:
+    """Messages delivered to earlier runs that have no outcome yet (a replay is due), with how
+    many times each was delivered: the door's attempt count."""
+    rows = sink.query(f"SELECT message_id, deliveries FROM ({_by_message(sink, subscription)}) AS m "
+                      f"WHERE outcome = '{LOST}'")  # fmt: skip
+    return {message_id: int(n) for message_id, n in rows}

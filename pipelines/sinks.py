@@ -34,6 +34,7 @@ from transforms.warehouse import (
     WriteTable,
     WriteTrainingExamples,
     clear_tables,
+    empty_select,
     table_files,
     write_catalog,
 )
@@ -96,6 +97,15 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def run_counts(self, table: str, columns: str) -> tuple[tuple, ...]:
         """`(columns..., count)` rows of what this run wrote to `table`, ordered by `columns`."""
+
+    @abc.abstractmethod
+    def all_runs(self, table: str) -> str:
+        """SQL naming every run's rows of `table` (an empty relation with its columns when it has
+        none yet), for `query`."""
+
+    @abc.abstractmethod
+    def query(self, sql: str) -> list[tuple]:
+        """The rows of `sql` over `all_runs` relations, as the warehouse is now (mid-run too)."""
 
     def publish_events(self, events: list[beam.PCollection], pipeline: beam.Pipeline) -> beam.PCollection | None:
         """Writes every target's events to `enforcement_events` (`target` names it) and, with a
@@ -172,6 +182,18 @@ class EmbeddedWarehouse(Sink):
 
         return parquet_run_counts(self.directory, table, self.run_id, columns)
 
+    def all_runs(self, table):
+        if not table_files(self.directory, table):
+            return f"({empty_select(table)})"
+        pattern = str(Path(self.directory).resolve() / table / "*.parquet").replace("'", "''")
+        return f"read_parquet('{pattern}', union_by_name = true)"
+
+    def query(self, sql):
+        import duckdb
+
+        with duckdb.connect() as con:
+            return [tuple(row) for row in con.sql(sql).fetchall()]
+
     def finish(self) -> str:
         return str(write_catalog(self.directory))
 
@@ -242,6 +264,16 @@ class BigQueryWarehouse(Sink):
         )
         rows = query_arrow(self.location, sql, {"run_id": self.run_id}).to_pylist()
         return tuple(tuple(row.values()) for row in rows)
+
+    def all_runs(self, table):
+        from schemas.bigquery import physical_table
+
+        return self.location.sql_name(physical_table(table))
+
+    def query(self, sql):
+        from transforms.bigquery import query_arrow
+
+        return [tuple(row.values()) for row in query_arrow(self.location, sql).to_pylist()]
 
     def finish(self) -> str:
         return str(self.location)

@@ -90,7 +90,8 @@ def run(argv: list[str] | None = None) -> int:
         sender.start()
         print(f"publishing {len(messages)} uploads to {topic} at {args.rate:g}/s (as live traffic)")
         common = ["--subscription", subscription, "--warehouse", args.warehouse, "--policy", args.policy,
-                  "--events_sink", "pubsub", "--pubsub_project", PROJECT, *job_args]  # fmt: skip
+                  "--events_sink", "pubsub", "--pubsub_project", PROJECT, "--media_root", str(manifest.parent),
+                  *job_args]  # fmt: skip
         code = streaming.run([*common, "--expected_rows", str(len(messages))])
         sender.join()
         labels = manifest.parent / "labels.jsonl"

@@ -33,8 +33,12 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import os
+import re
 import secrets
+import signal
 import sys
+import threading
 import time
 
 import apache_beam as beam
@@ -49,20 +53,34 @@ from models.registry import SERVED_MODEL_DIR, parse_pinned_versions, resolve_mod
 from pipelines.account import account_stage, write_decided, write_review_queue
 from pipelines.automation import gate_automation
 from pipelines.graph import Detection, detect
+from pipelines.intake import INTAKE, PULL_TIMEOUT_S, advance, install_local_reader, resume
 from pipelines.options import DetectionOptions, load_shadow_policy, review_media_dir
-from pipelines.reconcile import format_summary, reconcile, rows_read, stage_of
+from pipelines.reconcile import (
+    format_summary,
+    reconcile,
+    rows_read,
+    stage_of,
+    subscription_account,
+    unfinished_deliveries,
+)
 from pipelines.sinks import BigQueryWarehouse, History, LaunchError, Sink, open_warehouse
 from schemas.vocabulary import SUSPEND_ACTION
 from transforms.dead_letter import DEAD, dead_letter_for
 from transforms.hashbank import HashBank
 from transforms.health import ExportHealthMetrics
 from transforms.inference import JOIN_TIMEOUT_S
-from transforms.parse import DeduplicateEvents, ParseEvents, RawRow
+from transforms.messages import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGE_BYTES, ReadMessages, at_event_time
+from transforms.parse import DeduplicateEvents, ParseEvents
 
 STREAMING_RUNNER = "DirectRunner"
 EVENT_TIME_ATTRIBUTE = "uploaded_at"
 APPEAL_TIME_ATTRIBUTE = "decided_at"
 CELL_WINDOW_S = 3600
+SUBSCRIPTION_PATH = re.compile(r"^projects/[a-z][a-z0-9-]{2,62}/subscriptions/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
+# What a clean stop waits on: the run's writes to these stop changing.
+DRAINED_TABLES = ("message_deliveries", "media_scores", "dead_letter", "enforcement_decisions", "enforcement_events",
+                  "statements_of_reasons", "decision_log", "strike_ledger", "appeals", "reviews")  # fmt: skip
+DRAIN_TIMEOUT_S, DRAIN_POLL_S = 180.0, 5.0
 LATENCY = Metrics.distribution("streaming", "upload_to_decision_ms")
 
 
@@ -113,6 +131,19 @@ class StreamingOptions(DetectionOptions):
             "Versions pinned with --model_versions never change; 0 turns refresh off (default %(default)s).",
         )
         stream.add_argument(
+            "--max_message_bytes",
+            type=int,
+            default=DEFAULT_MAX_MESSAGE_BYTES,
+            help="A message body over this is dead-lettered message_too_large, never parsed (default %(default)s).",
+        )
+        stream.add_argument(
+            "--max_delivery_attempts",
+            type=int,
+            default=DEFAULT_MAX_ATTEMPTS,
+            help="A message delivered this many times without an outcome (the job stopped with it in flight each "
+            "time) is dead-lettered delivery_attempts_exceeded on the next (default %(default)s).",
+        )
+        stream.add_argument(
             "--stop_after_idle_s",
             type=float,
             default=None,
@@ -132,16 +163,9 @@ class StreamingJob:
     reviews_subscription: str | None = None
     review_media: str | None = None  # where the review queue's contact sheets go
     second_opinion_model: str | None = None
-
-
-def message_row(message, subscription: str) -> RawRow:
-    """A Pub/Sub message as an input row: its body, decoded like a manifest line."""
-    data = message.data if hasattr(message, "data") else message
-    try:
-        return RawRow(source=subscription, text=data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        text = data.decode("utf-8", errors="replace")
-        return RawRow(source=subscription, text=text, read_error=f"not valid UTF-8 at offset {exc.start}")
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_delivery_attempts: int = DEFAULT_MAX_ATTEMPTS
+    attempts_before: dict = dataclasses.field(default_factory=dict)  # upload messages due a replay
 
 
 def measure_latency(decision):
@@ -182,14 +206,24 @@ def admit_in_time(elements: beam.PCollection, allowed_lateness_s: int, step: str
     return admitted.admitted, admitted[DEAD]
 
 
-def read_uploads(p: beam.Pipeline, subscription: str, allowed_lateness_s: int):
-    """Pub/Sub messages -> parsed, admitted, de-duplicated upload events, and the rows turned away."""
-    messages = p | "ReadPubSub" >> beam.io.ReadFromPubSub(
-        subscription=subscription, with_attributes=True, timestamp_attribute=EVENT_TIME_ATTRIBUTE
-    )
-    rows = messages | "AsRawRows" >> beam.Map(message_row, subscription=subscription)
+def read_uploads(p: beam.Pipeline, job: StreamingJob):
+    """Pub/Sub messages -> parsed, admitted, de-duplicated upload events, and the rows turned
+    away; every delivery recorded in `message_deliveries`."""
+    rows, deliveries, refused = p | "ReadUploads" >> ReadMessages(
+        job.subscription, "read_events", EVENT_TIME_ATTRIBUTE, job.max_message_bytes, job.attempts_before,
+        job.max_delivery_attempts,
+    )  # fmt: skip
+    unrecorded = job.sink.write("message_deliveries", deliveries)
     events, invalid = rows | "ParseEvents" >> ParseEvents(base_uri=None)
-    return admit(events, allowed_lateness_s, [invalid])
+    events = events | "AtUploadTime" >> beam.Map(at_event_time, "uploaded_at")
+    return admit(events, job.allowed_lateness_s, [refused, unrecorded, invalid])
+
+
+def admit_decided(elements: beam.PCollection, step: str, allowed_lateness_s: int):
+    """Parsed appeal outcomes or verdicts at their `decided_at`, split as `admit_in_time` does."""
+    label = "".join(part.capitalize() for part in step.split("_"))
+    timed = elements | f"AtDecisionTime{label}" >> beam.Map(at_event_time, "decided_at")
+    return admit_in_time(timed, allowed_lateness_s, step)
 
 
 def admit(events: beam.PCollection, allowed_lateness_s: int, failures: list):
@@ -217,10 +251,10 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
     failures += [sink.write("features", detected.features), sink.write("media_scores", detected.scores)]
     decisions = detected.decisions | "MeasureLatency" >> beam.Map(measure_latency)
     statements, events_out = [detected.statements], list(detected.events.values())
-    appeal_rows = read_decided_rows(p, job.appeals_subscription, "Appeals")
-    review_rows = read_decided_rows(p, job.reviews_subscription, "Reviews")
+    appeal_rows = read_decided_rows(p, job, job.appeals_subscription, "Appeals", failures)
+    review_rows = read_decided_rows(p, job, job.reviews_subscription, "Verdicts", failures)
     account = account_stage(p, decisions, appeal_rows, job.history, policy, sink, streaming=True,
-                            admit=functools.partial(admit_in_time, allowed_lateness_s=job.allowed_lateness_s),
+                            admit=functools.partial(admit_decided, allowed_lateness_s=job.allowed_lateness_s),
                             review_rows=review_rows)  # fmt: skip
     failures += account.dead_letters
     # Statements go to the table; the Transparency Database export gathers a whole run's.
@@ -233,22 +267,21 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
     return detected.scores
 
 
-def read_decided_rows(p: beam.Pipeline, subscription: str | None, what: str) -> beam.PCollection | None:
-    """Appeal outcomes or verdicts from a subscription, as input rows timed by `decided_at`."""
+def read_decided_rows(p: beam.Pipeline, job: StreamingJob, subscription: str | None, what: str,
+                      failures: list) -> beam.PCollection | None:  # fmt: skip
+    """Appeal outcomes or verdicts from a subscription, through the door, as input rows (timed
+    by their `decided_at` once parsed); the door's dead letters join `failures`."""
     if not subscription:
         return None
-    return (
-        p
-        | f"Read{what}"
-        >> beam.io.ReadFromPubSub(
-            subscription=subscription, with_attributes=True, timestamp_attribute=APPEAL_TIME_ATTRIBUTE
-        )
-        | f"{what[:-1]}Rows" >> beam.Map(message_row, subscription=subscription)
+    rows, _, refused = p | f"Read{what}" >> ReadMessages(
+        subscription, f"read_{what.lower()}", APPEAL_TIME_ATTRIBUTE, job.max_message_bytes
     )
+    failures.append(refused)
+    return rows
 
 
 def build_pipeline(p: beam.Pipeline, job: StreamingJob) -> None:
-    events, failures = read_uploads(p, job.subscription, job.allowed_lateness_s)
+    events, failures = read_uploads(p, job)
     scores = add_streaming_job(events, job, failures)
     dead_letters = job.sink.write_dead_letters(failures, p)
     {"scores": scores, "dead_letters": dead_letters} | "SignalHealthMetrics" >> ExportHealthMetrics()
@@ -279,50 +312,92 @@ def latency_percentiles(sink: Sink, quantiles: tuple[int, ...] = (50, 95, 99)) -
     return {q: values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))] for q in quantiles}
 
 
-def accounted(sink: Sink) -> tuple[int, int]:
-    """(upload rows, appeals) the run has written an outcome for: a score or an applied appeal,
-    or a dead letter (or skip) of its stage."""
-    scored = sum(n for *_, n in sink.run_counts("media_scores", "media_type"))
+def appeals_accounted(sink: Sink) -> int:
+    """Appeals this run applied, dead-lettered or skipped."""
     applied = sum(n for *_, n in sink.run_counts("appeals", "outcome"))
-    turned_away = {"uploads": 0, "appeals": 0, "after scoring": 0}
-    for _, step, n in sink.run_counts("dead_letter", "disposition, step"):
-        turned_away[stage_of(step)] += n
-    return scored + turned_away["uploads"], applied + turned_away["appeals"]
+    turned_away = sum(n for _, step, n in sink.run_counts("dead_letter", "disposition, step")
+                      if stage_of(step) == "appeals")  # fmt: skip
+    return applied + turned_away
 
 
-def wait(result, sink: Sink, max_run_s: float | None, stop_after_idle_s: float | None,
-         expected: tuple[int | None, int | None], settle_s: float) -> str:  # fmt: skip
-    """Waits until the job ends, `max_run_s` passes, every expected upload row and appeal is
-    accounted for, or nothing new has been accounted for in `stop_after_idle_s`; then waits
-    `settle_s` for the last bundles and cancels it. Progress is read from what the run wrote:
-    the local runner's metrics stop updating after its first bundle. Returns why it stopped."""
-    started, last_count, last_change = time.monotonic(), None, time.monotonic()
+def _written(sink: Sink) -> tuple:
+    """What this run has written so far, table by table: settled when it stops changing."""
+    return tuple(sum(n for *_, n in sink.run_counts(table, "run_id")) for table in DRAINED_TABLES)
+
+
+class StopRequest:
+    """SIGINT or SIGTERM: the first asks for a clean stop (stop pulling, write what is in
+    flight, then stop); a second exits at once."""
+
+    def __init__(self):
+        self.signal: str | None = None
+
+    def __call__(self, signum, frame) -> None:
+        if self.signal is not None:
+            os._exit(128 + signum)
+        self.signal = signal.Signals(signum).name
+        print(f"{self.signal}: stopping cleanly (pulling stopped; in-flight uploads are being written; "
+              "signal again to exit at once)", file=sys.stderr, flush=True)  # fmt: skip
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, self)
+
+
+def wait(result, sink: Sink, subscription: str, stop: StopRequest, max_run_s: float | None,
+         stop_after_idle_s: float | None, expected: tuple[int | None, int | None]) -> str:  # fmt: skip
+    """Waits until the job ends, a stop signal comes, `max_run_s` passes, every expected upload
+    message (over the subscription's history) and appeal is accounted for, or nothing new has
+    been accounted for in `stop_after_idle_s` (from the start, when nothing comes at all).
+    Progress is read from what the job wrote: the local runner's metrics lag. Returns why."""
+    started = last_change = time.monotonic()
+    last_count = None
     while True:
-        time.sleep(5.0)  # the local runner takes no wait timeout: poll
+        for _ in range(10):  # a signal is seen within half a second
+            time.sleep(0.5)
+            if stop.signal:
+                return f"{stop.signal} received"
         state = result.state
         if state in (PipelineState.DONE, PipelineState.FAILED, PipelineState.CANCELLED):
             result.wait_until_finish()  # raises the pipeline's error, if it failed
             return str(state)
         now = time.monotonic()
         try:
-            counts = accounted(sink)
+            account = subscription_account(sink, subscription)
+            counts = (account.messages() - account.lost, appeals_accounted(sink))
         except duckdb.Error:  # a file still being written: count on the next poll
             continue
         if counts != last_count:
             last_count, last_change = counts, now
-        said = f"{counts[0]} upload rows and {counts[1]} appeals accounted for"
+        said = f"{counts[0]} upload messages and {counts[1]} appeals accounted for"
         if max_run_s is not None and now - started >= max_run_s:
-            reason = f"ran {max_run_s:g} s, {said}"
-            break
+            return f"ran {max_run_s:g} s, {said}"
         if any(e is not None for e in expected) and all(e is None or c >= e for c, e in zip(counts, expected)):
-            reason = f"all expected: {said}"
-            break
-        if stop_after_idle_s is not None and any(counts) and now - last_change >= stop_after_idle_s:
-            reason = f"nothing new in {stop_after_idle_s:g} s, {said}"
-            break
-    time.sleep(settle_s)
-    result.cancel()
-    return reason
+            return f"all expected: {said}"
+        if stop_after_idle_s is not None and now - last_change >= stop_after_idle_s:
+            return f"nothing new in {stop_after_idle_s:g} s, {said}"
+
+
+def drain(sink: Sink, subscription: str, stop: StopRequest, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+    """After pulling stopped: waits until every message this run read has an outcome and the
+    run's writes have stopped changing (decisions' events, statements, log and strikes come a
+    few bundles after the decision). True when drained; False on timeout or a second signal."""
+    INTAKE.stop()
+    stopped = time.monotonic()
+    time.sleep(PULL_TIMEOUT_S)  # a pull under way returns (and is not acknowledged)
+    last = None
+    while time.monotonic() - stopped < timeout_s:
+        try:
+            written = _written(sink)
+            settled = subscription_account(sink, subscription).lost == 0
+        except duckdb.Error:
+            written, settled = None, False
+        if settled and written == last:
+            return True
+        last = written
+        time.sleep(DRAIN_POLL_S)
+    return False
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -332,14 +407,20 @@ def run(argv: list[str] | None = None) -> int:
     options = pipeline_options.view_as(StreamingOptions)
     if not options.subscription:
         parser.error("--subscription is required")
+    subscriptions = [s for s in (options.subscription, options.appeals_subscription, options.reviews_subscription) if s]
+    for name in subscriptions:
+        if not SUBSCRIPTION_PATH.match(name):
+            parser.error(f"{name!r} is not a subscription path (projects/PROJECT/subscriptions/NAME)")
     if not options.warehouse:
         parser.error("--warehouse is required")
     if not 0 < options.allowed_lateness_s < JOIN_TIMEOUT_S:
         parser.error(f"--allowed_lateness_s must be positive and under {JOIN_TIMEOUT_S} s (the scoring join's wait)")
-    settle_s = 35.0  # the last bundles finish, and the next pull returns
+    if options.max_message_bytes <= 0 or options.max_delivery_attempts < 1:
+        parser.error("--max_message_bytes must be positive and --max_delivery_attempts at least 1")
     standard = pipeline_options.view_as(StandardOptions)
     standard.streaming = True
     standard.runner = standard.runner or STREAMING_RUNNER
+    local = standard.runner in (STREAMING_RUNNER, "BundleBasedDirectRunner")
     try:
         policy = load_policy(options.policy)
     except (OSError, ValueError) as exc:
@@ -372,29 +453,47 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     policy = gate_automation(policy, sink, options.warehouse, options.bigquery_endpoint)
     sink.prepare(truncate=False)
+    sink.finish()  # the catalog exists while the job runs
+    if local:  # see pipelines.intake: bounded pulls, a stop switch, replay since the last clean stop
+        install_local_reader()
+        INTAKE.__init__()
+        for name in subscriptions:
+            print(resume(name), file=sys.stderr)
     detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
                           options.max_batch_size, options.accelerator, streaming=True,
                           model_refresh_s=refresh_s,
                           shadow_policy=load_shadow_policy(options, policy, parser.error))  # fmt: skip
     job = StreamingJob(detection, sink, options.subscription, history, options.appeals_subscription,
                        options.min_cell_count, options.allowed_lateness_s, options.reviews_subscription,
-                       review_media_dir(options), options.second_opinion_model)  # fmt: skip
+                       review_media_dir(options), options.second_opinion_model, options.max_message_bytes,
+                       options.max_delivery_attempts, unfinished_deliveries(sink, options.subscription))  # fmt: skip
+    stop = StopRequest()
+    stop.install()
     p = beam.Pipeline(options=pipeline_options)
     build_pipeline(p, job)
     result = p.run()
     expected = (options.expected_rows, options.expected_appeals)
-    why = wait(result, sink, options.max_run_s, options.stop_after_idle_s, expected, settle_s)
+    why = wait(result, sink, options.subscription, stop, options.max_run_s, options.stop_after_idle_s, expected)
+    drained = drain(sink, options.subscription, stop) if local and result.state == PipelineState.RUNNING else True
+    if result.state == PipelineState.RUNNING:
+        result.cancel()
     where = sink.finish()
-    # What the runner counted, or what the caller published when the local runner's metrics lag.
-    summary = reconcile(
-        max(rows_read(result), options.expected_rows or 0), sink, rows_read(result, "verdict_rows_read")
-    )
-    print(f"streaming job {run_id} stopped: {why}")
+    if local and drained:
+        for name in subscriptions:
+            advance(name)
+    # This run's own account (messages it read, replays included), then the subscription's.
+    read = sum(n for sub, n in sink.run_counts("message_deliveries", "subscription") if sub == options.subscription)
+    summary = reconcile(read, sink, rows_read(result, "verdict_rows_read"))
+    account = subscription_account(sink, options.subscription)
+    print(f"streaming job {run_id} stopped: {why}" + ("" if drained else
+          "; NOT drained in time: what was in flight comes again on the next start"))  # fmt: skip
     print(format_summary(summary, where, model_set))
+    print(account.line(options.expected_rows))
     percentiles = latency_percentiles(sink)
     if percentiles:
         print("upload to decision, seconds: " + "  ".join(f"p{q} {v:.1f}" for q, v in percentiles.items()))
-    return 0 if summary.balanced else 3
+    balanced = summary.balanced and "[balanced]" in account.line(options.expected_rows)
+    return 0 if balanced else 3
 
 
 if __name__ == "__main__":

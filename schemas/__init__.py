@@ -35,6 +35,7 @@ TABLES: tuple[str, ...] = (
     "shadow_decisions",
     "signal_health",
     "statement_submissions",
+    "message_deliveries",
     "dead_letter",
 )
 

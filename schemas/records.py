@@ -534,9 +534,27 @@ class DeadLetter:
     error: str
     payload: str
     failed_at: dt.datetime
+    message_id: str | None = None  # the Pub/Sub message, when it was turned away before parsing
 
     def to_row(self) -> dict[str, Any]:
         row = dataclasses.asdict(self)
         row["payload"] = self.payload[:MAX_PAYLOAD_CHARS]
         row["pipeline_version"] = PIPELINE_VERSION
         return row
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One delivery of a Pub/Sub message to the streaming job: what its end-of-run account
+    balances over the subscription's history (a replay after a crash delivers again)."""
+
+    message_id: str
+    subscription: str
+    content_id: str | None
+    published_at: dt.datetime
+    received_at: dt.datetime
+    size_bytes: int
+    attempt: int
+
+    def to_row(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "pipeline_version": PIPELINE_VERSION}

@@ -140,7 +140,7 @@ def test_the_streaming_job_decides_what_the_batch_job_decides(pubsub, tmp_path):
         batch.run(["--input", str(live_manifest), "--warehouse", str(on_batch), "--min_cell_count", "1", runner]) == 0
     )
     assert streaming.run(["--subscription", subscription, "--warehouse", str(on_stream), "--expected_rows", str(rows),
-                          "--max_run_s", "600", "--min_cell_count", "1"]) == 0  # fmt: skip
+                          "--max_run_s", "600", "--min_cell_count", "1", "--media_root", str(tmp_path)]) == 0  # fmt: skip
 
     for sql in (
         "select decision_id, content_id, action, rule_id, category from enforcement_decisions",
@@ -294,7 +294,7 @@ def test_the_streaming_job_writes_bigquery_with_streaming_inserts_as_the_batch_j
     )
     assert publish_events.run(["--manifest", str(live_manifest), "--topic", topic]) == 0
     endpoint = bigquery_endpoint
-    common = ["--bigquery_endpoint", endpoint, "--min_cell_count", "1"]
+    common = ["--bigquery_endpoint", endpoint, "--min_cell_count", "1", "--media_root", str(tmp_path)]
     assert streaming.run(["--subscription", subscription, "--warehouse", "bq://t-and-s.stream", *common,
                           "--expected_rows", str(len(live)), "--max_run_s", "600"]) == 0  # fmt: skip
     assert batch.run(["--input", str(live_manifest), "--warehouse", "bq://t-and-s.batch", *common,
@@ -347,7 +347,7 @@ def test_a_model_version_published_mid_stream_scores_the_uploads_after_it(pubsub
     job = threading.Thread(target=lambda: outcome.append(streaming.run([
         "--subscription", subscription, "--warehouse", str(warehouse), "--model_dir", str(model_dir),
         "--model_refresh_s", "1", "--expected_rows", str(len(lines)), "--max_run_s", "600", "--run_id", run_id,
-        "--min_cell_count", "1",
+        "--min_cell_count", "1", "--media_root", str(tmp_path),
     ])))  # fmt: skip
     job.start()
     assert publish_events.run(["--manifest", str(before), "--topic", topic]) == 0

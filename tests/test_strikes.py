@@ -167,3 +167,18 @@ def test_the_current_ledger_view_holds_every_runs_strikes_once(tmp_path):
     with duckdb.connect(str(catalog), read_only=True) as con:
         rows = con.sql("select account_id, reversed_at is not null from strike_ledger_current order by 1").fetchall()
     assert rows == [("a1", True), ("a2", False)]
+
+
+def test_a_replayed_decision_brings_back_the_suspension_it_crossed_into():
+    """A restart replays a decision whose strike reached the ledger before the crash but whose
+    suspension did not: the suspension comes again, with the same id, rather than never."""
+    from enforcement.strikes import update_account
+
+    first, second = decision("remove", 0), decision("remove", 1)
+    written = [strike_for(first, POLICY), strike_for(second, POLICY)]  # the ledger before the crash
+    _, suspension = update_account("a1", written, [(strike_for(second, POLICY), second)], [], POLICY)
+    assert suspension is not None and suspension.crossing.decision_id == second.decision_id
+    # A decision that earns nothing new on an account already over the threshold suspends nothing.
+    third = decision("remove", 2)
+    _, again = update_account("a1", [*written, strike_for(third, POLICY)], [], [], POLICY)
+    assert again is None

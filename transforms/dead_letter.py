@@ -65,6 +65,7 @@ def reason_of(error: BaseException | type) -> str:
 def make_dead_letter(element: Any, step: str, reason: str, error_type: str, error: str) -> DeadLetter:
     """The dead letter of `element` at `step`, described the one way every dead letter is."""
     content_id, payload = describe_element(element)
+    message_id = getattr(element, "message_id", None)
     return DeadLetter(
         step=step,
         disposition=DEAD_LETTER,
@@ -74,6 +75,7 @@ def make_dead_letter(element: Any, step: str, reason: str, error_type: str, erro
         error=error,
         payload=payload,
         failed_at=utc_now(),
+        message_id=message_id if isinstance(message_id, str) else None,
     )
 
 

@@ -62,6 +62,7 @@ class RawRow:
     # Why the row as read cannot be used (a line that is not UTF-8, a CSV row the reader
     # refuses); `text` then shows what there is to show of it.
     read_error: str | None = None
+    message_id: str | None = None  # the Pub/Sub message it came in (streaming)
 
     def value(self) -> Any:
         """The row's record, or its line parsed as JSON (any JSON value: callers check it).
@@ -81,8 +82,13 @@ class RawRow:
             raise ValueError("not valid JSON: nested deeper than the parser allows") from None
 
     def describe(self) -> tuple[str | None, str]:
-        if self.text is not None:
-            return None, self.text
+        if self.text is not None:  # a row refused for one field still names its content
+            try:
+                record = json.loads(self.text)
+            except (ValueError, RecursionError):
+                record = None
+            content_id = record.get("content_id") if isinstance(record, dict) else None
+            return (content_id if isinstance(content_id, str) and content_id else None), self.text
         content_id = self.record.get("content_id") if isinstance(self.record, Mapping) else None
         return (str(content_id) if content_id is not None else None), json.dumps(
             self.record, default=str, sort_keys=True

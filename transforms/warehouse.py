@@ -165,7 +165,12 @@ class WriteTrainingExamples(beam.PTransform):
         return failures
 
 
-def _empty_select(table: str) -> str:
+def table_files(warehouse: str, table: str) -> tuple[str, ...]:
+    """Every run's Parquet files of one table, in name order (empty when it has none)."""
+    return tuple(sorted(str(path) for path in (Path(warehouse) / table).glob("*.parquet")))
+
+
+def empty_select(table: str) -> str:
     columns = []
     for field in bigquery_schema(table):
         columns.append(f'CAST(NULL AS {duckdb_type(field)}) AS "{field["name"]}"')
@@ -193,7 +198,7 @@ def write_catalog(warehouse: str) -> Path:
                 pattern = str(root / table / "*.parquet").replace("'", "''")
                 body = f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
             else:
-                body = _empty_select(table)
+                body = empty_select(table)
             if table not in ONE_ROW_PER:
                 con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {body}')
                 continue
@@ -219,7 +224,7 @@ def write_catalog(warehouse: str) -> Path:
         body = (
             current_ledger_sql(f"read_parquet('{str(ledger).replace(chr(39), chr(39) * 2)}', union_by_name = true)")
             if any((root / "strike_ledger").glob("*.parquet"))
-            else _empty_select("strike_ledger")
+            else empty_select("strike_ledger")
         )
         con.execute(f"CREATE OR REPLACE VIEW warehouse.main.{CURRENT_LEDGER_VIEW} AS {body}")
         # What a compliance analyst reads: the same views without account identifiers
