@@ -21,7 +21,9 @@ end-of-run account balances over the subscription's history.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Mapping
 
 import apache_beam as beam
@@ -53,13 +55,22 @@ class DeliveryAttemptsExceeded(MessageRefused):
     reason = "delivery_attempts_exceeded"
 
 
-def _content_id(body: bytes) -> str | None:
-    try:
-        record = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    content_id = record.get("content_id") if isinstance(record, dict) else None
-    return content_id if isinstance(content_id, str) and content_id else None
+_CONTENT_ID = re.compile(rb'"content_id"\s*:\s*"([A-Za-z0-9._:@/-]{1,256})"')
+
+
+def _content_id(body: bytes, max_message_bytes: int) -> str | None:
+    """The content id a body carries: from its JSON, or, for a body too large to parse or not
+    JSON at all, as the first `"content_id": "..."` in its first 64 KiB."""
+    if len(body) <= max_message_bytes:
+        try:
+            record = json.loads(body)
+        except (ValueError, RecursionError):
+            record = None
+        if isinstance(record, dict):
+            content_id = record.get("content_id")
+            return content_id if isinstance(content_id, str) and content_id else None
+    found = _CONTENT_ID.search(body[:MAX_PAYLOAD_CHARS])
+    return found.group(1).decode() if found else None
 
 
 def delivery_of(message, subscription: str, attempts_before: Mapping[str, int], max_message_bytes: int) -> Delivery:
@@ -67,7 +78,7 @@ def delivery_of(message, subscription: str, attempts_before: Mapping[str, int], 
     refused or not, so the job's account can balance messages delivered against outcomes."""
     body = message.data or b""
     message_id = message.message_id or ""
-    content_id = _content_id(body) if len(body) <= max_message_bytes else None
+    content_id = _content_id(body, max_message_bytes)
     return Delivery(message_id, subscription, content_id, message.publish_time or utc_now(), utc_now(), len(body),
                     attempts_before.get(message_id, 0) + 1)  # fmt: skip
 
@@ -100,13 +111,13 @@ def admit_message(message, delivery: Delivery, time_attribute: str, max_message_
                       message_id=delivery.message_id)  # fmt: skip
 
 
-def refused(message, subscription: str, error: MessageRefused, step: str) -> DeadLetter:
-    """The dead letter of a message the door refused: its id, and as much of its body as a
-    dead letter keeps."""
-    body = (message.data or b"")[: MAX_PAYLOAD_CHARS * 4]
-    text = body.decode("utf-8", errors="replace")[:MAX_PAYLOAD_CHARS]
-    row = RawRow(source=subscription, text=text, message_id=message.message_id or None)
-    return make_dead_letter(row, step, error.reason, type(error).__name__, str(error))
+def refused(message, delivery: Delivery, error: MessageRefused, step: str) -> DeadLetter:
+    """The dead letter of a message the door refused: its id, the content id it carried, and
+    as much of its body as a dead letter keeps."""
+    text = (message.data or b"")[: MAX_PAYLOAD_CHARS * 4].decode("utf-8", errors="replace")[:MAX_PAYLOAD_CHARS]
+    row = RawRow(source=delivery.subscription, text=text, message_id=delivery.message_id or None)
+    letter = make_dead_letter(row, step, error.reason, type(error).__name__, str(error))
+    return dataclasses.replace(letter, content_id=delivery.content_id)
 
 
 class _AdmitMessages(beam.DoFn):
@@ -123,7 +134,7 @@ class _AdmitMessages(beam.DoFn):
             yield admit_message(message, delivery, self._time_attribute, self._max_bytes, self._max_attempts)
         except MessageRefused as error:
             self._refused.inc()
-            yield beam.pvalue.TaggedOutput(DEAD, refused(message, self._subscription, error, self._step))
+            yield beam.pvalue.TaggedOutput(DEAD, refused(message, delivery, error, self._step))
 
 
 class ReadMessages(beam.PTransform):

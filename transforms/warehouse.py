@@ -186,6 +186,7 @@ def write_catalog(warehouse: str) -> Path:
     """
     root = Path(warehouse).resolve()
     catalog = root / CATALOG_FILE
+    root.mkdir(parents=True, exist_ok=True)
     catalog.unlink(missing_ok=True)  # views only: rebuilding is cheap and drops stale ones
     with duckdb.connect() as con:
         # An older storage version, so the DuckDB CLI (packaged separately, a release behind)
