@@ -227,3 +227,35 @@ def test_poison_messages_are_dead_lettered_and_the_uploads_behind_them_decided(p
     _, subscriber = pubsub
     assert subscriber.get_snapshot(snapshot=snapshot_path(subscription)).name
     assert os.environ["PUBSUB_EMULATOR_HOST"]
+
+
+def test_a_live_replay_never_moves_a_notice_into_the_future():
+    row = {"content_id": "c1", "uploaded_at": "2026-01-01T00:00:00Z",
+           "notice": {"source": "user_report", "received_at": "2026-01-01T09:00:00Z"}}  # fmt: skip
+    body, attributes = publish_events.as_live(json.dumps(row).encode(), {})
+    moved = json.loads(body)
+    now = dt.datetime.now(dt.UTC)
+    received = dt.datetime.fromisoformat(moved["notice"]["received_at"].replace("Z", "+00:00"))
+    assert received <= now + dt.timedelta(seconds=1)
+    assert attributes["uploaded_at"] == moved["uploaded_at"]
+
+
+def test_a_row_refused_for_one_field_keeps_the_content_id_it_carried():
+    from transforms.parse import RawRow
+
+    assert RawRow("s", text='{"content_id": "c7", "uploaded_at": "yesterday"}').describe()[0] == "c7"
+    assert RawRow("s", text="{not json").describe()[0] is None
+
+
+def test_stop_after_idle_fires_when_nothing_comes_at_all(tmp_path):
+    """A restart with nothing left to do stops after the idle time, not at --max_run_s."""
+    from apache_beam.runners.runner import PipelineState
+
+    from pipelines.sinks import EmbeddedWarehouse
+    from pipelines.streaming import StopRequest, wait
+
+    running = types.SimpleNamespace(state=PipelineState.RUNNING)  # a job that never writes a row
+    started = time.monotonic()
+    why = wait(running, EmbeddedWarehouse(str(tmp_path), "r1"), "projects/p1x/subscriptions/s1x", StopRequest(),
+               max_run_s=120, stop_after_idle_s=6, expected=(None, None))  # fmt: skip
+    assert why.startswith("nothing new in 6 s") and time.monotonic() - started < 30
