@@ -1,7 +1,7 @@
 """Streaming deepfake detection: Pub/Sub upload events -> the detection graph -> warehouse.
 
     python -m pipelines.streaming --subscription projects/P/subscriptions/S --warehouse DIR|bq://P.D
-        [--model_dir DIR] [--policy FILE] [--stop_after_idle_s 30] [--max_run_s 600]
+        --media_root DIR [--model_dir DIR] [--policy FILE] [--stop_after_idle_s 30] [--max_run_s 600]
 
 The same `detect` (pipelines/graph.py) as the batch job, with a streaming source in front and
 the streaming forms of the stages that cannot run unbounded as the batch ones do:
@@ -18,9 +18,12 @@ the streaming forms of the stages that cannot run unbounded as the batch ones do
 * model refresh: every `--model_refresh_s` each worker's RunInference serves the newest version
   in the model directory (`models.handlers`), and each score names the version that produced it.
 
-Event time is the upload time: the publisher sets the `uploaded_at` attribute (RFC 3339;
-`python -m pipelines.publish_events` does). Rows go to the same tables as batch: BigQuery
-streaming inserts, or a Parquet file per bundle in the embedded warehouse.
+Every message passes the door first (`transforms.messages`: size, time attribute, delivery
+attempts; each delivery recorded in `message_deliveries`); event time is the parsed upload
+time. Rows go to the same tables as batch: BigQuery streaming inserts, or a Parquet file per
+bundle in the embedded warehouse. A stop signal drains; a crash replays from the last clean
+stop (`pipelines.intake`); the summary balances the subscription's history, saying LOST when
+a message has no outcome anywhere.
 
 Locally it runs on Beam's DirectRunner in streaming mode against the Pub/Sub emulator
 (PUBSUB_EMULATOR_HOST); on Dataflow with `--runner DataflowRunner --streaming`.
