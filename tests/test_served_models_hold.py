@@ -171,7 +171,10 @@ def job(tmp_path_factory, recordings, generated):
     manifest = root / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(e) + "\n" for e in events))
     warehouse = root / "wh"
-    assert batch.run(["--input", str(manifest), "--warehouse", str(warehouse), "--policy", POLICY,
+    # The recordings come from the package cache, outside the manifest's folder: each folder named.
+    roots = [arg for folder in sorted({str(Path(e["media_uri"]).parent) for e in events})
+             for arg in ("--media_root", folder)]  # fmt: skip
+    assert batch.run(["--input", str(manifest), "--warehouse", str(warehouse), "--policy", POLICY, *roots,
                       f"--runner={batch.LOCAL_RUNNER}"]) == 0  # fmt: skip
     with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
         rows = con.sql(
