@@ -98,11 +98,17 @@ def runs(endpoint, tmp_path_factory):
     bq = ["--warehouse", warehouse, "--bigquery_endpoint", endpoint, "--bigquery_write_method", STREAMING_INSERTS]
     common = ["--min_cell_count", "1", RUNNER]
     assert batch.run(["--input", str(manifest), "--warehouse", str(embedded), "--run_id", "1-upload", *common]) == 0
-    assert batch.run(["--input", events_table, *bq, "--run_id", "1-upload", *common]) == 0
+    assert (
+        batch.run(["--input", events_table, *bq, "--media_root", str(manifest.parent), "--run_id", "1-upload", *common])
+        == 0
+    )
     reader = BigQueryReader(_location(endpoint, "wh"))
     assert transparency.run([*bq[:4], "--min_cell_count", "1", RUNNER]) == 0
     after_one = _figures(reader)
-    assert batch.run(["--input", events_table, *bq, "--run_id", "2-rerun", *common]) == 0  # the rerun
+    assert (
+        batch.run(["--input", events_table, *bq, "--media_root", str(manifest.parent), "--run_id", "2-rerun", *common])
+        == 0
+    )  # the rerun
     assert transparency.run([*bq[:4], "--min_cell_count", "1", RUNNER]) == 0
     after_rerun = _figures(reader)
 
