@@ -41,30 +41,9 @@ PULL_TIMEOUT_S = 10.0
 SNAPSHOT_SUFFIX = "-resume"
 
 
-class Intake:
-    """What the local reader shares with the launcher in the same process: whether to pull at
-    all, and how many messages it has read."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._pulling = True
-        self.read = 0
-
-    def stop(self) -> None:
-        with self._lock:
-            self._pulling = False
-
-    @property
-    def pulling(self) -> bool:
-        with self._lock:
-            return self._pulling
-
-    def count(self, n: int) -> None:
-        with self._lock:
-            self.read += n
-
-
-INTAKE = Intake()
+# Whether the local reader pulls at all: set while a job runs, cleared by a stop so that what
+# was read can be written before the job ends. Shared with the launcher in the same process.
+PULLING = threading.Event()
 
 
 def subscriber_client():
@@ -138,7 +117,7 @@ def _local_reader_class():
         _clients: ClassVar[dict[str, object]] = {}
 
         def _read_from_pubsub(self, timestamp_attribute):
-            if not INTAKE.pulling:
+            if not PULLING.is_set():
                 time.sleep(1.0)
                 return []
             client = self._clients.get(self._sub_name)
@@ -150,11 +129,10 @@ def _local_reader_class():
             except google_exceptions.DeadlineExceeded:
                 return []
             received = list(response.received_messages)
-            if not received or not INTAKE.pulling:
+            if not received or not PULLING.is_set():
                 # Asked to stop while pulling: these are not acknowledged and come again.
                 return []
             client.acknowledge(subscription=self._sub_name, ack_ids=[m.ack_id for m in received])
-            INTAKE.count(len(received))
             return [
                 (Timestamp.from_utc_datetime(m.message.publish_time), PubsubMessage._from_message(m.message))
                 for m in received

@@ -216,11 +216,17 @@ SCORED, LOST = "scored", "lost"
 _NOT_UPLOAD_STEPS = sorted(APPEAL_STEPS | REVIEW_STEPS | AFTER_SCORING_STEPS)
 
 
+def _literal(subscription: str) -> str:
+    """A subscription path inside a SQL string literal (the launcher checked its form; a quote
+    could only end the literal, so none is kept)."""
+    return subscription.replace("'", "")
+
+
 def _by_message(sink, subscription: str) -> str:
     """SQL: one row per message delivered on `subscription` (message_id, outcome, deliveries),
     the same text on DuckDB and BigQuery."""
     deliveries, scores, dead = (sink.all_runs(t) for t in ("message_deliveries", "media_scores", "dead_letter"))
-    sub = subscription.replace("'", "")
+    sub = _literal(subscription)
     steps = ", ".join(f"'{s}'" for s in _NOT_UPLOAD_STEPS)
     return (
         f"WITH delivered AS (SELECT message_id, ANY_VALUE(content_id) AS content_id, COUNT(*) AS deliveries "
@@ -247,7 +253,7 @@ def subscription_account(sink, subscription: str) -> SubscriptionAccount:
                       "GROUP BY outcome ORDER BY outcome")  # fmt: skip
     runs = sink.query(
         f"SELECT COUNT(DISTINCT run_id) FROM {sink.all_runs('message_deliveries')} "
-        f"WHERE subscription = '{subscription.replace(chr(39), '')}'"
+        f"WHERE subscription = '{_literal(subscription)}'"
     )[0][0]
     return SubscriptionAccount(subscription, int(runs), tuple((o, int(n), int(d)) for o, n, d in rows))
 

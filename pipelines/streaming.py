@@ -56,7 +56,7 @@ from models.registry import SERVED_MODEL_DIR, parse_pinned_versions, resolve_mod
 from pipelines.account import account_stage, write_decided, write_review_queue
 from pipelines.automation import gate_automation
 from pipelines.graph import Detection, detect
-from pipelines.intake import INTAKE, PULL_TIMEOUT_S, advance, install_local_reader, resume
+from pipelines.intake import PULL_TIMEOUT_S, PULLING, advance, install_local_reader, resume
 from pipelines.options import DetectionOptions, load_shadow_policy, review_media_dir
 from pipelines.reconcile import (
     format_summary,
@@ -382,11 +382,11 @@ def wait(result, sink: Sink, subscription: str, stop: StopRequest, max_run_s: fl
             return f"nothing new in {stop_after_idle_s:g} s, {said}"
 
 
-def drain(sink: Sink, subscription: str, stop: StopRequest, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
-    """After pulling stopped: waits until every message this run read has an outcome and the
-    run's writes have stopped changing (decisions' events, statements, log and strikes come a
-    few bundles after the decision). True when drained; False on timeout or a second signal."""
-    INTAKE.stop()
+def drain(sink: Sink, subscription: str, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+    """Stops the local reader pulling, then waits until every message read has an outcome and
+    the run's writes have stopped changing (decisions' events, statements, log and strikes come
+    a few bundles after the decision). True when drained, False on timeout."""
+    PULLING.clear()
     stopped = time.monotonic()
     time.sleep(PULL_TIMEOUT_S)  # a pull under way returns (and is not acknowledged)
     last = None
@@ -459,7 +459,7 @@ def run(argv: list[str] | None = None) -> int:
     sink.finish()  # the catalog exists while the job runs
     if local:  # see pipelines.intake: bounded pulls, a stop switch, replay since the last clean stop
         install_local_reader()
-        INTAKE.__init__()
+        PULLING.set()
         for name in subscriptions:
             print(resume(name), file=sys.stderr)
     detection = Detection(policy, model_set, options.media_limits(), hash_bank, options.min_batch_size,
@@ -477,7 +477,7 @@ def run(argv: list[str] | None = None) -> int:
     result = p.run()
     expected = (options.expected_rows, options.expected_appeals)
     why = wait(result, sink, options.subscription, stop, options.max_run_s, options.stop_after_idle_s, expected)
-    drained = drain(sink, options.subscription, stop) if local and result.state == PipelineState.RUNNING else True
+    drained = drain(sink, options.subscription) if local and result.state == PipelineState.RUNNING else True
     if result.state == PipelineState.RUNNING:
         result.cancel()
     where = sink.finish()
