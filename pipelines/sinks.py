@@ -33,6 +33,7 @@ from transforms.warehouse import (
     ReadTableRows,
     WriteTable,
     WriteTrainingExamples,
+    all_runs_relation,
     clear_tables,
     empty_select,
     table_files,
@@ -183,10 +184,7 @@ class EmbeddedWarehouse(Sink):
         return parquet_run_counts(self.directory, table, self.run_id, columns)
 
     def all_runs(self, table):
-        if not table_files(self.directory, table):
-            return f"({empty_select(table)})"
-        pattern = str(Path(self.directory).resolve() / table / "*.parquet").replace("'", "''")
-        return f"read_parquet('{pattern}', union_by_name = true)"
+        return all_runs_relation(self.directory, table) or f"({empty_select(table)})"
 
     def query(self, sql):
         import duckdb

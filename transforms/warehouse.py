@@ -170,6 +170,15 @@ def table_files(warehouse: str, table: str) -> tuple[str, ...]:
     return tuple(sorted(str(path) for path in (Path(warehouse) / table).glob("*.parquet")))
 
 
+def all_runs_relation(warehouse: str, table: str, filename: bool = False) -> str | None:
+    """DuckDB's relation over every run's Parquet files of `table` (each row's file name too,
+    with `filename`); None while the table has none."""
+    if not table_files(warehouse, table):
+        return None
+    pattern = str(Path(warehouse).resolve() / table / "*.parquet").replace("'", "''")
+    return f"read_parquet('{pattern}', union_by_name = true{', filename = true' if filename else ''})"
+
+
 def empty_select(table: str) -> str:
     columns = []
     for field in bigquery_schema(table):
@@ -194,25 +203,21 @@ def write_catalog(warehouse: str) -> Path:
         path = str(catalog).replace("'", "''")
         con.execute(f"ATTACH '{path}' AS warehouse (STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')")
         for table in TABLES:
-            files = sorted((root / table).glob("*.parquet"))
-            if files:
-                pattern = str(root / table / "*.parquet").replace("'", "''")
-                body = f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
-            else:
-                body = empty_select(table)
+            relation = all_runs_relation(str(root), table)
+            body = f"SELECT * FROM {relation}" if relation else empty_select(table)
             if table not in ONE_ROW_PER:
                 con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {body}')
                 continue
             # Every run's rows stay readable; the table itself holds each id once, so no count
             # doubles on a rerun.
             con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}_all_runs" AS {body}')
-            if files:
+            if relation:
                 key, moment, outcome = ONE_ROW_PER[table]
                 outcome_columns = ", ".join(f'"{c}"' for c in (key, *outcome))
                 one = (
                     "SELECT * EXCLUDE (filename, first_of_outcome) FROM ("
                     f'SELECT *, row_number() OVER (PARTITION BY {outcome_columns} ORDER BY "{moment}", filename) '
-                    f"AS first_of_outcome FROM read_parquet('{pattern}', union_by_name = true, filename = true)) "
+                    f"AS first_of_outcome FROM {all_runs_relation(str(root), table, filename=True)}) "
                     f'WHERE first_of_outcome = 1 QUALIFY row_number() OVER (PARTITION BY "{key}" '
                     f'ORDER BY "{moment}" DESC, filename DESC) = 1'
                 )
@@ -221,12 +226,8 @@ def write_catalog(warehouse: str) -> Path:
             con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {one}')
         # Each run writes the ledger of the accounts it changed (batch: every account's): the
         # current ledger is every strike of every run once, its reversed copy standing.
-        ledger = root / "strike_ledger" / "*.parquet"
-        body = (
-            current_ledger_sql(f"read_parquet('{str(ledger).replace(chr(39), chr(39) * 2)}', union_by_name = true)")
-            if any((root / "strike_ledger").glob("*.parquet"))
-            else empty_select("strike_ledger")
-        )
+        ledger = all_runs_relation(str(root), "strike_ledger")
+        body = current_ledger_sql(ledger) if ledger else empty_select("strike_ledger")
         con.execute(f"CREATE OR REPLACE VIEW warehouse.main.{CURRENT_LEDGER_VIEW} AS {body}")
         # What a compliance analyst reads: the same views without account identifiers
         # (`schemas/compliance_views.json`), in their own schema.
