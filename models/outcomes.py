@@ -75,7 +75,11 @@ def summarise(rows: list[dict], thresholds: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def _auc(rows: list[dict], field: str, missing: float) -> float | None:
+def _auc(rows: list[dict], field: str, missing: float | None) -> float | None:
+    """AUC of `field` against the labels; items without a score count as `missing`, or are left
+    out when `missing` is None (a modality's own AUC: over the items that have it)."""
+    if missing is None:
+        rows = [r for r in rows if r[field] is not None]
     labels = np.asarray([r["label"] == "synthetic" for r in rows])
     scores = np.asarray([missing if r[field] is None else r[field] for r in rows], dtype=np.float64)
     return roc_auc(labels, scores) if 0 < labels.sum() < len(labels) else None
@@ -87,21 +91,30 @@ def outcomes(warehouse: Path, labels: dict[str, dict], thresholds: dict[str, flo
         label = labels.get(row["content_id"], {})
         row["label"] = label.get("label", "unlabelled")
         row["source"] = label.get("source", "generator")
+        row["media_type"] = label.get("media_type", "unknown")
     report: dict[str, Any] = {
         "warehouse": str(warehouse),
         "thresholds": thresholds,
         "scored": len(rows),
         "not_scored": dict(Counter(unscored.values())),
         "not_scored_by_source": dict(Counter(labels.get(i, {}).get("source", "?") for i in unscored)),
-        "auc": {"content": _auc(rows, "content_score", 0.0), "fused": _auc(rows, "fused_score", 0.5)},
+        "auc": {"content": _auc(rows, "content_score", 0.0), "fused": _auc(rows, "fused_score", 0.5)}
+        | {m: _auc(rows, f"{m}_score", None) for m in ("visual", "audio")},
         "by_label": {},
         "by_source": {},
+        "by_media_type": {},
     }
     for label in sorted({r["label"] for r in rows}):
         report["by_label"][label] = summarise([r for r in rows if r["label"] == label], thresholds)
     for source in sorted({r["source"] for r in rows}):
         group = [r for r in rows if r["source"] == source]
         report["by_source"][source] = {
+            label: summarise([r for r in group if r["label"] == label], thresholds)
+            for label in sorted({r["label"] for r in group})
+        }
+    for media_type in sorted({r["media_type"] for r in rows}):
+        group = [r for r in rows if r["media_type"] == media_type]
+        report["by_media_type"][media_type] = {
             label: summarise([r for r in group if r["label"] == label], thresholds)
             for label in sorted({r["label"] for r in group})
         }
@@ -122,7 +135,7 @@ def run(argv: list[str] | None = None) -> int:
     for label, summary in report["by_label"].items():
         print(f"{label:<10} items {summary['items']:>5}  removed {summary['removed_rate']:.3f}  "
               f"actions {summary['actions']}  abstained {summary['abstention_rate']}")  # fmt: skip
-    print(f"auc content {report['auc']['content']}  fused {report['auc']['fused']}  not scored {report['not_scored']}")
+    print(" ".join(f"auc {k} {v}" for k, v in report["auc"].items()) + f"  not scored {report['not_scored']}")
     if not args.out:
         print(text)
     return 0

@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from models.corpus import ItemPlan, account_pool, upload_event, write_audio, write_video
+from models.image_synthesis import AUTOENCODER_VARIANTS, ImageRequest, generate
 from models.sources import DEFAULT_CACHE, ROLES, Source, media_files, sources_for
 from models.synthesis import SpeechRequest, sentences, synthesise, voice_languages
 
@@ -53,6 +54,16 @@ SPEECH_ITEMS = 500
 HELDOUT_SPEECH_ITEMS = 400
 SYNTH_ITEMS_PER_VOICE = {"festival": 100, "piper": 600, "espeak_ng": 40, "flite": 60}
 PHOTO_VARIANTS = 8
+# A generator that re-draws photographs: Real-ESRGAN re-draws every training photograph, the
+# encoder-decoders one in four each; each re-drawing is uploaded this many ways (twice that for
+# an encoder-decoder's), so the photograph's 8 real uploads face 2 + 4 synthetic ones.
+REDRAW_VARIANTS = 2
+# The held-out generator's faces: stills (half uploaded as the PNG it writes, half as a JPEG
+# export) and clips walking between two faces.
+HELDOUT_FACE_STILLS = 40
+HELDOUT_FACE_CLIPS = 8
+HELDOUT_CLIP_FRAMES = 16
+HELDOUT_CLIP_FPS = 8
 VIDEO_SEGMENT_S = (2.0, 4.0)
 VIDEO_VARIANTS = 3
 _UTTERANCE_S = (2.0, 8.0)
@@ -76,6 +87,7 @@ class SourceItem:
     audio_files: tuple[str, ...] = ()  # recordings joined in order (speech items, video tracks)
     speech: SpeechRequest | None = None  # or a synthesised utterance (by `synth_source`)
     synth_source: str | None = None
+    generation: ImageRequest | None = None  # or a picture or clip a generator makes (`sources["visual"]`)
     image_file: str | None = None
     video_file: str | None = None
     start_s: float = 0.0
@@ -192,11 +204,41 @@ def _synth_items(source: Source, cache: Path, seed: int, per_voice: int, held_ou
     return items
 
 
-def _photo_items(source: Source, cache: Path, seed: int) -> list[SourceItem]:
+def _photo_items(source: Source, cache: Path, seed: int, held_out: bool) -> list[SourceItem]:
+    if held_out:  # each photograph uploaded as its package ships it
+        return [SourceItem(f"{source.name}-{i:05d}", "image", "real", {"visual": source.name}, image_file=str(path),
+                           as_is=True) for i, path in enumerate(media_files(source, cache))]  # fmt: skip
     return [
         SourceItem(f"{source.name}-{i * PHOTO_VARIANTS + k:05d}", "image", "real", {"visual": source.name},
                    image_file=str(path))
         for i, path in enumerate(media_files(source, cache)) for k in range(PHOTO_VARIANTS)
+    ]  # fmt: skip
+
+
+def _generated_items(
+    source: Source, cache: Path, seed: int, photos: Sequence[Path], held_out: bool
+) -> list[SourceItem]:
+    """A generator's uploads: the held-out generator's faces (stills and clips, as made), or
+    a re-drawing generator's version of every training photograph, uploaded REDRAW_VARIANTS
+    ways through the platform chain."""
+    if held_out:
+        stills = [SourceItem(f"{source.name}-{i:05d}", "image", "synthetic", {"visual": source.name},
+                             generation=ImageRequest(seed * 100_000 + i), as_is=True)
+                  for i in range(HELDOUT_FACE_STILLS)]  # fmt: skip
+        clips = [SourceItem(f"{source.name}-clip-{i:05d}", "video", "synthetic", {"visual": source.name},
+                            generation=ImageRequest(seed * 100_000 + 50_000 + i, frames=HELDOUT_CLIP_FRAMES), as_is=True)
+                 for i in range(HELDOUT_FACE_CLIPS)]  # fmt: skip
+        return stills + clips
+    variants = REDRAW_VARIANTS
+    if source.name.startswith("autoencoder_"):
+        # The four encoder-decoders share the photographs out (each re-draws every fourth),
+        # each re-drawing uploaded twice as many ways.
+        turn = AUTOENCODER_VARIANTS.index(source.name.removeprefix("autoencoder_"))
+        photos, variants = photos[turn :: len(AUTOENCODER_VARIANTS)], REDRAW_VARIANTS * 2
+    return [
+        SourceItem(f"{source.name}-{i * variants + k:05d}", "image", "synthetic", {"visual": source.name},
+                   generation=ImageRequest(seed, input_file=str(path)))
+        for i, path in enumerate(photos) for k in range(variants)
     ]  # fmt: skip
 
 
@@ -223,13 +265,19 @@ def _video_items(source: Source, cache: Path, seed: int, tracks: list[SourceItem
 def plan_items(sources: Sequence[Source], cache: Path, seed: int, held_out: bool) -> list[SourceItem]:
     items: list[SourceItem] = []
     speech_tracks: list[SourceItem] = []
+    # What re-drawing generators re-draw: every training photograph, whichever sources this
+    # build makes items of (the generators' corpus can be built apart from the photographs').
+    redrawing = any(s.kind == "generator" for s in sources) and not held_out
+    photos = [p for s in sources_for("train") if s.kind == "photo" for p in media_files(s, cache)] if redrawing else []
     for source in sources:
         if source.kind == "speech":
             planned = _speech_items(source, cache, seed, HELDOUT_SPEECH_ITEMS if held_out else SPEECH_ITEMS, held_out)
         elif source.kind == "synthesiser":
             planned = _synth_items(source, cache, seed, SYNTH_ITEMS_PER_VOICE.get(source.name, 50), held_out)
         elif source.kind == "photo":
-            planned = _photo_items(source, cache, seed)
+            planned = _photo_items(source, cache, seed, held_out)
+        elif source.kind == "generator":
+            planned = _generated_items(source, cache, seed, photos, held_out)
         else:
             continue
         items += planned
@@ -350,8 +398,25 @@ def _upright(path: str) -> tuple[Image.Image, Image.Exif]:
         return ImageOps.exif_transpose(image).convert("RGB"), exif
 
 
-def _make_image(item: SourceItem, out: Path, seed: int) -> str:
+def _make_image(item: SourceItem, out: Path, seed: int, generated: dict[str, list[str]]) -> str:
     rng = _rng(seed, "make", item.content_id)
+    if item.generation is not None:
+        if item.content_id not in generated:
+            raise ValueError(f"the {item.sources['visual']} generator made nothing for {item.content_id}")
+        if item.as_is:  # held out: the PNG as the generator wrote it, or its export as a JPEG
+            with Image.open(generated[item.content_id][0]) as picture:
+                if int(item.content_id.rsplit("-", 1)[1]) % 2:
+                    name = f"{item.content_id}.jpg"
+                    picture.convert("RGB").save(out / name, "JPEG", quality=92)
+                else:
+                    name = f"{item.content_id}.png"
+                    picture.save(out / name, "PNG")
+            return name
+        item = dataclasses.replace(item, image_file=generated[item.content_id][0])
+    if item.as_is:
+        name = f"{item.content_id}{Path(item.image_file).suffix.lower()}"
+        (out / name).write_bytes(Path(item.image_file).read_bytes())
+        return name
     image, exif = _upright(item.image_file)
     width, height = image.size
     # Mostly the generator's size range (long side 200-480), some larger; half the items
@@ -415,10 +480,31 @@ def _make_video(item: SourceItem, out: Path, synthesised: dict[str, str], seed: 
     return name
 
 
-def _make(item: SourceItem, out: Path, synthesised: dict[str, str], seed: int) -> tuple[str, str | None]:
+def _make_clip(item: SourceItem, out: Path, generated: dict[str, list[str]]) -> str:
+    """A held-out generator's clip as its maker would post it: H.264 in MP4, no sound."""
+    frames = [np.asarray(Image.open(path).convert("RGB")) for path in generated[item.content_id]]
+    height, width = frames[0].shape[:2]
+    name = f"{item.content_id}.mp4"
+    with av.open(str(out / name), "w", format="mp4") as output:
+        stream = output.add_stream("libx264", rate=HELDOUT_CLIP_FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "20", "preset": "superfast", "threads": "1"}
+        for index, picture in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            output.mux(stream.encode(frame))
+        output.mux(stream.encode())
+    return name
+
+
+def _make(
+    item: SourceItem, out: Path, synthesised: dict[str, str], seed: int, generated: dict[str, list[str]]
+) -> tuple[str, str | None]:
     try:
         if item.media_type == "image":
-            return item.content_id, _make_image(item, out, seed)
+            return item.content_id, _make_image(item, out, seed, generated)
+        if item.media_type == "video" and item.generation is not None:
+            return item.content_id, _make_clip(item, out, generated)
         if item.media_type == "video":
             return item.content_id, _make_video(item, out, synthesised, seed)
         return item.content_id, _make_audio(item, out, synthesised, seed)
@@ -444,17 +530,37 @@ def _synthesise_all(items: Sequence[SourceItem], cache: Path, workdir: Path) -> 
     return paths
 
 
+def _generate_all(items: Sequence[SourceItem], cache: Path, workdir: Path) -> dict[str, list[str]]:
+    from models.sources import BY_NAME
+
+    by_source: dict[str, list[SourceItem]] = {}
+    for item in items:
+        if item.generation is not None:
+            by_source.setdefault(item.sources["visual"], []).append(item)
+    paths: dict[str, list[str]] = {}
+    for name, group in by_source.items():
+        started = time.perf_counter()
+        # Items that re-draw the same photograph share one re-drawing (uploaded differently).
+        requests = list(dict.fromkeys(i.generation for i in group))
+        written = dict(zip(requests, generate(BY_NAME[name], cache, requests, workdir / name)))
+        paths.update({item.content_id: [str(p) for p in written[item.generation]] for item in group})
+        print(f"generated {len(requests)} pictures with {name} in {time.perf_counter() - started:.0f}s",
+              file=sys.stderr)  # fmt: skip
+    return paths
+
+
 def _labels_row(item: SourceItem) -> dict[str, Any]:
     synthetic_audio = item.sources.get("audio") if item.speech is not None else None
+    synthetic_visual = item.sources.get("visual") if item.generation is not None else None
     has_visual = item.media_type in ("video", "image")
     has_audio = item.media_type in ("video", "audio")
     return {
         "content_id": item.content_id,
         "label": item.label,
-        "visual_label": 0 if has_visual else None,
+        "visual_label": (1 if synthetic_visual else 0) if has_visual else None,
         "audio_label": (1 if synthetic_audio else 0) if has_audio else None,
         "metadata_label": 0,
-        "families": {"visual": None, "audio": synthetic_audio, "metadata": None},
+        "families": {"visual": synthetic_visual, "audio": synthetic_audio, "metadata": None},
         "media_type": item.media_type,
         "container": None,
         "file_metadata_stripped": False,
@@ -476,7 +582,8 @@ def build(
     media.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="synth-") as scratch:
         synthesised = _synthesise_all(items, cache, Path(scratch))
-        make = functools.partial(_make, out=media, synthesised=synthesised, seed=seed)
+        generated = _generate_all(items, cache, Path(scratch))
+        make = functools.partial(_make, out=media, synthesised=synthesised, seed=seed, generated=generated)
         if workers > 1:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 made = dict(pool.map(make, items, chunksize=4))
@@ -491,8 +598,9 @@ def build(
         # no source item shares a stream with a generated one.
         container = {"jpg": "jpeg"}.get(Path(made[item.content_id]).suffix.lstrip("."), "")
         container = container or Path(made[item.content_id]).suffix.lstrip(".")
-        plan = ItemPlan(10_000_000 + index, item.content_id, item.media_type, container, None,
-                        item.sources.get("audio") if item.label == "synthetic" else None, None)  # fmt: skip
+        plan = ItemPlan(10_000_000 + index, item.content_id, item.media_type, container,
+                        item.sources.get("visual") if item.generation is not None else None,
+                        item.sources.get("audio") if item.speech is not None else None, None)  # fmt: skip
         event = upload_event(seed, plan, accounts, weights, declared_ai=False)
         event["media_uri"] = f"media/{made[item.content_id]}"
         label = _labels_row(item) | {"container": container}

