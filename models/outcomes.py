@@ -106,18 +106,13 @@ def outcomes(warehouse: Path, labels: dict[str, dict], thresholds: dict[str, flo
     }
     for label in sorted({r["label"] for r in rows}):
         report["by_label"][label] = summarise([r for r in rows if r["label"] == label], thresholds)
-    for source in sorted({r["source"] for r in rows}):
-        group = [r for r in rows if r["source"] == source]
-        report["by_source"][source] = {
-            label: summarise([r for r in group if r["label"] == label], thresholds)
-            for label in sorted({r["label"] for r in group})
-        }
-    for media_type in sorted({r["media_type"] for r in rows}):
-        group = [r for r in rows if r["media_type"] == media_type]
-        report["by_media_type"][media_type] = {
-            label: summarise([r for r in group if r["label"] == label], thresholds)
-            for label in sorted({r["label"] for r in group})
-        }
+    for key in ("source", "media_type"):
+        for value in sorted({r[key] for r in rows}):
+            group = [r for r in rows if r[key] == value]
+            report[f"by_{key}"][value] = {
+                label: summarise([r for r in group if r["label"] == label], thresholds)
+                for label in sorted({r["label"] for r in group})
+            }
     return report
 
 

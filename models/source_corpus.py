@@ -45,8 +45,17 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from models.corpus import ItemPlan, account_pool, upload_event, write_audio, write_video
-from models.image_synthesis import AUTOENCODER_VARIANTS, ImageRequest, generate
-from models.sources import DEFAULT_CACHE, ROLES, Source, media_files, sources_for
+from models.image_synthesis import ImageRequest, generate
+from models.sources import (
+    AUTOENCODER_VARIANTS,
+    BY_NAME,
+    DEFAULT_CACHE,
+    ROLES,
+    Source,
+    media_files,
+    sources_for,
+    training_photographs,
+)
 from models.synthesis import SpeechRequest, sentences, synthesise, voice_languages
 
 # Items per source and kind (training); held-out speech is capped per source too.
@@ -268,7 +277,7 @@ def plan_items(sources: Sequence[Source], cache: Path, seed: int, held_out: bool
     # What re-drawing generators re-draw: every training photograph, whichever sources this
     # build makes items of (the generators' corpus can be built apart from the photographs').
     redrawing = any(s.kind == "generator" for s in sources) and not held_out
-    photos = [p for s in sources_for("train") if s.kind == "photo" for p in media_files(s, cache)] if redrawing else []
+    photos = training_photographs(cache) if redrawing else []
     for source in sources:
         if source.kind == "speech":
             planned = _speech_items(source, cache, seed, HELDOUT_SPEECH_ITEMS if held_out else SPEECH_ITEMS, held_out)
@@ -520,8 +529,6 @@ def _synthesise_all(items: Sequence[SourceItem], cache: Path, workdir: Path) -> 
             by_source.setdefault(item.synth_source, []).append(item)
     paths: dict[str, str] = {}
     for name, group in by_source.items():
-        from models.sources import BY_NAME
-
         started = time.perf_counter()
         written = synthesise(BY_NAME[name], cache, [i.speech for i in group], workdir / name)
         paths.update({item.content_id: str(path) for item, path in zip(group, written) if path is not None})
@@ -531,8 +538,6 @@ def _synthesise_all(items: Sequence[SourceItem], cache: Path, workdir: Path) -> 
 
 
 def _generate_all(items: Sequence[SourceItem], cache: Path, workdir: Path) -> dict[str, list[str]]:
-    from models.sources import BY_NAME
-
     by_source: dict[str, list[SourceItem]] = {}
     for item in items:
         if item.generation is not None:

@@ -88,6 +88,15 @@ _AUDIO_RUNTIME = _deb(
 _FESTIVAL = _deb("festival", "libestools2.5", "festlex-cmu", "festlex-poslex") + _AUDIO_RUNTIME
 _OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data"
 
+# The encoder-decoders trained here (`models.autoencoders`), by the upsampling operator each uses.
+AUTOENCODER_UPSAMPLING = {
+    "transposed": "transposed convolution",
+    "nearest": "nearest-neighbour + convolution",
+    "bilinear": "bilinear + convolution",
+    "shuffle": "sub-pixel shuffle",
+}
+AUTOENCODER_VARIANTS = tuple(AUTOENCODER_UPSAMPLING)
+
 SOURCES: tuple[Source, ...] = (
     # ---- human speech, for training ----
     Source(
@@ -246,8 +255,7 @@ SOURCES: tuple[Source, ...] = (
         f"A convolutional encoder-decoder trained here on the training photographs, upsampling by {how}, "
         "re-drawing whole photographs at native resolution (the content is the photograph's, every pixel the "
         "decoder's).",
-    ) for variant, how in (("transposed", "transposed convolution"), ("nearest", "nearest-neighbour + convolution"),
-                           ("bilinear", "bilinear + convolution"), ("shuffle", "sub-pixel shuffle"))),
+    ) for variant, how in AUTOENCODER_UPSAMPLING.items()),
     # ---- the fixed held-out set: never trained or tuned on ----
     Source(
         "espeak_ng", "synthesiser", "synthetic", "heldout",
@@ -461,6 +469,12 @@ def media_files(source: Source, cache: str | Path) -> list[Path]:
                 seen.add(digest)
                 files.append(path)
     return files
+
+
+def training_photographs(cache: str | Path) -> list[Path]:
+    """Every photograph of the training sources: what the encoder-decoders learn from and what
+    the re-drawing generators re-draw."""
+    return [path for source in sources_for("train") if source.kind == "photo" for path in media_files(source, cache)]
 
 
 def fetch_all(sources: Iterable[Source], cache: str | Path) -> list[dict]:

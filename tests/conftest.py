@@ -7,6 +7,7 @@ import io
 import os
 
 import av
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,6 +18,13 @@ from PIL import Image
 from schemas import arrow_schema, bigquery_schema
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def query_warehouse(warehouse, sql: str) -> list[tuple]:
+    """The rows of `sql` on an embedded warehouse's catalog, sorted (read-only, so a running job
+    can keep writing)."""
+    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
+        return sorted(con.sql(sql).fetchall())
 
 
 def make_video(

@@ -9,15 +9,16 @@ import keras
 import numpy as np
 import pytest
 
-from models import image_synthesis, source_corpus
-from models.image_synthesis import AUTOENCODER_VARIANTS, ImageRequest, generate, redraw
-from models.sources import BY_NAME
+from models import source_corpus, sources
+from models.autoencoders import build_autoencoder, redraw
+from models.image_synthesis import ImageRequest, generate
+from models.sources import AUTOENCODER_VARIANTS, BY_NAME
 
 
 @pytest.mark.parametrize("variant", AUTOENCODER_VARIANTS)
 def test_a_photograph_redrawn_tile_by_tile_is_the_photograph_redrawn_whole(variant):
     keras.utils.set_random_seed(3)
-    model = image_synthesis._build_autoencoder(variant)
+    model = build_autoencoder(variant)
     picture = np.random.default_rng(1).integers(0, 256, (300, 530, 3), dtype=np.uint8)
     tiled = redraw(model, picture)
     whole = np.asarray(model(picture[None].astype(np.float32) / 127.5 - 1.0, training=False))[0]
@@ -34,7 +35,7 @@ def test_a_source_that_is_not_a_picture_generator_is_refused(tmp_path):
 
 def test_the_generators_share_the_training_photographs_and_the_held_out_one_makes_faces(monkeypatch):
     photos = [Path(f"/photos/{i}.jpg") for i in range(10)]
-    monkeypatch.setattr(source_corpus, "media_files", lambda source, cache: photos if source.name == "skimage" else [])
+    monkeypatch.setattr(sources, "media_files", lambda source, cache: photos if source.name == "skimage" else [])
     generators = [BY_NAME[f"autoencoder_{v}"] for v in AUTOENCODER_VARIANTS] + [BY_NAME["realesrgan"]]
     items = source_corpus.plan_items(generators, Path("cache"), seed=1, held_out=False)
     redrawn = {}

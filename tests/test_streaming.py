@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import apache_beam as beam
-import duckdb
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_stream import TestStream
@@ -30,6 +29,7 @@ from schemas.records import parse_timestamp
 from transforms.parse import DeduplicateEvents, parse_event
 from transforms.strikes import TrackStrikesInState
 
+from .conftest import query_warehouse
 from .test_strikes import T0, decision
 
 POLICY = StrikePolicy({"remove": 1.0, "reduce_reach": 0.5, "label": 0.0}, window_days=90, suspend_at=2.0)
@@ -106,11 +106,6 @@ def pubsub(pubsub_emulator):
     return pubsub_emulator
 
 
-def _query(warehouse: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
-        return sorted(con.sql(sql).fetchall())
-
-
 @pytest.mark.slow
 def test_the_streaming_job_decides_what_the_batch_job_decides(pubsub, tmp_path):
     corpus.generate_corpus(tmp_path / "uploads", count=10, seed=31, corrupt=1)
@@ -149,8 +144,8 @@ def test_the_streaming_job_decides_what_the_batch_job_decides(pubsub, tmp_path):
         "select distinct strike_id, decision_id, weight from strike_ledger",
         "select step, reason, count(*) from dead_letter group by all",
     ):
-        assert _query(on_stream, sql) == _query(on_batch, sql), sql
-    assert _query(on_batch, "select count(*) from enforcement_decisions")[0][0] == len(live) - 1  # one corrupt
+        assert query_warehouse(on_stream, sql) == query_warehouse(on_batch, sql), sql
+    assert query_warehouse(on_batch, "select count(*) from enforcement_decisions")[0][0] == len(live) - 1  # one corrupt
 
 
 def test_a_late_decision_within_the_lateness_updates_its_window_cells_in_a_new_pane():
@@ -362,7 +357,7 @@ def test_a_model_version_published_mid_stream_scores_the_uploads_after_it(pubsub
     assert outcome == [0]
 
     first = {json.loads(line)["content_id"] for line in lines[:2]}
-    rows = _query(warehouse, "select content_id, visual_model_version, audio_model_version, metadata_model_version "
+    rows = query_warehouse(warehouse, "select content_id, visual_model_version, audio_model_version, metadata_model_version "
                              "from media_scores")  # fmt: skip
     assert len(rows) == len(lines)
     for content_id, *versions in rows:

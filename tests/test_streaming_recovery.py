@@ -28,6 +28,8 @@ from transforms.messages import (
     delivery_of,
 )
 
+from .conftest import query_warehouse
+
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "t-and-s-test"
 
@@ -109,11 +111,6 @@ def _when(condition, job: subprocess.Popen, timeout_s: float = 300) -> None:
         time.sleep(0.5)
 
 
-def _query(warehouse: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
-        return sorted(con.sql(sql).fetchall())
-
-
 @pytest.mark.slow
 def test_killed_twice_and_interrupted_once_the_job_decides_every_upload_once_as_an_uninterrupted_run(pubsub, tmp_path):
     corpus.generate_corpus(tmp_path / "uploads", count=12, seed=51, corrupt=1)
@@ -167,10 +164,12 @@ def test_killed_twice_and_interrupted_once_the_job_decides_every_upload_once_as_
         "select strike_id, decision_id, weight, reversed_at from strike_ledger_current",
         "select distinct step, reason, content_id from dead_letter",
     ):
-        assert _query(stream, sql) == _query(reference, sql), sql
+        assert query_warehouse(stream, sql) == query_warehouse(reference, sql), sql
     # Every upload once: decided, or dead-lettered, never both.
-    decided_ids = {c for (c,) in _query(stream, "select content_id from enforcement_decisions where content_id <> ''")}
-    dead_ids = {c for (c,) in _query(stream, "select distinct content_id from dead_letter")}
+    decided_ids = {
+        c for (c,) in query_warehouse(stream, "select content_id from enforcement_decisions where content_id <> ''")
+    }
+    dead_ids = {c for (c,) in query_warehouse(stream, "select distinct content_id from dead_letter")}
     assert len(decided_ids) + len(dead_ids) == uploads and not decided_ids & dead_ids
 
 
@@ -214,14 +213,14 @@ def test_poison_messages_are_dead_lettered_and_the_uploads_behind_them_decided(p
                  "--max_run_s", "600")  # fmt: skip
     out, _ = job.communicate(timeout=600)
     assert job.returncode == 0, out
-    refused = dict(_query(warehouse, "select coalesce(content_id, message_id), reason from dead_letter"))
+    refused = dict(query_warehouse(warehouse, "select coalesce(content_id, message_id), reason from dead_letter"))
     assert refused["big-1"] == refused["big-2"] == "message_too_large"
     assert refused["no-account"] == "invalid_event"  # the content id it carried is kept
     assert "bad-time" not in refused or refused["bad-time"] == "invalid_event_time"
     assert refused["etc-passwd"] == "uri_not_allowed"
     assert sorted(refused.values()).count("invalid_event_time") == 1
     assert sorted(refused.values()).count("invalid_event") == 2  # broken JSON (by its message id) and no-account
-    decided = {c for (c,) in _query(warehouse, "select content_id from enforcement_decisions")}
+    decided = {c for (c,) in query_warehouse(warehouse, "select content_id from enforcement_decisions")}
     assert decided == {json.loads(body)["content_id"] for body, _ in good}
     # The clean stop moved the subscription's resume point: nothing is replayed next time.
     _, subscriber = pubsub
