@@ -326,28 +326,46 @@ class Notice:
     source: str
     received_at: dt.datetime
     final: Filed  # the item's standing decision (a verdict supersedes the automated one)
+    first_measure: Filed | None  # what files the notice under a category: its first measure, if any
 
     @property
-    def acted(self) -> bool:
-        return self.final["action"] in DECISION_VISIBILITY
+    def row(self) -> Filed:
+        return self.first_measure or Filed(self.final.row, None, None, None)
 
 
-def notices(inputs: Inputs) -> list[Notice]:
-    """Each reported upload once, received in the period, with its standing decision."""
+def notices(inputs: Inputs) -> dict[str, Notice]:
+    """Each reported upload once, by content id, whenever it was received: its first report,
+    its standing decision and its first measure taken on a report."""
     by_content: dict[str, list[Filed]] = defaultdict(list)
     for decision in inputs.decisions.values():
         if decision["content_id"] and decision["action"] != SUSPEND_ACTION:
             by_content[decision["content_id"]].append(decision)
-    found = []
-    for decisions in by_content.values():
-        first = min(decisions, key=lambda d: (d["decided_at"], d["decision_id"]))
-        if first["detection_method"] not in NOTICE_SOURCES:
-            continue
-        received = first["notified_at"] or first["uploaded_at"]
-        if received in inputs.period:
-            final = max(decisions, key=lambda d: (d["decided_at"], d["decision_id"]))
-            found.append(Notice(first["detection_method"], received, final))
+    found = {}
+    for content_id, decisions in by_content.items():
+        decisions.sort(key=lambda d: (d["decided_at"], d["decision_id"]))
+        reported = [d for d in decisions if d["detection_method"] in NOTICE_SOURCES]
+        if reported:
+            taken = [d for d in reported if d["action"] in DECISION_VISIBILITY]
+            found[content_id] = Notice(reported[0]["detection_method"],
+                                       reported[0]["notified_at"] or reported[0]["uploaded_at"],
+                                       decisions[-1], taken[0] if taken else None)  # fmt: skip
     return found
+
+
+def own_initiative_measures(inputs: Inputs) -> list[Filed]:
+    """The period's measures at the provider's own initiative: on detection by this system's
+    classifiers, and every suspension (the repeat-offender policy acts on the account, not on a
+    notice). Sheets 5-6 and sheet 8's own-initiative rows count these."""
+    return [m for m in measures(inputs) if m["detection_method"] == "automated" or m["action"] == SUSPEND_ACTION]
+
+
+def notice_measures(inputs: Inputs) -> list[tuple[Notice, Filed]]:
+    """The period's other measures, each with the notice it was taken on: the one definition
+    sheet 4 (actions taken on notices) and sheet 8 (all measures less own-initiative) count."""
+    by_content = notices(inputs)
+    own = {m["decision_id"] for m in own_initiative_measures(inputs)}
+    return [(by_content.get(m["content_id"]) or Notice(m["detection_method"], m["notified_at"] or m["uploaded_at"], m, m), m)
+            for m in measures(inputs) if m["decision_id"] not in own]  # fmt: skip
 
 
 def _median(values: list[float], k: int, what: str) -> Cell:
@@ -417,13 +435,12 @@ def own_initiative_sheets(inputs: Inputs, k: int) -> tuple[list[Row], list[Row]]
     system's classifiers, by category and type of restriction."""
     counts, others = Counts(), defaultdict(set)
     grounds = set()
-    for measure in measures(inputs):
-        if measure["detection_method"] != "automated":
-            continue  # taken on a notice: sheet 4
+    for measure in own_initiative_measures(inputs):  # a measure taken on a notice is on sheet 4
         grounds.add(measure.ground)
         keys = _noted(_category_keys(measure, tuple(code for code, _ in CATEGORIES), None), others)
         counts.add(keys, OWN_MEASURES)
-        counts.add(keys, OWN_AUTOMATED)  # own initiative here is always detection by the classifiers
+        if measure["automated_decision"] == "fully":  # detected and decided with no person involved
+            counts.add(keys, OWN_AUTOMATED)
         counts.add(keys, RESTRICTION_COLUMN[measure["action"]])
     cell = _counted(counts, k)
     never = "this system never imposes this restriction"
@@ -440,21 +457,28 @@ def own_initiative_sheets(inputs: Inputs, k: int) -> tuple[list[Row], list[Row]]
 def notices_sheet(inputs: Inputs, k: int) -> list[Row]:
     """Sheet 4: notices (user reports under Art. 16, trusted flaggers) and the actions taken on them."""
     counts, others = Counts(), defaultdict(set)
-    for notice in notices(inputs):
-        final = notice.final if notice.acted else Filed(notice.final.row, None, None, None)
-        keys = _noted(_category_keys(final, ILLEGAL_CATEGORIES, NOT_SPECIFIED_NOTICE), others)
+
+    def keys_of(notice: Notice) -> list[tuple[str, str]]:
+        return _noted(_category_keys(notice.row, ILLEGAL_CATEGORIES, NOT_SPECIFIED_NOTICE), others)
+
+    def columns_of(notice: Notice) -> list[tuple[str, str, str, str, str]]:
         groups = [(NOTICES, ITEMS, MEDIAN, LAW, TC)]
         if notice.source == "trusted_flagger":
             groups.append((NOTICES_TF, ITEMS_TF, MEDIAN_TF, LAW_TF, TC_TF))
-        for received, items, median, law, terms in groups:
-            counts.add(keys, received)
-            counts.add(keys, items)  # a notice names one upload
-            if notice.acted:
-                counts.add(keys, median, hours_between(notice.received_at, notice.final["decided_at"]))
-                counts.add(keys, law if notice.final.ground == ILLEGAL_GROUND else terms)
+        return groups
+
+    for notice in notices(inputs).values():
+        if notice.received_at in inputs.period:
+            for received, items, *_ in columns_of(notice):
+                counts.add(keys_of(notice), received)
+                counts.add(keys_of(notice), items)  # a notice names one upload
+    for notice, action in notice_measures(inputs):  # actions taken in the period, whenever notified
+        for *_, median, law, terms in columns_of(notice):
+            counts.add(keys_of(notice), median, hours_between(notice.received_at, action["decided_at"]))
+            counts.add(keys_of(notice), law if action.ground == ILLEGAL_GROUND else terms)
 
     def median(key: tuple[str, ...], column: str) -> Cell:
-        return _median(counts.values(key, column), k, "notices acted on (hours from the notice)")
+        return _median(counts.values(key, column), k, "actions taken on notices (hours from the notice)")
 
     cell = _counted(counts, k)
     columns = {c: median if c in (MEDIAN, MEDIAN_TF) else cell for c in NOTICE_COLUMNS}
@@ -542,8 +566,8 @@ def automated_means_sheet(inputs: Inputs, k: int) -> list[Row]:
     """Sheet 8: measures and notices handled solely by automated means, and the automated means'
     accuracy as it can be measured in production: appeals and blind reviews."""
     period_measures = measures(inputs)
-    own = [m for m in period_measures if m["detection_method"] == "automated"]
-    period_notices = notices(inputs)
+    own = own_initiative_measures(inputs)
+    period_notices = [n for n in notices(inputs).values() if n.received_at in inputs.period]
     rows = []
     for scope, applies, items in ((TOTAL_NUMBER, ALL, period_measures), (OWN_INITIATIVE, ALL, own)):
         solely = sum(m["automated_decision"] == "fully" for m in items)

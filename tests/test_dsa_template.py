@@ -16,11 +16,26 @@ import duckdb
 import pytest
 
 from enforcement.dsa_categories import ILLEGAL_CATEGORIES
+from enforcement.dsa_template import (
+    LAW,
+    NOT_SOLELY,
+    OWN_AUTOMATED,
+    OWN_INITIATIVE,
+    OWN_MEASURES,
+    REVERSED,
+    SOLELY,
+    SUBMITTED,
+    SUSPENDED_ILLEGAL,
+    TC,
+    TOTAL_NUMBER,
+    UPHELD,
+)
 from pipelines import report
 from transforms.warehouse import write_catalog
 
 from .conftest import seed_table
 
+SUSPENSIONS_ROW = (SUSPENDED_ILLEGAL, TOTAL_NUMBER)
 START, END = dt.date(2026, 11, 1), dt.date(2026, 11, 30)
 T0 = dt.datetime(2026, 11, 3, 9, tzinfo=dt.UTC)
 K = 3  # --min_cell_count
@@ -74,6 +89,12 @@ def filed(tmp_path_factory):
         received = T0 + i * hour
         seed.decide(f"ur{i}", "remove" if i < 5 else "none", received + (i + 1) * hour, method="user_report",
                     notified=received)  # fmt: skip
+    # A report removed 9 h after it came in, then routed to a reviewer: the removal is an action
+    # taken on the notice although the item's standing decision is the review.
+    seed.decide("ur-rm", "remove", T0 + 9 * hour, method="user_report", notified=T0, automated="fully",
+                content_id="c-ur-rm")  # fmt: skip
+    seed.decide("ur-hr", "human_review", T0 + 10 * hour, method="user_report", notified=T0, automated="partially",
+                supersedes="ur-rm", content_id="c-ur-rm")  # fmt: skip
     for i in range(4):  # trusted flaggers, all acted on
         received = T0 + i * hour
         seed.decide(f"tf{i}", "remove", received + 2 * hour, method="trusted_flagger", notified=received)
@@ -130,7 +151,8 @@ def parts(out) -> dict[str, list[dict[str, str]]]:
 # Direct queries: what each filled cell must equal, written from the counting rules, not from the code.
 MEASURES = f"""
   SELECT d.*, json_extract_string(s.statement, '$.category') AS dsa_category,
-         json_extract_string(s.statement, '$.category_specification[0]') AS keyword
+         json_extract_string(s.statement, '$.category_specification[0]') AS keyword,
+         json_extract_string(s.statement, '$.decision_ground') AS ground
   FROM enforcement_decisions d
   LEFT JOIN statements_of_reasons s USING (decision_id)
   LEFT JOIN enforcement_decisions reviewed ON reviewed.decision_id = d.supersedes
@@ -138,22 +160,30 @@ MEASURES = f"""
     AND CAST(d.decided_at AS DATE) BETWEEN DATE '{START}' AND DATE '{END}'
     AND (reviewed.decision_id IS NULL OR reviewed.action <> d.action)"""
 ILLEGAL = ", ".join(f"'{c}'" for c in ILLEGAL_CATEGORIES)
+REPORTED = "d.detection_method IN ('user_report', 'trusted_flagger')"
+ACTED = f"{REPORTED} AND d.action IN ('label', 'reduce_reach', 'remove')"
 NOTICES = f"""
-  WITH ranked AS (
-    SELECT d.*, json_extract_string(s.statement, '$.category') AS dsa_category,
-           json_extract_string(s.statement, '$.category_specification[0]') AS keyword,
-           json_extract_string(s.statement, '$.decision_ground') AS ground,
-           FIRST(d.detection_method ORDER BY d.decided_at) OVER w AS source,
-           FIRST(COALESCE(d.notified_at, d.uploaded_at) ORDER BY d.decided_at) OVER w AS received,
-           ROW_NUMBER() OVER (PARTITION BY d.content_id ORDER BY d.decided_at DESC) AS newest
+  SELECT *, CASE WHEN first_category IN ({ILLEGAL}) THEN first_category
+                 ELSE 'STATEMENT_CATEGORY_NOT_SPECIFIED_NOTICE' END AS notice_category
+  FROM (
+    SELECT content_id,
+           arg_min(d.detection_method, d.decided_at) FILTER (WHERE {REPORTED}) AS source,
+           arg_min(COALESCE(d.notified_at, d.uploaded_at), d.decided_at) FILTER (WHERE {REPORTED}) AS received,
+           arg_min(json_extract_string(s.statement, '$.category'), d.decided_at) FILTER (WHERE {ACTED}) AS first_category,
+           arg_min(json_extract_string(s.statement, '$.category_specification[0]'), d.decided_at)
+             FILTER (WHERE {ACTED}) AS keyword,
+           arg_min(d.category, d.decided_at) FILTER (WHERE {ACTED}) AS category,
+           arg_max(d.automated_decision, d.decided_at) AS automated_decision
     FROM enforcement_decisions d LEFT JOIN statements_of_reasons s USING (decision_id)
-    WHERE d.content_id <> '' WINDOW w AS (PARTITION BY d.content_id))
-  SELECT *, action IN ('label', 'reduce_reach', 'remove') AS acted,
-         CASE WHEN action IN ('label', 'reduce_reach', 'remove') AND dsa_category IN ({ILLEGAL}) THEN dsa_category
-              ELSE 'STATEMENT_CATEGORY_NOT_SPECIFIED_NOTICE' END AS notice_category,
-         (epoch(decided_at) - epoch(received)) / 3600.0 AS hours
-  FROM ranked WHERE newest = 1 AND source IN ('user_report', 'trusted_flagger')
-    AND CAST(received AS DATE) BETWEEN DATE '{START}' AND DATE '{END}'"""
+    WHERE d.content_id <> '' AND d.action <> 'suspend_account'
+    GROUP BY content_id)
+  WHERE source IS NOT NULL"""
+NOTICES_RECEIVED = f"SELECT * FROM ({NOTICES}) WHERE CAST(received AS DATE) BETWEEN DATE '{START}' AND DATE '{END}'"
+OWN = "(detection_method = 'automated' OR action = 'suspend_account')"
+ACTIONS = f"""
+  SELECT n.*, m.ground AS action_ground, (epoch(m.decided_at) - epoch(n.received)) / 3600.0 AS hours
+  FROM ({MEASURES}) m JOIN ({NOTICES}) n USING (content_id)
+  WHERE m.detection_method <> 'automated' AND m.action <> 'suspend_account'"""
 APPEALS = f"""
   SELECT a.*, d.action AS decision_action, (epoch(a.appeal_decided_at) - epoch(a.decided_at)) / 3600.0 AS hours
   FROM appeals a LEFT JOIN enforcement_decisions d USING (decision_id)
@@ -176,9 +206,11 @@ def expected_query(sheet: str, row: dict[str, str], column: str) -> str:
     if sheet == "6_own_initiative_TC":
         code, description = row["Category of incompatibility with the provider's terms and conditions"], row[
             'Description of the sub-category "Other"']  # fmt: skip
-        where = f"detection_method = 'automated' AND {_row_filter(code, description, 'dsa_category')}"
+        where = f"{OWN} AND {_row_filter(code, description, 'dsa_category')}"
         if column.strip() in RESTRICTION:
             where += f" AND action = '{RESTRICTION[column.strip()]}'"
+        if "solely automated" in column:
+            where += " AND automated_decision = 'fully'"
         return f"SELECT COUNT(*) FROM ({MEASURES}) WHERE {where}"
     if sheet == "4_notices":
         code, description = row["Category of illegal content"], row['Description of the sub-category "Other"']
@@ -186,12 +218,12 @@ def expected_query(sheet: str, row: dict[str, str], column: str) -> str:
         if "Trusted" in column:
             where += " AND source = 'trusted_flagger'"
         if column.startswith("Median"):
-            return f"SELECT ROUND(MEDIAN(hours), 2) FROM ({NOTICES}) WHERE acted AND {where}"
+            return f"SELECT ROUND(MEDIAN(hours), 2) FROM ({ACTIONS}) WHERE {where}"
         if "basis of the terms" in column:
-            return f"SELECT COUNT(*) FROM ({NOTICES}) WHERE acted AND ground = '{TC_GROUND}' AND {where}"
+            return f"SELECT COUNT(*) FROM ({ACTIONS}) WHERE action_ground = '{TC_GROUND}' AND {where}"
         if "basis of the law" in column:
-            return f"SELECT COUNT(*) FROM ({NOTICES}) WHERE acted AND ground <> '{TC_GROUND}' AND {where}"
-        return f"SELECT COUNT(*) FROM ({NOTICES}) WHERE {where}"
+            return f"SELECT COUNT(*) FROM ({ACTIONS}) WHERE action_ground <> '{TC_GROUND}' AND {where}"
+        return f"SELECT COUNT(*) FROM ({NOTICES_RECEIVED}) WHERE {where}"
     indicator, scope = row["Indicator"].strip(), row["Scope"].strip()
     if sheet == "7_appeals_and_recidivism":
         if indicator.startswith("Number of suspensions"):
@@ -207,13 +239,13 @@ def expected_query(sheet: str, row: dict[str, str], column: str) -> str:
                    "Median time": "ROUND(MEDIAN(hours), 2)"}[scope]  # fmt: skip
         return f"SELECT {measure} FROM ({APPEALS}) WHERE {where}"
     if sheet == "8_automated_means":
-        own = " AND detection_method = 'automated'" if scope == "Own-initiative" else ""
+        own = f" AND {OWN}" if scope == "Own-initiative" else ""
         trusted = " AND source = 'trusted_flagger'" if scope == "NAM Trusted Flagger" else ""
         queries = {
             "Number of measures solely taken by automated means": f"SELECT COUNT(*) FROM ({MEASURES}) WHERE automated_decision = 'fully'{own}",
             "Number of measures not taken by automated means": f"SELECT COUNT(*) FROM ({MEASURES}) WHERE automated_decision <> 'fully'{own}",
-            "Number of notices solely processed by automated means": f"SELECT COUNT(*) FROM ({NOTICES}) WHERE automated_decision = 'fully'{trusted}",
-            "Number of notices not processed by automated means": f"SELECT COUNT(*) FROM ({NOTICES}) WHERE automated_decision <> 'fully'{trusted}",
+            "Number of notices solely processed by automated means": f"SELECT COUNT(*) FROM ({NOTICES_RECEIVED}) WHERE automated_decision = 'fully'{trusted}",
+            "Number of notices not processed by automated means": f"SELECT COUNT(*) FROM ({NOTICES_RECEIVED}) WHERE automated_decision <> 'fully'{trusted}",
             "Accuracy of the automated means - Accuracy": f"SELECT ROUND(AVG((outcome = 'upheld')::INT), 4) FROM ({APPEALS}) WHERE automated_decision = 'fully'",
             "Accuracy of the automated means - Precision": f"SELECT ROUND(AVG(agrees::INT), 4) FROM reviews WHERE blind AND machine_action IN ('label', 'reduce_reach', 'remove', 'suspend_account') AND CAST(reviewed_at AS DATE) BETWEEN DATE '{START}' AND DATE '{END}'",
         }  # fmt: skip
@@ -285,6 +317,32 @@ def test_every_filled_cell_equals_a_direct_query_and_withheld_cells_are_never_ze
     assert all("Not recorded by this system" in row["Contextual information on number of orders to act against "
                                                       "illegal content received"] for row in tables["3_member_states_orders"])  # fmt: skip
     assert tables["5_own_initiative_illegal"][0]["Category of illegal content"] == "TOTAL"
+
+
+def test_a_quantity_that_two_parts_publish_has_one_value(filed):
+    """Annex II's identities between parts: each figure computed once and read by both."""
+    _, out = filed
+    tables = parts(out)
+    own = next(r for r in tables["6_own_initiative_TC"]
+               if r["Category of incompatibility with the provider's terms and conditions"] == "TOTAL")  # fmt: skip
+    notices = next(r for r in tables["4_notices"] if r["Category of illegal content"] == "TOTAL")
+    automated = {(r["Indicator"], r["Scope"]): r["Value"] for r in tables["8_automated_means"]}
+    complaints = {(r["Indicator"], r["Scope"]): r["Value"] for r in tables["7_appeals_and_recidivism"]}
+
+    def n(value: str) -> int:
+        assert value != "", "an identity's figure is not published"
+        return int(value)
+
+    def measures(scope: str) -> int:
+        return n(automated[SOLELY, scope]) + n(automated[NOT_SOLELY, scope])
+
+    assert n(own[OWN_AUTOMATED]) == n(automated[SOLELY, OWN_INITIATIVE])
+    assert n(own[OWN_MEASURES]) == measures(OWN_INITIATIVE)
+    assert measures(TOTAL_NUMBER) - measures(OWN_INITIATIVE) == n(notices[LAW]) + n(notices[TC]) == 10
+    suspensions = own["Account restriction Suspension"], complaints[SUSPENSIONS_ROW]
+    assert "" in suspensions or n(suspensions[0]) == n(suspensions[1])  # one may be withheld for a sibling
+    assert n(complaints[SUBMITTED, TOTAL_NUMBER]) == n(complaints[SUBMITTED, UPHELD]) + n(
+        complaints[SUBMITTED, REVERSED])  # fmt: skip
 
 
 def test_the_summary_page_shows_the_csv_figures_and_withheld_as_withheld(filed):
