@@ -657,9 +657,9 @@ class Template:
             category_column, columns, context = WIDE[sheet]
             names = [category_column, 'Description of the sub-category "Other"']
             names += ["Scope"] if sheet == "3_member_states_orders" else []
-            contexts = [f"{context} {c.strip()}" for c in columns]
-            if sheet == "3_member_states_orders":
-                contexts[0] = f"{context} {columns[0][0].lower()}{columns[0][1:]}"
+            contexts = [f"{context} {c}" for c in columns]  # trailing spaces kept, as the template has them
+            if sheet == "3_member_states_orders":  # the template lower-cases its first two orders columns here
+                contexts[:2] = [f"{context} {c[0].lower()}{c[1:]}" for c in columns[:2]]
             table = [["Applicability", "Service", "Reporting period", *names, *columns, *contexts]]
             for row in rows:
                 cells = [row.cells[c] for c in columns]

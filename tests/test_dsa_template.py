@@ -11,6 +11,7 @@ import html
 import io
 import json
 import re
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -35,6 +36,7 @@ from transforms.warehouse import write_catalog
 
 from .conftest import seed_table
 
+OFFICIAL = Path(__file__).parent / "data" / "dsa_template"
 SUSPENSIONS_ROW = (SUSPENDED_ILLEGAL, TOTAL_NUMBER)
 START, END = dt.date(2026, 11, 1), dt.date(2026, 11, 30)
 T0 = dt.datetime(2026, 11, 3, 9, tzinfo=dt.UTC)
@@ -383,3 +385,16 @@ def test_detail_tables_and_charts_never_show_a_withheld_figure_as_zero(tmp_path)
     # A chart with nothing to draw is not drawn (the page says there is no data); a real zero is.
     assert report._bar_chart(["a", "b"], [None, None], "t", "x", tmp_path, "none.png") is None
     assert report._bar_chart(["a", "b"], [0.0, None], "t" * 200, "x", tmp_path, "zero.png") == "zero.png"
+
+
+def test_every_written_part_has_the_commissions_header_byte_for_byte(filed):
+    """Headers against the Commission's own CSV parts (tests/data/dsa_template, SOURCES.md),
+    trailing spaces and capitals included."""
+    _, out = filed
+    official = {path.name.split("_")[0]: path for path in OFFICIAL.glob("*.csv")}
+    written = sorted((out / "dsa_template").glob("*.csv"))
+    assert len(official) == 11 and written
+    for path in written:
+        ours = strict_rfc4180(path.read_bytes())[0]
+        theirs = next(csv.reader(io.StringIO(official[path.name.split("_")[0]].read_text("utf-8"), newline="")))
+        assert ours == theirs, path.name
