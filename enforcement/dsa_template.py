@@ -352,20 +352,26 @@ def notices(inputs: Inputs) -> dict[str, Notice]:
     return found
 
 
+def _own_initiative(measure: Filed) -> bool:
+    """On detection by this system's classifiers, or a suspension (the repeat-offender policy
+    acts on the account, not on a notice); any other measure was taken on a notice."""
+    return measure["detection_method"] == "automated" or measure["action"] == SUSPEND_ACTION
+
+
 def own_initiative_measures(inputs: Inputs) -> list[Filed]:
-    """The period's measures at the provider's own initiative: on detection by this system's
-    classifiers, and every suspension (the repeat-offender policy acts on the account, not on a
-    notice). Sheets 5-6 and sheet 8's own-initiative rows count these."""
-    return [m for m in measures(inputs) if m["detection_method"] == "automated" or m["action"] == SUSPEND_ACTION]
+    """The period's measures at the provider's own initiative: sheets 5-6 and sheet 8's
+    own-initiative rows count these."""
+    return [m for m in measures(inputs) if _own_initiative(m)]
 
 
-def notice_measures(inputs: Inputs) -> list[tuple[Notice, Filed]]:
-    """The period's other measures, each with the notice it was taken on: the one definition
-    sheet 4 (actions taken on notices) and sheet 8 (all measures less own-initiative) count."""
-    by_content = notices(inputs)
-    own = {m["decision_id"] for m in own_initiative_measures(inputs)}
-    return [(by_content.get(m["content_id"]) or Notice(m["detection_method"], m["notified_at"] or m["uploaded_at"], m, m), m)
-            for m in measures(inputs) if m["decision_id"] not in own]  # fmt: skip
+def notice_measures(inputs: Inputs, reported: Mapping[str, Notice]) -> list[tuple[Notice, Filed]]:
+    """The period's other measures, each with the notice it was taken on (`reported`, from
+    `notices`): the one definition sheet 4 (actions taken on notices) and sheet 8 (all measures
+    less own-initiative) count."""
+    # A measure on a report always has a content id, so it has its notice; a row without one
+    # still counts, as its own notice, rather than being dropped from sheet 4.
+    return [(reported.get(m["content_id"]) or Notice(m["detection_method"], m["notified_at"] or m["uploaded_at"], m, m), m)
+            for m in measures(inputs) if not _own_initiative(m)]  # fmt: skip
 
 
 def _median(values: list[float], k: int, what: str) -> Cell:
@@ -467,15 +473,18 @@ def notices_sheet(inputs: Inputs, k: int) -> list[Row]:
             groups.append((NOTICES_TF, ITEMS_TF, MEDIAN_TF, LAW_TF, TC_TF))
         return groups
 
-    for notice in notices(inputs).values():
+    reported = notices(inputs)
+    for notice in reported.values():
         if notice.received_at in inputs.period:
+            keys = keys_of(notice)
             for received, items, *_ in columns_of(notice):
-                counts.add(keys_of(notice), received)
-                counts.add(keys_of(notice), items)  # a notice names one upload
-    for notice, action in notice_measures(inputs):  # actions taken in the period, whenever notified
+                counts.add(keys, received)
+                counts.add(keys, items)  # a notice names one upload
+    for notice, action in notice_measures(inputs, reported):  # actions taken in the period, whenever notified
+        keys = keys_of(notice)
         for *_, median, law, terms in columns_of(notice):
-            counts.add(keys_of(notice), median, hours_between(notice.received_at, action["decided_at"]))
-            counts.add(keys_of(notice), law if action.ground == ILLEGAL_GROUND else terms)
+            counts.add(keys, median, hours_between(notice.received_at, action["decided_at"]))
+            counts.add(keys, law if action.ground == ILLEGAL_GROUND else terms)
 
     def median(key: tuple[str, ...], column: str) -> Cell:
         return _median(counts.values(key, column), k, "actions taken on notices (hours from the notice)")
@@ -566,7 +575,7 @@ def automated_means_sheet(inputs: Inputs, k: int) -> list[Row]:
     """Sheet 8: measures and notices handled solely by automated means, and the automated means'
     accuracy as it can be measured in production: appeals and blind reviews."""
     period_measures = measures(inputs)
-    own = own_initiative_measures(inputs)
+    own = [m for m in period_measures if _own_initiative(m)]
     period_notices = [n for n in notices(inputs).values() if n.received_at in inputs.period]
     rows = []
     for scope, applies, items in ((TOTAL_NUMBER, ALL, period_measures), (OWN_INITIATIVE, ALL, own)):

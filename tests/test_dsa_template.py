@@ -184,8 +184,7 @@ NOTICES_RECEIVED = f"SELECT * FROM ({NOTICES}) WHERE CAST(received AS DATE) BETW
 OWN = "(detection_method = 'automated' OR action = 'suspend_account')"
 ACTIONS = f"""
   SELECT n.*, m.ground AS action_ground, (epoch(m.decided_at) - epoch(n.received)) / 3600.0 AS hours
-  FROM ({MEASURES}) m JOIN ({NOTICES}) n USING (content_id)
-  WHERE m.detection_method <> 'automated' AND m.action <> 'suspend_account'"""
+  FROM ({MEASURES}) m JOIN ({NOTICES}) n USING (content_id) WHERE NOT {OWN}"""
 APPEALS = f"""
   SELECT a.*, d.action AS decision_action, (epoch(a.appeal_decided_at) - epoch(a.decided_at)) / 3600.0 AS hours
   FROM appeals a LEFT JOIN enforcement_decisions d USING (decision_id)
