@@ -40,7 +40,7 @@ setup(
         ],
         exclude=["models.corpus", "models.corpus.*"],
     ),
-    package_data={"schemas": ["*.json"], "models": ["served/*/*/*", "served/*/*/variables/*"]},
+    package_data={"schemas": ["*.json", "*.csv"], "models": ["served/*/*/*", "served/*/*/variables/*"]},
     data_files=[("policies", [str(p.relative_to(ROOT)) for p in sorted((ROOT / "policies").glob("*.yaml"))])],
     install_requires=requirements("requirements.txt"),
 )

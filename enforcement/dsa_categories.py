@@ -1,56 +1,60 @@
 """The category list of the DSA harmonised transparency templates (Implementing Regulation (EU)
-2024/2835, Annex I, sheet `2_categories_names`), the same codes as the EU Transparency
+2024/2835, Annex I, part `2_categories_names`), the same codes as the EU Transparency
 Database's statement categories and keywords.
 
-Declared once as (category code, its keyword codes in the template's order); every
-sub-category list ends with `KEYWORD_OTHER`, which the template lets a provider repeat, each
-time with its own description. Categories 16 and 17 have no sub-categories.
+Read from the Commission's own CSV part (`schemas/dsa_categories_names.csv`, byte for byte the
+file under `tests/data/dsa_template/`), so labels, descriptions and codes are spelt as the
+template spells them. Every sub-category list ends with `KEYWORD_OTHER`, which the template
+lets a provider repeat, each time with its own description. Categories 16 and 17 (not
+specified by the authority, by the notifier) have no sub-categories.
 """
 
 from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from importlib import resources
 
 TOTAL = "TOTAL"
 KEYWORD_OTHER = "KEYWORD_OTHER"
 NOT_SPECIFIED_ORDER = "STATEMENT_CATEGORY_NOT_SPECIFIED_ORDER"
 NOT_SPECIFIED_NOTICE = "STATEMENT_CATEGORY_NOT_SPECIFIED_NOTICE"
 OTHER_VIOLATION_TC = "STATEMENT_CATEGORY_OTHER_VIOLATION_TC"
+NAMES_FILE = "dsa_categories_names.csv"
 
-# Categories 1 to 14 (illegal content) and 15 (other violations of the terms and conditions).
-CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("STATEMENT_CATEGORY_ANIMAL_WELFARE", ("KEYWORD_ANIMAL_HARM", "KEYWORD_UNLAWFUL_SALE_ANIMALS")),
-    ("STATEMENT_CATEGORY_CONSUMER_INFORMATION", ("KEYWORD_HIDDEN_ADVERTISEMENT", "KEYWORD_INSUFFICIENT_INFORMATION_ON_TRADERS",
-     "KEYWORD_MISLEADING_INFO_GOODS_SERVICES", "KEYWORD_MISLEADING_INFO_CONSUMER_RIGHTS", "KEYWORD_NONCOMPLIANCE_PRICING")),
-    ("STATEMENT_CATEGORY_CYBER_VIOLENCE", ("KEYWORD_CYBER_BULLYING_INTIMIDATION", "KEYWORD_CYBER_HARASSMENT",
-     "KEYWORD_CYBER_INCITEMENT", "KEYWORD_CYBER_STALKING", "KEYWORD_NON_CONSENSUAL_IMAGE_SHARING",
-     "KEYWORD_NON_CONSENSUAL_MATERIAL_DEEPFAKE")),
-    ("STATEMENT_CATEGORY_CYBER_VIOLENCE_AGAINST_WOMEN", ("KEYWORD_BULLYING_AGAINST_GIRLS",
-     "KEYWORD_CYBER_HARASSMENT_AGAINST_WOMEN", "KEYWORD_CYBER_STALKING_AGAINST_WOMEN", "KEYWORD_FEMALE_GENDERED_DISINFORMATION",
-     "KEYWORD_INCITEMENT_AGAINST_WOMEN", "KEYWORD_NON_CONSENSUAL_IMAGE_SHARING_AGAINST_WOMEN",
-     "KEYWORD_NON_CONSENSUAL_MATERIAL_DEEPFAKE_AGAINST_WOMEN")),
-    ("STATEMENT_CATEGORY_DATA_PROTECTION_AND_PRIVACY_VIOLATIONS", ("KEYWORD_BIOMETRIC_DATA_BREACH",
-     "KEYWORD_DATA_FALSIFICATION", "KEYWORD_MISSING_PROCESSING_GROUND", "KEYWORD_RIGHT_TO_BE_FORGOTTEN")),
-    ("STATEMENT_CATEGORY_ILLEGAL_OR_HARMFUL_SPEECH", ("KEYWORD_DEFAMATION", "KEYWORD_DISCRIMINATION", "KEYWORD_HATE_SPEECH")),
-    ("STATEMENT_CATEGORY_INTELLECTUAL_PROPERTY_INFRINGEMENTS", ("KEYWORD_COPYRIGHT_INFRINGEMENT",
-     "KEYWORD_DESIGN_INFRINGEMENT", "KEYWORD_GEOGRAPHIC_INDICATIONS_INFRINGEMENT", "KEYWORD_PATENT_INFRINGEMENT",
-     "KEYWORD_TRADE_SECRET_INFRINGEMENT", "KEYWORD_TRADEMARK_INFRINGEMENT")),
-    ("STATEMENT_CATEGORY_NEGATIVE_EFFECTS_ON_CIVIC_DISCOURSE_OR_ELECTIONS", ("KEYWORD_MISINFORMATION_DISINFORMATION",
-     "KEYWORD_VIOLATION_EU_LAW", "KEYWORD_VIOLATION_NATIONAL_LAW")),
-    ("STATEMENT_CATEGORY_PROTECTION_OF_MINORS", ("KEYWORD_AGE_SPECIFIC_RESTRICTIONS_MINORS",
-     "KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL", "KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL_DEEPFAKE",
-     "KEYWORD_GROOMING_SEXUAL_ENTICEMENT_MINORS", "KEYWORD_UNSAFE_CHALLENGES")),
-    ("STATEMENT_CATEGORY_RISK_FOR_PUBLIC_SECURITY", ("KEYWORD_ILLEGAL_ORGANIZATIONS", "KEYWORD_RISK_ENVIRONMENTAL_DAMAGE",
-     "KEYWORD_RISK_PUBLIC_HEALTH", "KEYWORD_TERRORIST_CONTENT")),
-    ("STATEMENT_CATEGORY_SCAMS_AND_FRAUD", ("KEYWORD_IMPERSONATION_ACCOUNT_HIJACKING", "KEYWORD_INAUTHENTIC_ACCOUNTS",
-     "KEYWORD_INAUTHENTIC_LISTINGS", "KEYWORD_INAUTHENTIC_USER_REVIEWS", "KEYWORD_PHISHING", "KEYWORD_PYRAMID_SCHEMES")),
-    ("STATEMENT_CATEGORY_SELF_HARM", ("KEYWORD_CONTENT_PROMOTING_EATING_DISORDERS", "KEYWORD_SELF_MUTILATION",
-     "KEYWORD_SUICIDE")),
-    ("STATEMENT_CATEGORY_UNSAFE_AND_PROHIBITED_PRODUCTS", ("KEYWORD_PROHIBITED_PRODUCTS", "KEYWORD_UNSAFE_PRODUCTS")),
-    ("STATEMENT_CATEGORY_VIOLENCE", ("KEYWORD_COORDINATED_HARM", "KEYWORD_INCITEMENT_VIOLENCE_HATRED",
-     "KEYWORD_HUMAN_EXPLOITATION", "KEYWORD_HUMAN_TRAFFICKING", "KEYWORD_TRAFFICKING_WOMEN_GIRLS")),
-    (OTHER_VIOLATION_TC, ("KEYWORD_ADULT_SEXUAL_MATERIAL", "KEYWORD_AGE_SPECIFIC_RESTRICTIONS",
-     "KEYWORD_GEOGRAPHICAL_REQUIREMENTS", "KEYWORD_GOODS_SERVICES_NOT_PERMITTED", "KEYWORD_LANGUAGE_REQUIREMENTS",
-     "KEYWORD_NUDITY")),
-)  # fmt: skip
+
+@dataclasses.dataclass(frozen=True)
+class Name:
+    """One row of part 2: "Category 1a", "Animal harm", KEYWORD_ANIMAL_HARM."""
+
+    label: str
+    description: str
+    code: str
+
+
+def _read_names() -> tuple[tuple[str, ...], tuple[Name, ...]]:
+    text = (resources.files("schemas") / NAMES_FILE).read_text("utf-8")
+    header, *rows = csv.reader(io.StringIO(text, newline=""))
+    return tuple(header), tuple(Name(*row[:3]) for row in rows)
+
+
+NAMES_HEADER, NAMES = _read_names()
+
+
+def _categories() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    categories: list[tuple[str, list[str]]] = []
+    for name in NAMES:
+        if name.code.startswith("STATEMENT_CATEGORY_") and name.code not in (NOT_SPECIFIED_ORDER, NOT_SPECIFIED_NOTICE):
+            categories.append((name.code, []))
+        elif name.code.startswith("KEYWORD_") and name.code != KEYWORD_OTHER:
+            categories[-1][1].append(name.code)
+    return tuple((code, tuple(keywords)) for code, keywords in categories)
+
+
+# Categories 1 to 14 (illegal content) and 15 (other violations of the terms and conditions),
+# each with its keywords in the template's order (KEYWORD_OTHER left implicit).
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = _categories()
 ILLEGAL_CATEGORIES = tuple(code for code, _ in CATEGORIES if code != OTHER_VIOLATION_TC)
 KEYWORDS_OF: dict[str, tuple[str, ...]] = {code: (*keywords, KEYWORD_OTHER) for code, keywords in CATEGORIES}
 

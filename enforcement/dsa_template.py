@@ -45,6 +45,8 @@ from enforcement.dsa_categories import (
     ILLEGAL_CATEGORIES,
     KEYWORD_OTHER,
     KEYWORDS_OF,
+    NAMES,
+    NAMES_HEADER,
     NOT_SPECIFIED_NOTICE,
     NOT_SPECIFIED_ORDER,
     TOTAL,
@@ -54,6 +56,7 @@ from enforcement.transparency import hours_between
 from schemas.vocabulary import DECISION_VISIBILITY, NOTICE_SOURCES, SUSPEND_ACTION
 
 FILLED, WITHHELD, NOT_RECORDED, NOT_APPLICABLE = "filled", "withheld", "not_recorded", "not_applicable"
+EMPTY = "empty"  # a provider's answer not yet written (part 11)
 ALL = "All"
 HOSTING = "Only for providers of hosting services, including online platforms"
 PLATFORMS = "Only for providers of online platforms"
@@ -148,22 +151,55 @@ WIDE = {
 }  # fmt: skip
 LONG_CONTEXT = {"7_appeals_and_recidivism": "Contextual Information", "8_automated_means": "Contextual Information",
                 "9_human_resources": "Contextual information", "10_AMAR": None}  # fmt: skip
-SHEETS = ("1_report_identification", *WIDE, *LONG_CONTEXT)
+SUMMARY, NAMES_PART, QUALITATIVE_PART = "1_summary", "2_categories_names", "11_qualitative"
+# The parts by the names of the Commission's CSV files (the XLSX calls part 1 `1_report_identification`).
+SHEETS = (SUMMARY, NAMES_PART, *WIDE, *LONG_CONTEXT, QUALITATIVE_PART)
+
+# The template's placeholder rows ("AT, […], SE", "bg, [...], sv") stand for these, in the
+# template's order: Member States by Eurostat code in the alphabetical order of their English
+# names (the only order that starts at AT and ends at SE; Greece is EL), official languages by
+# their two-letter code.
+MEMBER_STATES = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "EL", "HU", "IE", "IT", "LV",
+                 "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE")  # fmt: skip
+LANGUAGES = ("bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "it", "lt", "lv", "mt",
+             "nl", "pl", "pt", "ro", "sk", "sl", "sv")  # fmt: skip
+# Part 3 repeats its rows per Member State without this keyword (as the Commission's file does).
+_NOT_PER_MEMBER_STATE = "KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL_DEEPFAKE"
+
+# Part 11's indicators as the template spells them, by the key the provider file answers them under.
+QUALITATIVE_INDICATORS = {
+    "own_initiative_summary": (ALL, "Summary of the content moderation engaged in at the providers\u2019 own initiative"),
+    "own_initiative_information": (ALL, "Meaningful and comprehensible information regarding content moderation "
+                                        "engaged in at the providers' own initiative"),
+    "automated_means": (ALL, "Qualitative description of the automated means"),
+    "accuracy_and_error_rate": (ALL, "Qualitative description of indicators of accuracy and possible rate of error "
+                                     "of automated means"),
+    "automated_means_purposes": (ALL, "Specification of the precise purposes to apply automated means"),
+    "automated_means_safeguards": (ALL, "Safeguards applied to the use of automated means"),
+    "governance": (VLOPS, "High-level description of the content moderation governance structure"),
+    "moderator_qualifications": (VLOPS, "Qualifications of the human resources dedicated to content moderation"),
+    "moderator_training": (VLOPS, "Training given to human resources dedicated to content moderation"),
+    "moderator_support": (VLOPS, "Support given to human resources dedicated to content moderation "),
+    "moderator_methodology": (VLOPS, "Methodology used to compute the number of human resources dedicated to "
+                                     "content moderation\u00a0\u00a0"),
+}  # fmt: skip
+QUALITATIVE_KEYS = tuple(QUALITATIVE_INDICATORS)
+QUALITATIVE_MAX_CHARS = 5000  # Annex II, part 11
 
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
     """One figure of the template: its value (None when blank), why it is what it is."""
 
-    value: int | float | None
+    value: int | float | str | None
     status: str
     context: str = ""
 
     def text(self) -> str:
         if self.value is None:
             return ""
-        if isinstance(self.value, float):
-            return f"{self.value:.4f}".rstrip("0").rstrip(".")
+        if isinstance(self.value, float):  # values are rounded where they are made (_median, _share)
+            return f"{self.value:.6f}".rstrip("0").rstrip(".")
         return str(self.value)
 
     def contextual(self) -> str:
@@ -192,6 +228,7 @@ class Provider:
     service: str
     publication_date: dt.date
     previous_report_date: dt.date | None = None
+    qualitative: Mapping[str, str] = dataclasses.field(default_factory=dict)  # part 11, by QUALITATIVE key
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], today: dt.date) -> Provider:
@@ -213,8 +250,25 @@ class Provider:
                 dates[name] = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
             except ValueError:
                 raise ValueError(f"{name}: expected YYYY-MM-DD, got {value!r}") from None
+        unknown = sorted(set(record) - {"provider_name", "service_name", "publication_date", "previous_report_date",
+                                        "qualitative"})  # fmt: skip
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}; expected provider_name, service_name, publication_date, "
+                             "previous_report_date, qualitative")  # fmt: skip
+        answers = record.get("qualitative") or {}
+        if not isinstance(answers, Mapping):
+            raise ValueError(f"qualitative: expected a mapping of {', '.join(QUALITATIVE_KEYS)} to text")
+        for key, text in answers.items():
+            if key not in QUALITATIVE_KEYS:
+                raise ValueError(f"qualitative: unknown answer {key!r}; expected one of {', '.join(QUALITATIVE_KEYS)}")
+            if text is not None and not isinstance(text, str):
+                raise ValueError(f"qualitative.{key}: expected text")
+            if text and len(text.strip()) > QUALITATIVE_MAX_CHARS:
+                raise ValueError(f"qualitative.{key}: {len(text.strip())} characters; Annex II allows "
+                                 f"{QUALITATIVE_MAX_CHARS}")  # fmt: skip
         return cls(fields["provider_name"], fields["service_name"], dates.get("publication_date", today),
-                   dates.get("previous_report_date"))  # fmt: skip
+                   dates.get("previous_report_date"),
+                   {key: text.strip() for key, text in answers.items() if text and text.strip()})  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,7 +360,23 @@ class Inputs:
     appeals: list[Mapping[str, Any]]
     reviews: list[Mapping[str, Any]]
     period: Period
-    reachable: frozenset[str]  # DSA categories and keywords this system's policy can file
+    # The template rows this system's policy can file (a category, or "category>keyword"), each
+    # with the policy categories it files there.
+    filed_as: Mapping[str, frozenset[str]]
+
+    @property
+    def reachable(self) -> frozenset[str]:
+        return frozenset(self.filed_as)
+
+
+def policy_rows(categories: Mapping[str, tuple[str, tuple[str, ...]]]) -> dict[str, frozenset[str]]:
+    """The template rows a policy's categories (name -> DSA category, keywords) can file, each
+    with the policy categories filed there: `Inputs.filed_as`."""
+    rows: dict[str, set[str]] = defaultdict(set)
+    for name, (category, keywords) in categories.items():
+        for row in (category, *(f"{category}>{keyword}" for keyword in keywords or (KEYWORD_OTHER,))):
+            rows[row].add(name)
+    return {row: frozenset(names) for row, names in rows.items()}
 
 
 def _confirms(decision: Filed, decisions: Mapping[str, Filed]) -> bool:
@@ -374,20 +444,30 @@ def notice_measures(inputs: Inputs, reported: Mapping[str, Notice]) -> list[tupl
             for m in measures(inputs) if not _own_initiative(m)]  # fmt: skip
 
 
+def _significant(value: float, digits: int = 3) -> float:
+    """`value` to `digits` significant figures: a real 7 seconds is 0.00194 hours, never 0."""
+    return float(f"{value:.{digits}g}")
+
+
 def _median(values: list[float], k: int, what: str) -> Cell:
+    """A median time in hours (Annex II's unit), to three significant figures."""
     if not values:
         return blank(f"no {what} in the period", NOT_APPLICABLE)
     if len(values) < k:
         return Cell(None, WITHHELD, f"median of fewer than {k} {what}")
-    return Cell(round(statistics.median(values), 2), FILLED, f"hours; median of {len(values)} {what}")
+    return Cell(_significant(statistics.median(values)), FILLED, f"hours, to three significant figures; median of "
+                                                                 f"{what}")  # fmt: skip
 
 
 def _share(hits: int, total: int, k: int, what: str) -> Cell:
+    """A share in [0, 1] (Annex II), four decimals; its base is not published beside it, so a
+    withheld count cannot be worked out from the share and its base."""
     if total == 0:
         return blank(f"no {what} in the period", NOT_APPLICABLE)
     if total < k:
         return Cell(None, WITHHELD, f"share of fewer than {k} {what}")
-    return Cell(round(hits / total, 4), FILLED, f"{hits} of {total} {what}")
+    share = hits / total
+    return Cell(round(share, 4) if round(share, 4) or not hits else _significant(share), FILLED, f"share of {what}")
 
 
 def _count(n: int, k: int, context: str = "") -> Cell:
@@ -408,7 +488,7 @@ def _wide_rows(rows: list[tuple[str, str | None]], columns: Mapping[str, ColumnR
     for code, parent in rows:
         name = f"{parent}>{code}" if parent else code
         descriptions = sorted(others.get(name, ())) if code == KEYWORD_OTHER else []
-        counted = code == TOTAL or code in reachable or (code == KEYWORD_OTHER and parent in reachable)
+        counted = code == TOTAL or name in reachable
         for description in descriptions or [""]:
             cells = {}
             for column, rule in columns.items():
@@ -496,10 +576,19 @@ def notices_sheet(inputs: Inputs, k: int) -> list[Row]:
 
 
 def orders_sheet() -> list[Row]:
-    """Sheet 3: orders from Member States' authorities reach the platform's legal team, not this system."""
+    """Sheet 3: orders from Member States' authorities reach the platform's legal team, not this
+    system. The rows are the template's: TOTAL over all Member States, then one block per Member
+    State (Annex II keeps only the blocks of the Member States an order came from; this system
+    cannot know which, so it writes them all, blank, for the legal team to fill or delete)."""
     reason = f"{NOT_RECORDED_HERE}: orders from authorities (Art. 9 and 10) are handled outside it"
-    rows = category_rows(ILLEGAL_CATEGORIES, (NOT_SPECIFIED_ORDER,))
-    return [Row((code, "", TOTAL), ALL, {c: blank(reason) for c in ORDER_COLUMNS}) for code, _ in rows]
+    per_state = (f"{reason}; Annex II keeps a Member State's rows only when an order came from it, so the legal "
+                 "team deletes the others before filing")  # fmt: skip
+    codes = [code for code, _ in category_rows(ILLEGAL_CATEGORIES, (NOT_SPECIFIED_ORDER,))]
+    rows = [Row((code, "", TOTAL), ALL, {c: blank(reason) for c in ORDER_COLUMNS}) for code in codes]
+    for state in MEMBER_STATES:
+        rows += [Row((code, "", state), ALL, {c: blank(per_state) for c in ORDER_COLUMNS})
+                 for code in codes if code != _NOT_PER_MEMBER_STATE]  # fmt: skip
+    return rows
 
 
 def _long(section: str, indicator: str, scope: str, applicability: str, cell: Cell) -> Row:
@@ -573,21 +662,12 @@ def appeals_sheet(inputs: Inputs, k: int) -> list[Row]:
 
 def automated_means_sheet(inputs: Inputs, k: int) -> list[Row]:
     """Sheet 8: measures and notices handled solely by automated means, and the automated means'
-    accuracy as it can be measured in production: appeals and blind reviews."""
+    accuracy as it can be measured in production: appeals and blind reviews. Rows in the
+    template's order: per scope, its two counts then accuracy, precision and recall; then the
+    per-language rows very large platforms file."""
     period_measures = measures(inputs)
     own = [m for m in period_measures if _own_initiative(m)]
     period_notices = [n for n in notices(inputs).values() if n.received_at in inputs.period]
-    rows = []
-    for scope, applies, items in ((TOTAL_NUMBER, ALL, period_measures), (OWN_INITIATIVE, ALL, own)):
-        solely = sum(m["automated_decision"] == "fully" for m in items)
-        rows.append(_long(AUTOMATED_MEANS, SOLELY, scope, applies, _count(solely, k)))
-        rows.append(_long(AUTOMATED_MEANS, NOT_SOLELY, scope, applies, _count(len(items) - solely, k,
-                                                                                "decided or confirmed by a person")))  # fmt: skip
-    for scope, applies, items in ((NAM_TOTAL, HOSTING, period_notices),
-                                  (NAM_TF, PLATFORMS, [n for n in period_notices if n.source == "trusted_flagger"])):  # fmt: skip
-        solely = sum(n.final["automated_decision"] == "fully" for n in items)
-        rows.append(_long(AUTOMATED_MEANS, NOTICES_SOLELY, scope, applies, _count(solely, k)))
-        rows.append(_long(AUTOMATED_MEANS, NOTICES_NOT, scope, applies, _count(len(items) - solely, k)))
     appealed = [
         a for a in inputs.appeals if a["appeal_decided_at"] in inputs.period and a["automated_decision"] == "fully"
     ]
@@ -595,22 +675,69 @@ def automated_means_sheet(inputs: Inputs, k: int) -> list[Row]:
     blind = [r for r in inputs.reviews if r["blind"] and r["reviewed_at"] in inputs.period and r["machine_action"]
              in MEASURE_ACTIONS]  # fmt: skip
     agreed = sum(bool(r["agrees"]) for r in blind)
-    rows.append(_long(AUTOMATED_MEANS, ACCURACY, TOTAL_NUMBER, ALL, _share(
-        upheld, len(appealed), k, "appeals against solely automated decisions that were upheld")))  # fmt: skip
-    rows.append(_long(AUTOMATED_MEANS, PRECISION, TOTAL_NUMBER, ALL, _share(
-        agreed, len(blind), k, "automated actions a reviewer agreed with, reviewed blind in the quality sample")))  # fmt: skip
-    rows.append(_long(AUTOMATED_MEANS, RECALL, TOTAL_NUMBER, ALL, blank(
-        "not measurable from production decisions (it needs reviews of items not acted on); the model report gives "
-        "recall on the labelled evaluation set", NOT_RECORDED)))  # fmt: skip
-    for indicator in (ACCURACY, PRECISION, RECALL):
-        for scope, applies in ((OWN_INITIATIVE, ALL), (NAM_TOTAL, HOSTING), (NAM_TF, PLATFORMS)):
-            rows.append(_long(AUTOMATED_MEANS, indicator, scope, applies, blank(
-                "measured over all automated decisions (Total number), not per scope", NOT_RECORDED)))  # fmt: skip
+    recall = blank("not measurable from production decisions (it needs reviews of items not acted on); the model "
+                   "report gives recall on the labelled evaluation set", NOT_RECORDED)  # fmt: skip
+    per_scope = blank("measured over all automated decisions (Total number), not per scope", NOT_RECORDED)
+    accuracy = {
+        ACCURACY: _share(upheld, len(appealed), k, "appeals against solely automated decisions that were upheld"),
+        PRECISION: _share(
+            agreed, len(blind), k, "automated actions a reviewer agreed with, reviewed blind in the quality sample"
+        ),
+        RECALL: recall,
+    }
+    rows = []
+    for scope, applies, items in ((TOTAL_NUMBER, ALL, period_measures), (OWN_INITIATIVE, ALL, own)):
+        solely = sum(m["automated_decision"] == "fully" for m in items)
+        rows.append(_long(AUTOMATED_MEANS, SOLELY, scope, applies, _count(solely, k)))
+        rows.append(_long(AUTOMATED_MEANS, NOT_SOLELY, scope, applies, _count(len(items) - solely, k,
+                                                                                "decided or confirmed by a person")))  # fmt: skip
+        for indicator, cell in accuracy.items():
+            rows.append(_long(AUTOMATED_MEANS, indicator, scope, applies, cell if scope == TOTAL_NUMBER else per_scope))
+    for scope, applies, items in ((NAM_TOTAL, HOSTING, period_notices),
+                                  (NAM_TF, PLATFORMS, [n for n in period_notices if n.source == "trusted_flagger"])):  # fmt: skip
+        solely = sum(n.final["automated_decision"] == "fully" for n in items)
+        rows.append(_long(AUTOMATED_MEANS, NOTICES_SOLELY, scope, applies, _count(solely, k)))
+        rows.append(_long(AUTOMATED_MEANS, NOTICES_NOT, scope, applies, _count(len(items) - solely, k)))
+        rows += [_long(AUTOMATED_MEANS, indicator, scope, applies, per_scope) for indicator in accuracy]
+    vlops = blank(f"{NOT_RECORDED_HERE}: per-language figures are for very large online platforms only")
+    rows += [_long(AUTOMATED_MEANS, indicator, language, VLOPS, vlops)
+             for indicator in (SOLELY, NOT_SOLELY, *accuracy) for language in LANGUAGES]  # fmt: skip
     return rows
 
 
 def _not_recorded_rows(section: str, indicators: Iterable[tuple[str, str]], applicability: str, why: str) -> list[Row]:
     return [_long(section, indicator, scope, applicability, blank(why)) for indicator, scope in indicators]
+
+
+def categories_sheet(inputs: Inputs) -> list[Row]:
+    """Part 2: the Commission's category list as it is, with the policy categories this system
+    files under each row in the contextual column (Annex II: the provider's reading of the
+    categories)."""
+    rows, category = [], None
+    for name in NAMES:
+        if name.code.startswith("STATEMENT_CATEGORY_"):
+            category = name.code
+        row_name = f"{category}>{name.code}" if name.code.startswith("KEYWORD_") else name.code
+        policy = sorted(inputs.filed_as.get(row_name, ()))
+        text = f"this system's policy files here: {'; '.join(map(_describe, policy))}" if policy else ""
+        rows.append(Row((name.label, name.description, name.code), ALL,
+                        {"Contextual information": Cell(None, FILLED, text)}))  # fmt: skip
+    return rows
+
+
+def qualitative_sheet(provider: Provider) -> list[Row]:
+    """Part 11: the provider file's answers; an unanswered indicator is blank and said so."""
+    rows = []
+    for key, (applicability, indicator) in QUALITATIVE_INDICATORS.items():
+        text = provider.qualitative.get(key)
+        if text:
+            cell = Cell(text, FILLED)
+        elif applicability == VLOPS:
+            cell = blank(f"only for very large online platforms (provider file: qualitative.{key})", NOT_APPLICABLE)
+        else:
+            cell = blank(f"not yet answered: the provider file's qualitative.{key} is empty", EMPTY)
+        rows.append(Row((indicator,), applicability, {"Value": cell}))
+    return rows
 
 
 def identification_rows(provider: Provider, period: Period) -> list[Row]:
@@ -658,9 +785,15 @@ class Template:
     def _table(self, sheet: str) -> list[list[str]]:
         service, period = self.provider.service, str(self.period)
         rows = self.sheets[sheet]
-        if sheet == "1_report_identification":
+        if sheet == SUMMARY:
             return [["Applicability", "Service", "Indicator", "Value"]] + [
                 [row.applicability, service, row.key[0], row.cells["Value"].text()] for row in rows
+            ]
+        if sheet == NAMES_PART:
+            return [list(NAMES_HEADER)] + [[*row.key, row.cells[NAMES_HEADER[-1]].context] for row in rows]
+        if sheet == QUALITATIVE_PART:
+            return [["Applicability", "Service", "Reporting period", "Indicator", "Value"]] + [
+                [row.applicability, service, period, row.key[0], row.cells["Value"].text()] for row in rows
             ]
         if sheet in WIDE:
             category_column, columns, context = WIDE[sheet]
@@ -753,9 +886,13 @@ def fill_template(inputs: Inputs, provider: Provider, min_cell_count: int) -> Te
     """The quantitative template for `inputs.period`."""
     k = min_cell_count
     illegal, tc = own_initiative_sheets(inputs, k)
-    vlops = "only for very large online platforms; this system does not count it"
+    vlops = f"{NOT_RECORDED_HERE}: only for very large online platforms"
+    moderators = "Human resources dedicated to content moderation "
+    linguistic = "Number of total moderators with sufficient linguistic expertise "
+    amar = "Number of average monthly active recipients during the reporting period\u00a0"
     sheets = {
-        "1_report_identification": identification_rows(provider, inputs.period),
+        SUMMARY: identification_rows(provider, inputs.period),
+        NAMES_PART: categories_sheet(inputs),
         "3_member_states_orders": orders_sheet(),
         "4_notices": notices_sheet(inputs, k),
         "5_own_initiative_illegal": illegal,
@@ -763,21 +900,19 @@ def fill_template(inputs: Inputs, provider: Provider, min_cell_count: int) -> Te
         "7_appeals_and_recidivism": appeals_sheet(inputs, k),
         "8_automated_means": automated_means_sheet(inputs, k),
         "9_human_resources": _not_recorded_rows(
-            "Human resources dedicated to content moderation ",
+            moderators,
             [
                 ("Number of internal moderators employed by the provider", TOTAL_NUMBER),
                 ("Number of external moderators contracted by the provider", TOTAL_NUMBER),
-                ("Number of total moderators with sufficient linguistic expertise ", TOTAL_NUMBER),
+                *((linguistic, scope) for scope in (TOTAL_NUMBER, *LANGUAGES)),
             ],
             VLOPS,
-            f"{NOT_RECORDED_HERE}: {vlops}",
+            vlops,
         ),
         "10_AMAR": _not_recorded_rows(
-            "AMAR",
-            [("Number of average monthly active recipients during the reporting period\u00a0", TOTAL)],
-            VLOPS_VLOSES,
-            f"{NOT_RECORDED_HERE}: {vlops}",
+            "AMAR", [(amar, scope) for scope in (TOTAL, *MEMBER_STATES)], VLOPS_VLOSES, vlops
         ),
+        QUALITATIVE_PART: qualitative_sheet(provider),
     }
     complementary_suppression(sheets)
     return Template(provider, inputs.period, min_cell_count, sheets)

@@ -33,6 +33,7 @@ from enforcement.dsa_template import (
     Template,
     file_decisions,
     fill_template,
+    policy_rows,
 )
 from enforcement.policy import PolicyError, load_policy
 from pipelines.options import DEFAULT_POLICY
@@ -85,8 +86,7 @@ def read_inputs(reader: WarehouseReader, period: Period | None, policy_path: str
         days = days or [dt.datetime.now(dt.UTC).date()]
         period = Period(min(days), max(days))
     policy = load_policy(policy_path)
-    reachable = frozenset(code for category, keywords in policy.categories.values() for code in (category, *keywords))
-    return Inputs(file_decisions(decisions, statements), appeals, reviews, period, reachable)
+    return Inputs(file_decisions(decisions, statements), appeals, reviews, period, policy_rows(policy.categories))
 
 
 def run_queries(reader: WarehouseReader, sql_dir: Path = SQL_DIR) -> dict[str, tuple[list[str], list[tuple]]]:
