@@ -140,6 +140,9 @@ RECALL = "Accuracy of the automated means - Recall"
 OWN_INITIATIVE, NAM_TOTAL, NAM_TF = "Own-initiative ", "NAM Total", "NAM Trusted Flagger"
 
 NOT_RECORDED_HERE = "Not recorded by this system"
+# Why sheet 5 and sheet 4's law columns are blank: no decision here can rest on a legal ground.
+ON_TERMS_ONLY = ("not applicable: this system decides on the terms and conditions (sheet 6), never on a legal ground, "
+                 "so it takes no action on the basis of the law")  # fmt: skip
 # (file stem, the columns naming a row, the value columns) of the wide sheets.
 WIDE = {
     "3_member_states_orders": ("Category of illegal content", ORDER_COLUMNS, "Contextual information on"),
@@ -396,16 +399,25 @@ class Notice:
     source: str
     received_at: dt.datetime
     final: Filed  # the item's standing decision (a verdict supersedes the automated one)
-    first_measure: Filed | None  # what files the notice under a category: its first measure, if any
+    category: str | None = None  # the illegality the notifier alleged (Annex II files the notice under it)
+    keyword: str | None = None
 
-    @property
-    def row(self) -> Filed:
-        return self.first_measure or Filed(self.final.row, None, None, None)
+    def keys(self) -> list[tuple[str, str]]:
+        """The part-4 rows the notice counts in: TOTAL, its alleged category and keyword ("Other",
+        described, when the notifier named the category alone), or "not specified"."""
+        if self.category not in ILLEGAL_CATEGORIES:
+            return [(TOTAL, ""), (NOT_SPECIFIED_NOTICE, "")]
+        if self.keyword in KEYWORDS_OF[self.category] and self.keyword != KEYWORD_OTHER:
+            return [(TOTAL, ""), (self.category, ""), (f"{self.category}>{self.keyword}", "")]
+        return [(TOTAL, ""), (self.category, ""), (f"{self.category}>{KEYWORD_OTHER}", UNNAMED_KEYWORD)]
+
+
+UNNAMED_KEYWORD = "the notifier named the category, no sub-category"
 
 
 def notices(inputs: Inputs) -> dict[str, Notice]:
-    """Each reported upload once, by content id, whenever it was received: its first report,
-    its standing decision and its first measure taken on a report."""
+    """Each reported upload once, by content id, whenever it was received: its first report
+    (source, time, alleged category) and its standing decision."""
     by_content: dict[str, list[Filed]] = defaultdict(list)
     for decision in inputs.decisions.values():
         if decision["content_id"] and decision["action"] != SUSPEND_ACTION:
@@ -415,10 +427,9 @@ def notices(inputs: Inputs) -> dict[str, Notice]:
         decisions.sort(key=lambda d: (d["decided_at"], d["decision_id"]))
         reported = [d for d in decisions if d["detection_method"] in NOTICE_SOURCES]
         if reported:
-            taken = [d for d in reported if d["action"] in DECISION_VISIBILITY]
-            found[content_id] = Notice(reported[0]["detection_method"],
-                                       reported[0]["notified_at"] or reported[0]["uploaded_at"],
-                                       decisions[-1], taken[0] if taken else None)  # fmt: skip
+            first = reported[0]
+            found[content_id] = Notice(first["detection_method"], first["notified_at"] or first["uploaded_at"],
+                                       decisions[-1], first["notice_category"], first["notice_keyword"])  # fmt: skip
     return found
 
 
@@ -440,7 +451,8 @@ def notice_measures(inputs: Inputs, reported: Mapping[str, Notice]) -> list[tupl
     less own-initiative) count."""
     # A measure on a report always has a content id, so it has its notice; a row without one
     # still counts, as its own notice, rather than being dropped from sheet 4.
-    return [(reported.get(m["content_id"]) or Notice(m["detection_method"], m["notified_at"] or m["uploaded_at"], m, m), m)
+    return [(reported.get(m["content_id"]) or Notice(m["detection_method"], m["notified_at"] or m["uploaded_at"], m,
+                                                     m["notice_category"], m["notice_keyword"]), m)
             for m in measures(inputs) if not _own_initiative(m)]  # fmt: skip
 
 
@@ -493,9 +505,10 @@ def _wide_rows(rows: list[tuple[str, str | None]], columns: Mapping[str, ColumnR
             cells = {}
             for column, rule in columns.items():
                 if isinstance(rule, str):
-                    cells[column] = blank(rule)
+                    cells[column] = blank(rule, NOT_APPLICABLE)
                 elif not counted:
-                    cells[column] = blank("outside this system's policy: its decisions never file this category")
+                    cells[column] = blank("not applicable: this system's policy never files this category",
+                                          NOT_APPLICABLE)  # fmt: skip
                 else:
                     cells[column] = rule((name, description), column)
             out.append(Row((code, description), applicability, cells))
@@ -535,22 +548,24 @@ def own_initiative_sheets(inputs: Inputs, k: int) -> tuple[list[Row], list[Row]]
     tc = _wide_rows(category_rows(tuple(code for code, _ in CATEGORIES)), columns, inputs.reachable, others, ALL)
     if ILLEGAL_GROUND in grounds:  # not with the shipped policy: every statement cites the terms and conditions
         raise ValueError("measures on a legal ground: sheet 5 is not split from sheet 6 by this system")
-    reason = "this system decides on the terms and conditions (sheet 6), never on a legal ground"
-    illegal = _wide_rows(category_rows(ILLEGAL_CATEGORIES), dict.fromkeys(columns, reason), inputs.reachable, {}, ALL)
+    illegal = _wide_rows(category_rows(ILLEGAL_CATEGORIES), dict.fromkeys(columns, ON_TERMS_ONLY), inputs.reachable,
+                         {}, ALL)  # fmt: skip
     return illegal, tc
 
 
 def notices_sheet(inputs: Inputs, k: int) -> list[Row]:
-    """Sheet 4: notices (user reports under Art. 16, trusted flaggers) and the actions taken on them."""
+    """Sheet 4: notices (user reports under Art. 16, trusted flaggers) by the illegality the
+    notifier alleged, and the actions taken on them. A notice can allege any category, so every
+    row is counted (0 where none came)."""
     counts, others = Counts(), defaultdict(set)
 
     def keys_of(notice: Notice) -> list[tuple[str, str]]:
-        return _noted(_category_keys(notice.row, ILLEGAL_CATEGORIES, NOT_SPECIFIED_NOTICE), others)
+        return _noted(notice.keys(), others)
 
-    def columns_of(notice: Notice) -> list[tuple[str, str, str, str, str]]:
-        groups = [(NOTICES, ITEMS, MEDIAN, LAW, TC)]
+    def columns_of(notice: Notice) -> list[tuple[str, str, str, str]]:
+        groups = [(NOTICES, ITEMS, MEDIAN, TC)]
         if notice.source == "trusted_flagger":
-            groups.append((NOTICES_TF, ITEMS_TF, MEDIAN_TF, LAW_TF, TC_TF))
+            groups.append((NOTICES_TF, ITEMS_TF, MEDIAN_TF, TC_TF))
         return groups
 
     reported = notices(inputs)
@@ -561,18 +576,22 @@ def notices_sheet(inputs: Inputs, k: int) -> list[Row]:
                 counts.add(keys, received)
                 counts.add(keys, items)  # a notice names one upload
     for notice, action in notice_measures(inputs, reported):  # actions taken in the period, whenever notified
+        if action.ground == ILLEGAL_GROUND:  # not with the shipped policy (see own_initiative_sheets)
+            raise ValueError("an action on a legal ground: sheet 4's law columns are not counted by this system")
         keys = keys_of(notice)
-        for *_, median, law, terms in columns_of(notice):
+        for *_, median, terms in columns_of(notice):
             counts.add(keys, median, hours_between(notice.received_at, action["decided_at"]))
-            counts.add(keys, law if action.ground == ILLEGAL_GROUND else terms)
+            counts.add(keys, terms)
 
     def median(key: tuple[str, ...], column: str) -> Cell:
         return _median(counts.values(key, column), k, "actions taken on notices (hours from the notice)")
 
     cell = _counted(counts, k)
-    columns = {c: median if c in (MEDIAN, MEDIAN_TF) else cell for c in NOTICE_COLUMNS}
+    columns: dict[str, ColumnRule] = {c: median if c in (MEDIAN, MEDIAN_TF) else cell for c in NOTICE_COLUMNS}
+    columns[LAW] = columns[LAW_TF] = ON_TERMS_ONLY
     rows = category_rows(ILLEGAL_CATEGORIES, (NOT_SPECIFIED_NOTICE,))
-    return _wide_rows(rows, columns, inputs.reachable | {NOT_SPECIFIED_NOTICE}, others, HOSTING)
+    every_row = frozenset(f"{parent}>{code}" if parent else code for code, parent in rows)
+    return _wide_rows(rows, columns, every_row, others, HOSTING)
 
 
 def orders_sheet() -> list[Row]:

@@ -341,6 +341,8 @@ def decide(item: ScoredMedia, policy: Policy) -> Decision:
         decided_at=utc_now(),
         targets=policy.targets_for(action),
         notified_at=item.event.notice.received_at if item.event.notice is not None else None,
+        notice_category=item.event.notice.category if item.event.notice is not None else None,
+        notice_keyword=item.event.notice.keyword if item.event.notice is not None else None,
         proposed_action=proposed,
         shadow_rule_id=shadow.rule_id if shadow else None,
         shadow_action=shadow.action if shadow else None,

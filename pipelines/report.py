@@ -75,7 +75,8 @@ def read_inputs(reader: WarehouseReader, period: Period | None, policy_path: str
     """What the template counts, read through the compliance views (one row per id). Without
     `period`, the period runs from the first decision to the last decision, appeal or verdict."""
     decisions = _rows(reader, "SELECT decision_id, content_id, action, category, detection_method, automated_decision, "
-                              "uploaded_at, decided_at, notified_at, supersedes FROM enforcement_decisions")  # fmt: skip
+                              "uploaded_at, decided_at, notified_at, notice_category, notice_keyword, supersedes "
+                              "FROM enforcement_decisions")  # fmt: skip
     statements = _rows(reader, "SELECT decision_id, statement FROM statements_of_reasons")
     appeals = _rows(reader, "SELECT appeal_id, decision_id, outcome, action, automated_decision, decided_at, "
                             "appeal_decided_at FROM appeals")  # fmt: skip

@@ -119,9 +119,14 @@ class Notice:
 
     source: str  # one of NOTICE_SOURCES
     received_at: dt.datetime | None = None
+    # The illegality the notifier alleges, as a DSA statement category and optionally one of its
+    # keywords (Annex II counts notices by it); None when the notice did not say.
+    category: str | None = None
+    keyword: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "received_at": format_timestamp(self.received_at)}
+        return {"source": self.source, "received_at": format_timestamp(self.received_at), "category": self.category,
+                "keyword": self.keyword}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -448,6 +453,8 @@ class Decision:
     decided_at: dt.datetime
     targets: tuple[str, ...]
     notified_at: dt.datetime | None = None  # when a notice reported the upload, if one did
+    notice_category: str | None = None  # the illegality the notice alleged (DSA category), if it said
+    notice_keyword: str | None = None
     content_score: float | None = None  # the content evidence that voted, when decided
     # A rule in `sampled` mode: the restrictive action it would have taken (the decision is
     # human_review). A rule in `shadow` mode that matched first: its id and action, not acted on.

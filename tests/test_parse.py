@@ -63,6 +63,12 @@ def test_a_notice_sets_the_detection_method_json_or_flattened_csv_columns():
     assert nested.notice.received_at == dt.datetime(2026, 11, 2, 14, tzinfo=dt.UTC)
     flat = parse_event({**GOOD, "notice_source": "trusted_flagger", "notice_received_at": ""})
     assert (flat.detection_method, flat.notice.received_at) == ("trusted_flagger", None)
+    # What the notifier alleges (a DSA category, optionally a keyword of it), nested or flattened.
+    alleged = {"source": "user_report", "category": "STATEMENT_CATEGORY_CYBER_VIOLENCE",
+               "keyword": "KEYWORD_NON_CONSENSUAL_MATERIAL_DEEPFAKE"}  # fmt: skip
+    assert parse_event({**GOOD, "notice": alleged}).notice.keyword == "KEYWORD_NON_CONSENSUAL_MATERIAL_DEEPFAKE"
+    flat = parse_event({**GOOD, "notice_source": "user_report", "notice_category": alleged["category"]})
+    assert (flat.notice.category, flat.notice.keyword) == (alleged["category"], None)
 
 
 @pytest.mark.parametrize(
@@ -82,6 +88,22 @@ def test_a_notice_sets_the_detection_method_json_or_flattened_csv_columns():
         ({"notice": {"source": "anonymous_tip"}}, "notice.source: expected one of"),
         ({"notice": {"source": "user_report", "received_at": "soon"}}, "notice.received_at"),
         ({"notice": "[1]"}, "notice: expected an object"),
+        ({"notice": {"source": "user_report", "category": "deepfake"}}, "notice.category: expected a DSA category"),
+        ({"notice": {"source": "user_report", "category": "STATEMENT_CATEGORY_OTHER_VIOLATION_TC"}}, "notice.category"),
+        (
+            {"notice": {"source": "user_report", "keyword": "KEYWORD_HATE_SPEECH"}},
+            "notice.keyword: .* is not a keyword",
+        ),
+        (
+            {
+                "notice": {
+                    "source": "user_report",
+                    "category": "STATEMENT_CATEGORY_ANIMAL_WELFARE",
+                    "keyword": "KEYWORD_HATE_SPEECH",
+                }
+            },
+            "notice.keyword",
+        ),
     ],
 )
 def test_bad_fields_are_named_in_the_error(change, message):

@@ -23,6 +23,7 @@ from apache_beam.coders import BytesCoder
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from enforcement.dsa_categories import ILLEGAL_CATEGORIES, KEYWORDS_OF
 from schemas.records import (
     SKIPPED,
     AccountContext,
@@ -188,8 +189,10 @@ def _account(record: Mapping[str, Any]) -> AccountContext | None:
 
 
 def _notice(record: Mapping[str, Any]) -> Notice | None:
-    """The optional `notice` object: {"source": user_report | trusted_flagger, "received_at"}.
-    CSV manifests may flatten it into notice_source / notice_received_at columns."""
+    """The optional `notice` object: {"source": user_report | trusted_flagger, "received_at",
+    "category", "keyword"} (the last two: the illegality the notifier alleges, a DSA category of
+    illegal content and one of its keywords). CSV manifests may flatten it into notice_source /
+    notice_received_at / notice_category / notice_keyword columns."""
     notice = _nested_object(record, "notice")
     if not notice:
         return None
@@ -203,7 +206,13 @@ def _notice(record: Mapping[str, Any]) -> Notice | None:
         raise InvalidEvent(str(exc)) from None
     if received_at is not None:
         not_in_future(received_at, "notice.received_at")
-    return Notice(source=source, received_at=received_at)
+    category, keyword = notice.get("category"), notice.get("keyword")
+    if category is not None and category not in ILLEGAL_CATEGORIES:
+        raise InvalidEvent(f"notice.category: expected a DSA category of illegal content (STATEMENT_CATEGORY_..., "
+                           f"categories 1-14 of the transparency template), got {str(category)[:80]!r}")  # fmt: skip
+    if keyword is not None and (category is None or keyword not in KEYWORDS_OF[category]):
+        raise InvalidEvent(f"notice.keyword: {str(keyword)[:80]!r} is not a keyword of notice.category {category!r}")
+    return Notice(source=source, received_at=received_at, category=category, keyword=keyword)
 
 
 def resolve_media_uri(uri: str, base_uri: str | None) -> str:

@@ -379,6 +379,20 @@ def _plan_upload(
     return account, uploaded_at, surface, country
 
 
+# What notifiers allege about the uploads they report, by whether the upload is synthetic:
+# (share, the notice's category and keyword).
+_ALLEGED = {
+    True: ((0.45, {"category": "STATEMENT_CATEGORY_CYBER_VIOLENCE", "keyword": "KEYWORD_NON_CONSENSUAL_MATERIAL_DEEPFAKE"}),
+           (0.2, {"category": "STATEMENT_CATEGORY_NEGATIVE_EFFECTS_ON_CIVIC_DISCOURSE_OR_ELECTIONS",
+                  "keyword": "KEYWORD_MISINFORMATION_DISINFORMATION"}),
+           (0.1, {"category": "STATEMENT_CATEGORY_SCAMS_AND_FRAUD"}),
+           (0.25, {})),
+    False: ((0.2, {"category": "STATEMENT_CATEGORY_CYBER_VIOLENCE", "keyword": "KEYWORD_NON_CONSENSUAL_MATERIAL_DEEPFAKE"}),
+            (0.2, {"category": "STATEMENT_CATEGORY_SCAMS_AND_FRAUD", "keyword": "KEYWORD_IMPERSONATION_ACCOUNT_HIJACKING"}),
+            (0.6, {})),
+}  # fmt: skip
+
+
 def _plan_notice(seed: int, plan: ItemPlan, uploaded_at: datetime) -> dict[str, str] | None:
     """A user report or trusted-flagger notice for some uploads (its own random stream, so
     adding notices changed no media)."""
@@ -388,10 +402,16 @@ def _plan_notice(seed: int, plan: ItemPlan, uploaded_at: datetime) -> dict[str, 
     if u >= user + flagger:
         return None
     received = uploaded_at + timedelta(hours=float(rng.uniform(0.2, 48.0)))
-    return {
+    notice = {
         "source": "user_report" if u < user else "trusted_flagger",
         "received_at": _rfc3339(received.replace(microsecond=0)),
     }
+    # What the notifier alleges (drawn after the above, so earlier draws are unchanged): a
+    # category and keyword, a category alone, or nothing (Annex II's "not specified").
+    shares = _ALLEGED[plan.synthetic]
+    pick = int(rng.choice(len(shares), p=[share for share, _ in shares]))
+    notice.update(shares[pick][1])
+    return notice
 
 
 def _iso6709(rng: np.random.Generator, country: str) -> str:

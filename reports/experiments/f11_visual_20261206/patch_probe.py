@@ -82,10 +82,20 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--augment", choices=("none", "light", "wang"), default="light")
     parser.add_argument("--copies", type=int, default=1, help="augmented copies of the training patches")
+    parser.add_argument(
+        "--leave-out",
+        nargs="*",
+        default=[],
+        help="generators kept out of training, each measured against the validation's real items",
+    )
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="where to write the figures (JSON)")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    items = [item for name in args.train for item in uploads(os.path.join(args.data, name))]
+    rng = np.random.default_rng(args.seed)
+    tf.keras.utils.set_random_seed(args.seed)
+    every = [item for name in args.train for item in uploads(os.path.join(args.data, name))]
+    left_out = [item for item in every if item[2] in args.leave_out]
+    items = [item for item in every if item[2] not in args.leave_out]
     random.Random(1).shuffle(items)
     validation, training = items[: len(items) // 6], items[len(items) // 6 :]
     x, y = [], []
@@ -112,7 +122,12 @@ def main() -> None:
         return {"items": len(labels), "auc": round(float(roc_auc_score(labels, scores)), 3),
                 "logit_p10_p50_p90": by_source}  # fmt: skip
 
-    figures = {"validation": measured(validation), "heldout": measured(uploads(os.path.join(args.data, args.heldout)))}
+    figures = {"validation": measured(validation)}
+    for source in args.leave_out:
+        figures[f"left_out:{source}"] = measured(
+            [i for i in validation if i[1] == 0] + [i for i in left_out if i[2] == source]
+        )
+    figures["heldout"] = measured(uploads(os.path.join(args.data, args.heldout)))
     print(json.dumps(figures, indent=1))
     if args.out:
         with open(args.out, "w") as handle:
