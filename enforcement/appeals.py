@@ -33,19 +33,22 @@ class Appeal:
     decision_id: str
     outcome: str
     decided_at: dt.datetime
+    submitted_at: dt.datetime | None = None  # when the complaint was lodged, if the input says
 
     @property
     def appeal_id(self) -> str:
         return stable_id(self.decision_id, "appeal", self.outcome, self.decided_at.isoformat())
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"decision_id": self.decision_id, "outcome": self.outcome, "decided_at": self.decided_at.isoformat()}
-        )
+        record = {"decision_id": self.decision_id, "outcome": self.outcome, "decided_at": self.decided_at.isoformat()}
+        if self.submitted_at is not None:
+            record["submitted_at"] = self.submitted_at.isoformat()
+        return json.dumps(record)
 
 
 def appeal_from_record(record: Any) -> Appeal:
-    """Validates one appeal: `decision_id`, `outcome` (upheld or overturned), `decided_at`.
+    """Validates one appeal: `decision_id`, `outcome` (upheld or overturned), `decided_at` (the
+    outcome), optional `submitted_at` (when the complaint was lodged; not after the outcome).
 
     Raises:
         InvalidAppeal: names the field and what was expected.
@@ -59,10 +62,14 @@ def appeal_from_record(record: Any) -> Appeal:
     if outcome not in OUTCOMES:
         raise InvalidAppeal(f"outcome: expected one of {OUTCOMES}, got {outcome!r}")
     try:
-        decided_at = parse_timestamp(record.get("decided_at"), "decided_at")
+        decided_at = not_in_future(parse_timestamp(record.get("decided_at"), "decided_at"), "decided_at")
+        submitted = record.get("submitted_at")
+        submitted_at = parse_timestamp(submitted, "submitted_at") if submitted not in (None, "") else None
     except ValueError as exc:
         raise InvalidAppeal(str(exc)) from None
-    return Appeal(decision_id.strip(), outcome, not_in_future(decided_at, "decided_at"))
+    if submitted_at is not None and submitted_at > decided_at:
+        raise InvalidAppeal(f"submitted_at: {submitted} is after the outcome's decided_at")
+    return Appeal(decision_id.strip(), outcome, decided_at, submitted_at)
 
 
 def decision_from_row(row: Mapping[str, Any]) -> Decision:
@@ -101,6 +108,7 @@ class AppealOutcome:
             "automated_decision": decision.automated_decision,
             "decided_at": decision.decided_at,
             "appeal_decided_at": self.appeal.decided_at,
+            "submitted_at": self.appeal.submitted_at,
             "policy_version": decision.policy_version,
             "pipeline_version": PIPELINE_VERSION,
         }

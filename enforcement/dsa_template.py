@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from enforcement.disclosure import Figure, complementary_suppression
 from enforcement.dsa_categories import (
     CATEGORIES,
     ILLEGAL_CATEGORIES,
@@ -197,6 +198,10 @@ class Cell:
     value: int | float | str | None
     status: str
     context: str = ""
+    # What a count counts (item ids: "m:" measures, "n:" notices, "a:" appeals, "r:" reviews),
+    # and a share's (hits, base): what disclosure control reasons over; never written.
+    items: frozenset[str] | None = dataclasses.field(default=None, compare=False, repr=False)
+    share_of: tuple[frozenset[str], frozenset[str]] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def text(self) -> str:
         if self.value is None:
@@ -326,20 +331,23 @@ def file_decisions(decisions: Iterable[Mapping[str, Any]], statements: Iterable[
 
 
 class Counts:
-    """Items per (row key, column), kept as lists so medians and shares come from the same items."""
+    """Items per (row key, column): their ids (what a count counts) and values (what a median
+    is taken over), so medians and counts come from the same items."""
 
     def __init__(self):
-        self.items: dict[tuple[tuple[str, ...], str], list[float]] = defaultdict(list)
+        self.ids: dict[tuple[tuple[str, ...], str], set[str]] = defaultdict(set)
+        self._values: dict[tuple[tuple[str, ...], str], list[float]] = defaultdict(list)
 
-    def add(self, keys: Iterable[tuple[str, ...]], column: str, value: float = 1.0) -> None:
+    def add(self, keys: Iterable[tuple[str, ...]], column: str, item: str, value: float = 1.0) -> None:
         for key in keys:
-            self.items[key, column].append(value)
+            self.ids[key, column].add(item)
+            self._values[key, column].append(value)
 
-    def count(self, key: tuple[str, ...], column: str) -> int:
-        return len(self.items.get((key, column), ()))
+    def items(self, key: tuple[str, ...], column: str) -> set[str]:
+        return self.ids.get((key, column), set())
 
     def values(self, key: tuple[str, ...], column: str) -> list[float]:
-        return self.items.get((key, column), [])
+        return self._values.get((key, column), [])
 
 
 def _category_keys(filed: Filed, categories: tuple[str, ...], fallback: str | None) -> list[tuple[str, str]]:
@@ -433,6 +441,18 @@ def notices(inputs: Inputs) -> dict[str, Notice]:
     return found
 
 
+def _measure_id(measure: Filed) -> str:
+    return f"m:{measure['decision_id']}"
+
+
+def _notice_id(content_id: str) -> str:
+    return f"n:{content_id}"
+
+
+def _appeal_id(appeal: Mapping[str, Any]) -> str:
+    return f"a:{appeal['appeal_id']}"
+
+
 def _own_initiative(measure: Filed) -> bool:
     """On detection by this system's classifiers, or a suspension (the repeat-offender policy
     acts on the account, not on a notice); any other measure was taken on a notice."""
@@ -471,21 +491,25 @@ def _median(values: list[float], k: int, what: str) -> Cell:
                                                                  f"{what}")  # fmt: skip
 
 
-def _share(hits: int, total: int, k: int, what: str) -> Cell:
-    """A share in [0, 1] (Annex II), four decimals; its base is not published beside it, so a
-    withheld count cannot be worked out from the share and its base."""
-    if total == 0:
+def _share(hits: Iterable[str], base: Iterable[str], k: int, what: str) -> Cell:
+    """A share in [0, 1] (Annex II), four decimals. Its counts are not said beside it:
+    disclosure control weighs what the share and its base give away together."""
+    hits, base = frozenset(hits), frozenset(base)
+    if not base:
         return blank(f"no {what} in the period", NOT_APPLICABLE)
-    if total < k:
-        return Cell(None, WITHHELD, f"share of fewer than {k} {what}")
-    share = hits / total
-    return Cell(round(share, 4) if round(share, 4) or not hits else _significant(share), FILLED, f"share of {what}")
+    if len(base) < k:
+        return Cell(None, WITHHELD, f"share of fewer than {k} {what}", share_of=(hits, base))
+    share = len(hits) / len(base)
+    value = round(share, 4) if round(share, 4) or not hits else _significant(share)
+    return Cell(value, FILLED, f"share of {what}", share_of=(hits, base))
 
 
-def _count(n: int, k: int, context: str = "") -> Cell:
-    if 0 < n < k:
-        return Cell(None, WITHHELD, f"fewer than {k}")
-    return Cell(n, FILLED, context)
+def _count(items: Iterable[str], k: int, context: str = "") -> Cell:
+    """A count of `items` (ids), withheld when under `k` (never written as 0)."""
+    items = frozenset(items)
+    if 0 < len(items) < k:
+        return Cell(None, WITHHELD, f"fewer than {k}", items=items)
+    return Cell(len(items), FILLED, context, items=items)
 
 
 # A wide sheet's column: how to fill a counted row's cell (row key -> Cell), or why it is blank.
@@ -517,7 +541,7 @@ def _wide_rows(rows: list[tuple[str, str | None]], columns: Mapping[str, ColumnR
 
 def _counted(counts: Counts, k: int):
     def cell(key: tuple[str, ...], column: str) -> Cell:
-        return _count(counts.count(key, column), k)
+        return _count(counts.items(key, column), k)
 
     return cell
 
@@ -537,10 +561,11 @@ def own_initiative_sheets(inputs: Inputs, k: int) -> tuple[list[Row], list[Row]]
     for measure in own_initiative_measures(inputs):  # a measure taken on a notice is on sheet 4
         grounds.add(measure.ground)
         keys = _noted(_category_keys(measure, tuple(code for code, _ in CATEGORIES), None), others)
-        counts.add(keys, OWN_MEASURES)
+        item = _measure_id(measure)
+        counts.add(keys, OWN_MEASURES, item)
         if measure["automated_decision"] == "fully":  # detected and decided with no person involved
-            counts.add(keys, OWN_AUTOMATED)
-        counts.add(keys, RESTRICTION_COLUMN[measure["action"]])
+            counts.add(keys, OWN_AUTOMATED, item)
+        counts.add(keys, RESTRICTION_COLUMN[measure["action"]], item)
     cell = _counted(counts, k)
     never = "this system never imposes this restriction"
     columns = {OWN_MEASURES: cell, OWN_AUTOMATED: cell,
@@ -569,19 +594,19 @@ def notices_sheet(inputs: Inputs, k: int) -> list[Row]:
         return groups
 
     reported = notices(inputs)
-    for notice in reported.values():
+    for content_id, notice in reported.items():
         if notice.received_at in inputs.period:
             keys = keys_of(notice)
             for received, items, *_ in columns_of(notice):
-                counts.add(keys, received)
-                counts.add(keys, items)  # a notice names one upload
+                counts.add(keys, received, _notice_id(content_id))
+                counts.add(keys, items, _notice_id(content_id))  # a notice names one upload
     for notice, action in notice_measures(inputs, reported):  # actions taken in the period, whenever notified
         if action.ground == ILLEGAL_GROUND:  # not with the shipped policy (see own_initiative_sheets)
             raise ValueError("an action on a legal ground: sheet 4's law columns are not counted by this system")
         keys = keys_of(notice)
         for *_, median, terms in columns_of(notice):
-            counts.add(keys, median, hours_between(notice.received_at, action["decided_at"]))
-            counts.add(keys, terms)
+            counts.add(keys, median, _measure_id(action), hours_between(notice.received_at, action["decided_at"]))
+            counts.add(keys, terms, _measure_id(action))
 
     def median(key: tuple[str, ...], column: str) -> Cell:
         return _median(counts.values(key, column), k, "actions taken on notices (hours from the notice)")
@@ -631,15 +656,20 @@ def appeals_sheet(inputs: Inputs, k: int) -> list[Row]:
         elif action == "none" and method == "trusted_flagger":
             by_kind[ON_NOTICE_TF].append(appeal)
     no_partial = "appeal outcomes here are upheld or reversed; none is partial"
-    measured = "hours from the appealed decision to the outcome (the appeal input records no submission time)"
 
     def block(indicator: str, appeals: list[Mapping[str, Any]], total_applies: str) -> list[Row]:
-        hours = [hours_between(a["decided_at"], a["appeal_decided_at"]) for a in appeals]
+        # Annex II: from the complaint's submission to its outcome; a complaint recorded without
+        # a submission time counts from the decision it appeals (never later than submission).
+        hours = [hours_between(a.get("submitted_at") or a["decided_at"], a["appeal_decided_at"]) for a in appeals]
+        measured = "complaints (hours from submission to outcome)"
+        if any(a.get("submitted_at") is None for a in appeals):
+            measured = ("complaints (hours from submission to outcome; where the appeal input gave no submission "
+                        "time, from the appealed decision)")  # fmt: skip
         cells = [
-            (TOTAL_NUMBER, total_applies, _count(len(appeals), k, "appeals decided in the period")),
-            (UPHELD, PLATFORMS, _count(sum(a["outcome"] == "upheld" for a in appeals), k)),
+            (TOTAL_NUMBER, total_applies, _count(map(_appeal_id, appeals), k, "appeals decided in the period")),
+            (UPHELD, PLATFORMS, _count([_appeal_id(a) for a in appeals if a["outcome"] == "upheld"], k)),
             (PARTIALLY, PLATFORMS, blank(no_partial, NOT_APPLICABLE)),
-            (REVERSED, PLATFORMS, _count(sum(a["outcome"] == "overturned" for a in appeals), k)),
+            (REVERSED, PLATFORMS, _count([_appeal_id(a) for a in appeals if a["outcome"] == "overturned"], k)),
             (MEDIAN_TIME, PLATFORMS, _median(hours, k, measured)),
         ]
         return [_long(COMPLAINTS, indicator, scope, applies, cell) for scope, applies, cell in cells]
@@ -668,9 +698,7 @@ def appeals_sheet(inputs: Inputs, k: int) -> list[Row]:
         "Percentage of outcomes implemented",
     ):
         rows.append(_long(ODS, ODS_DISPUTES, scope, PLATFORMS, blank(ods)))
-    suspended = sum(
-        1 for d in inputs.decisions.values() if d["action"] == SUSPEND_ACTION and d["decided_at"] in inputs.period
-    )
+    suspended = [_measure_id(m) for m in measures(inputs) if m["action"] == SUSPEND_ACTION]
     rows.append(_long(SUSPENSIONS, SUSPENDED_ILLEGAL, TOTAL_NUMBER, PLATFORMS, _count(
         suspended, k, "accounts suspended when their strikes for synthetic media reached the policy's threshold")))  # fmt: skip
     for indicator in (SUSPENDED_NOTICES, SUSPENDED_COMPLAINTS):
@@ -686,37 +714,45 @@ def automated_means_sheet(inputs: Inputs, k: int) -> list[Row]:
     per-language rows very large platforms file."""
     period_measures = measures(inputs)
     own = [m for m in period_measures if _own_initiative(m)]
-    period_notices = [n for n in notices(inputs).values() if n.received_at in inputs.period]
+    period_notices = {c: n for c, n in notices(inputs).items() if n.received_at in inputs.period}
     appealed = [
         a for a in inputs.appeals if a["appeal_decided_at"] in inputs.period and a["automated_decision"] == "fully"
     ]
-    upheld = sum(a["outcome"] == "upheld" for a in appealed)
+    upheld = [_appeal_id(a) for a in appealed if a["outcome"] == "upheld"]
     blind = [r for r in inputs.reviews if r["blind"] and r["reviewed_at"] in inputs.period and r["machine_action"]
              in MEASURE_ACTIONS]  # fmt: skip
-    agreed = sum(bool(r["agrees"]) for r in blind)
+    agreed = [f"r:{r['review_id']}" for r in blind if r["agrees"]]
     recall = blank("not measurable from production decisions (it needs reviews of items not acted on); the model "
                    "report gives recall on the labelled evaluation set", NOT_RECORDED)  # fmt: skip
     per_scope = blank("measured over all automated decisions (Total number), not per scope", NOT_RECORDED)
     accuracy = {
-        ACCURACY: _share(upheld, len(appealed), k, "appeals against solely automated decisions that were upheld"),
+        ACCURACY: _share(
+            upheld, map(_appeal_id, appealed), k, "appeals against solely automated decisions that were upheld"
+        ),
         PRECISION: _share(
-            agreed, len(blind), k, "automated actions a reviewer agreed with, reviewed blind in the quality sample"
+            agreed,
+            [f"r:{r['review_id']}" for r in blind],
+            k,
+            "automated actions a reviewer agreed with, reviewed blind in the quality sample",
         ),
         RECALL: recall,
     }
     rows = []
     for scope, applies, items in ((TOTAL_NUMBER, ALL, period_measures), (OWN_INITIATIVE, ALL, own)):
-        solely = sum(m["automated_decision"] == "fully" for m in items)
+        solely = [_measure_id(m) for m in items if m["automated_decision"] == "fully"]
+        others = [_measure_id(m) for m in items if m["automated_decision"] != "fully"]
         rows.append(_long(AUTOMATED_MEANS, SOLELY, scope, applies, _count(solely, k)))
-        rows.append(_long(AUTOMATED_MEANS, NOT_SOLELY, scope, applies, _count(len(items) - solely, k,
+        rows.append(_long(AUTOMATED_MEANS, NOT_SOLELY, scope, applies, _count(others, k,
                                                                                 "decided or confirmed by a person")))  # fmt: skip
         for indicator, cell in accuracy.items():
             rows.append(_long(AUTOMATED_MEANS, indicator, scope, applies, cell if scope == TOTAL_NUMBER else per_scope))
-    for scope, applies, items in ((NAM_TOTAL, HOSTING, period_notices),
-                                  (NAM_TF, PLATFORMS, [n for n in period_notices if n.source == "trusted_flagger"])):  # fmt: skip
-        solely = sum(n.final["automated_decision"] == "fully" for n in items)
+    trusted = {c: n for c, n in period_notices.items() if n.source == "trusted_flagger"}
+    for scope, applies, items in ((NAM_TOTAL, HOSTING, period_notices), (NAM_TF, PLATFORMS, trusted)):
+        solely = {_notice_id(c) for c, n in items.items() if n.final["automated_decision"] == "fully"}
         rows.append(_long(AUTOMATED_MEANS, NOTICES_SOLELY, scope, applies, _count(solely, k)))
-        rows.append(_long(AUTOMATED_MEANS, NOTICES_NOT, scope, applies, _count(len(items) - solely, k)))
+        rows.append(
+            _long(AUTOMATED_MEANS, NOTICES_NOT, scope, applies, _count(set(map(_notice_id, items)) - solely, k))
+        )
         rows += [_long(AUTOMATED_MEANS, indicator, scope, applies, per_scope) for indicator in accuracy]
     vlops = blank(f"{NOT_RECORDED_HERE}: per-language figures are for very large online platforms only")
     rows += [_long(AUTOMATED_MEANS, indicator, language, VLOPS, vlops)
@@ -852,53 +888,22 @@ def _csv(table: list[list[str]]) -> str:
     return buffer.getvalue()
 
 
-def _siblings(rows: list[Row]) -> list[list[Row]]:
-    """A wide sheet's rows that add up to a parent: the categories under TOTAL, each category's
-    keywords."""
-    groups: list[list[Row]] = [[]]
-    for row in rows:
-        code = row.key[0]
-        if code.startswith("KEYWORD_"):
-            groups[-1].append(row)
-        elif code != TOTAL:
-            groups[0].append(row)
-            groups.append([])
-    return [group for group in groups if len(group) > 1]
-
-
-def _protect(cells: list[tuple[Row, str]]) -> bool:
-    """Complementary suppression over cells that add up to a shown total: one withheld cell
-    alone could be recovered by subtraction, so the smallest shown sibling is withheld too.
-    Returns whether anything changed."""
-    shown = [(row, column) for row, column in cells if row.cells[column].status == FILLED]
-    withheld = [(row, column) for row, column in cells if row.cells[column].status == WITHHELD]
-    if len(withheld) != 1 or not shown:
-        return False
-    row, column = min(shown, key=lambda rc: (rc[0].cells[rc[1]].value, rc[0].key))
-    row.cells[column] = Cell(None, WITHHELD, "withheld with a smaller figure that it would otherwise reveal")
-    return True
-
-
-def complementary_suppression(sheets: dict[str, list[Row]]) -> None:
-    groups: list[list[tuple[Row, str]]] = []
-    for sheet in ("4_notices", "6_own_initiative_TC"):
-        _, columns, _ = WIDE[sheet]
-        for siblings in _siblings(sheets[sheet]):
-            for column in columns:
-                if not column.startswith("Median"):
-                    groups.append([(row, column) for row in siblings])
-        for row in sheets[sheet]:  # a row's restrictions add up to its measures
-            groups.append([(row, column) for column in RESTRICTION_COLUMN.values() if column in row.cells])
-    by_indicator: dict[tuple[str, str], list[Row]] = defaultdict(list)
-    for sheet in ("7_appeals_and_recidivism", "8_automated_means"):
-        for row in sheets[sheet]:
-            by_indicator[sheet, row.key[1] if sheet == "7_appeals_and_recidivism" else row.key[2]].append(row)
-    for (sheet, _), rows in by_indicator.items():
-        parts = [r for r in rows if r.key[2] in (UPHELD, REVERSED)] if sheet.startswith("7") else [
-            r for r in rows if r.key[1] in (SOLELY, NOT_SOLELY, NOTICES_SOLELY, NOTICES_NOT)]  # fmt: skip
-        groups.append([(row, "Value") for row in parts])
-    while any([_protect(group) for group in groups]):
-        pass
+def disclosure_control(sheets: dict[str, list[Row]]) -> None:
+    """Withholds, across every part at once, the published counts and shares through which a
+    withheld count could be worked out (enforcement.disclosure)."""
+    cells = {}
+    for sheet, rows in sheets.items():
+        for index, row in enumerate(rows):
+            for column, cell in row.cells.items():
+                if (cell.items is not None or cell.share_of is not None) and cell.status in (FILLED, WITHHELD):
+                    cells[sheet, index, column] = cell
+    figures = {ref: Figure(cell.status == WITHHELD, cell.items, None if cell.items is not None else cell.share_of)
+               for ref, cell in cells.items()}  # fmt: skip
+    for sheet, index, column in complementary_suppression(figures):
+        cell = cells[sheet, index, column]
+        sheets[sheet][index].cells[column] = dataclasses.replace(
+            cell, value=None, status=WITHHELD, context="withheld with a smaller figure that it would otherwise reveal"
+        )
 
 
 def fill_template(inputs: Inputs, provider: Provider, min_cell_count: int) -> Template:
@@ -933,5 +938,5 @@ def fill_template(inputs: Inputs, provider: Provider, min_cell_count: int) -> Te
         ),
         QUALITATIVE_PART: qualitative_sheet(provider),
     }
-    complementary_suppression(sheets)
+    disclosure_control(sheets)
     return Template(provider, inputs.period, min_cell_count, sheets)

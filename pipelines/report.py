@@ -79,7 +79,7 @@ def read_inputs(reader: WarehouseReader, period: Period | None, policy_path: str
                               "FROM enforcement_decisions")  # fmt: skip
     statements = _rows(reader, "SELECT decision_id, statement FROM statements_of_reasons")
     appeals = _rows(reader, "SELECT appeal_id, decision_id, outcome, action, automated_decision, decided_at, "
-                            "appeal_decided_at FROM appeals")  # fmt: skip
+                            "appeal_decided_at, submitted_at FROM appeals")  # fmt: skip
     reviews = _rows(reader, "SELECT review_id, decision_id, blind, agrees, machine_action, reviewed_at FROM reviews")
     if period is None:
         moments = [row["decided_at"] for row in decisions] + [row["appeal_decided_at"] for row in appeals]
@@ -175,7 +175,7 @@ def summary_items(template: Template) -> list[tuple[str, list[tuple[str, Cell, s
         ("  reversed", reversed_, reversed_at),
         ("Overturn rate", _derived_share(reversed_, appealed, "appeals"), f"{reversed_at} / {appealed_at}"),
         (
-            "Median hours from decision to appeal outcome",
+            "Median hours from complaint to outcome",
             *source(SHEET7, ("Internal complaints mechanism", complaints, "Median time")),
         ),
         (

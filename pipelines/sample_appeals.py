@@ -38,7 +38,7 @@ def sample_appeals(
 ) -> list[dict[str, str]]:
     """Appeal rows for a `share` of (decision_id, content_id, decided_at) decisions, each
     decided 2 to 72 hours after its decision and never later than `now` (a later one would be
-    dead-lettered as a time that cannot be)."""
+    dead-lettered as a time that cannot be), lodged between the two."""
     rng = np.random.default_rng(seed)
     rows = []
     for decision_id, content_id, decided_at in sorted(decisions):
@@ -49,10 +49,13 @@ def sample_appeals(
         else:
             overturned = rng.random() < random_overturn_rate
         decided = min(decided_at + dt.timedelta(hours=float(rng.uniform(2.0, 72.0))), max(now, decided_at))
+        # lodged some time after the decision, before the outcome
+        submitted = decided_at + (decided - decided_at) * float(rng.uniform(0.05, 0.6))
         rows.append(
             {
                 "decision_id": decision_id,
                 "outcome": "overturned" if overturned else "upheld",
+                "submitted_at": format_timestamp(submitted.replace(microsecond=0)),
                 "decided_at": format_timestamp(decided.replace(microsecond=0)),
             }
         )
