@@ -62,11 +62,12 @@ def appeal_from_record(record: Any) -> Appeal:
     if outcome not in OUTCOMES:
         raise InvalidAppeal(f"outcome: expected one of {OUTCOMES}, got {outcome!r}")
     try:
-        decided_at = not_in_future(parse_timestamp(record.get("decided_at"), "decided_at"), "decided_at")
+        decided_at = parse_timestamp(record.get("decided_at"), "decided_at")
         submitted = record.get("submitted_at")
         submitted_at = parse_timestamp(submitted, "submitted_at") if submitted not in (None, "") else None
     except ValueError as exc:
         raise InvalidAppeal(str(exc)) from None
+    decided_at = not_in_future(decided_at, "decided_at")  # FutureTimestamp: its own dead-letter reason
     if submitted_at is not None and submitted_at > decided_at:
         raise InvalidAppeal(f"submitted_at: {submitted} is after the outcome's decided_at")
     return Appeal(decision_id.strip(), outcome, decided_at, submitted_at)

@@ -47,6 +47,17 @@ def test_an_appeal_decided_in_the_future_is_refused():
         parse_appeal(RawRow("a", record={"decision_id": "d1", "outcome": "upheld", "decided_at": tomorrow}))
 
 
+def test_an_appeal_may_say_when_it_was_lodged_never_after_its_outcome():
+    base = {"decision_id": "d1", "outcome": "upheld", "decided_at": "2026-11-03T12:00:00Z"}
+    lodged = parse_appeal(RawRow("a", record={**base, "submitted_at": "2026-11-02T08:00:00Z"}))
+    assert lodged.submitted_at == dt.datetime(2026, 11, 2, 8, tzinfo=dt.UTC)
+    assert parse_appeal(RawRow("a", record={**base, "submitted_at": ""})).submitted_at is None
+    assert json.loads(lodged.to_json())["submitted_at"].startswith("2026-11-02T08:00")
+    for bad, message in (("2026-11-04T00:00:00Z", "submitted_at: .* is after the outcome"), ("soon", "submitted_at")):
+        with pytest.raises(InvalidAppeal, match=message):
+            parse_appeal(RawRow("a", record={**base, "submitted_at": bad}))
+
+
 def test_decisions_round_trip_through_their_table_row():
     original = _decision_with_targets("remove", 0)
     assert decision_from_row(validate_row("enforcement_decisions", original.to_row())) == original
