@@ -158,6 +158,7 @@ LONG_CONTEXT = {"7_appeals_and_recidivism": "Contextual Information", "8_automat
 SUMMARY, NAMES_PART, QUALITATIVE_PART = "1_summary", "2_categories_names", "11_qualitative"
 # The parts by the names of the Commission's CSV files (the XLSX calls part 1 `1_report_identification`).
 SHEETS = (SUMMARY, NAMES_PART, *WIDE, *LONG_CONTEXT, QUALITATIVE_PART)
+BLANK_CELLS = "blank_cells.csv"  # written beside the parts: every blank figure, its status and reason
 
 # The template's placeholder rows ("AT, […], SE", "bg, [...], sv") stand for these, in the
 # template's order: Member States by Eurostat code in the alphabetical order of their English
@@ -295,6 +296,22 @@ class Period:
             raise ValueError(f"{text}: the period ends before it starts")
         return cls(start, end)
 
+    @classmethod
+    def calendar_year(cls, day: dt.date) -> Period:
+        """The reporting period Annex II sets from 2026: the calendar year of `day`."""
+        return cls(dt.date(day.year, 1, 1), dt.date(day.year, 12, 31))
+
+    def coverage(self, first: dt.date | None, last: dt.date | None, today: dt.date) -> str:
+        """What the figures cover when it is less than the period ("" when the whole of it)."""
+        notes = []
+        if first is None:
+            notes.append("no decision, appeal or review falls in the period")
+        elif first > self.start:
+            notes.append(f"the records this report reads begin on {first.isoformat()}")
+        if today <= self.end:
+            notes.append(f"the period is not over: figures up to {min(today, self.end).isoformat()}")
+        return f"Partial period: {'; '.join(notes)}." if notes else ""
+
     def __contains__(self, moment: dt.datetime | None) -> bool:
         return moment is not None and self.start <= moment.astimezone(dt.UTC).date() <= self.end
 
@@ -371,6 +388,9 @@ class Inputs:
     appeals: list[Mapping[str, Any]]
     reviews: list[Mapping[str, Any]]
     period: Period
+    # The first and last day the warehouse holds a decision, appeal or review (None: no records).
+    first_day: dt.date | None
+    last_day: dt.date | None
     # The template rows this system's policy can file (a category, or "category>keyword"), each
     # with the policy categories it files there.
     filed_as: Mapping[str, frozenset[str]]
@@ -821,6 +841,7 @@ class Template:
     period: Period
     min_cell_count: int
     sheets: dict[str, list[Row]]
+    coverage: str = ""  # what the figures cover when less than the period (Period.coverage)
 
     def cell(self, sheet: str, key: tuple[str, ...], column: str = "Value") -> Cell:
         """The cell of `sheet`'s row named `key` (category code and "Other" description, or
@@ -872,10 +893,26 @@ class Template:
                          + ([cell.contextual()] if context else []))  # fmt: skip
         return table
 
+    def blank_cells(self) -> list[list[str]]:
+        """Every blank figure of the filing with why: withheld (disclosure control), not
+        applicable (cannot happen here), not recorded (kept outside this system), empty (an
+        answer the provider has not written), so a reader can tell them apart."""
+        table = [["part", "row", "column", "status", "reason"]]
+        for sheet in SHEETS:
+            if sheet == NAMES_PART:
+                continue  # its one column is the provider's commentary, not a figure
+            for row in self.sheets[sheet]:
+                for column, cell in row.cells.items():
+                    if cell.value is None:
+                        table.append([sheet, " | ".join(part.strip() for part in row.key if part), column.strip(),
+                                      cell.status, cell.context])  # fmt: skip
+        return table
+
     def write(self, directory: Path) -> list[Path]:
+        """The eleven parts, and `blank_cells.csv` beside them (`blank_cells`)."""
         directory.mkdir(parents=True, exist_ok=True)
         paths = []
-        for name, text in self.csv_parts().items():
+        for name, text in {**self.csv_parts(), BLANK_CELLS: _csv(self.blank_cells())}.items():
             path = directory / name
             path.write_bytes(text.encode("utf-8"))
             paths.append(path)
@@ -906,8 +943,9 @@ def disclosure_control(sheets: dict[str, list[Row]]) -> None:
         )
 
 
-def fill_template(inputs: Inputs, provider: Provider, min_cell_count: int) -> Template:
-    """The quantitative template for `inputs.period`."""
+def fill_template(inputs: Inputs, provider: Provider, min_cell_count: int, today: dt.date | None = None) -> Template:
+    """The quantitative template for `inputs.period` (`today`, for saying whether it is over:
+    default the publication date)."""
     k = min_cell_count
     illegal, tc = own_initiative_sheets(inputs, k)
     vlops = f"{NOT_RECORDED_HERE}: only for very large online platforms"
@@ -939,4 +977,7 @@ def fill_template(inputs: Inputs, provider: Provider, min_cell_count: int) -> Te
         QUALITATIVE_PART: qualitative_sheet(provider),
     }
     disclosure_control(sheets)
-    return Template(provider, inputs.period, min_cell_count, sheets)
+    first = inputs.first_day if inputs.first_day and inputs.first_day <= inputs.period.end else None
+    coverage = inputs.period.coverage(first and max(first, inputs.period.start), inputs.last_day,
+                                      today or provider.publication_date)  # fmt: skip
+    return Template(provider, inputs.period, min_cell_count, sheets, coverage)

@@ -81,13 +81,15 @@ def read_inputs(reader: WarehouseReader, period: Period | None, policy_path: str
     appeals = _rows(reader, "SELECT appeal_id, decision_id, outcome, action, automated_decision, decided_at, "
                             "appeal_decided_at, submitted_at FROM appeals")  # fmt: skip
     reviews = _rows(reader, "SELECT review_id, decision_id, blind, agrees, machine_action, reviewed_at FROM reviews")
-    if period is None:
-        moments = [row["decided_at"] for row in decisions] + [row["appeal_decided_at"] for row in appeals]
-        days = [m.astimezone(dt.UTC).date() for m in moments + [row["reviewed_at"] for row in reviews]]
-        days = days or [dt.datetime.now(dt.UTC).date()]
-        period = Period(min(days), max(days))
+    moments = [row["decided_at"] for row in decisions] + [row["appeal_decided_at"] for row in appeals]
+    days = sorted(m.astimezone(dt.UTC).date() for m in moments + [row["reviewed_at"] for row in reviews])
+    if period is None:  # Annex II: from 2026 a provider reports per calendar year
+        period = Period.calendar_year(days[-1] if days else dt.datetime.now(dt.UTC).date())
+    in_period = [day for day in days if period.start <= day <= period.end]
     policy = load_policy(policy_path)
-    return Inputs(file_decisions(decisions, statements), appeals, reviews, period, policy_rows(policy.categories))
+    return Inputs(file_decisions(decisions, statements), appeals, reviews, period,
+                  in_period[0] if in_period else None, in_period[-1] if in_period else None,
+                  policy_rows(policy.categories))  # fmt: skip
 
 
 def run_queries(reader: WarehouseReader, sql_dir: Path = SQL_DIR) -> dict[str, tuple[list[str], list[tuple]]]:
@@ -292,6 +294,7 @@ def _query_chart(name: str, columns: list[str], rows: list[tuple], out: Path) ->
 def _summary_html(template: Template, out: Path, dead_letters: list[tuple]) -> list[str]:
     parts = [f"<section id='summary'><h2>Summary: {html.escape(template.provider.service)}, "
              f"{html.escape(str(template.period))}</h2>",
+             *([f"<p class='coverage'><strong>{html.escape(template.coverage)}</strong></p>"] if template.coverage else []),
              f"<p>Figures of the DSA harmonised template (Implementing Regulation (EU) 2024/2835, Annex I) for the "
              f"period; each names its sheet, row and column. Figures under {template.min_cell_count} are "
              f"<strong>withheld</strong> so none identifies a person; <em>n/a</em> means nothing to measure.</p>"]  # fmt: skip
@@ -394,8 +397,9 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
     parser.add_argument("--out", required=True, help="Report directory.")
     parser.add_argument("--period", default=None,
-                        help="START/END (YYYY-MM-DD/YYYY-MM-DD, both days included); default: the first decision to the last "
-        "decision, appeal or verdict.")  # fmt: skip
+                        help="START/END (YYYY-MM-DD/YYYY-MM-DD, both days included); default: the calendar year of the "
+                             "latest decision, appeal or verdict (Annex II's reporting period), said to be partial "
+                             "when the records or the year do not cover it.")  # fmt: skip
     parser.add_argument("--min_cell_count", type=int, default=10,
                         help="Template figures under this count are withheld (default %(default)s).")  # fmt: skip
     parser.add_argument("--dsa_template", "--dsa-template", action="store_true",
@@ -428,10 +432,12 @@ def run(argv: list[str] | None = None) -> int:
         inputs = read_inputs(reader, period, args.policy)
     except (OSError, PolicyError) as exc:
         parser.error(f"--policy: {exc}")
-    template = fill_template(inputs, provider, args.min_cell_count)
+    template = fill_template(inputs, provider, args.min_cell_count, today)
     out = Path(args.out)
     path = render(run_queries(reader), out, reader.name, template, read_dead_letters(reader, inputs.period))
     print(f"transparency report: {path}  (period {inputs.period})")
+    if template.coverage:
+        print(template.coverage)
     if args.dsa_template:
         written = template.write(out / "dsa_template")
         withheld = sum(

@@ -167,7 +167,7 @@ def strict_rfc4180(data: bytes) -> list[list[str]]:
 
 def parts(out) -> dict[str, list[dict[str, str]]]:
     tables = {}
-    for path in sorted((out / "dsa_template").glob("*.csv")):
+    for path in sorted((out / "dsa_template").glob("[0-9]*.csv")):  # the parts, not blank_cells.csv
         header, *rows = strict_rfc4180(path.read_bytes())
         tables[path.stem] = [dict(zip(header, row, strict=True)) for row in rows]
     return tables
@@ -359,7 +359,7 @@ def test_every_filled_cell_equals_a_direct_query_and_withheld_cells_are_never_ze
 def _template(warehouse):
     """The filled template behind the written parts, its cells with the items they count."""
     inputs = report.read_inputs(open_reader(str(warehouse)), Period(START, END), DEFAULT_POLICY)
-    return fill_template(inputs, Provider("Example Video Platform B.V.", "Example Video", END), K)
+    return fill_template(inputs, Provider("Example Video Platform B.V.", "Example Video", END), K, today=END)
 
 
 def test_a_quantity_that_two_parts_publish_has_one_value(filed):
@@ -468,6 +468,30 @@ def test_no_withheld_figure_can_be_worked_out_from_what_the_filing_publishes(fil
         assert np.linalg.matrix_rank(np.vstack([published, equation(counted, share)])) > rank, sorted(counted)
 
 
+def test_every_blank_figure_is_listed_with_why_so_withheld_is_told_from_not_applicable(filed):
+    _, out = filed
+    header, *listed = strict_rfc4180((out / "dsa_template" / "blank_cells.csv").read_bytes())
+    assert header == ["part", "row", "column", "status", "reason"]
+    by_status = {status: [r for r in listed if r[3] == status] for status in {r[3] for r in listed}}
+    assert set(by_status) <= {"withheld", "not_applicable", "not_recorded", "empty"}
+    assert by_status["withheld"] and by_status["not_applicable"] and by_status["not_recorded"]
+    assert all(reason for *_, reason in listed)
+    # Every blank value of a figure in the parts is listed, and nothing that is filled.
+    tables = parts(out)
+    blanks = 0
+    for sheet in ("4_notices", "6_own_initiative_TC", "7_appeals_and_recidivism", "8_automated_means"):
+        listed_here = {(r[1], r[2]) for r in listed if r[0] == sheet}
+        for row in tables[sheet]:
+            for column, value, _ in _value_columns(sheet, row):
+                names = ("Section", "Indicator", "Scope") if sheet[0] in "78" else tuple(row)[3:5]
+                key = " | ".join(row[n].strip() for n in names if row[n])
+                assert ((key, column.strip()) in listed_here) == (value == ""), (sheet, key, column)
+                blanks += value == ""
+    assert blanks > 50
+    # Part 11's unanswered indicators are listed as empty (the fixture's provider file answers none).
+    assert {r[1] for r in by_status["empty"]} >= {"Qualitative description of the automated means"}
+
+
 def test_a_withheld_count_stays_withheld_beside_its_total_and_a_share_of_it():
     """The case Annex II readers meet: 14 appeals, 13 upheld, 1 reversed (under the minimum),
     and the share upheld published elsewhere. Withholding the 1 alone gives it away twice."""
@@ -482,6 +506,39 @@ def test_a_withheld_count_stays_withheld_beside_its_total_and_a_share_of_it():
     assert not recoverable(after) and "accuracy" in added  # share and total together would still give it
     # A zero count has nothing to give away, and nothing is withheld for it.
     assert complementary_suppression({"zero": Figure(True, frozenset()), "total": Figure(False, appeals)}) == []
+
+
+def test_the_period_defaults_to_the_calendar_year_and_a_partial_year_says_so(filed, tmp_path, capsys):
+    warehouse, _ = filed
+    provider = tmp_path / "provider.yaml"
+    provider.write_text("provider_name: P\nservice_name: S\npublication_date: 2026-12-15\n")
+    args = ["--warehouse", str(warehouse), "--out", str(tmp_path / "r"), "--dsa-template", "--provider", str(provider)]
+    assert report.run(args) == 0
+    summary = {row["Indicator"]: row["Value"] for row in parts(tmp_path / "r")["1_summary"]}
+    assert (summary["Starting date of reporting period"], summary["Ending date of reporting period"]) == (
+        "2026-01-01", "2026-12-31")  # fmt: skip
+    said = capsys.readouterr().out
+    assert "Partial period: the records this report reads begin on 2026-10-30" in said
+    assert "the period is not over: figures up to" in said
+    assert "Partial period" in (tmp_path / "r" / "transparency_report.html").read_text()
+    assert Period.calendar_year(dt.date(2027, 1, 1)).coverage(dt.date(2027, 1, 1), dt.date(2027, 12, 31),
+                                                              dt.date(2028, 2, 1)) == ""  # fmt: skip
+
+
+def test_the_provider_file_is_read_strictly_and_part_11_takes_its_answers():
+    today = dt.date(2026, 12, 6)
+    record = {"provider_name": "P", "service_name": "S", "qualitative": {"automated_means": " Classifiers. "}}
+    provider = Provider.from_record(record, today)
+    rows = {row.key[0]: row.cells["Value"] for row in dsa_template.qualitative_sheet(provider)}
+    assert rows["Qualitative description of the automated means"].text() == "Classifiers."
+    assert rows["Safeguards applied to the use of automated means"].status == "empty"
+    assert rows["High-level description of the content moderation governance structure"].status == "not_applicable"
+    for bad, message in (({"servce_name": "S"}, "unknown field 'servce_name'"),
+                         ({"qualitative": {"automated_mean": "x"}}, "unknown answer 'automated_mean'"),
+                         ({"qualitative": {"automated_means": "x" * 5001}}, "5001 characters"),
+                         ({"qualitative": ["x"]}, "qualitative: expected a mapping")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            Provider.from_record({**record, **bad}, today)
 
 
 def test_a_median_of_seconds_is_not_published_as_zero_hours():
@@ -535,7 +592,8 @@ def test_every_written_part_has_the_commissions_header_byte_for_byte(filed):
     trailing spaces and capitals included."""
     _, out = filed
     official = sorted(path.name for path in OFFICIAL.glob("*.csv"))
-    assert len(official) == 11 and sorted(path.name for path in (out / "dsa_template").glob("*.csv")) == official
+    written = sorted(path.name for path in (out / "dsa_template").glob("*.csv"))
+    assert len(official) == 11 and written == sorted([*official, "blank_cells.csv"])
     for name in official:
         assert strict_rfc4180((out / "dsa_template" / name).read_bytes())[0] == _official(name)[0], name
 
