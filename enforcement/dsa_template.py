@@ -391,6 +391,9 @@ class Inputs:
     # The first and last day the warehouse holds a decision, appeal or review (None: no records).
     first_day: dt.date | None
     last_day: dt.date | None
+    # Which automated means took each decision (decision id -> AUTOMATED_MEANS_NAMES value):
+    # part 8's accuracy per type of content moderation system.
+    means: Mapping[str, str]
     # The template rows this system's policy can file (a category, or "category>keyword"), each
     # with the policy categories it files there.
     filed_as: Mapping[str, frozenset[str]]
@@ -473,6 +476,22 @@ def _appeal_id(appeal: Mapping[str, Any]) -> str:
     return f"a:{appeal['appeal_id']}"
 
 
+MATCHING, VISUAL, AUDIO, CONTEXT = ("media-matching bank", "visual classifier", "audio classifier",
+                                   "metadata and context signals")  # fmt: skip
+AUTOMATED_MEANS_NAMES = (MATCHING, VISUAL, AUDIO, CONTEXT)
+
+
+def means_of(decision: Mapping[str, Any], scores: Mapping[str, Any] | None, matching_rules: frozenset[str]) -> str:
+    """The automated means behind a decision: the media-matching bank when its rule acts on a
+    match; else the content classifier (visual or audio) whose score was the higher of those
+    that did not abstain; else the metadata and context signals."""
+    if decision.get("rule_id") in matching_rules:
+        return MATCHING
+    voted = {name: scores[f"{modality}_score"] for name, modality in ((VISUAL, "visual"), (AUDIO, "audio"))
+             if scores and scores.get(f"{modality}_score") is not None and not scores.get(f"{modality}_abstained")}  # fmt: skip
+    return max(voted, key=voted.get) if voted else CONTEXT
+
+
 def _own_initiative(measure: Filed) -> bool:
     """On detection by this system's classifiers, or a suspension (the repeat-offender policy
     acts on the account, not on a notice); any other measure was taken on a notice."""
@@ -511,17 +530,18 @@ def _median(values: list[float], k: int, what: str) -> Cell:
                                                                  f"{what}")  # fmt: skip
 
 
-def _share(hits: Iterable[str], base: Iterable[str], k: int, what: str) -> Cell:
-    """A share in [0, 1] (Annex II), four decimals. Its counts are not said beside it:
-    disclosure control weighs what the share and its base give away together."""
+def _share(hits: Iterable[str], base: Iterable[str], k: int, of: str, that: str) -> Cell:
+    """A share in [0, 1] (Annex II), four decimals: the share of `of` (the base, a plural noun)
+    `that` (the hits). Its counts are not said beside it: disclosure control weighs what the
+    share and its base give away together."""
     hits, base = frozenset(hits), frozenset(base)
     if not base:
-        return blank(f"no {what} in the period", NOT_APPLICABLE)
+        return blank(f"no {of} in the period", NOT_APPLICABLE)
     if len(base) < k:
-        return Cell(None, WITHHELD, f"share of fewer than {k} {what}", share_of=(hits, base))
+        return Cell(None, WITHHELD, f"share of fewer than {k} {of}", share_of=(hits, base))
     share = len(hits) / len(base)
     value = round(share, 4) if round(share, 4) or not hits else _significant(share)
-    return Cell(value, FILLED, f"share of {what}", share_of=(hits, base))
+    return Cell(value, FILLED, f"share of {of} {that}", share_of=(hits, base))
 
 
 def _count(items: Iterable[str], k: int, context: str = "") -> Cell:
@@ -747,18 +767,25 @@ def automated_means_sheet(inputs: Inputs, k: int) -> list[Row]:
     per_scope = blank("measured over all automated decisions (Total number), not per scope", NOT_RECORDED)
     accuracy = {
         ACCURACY: _share(
-            upheld, map(_appeal_id, appealed), k, "appeals against solely automated decisions that were upheld"
+            upheld,
+            map(_appeal_id, appealed),
+            k,
+            "appeals against solely automated decisions",
+            "that were upheld (the decision stood when a person looked again)",
         ),
         PRECISION: _share(
             agreed,
             [f"r:{r['review_id']}" for r in blind],
             k,
-            "automated actions a reviewer agreed with, reviewed blind in the quality sample",
+            "automated actions reviewed blind in the quality sample",
+            "that the reviewer agreed with (a random sample, so an unbiased estimate)",
         ),
         RECALL: recall,
     }
     rows = []
     for scope, applies, items in ((TOTAL_NUMBER, ALL, period_measures), (OWN_INITIATIVE, ALL, own)):
+        if scope == OWN_INITIATIVE:  # after the total's accuracy rows: one set per automated means
+            rows += _per_means_rows(inputs, appealed, blind, k)
         solely = [_measure_id(m) for m in items if m["automated_decision"] == "fully"]
         others = [_measure_id(m) for m in items if m["automated_decision"] != "fully"]
         rows.append(_long(AUTOMATED_MEANS, SOLELY, scope, applies, _count(solely, k)))
@@ -777,6 +804,30 @@ def automated_means_sheet(inputs: Inputs, k: int) -> list[Row]:
     vlops = blank(f"{NOT_RECORDED_HERE}: per-language figures are for very large online platforms only")
     rows += [_long(AUTOMATED_MEANS, indicator, language, VLOPS, vlops)
              for indicator in (SOLELY, NOT_SOLELY, *accuracy) for language in LANGUAGES]  # fmt: skip
+    return rows
+
+
+def _per_means_rows(inputs: Inputs, appealed: list[Mapping[str, Any]], blind: list[Mapping[str, Any]],
+                    k: int) -> list[Row]:  # fmt: skip
+    """Annex II: accuracy, precision and recall of automatically removed content per type of
+    content moderation system, in rows of their own (Scope "Total number - <means>")."""
+    rows = []
+    for means in AUTOMATED_MEANS_NAMES:
+        appeals = [a for a in appealed if inputs.means.get(a["decision_id"]) == means]
+        removals = [r for r in blind if r["machine_action"] == "remove" and inputs.means.get(r["decision_id"]) == means]
+        cells = {
+            ACCURACY: _share([_appeal_id(a) for a in appeals if a["outcome"] == "upheld"], map(_appeal_id, appeals), k,
+                             f"appeals against solely automated decisions of the {means}",
+                             "that were upheld (the decision stood when a person looked again)"),
+            PRECISION: _share([f"r:{r['review_id']}" for r in removals if r["agrees"]],
+                              [f"r:{r['review_id']}" for r in removals], k,
+                              f"removals by the {means} reviewed blind in the quality sample",
+                              "that the reviewer agreed with (a random sample, so an unbiased estimate)"),
+            RECALL: blank(f"not measurable from production decisions (it needs reviews of items the {means} let "
+                          "through); the model report gives recall on labelled evaluation sets", NOT_RECORDED),
+        }  # fmt: skip
+        rows += [_long(AUTOMATED_MEANS, indicator, f"{TOTAL_NUMBER} - {means}", ALL, cell)
+                 for indicator, cell in cells.items()]  # fmt: skip
     return rows
 
 

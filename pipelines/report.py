@@ -33,6 +33,7 @@ from enforcement.dsa_template import (
     Template,
     file_decisions,
     fill_template,
+    means_of,
     policy_rows,
 )
 from enforcement.policy import PolicyError, load_policy
@@ -74,21 +75,25 @@ def _rows(reader: WarehouseReader, sql: str) -> list[dict]:
 def read_inputs(reader: WarehouseReader, period: Period | None, policy_path: str) -> Inputs:
     """What the template counts, read through the compliance views (one row per id). Without
     `period`, the period runs from the first decision to the last decision, appeal or verdict."""
-    decisions = _rows(reader, "SELECT decision_id, content_id, action, category, detection_method, automated_decision, "
+    decisions = _rows(reader, "SELECT decision_id, content_id, action, category, rule_id, detection_method, automated_decision, "
                               "uploaded_at, decided_at, notified_at, notice_category, notice_keyword, supersedes "
                               "FROM enforcement_decisions")  # fmt: skip
     statements = _rows(reader, "SELECT decision_id, statement FROM statements_of_reasons")
     appeals = _rows(reader, "SELECT appeal_id, decision_id, outcome, action, automated_decision, decided_at, "
                             "appeal_decided_at, submitted_at FROM appeals")  # fmt: skip
     reviews = _rows(reader, "SELECT review_id, decision_id, blind, agrees, machine_action, reviewed_at FROM reviews")
+    scores = {row["content_id"]: row for row in _rows(reader, "SELECT content_id, visual_score, visual_abstained, "
+                                                              "audio_score, audio_abstained FROM media_scores")}  # fmt: skip
     moments = [row["decided_at"] for row in decisions] + [row["appeal_decided_at"] for row in appeals]
     days = sorted(m.astimezone(dt.UTC).date() for m in moments + [row["reviewed_at"] for row in reviews])
     if period is None:  # Annex II: from 2026 a provider reports per calendar year
         period = Period.calendar_year(days[-1] if days else dt.datetime.now(dt.UTC).date())
     in_period = [day for day in days if period.start <= day <= period.end]
     policy = load_policy(policy_path)
+    matching = frozenset(rule.rule_id for rule in policy.rules if ("hash_match", True) in rule.conditions)
+    means = {d["decision_id"]: means_of(d, scores.get(d["content_id"]), matching) for d in decisions}
     return Inputs(file_decisions(decisions, statements), appeals, reviews, period,
-                  in_period[0] if in_period else None, in_period[-1] if in_period else None,
+                  in_period[0] if in_period else None, in_period[-1] if in_period else None, means,
                   policy_rows(policy.categories))  # fmt: skip
 
 

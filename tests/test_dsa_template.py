@@ -137,8 +137,12 @@ def filed(tmp_path_factory):
                              "machine_action": "remove", "reviewed_at": T0 + 40 * hour})  # fmt: skip
     seed.reviews.append({"review_id": "rv-routed", "decision_id": "hr0", "blind": False, "agrees": True,
                          "machine_action": None, "reviewed_at": T0 + 5 * hour})  # fmt: skip
+    # What the classifiers scored: rm0-rm5 visual (one abstaining audio beside it), rm6-rm9
+    # audio; the rest have no content score (metadata and context signals).
+    scores = [{"content_id": f"c-rm{i}", "visual_score": 0.9 if i < 6 else 0.3, "audio_score": 0.99 if i < 6 else 0.8,
+               "audio_abstained": i < 6} for i in range(10)]  # fmt: skip
     for table, rows in (("enforcement_decisions", seed.decisions), ("statements_of_reasons", seed.statements),
-                        ("appeals", seed.appeals), ("reviews", seed.reviews),
+                        ("appeals", seed.appeals), ("reviews", seed.reviews), ("media_scores", scores),
                         ("dead_letter", [{"reason": "corrupt_media", "disposition": "dead_letter", "failed_at": T0}])):  # fmt: skip
         seed_table(warehouse, table, rows)
     write_catalog(str(warehouse))
@@ -215,6 +219,13 @@ APPEALS = f"""
          (epoch(a.appeal_decided_at) - epoch(COALESCE(a.submitted_at, a.decided_at))) / 3600.0 AS hours
   FROM appeals a LEFT JOIN enforcement_decisions d USING (decision_id)
   WHERE CAST(a.appeal_decided_at AS DATE) BETWEEN DATE '{START}' AND DATE '{END}'"""
+MEANS = """
+  SELECT d.decision_id, CASE
+      WHEN COALESCE(s.visual_abstained, FALSE) OR s.visual_score IS NULL THEN
+        CASE WHEN s.audio_score IS NULL OR s.audio_abstained THEN 'metadata and context signals' ELSE 'audio classifier' END
+      WHEN s.audio_score IS NULL OR s.audio_abstained OR s.visual_score >= s.audio_score THEN 'visual classifier'
+      ELSE 'audio classifier' END AS means
+  FROM enforcement_decisions d LEFT JOIN media_scores s USING (content_id)"""
 RESTRICTION = {"Visibility restriction Removal": "remove", "Visibility restriction Demoted": "reduce_reach",
                "Visibility restriction Labelled": "label", "Account restriction Suspension": "suspend_account"}  # fmt: skip
 
@@ -276,6 +287,16 @@ def expected_query(sheet: str, row: dict[str, str], column: str, parent: str = "
             "Accuracy of the automated means - Accuracy": f"SELECT ROUND(AVG((outcome = 'upheld')::INT), 4) FROM ({APPEALS}) WHERE automated_decision = 'fully'",
             "Accuracy of the automated means - Precision": f"SELECT ROUND(AVG(agrees::INT), 4) FROM reviews WHERE blind AND machine_action IN ('label', 'reduce_reach', 'remove', 'suspend_account') AND CAST(reviewed_at AS DATE) BETWEEN DATE '{START}' AND DATE '{END}'",
         }  # fmt: skip
+        if " - " in scope:  # Annex II's rows per automated means
+            means = scope.split(" - ", 1)[1]
+            by_means = {"Accuracy of the automated means - Accuracy":
+                            f"SELECT ROUND(AVG((outcome = 'upheld')::INT), 4) FROM ({APPEALS}) a JOIN ({MEANS}) USING "
+                            "(decision_id) WHERE a.automated_decision = 'fully'",
+                        "Accuracy of the automated means - Precision":
+                            f"SELECT ROUND(AVG(agrees::INT), 4) FROM reviews JOIN ({MEANS}) USING (decision_id) WHERE "
+                            f"blind AND machine_action = 'remove' AND CAST(reviewed_at AS DATE) BETWEEN DATE '{START}' "
+                            f"AND DATE '{END}'"}  # fmt: skip
+            return f"{by_means[indicator]} AND means = '{means}'"
         return queries[indicator]
     raise AssertionError(f"no direct query for {sheet} {row} {column}")
 
@@ -642,6 +663,9 @@ def test_every_part_has_the_commissions_rows_in_the_commissions_order(filed):
         ours = [(row[0], *(row[i] for i in ROW_KEY_COLUMNS[part]))
                 for row in strict_rfc4180((out / "dsa_template" / path.name).read_bytes())[1:]]  # fmt: skip
         collapsed = [key for i, key in enumerate(ours) if i == 0 or key != ours[i - 1] or "KEYWORD_OTHER" not in key]
-        assert collapsed == _expanded(part, _official(path.name)[1:]), path.name
+        # Annex II's own additions: accuracy, precision and recall per automated means (part 8)
+        added = [key for key in collapsed if part == "8" and key[-1].startswith("Total number - ")]
+        assert len(added) == (12 if part == "8" else 0), path.name
+        assert [key for key in collapsed if key not in added] == _expanded(part, _official(path.name)[1:]), path.name
     names = strict_rfc4180((out / "dsa_template" / "2_categories_names.csv").read_bytes())
     assert [row[:3] for row in names] == [row[:3] for row in _official("2_categories_names.csv")]
