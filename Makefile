@@ -11,7 +11,7 @@ SOURCES := data/sources
 CANDIDATE := policies/candidates/reduce_reach_possible.yaml
 DEMO_RUNNER := --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
 
-.PHONY: install demo stream-demo demo-bigquery bigquery-emulator bigquery-stop sources test-media test test-fast lint format bench model-report clean
+.PHONY: install demo stream-demo demo-bigquery bigquery-emulator bigquery-stop sources test-media browser test test-fast lint format bench model-report clean
 
 install: $(STAMP)
 
@@ -128,10 +128,16 @@ sources: install
 test-media: install
 	$(PY) -m models.sources fetch --cache $(SOURCES) --source alsa --source pocketsphinx > /dev/null
 
-test: install test-media bigquery-emulator
+# A real browser for the page checks (tests/pages.py): Debian's chromium, when it is missing.
+browser:
+	@command -v chromium > /dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq --no-install-recommends chromium > /dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium > /dev/null; }; }
+
+test: install test-media bigquery-emulator browser
 	$(PY) -m pytest -q
 
-test-fast: install test-media bigquery-emulator
+test-fast: install test-media bigquery-emulator browser
 	$(PY) -m pytest -q -m "not slow"
 
 lint: install

@@ -46,9 +46,19 @@ TITLES = {
     "actions_by_country": "Restrictive decisions and referrals to human review by country and action (monthly)",
     "median_time_to_action": "Median time from upload, or from the notice, to action (hours, monthly)",
     "appeals_overturn_rate": "Appeals, reversals and the overturn rate of automated decisions",
-    "statements_by_category": "Statements of reasons sent to the EU Transparency Database",
+    "statements_by_category": "Statements of reasons written, by day and category (sent or not)",
     "dead_letter_summary": "Uploads not scored, and why",
 }
+# Column headers in words, with units (the queries' own names stay in sql/ for analysts).
+HEADERS = {
+    "period_start": "month", "category": "category", "action": "action", "detection_method": "detected by",
+    "automated_decision": "automated", "decisions": "decisions (count)", "suppressed_cells": "cells withheld (count)",
+    "country": "country", "content_type": "content type", "worst_cell_median_hours": "median hours to action (worst cell)",
+    "appeals": "appeals (count)", "overturned": "reversed (count)", "overturn_rate": "share reversed (0-1)",
+    "application_date": "day", "statements": "statements (count)", "disposition": "disposition", "step": "step",
+    "error_type": "error", "items": "uploads (count)",
+}  # fmt: skip
+COUNT_CHARTS = {"actions_by_category", "actions_by_country", "statements_by_category", "dead_letter_summary"}
 # The figure each query's chart shows.
 CHART_VALUE = {
     "actions_by_category": "decisions",
@@ -237,26 +247,38 @@ def _wrapped(title: str, width: int = 80) -> str:
 
 
 def _bar_chart(
-    labels: list[str], values: list[float | None], title: str, x_label: str, out: Path, name: str
+    labels: list[str],
+    values: list[float | None],
+    title: str,
+    x_label: str,
+    out: Path,
+    name: str,
+    counts: bool = True,
 ) -> str | None:
     """A horizontal bar chart; withheld values (None) get no bar but the word "withheld", so a
-    withheld figure never reads as zero. None when there is nothing to draw."""
+    withheld figure never reads as zero. Labels are wrapped, never cut, so no two bars read
+    alike; a chart of counts ticks in whole numbers. None when there is nothing to draw."""
     if all(v is None for v in values):
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, axis = plt.subplots(figsize=(9, 0.35 * len(labels) + 1.6))
+    labels = [textwrap.fill(label, 48) for label in labels]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig, axis = plt.subplots(figsize=(9, 0.22 * lines + 0.2 * len(labels) + 1.6))
     shown = [v if v is not None else 0.0 for v in values]
     axis.barh(range(len(labels)), shown, color="#3b6ea5")
     for index, value in enumerate(values):
         if value is None:
             axis.text(0, index, f" {WITHHELD_TEXT}", va="center", fontsize=7, color="#a33")
-    axis.set_yticks(range(len(labels)), [textwrap.shorten(label, 60) for label in labels], fontsize=7)
+    axis.set_yticks(range(len(labels)), labels, fontsize=7)
     axis.invert_yaxis()
     axis.set_xlim(left=0)
+    if counts:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel(x_label)
     axis.set_title(_wrapped(title, 90), fontsize=9, loc="left")
     fig.tight_layout()
@@ -291,9 +313,12 @@ def _query_chart(name: str, columns: list[str], rows: list[tuple], out: Path) ->
     if CHART_VALUE.get(name) not in columns or not rows:
         return None
     value_index = columns.index(CHART_VALUE[name])
-    labels = [" / ".join(str(v) for i, v in enumerate(r) if i != value_index and (isinstance(v, (str, dt.date, bool)))) for r in rows]  # fmt: skip
-    values = [r[value_index] if isinstance(r[value_index], (int, float)) else None for r in rows]
-    return _bar_chart(labels, values, TITLES.get(name, name), columns[value_index], out, f"{name}.png")
+    labels = [" / ".join(_format(v) for i, v in enumerate(r) if i != value_index and isinstance(v, (str, dt.date, bool))
+                         and columns[i] != "suppressed_cells") for r in rows]  # fmt: skip
+    labels = [f"{label} (row {n})" if labels.count(label) > 1 else label for n, label in enumerate(labels, 1)]
+    values = [r[value_index] if _is_figure(r[value_index]) else None for r in rows]
+    header = HEADERS.get(columns[value_index], columns[value_index])
+    return _bar_chart(labels, values, TITLES.get(name, name), header, out, f"{name}.png", name in COUNT_CHARTS)
 
 
 def _summary_html(template: Template, out: Path, dead_letters: list[tuple]) -> list[str]:
@@ -337,43 +362,94 @@ def read_dead_letters(reader: WarehouseReader, period: Period) -> list[tuple]:
     return [tuple(row.values()) for row in table.to_pylist()]
 
 
+_STYLE = ("<style>body{font-family:sans-serif;max-width:62em;margin:2em auto;padding:0 1em}"
+          "table{border-collapse:collapse;max-width:100%}td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px;"
+          "overflow-wrap:anywhere}th{background:#eee;text-align:left}td.figure{text-align:right;white-space:nowrap}"
+          "td.source{color:#777;font-size:10px}img{max-width:100%}.internal{background:#fff4e0;border:1px solid #e0a030;"
+          "padding:.5em 1em}</style>")  # fmt: skip
+
+
+def _page(title: str, body: list[str]) -> str:
+    return "\n".join([f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+                      _STYLE, "</head><body>", *body, "</body></html>"])  # fmt: skip
+
+
+def read_submissions(reader: WarehouseReader, period: Period) -> list[tuple]:
+    """(status, statements) sent to the EU Transparency Database in the period."""
+    table = reader.query(
+        "SELECT status, COUNT(*) AS n FROM statement_submissions "
+        f"WHERE CAST(submitted_at AS DATE) BETWEEN DATE '{period.start.isoformat()}' AND DATE '{period.end.isoformat()}' "
+        "GROUP BY status ORDER BY status",
+        compliance=True,
+    )
+    return [tuple(row.values()) for row in table.to_pylist()]
+
+
+def _submissions_html(submissions: list[tuple]) -> list[str]:
+    parts = ["<section id='statements'><h2>Statements of reasons sent to the EU Transparency Database</h2>"]
+    if not submissions:
+        parts.append("<p><strong>None sent in this period.</strong> Statements of reasons are written for every "
+                     "measure; <code>python -m pipelines.submit_statements</code> sends them.</p>")  # fmt: skip
+    else:
+        parts.append("<p>Each statement sent is public in the database itself. By the database's answer:</p><table>"
+                     "<tr><th>answer</th><th>statements (count)</th></tr>")  # fmt: skip
+        parts += [
+            f"<tr><td>{html.escape(str(status))}</td><td class='figure'>{n}</td></tr>" for status, n in submissions
+        ]
+        parts.append("</table>")
+    parts.append("</section>")
+    return parts
+
+
 def render(results: dict[str, tuple[list[str], list[tuple]]], out: Path, warehouse: str,
-           template: Template | None = None, dead_letters: list[tuple] = ()) -> Path:  # fmt: skip
+           template: Template | None = None, dead_letters: list[tuple] = (), submissions: list[tuple] = ()) -> Path:  # fmt: skip
+    """OUT/transparency_report.html, what is published: the template's figures in words, the
+    statements sent, what was not scored, links to the CSV parts. OUT/monitoring.html, for the
+    team only: the monthly detail tables, whose cells are withheld one by one and not weighed
+    against the filing's figures (so it is not to be published beside them)."""
     out.mkdir(parents=True, exist_ok=True)
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Transparency report</title>",
-        "<style>body{font-family:sans-serif;max-width:62em;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}th{background:#eee;text-align:left}"
-        "td.figure{text-align:right}td.source{color:#777;font-size:10px}img{max-width:100%}</style></head><body>",
-        "<h1>Transparency report: synthetic media</h1>",
-    ]
+    body = ["<h1>Transparency report: synthetic media</h1>"]
     if template is not None:
-        parts += _summary_html(template, out, list(dead_letters))
-    parts += [
-        "<h2>Detail</h2>",
+        body += _summary_html(template, out, list(dead_letters))
+    body += _submissions_html(list(submissions))
+    body.append("<section id='files'><h2>The filing's files</h2><p>The Commission's template, eleven CSV parts, in "
+                "<code>dsa_template/</code> (with <code>--dsa_template</code>); every blank figure there, and why it "
+                "is blank (withheld, not applicable, not recorded, not yet written), in "
+                "<code>dsa_template/blank_cells.csv</code>. Monthly detail for the team: "
+                "<a href='monitoring.html'>monitoring.html</a> (internal, not for publication).</p></section>")  # fmt: skip
+    path = out / "transparency_report.html"
+    path.write_text(_page("Transparency report: synthetic media", body))
+    (out / "monitoring.html").write_text(_page("Enforcement monitoring (internal)", _monitoring_html(results, out,
+                                                                                                     warehouse)))  # fmt: skip
+    return path
+
+
+def _monitoring_html(results: dict[str, tuple[list[str], list[tuple]]], out: Path, warehouse: str) -> list[str]:
+    parts = [
+        "<h1>Enforcement monitoring (internal)</h1>",
+        "<p class='internal'><strong>Internal: not for publication.</strong> These monthly tables withhold each cell "
+        "under the minimum count on its own; they are not weighed against the transparency report's figures, so "
+        "beside them a withheld figure could be worked out. The published figures are in "
+        "<a href='transparency_report.html'>transparency_report.html</a> and <code>dsa_template/</code>.</p>",
         f"<p>Warehouse: <code>{html.escape(warehouse)}</code>. Decision and appeal figures come from the "
-        "<code>transparency_report</code> table, recomputed over every run with each decision and appeal "
-        "counted once (<code>python -m pipelines.transparency</code>). Cells under the minimum count are "
-        "withheld and counted apart; no figure identifies a person.</p>",
+        "<code>transparency_report</code> table, recomputed over every run with each decision and appeal counted "
+        "once (<code>python -m pipelines.transparency</code>).</p>",
     ]
     for name, (columns, rows) in results.items():
-        parts.append(f"<h3>{html.escape(TITLES.get(name, name))}</h3>")
+        parts.append(f"<h2>{html.escape(TITLES.get(name, name))}</h2>")
         rows = _withheld_rows(columns, rows)
         if not rows:
             parts.append("<p class='nodata'><em>No data in this period.</em></p>")
             continue
         chart = _query_chart(name, columns, rows, out)
-        parts.append(f"<img src='{chart}' alt='{html.escape(name)}'>" if chart else
+        parts.append(f"<img src='{chart}' alt='{html.escape(TITLES.get(name, name))}'>" if chart else
                      "<p class='nodata'><em>No data to chart: every figure is withheld or empty.</em></p>")  # fmt: skip
-        parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
+        parts.append("<table><tr>" + "".join(f"<th>{html.escape(HEADERS.get(c, c))}</th>" for c in columns) + "</tr>")
         for row in rows:
             cells = "".join(f"<td>{html.escape(_format(v))}</td>" for v in row)
             parts.append(f"<tr>{cells}</tr>")
         parts.append("</table>")
-    parts.append("</body></html>")
-    path = out / "transparency_report.html"
-    path.write_text("\n".join(parts))
-    return path
+    return parts
 
 
 def _format(value: object) -> str:
@@ -439,7 +515,8 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(f"--policy: {exc}")
     template = fill_template(inputs, provider, args.min_cell_count, today)
     out = Path(args.out)
-    path = render(run_queries(reader), out, reader.name, template, read_dead_letters(reader, inputs.period))
+    path = render(run_queries(reader), out, reader.name, template, read_dead_letters(reader, inputs.period),
+                  read_submissions(reader, inputs.period))  # fmt: skip
     print(f"transparency report: {path}  (period {inputs.period})")
     if template.coverage:
         print(template.coverage)

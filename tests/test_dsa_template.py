@@ -50,6 +50,7 @@ from pipelines.warehouse_reader import open_reader
 from transforms.warehouse import write_catalog
 
 from .conftest import seed_table
+from .pages import assert_readable
 
 OFFICIAL = Path(__file__).parent / "data" / "dsa_template"
 SUSPENSIONS_ROW = (SUSPENDED_ILLEGAL, TOTAL_NUMBER)
@@ -592,6 +593,20 @@ def test_the_summary_page_shows_the_csv_figures_and_withheld_as_withheld(filed):
     assert measures["Share solely automated"] == expected
     assert "summary_measures.png" in summary and (out / "summary_measures.png").exists()
     assert "corrupt_media" in summary  # what was not scored, and why
+
+
+def test_the_published_page_and_the_internal_one_read_well_in_a_browser(filed):
+    """The report's two pages opened in Chromium at 1280 px (tests/pages.py); the published one
+    says no statement was sent when none was, the internal one says it is not to be published
+    and heads its columns in words."""
+    _, out = filed
+    published = (out / "transparency_report.html").read_text()
+    assert "None sent in this period" in published and "monitoring.html" in published
+    monitoring = (out / "monitoring.html").read_text()
+    assert "Internal: not for publication" in monitoring
+    assert not re.search(r"<th>[a-z]+_[a-z_]+</th>", monitoring), "a raw column name as a header"
+    for page in ("transparency_report.html", "monitoring.html"):
+        assert_readable(out / page)
 
 
 def test_detail_tables_and_charts_never_show_a_withheld_figure_as_zero(tmp_path):
