@@ -3,13 +3,15 @@
     python -m pipelines.report --warehouse DIR|bq://PROJECT.DATASET [--bigquery_endpoint URL] --out REPORT_DIR
         [--period START/END] [--min_cell_count 10] [--dsa_template --provider PROVIDER.yaml]
 
-REPORT_DIR/transparency_report.html opens with a one-page summary of the period (the figures
-of the quantitative template of Implementing Regulation (EU) 2024/2835, Annex I, withheld
-cells shown as withheld), then the detail: every `sql/*.sql` compliance query, run through the
-compliance views (no account identifiers) of the embedded warehouse or of BigQuery (the same
-files on both), as tables and charts. `--dsa_template` also writes the template's CSV parts
-(RFC 4180, UTF-8, one file per sheet, as the Commission publishes them) to
-REPORT_DIR/dsa_template/; `--provider` names the provider and the service.
+REPORT_DIR/transparency_report.html is what is published: a summary of the period in the
+figures of the quantitative template of Implementing Regulation (EU) 2024/2835, Annex I
+(withheld cells shown as withheld), the statements of reasons sent, what was not scored.
+REPORT_DIR/monitoring.html is the team's internal detail: every `sql/*.sql` compliance query,
+run through the compliance views (no account identifiers) of the embedded warehouse or of
+BigQuery (the same files on both), as tables and charts. `--dsa_template` also writes the
+template's eleven CSV parts (RFC 4180, UTF-8, as the Commission publishes them) and
+blank_cells.csv to REPORT_DIR/dsa_template/; `--provider` names the provider and the service
+and answers the qualitative part. The period defaults to the calendar year of the latest record.
 """
 
 from __future__ import annotations
