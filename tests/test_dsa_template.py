@@ -362,6 +362,15 @@ def test_every_filled_cell_equals_a_direct_query_and_withheld_cells_are_never_ze
     assert (
         own["STATEMENT_CATEGORY_ANIMAL_WELFARE", ""]["Number of measures taken at the provider's own initiative "] == ""
     )
+    # A keyword row is counted only under a category the policy files there: no "Other" row of
+    # a category it never files reads 0 under its blank parent.
+    parent = ""
+    for row in tables["6_own_initiative_TC"]:
+        code = row["Category of incompatibility with the provider's terms and conditions"]
+        parent = code if code.startswith("STATEMENT_CATEGORY_") else parent
+        if code.startswith("KEYWORD_") and own[parent, ""][OWN_MEASURES] == "" and "withheld" not in own[parent, ""][
+                f"Contextual Information on {OWN_MEASURES}"]:  # fmt: skip
+            assert row[OWN_MEASURES] == "", (parent, code)
     # Rows the system cannot know are present, blank, and say so.
     for sheet in ("3_member_states_orders", "9_human_resources", "10_AMAR"):
         assert tables[sheet] and all(value == "" for row in tables[sheet] for _, value, _ in _value_columns(sheet, row))
