@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from enforcement.dsa_categories import NAMES
 from enforcement.dsa_template import (
     FILLED,
     WITHHELD,
@@ -43,6 +44,7 @@ from pipelines.options import DEFAULT_POLICY
 from pipelines.warehouse_reader import WarehouseReader, open_reader, plain_number
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+CATEGORY_NAMES = {name.code: name.description.strip() for name in NAMES}  # the template's words for its codes
 TITLES = {
     "actions_by_category": "Restrictive decisions and referrals to human review by category, action and automation (monthly)",
     "actions_by_country": "Restrictive decisions and referrals to human review by country and action (monthly)",
@@ -161,11 +163,11 @@ def summary_items(template: Template) -> list[tuple[str, list[tuple[str, Cell, s
         measures = row.cells["Number of measures taken at the provider's own initiative "]
         code, description = row.key
         if code.startswith("STATEMENT_CATEGORY_") and (measures.status == WITHHELD or (measures.value or 0) > 0):
-            categories.append((f"{code}", *source(SHEET6, (code, description),
-                                                  "Number of measures taken at the provider's own initiative")))  # fmt: skip
+            categories.append((CATEGORY_NAMES[code], *source(SHEET6, (code, description),
+                                                             "Number of measures taken at the provider's own initiative")))  # fmt: skip
         named = code != "KEYWORD_OTHER" or description  # a blank "Other" row repeats under each category
         if code.startswith("KEYWORD_") and named and (measures.status == WITHHELD or (measures.value or 0) > 0):
-            label = f"  {code}" + (f" ({description})" if description else "")
+            label = f"  {description.capitalize() if code == 'KEYWORD_OTHER' else CATEGORY_NAMES[code]}"
             categories.append(
                 (
                     label,
@@ -527,8 +529,8 @@ def run(argv: list[str] | None = None) -> int:
         withheld = sum(
             c.status == WITHHELD for rows in template.sheets.values() for r in rows for c in r.cells.values()
         )
-        print(f"DSA harmonised template: {len(written)} CSV parts in {out / 'dsa_template'} "
-              f"({withheld} figures withheld under {args.min_cell_count})")  # fmt: skip
+        print(f"DSA harmonised template: {len(written) - 1} CSV parts and {written[-1].name} in {out / 'dsa_template'} "
+              f"({withheld} figures withheld so that none under {args.min_cell_count} can be worked out)")  # fmt: skip
     return 0
 
 

@@ -76,7 +76,7 @@ def _run(browser: str, *arguments: str, height: int = 900) -> subprocess.Complet
 
 def check_page(page: Path) -> dict:
     """The page's measurements (see `_MEASURE`), after a screenshot of it under SCREENSHOTS."""
-    browser = chromium()
+    browser, page = chromium(), page.resolve()
     text = page.read_text()
     probe = page.with_name(f".check-{page.name}")  # beside the page, so its images resolve
     probe.write_text(text.replace("</body>", f"{_MEASURE}</body>") if "</body>" in text else text + _MEASURE)
