@@ -225,8 +225,9 @@ def test_a_rerun_on_bigquery_leaves_every_compliance_figure_as_one_run_made_it(r
 def test_the_report_renders_from_bigquery(runs, tmp_path):
     assert report.run(["--warehouse", runs["warehouse"], "--bigquery_endpoint", runs["endpoint"],
                        "--out", str(tmp_path)]) == 0  # fmt: skip
-    html = (tmp_path / "transparency_report.html").read_text()
-    assert "Restrictive decisions" in html and runs["warehouse"] in html
+    published, monitoring = ((tmp_path / page).read_text() for page in ("transparency_report.html", "monitoring.html"))
+    assert "Summary:" in published and "None sent in this period" in published  # the filing's figures, from BigQuery
+    assert "Restrictive decisions" in monitoring and runs["warehouse"] in monitoring
 
 
 def test_the_training_reader_reads_the_features_back_equal_to_the_parquet_ones(runs):
