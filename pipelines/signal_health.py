@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from enforcement.automation import wilson_lower_bound
+from pipelines.html_pages import figure, html_page, html_table, percent, png_uri
 from pipelines.warehouse_reader import WarehouseReader, newest_rows, open_reader
 from schemas.records import utc_now
 from schemas.version import PIPELINE_VERSION
@@ -45,6 +46,8 @@ PERIODS = {"day": dt.timedelta(days=1), "week": dt.timedelta(days=7), "month": d
 SCORES = ("visual_score", "audio_score", "metadata_score", "content_score", "fused_score")
 SIGNAL_COLUMNS = {"visual": "visual_handcrafted", "audio": "audio_handcrafted", "metadata": "metadata_vector"}
 MIN_ITEMS = 30  # fewer items on either side: the check is reported, not judged
+MIN_APPEALS = 5  # fewer decided appeals of a rule: its overturn rate is reported, not judged
+PSI_BINS = 10
 # check -> (warn at, alert at); PSI's are the usual 0.1 / 0.25.
 THRESHOLDS = {
     "score_psi": (0.1, 0.25),
@@ -53,7 +56,45 @@ THRESHOLDS = {
     "rule_volume_share_change": (0.05, 0.15),  # absolute change of a rule's share of decisions
     "appeal_overturn_rate": (0.1, 0.2),
 }
+# A PSI past a threshold counts only if a two-sample KS test confirms the change: (warn, alert) below these p-values.
+KS_P_VALUES = (0.05, 0.01)
+# check -> (the page's heading for it, what its value is).
+CHECKS = {
+    "score_psi": ("Score distributions", "PSI"),
+    "signal_psi": ("Hand-made signals that moved most", "PSI"),
+    "dead_letter_rate_change": ("Dead letters per reason", "change of its share of items"),
+    "rule_volume_share_change": ("Decisions per rule", "change of its share of decisions"),
+    "appeal_overturn_rate": ("Appeals overturned per rule", "share of appeals overturned"),
+}
+STATUS_ORDER = ("alert", "warn", "insufficient", "ok")
 TOP_SIGNALS = 5
+# Re-derived thresholds are priced at this share of synthetic uploads and this traffic.
+ASSUMED_PREVALENCE = 0.05
+ASSUMED_DAILY_UPLOADS = 1_000_000
+# The checks' tables keep their columns' widths, so a long detail wraps instead of squeezing the status.
+PAGE_STYLE = (
+    ".alert{background:#fdd}.warn{background:#ffd}.rule{color:#444}table.checks{table-layout:fixed;width:100%}"
+    ".checks th:nth-child(1){width:7em}.checks th:nth-child(2){width:14em}.checks th:nth-child(3){width:9em}"
+)
+# The page's tables: what each column holds, under its heading.
+AGREEMENT_COLUMNS = {
+    "rule": "rule",
+    "verdicts": "blind verdicts",
+    "agreement": "agreement",
+    "lower_bound": "agreement, 95% lower bound",
+    "appeals": "appeals decided",
+    "rate": "overturned",
+}
+OPERATING_POINT_COLUMNS = {
+    "tier": "tier",
+    "score": "score",
+    "threshold": "threshold",
+    "expected_cost_per_item": "expected cost per item",
+    "precision": "precision",
+    "recall": "recall",
+    "false_positive_rate": "false-positive rate",
+    "daily_volume": "flagged a day",
+}
 # Each upload once, as its newest run measured it: a rerun must not count twice.
 LATEST_SCORES = f"({newest_rows('media_scores', 'scored_at')})"
 LATEST_FEATURES = f"({newest_rows('features', 'extracted_at')})"
@@ -79,7 +120,7 @@ class HealthCheck:
         return dataclasses.asdict(self) | {"pipeline_version": PIPELINE_VERSION}
 
 
-def psi(current: np.ndarray, reference: np.ndarray, bins: int = 10) -> float:
+def psi(current: np.ndarray, reference: np.ndarray, bins: int = PSI_BINS) -> float:
     """Population stability index of `current` against `reference` (bins on its quantiles)."""
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
     if len(edges) < 3:  # a constant reference: compare the share at its value
@@ -98,20 +139,51 @@ def status_of(check: str, value: float | None) -> str:
     return "alert" if value >= alert else "warn" if value >= warn else "ok"
 
 
-def drift(current: np.ndarray, reference: np.ndarray) -> tuple[float, float, float, str]:
-    """(PSI, KS statistic, KS p-value, status) of a distribution against its reference. On
-    small samples the PSI moves by chance (about (bins - 1) x (1/n + 1/m) with no drift at
-    all), so a drift must also pass the Kolmogorov-Smirnov test: at 1% for an alert, 5% for a
-    warning."""
+def drift(current: np.ndarray, reference: np.ndarray, check: str = "score_psi") -> tuple[float, float, float, str]:
+    """(PSI, KS statistic, KS p-value, status) of a distribution against its reference (see
+    `drift_status`)."""
     from scipy.stats import ks_2samp
 
     index = psi(current, reference)
     test = ks_2samp(current, reference)
-    warn, alert = THRESHOLDS["score_psi"]
-    status = (
-        "alert" if index >= alert and test.pvalue < 0.01 else "warn" if index >= warn and test.pvalue < 0.05 else "ok"
-    )
-    return index, float(test.statistic), float(test.pvalue), status
+    return index, float(test.statistic), float(test.pvalue), drift_status(check, index, float(test.pvalue))[0]
+
+
+def drift_status(check: str, index: float, p_value: float) -> tuple[str, str]:
+    """The status of a PSI and why, in words. On small samples the PSI moves by chance, past the
+    alert level with no drift at all (a bin one side leaves empty adds about 0.7 on its own), so a
+    drift must also pass the Kolmogorov-Smirnov test (`KS_P_VALUES`): a large PSI the test does
+    not confirm is ok."""
+    (warn, alert), (warn_p, alert_p) = THRESHOLDS[check], KS_P_VALUES
+    if index >= alert and p_value < alert_p:
+        return "alert", f"alert: PSI ≥ {alert:g} and KS p < {alert_p:g}"
+    if index >= warn and p_value < warn_p:
+        unconfirmed = f", not an alert as KS p ≥ {alert_p:g}" if index >= alert else ""
+        return "warn", f"warning: PSI ≥ {warn:g} and KS p < {warn_p:g}{unconfirmed}"
+    if index >= warn:
+        return "ok", f"ok although PSI ≥ {warn:g}: KS p ≥ {warn_p:g}, the KS test does not confirm a change"
+    return "ok", f"ok: PSI < {warn:g}"
+
+
+def judged_by(check: str) -> str:
+    """How a check's status is set, in words, from `THRESHOLDS` and the rules that apply them."""
+    warn, alert = THRESHOLDS[check]
+    if check in ("score_psi", "signal_psi"):
+        warn_p, alert_p = KS_P_VALUES
+        listed = (f" Per modality, the {TOP_SIGNALS} signals with the highest PSI are listed; a modality with fewer "
+                  f"than {MIN_ITEMS} items on either side is not." if check == "signal_psi" else
+                  f" Fewer than {MIN_ITEMS} items on either side: not judged (insufficient).")  # fmt: skip
+        return (f"Warn at PSI ≥ {warn:g} with KS p < {warn_p:g}; alert at PSI ≥ {alert:g} with KS p < {alert_p:g}. "
+                f"Otherwise ok, even a large PSI when the Kolmogorov-Smirnov test does not confirm it (p ≥ {warn_p:g}): "
+                f"on small samples the PSI moves by chance, past these levels with no drift at all.{listed}")  # fmt: skip
+    if check == "appeal_overturn_rate":
+        return (f"The share of the period's decided appeals that were overturned, per rule of the appealed decision. "
+                f"Warn at ≥ {warn:.0%}; alert at ≥ {alert:.0%}. Fewer than {MIN_APPEALS} appeals: not judged "
+                f"(insufficient).")  # fmt: skip
+    share = {"dead_letter_rate_change": "a reason's share of items (dead letters and scored uploads)",
+             "rule_volume_share_change": "a rule's share of the decisions"}[check]  # fmt: skip
+    return (f"How far {share} moved between the reference and the period, either way, in percentage points. "
+            f"Warn at ≥ {warn * 100:g} points; alert at ≥ {alert * 100:g} points.")  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +237,7 @@ class Report:
                 figure["psi"], figure["ks_statistic"], figure["ks_p_value"], status = drift(current, before)
                 detail = (f"PSI {figure['psi']:.3f}; KS {figure['ks_statistic']:.3f} (p={figure['ks_p_value']:.3g}); "
                           f"mean {figure['mean']:.3f} vs {figure['reference_mean']:.3f}; {len(current)} vs "
-                          f"{len(before)} items")  # fmt: skip
+                          f"{len(before)} items; {drift_status('score_psi', figure['psi'], figure['ks_p_value'])[1]}")  # fmt: skip
                 self._add("score_psi", score, figure["psi"], None, detail, status)
             else:
                 self._add("score_psi", score, None, None, f"{len(current)} vs {len(before)} items (need {MIN_ITEMS})")
@@ -190,12 +262,12 @@ class Report:
             if min(len(current), len(before)) < MIN_ITEMS:
                 self.figures["signals"][modality] = []
                 continue
-            measured = sorted(((*drift(current[:, i], before[:, i]), names[modality][i])
+            measured = sorted(((*drift(current[:, i], before[:, i], "signal_psi"), names[modality][i])
                                for i in range(current.shape[1])), reverse=True)[:TOP_SIGNALS]  # fmt: skip
             self.figures["signals"][modality] = [{"signal": n, "psi": v, "ks_p_value": p} for v, _, p, _, n in measured]
             for value, _, p_value, status, name in measured:
-                self._add("signal_psi", f"{modality}:{name}", value, None,
-                          f"PSI {value:.3f} of the hand-made signal, KS p={p_value:.3g}", status)  # fmt: skip
+                self._add("signal_psi", f"{modality}:{name}", value, None, f"PSI {value:.3f} of the hand-made "
+                          f"signal, KS p={p_value:.3g}; {drift_status('signal_psi', value, p_value)[1]}", status)  # fmt: skip
 
     def dead_letters(self) -> None:
         shares = {}
@@ -242,7 +314,7 @@ class Report:
             r["rule_id"]: {"appeals": r["n"], "rate": r["k"] / r["n"]} for r in overturned
         }
         for r in overturned:
-            value = r["k"] / r["n"] if r["n"] >= 5 else None
+            value = r["k"] / r["n"] if r["n"] >= MIN_APPEALS else None
             self._add("appeal_overturn_rate", r["rule_id"], value, None, f"{r['k']} of {r['n']} appeals overturned")
 
     def recommend_thresholds(self, costs: str) -> None:
@@ -267,7 +339,7 @@ class Report:
             return np.array([np.nan if r[name] is None else r[name] for r in rows], dtype=float)
 
         scores = {"content": column("content_score"), "fused": column("fused_score")}
-        points = choose_thresholds(labels, scores, load_costs(costs), 0.05, 1_000_000)
+        points = choose_thresholds(labels, scores, load_costs(costs), ASSUMED_PREVALENCE, ASSUMED_DAILY_UPLOADS)
         self.figures["threshold_recommendation"] = {
             "drifted": drifted,
             "labelled_items": len(rows),
@@ -276,63 +348,117 @@ class Report:
         }
 
 
-def _histogram_chart(figures: dict[str, Any]) -> str:
-    import base64
-    import io
+def _histogram_chart(report: Report) -> str:
+    """Each score's distribution in the period over the reference's, as shares of items."""
+    from matplotlib.ticker import PercentFormatter
 
-    import matplotlib
+    scores = report.figures["scores"]
+    status = {c.subject: c.status for c in report.checks if c.check_name == "score_psi"}
+    columns = 3
+    rows = -(-len(scores) // columns)
+    fig, axes = figure(rows, columns, (10.0, 3.0 * rows))
+    axes = np.atleast_1d(axes).ravel()
+    edges = np.linspace(0, 1, 21)
+    for ax, (name, distribution) in zip(axes, scores.items()):
+        for key, label in (("reference_histogram", f"reference, {report.reference}"),
+                           ("histogram", f"period, {report.period}")):  # fmt: skip
+            counts = np.asarray(distribution[key], dtype=float)
+            ax.stairs(counts / max(counts.sum(), 1), edges, label=label)
+        judged = f"PSI {distribution['psi']:.2f}, {status[name]}" if "psi" in distribution else "too few items to judge"
+        ax.set_title(f"{name}: {judged}", fontsize=9)
+        ax.set(xlabel="score", ylabel="share of items")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.tick_params(labelsize=8)
+    for spare in axes[len(scores) :]:
+        spare.axis("off")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    return png_uri(fig)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    scores = figures["scores"]
-    fig, axes = plt.subplots(1, len(scores), figsize=(3.2 * len(scores), 2.8))
-    for ax, (name, figure) in zip(np.atleast_1d(axes), scores.items()):
-        edges = np.linspace(0, 1, 21)
-        for key, label in (("reference_histogram", "reference"), ("histogram", "period")):
-            counts = np.asarray(figure[key], dtype=float)
-            ax.step(edges[:-1], counts / max(counts.sum(), 1), where="post", label=label)
-        ax.set_title(f"{name} (PSI {figure.get('psi', float('nan')):.2f})", fontsize=9)
-        ax.tick_params(labelsize=7)
-    np.atleast_1d(axes)[0].legend(fontsize=7)
-    fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=90)
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+def _value_text(check: str, value: float | None) -> str | None:
+    if value is None:
+        return None
+    if check in ("dead_letter_rate_change", "rule_volume_share_change"):
+        return f"{value * 100:.1f} points"
+    return f"{value:.0%}" if check == "appeal_overturn_rate" else f"{value:.2f}"
+
+
+def _checks_section(check: str, checks: list[HealthCheck]) -> str:
+    """One kind of check: how it is judged, then its rows, the most severe first."""
+    heading, value_heading = CHECKS[check]
+    rows = sorted((c for c in checks if c.check_name == check), key=lambda c: STATUS_ORDER.index(c.status))
+    counts = _status_counts([c.status for c in rows])
+    table = "".join(
+        f"<tr class='{c.status}'><td>{html.escape(c.status)}</td><td>{html.escape(c.subject)}</td>"
+        f"<td>{html.escape(_value_text(check, c.value) or 'n/a')}</td><td>{html.escape(c.detail)}</td></tr>"
+        for c in rows
+    )
+    return (
+        f"<h3>{html.escape(heading)}{f' ({counts})' if counts else ''}</h3>"
+        f"<p class='rule'>{html.escape(judged_by(check))}</p>"
+        + (f"<table class='checks'><tr><th>status</th><th>subject</th><th>{html.escape(value_heading)}</th>"
+           f"<th>detail</th></tr>{table}</table>" if rows else "<p>No check of this kind in the period.</p>")
+    )  # fmt: skip
+
+
+def _status_counts(statuses: list[str]) -> str:
+    return ", ".join(f"{status}: {statuses.count(status)}" for status in STATUS_ORDER if status in statuses)
+
+
+def _agreement_section(figures: dict[str, Any]) -> str:
+    agreement, appeals = figures.get("reviewer_agreement") or {}, figures.get("appeal_overturn_rate") or {}
+    rows = [
+        {"rule": rule, "verdicts": agreement.get(rule, {}).get("verdicts", 0),
+         "agreement": percent(agreement.get(rule, {}).get("agreement")),
+         "lower_bound": percent(agreement.get(rule, {}).get("lower_bound")),
+         "appeals": appeals.get(rule, {}).get("appeals", 0), "rate": percent(appeals.get(rule, {}).get("rate"))}
+        for rule in sorted(set(agreement) | set(appeals))
+    ]  # fmt: skip
+    return (
+        "<p>Agreement: the share of blind reviewer verdicts that agree with the rule's automated decision, with the "
+        "lower end of its 95% Wilson interval. Overturned: the share of the period's decided appeals against the "
+        "rule's decisions that were overturned.</p>"
+        + html_table(rows, AGREEMENT_COLUMNS, "No blind reviewer verdicts or decided appeals in the period.")
+    )
+
+
+def _recommendation_section(recommendation: dict[str, Any] | None) -> str:
+    if not recommendation:
+        return "<p>No score drifted past the alert threshold: nothing to re-derive.</p>"
+    drifted = f"<p>Drifted past the alert threshold: {html.escape(', '.join(recommendation['drifted']))}.</p>"
+    if "operating_points" not in recommendation:
+        return drifted + f"<p>{html.escape(recommendation['note'])}.</p>"
+    rows = [
+        {**point, "threshold": f"{point['threshold']:.3f}", "expected_cost_per_item": f"{point['expected_cost_per_item']:.3f}",
+         "precision": percent(point["precision"]), "recall": percent(point["recall"]),
+         "false_positive_rate": percent(point["false_positive_rate"]), "daily_volume": f"{point['daily_volume']:,.0f}"}
+        for point in recommendation["operating_points"]
+    ]  # fmt: skip
+    basis = (f"<p>Thresholds re-derived on the period's {recommendation['labelled_items']:,} labelled items, "
+             f"{html.escape(recommendation['note'])}. Precision and the daily volume assume {ASSUMED_PREVALENCE:.0%} "
+             f"synthetic uploads among {ASSUMED_DAILY_UPLOADS:,} a day.</p>")  # fmt: skip
+    return drifted + basis + html_table(rows, OPERATING_POINT_COLUMNS)
 
 
 def render_html(report: Report) -> str:
-    rows = "".join(
-        f"<tr class='{c.status}'><td>{html.escape(c.status)}</td><td>{html.escape(c.check_name)}</td>"
-        f"<td>{html.escape(c.subject)}</td><td>{'' if c.value is None else f'{c.value:.4f}'}</td>"
-        f"<td>{html.escape(c.detail)}</td></tr>"
-        for c in sorted(report.checks, key=lambda c: ("alert", "warn", "insufficient", "ok").index(c.status))
-    )
-    recommendation = report.figures.get("threshold_recommendation")
-    chart = _histogram_chart(report.figures) if report.figures.get("scores") else ""
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px}.alert{background:#fdd}.warn{background:#ffd}")  # fmt: skip
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>"
-        f"<h1>Signal health: {html.escape(str(report.period))} against {html.escape(str(report.reference))}</h1>"
-        f"<p>{sum(c.status == 'alert' for c in report.checks)} alerts, "
-        f"{sum(c.status == 'warn' for c in report.checks)} warnings.</p>"
-        + (f'<img src="{chart}" alt="score distributions">' if chart else "")
-        + "<h2>Checks</h2><table><tr><th>status</th><th>check</th><th>subject</th><th>value</th><th>detail</th></tr>"
-        + rows
-        + "</table><h2>Reviewer agreement and appeal overturn rate, per rule</h2><pre>"
-        + html.escape(
-            json.dumps({k: report.figures.get(k) for k in ("reviewer_agreement", "appeal_overturn_rate")}, indent=1)
-        )
-        + "</pre><h2>Threshold recommendation</h2><pre>"
-        + html.escape(
-            json.dumps(recommendation, indent=1, default=str)
-            if recommendation
-            else "No score drifted past the alert threshold: nothing to re-derive."
-        )
-        + "</pre></body></html>"
-    )
+    """The checks as a page: each kind with the thresholds that judge it, then reviewers, appeals
+    and any re-derived thresholds."""
+    title = f"Signal health: {report.period} against {report.reference}"
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{len(report.checks)} checks of the period ({report.period}) against the reference "
+        f"({report.reference}): {_status_counts([c.status for c in report.checks])}."
+        f"{' Insufficient: too few items to judge.' if any(c.status == 'insufficient' for c in report.checks) else ''}"
+        "</p>",
+    ]
+    if report.figures.get("scores"):
+        sections.append(f'<img src="{_histogram_chart(report)}" alt="Score distributions, period over reference">')
+    sections += [
+        "<h2>Checks</h2>", *(_checks_section(check, report.checks) for check in CHECKS),
+        "<h2>Reviewer agreement and appeals overturned, per rule</h2>", _agreement_section(report.figures),
+        "<h2>Threshold recommendation</h2>", _recommendation_section(report.figures.get("threshold_recommendation")),
+    ]  # fmt: skip
+    return html_page(title, sections, PAGE_STYLE)
 
 
 def period_windows(reader: WarehouseReader, period: str, end: dt.date | None, reference: str) -> tuple[Window, Window]:

@@ -21,10 +21,8 @@ traffic, instead of replaying.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import html
-import io
 import json
 import sys
 from pathlib import Path
@@ -34,6 +32,7 @@ from enforcement.policy import Policy, load_policy
 from enforcement.policy_sections import RESTRICTIVE_ACTIONS
 from enforcement.simulation import decision_sql, effective_actions, expected_quality_samples, sql_literal
 from models.thresholds import load_costs
+from pipelines.html_pages import figure, html_page, html_table, percent, png_uri
 from pipelines.options import DEFAULT_POLICY
 from pipelines.warehouse_reader import WarehouseReader, newest_rows, open_reader
 
@@ -41,6 +40,34 @@ CHANGED_ITEMS_LISTED = 1000
 # What a person said each item was: the newest label (reviewers' verdicts, overturned appeals).
 LABELS = f"SELECT content_id, label FROM ({newest_rows('retraining_labels', 'labelled_at')})"
 POLICIES = ("baseline", "candidate")
+# The reviewers' capacity is drawn as a line only up to this multiple of the busiest day's load:
+# higher, it would flatten the bars to nothing, so the page says it in words instead.
+CAPACITY_DRAWN_UP_TO = 1.5
+CHANGED_ITEMS_SHOWN = 50
+ACCOUNTS_SHOWN = 20
+# The page's tables: what each column holds, under its heading.
+VOLUME_TABLES = {
+    "action": "Uploads per action",
+    "category": "Uploads per category",
+    "country": "Restrictive decisions per country",
+    "surface": "Restrictive decisions per surface",
+}
+QUALITY_COLUMNS = {
+    "policy": "policy",
+    "action": "action",
+    "items": "labelled items it acted on",
+    "precision": "precision",
+    "recall": "recall",
+    "false_positive_rate": "false-positive rate (of real items)",
+}
+CHANGED_COLUMNS = {
+    "content_id": "content id",
+    "baseline_rule": "baseline rule",
+    "baseline_action": "baseline action",
+    "candidate_rule": "candidate rule",
+    "candidate_action": "candidate action",
+    "label": "label",
+}
 
 
 def _by_rule(rule_column: str, values: dict[str, Any]) -> str:
@@ -242,81 +269,148 @@ def simulate(reader: WarehouseReader, policies: dict[str, Policy], since: dt.dat
     }
 
 
-def _chart(title: str, labels: list[str], series: dict[str, list[float]], line: float | None = None) -> str:
-    """A grouped bar chart as an inline PNG (data URI)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(labels) + 2), 3.6))
-    width = 0.8 / max(len(series), 1)
-    for index, (name, values) in enumerate(series.items()):
-        ax.bar([i + index * width for i in range(len(labels))], values, width, label=name)
-    if line:
-        ax.axhline(line, color="black", linestyle="--", linewidth=1, label="capacity")
-    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(labels))], labels, rotation=30, ha="right")
-    ax.set_title(title, fontsize=10, wrap=True)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=90)
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+def _policy_bars(
+    fig, ax, positions: list[float], rows: list[dict[str, Any]], result: dict[str, Any], title: str
+) -> None:
+    """One bar per policy at each position, side by side, with a legend under the plot, where it
+    covers no bar."""
+    width = 0.8 / len(POLICIES)
+    for index, name in enumerate(POLICIES):
+        ax.bar([x + (index + 0.5) * width - 0.4 for x in positions], [r[name] for r in rows], width,
+               label=f"{name} ({result[name]})")  # fmt: skip
+    ax.set_title(title)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in columns)
-        + "</tr>"
-        for r in rows
+def _decisions_chart(result: dict[str, Any]) -> str:
+    """Uploads per action under each policy."""
+    from matplotlib.ticker import MaxNLocator
+
+    rows = result["volumes"]["action"]
+    fig, ax = figure()
+    _policy_bars(fig, ax, list(range(len(rows))), rows, result, "Decisions per action")
+    ax.set_xticks(range(len(rows)), [r["value"] for r in rows])
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="action", ylabel="uploads decided")
+    return png_uri(fig)
+
+
+def _load_chart(result: dict[str, Any]) -> tuple[str, str]:
+    """Items reaching reviewers per upload day under each policy, and what the page says of the
+    capacity: drawn as a line when it is near the load, in words when it would dwarf it."""
+    import matplotlib.dates as mdates
+    from matplotlib.ticker import MaxNLocator
+
+    load = result["review_load"]
+    days = [mdates.date2num(dt.date.fromisoformat(d["day"])) for d in load["days"]]
+    peak = max(max(d[name] for name in POLICIES) for d in load["days"])
+    capacity = load["capacity_per_day"]
+    drawn = capacity is not None and capacity <= CAPACITY_DRAWN_UP_TO * peak
+    fig, ax = figure()
+    if drawn:
+        ax.axhline(capacity, color="black", linestyle="--", linewidth=1, label=f"capacity ({capacity:,g} a day)")
+    _policy_bars(fig, ax, days, load["days"], result, "Items reaching reviewers per upload day")
+    ax.xaxis.set_major_locator(locator := mdates.AutoDateLocator(maxticks=12))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
+    if peak >= 1:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
+    first, last = load["days"][0]["day"], load["days"][-1]["day"]
+    ax.set(xlabel=f"upload day (UTC), {first} to {last}", ylabel="items a day (routed + samples)")
+    over = ", ".join(f"{name} {load['days_over_capacity'][name]}" for name in POLICIES)
+    if capacity is None:
+        note = "No reviewer capacity is set (--capacity or the policy's review.capacity_per_day)."
+    elif drawn:
+        note = (f"Reviewer capacity: {capacity:,g} items a day (the dashed line). Days over it, of "
+                f"{len(days)} upload days: {over}.")  # fmt: skip
+    else:
+        note = (f"Reviewer capacity: {capacity:,g} items a day, not drawn: the busiest day's load "
+                f"({peak:,.1f} items) is {peak / capacity:.2%} of it. Days over it, of {len(days)} upload days: "
+                f"{over}.")  # fmt: skip
+    return png_uri(fig), note
+
+
+def _cost_sentence(result: dict[str, Any]) -> str:
+    costs = result["expected_cost_per_labelled_item"]
+    if any(costs[name] is None for name in POLICIES):
+        return "Expected cost: not measured, no replayed upload has a label."
+    change = costs["candidate"] - costs["baseline"]
+    return (f"Expected cost per labelled item, in the units of the error costs file (--costs): baseline "
+            f"{costs['baseline']:.3f}, candidate {costs['candidate']:.3f} ({change:+.3f}).")  # fmt: skip
+
+
+def _accounts(accounts: list[str]) -> str:
+    if not accounts:
+        return "none"
+    more = len(accounts) - ACCOUNTS_SHOWN
+    return ", ".join(accounts[:ACCOUNTS_SHOWN]) + (f" and {more:,} more (simulation.json)" if more > 0 else "")
+
+
+def _suspensions(result: dict[str, Any]) -> str:
+    found = result["suspensions"]
+    return (
+        f"<p>{found['replayed_accounts']:,} accounts have replayed decisions. Accounts whose strike points reach "
+        f"the policy's suspension threshold: baseline {found['suspended']['baseline']:,}, candidate "
+        f"{found['suspended']['candidate']:,}.</p>"
+        f"<p>Suspended under the candidate only: {html.escape(_accounts(found['newly_suspended']))}.</p>"
+        f"<p>Suspended under the baseline only: {html.escape(_accounts(found['no_longer_suspended']))}.</p>"
     )
-    return f"<table><tr>{head}</tr>{body}</table>" if rows else "<p>No rows.</p>"
+
+
+def _quality(result: dict[str, Any]) -> str:
+    measured = result["quality"]
+    if not measured["labelled_items"]:
+        return "<p>No replayed upload has a label: precision, recall and false-positive rate are not measured.</p>"
+    rows = [
+        {"policy": name, "action": action, "items": m["items"], "precision": percent(m["precision"]),
+         "recall": percent(m["recall"]), "false_positive_rate": percent(m["false_positive_rate"])}
+        for name in POLICIES
+        for action, m in measured[name].items()
+    ]  # fmt: skip
+    return (
+        f"<p>Labelled items: {measured['labelled_items']:,} ({measured['synthetic']:,} synthetic, "
+        f"{measured['real']:,} real). any_restriction is every restrictive action together.</p>"
+        + html_table(rows, QUALITY_COLUMNS)
+    )
 
 
 def render_html(result: dict[str, Any]) -> str:
-    volumes_by_action = result["volumes"]["action"]
-    load = result["review_load"]
-    charts = [
-        _chart(
-            "Decisions per action",
-            [r["value"] for r in volumes_by_action],
-            {p: [r[p] for r in volumes_by_action] for p in POLICIES},
-        ),
-    ]
-    if load["days"]:
-        charts.append(_chart("Items reaching reviewers per upload day", [d["day"] for d in load["days"]],
-                             {p: [d[p] for d in load["days"]] for p in POLICIES}, load["capacity_per_day"]))  # fmt: skip
-    quality_rows = [
-        {"policy": p, "action": a, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}}
-        for p in POLICIES
-        for a, m in result["quality"][p].items()
-    ]
-    sections = [
-        f"<h1>Policy simulation: {html.escape(result['candidate'])} against {html.escape(result['baseline'])}</h1>",
-        f"<p>From {html.escape(result['source'])}.</p>",
-        f"<p>{result['items']} stored uploads replayed{' since ' + result['since'] if result['since'] else ''}; "
-        f"{result['changed_items']} would be decided differently. Labelled items (reviewers' verdicts, overturned "
-        f"appeals): {result['quality']['labelled_items']}. Expected cost per labelled item: "
-        f"{html.escape(json.dumps(result['expected_cost_per_labelled_item']))}.</p>",
-        *[f'<img src="{c}" alt="chart">' for c in charts],
-        "<h2>Volume per action</h2>", _table(volumes_by_action, ["value", "baseline", "candidate", "change"]),
-        "<h2>Volume per category</h2>", _table(result["volumes"]["category"], ["value", "baseline", "candidate", "change"]),
-        "<h2>Restrictive decisions per country</h2>",
-        _table(result["volumes"]["country"], ["value", "baseline", "candidate", "change"]),
-        "<h2>Restrictive decisions per surface</h2>",
-        _table(result["volumes"]["surface"], ["value", "baseline", "candidate", "change"]),
-        "<h2>Quality on labelled items</h2>",
-        _table(quality_rows, ["policy", "action", "items", "precision", "recall", "false_positive_rate"]),
-        "<h2>Suspensions</h2>", f"<pre>{html.escape(json.dumps(result['suspensions'], indent=1))}</pre>",
-        f"<h2>Items decided differently (first {min(result['changed_items'], 50)})</h2>",
-        _table(result["changed"][:50], ["content_id", "baseline_rule", "baseline_action", "candidate_rule",
-                                        "candidate_action", "label"]),
+    """The comparison as a page: what changes, in sentences, charts and tables."""
+    title = f"Policy simulation: {result['candidate']} against {result['baseline']}"
+    volume_columns = {"baseline": f"baseline ({result['baseline']})", "candidate": f"candidate ({result['candidate']})",
+                      "change": "change"}  # fmt: skip
+    volume_tables = [
+        f"<h3>{heading}</h3>"
+        + html_table([{**r, "change": f"{r['change']:+,}"} for r in result["volumes"][dimension]],
+                     {"value": dimension, **volume_columns})
+        for dimension, heading in VOLUME_TABLES.items()
     ]  # fmt: skip
-    style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
-    return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{''.join(sections)}</body></html>"
+    items, changed = result["items"], result["changed_items"]
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>Source: {html.escape(result['source'])}. {items:,} stored uploads"
+        f"{' since ' + result['since'] if result['since'] else ''}; {changed:,} "
+        f"({changed / items if items else 0:.1%}) would be decided differently.</p>",
+        f"<p>{html.escape(_cost_sentence(result))}</p>",
+        "<h2>Decisions</h2>",
+        f'<img src="{_decisions_chart(result)}" alt="Decisions per action under each policy">',
+        *volume_tables,
+        "<h2>Review load</h2>",
+    ]
+    if result["review_load"]["days"]:
+        chart, note = _load_chart(result)
+        sections += [f'<img src="{chart}" alt="Items reaching reviewers per upload day">',
+                     f"<p class='note'>{html.escape(note)}</p>"]  # fmt: skip
+    else:
+        sections.append("<p>No upload day to show.</p>")
+    sections += [
+        "<h2>Quality on labelled items</h2>", _quality(result),
+        "<h2>Suspensions</h2>", _suspensions(result),
+        f"<h2>Items decided differently (first {min(changed, CHANGED_ITEMS_SHOWN)} of {changed:,})</h2>",
+        html_table([{**r, "label": r["label"] or "unlabelled"} for r in result["changed"][:CHANGED_ITEMS_SHOWN]],
+                   CHANGED_COLUMNS),
+    ]  # fmt: skip
+    return html_page(title, sections)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -199,7 +199,7 @@ def test_transparency_report_renders_every_compliance_query(job):
     assert transparency.run(["--warehouse", str(job["warehouse"]), "--min_cell_count", "1", *runner]) == 0
     out = job["root"] / "transparency"
     assert report.run(["--warehouse", str(job["warehouse"]), "--out", str(out)]) == 0
-    page = (out / "transparency_report.html").read_text()
+    page = (out / "monitoring.html").read_text()  # the team's detail: every compliance query
     for title in report.TITLES.values():
         assert title in page
     assert (out / "actions_by_category.png").stat().st_size > 5_000
@@ -525,9 +525,13 @@ def test_the_review_loop_queues_applies_verdicts_once_and_downgrades_a_rule_revi
 
 
 def test_a_simulation_replays_the_live_policy_as_the_job_decided_and_compares_a_candidate(job, tmp_path):
+    import html
+
     import yaml
 
     from pipelines import simulate
+
+    from .pages import assert_readable
 
     document = yaml.safe_load(Path("policies/synthetic_media_v1.yaml").read_text())
     document["version"] = "candidate"
@@ -555,6 +559,11 @@ def test_a_simulation_replays_the_live_policy_as_the_job_decided_and_compares_a_
     assert all(c["baseline_action"] != c["candidate_action"] for c in result["changed"])
     assert set(result["quality"]["baseline"]) >= {"remove", "human_review", "any_restriction"}
     assert result["review_load"]["days"] and (out / "simulation.html").read_text().count("data:image/png") >= 1
+    # The page reads at 1280 px; the policy's capacity (2000 a day) dwarfs a few uploads' load, so
+    # the chart keeps the load's scale and the page gives the capacity in words.
+    assert_readable(out / "simulation.html")
+    page = html.unescape((out / "simulation.html").read_text())
+    assert '{"' not in page and "Reviewer capacity: 2,000 items a day, not drawn" in page
 
     # The candidate run in shadow beside the live policy on the same uploads: recorded, never acted on.
     args = [a if a != "first" else "shadow" for a in job["args"]] + ["--shadow_policy", str(candidate)]

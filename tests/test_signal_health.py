@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 
 import duckdb
@@ -14,6 +15,7 @@ from pipelines import signal_health
 from transforms.warehouse import write_catalog
 
 from .conftest import seed_table
+from .pages import assert_readable
 
 T0 = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 
@@ -21,10 +23,13 @@ T0 = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 @pytest.fixture(scope="module")
 def drifted(tmp_path_factory):
     """Two weeks of 300 uploads each; in the second, visual scores rise, one hand-made signal
-    shifts, corrupt media triples and the removal rule's appeals are mostly overturned."""
+    shifts, corrupt media triples and the removal rule's appeals are mostly overturned; reviewers
+    agree with 15 of the review rule's 20 blind verdicts."""
     warehouse = tmp_path_factory.mktemp("health")
     rng = np.random.default_rng(0)
     scores, features, decisions, letters, labels, appeals = [], [], [], [], [], []
+    reviews = [{"review_id": f"r{i}", "rule_id": "review-content", "blind": True, "agrees": i < 15,
+                "reviewed_at": T0 + dt.timedelta(days=8)} for i in range(20)]  # fmt: skip
     drifting = VISUAL.signal_names().index(VISUAL.signal_names()[7])
     for week in (0, 1):
         for i in range(300):
@@ -52,7 +57,8 @@ def drifted(tmp_path_factory):
                             "outcome": "overturned" if week == 1 and i < 9 else "upheld",
                             "appeal_decided_at": T0 + dt.timedelta(days=7 * week + 1)})  # fmt: skip
     for table, rows in (("media_scores", scores), ("features", features), ("enforcement_decisions", decisions),
-                        ("dead_letter", letters), ("retraining_labels", labels), ("appeals", appeals)):  # fmt: skip
+                        ("dead_letter", letters), ("retraining_labels", labels), ("appeals", appeals),
+                        ("reviews", reviews)):  # fmt: skip
         seed_table(warehouse, table, rows)
     write_catalog(str(warehouse))
     out = warehouse / "report"
@@ -95,6 +101,31 @@ def test_drift_brings_recomputed_thresholds_as_a_recommendation_and_rows_in_the_
         written = con.sql("select count(*), count(distinct check_name) from signal_health").fetchall()
     assert written == [(len(report["checks"]), len({c["check_name"] for c in report["checks"]}))]
     assert "data:image/png" in (out / "signal_health.html").read_text()
+
+
+def test_the_page_reads_at_1280_px_and_says_how_each_check_is_judged(drifted):
+    _, report, out = drifted
+    assert_readable(out / "signal_health.html")
+    page = html.unescape((out / "signal_health.html").read_text())
+    assert '{"' not in page  # figures in tables and sentences, not JSON
+    assert "Warn at PSI ≥ 0.1 with KS p < 0.05; alert at PSI ≥ 0.25 with KS p < 0.01" in page
+    assert "Warn at ≥ 2 points; alert at ≥ 5 points" in page and "Warn at ≥ 10%; alert at ≥ 20%" in page
+    # A PSI past the warning level is ok only when the KS test does not confirm it, and the row says so.
+    unconfirmed = [c for c in report["checks"] if c["check_name"] in ("score_psi", "signal_psi")
+                   and c["status"] == "ok" and c["value"] >= 0.1]  # fmt: skip
+    assert unconfirmed and all("the KS test does not confirm a change" in c["detail"] for c in unconfirmed)
+    assert all(c["detail"] in page for c in unconfirmed)
+    assert "<td>review-content</td><td>20</td><td>75.0%</td>" in page  # reviewers' agreement, as a share
+
+
+def test_a_large_psi_on_a_small_sample_is_ok_unless_the_ks_test_confirms_it():
+    rng = np.random.default_rng(1)
+    index, _, p_value, status = signal_health.drift(rng.normal(size=30), rng.normal(size=30))
+    assert index >= 0.25 and p_value >= 0.05 and status == "ok"  # the same distribution: chance, not drift
+    assert signal_health.drift_status("score_psi", 1.92, 0.3) == (
+        "ok", "ok although PSI ≥ 0.1: KS p ≥ 0.05, the KS test does not confirm a change")  # fmt: skip
+    assert signal_health.drift_status("score_psi", 1.92, 0.02)[0] == "warn"
+    assert signal_health.drift_status("score_psi", 1.92, 0.001)[0] == "alert"
 
 
 def test_the_streaming_job_exports_score_deciles_and_dead_letter_reasons_as_metrics():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import html
+import json
 
 import duckdb
 import numpy as np
@@ -110,3 +113,37 @@ def test_each_condition_alone_matches_its_python_test():
                               {"id": "miss", "action": "none"}]}  # fmt: skip
         policy = parse_policy(document)
         assert sql_rules(items, policy) == [decide(i, policy).rule_id for i in items], name
+
+
+def test_the_simulation_page_reads_at_1280_px_and_scales_the_review_load_to_it(tmp_path):
+    """Two months of uploads, a few a day, some labelled: the review-load chart is drawn on the
+    load's scale and the capacity of 2000 a day is said in words; near the load it is a line."""
+    from pipelines import simulate
+    from transforms.warehouse import write_catalog
+
+    from .conftest import seed_table
+    from .pages import assert_readable
+
+    items = random_items(600, seed=5)
+    rows = [dataclasses.replace(item, event=dataclasses.replace(item.event, uploaded_at=T0 + dt.timedelta(days=i % 60))
+                                ).to_row() for i, item in enumerate(items)]  # fmt: skip
+    labels = [{"content_id": r["content_id"], "label": "synthetic" if (r["fused_score"] or 0) > 0.5 else "real",
+               "labelled_at": T0} for r in rows[::3]]  # fmt: skip
+    seed_table(tmp_path, "media_scores", rows)
+    seed_table(tmp_path, "retraining_labels", labels)
+    write_catalog(str(tmp_path))
+    pages = {}
+    for name, capacity in (("dwarfed", []), ("near", ["--capacity", "4"])):
+        out = tmp_path / name
+        assert simulate.run(["--warehouse", str(tmp_path), "--policy", "policies/candidates/reduce_reach_possible.yaml",
+                             "--out", str(out), *capacity]) == 0  # fmt: skip
+        page = (out / "simulation.html").rename(out / f"simulation_{name}_capacity.html")  # a screenshot each
+        assert_readable(page)
+        pages[name] = html.unescape(page.read_text())
+    result = json.loads((tmp_path / "dwarfed" / "simulation.json").read_text())
+    assert len(result["review_load"]["days"]) == 60 and result["quality"]["labelled_items"] == 200
+    for page in pages.values():
+        assert '{"' not in page  # figures in tables and sentences, not JSON
+        assert "Expected cost per labelled item, in the units of the error costs file" in page
+    assert "Reviewer capacity: 2,000 items a day, not drawn: the busiest day's load" in pages["dwarfed"]
+    assert "Reviewer capacity: 4 items a day (the dashed line)" in pages["near"] and "not drawn" not in pages["near"]
