@@ -90,6 +90,7 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="where to write the figures (JSON)")
+    parser.add_argument("--scores", default=None, help="where to write every measured upload's score (JSON lines)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     tf.keras.utils.set_random_seed(args.seed)
@@ -109,7 +110,9 @@ def main() -> None:
     network.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.BinaryCrossentropy(from_logits=True))
     network.fit(np.concatenate(x), np.array(y), batch_size=128, epochs=args.epochs, shuffle=True, verbose=2)
 
-    def measured(items: list[tuple[str, int, str]]) -> dict:
+    scored = []
+
+    def measured(items: list[tuple[str, int, str]], split: str) -> dict:
         scores, labels, sources = [], [], []
         for path, label, source in items:
             drawn = patches(path, 32, "none", rng)
@@ -117,17 +120,20 @@ def main() -> None:
                 scores.append(float(np.mean(network.predict(drawn, verbose=0))))
                 labels.append(label)
                 sources.append(source)
+                scored.append({"split": split, "path": path, "label": label, "source": source, "logit": scores[-1]})
         by_source = {s: np.percentile([v for v, t in zip(scores, sources) if t == s], [10, 50, 90]).round(2).tolist()
                      for s in sorted(set(sources))}  # fmt: skip
         return {"items": len(labels), "auc": round(float(roc_auc_score(labels, scores)), 3),
                 "logit_p10_p50_p90": by_source}  # fmt: skip
 
-    figures = {"validation": measured(validation)}
+    figures = {"validation": measured(validation, "validation")}
     for source in args.leave_out:
-        figures[f"left_out:{source}"] = measured(
-            [i for i in validation if i[1] == 0] + [i for i in left_out if i[2] == source]
-        )
-    figures["heldout"] = measured(uploads(os.path.join(args.data, args.heldout)))
+        reals = [i for i in validation if i[1] == 0]
+        figures[f"left_out:{source}"] = measured(reals + [i for i in left_out if i[2] == source], f"left_out:{source}")
+    figures["heldout"] = measured(uploads(os.path.join(args.data, args.heldout)), "heldout")
+    if args.scores:
+        with open(args.scores, "w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in scored)
     print(json.dumps(figures, indent=1))
     if args.out:
         with open(args.out, "w") as handle:
