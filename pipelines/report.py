@@ -529,6 +529,11 @@ def run(argv: list[str] | None = None) -> int:
         withheld = sum(
             c.status == WITHHELD for rows in template.sheets.values() for r in rows for c in r.cells.values()
         )
+        empty = [
+            row.key[0].strip() for row in template.sheets["11_qualitative"] if row.cells["Value"].status == "empty"
+        ]
+        if empty:
+            print(f"part 11, still to be written in the provider file: {'; '.join(empty)}")
         print(f"DSA harmonised template: {len(written) - 1} CSV parts and {written[-1].name} in {out / 'dsa_template'} "
               f"({withheld} figures withheld so that none under {args.min_cell_count} can be worked out)")  # fmt: skip
     return 0

@@ -549,6 +549,7 @@ def test_the_period_defaults_to_the_calendar_year_and_a_partial_year_says_so(fil
     assert (summary["Starting date of reporting period"], summary["Ending date of reporting period"]) == (
         "2026-01-01", "2026-12-31")  # fmt: skip
     said = capsys.readouterr().out
+    assert "part 11, still to be written in the provider file: Summary of the content moderation" in said
     assert "Partial period: the records this report reads begin on 2026-10-30" in said
     assert "the period is not over: figures up to" in said
     assert "Partial period" in (tmp_path / "r" / "transparency_report.html").read_text()
