@@ -1,30 +1,34 @@
-"""The quantitative DSA transparency template (Implementing Regulation (EU) 2024/2835, Annex I),
-filled from this system's decisions, notices, appeals, reviews and suspensions.
+"""The DSA transparency template (Implementing Regulation (EU) 2024/2835, Annex I), its eleven
+CSV parts filled from this system's decisions, notices, appeals, reviews and suspensions, and
+the provider file's answers to the qualitative part.
 
-The template has no row codes of its own: a row is named by its sheet and its category code
-(`TOTAL`, `STATEMENT_CATEGORY_*`, `KEYWORD_*`, sheets 3 to 6) or its Section / Indicator /
-Scope labels (sheets 1 and 7 to 10), a figure by its column header. Those names are kept
-exactly as the template spells them, trailing spaces included.
+The template has no row codes of its own: a row is named by its part and its category code
+(`TOTAL`, `STATEMENT_CATEGORY_*`, `KEYWORD_*`, parts 3 to 6) or its Section / Indicator /
+Scope labels (parts 7 to 10), a figure by its column header. Those names, and every official
+row in its order, are kept exactly as the Commission's files have them, trailing spaces
+included; the placeholders stand for one row per Member State or official language.
 
-What goes in a cell follows Annex II: a count the system made is a number (0 where the system
-could have acted and did not); a row this system cannot know (orders from authorities,
-out-of-court disputes, human resources, recipients) or a restriction it never imposes is left
-blank, with the reason in the row's contextual information. A figure under the minimum count
-is withheld: blank, and its contextual information says "withheld", never 0. A withheld count
-that could be recovered by subtraction from its siblings' total also withholds the smallest
-sibling (complementary suppression).
+What goes in a cell follows Annex II: a count the system made is a number (0 where something
+could have happened and did not); a figure that cannot apply here (a restriction never
+imposed, a category the policy never files on its own initiative, a legal ground) or that is
+kept outside this system (orders, out-of-court disputes, moderators, recipients) is blank, with
+the reason in the contextual information and in `blank_cells.csv`. Every count carries the
+items it counts; a count under the minimum is withheld (blank, never 0), and disclosure control
+over all the parts at once (`enforcement.disclosure`) withholds whatever would let it be worked
+out.
 
 Counting rules (each also said in the cell's contextual information where it matters):
 
 * a measure is a restrictive decision (label, reduce reach, remove, account suspension) made in
   the period; a reviewer's verdict that confirms the automated action it reviewed is not a
   second measure;
-* own initiative is detection by this system's classifiers (no notice); a notice is an
-  upload someone reported, received in the period, counted once, with the action its final
-  decision took; a notice's category is the DSA category its decision filed, or "not
-  specified" when no action named an illegal-content category;
-* complaints are appeals decided in the period (the appeal input records outcomes, not
-  submissions); their median time runs from the appealed decision to the outcome.
+* own initiative is detection by this system's classifiers (no notice), and every suspension;
+  a notice is an upload someone reported, received in the period, counted once under the
+  illegality its notifier alleged ("not specified" when the notice said none);
+* complaints are appeals decided in the period; their median time runs from the complaint's
+  submission (the appealed decision's time where the input gave none) to the outcome;
+* an automated means is what took a decision: the media-matching bank, the visual or audio
+  classifier, or the metadata and context signals.
 """
 
 from __future__ import annotations
