@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import io
 import json
 import statistics
@@ -392,7 +393,8 @@ class Inputs:
     appeals: list[Mapping[str, Any]]
     reviews: list[Mapping[str, Any]]
     period: Period
-    # The first and last day the warehouse holds a decision, appeal or review (None: no records).
+    # The first and last day in the period the warehouse holds a decision, appeal or review
+    # (None: no records in it).
     first_day: dt.date | None
     last_day: dt.date | None
     # Which automated means took each decision (decision id -> AUTOMATED_MEANS_NAMES value):
@@ -405,6 +407,31 @@ class Inputs:
     @property
     def reachable(self) -> frozenset[str]:
         return frozenset(self.filed_as)
+
+    @functools.cached_property
+    def measures(self) -> list[Filed]:
+        """The period's measures: restrictive decisions, a confirming verdict not counted twice
+        (computed once, read by every part that counts them)."""
+        return [d for d in self.decisions.values() if d["action"] in MEASURE_ACTIONS and d["decided_at"] in self.period
+                and not _confirms(d, self.decisions)]  # fmt: skip
+
+    @functools.cached_property
+    def notices(self) -> dict[str, Notice]:
+        """Each reported upload once, by content id, whenever it was received: its first report
+        (source, time, alleged category) and its standing decision."""
+        by_content: dict[str, list[Filed]] = defaultdict(list)
+        for decision in self.decisions.values():
+            if decision["content_id"] and decision["action"] != SUSPEND_ACTION:
+                by_content[decision["content_id"]].append(decision)
+        found = {}
+        for content_id, decisions in by_content.items():
+            decisions.sort(key=lambda d: (d["decided_at"], d["decision_id"]))
+            reported = [d for d in decisions if d["detection_method"] in NOTICE_SOURCES]
+            if reported:
+                first = reported[0]
+                found[content_id] = Notice(first["detection_method"], first["notified_at"] or first["uploaded_at"],
+                                           decisions[-1], first["notice_category"], first["notice_keyword"])  # fmt: skip
+        return found
 
 
 def policy_rows(categories: Mapping[str, tuple[str, tuple[str, ...]]]) -> dict[str, frozenset[str]]:
@@ -421,12 +448,6 @@ def _confirms(decision: Filed, decisions: Mapping[str, Filed]) -> bool:
     """A verdict that keeps the action it reviewed: nothing new was imposed."""
     reviewed = decisions.get(decision["supersedes"]) if decision["supersedes"] else None
     return reviewed is not None and reviewed["action"] == decision["action"]
-
-
-def measures(inputs: Inputs) -> list[Filed]:
-    """The period's measures: restrictive decisions, a confirming verdict not counted twice."""
-    return [d for d in inputs.decisions.values() if d["action"] in MEASURE_ACTIONS and d["decided_at"] in inputs.period
-            and not _confirms(d, inputs.decisions)]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -448,24 +469,6 @@ class Notice:
 
 
 UNNAMED_KEYWORD = "the notifier named the category, no sub-category"
-
-
-def notices(inputs: Inputs) -> dict[str, Notice]:
-    """Each reported upload once, by content id, whenever it was received: its first report
-    (source, time, alleged category) and its standing decision."""
-    by_content: dict[str, list[Filed]] = defaultdict(list)
-    for decision in inputs.decisions.values():
-        if decision["content_id"] and decision["action"] != SUSPEND_ACTION:
-            by_content[decision["content_id"]].append(decision)
-    found = {}
-    for content_id, decisions in by_content.items():
-        decisions.sort(key=lambda d: (d["decided_at"], d["decision_id"]))
-        reported = [d for d in decisions if d["detection_method"] in NOTICE_SOURCES]
-        if reported:
-            first = reported[0]
-            found[content_id] = Notice(first["detection_method"], first["notified_at"] or first["uploaded_at"],
-                                       decisions[-1], first["notice_category"], first["notice_keyword"])  # fmt: skip
-    return found
 
 
 def _measure_id(measure: Filed) -> str:
@@ -505,7 +508,7 @@ def _own_initiative(measure: Filed) -> bool:
 def own_initiative_measures(inputs: Inputs) -> list[Filed]:
     """The period's measures at the provider's own initiative: sheets 5-6 and sheet 8's
     own-initiative rows count these."""
-    return [m for m in measures(inputs) if _own_initiative(m)]
+    return [m for m in inputs.measures if _own_initiative(m)]
 
 
 def notice_measures(inputs: Inputs, reported: Mapping[str, Notice]) -> list[tuple[Notice, Filed]]:
@@ -516,7 +519,7 @@ def notice_measures(inputs: Inputs, reported: Mapping[str, Notice]) -> list[tupl
     # still counts, as its own notice, rather than being dropped from sheet 4.
     return [(reported.get(m["content_id"]) or Notice(m["detection_method"], m["notified_at"] or m["uploaded_at"], m,
                                                      m["notice_category"], m["notice_keyword"]), m)
-            for m in measures(inputs) if not _own_initiative(m)]  # fmt: skip
+            for m in inputs.measures if not _own_initiative(m)]  # fmt: skip
 
 
 def _significant(value: float, digits: int = 3) -> float:
@@ -637,7 +640,7 @@ def notices_sheet(inputs: Inputs, k: int) -> list[Row]:
             groups.append((NOTICES_TF, ITEMS_TF, MEDIAN_TF, TC_TF))
         return groups
 
-    reported = notices(inputs)
+    reported = inputs.notices
     for content_id, notice in reported.items():
         if notice.received_at in inputs.period:
             keys = keys_of(notice)
@@ -742,7 +745,7 @@ def appeals_sheet(inputs: Inputs, k: int) -> list[Row]:
         "Percentage of outcomes implemented",
     ):
         rows.append(_long(ODS, ODS_DISPUTES, scope, PLATFORMS, blank(ods)))
-    suspended = [_measure_id(m) for m in measures(inputs) if m["action"] == SUSPEND_ACTION]
+    suspended = [_measure_id(m) for m in inputs.measures if m["action"] == SUSPEND_ACTION]
     rows.append(_long(SUSPENSIONS, SUSPENDED_ILLEGAL, TOTAL_NUMBER, PLATFORMS, _count(
         suspended, k, "accounts suspended when their strikes for synthetic media reached the policy's threshold")))  # fmt: skip
     for indicator in (SUSPENDED_NOTICES, SUSPENDED_COMPLAINTS):
@@ -756,9 +759,9 @@ def automated_means_sheet(inputs: Inputs, k: int) -> list[Row]:
     accuracy as it can be measured in production: appeals and blind reviews. Rows in the
     template's order: per scope, its two counts then accuracy, precision and recall; then the
     per-language rows very large platforms file."""
-    period_measures = measures(inputs)
+    period_measures = inputs.measures
     own = [m for m in period_measures if _own_initiative(m)]
-    period_notices = {c: n for c, n in notices(inputs).items() if n.received_at in inputs.period}
+    period_notices = {c: n for c, n in inputs.notices.items() if n.received_at in inputs.period}
     appealed = [
         a for a in inputs.appeals if a["appeal_decided_at"] in inputs.period and a["automated_decision"] == "fully"
     ]
@@ -1032,7 +1035,5 @@ def fill_template(inputs: Inputs, provider: Provider, min_cell_count: int, today
         QUALITATIVE_PART: qualitative_sheet(provider),
     }
     disclosure_control(sheets)
-    first = inputs.first_day if inputs.first_day and inputs.first_day <= inputs.period.end else None
-    coverage = inputs.period.coverage(first and max(first, inputs.period.start), inputs.last_day,
-                                      today or provider.publication_date)  # fmt: skip
+    coverage = inputs.period.coverage(inputs.first_day, inputs.last_day, today or provider.publication_date)
     return Template(provider, inputs.period, min_cell_count, sheets, coverage)

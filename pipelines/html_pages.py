@@ -1,6 +1,6 @@
 """The operator pages' common layout: a page a person reads at 1280 px or less (one column,
 tables that wrap, images that shrink), small tables from rows, and matplotlib charts inlined as
-PNG. Used by the simulation and signal-health pages."""
+PNG. Used by the transparency report, simulation and signal-health pages."""
 
 from __future__ import annotations
 

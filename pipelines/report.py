@@ -40,6 +40,7 @@ from enforcement.dsa_template import (
     policy_rows,
 )
 from enforcement.policy import PolicyError, load_policy
+from pipelines.html_pages import html_page
 from pipelines.options import DEFAULT_POLICY
 from pipelines.warehouse_reader import WarehouseReader, open_reader, plain_number
 
@@ -356,37 +357,31 @@ def _summary_html(template: Template, out: Path, dead_letters: list[tuple]) -> l
     return parts
 
 
-def read_dead_letters(reader: WarehouseReader, period: Period) -> list[tuple]:
+def _counts_in_period(reader: WarehouseReader, table: str, keys: str, moment: str, period: Period) -> list[tuple]:
+    """(*keys, count) of `table`'s rows whose `moment` falls in the period, through the
+    compliance views, biggest first."""
     table = reader.query(
-        "SELECT disposition, reason, COUNT(*) AS n FROM dead_letter "
-        f"WHERE CAST(failed_at AS DATE) BETWEEN DATE '{period.start.isoformat()}' AND DATE '{period.end.isoformat()}' "
-        "GROUP BY disposition, reason ORDER BY n DESC, disposition, reason",
+        f"SELECT {keys}, COUNT(*) AS n FROM {table} "
+        f"WHERE CAST({moment} AS DATE) BETWEEN DATE '{period.start.isoformat()}' AND DATE '{period.end.isoformat()}' "
+        f"GROUP BY {keys} ORDER BY n DESC, {keys}",
         compliance=True,
     )
     return [tuple(row.values()) for row in table.to_pylist()]
 
 
-_STYLE = ("<style>body{font-family:sans-serif;max-width:62em;margin:2em auto;padding:0 1em}"
-          "table{border-collapse:collapse;max-width:100%}td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px;"
-          "overflow-wrap:anywhere}th{background:#eee;text-align:left}td.figure{text-align:right;white-space:nowrap}"
-          "td.source{color:#777;font-size:10px}img{max-width:100%}.internal{background:#fff4e0;border:1px solid #e0a030;"
-          "padding:.5em 1em}</style>")  # fmt: skip
+def read_dead_letters(reader: WarehouseReader, period: Period) -> list[tuple]:
+    """(disposition, reason, uploads) not scored in the period."""
+    return _counts_in_period(reader, "dead_letter", "disposition, reason", "failed_at", period)
 
 
-def _page(title: str, body: list[str]) -> str:
-    return "\n".join([f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-                      _STYLE, "</head><body>", *body, "</body></html>"])  # fmt: skip
+# The report's own touches on the common page layout (pipelines.html_pages).
+_STYLE = ("th{background:#eee}td,th{font-size:12px}td.figure{text-align:right;white-space:nowrap}"
+          "td.source{color:#777;font-size:10px}.internal{background:#fff4e0;border:1px solid #e0a030;padding:.5em 1em}")  # fmt: skip
 
 
 def read_submissions(reader: WarehouseReader, period: Period) -> list[tuple]:
     """(status, statements) sent to the EU Transparency Database in the period."""
-    table = reader.query(
-        "SELECT status, COUNT(*) AS n FROM statement_submissions "
-        f"WHERE CAST(submitted_at AS DATE) BETWEEN DATE '{period.start.isoformat()}' AND DATE '{period.end.isoformat()}' "
-        "GROUP BY status ORDER BY status",
-        compliance=True,
-    )
-    return [tuple(row.values()) for row in table.to_pylist()]
+    return _counts_in_period(reader, "statement_submissions", "status", "submitted_at", period)
 
 
 def _submissions_html(submissions: list[tuple]) -> list[str]:
@@ -422,9 +417,9 @@ def render(results: dict[str, tuple[list[str], list[tuple]]], out: Path, warehou
                 "<code>dsa_template/blank_cells.csv</code>. Monthly detail for the team: "
                 "<a href='monitoring.html'>monitoring.html</a> (internal, not for publication).</p></section>")  # fmt: skip
     path = out / "transparency_report.html"
-    path.write_text(_page("Transparency report: synthetic media", body))
-    (out / "monitoring.html").write_text(_page("Enforcement monitoring (internal)", _monitoring_html(results, out,
-                                                                                                     warehouse)))  # fmt: skip
+    path.write_text(html_page("Transparency report: synthetic media", body, _STYLE))
+    monitoring = _monitoring_html(results, out, warehouse)
+    (out / "monitoring.html").write_text(html_page("Enforcement monitoring (internal)", monitoring, _STYLE))
     return path
 
 
