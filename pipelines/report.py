@@ -28,6 +28,7 @@ import yaml
 from enforcement.dsa_categories import NAMES
 from enforcement.dsa_template import (
     FILLED,
+    MEASURE_ACTIONS,
     WITHHELD,
     Cell,
     Inputs,
@@ -97,8 +98,11 @@ def read_inputs(reader: WarehouseReader, period: Period | None, policy_path: str
     appeals = _rows(reader, "SELECT appeal_id, decision_id, outcome, action, automated_decision, decided_at, "
                             "appeal_decided_at, submitted_at FROM appeals")  # fmt: skip
     reviews = _rows(reader, "SELECT review_id, decision_id, blind, agrees, machine_action, reviewed_at FROM reviews")
-    scores = {row["content_id"]: row for row in _rows(reader, "SELECT content_id, visual_score, visual_abstained, "
-                                                              "audio_score, audio_abstained FROM media_scores")}  # fmt: skip
+    # The scores behind measures only (what part 8's accuracy per automated means reads), not every upload's.
+    restrictive = ", ".join(f"'{action}'" for action in MEASURE_ACTIONS)
+    scores = {row["content_id"]: row for row in _rows(
+        reader, "SELECT content_id, visual_score, visual_abstained, audio_score, audio_abstained FROM media_scores "
+                f"WHERE content_id IN (SELECT content_id FROM enforcement_decisions WHERE action IN ({restrictive}))")}  # fmt: skip
     moments = [row["decided_at"] for row in decisions] + [row["appeal_decided_at"] for row in appeals]
     days = sorted(m.astimezone(dt.UTC).date() for m in moments + [row["reviewed_at"] for row in reviews])
     if period is None:  # Annex II: from 2026 a provider reports per calendar year
@@ -106,7 +110,8 @@ def read_inputs(reader: WarehouseReader, period: Period | None, policy_path: str
     in_period = [day for day in days if period.start <= day <= period.end]
     policy = load_policy(policy_path)
     matching = frozenset(rule.rule_id for rule in policy.rules if ("hash_match", True) in rule.conditions)
-    means = {d["decision_id"]: means_of(d, scores.get(d["content_id"]), matching) for d in decisions}
+    means = {d["decision_id"]: means_of(d, scores.get(d["content_id"]), matching) for d in decisions
+             if d["action"] in MEASURE_ACTIONS}  # fmt: skip
     return Inputs(file_decisions(decisions, statements), appeals, reviews, period,
                   in_period[0] if in_period else None, in_period[-1] if in_period else None, means,
                   policy_rows(policy.categories))  # fmt: skip
