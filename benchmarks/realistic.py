@@ -12,6 +12,9 @@ the batch job's cost per item beside a tight loop of the same functions.
    floor: decoding, to RGB, the frames the visual stage reads (the sampled keyframes and the
    frame after each, or the frames up to the last sampled one), and the audio track to 16 kHz
    mono. The floor is decoded by this script's own loop over PyAV, not by the pipeline's code.
+   Beside them, the served visual and audio models' CPU ms per upload on those features
+   (`infer`: a batch of 16 copies, as RunInference batches them, divided by 16; TensorFlow on
+   one thread).
 3. The batch job (features only, DirectRunner) on N and 4N generated items, one and two
    workers: the marginal cost per item (the difference of the two runs, so start-up cancels)
    against a tight loop of the same extraction functions over the same items; the start-up of
@@ -162,6 +165,42 @@ def fetched(path: str | Path, limits):
     return fetch_media(event, limits).data
 
 
+INFERENCE_BATCH = 16
+
+
+def inference_ms(media, info, limits) -> float:
+    """CPU ms per upload of the served visual and audio models on this upload's features: a
+    batch of INFERENCE_BATCH copies (the second call: graphs traced) divided by its size."""
+    import tensorflow as tf
+
+    from models.examples import model_inputs
+    from models.handlers import LoadedSignature, predict_probabilities
+    from models.registry import SERVED_MODEL_DIR, resolve_model
+    from schemas.records import MediaFeatures, UploadEvent
+    from transforms.audio import extract_audio
+    from transforms.visual import extract_visual
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    event = UploadEvent("bench", "bench", "bench", dt.datetime.now(dt.UTC))
+    visual = extract_visual(media, info.media_type, limits)
+    audio = extract_audio(media, info.audio_codec is not None, limits)
+    features = MediaFeatures(event, "", info, visual, audio, None, dt.datetime.now(dt.UTC))
+    total = 0.0
+    for modality in ("visual", "audio"):
+        inputs = model_inputs(features, modality)
+        if inputs is None:
+            continue
+        model = LoadedSignature(resolve_model(SERVED_MODEL_DIR, modality).path)
+        batch = {name: np.stack([inputs[name]] * INFERENCE_BATCH) for name in model.input_names}
+        for _ in range(2):
+            start = time.process_time()
+            predict_probabilities(model, batch, batch_size=INFERENCE_BATCH)
+            spent = time.process_time() - start
+        total += spent * 1000 / INFERENCE_BATCH
+    return total
+
+
 def measure_one(path: str) -> dict[str, float]:
     """One upload's stage costs and floors (run in its own process: `--one PATH`)."""
     from benchmarks.throughput import time_stages
@@ -175,7 +214,8 @@ def measure_one(path: str) -> dict[str, float]:
         costs["fetch"] = (time.process_time() - start) * 1000
         info, stages = time_stages(media, limits, clock=time.process_time)
     costs |= stages
-    costs["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    costs["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # extraction's, before TF loads
+    costs["infer"] = inference_ms(media, info, limits)
     costs |= decode_floor(Path(path), info.media_type)
     costs["media_type"] = info.media_type
     return costs
@@ -201,7 +241,7 @@ def per_upload(made: dict[str, Path]) -> None:
     print("\nCPU ms per upload, one core (last of 2 runs), beside the decode floor; peak memory of the process")
     print("(fetch: the job's read of the file, bytes or, over --max_inline_bytes, its fingerprint):")
     print(f"{'upload':<14}{'MB':>6}{'fetch':>7}{'probe':>7}{'visual':>8}{'floor':>7}{'x':>6}{'audio':>7}{'floor':>7}"
-          f"{'x':>6}{'total':>7}{'RSS MiB':>9}")  # fmt: skip
+          f"{'x':>6}{'infer':>7}{'total':>7}{'RSS MiB':>9}")  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     for name, path in made.items():
         command = ["taskset", "-c", "0", sys.executable, "-m", "benchmarks.realistic", "--one", str(path)]
@@ -211,10 +251,10 @@ def per_upload(made: dict[str, Path]) -> None:
             continue
         c = json.loads(done.stdout.strip().splitlines()[-1])
         vf, af = c.get("visual_floor"), c.get("audio_floor")
-        total = c["fetch"] + c["probe"] + c["visual"] + c["audio"]
+        total = c["fetch"] + c["probe"] + c["visual"] + c["audio"] + c["infer"]
         print(f"{name:<14}{path.stat().st_size / 1e6:>6.1f}{c['fetch']:>7.0f}{c['probe']:>7.0f}{c['visual']:>8.0f}"
               f"{vf or 0:>7.0f}{(c['visual'] / vf if vf else 0):>6.1f}{c['audio']:>7.0f}{af or 0:>7.0f}"
-              f"{(c['audio'] / af if af else 0):>6.1f}{total:>7.0f}{c['peak_rss_mib']:>9.0f}")  # fmt: skip
+              f"{(c['audio'] / af if af else 0):>6.1f}{c['infer']:>7.0f}{total:>7.0f}{c['peak_rss_mib']:>9.0f}")  # fmt: skip
 
 
 def tight_loop(manifest: Path) -> float:
