@@ -168,24 +168,21 @@ def fetched(path: str | Path, limits):
 INFERENCE_BATCH = 16
 
 
-def inference_ms(media, info, limits) -> float:
-    """CPU ms per upload of the served visual and audio models on this upload's features: a
-    batch of INFERENCE_BATCH copies (the second call: graphs traced) divided by its size."""
+def inference_ms(timed) -> float:
+    """CPU ms per upload of the served visual and audio models on the features `timed`
+    (`benchmarks.throughput.time_stages`) extracted: a batch of INFERENCE_BATCH copies (the
+    second call: graphs traced) divided by its size."""
     import tensorflow as tf
 
     from models.examples import model_inputs
     from models.handlers import LoadedSignature, predict_probabilities
     from models.registry import SERVED_MODEL_DIR, resolve_model
     from schemas.records import MediaFeatures, UploadEvent
-    from transforms.audio import extract_audio
-    from transforms.visual import extract_visual
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     event = UploadEvent("bench", "bench", "bench", dt.datetime.now(dt.UTC))
-    visual = extract_visual(media, info.media_type, limits)
-    audio = extract_audio(media, info.audio_codec is not None, limits)
-    features = MediaFeatures(event, "", info, visual, audio, None, dt.datetime.now(dt.UTC))
+    features = MediaFeatures(event, "", timed.info, timed.visual, timed.audio, None, dt.datetime.now(dt.UTC))
     total = 0.0
     for modality in ("visual", "audio"):
         inputs = model_inputs(features, modality)
@@ -212,12 +209,12 @@ def measure_one(path: str) -> dict[str, float]:
         start = time.process_time()
         media = fetched(path, limits)
         costs["fetch"] = (time.process_time() - start) * 1000
-        info, stages = time_stages(media, limits, clock=time.process_time)
-    costs |= stages
+        timed = time_stages(media, limits, clock=time.process_time)
+    costs |= timed.ms
     costs["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # extraction's, before TF loads
-    costs["infer"] = inference_ms(media, info, limits)
-    costs |= decode_floor(Path(path), info.media_type)
-    costs["media_type"] = info.media_type
+    costs["infer"] = inference_ms(timed)
+    costs |= decode_floor(Path(path), timed.info.media_type)
+    costs["media_type"] = timed.info.media_type
     return costs
 
 

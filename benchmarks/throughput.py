@@ -20,8 +20,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from models import corpus
+from schemas.records import AudioFeatures, MediaInfo, VisualFeatures
 from transforms.audio import extract_audio
 from transforms.limits import MediaLimits
 from transforms.media import Media
@@ -29,21 +31,27 @@ from transforms.metadata import probe_media
 from transforms.visual import extract_visual
 
 
-def time_stages(data: Media, limits: MediaLimits, clock=time.perf_counter):
-    """Milliseconds `clock` counts for probe, visual and audio extraction of one item, and
-    the item's probe."""
+class Timed(NamedTuple):
+    """One item's stages: its probe, the milliseconds each stage took, what they extracted."""
+
+    info: MediaInfo
+    ms: dict[str, float]
+    visual: VisualFeatures | None
+    audio: AudioFeatures | None
+
+
+def time_stages(data: Media, limits: MediaLimits, clock=time.perf_counter) -> Timed:
+    """Milliseconds `clock` counts for probe, visual and audio extraction of one item, with
+    the item's probe and its features."""
     start = clock()
     info = probe_media(data, limits)
     probed = clock()
-    extract_visual(data, info.media_type, limits)
+    visual_features = extract_visual(data, info.media_type, limits)
     visual = clock()
-    extract_audio(data, info.audio_codec is not None, limits)
+    audio_features = extract_audio(data, info.audio_codec is not None, limits)
     audio = clock()
-    return info, {
-        "probe": (probed - start) * 1000,
-        "visual": (visual - probed) * 1000,
-        "audio": (audio - visual) * 1000,
-    }
+    ms = {"probe": (probed - start) * 1000, "visual": (visual - probed) * 1000, "audio": (audio - visual) * 1000}
+    return Timed(info, ms, visual_features, audio_features)
 
 
 def stage_timings(manifest: Path, limit: int) -> dict[str, dict[str, float]]:
@@ -54,7 +62,8 @@ def stage_timings(manifest: Path, limit: int) -> dict[str, dict[str, float]]:
     for row in rows:
         data = (manifest.parent / row["media_uri"]).read_bytes()
         try:
-            info, times = time_stages(data, limits)
+            timed = time_stages(data, limits)
+            info, times = timed.info, timed.ms
         except Exception:  # corrupt items are not what this measures
             continue
         bucket = timings.setdefault(info.media_type, {"probe": [], "visual": [], "audio": []})
