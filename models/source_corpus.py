@@ -45,7 +45,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from models.corpus import ItemPlan, account_pool, upload_event, write_audio, write_video
-from models.image_synthesis import ImageRequest, generate
+from models.image_synthesis import ImageRequest, generate, video_frames
 from models.sources import (
     AUTOENCODER_VARIANTS,
     BY_NAME,
@@ -253,22 +253,38 @@ def _generated_items(
 
 def _video_items(source: Source, cache: Path, seed: int, tracks: list[SourceItem]) -> list[SourceItem]:
     """Segments of each film, each with a speech track drawn from the training speech items:
-    a human voice (a real video) or a synthesiser's (a dubbed one, synthetic)."""
+    a human voice (a real video) or a synthesiser's (a dubbed one, synthetic). A source that a
+    generator re-draws asks it for each segment's frames (shared by the segment's uploads),
+    and its uploads are synthetic whatever their voice."""
     rng = _rng(seed, "plan", source.name)
     items = []
     for path in media_files(source, cache):
         with av.open(str(path)) as container:
             length = float(container.duration or 0) / av.time_base
+            rate = float(container.streams.video[0].average_rate or 15)
         starts = np.arange(0.0, max(length - VIDEO_SEGMENT_S[1], 0.0), VIDEO_SEGMENT_S[1] + 0.5)
         for start in starts:
+            redrawing = (
+                ImageRequest(seed, frames=int(np.ceil(VIDEO_SEGMENT_S[1] * rate)) + 1, input_file=str(path),
+                             start_s=float(start))
+                if source.redrawn_by
+                else None
+            )  # fmt: skip
             for _ in range(VIDEO_VARIANTS):
                 track = tracks[int(rng.integers(len(tracks)))]
-                label = track.label
                 items.append(dataclasses.replace(
-                    track, content_id=f"{source.name}-{len(items):05d}", media_type="video", label=label,
-                    sources={"visual": source.name, **track.sources}, video_file=str(path), start_s=float(start),
+                    track, content_id=f"{source.name}-{len(items):05d}", media_type="video",
+                    label="synthetic" if redrawing else track.label, sources={"visual": source.name, **track.sources},
+                    video_file=str(path), start_s=float(start), generation=redrawing,
                 ))  # fmt: skip
     return items
+
+
+def _human_voices(cache: Path, seed: int) -> list[SourceItem]:
+    """The training role's human speech items: a video source's voices when the build makes
+    no speech items of its own."""
+    return [item for source in sources_for("train") if source.kind == "speech"
+            for item in _speech_items(source, cache, seed, SPEECH_ITEMS, False)]  # fmt: skip
 
 
 def plan_items(sources: Sequence[Source], cache: Path, seed: int, held_out: bool) -> list[SourceItem]:
@@ -293,9 +309,9 @@ def plan_items(sources: Sequence[Source], cache: Path, seed: int, held_out: bool
         if source.kind in ("speech", "synthesiser"):
             speech_tracks += planned
     for source in sources:
-        if source.kind == "video" and speech_tracks:
+        if source.kind == "video" and not held_out:
             # the dubs draw their voices from the same pool, so hold both out together
-            items += _video_items(source, cache, seed, speech_tracks)
+            items += _video_items(source, cache, seed, speech_tracks or _human_voices(cache, seed))
     return items
 
 
@@ -456,20 +472,22 @@ def _make_image(item: SourceItem, out: Path, seed: int, generated: dict[str, lis
     return name
 
 
-def _make_video(item: SourceItem, out: Path, synthesised: dict[str, str], seed: int) -> str:
+def _make_video(
+    item: SourceItem, out: Path, synthesised: dict[str, str], seed: int, generated: dict[str, list[str]]
+) -> str:
     rng = _rng(seed, "make", item.content_id)
     duration = rng.uniform(*VIDEO_SEGMENT_S)
-    frames, fps = [], None
     with av.open(item.video_file) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or 15)
-        for frame in container.decode(stream):
-            t = float(frame.pts * stream.time_base) if frame.pts is not None else len(frames) / fps
-            if t < item.start_s:
-                continue
-            if t >= item.start_s + duration:
-                break
-            frames.append(frame.to_ndarray(format="rgb24"))
+        fps = float(container.streams.video[0].average_rate or 15)
+    count = max(1, round(duration * fps))
+    if item.generation is not None:  # the segment as the generator re-drew it
+        if item.content_id not in generated:
+            raise ValueError(f"the {item.sources['visual']} generator made nothing for {item.content_id}")
+        frames = [np.asarray(Image.open(path).convert("RGB")) for path in generated[item.content_id][:count]]
+    else:
+        frames = video_frames(item.video_file, item.start_s, count)
+    if not frames:
+        raise ValueError(f"{item.video_file} has no frame after {item.start_s:.1f} s")
     height, width = frames[0].shape[:2]
     long_side = int(rng.uniform(160, 384))
     scale = min(1.0, long_side / max(width, height) * rng.uniform(1.0, 1.6))
@@ -512,10 +530,10 @@ def _make(
     try:
         if item.media_type == "image":
             return item.content_id, _make_image(item, out, seed, generated)
-        if item.media_type == "video" and item.generation is not None:
+        if item.media_type == "video" and item.as_is:
             return item.content_id, _make_clip(item, out, generated)
         if item.media_type == "video":
-            return item.content_id, _make_video(item, out, synthesised, seed)
+            return item.content_id, _make_video(item, out, synthesised, seed, generated)
         return item.content_id, _make_audio(item, out, synthesised, seed)
     except (av.FFmpegError, OSError, ValueError) as exc:
         print(f"skipped {item.content_id}: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -547,7 +565,8 @@ def _generate_all(items: Sequence[SourceItem], cache: Path, workdir: Path) -> di
         started = time.perf_counter()
         # Items that re-draw the same photograph share one re-drawing (uploaded differently).
         requests = list(dict.fromkeys(i.generation for i in group))
-        written = dict(zip(requests, generate(BY_NAME[name], cache, requests, workdir / name)))
+        generator = BY_NAME[BY_NAME[name].redrawn_by or name]
+        written = dict(zip(requests, generate(generator, cache, requests, workdir / name)))
         paths.update({item.content_id: [str(p) for p in written[item.generation]] for item in group})
         print(f"generated {len(requests)} pictures with {name} in {time.perf_counter() - started:.0f}s",
               file=sys.stderr)  # fmt: skip

