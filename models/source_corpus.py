@@ -601,6 +601,10 @@ def build(
     cache, out = Path(cache), Path(out_dir)
     held_out = role == "heldout"
     sources = sources_for(role, names)
+    unfetched = [s.name for s in sources if s.files and not media_files(s, cache)]
+    if unfetched:
+        raise ValueError(f"no media found for {unfetched} under {cache}: python -m models.sources fetch "
+                         + " ".join(f"--source {name}" for name in unfetched) + f" --cache {cache}")  # fmt: skip
     items = plan_items(sources, cache, seed, held_out)
     media = out / "media"
     media.mkdir(parents=True, exist_ok=True)
@@ -649,7 +653,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    summary = build(args.out, args.role, args.cache, args.seed, args.source, args.workers)
+    try:
+        summary = build(args.out, args.role, args.cache, args.seed, args.source, args.workers)
+    except ValueError as exc:
+        parser.error(str(exc))
     print(f"source corpus: {summary['items']} of {summary['planned']} items in {time.perf_counter() - started:.0f}s "
           f"-> {summary['out_dir']}: {summary['by_source']}", file=sys.stderr)  # fmt: skip
     return 0
