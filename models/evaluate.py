@@ -44,13 +44,13 @@ from models.fusion import FusionModel
 from models.handlers import LoadedSignature, judge_domain
 from models.metrics import binary_metrics
 from models.registry import DeployedModel, export_saved_model, resolve_fusion, resolve_model
+from models.splits import item_split
 from models.thresholds import policy_thresholds
 from models.train import (
     item_answers,
     modality_dataset,
     read_features,
     score_split,
-    split_of,
     train_modality,
     voting,
 )
@@ -204,8 +204,8 @@ def score_items(
     items = [
         e
         for e in examples
-        if split_of(e["content_id"], seed) == split
-        and labels.get(e["content_id"], {}).get("label") in ("real", "synthetic")
+        if labels.get(e["content_id"], {}).get("label") in ("real", "synthetic")
+        and item_split(labels[e["content_id"]], seed) == split
     ]
     answers = item_answers(loaded, items)
     targets = np.asarray([float(labels[e["content_id"]]["label"] == "synthetic") for e in items])

@@ -33,7 +33,7 @@ from typing import Any
 
 import av
 
-from models.splits import split_of
+from models.splits import item_split
 
 VARIANTS = ("original", "synthetic_stripped", "real_bare")
 REQUIRED_FIELDS = ("content_id", "media_uri", "account_id", "uploaded_at")
@@ -208,7 +208,7 @@ def build(corpora: list[Path], out: Path, seed: int) -> dict[str, dict[str, int]
                 continue
             event = json.loads(line)
             label = labels[event["content_id"]]
-            if label["label"] not in ("real", "synthetic") or split_of(event["content_id"], seed) != "test":
+            if label["label"] not in ("real", "synthetic") or item_split(label, seed) != "test":
                 continue
             original = str((corpus / event["media_uri"]).resolve())
             rows["original"].append((event | {"media_uri": original}, label))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
 import io
 import json
 import math
@@ -52,6 +53,7 @@ from models.sources import (
     DEFAULT_CACHE,
     ROLES,
     Source,
+    file_sha256,
     media_files,
     sources_for,
     training_photographs,
@@ -573,6 +575,52 @@ def _generate_all(items: Sequence[SourceItem], cache: Path, workdir: Path) -> di
     return paths
 
 
+@functools.cache
+def _content_name(path: str) -> str:
+    """A file by its content: the same photograph or film under two sources' trees is one."""
+    return file_sha256(Path(path))
+
+
+def _origins(item: SourceItem) -> list[str]:
+    """What an item is made from besides itself: the photograph (as itself or re-drawn), the
+    film segment (as filmed or re-drawn), the recordings or the synthesised utterance."""
+    named = _content_name
+    origins = [f"file:{named(f)}" for f in (item.image_file, *item.audio_files) if f]
+    if item.video_file:
+        origins.append(f"segment:{named(item.video_file)}@{item.start_s:.2f}")
+    if item.generation is not None and item.generation.input_file and item.generation.frames == 1:
+        origins.append(f"file:{named(item.generation.input_file)}")
+    if item.speech is not None:
+        origins.append(f"speech:{item.synth_source}:{item.speech.voice}:{item.speech.text}")
+    return origins
+
+
+def split_groups(items: Sequence[SourceItem]) -> dict[str, str]:
+    """Each item's split group: items that share an origin (a photograph's variants and its
+    re-drawings, a segment's uploads, a recording used alone and as a clip's voice) form one
+    group, named by its least origin (files by their content) so that separate builds agree, and land in
+    one split: a model must not be tested on the photograph it trained on."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for item in items:
+        for origin in _origins(item):
+            a, b = root(f"item:{item.content_id}"), root(origin)
+            parent[max(a, b)] = min(a, b)  # the least key of a group is its root
+    groups = {}
+    for item in items:
+        top = root(f"item:{item.content_id}")
+        groups[item.content_id] = (
+            top if top.startswith("item:") else "origin:" + hashlib.sha256(top.encode()).hexdigest()[:16]
+        )
+    return groups
+
+
 def _labels_row(item: SourceItem) -> dict[str, Any]:
     synthetic_audio = item.sources.get("audio") if item.speech is not None else None
     synthetic_visual = item.sources.get("visual") if item.generation is not None else None
@@ -618,6 +666,7 @@ def build(
         else:
             made = dict(map(make, items))
     accounts, weights = account_pool(seed)
+    groups = split_groups(items)
     rows = []
     for index, item in enumerate(items):
         if made[item.content_id] is None:
@@ -631,7 +680,7 @@ def build(
                         item.sources.get("audio") if item.speech is not None else None, None)  # fmt: skip
         event = upload_event(seed, plan, accounts, weights, declared_ai=False)
         event["media_uri"] = f"media/{made[item.content_id]}"
-        label = _labels_row(item) | {"container": container}
+        label = _labels_row(item) | {"container": container, "split_group": groups[item.content_id]}
         rows.append((event["uploaded_at"], item.content_id, event, label))
     rows.sort(key=lambda row: (row[0], row[1]))
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as manifest:

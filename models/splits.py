@@ -1,11 +1,17 @@
-"""Train, validation and test splits by content id: the same item lands in the same split every run."""
+"""Train, validation and test splits by split group or content id: the same item lands in the same
+split every run."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 SPLITS = ("train", "validation", "test")
-SPLIT_DOC = "by content_id, sha256(seed:content_id): 70% train, 15% validation, 15% test"
+SPLIT_DOC = (
+    "by split group (items made from one photograph, film segment or recording; else the content id), "
+    "sha256(seed:group): 70% train, 15% validation, 15% test"
+)
 
 
 def split_of(content_id: str, seed: int, fractions: tuple[float, float] = (0.7, 0.15)) -> str:
@@ -15,3 +21,10 @@ def split_of(content_id: str, seed: int, fractions: tuple[float, float] = (0.7, 
     if position < fractions[0]:
         return "train"
     return "validation" if position < fractions[0] + fractions[1] else "test"
+
+
+def item_split(label_row: Mapping[str, Any], seed: int) -> str:
+    """An item's split: its `split_group`'s (a source corpus's items made from one photograph,
+    film segment or recording share one, so none is tested on what trained it), else its
+    content id's."""
+    return split_of(label_row.get("split_group") or label_row["content_id"], seed)

@@ -36,7 +36,7 @@ from models.metadata_layout import METADATA
 from models.metrics import binary_metrics, fit_platt, operating_points
 from models.registry import export_saved_model, write_card
 from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
-from models.splits import SPLIT_DOC, SPLITS, split_of
+from models.splits import SPLIT_DOC, SPLITS, item_split
 from models.trees import cross_fitted_logits, fit_trees
 from models.visual_layout import VISUAL
 from schemas.vocabulary import MODALITIES
@@ -124,7 +124,7 @@ def modality_dataset(
         source = item_source(label_row, modality)
         if family in excluded or source in excluded_sources:
             continue
-        bucket = by_split[split_of(example["content_id"], seed)]
+        bucket = by_split[item_split(label_row, seed)]
         bucket["inputs"].append(example[modality])
         bucket["labels"].append(float(label_row[f"{modality}_label"]))
         bucket["ids"].append(example["content_id"])
@@ -302,7 +302,7 @@ def train_fusion(
         label_row = labels.get(example["content_id"])
         if label_row is None or label_row.get("label") not in ("real", "synthetic"):
             continue
-        rows[split_of(example["content_id"], seed)].append((example, float(label_row["label"] == "synthetic")))
+        rows[item_split(label_row, seed)].append((example, float(label_row["label"] == "synthetic")))
     matrices = {}
     for split, items in rows.items():
         votes = [voting(answers) for answers in item_answers(loaded, [example for example, _ in items])]

@@ -37,8 +37,10 @@ def test_a_source_that_is_not_a_picture_generator_is_refused(tmp_path):
         generate(BY_NAME["alsa"], tmp_path, [ImageRequest(1)], tmp_path)
 
 
-def test_the_generators_share_the_training_photographs_and_the_held_out_one_makes_faces(monkeypatch):
-    photos = [Path(f"/photos/{i}.jpg") for i in range(10)]
+def test_the_generators_share_the_training_photographs_and_the_held_out_one_makes_faces(monkeypatch, tmp_path):
+    photos = [tmp_path / f"{i}.png" for i in range(10)]
+    for index, path in enumerate(photos):
+        Image.fromarray(np.full((8, 8, 3), index, np.uint8)).save(path)
     monkeypatch.setattr(sources, "media_files", lambda source, cache: photos if source.name == "skimage" else [])
     generators = [BY_NAME[f"autoencoder_{v}"] for v in AUTOENCODER_VARIANTS] + [
         BY_NAME["realesrgan"],
@@ -54,6 +56,12 @@ def test_the_generators_share_the_training_photographs_and_the_held_out_one_make
     encoders = [redrawn[f"autoencoder_{v}"] for v in AUTOENCODER_VARIANTS]
     assert set().union(*encoders) == {str(p) for p in photos} and sum(map(len, encoders)) == len(photos)
     assert len({i.content_id for i in items}) == len(items)
+    # a photograph's re-drawings by every generator are one split group, one per photograph
+    groups = source_corpus.split_groups(items)
+    by_photo = {}
+    for item in items:
+        by_photo.setdefault(item.generation.input_file, set()).add(groups[item.content_id])
+    assert all(len(found) == 1 for found in by_photo.values()) and len(set(groups.values())) == len(photos)
 
     held_out = source_corpus.plan_items([BY_NAME["random_face"]], Path("cache"), seed=1, held_out=True)
     clips = [i for i in held_out if i.media_type == "video"]
@@ -196,3 +204,8 @@ def test_a_talking_head_redrawn_frame_by_frame_is_a_synthetic_clip_with_a_human_
     assert first.ndim == 3 and first.shape[2] == 3
     plan = source_corpus.plan_items([BY_NAME["face_video_redrawn"]], tmp_path / "cache", seed=1, held_out=False)
     assert len({item.generation for item in plan}) == 1  # the segment is re-drawn once for its uploads
+    # the segment's uploads (and the recording they share) are one split group: none is tested
+    # on what another trained on
+    assert len({row["split_group"] for row in labels}) == 1 and labels[0]["split_group"].startswith("origin:")
+    real = source_corpus.plan_items([BY_NAME["face_video"]], tmp_path / "cache", seed=1, held_out=False)
+    assert set(source_corpus.split_groups(real).values()) == {labels[0]["split_group"]}

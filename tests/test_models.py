@@ -12,7 +12,8 @@ from models.handlers import SavedModelSignatureHandler
 from models.metrics import binary_metrics, equal_error_rate, fit_platt, roc_auc
 from models.registry import export_saved_model, resolve_model, write_card
 from models.signature import SIGNATURES
-from models.train import SPLITS, split_of, train_modality
+from models.splits import item_split, split_of
+from models.train import SPLITS, train_modality
 
 
 def _random_inputs(modality: str, count: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -66,6 +67,10 @@ def test_split_is_by_content_id_and_stable():
     shares = [split_of(f"c{i}", seed=7) for i in range(4000)]
     assert 0.66 < shares.count("train") / 4000 < 0.74
     assert 0.12 < shares.count("test") / 4000 < 0.18
+    # items of one split group share its split, whatever their content ids
+    rows = [{"content_id": f"c{i}", "split_group": "origin:photo-1"} for i in range(40)]
+    assert {item_split(row, seed=7) for row in rows} == {split_of("origin:photo-1", seed=7)}
+    assert item_split({"content_id": "c1"}, seed=7) == split_of("c1", seed=7)
 
 
 def test_a_trained_model_serves_calibrated_probabilities_through_the_handler(trained_metadata_model):
