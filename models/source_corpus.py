@@ -265,6 +265,8 @@ def _video_items(source: Source, cache: Path, seed: int, tracks: list[SourceItem
             length = float(container.duration or 0) / av.time_base
             rate = float(container.streams.video[0].average_rate or 15)
         starts = np.arange(0.0, max(length - VIDEO_SEGMENT_S[1], 0.0), VIDEO_SEGMENT_S[1] + 0.5)
+        if len(starts) and not tracks:
+            raise ValueError(f"{source.name}: no voices to give its clips (no speech item was planned)")
         for start in starts:
             redrawing = (
                 ImageRequest(seed, frames=int(np.ceil(VIDEO_SEGMENT_S[1] * rate)) + 1, input_file=str(path),
@@ -692,6 +694,35 @@ def build(
             "by_source": {f"{s}/{label}": n for (s, label), n in sorted(counts.items())}}  # fmt: skip
 
 
+def relabel(
+    out_dir: str | Path, role: str, cache: str | Path = DEFAULT_CACHE, seed: int = 1, names: Sequence[str] = ()
+) -> int:
+    """Adds split groups to the labels of a corpus made before them, re-planning its items as
+    its build did (`names`: the build's sources; none: the sources its labels name, in their
+    declared order), from `seed` and `cache`; returns the rows relabelled.
+
+    Raises:
+        ValueError: the re-planned items are not the ones the corpus was made of (another seed,
+            cache or set of sources).
+    """
+    path = Path(out_dir) / "labels.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    named = {name for row in rows for name in (row.get("sources") or {}).values()}
+    sources = sources_for(role, names) if names else [s for s in sources_for("all") if s.name in named]
+    items = plan_items(sources, Path(cache), seed, role == "heldout")
+    planned = {item.content_id: item for item in items}
+    groups = split_groups(items)
+    for row in rows:
+        item = planned.get(row["content_id"])
+        expected = _labels_row(item) if item is not None else {}
+        if any(expected.get(key) != row.get(key) for key in ("label", "media_type", "source", "sources")):
+            raise ValueError(f"{path}: {row['content_id']} is not re-planned as it was made (another seed, cache "
+                             "or set of sources)")  # fmt: skip
+        row["split_group"] = groups[row["content_id"]]
+    path.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows), encoding="utf-8")
+    return len(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.source_corpus", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True)
@@ -700,8 +731,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=os.environ.get("SOURCES_CACHE", DEFAULT_CACHE))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--relabel", action="store_true",
+                        help="Add split groups to the labels of a corpus made before them (its media are kept).")  # fmt: skip
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    if args.relabel:
+        try:
+            count = relabel(args.out, args.role, args.cache, args.seed, args.source)
+        except (OSError, ValueError) as exc:
+            parser.error(str(exc))
+        print(f"split groups added to {count} labels in {args.out}", file=sys.stderr)
+        return 0
     try:
         summary = build(args.out, args.role, args.cache, args.seed, args.source, args.workers)
     except ValueError as exc:

@@ -209,3 +209,14 @@ def test_a_talking_head_redrawn_frame_by_frame_is_a_synthetic_clip_with_a_human_
     assert len({row["split_group"] for row in labels}) == 1 and labels[0]["split_group"].startswith("origin:")
     real = source_corpus.plan_items([BY_NAME["face_video"]], tmp_path / "cache", seed=1, held_out=False)
     assert set(source_corpus.split_groups(real).values()) == {labels[0]["split_group"]}
+    # a corpus made before split groups gains them from its own plan, and not from another one
+    made = (tmp_path / "out" / "labels.jsonl").read_text()
+    (tmp_path / "out" / "labels.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in row.items() if k != "split_group"}) + "\n" for row in labels)
+    )
+    with pytest.raises(ValueError, match="not re-planned as it was made"):
+        source_corpus.relabel(tmp_path / "out", "train", tmp_path / "cache", seed=1, names=["face_video"])
+    assert source_corpus.relabel(
+        tmp_path / "out", "train", tmp_path / "cache", seed=1, names=["face_video_redrawn"]
+    ) == len(labels)
+    assert (tmp_path / "out" / "labels.jsonl").read_text() == made
