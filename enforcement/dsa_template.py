@@ -59,6 +59,7 @@ from enforcement.dsa_categories import (
     category_rows,
 )
 from enforcement.transparency import hours_between
+from schemas.config import refuse_unknown
 from schemas.vocabulary import DECISION_VISIBILITY, NOTICE_SOURCES, SUSPEND_ACTION
 
 FILLED, WITHHELD, NOT_RECORDED, NOT_APPLICABLE = "filled", "withheld", "not_recorded", "not_applicable"
@@ -264,11 +265,8 @@ class Provider:
                 dates[name] = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
             except ValueError:
                 raise ValueError(f"{name}: expected YYYY-MM-DD, got {value!r}") from None
-        unknown = sorted(set(record) - {"provider_name", "service_name", "publication_date", "previous_report_date",
-                                        "qualitative"})  # fmt: skip
-        if unknown:
-            raise ValueError(f"unknown field {unknown[0]!r}; expected provider_name, service_name, publication_date, "
-                             "previous_report_date, qualitative")  # fmt: skip
+        refuse_unknown(record, ("provider_name", "service_name", "publication_date", "previous_report_date",
+                                "qualitative"), "")  # fmt: skip
         answers = record.get("qualitative") or {}
         if not isinstance(answers, Mapping):
             raise ValueError(f"qualitative: expected a mapping of {', '.join(QUALITATIVE_KEYS)} to text")

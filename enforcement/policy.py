@@ -16,6 +16,7 @@ import yaml
 
 from enforcement.ids import stable_id
 from enforcement.policy_sections import RESTRICTIVE_ACTIONS, Automation, PolicyError, ReviewSettings, fraction
+from schemas.config import refuse_unknown
 from schemas.records import Decision, ScoredMedia, utc_now
 from schemas.vocabulary import ACTIONS, AI_SOURCE_TYPES, DETECTION_METHODS, DSA_ALLOWED, KEYWORD_PREFIX
 
@@ -116,6 +117,7 @@ class StrikePolicy:
         """
         if not isinstance(document, Mapping):
             raise PolicyError("strikes: expected a mapping with weights, window_days, suspend_at")
+        refuse_unknown(document, ("weights", "window_days", "suspend_at"), "strikes.", PolicyError)
         weights = document.get("weights")
         if not isinstance(weights, Mapping) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in weights.values()
@@ -181,6 +183,10 @@ class Policy:
         return dataclasses.replace(self, rules=rules)
 
 
+# A policy file's top level; each section's own fields are checked where it is read.
+POLICY_FIELDS = ("policy_id", "version", "targets", "rules", "categories", "strikes", "review")
+
+
 def _text(document: Mapping[str, Any], field: str, where: str) -> str:
     value = document.get(field)
     if not isinstance(value, (str, int, float)) or isinstance(value, bool) or str(value).strip() == "":
@@ -196,6 +202,7 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
     """
     if not isinstance(document, Mapping):
         raise PolicyError(f"{source}: expected a mapping at the top level")
+    refuse_unknown(document, POLICY_FIELDS, "", PolicyError)
     policy_id = _text(document, "policy_id", "")
     version = _text(document, "version", "")
     targets_doc = document.get("targets")
@@ -216,11 +223,7 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
         where = f"rules[{index}]."
         if not isinstance(rule_doc, Mapping):
             raise PolicyError(f"rules[{index}]: expected a mapping")
-        unknown = set(rule_doc) - {"id", "action", "category", "when", "automation"}
-        if unknown:
-            raise PolicyError(
-                f"{where}{sorted(unknown)[0]}: unknown field; expected id, action, category, when, automation"
-            )
+        refuse_unknown(rule_doc, ("id", "action", "category", "when", "automation"), where, PolicyError)
         rule_id = _text(rule_doc, "id", where)
         if rule_id in seen:
             raise PolicyError(f"{where}id: {rule_id!r} is used twice")
@@ -286,6 +289,7 @@ def _categories(document: Any) -> dict[str, tuple[str, tuple[str, ...]]]:
         where = f"categories.{name}."
         if not isinstance(entry, Mapping):
             raise PolicyError(f"categories.{name}: expected a mapping with dsa_category and keywords")
+        refuse_unknown(entry, ("dsa_category", "keywords", "text"), where, PolicyError)
         dsa_category = entry.get("dsa_category")
         if dsa_category not in DSA_ALLOWED["category"]:
             raise PolicyError(f"{where}dsa_category: {dsa_category!r} is not an EU Transparency Database category")

@@ -12,6 +12,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from schemas.config import refuse_unknown
+
 # Actions that restrict an item: what automation carries out, and what reviewers sample.
 RESTRICTIVE_ACTIONS = ("label", "reduce_reach", "remove")
 VERDICT_ACTIONS = ("none", *RESTRICTIVE_ACTIONS)  # from mildest to harshest
@@ -65,9 +67,7 @@ class Automation:
     def parse(cls, document: Any, where: str) -> Automation:
         if not isinstance(document, Mapping):
             raise PolicyError(f"{where}: expected a mapping with mode, sample_rate, target_precision, min_samples")
-        unknown = set(document) - {"mode", "sample_rate", "target_precision", "min_samples"}
-        if unknown:
-            raise PolicyError(f"{where}.{sorted(unknown)[0]}: unknown field")
+        refuse_unknown(document, ("mode", "sample_rate", "target_precision", "min_samples"), f"{where}.", PolicyError)
         mode = document.get("mode", "enforce")
         if mode not in MODES:
             raise PolicyError(f"{where}.mode: expected one of {MODES}, got {mode!r}")
@@ -98,9 +98,7 @@ class ReviewSettings:
     def parse(cls, document: Any) -> ReviewSettings:
         if not isinstance(document, Mapping):
             raise PolicyError("review: expected a mapping with sla_hours, severity, reach, capacity_per_day")
-        unknown = set(document) - {"sla_hours", "severity", "reach", "capacity_per_day"}
-        if unknown:
-            raise PolicyError(f"review.{sorted(unknown)[0]}: unknown field")
+        refuse_unknown(document, ("sla_hours", "severity", "reach", "capacity_per_day"), "review.", PolicyError)
         sla = document.get("sla_hours", cls().sla_hours)
         if not isinstance(sla, Mapping) or set(sla) - set(SLA_TIERS) or "default" not in sla:
             raise PolicyError(f"review.sla_hours: expected hours per tier of {SLA_TIERS}, with default")

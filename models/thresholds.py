@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from schemas.config import refuse_unknown
+
 SCORE_KINDS = ("content", "fused")
 
 
@@ -220,14 +222,13 @@ def load_costs(path: str) -> dict[str, TierCost]:
     tiers = document.get("tiers") if isinstance(document, dict) else None
     if not isinstance(tiers, dict) or not tiers:
         raise ValueError(f"{path}: expected a 'tiers' mapping")
+    refuse_unknown(document, ("tiers",), f"{path}: ")
     costs: dict[str, TierCost] = {}
     for tier, values in tiers.items():
         where = f"{path}: tiers.{tier}"
         if not isinstance(values, dict):
             raise ValueError(f"{where}: expected a mapping")
-        unknown = set(values) - {f.name for f in dataclasses.fields(TierCost)}
-        if unknown:
-            raise ValueError(f"{where}.{sorted(unknown)[0]}: unknown field")
+        refuse_unknown(values, [f.name for f in dataclasses.fields(TierCost)], f"{where}.")
         try:
             cost = TierCost(float(values["cost_false_positive"]), float(values["cost_false_negative"]),
                             str(values.get("score", "fused")),

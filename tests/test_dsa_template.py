@@ -568,7 +568,7 @@ def test_the_provider_file_is_read_strictly_and_part_11_takes_its_answers():
     assert rows["Qualitative description of the automated means"].text() == "Classifiers."
     assert rows["Safeguards applied to the use of automated means"].status == "empty"
     assert rows["High-level description of the content moderation governance structure"].status == "not_applicable"
-    for bad, message in (({"servce_name": "S"}, "unknown field 'servce_name'"),
+    for bad, message in (({"servce_name": "S"}, r"servce_name: unknown field \(did you mean 'service_name'\?\)"),
                          ({"qualitative": {"automated_mean": "x"}}, "unknown answer 'automated_mean'"),
                          ({"qualitative": {"automated_means": "x" * 5001}}, "5001 characters"),
                          ({"qualitative": ["x"]}, "qualitative: expected a mapping")):  # fmt: skip

@@ -154,6 +154,29 @@ BASE = {
             "metadata and account context cannot remove",
         ),
         ({"rules": [{"id": "d", "action": "none"}, {"id": "d", "action": "none"}]}, "used twice"),
+        # a misspelt key at any level is refused with its path, never read as "absent"
+        (
+            {"strike": {"weights": {}, "window_days": 1, "suspend_at": 1}},
+            r"^strike: unknown field \(did you mean 'strikes'",
+        ),
+        ({"categorie": {}}, r"^categorie: unknown field \(did you mean 'categories'"),
+        ({"reveiw": {}}, r"^reveiw: unknown field \(did you mean 'review'"),
+        (
+            {"strikes": {"weights": {"remove": 1}, "window_days": 90, "suspend_at": 3, "suspend_after": 2}},
+            r"^strikes\.suspend_after: unknown field",
+        ),
+        (
+            {
+                "categories": {
+                    "synthetic": {"dsa_category": "STATEMENT_CATEGORY_SCOPE_OF_PLATFORM_SERVICE", "keyword": []}
+                }
+            },
+            r"^categories\.synthetic\.keyword: unknown field \(did you mean 'keywords'",
+        ),
+        (
+            {"rules": [{"id": "d", "action": "none", "wen": {}}]},
+            r"^rules\[0\]\.wen: unknown field \(did you mean 'when'",
+        ),
     ],
 )
 def test_a_wrong_policy_names_the_field(change, message):

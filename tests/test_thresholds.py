@@ -88,6 +88,12 @@ def test_cli_writes_points_per_score_and_rejects_bad_costs(tmp_path):
     costs.write_text("tiers:\n  remove: {at_least: review, cost_false_positive: 1, cost_false_negative: 1}\n")
     with pytest.raises(ValueError, match="not a tier listed before it"):
         load_costs(str(costs))
+    costs.write_text("tiers:\n  remove: {cost_false_positive: 1, cost_false_negative: 1, max_fpr: 0.01}\n")
+    with pytest.raises(ValueError, match=r"tiers\.remove\.max_fpr: unknown field"):
+        load_costs(str(costs))
+    costs.write_text("tiers:\n  remove: {cost_false_positive: 1, cost_false_negative: 1}\nprevalence: 0.05\n")
+    with pytest.raises(ValueError, match="prevalence: unknown field"):
+        load_costs(str(costs))
 
 
 def test_a_threshold_sits_in_the_middle_of_the_gap_not_on_the_last_item_it_flags():
