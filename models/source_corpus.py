@@ -53,7 +53,7 @@ from models.sources import (
     DEFAULT_CACHE,
     ROLES,
     Source,
-    file_sha256,
+    content_digest,
     media_files,
     sources_for,
     training_photographs,
@@ -577,21 +577,14 @@ def _generate_all(items: Sequence[SourceItem], cache: Path, workdir: Path) -> di
     return paths
 
 
-@functools.cache
-def _content_name(path: str) -> str:
-    """A file by its content: the same photograph or film under two sources' trees is one."""
-    return file_sha256(Path(path))
-
-
 def _origins(item: SourceItem) -> list[str]:
     """What an item is made from besides itself: the photograph (as itself or re-drawn), the
     film segment (as filmed or re-drawn), the recordings or the synthesised utterance."""
-    named = _content_name
-    origins = [f"file:{named(f)}" for f in (item.image_file, *item.audio_files) if f]
+    origins = [f"file:{content_digest(f)}" for f in (item.image_file, *item.audio_files) if f]
     if item.video_file:
-        origins.append(f"segment:{named(item.video_file)}@{item.start_s:.2f}")
+        origins.append(f"segment:{content_digest(item.video_file)}@{item.start_s:.2f}")
     if item.generation is not None and item.generation.input_file and item.generation.frames == 1:
-        origins.append(f"file:{named(item.generation.input_file)}")
+        origins.append(f"file:{content_digest(item.generation.input_file)}")
     if item.speech is not None:
         origins.append(f"speech:{item.synth_source}:{item.speech.voice}:{item.speech.text}")
     return origins
@@ -600,8 +593,8 @@ def _origins(item: SourceItem) -> list[str]:
 def split_groups(items: Sequence[SourceItem]) -> dict[str, str]:
     """Each item's split group: items that share an origin (a photograph's variants and its
     re-drawings, a segment's uploads, a recording used alone and as a clip's voice) form one
-    group, named by its least origin (files by their content) so that separate builds agree, and land in
-    one split: a model must not be tested on the photograph it trained on."""
+    group and land in one split, so no model is tested on the photograph it trained on. A
+    group is named by its least origin, files by their content, so separate builds agree."""
     parent: dict[str, str] = {}
 
     def root(key: str) -> str:

