@@ -25,7 +25,6 @@ class: the honest number for media from somewhere the models never saw.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -54,6 +53,7 @@ from models.train import (
     train_modality,
     voting,
 )
+from pipelines.options import StrictParser, add_flags
 from schemas.vocabulary import MODALITIES
 
 MIN_SLICE = 5  # slices smaller than this are listed with their count only
@@ -420,11 +420,11 @@ def _nan_to_none(value: float) -> float | None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m models.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--features", required=True, help="Warehouse dir, TFRecord/Parquet dir, a glob, or bq://PROJECT.DATASET."
     )
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
+    add_flags(parser, "bigquery_endpoint")
     parser.add_argument("--labels", required=True, nargs="+", help="labels.jsonl file(s): label, <modality>_label.")
     parser.add_argument("--model_dir", required=True, help="Model directory (newest version of each is evaluated).")
     parser.add_argument("--out", required=True, help="Report directory: report.json, test_scores.jsonl, PNG plots.")

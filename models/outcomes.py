@@ -13,7 +13,6 @@ of the whole system on media it may never have seen, not of a model on a test sp
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
@@ -26,6 +25,7 @@ import numpy as np
 from models.examples import load_labels
 from models.metrics import roc_auc
 from models.thresholds import policy_thresholds
+from pipelines.options import StrictParser, add_flags
 from schemas.vocabulary import MODALITIES
 
 
@@ -117,8 +117,8 @@ def outcomes(warehouse: Path, labels: dict[str, dict], thresholds: dict[str, flo
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.outcomes", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warehouse", required=True)
+    parser = StrictParser(prog="python -m models.outcomes", description=__doc__.split("\n\n")[0])
+    add_flags(parser, "warehouse", required=("warehouse",))
     parser.add_argument("--labels", required=True, nargs="+")
     parser.add_argument("--policy", default="policies/synthetic_media_v1.yaml")
     parser.add_argument("--out", default=None, help="Write the figures here as JSON (default: print them).")

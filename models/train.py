@@ -13,7 +13,6 @@ and written to `MODEL_DIR/fusion/<version>/`.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import glob
 import os
@@ -39,6 +38,7 @@ from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
 from models.splits import SPLIT_DOC, SPLITS, item_split
 from models.trees import cross_fitted_logits, fit_trees
 from models.visual_layout import VISUAL
+from pipelines.options import StrictParser, add_flags
 from schemas.vocabulary import MODALITIES
 
 
@@ -367,13 +367,13 @@ def item_probabilities(loaded: dict[str, LoadedSignature], examples: list[dict])
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--features",
         required=True,
         help="Warehouse dir, TFRecord/Parquet dir, a glob of files, or a BigQuery warehouse bq://PROJECT.DATASET.",
     )
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
+    add_flags(parser, "bigquery_endpoint")
     parser.add_argument(
         "--labels", required=True, nargs="+", help="labels.jsonl file(s) with content_id, label and <modality>_label."
     )

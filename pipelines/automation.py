@@ -12,7 +12,6 @@ start-up and run a rule whose lower bound has fallen under its target in `sample
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from enforcement.automation import RuleAgreement, downgrades, measure_agreement
 from enforcement.policy import Policy, load_policy
-from pipelines.options import DEFAULT_POLICY
+from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
 from pipelines.warehouse_reader import open_reader
 
 LOG = logging.getLogger(__name__)
@@ -70,12 +69,11 @@ def format_table(measured: list[RuleAgreement]) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.automation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warehouse", required=True, help="Embedded warehouse directory or bq://PROJECT.DATASET.")
+    parser = StrictParser(prog="python -m pipelines.automation", description=__doc__.split("\n\n")[0])
+    add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--policy", default=str(DEFAULT_POLICY), help="The policy whose rules are measured.")
     parser.add_argument("--since", type=dt.date.fromisoformat, default=None, help="Verdicts from this day (UTC).")
     parser.add_argument("--out", default=None, help="Also write the figures as JSON here.")
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
     args = parser.parse_args(argv)
     try:
         policy = load_policy(args.policy)

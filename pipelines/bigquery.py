@@ -10,9 +10,9 @@ launch; Terraform (`infra/terraform`) does it in production from the same files.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from pipelines.options import StrictParser, add_flags
 from schemas import INPUT_TABLES, TABLES
 from schemas.bigquery import compliance_dataset, physical_table, table_resource, view_queries
 from transforms.bigquery import BigQueryLocation
@@ -82,9 +82,8 @@ def count_rows(location: BigQueryLocation, table: str) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.bigquery", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warehouse", required=True, help="bq://PROJECT.DATASET")
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
+    parser = StrictParser(prog="python -m pipelines.bigquery", description=__doc__.split("\n\n")[0])
+    add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     args = parser.parse_args(argv)
     try:
         location = BigQueryLocation.parse(args.warehouse, args.bigquery_endpoint)

@@ -10,12 +10,13 @@ table agrees, 1 otherwise, with the differences listed.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+
+from pipelines.options import StrictParser
 
 # table -> (key columns, columns the run's clock or version sets)
 TABLES: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
@@ -81,7 +82,7 @@ def compare(before: Path, after: Path, tables: Iterable[str]) -> list[str]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.compare_warehouses", description=__doc__.split("\n")[0])
+    parser = StrictParser(prog="python -m pipelines.compare_warehouses", description=__doc__.split("\n")[0])
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--table", action="append", choices=sorted(TABLES), help="Tables to compare (default: all).")

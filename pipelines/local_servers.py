@@ -8,7 +8,6 @@ emulator of the Google Cloud CLI. The tests and `make demo-bigquery` start and s
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import os
@@ -20,6 +19,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from pipelines.options import StrictParser
 
 REPO = Path(__file__).resolve().parent.parent
 BIGQUERY_ENV = REPO / ".bq-emulator"
@@ -125,7 +126,7 @@ def running(server: Server) -> Iterator[Server]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.local_servers", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m pipelines.local_servers", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("start", "stop"))
     parser.add_argument("--data_dir", required=True, help="The BigQuery server's data and its pid file.")
     parser.add_argument("--port", type=int, default=9050)

@@ -1,304 +1,334 @@
-"""Command-line options of the deepfake detection jobs."""
+"""The jobs' command-line flags, declared once, and the strict parser that reads them.
+
+Each flag is declared once in `FLAGS` (its group and argparse keywords); each job names the
+flags it takes in `JOB_FLAGS`, and `job_parser` builds its parser from them, so a flag that
+does not apply to a job is not in its parser and is refused like a misspelt one. Beam's own
+pipeline options (--runner, --project, --temp_location, ...) are parsed by Beam's parser;
+whatever neither parser knows ends the launch with one line naming the nearest flag.
+
+Tools reuse the shared declarations with `add_flags(parser, "warehouse", ...)`.
+"""
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import posixpath
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn
 
-from apache_beam.options.pipeline_options import PipelineOptions
-
-from transforms.bigquery import FILE_LOADS, STREAMING_INSERTS, is_bigquery_uri
+from transforms.bigquery import FILE_LOADS, STREAMING_INSERTS
 from transforms.limits import MediaLimits
+from transforms.messages import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGE_BYTES
 from transforms.parse import MANIFEST_FORMATS
 
 DEFAULT_POLICY = "policies/synthetic_media_v1.yaml"
+DEFAULT_MIN_CELL_COUNT = 10
 _LIMITS = MediaLimits()
 
+# Group titles, in the order `--help` prints them.
+UPLOADS, WAREHOUSE, MODELS, LIMITS, STREAM, LOCAL_RUN, OUTPUT = (
+    "upload events, appeals and verdicts",
+    "warehouse and enforcement events",
+    "models and policy",
+    "per-item limits (an item over one is dead-lettered, naming it)",
+    "streaming",
+    "local streaming runs (when to stop)",
+    "output",
+)
 
-class DetectionOptions(PipelineOptions):
-    """Flags of `python -m pipelines.batch`, next to Beam's own (--runner, --direct_num_workers, ...)."""
+FLAGS: Mapping[str, tuple[str, dict[str, Any]]] = {
+    # -- where uploads, appeals and verdicts come from
+    "input": (UPLOADS, dict(
+        help="Upload events: a manifest file or glob (JSON Lines, CSV or Parquet; local or gs://), or a BigQuery "
+        "table bq://PROJECT.DATASET.TABLE. Relative media_uri values resolve against the manifest's directory. May "
+        "be left out when --appeals or --reviews is given: a run without uploads.")),
+    "input_query": (UPLOADS, dict(
+        help="Upload events from a BigQuery standard SQL query (instead of --input), run in --bigquery_project.")),
+    "input_format": (UPLOADS, dict(choices=MANIFEST_FORMATS, help="Manifest format (default: from extension).")),
+    "appeals": (UPLOADS, dict(
+        help="Appeal outcomes (JSON Lines, CSV or Parquet, or bq://PROJECT.DATASET.TABLE): decision_id, outcome "
+        "(upheld|overturned), decided_at. Overturned decisions are reversed downstream, lose their strike, and "
+        "label the item real for retraining.")),
+    "appeals_query": (UPLOADS, dict(help="Appeal outcomes from a BigQuery standard SQL query (instead of --appeals).")),
+    "reviews": (UPLOADS, dict(
+        help="Reviewers' verdicts (JSON Lines, CSV or Parquet, or bq://PROJECT.DATASET.TABLE): review_id, "
+        "decision_id, violating, category, action, reviewer (pseudonymous), decided_at. Each becomes the item's "
+        "final decision; one that disagrees with an automated action reverses it.")),
+    "bigquery_project": (UPLOADS, dict(
+        help="Project that runs --input_query and --appeals_query (default: the --warehouse project).")),
+    "subscription": (UPLOADS, dict(help="Upload events: projects/P/subscriptions/S.")),
+    "appeals_subscription": (UPLOADS, dict(
+        help="Appeal outcomes (JSON: decision_id, outcome, decided_at; the decided_at attribute is the event time).")),
+    "reviews_subscription": (UPLOADS, dict(
+        help="Reviewers' verdicts (JSON, as --reviews takes; the decided_at attribute is the event time).")),
+    # -- where everything goes
+    "warehouse": (WAREHOUSE, dict(
+        help="Embedded warehouse directory (Parquet files per table plus DIR/warehouse.duckdb), or a BigQuery "
+        "dataset bq://PROJECT.DATASET (a job creates its tables and views from schemas/).")),
+    "bigquery_endpoint": (WAREHOUSE, dict(
+        help="URL of a BigQuery-API server other than Google's (a local one, e.g. http://127.0.0.1:9050). "
+        "Default: Google, with the worker's credentials.")),
+    "bigquery_write_method": (WAREHOUSE, dict(
+        choices=(FILE_LOADS, STREAMING_INSERTS),
+        help="How rows reach a BigQuery warehouse: load jobs (the default: free; rows checked against the schema "
+        "first) or streaming inserts with insert ids (rows BigQuery refuses come back as dead letters with its "
+        "reason). The streaming job always inserts.")),
+    "statements_dir": (WAREHOUSE, dict(
+        help="Directory (local or gs://) for the statements of reasons in Transparency Database API batches, with a "
+        "BigQuery warehouse (the embedded one writes them under DIR/statements_of_reasons_batches).")),
+    "write_disposition": (WAREHOUSE, dict(
+        choices=("append", "truncate"), default="append",
+        help="append adds this run's files to the tables; truncate empties the tables first.")),
+    "strike_ledger": (WAREHOUSE, dict(
+        help="Prior strike ledger (Parquet file or glob). Default: the newest ledger in --warehouse; with "
+        "--write_disposition truncate and no ledger given, strikes start from none.")),
+    "review_media": (WAREHOUSE, dict(
+        help="Where the review queue's contact sheets (PNG of the sampled frames) go, local or gs:// (default: "
+        "DIR/review_media beside an embedded warehouse; none for BigQuery unless given).")),
+    "run_id": (WAREHOUSE, dict(
+        help="Name of this run's files and rows (default: UTC time and a random tag). Run ids must sort in run "
+        "order: the newest run's strike ledger is the current one.")),
+    "events_sink": (WAREHOUSE, dict(
+        choices=("warehouse", "pubsub"), default="warehouse",
+        help="Where enforcement events go: the warehouse's enforcement_events table only, or also one Pub/Sub "
+        "topic per target (--pubsub_project; PUBSUB_EMULATOR_HOST for the emulator).")),
+    "pubsub_project": (WAREHOUSE, dict(help="Project of the enforcement topics (--events_sink pubsub).")),
+    "pubsub_topic_prefix": (WAREHOUSE, dict(
+        default="", help="Prefix of each target's topic id (default: the target's name).")),
+    "min_cell_count": (WAREHOUSE, dict(
+        type=int, default=DEFAULT_MIN_CELL_COUNT,
+        help="Transparency cells with fewer decisions are suppressed (default %(default)s).")),
+    # -- what decides
+    "model_dir": (MODELS, dict(
+        help="Directory with <modality>/<version>/ SavedModels and model cards; the newest version of each "
+        "modality is served. Default: the model set shipped with the package (models/served).")),
+    "features_only": (MODELS, dict(
+        action="store_true",
+        help="Extract and write features only, with no model (to build training data): items get no scores, so "
+        "only rules that need none (declared or credentialed AI) can act.")),
+    "model_versions": (MODELS, dict(
+        help="Pin versions instead of the newest, e.g. visual=20261121T2200,fusion=20261121T2200.")),
+    "model_refresh_s": (MODELS, dict(
+        type=float, default=60.0,
+        help="Every this many seconds each worker looks in --model_dir for a newer version of each model it "
+        "serves and serves it from the next batch on; every score names the version that produced it. Versions "
+        "pinned with --model_versions never change; 0 turns refresh off (default %(default)s).")),
+    "hash_bank": (MODELS, dict(
+        help="JSON Lines of known synthetic media PDQ hashes ({'pdq': hex, 'label': ...}); a match is the policy "
+        "signal hash_match.")),
+    "policy": (MODELS, dict(default=DEFAULT_POLICY, help="Enforcement policy YAML file (default %(default)s).")),
+    "shadow_policy": (MODELS, dict(
+        help="A candidate policy YAML run beside --policy on the same scores: its decisions go to shadow_decisions "
+        "only (never fanned out, queued or struck), for the simulation's --shadow comparison.")),
+    "second_opinion_model": (MODELS, dict(
+        help="A SavedModel (models/second_opinion.py's signature: evidence and the category's policy text in, "
+        "probability and rationale out) consulted on every review-queue item; its answer is stored with the row "
+        "as advice.")),
+    "accelerator": (MODELS, dict(
+        help="GPU for inference, in Dataflow's worker_accelerator form, e.g. \"type:nvidia-tesla-t4;count:1;"
+        'install-nvidia-driver". With --gpu_workers inference (default) it is a resource hint on the RunInference '
+        "steps only: Dataflow right fitting runs them on GPU workers and decoding on CPU workers. Local runners "
+        "ignore it.")),
+    "gpu_workers": (MODELS, dict(
+        choices=("inference", "all"), default="inference",
+        help="inference: only the RunInference steps get GPU workers (resource hint). all: one worker pool, every "
+        "worker with the GPU (the worker_accelerator service option), for runners without right fitting.")),
+    "min_batch_size": (MODELS, dict(type=int, default=1, help="Smallest RunInference batch (default %(default)s).")),
+    "max_batch_size": (MODELS, dict(type=int, default=32, help="Largest RunInference batch (default %(default)s).")),
+    # -- per-item limits
+    "media_root": (LIMITS, dict(
+        action="append",
+        help="A folder local media may be read from (repeatable; symlinks are resolved before the check). "
+        "Default: the manifest's folder (batch); the streaming job reads no local media unless given one. Media "
+        "elsewhere, and schemes other than local and gs://, are dead-lettered uri_not_allowed without being "
+        "opened.")),
+    "media_bucket": (LIMITS, dict(
+        action="append",
+        help="A gs:// bucket media may be read from (repeatable; default: any bucket the workers can read).")),
+    "max_media_bytes": (LIMITS, dict(type=int, default=_LIMITS.max_media_bytes, help="Default %(default)s bytes.")),
+    "max_pixels": (LIMITS, dict(type=int, default=_LIMITS.max_pixels, help="Default %(default)s pixels.")),
+    "max_duration_s": (LIMITS, dict(type=float, default=_LIMITS.max_duration_s, help="Default %(default)s seconds.")),
+    "max_decode_s": (LIMITS, dict(
+        type=float, default=_LIMITS.max_decode_s, help="Decode time per item and track; default %(default)s seconds.")),
+    "max_fetch_s": (LIMITS, dict(
+        type=float, default=_LIMITS.max_fetch_s,
+        help="Time to fetch one remote object (gs://), retries included; default %(default)s seconds.")),
+    "max_inline_bytes": (LIMITS, dict(
+        type=int, default=_LIMITS.max_inline_bytes,
+        help="Media larger than this is read from storage by each extractor instead of carried in the element "
+        "(memory flat in an upload's length); default %(default)s bytes.")),
+    # -- the streaming job's door and windows
+    "allowed_lateness_s": (STREAM, dict(
+        type=int, default=6 * 3600,
+        help="How late (event time) a decision may arrive and still update its window's cells; older events are "
+        "dead-lettered for the batch job (default %(default)s).")),
+    "max_message_bytes": (STREAM, dict(
+        type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
+        help="A message body over this is dead-lettered message_too_large, never parsed (default %(default)s).")),
+    "max_delivery_attempts": (STREAM, dict(
+        type=int, default=DEFAULT_MAX_ATTEMPTS,
+        help="A message delivered this many times without an outcome (the job stopped with it in flight each time) "
+        "is dead-lettered delivery_attempts_exceeded on the next (default %(default)s).")),
+    "max_run_s": (LOCAL_RUN, dict(type=float, help="Stop cleanly after this long.")),
+    "stop_after_idle_s": (LOCAL_RUN, dict(
+        type=float, help="Stop cleanly once nothing new has been accounted for in this long.")),
+    "expected_rows": (LOCAL_RUN, dict(
+        type=int,
+        help="Stop once this many upload messages of the subscription's history are accounted for (scored, "
+        "dead-lettered or skipped), and balance the reconciliation against it.")),
+    "expected_appeals": (LOCAL_RUN, dict(
+        type=int, help="Stop once this many appeals are accounted for (applied, dead-lettered or skipped).")),
+    # -- what the launch prints and how it ends
+    "max_dead_letter_share": (OUTPUT, dict(
+        type=float, default=1.0,
+        help="Exit with status 4 (after writing everything) when more than this share of the upload rows read "
+        "were dead-lettered (default %(default)s: only when every row was).")),
+    "verbose": (OUTPUT, dict(
+        action="store_true",
+        help="Show TensorFlow's and Beam's start-up logs and the traceback of a launch error.")),
+}  # fmt: skip
 
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        io = parser.add_argument_group("input and output")
-        io.add_argument(
-            "--input",
-            help="Upload events: a manifest file or glob (JSON Lines, CSV or Parquet; local or gs://), or a "
-            "BigQuery table bq://PROJECT.DATASET.TABLE. Relative media_uri values resolve against the manifest's "
-            "directory. May be left out when --appeals is given: an appeals-only run.",
-        )
-        io.add_argument(
-            "--input_query",
-            default=None,
-            help="Upload events from a BigQuery standard SQL query (instead of --input), run in --bigquery_project.",
-        )
-        io.add_argument(
-            "--input_format", choices=MANIFEST_FORMATS, default=None, help="Manifest format (default: from extension)."
-        )
-        io.add_argument(
-            "--warehouse",
-            help="Embedded warehouse directory (Parquet files per table plus DIR/warehouse.duckdb), or a BigQuery "
-            "dataset bq://PROJECT.DATASET (tables and views are created from schemas/ at launch).",
-        )
-        io.add_argument(
-            "--bigquery_endpoint",
-            default=None,
-            help="URL of a BigQuery-API server other than Google's (a local one, e.g. http://127.0.0.1:9050). "
-            "Default: Google, with the worker's credentials.",
-        )
-        io.add_argument(
-            "--bigquery_project",
-            default=None,
-            help="Project that runs --input_query and --appeals_query (default: the --warehouse project).",
-        )
-        io.add_argument(
-            "--bigquery_write_method",
-            choices=(FILE_LOADS, STREAMING_INSERTS),
-            default=FILE_LOADS,
-            help="How rows reach BigQuery: load jobs (free; rows checked against the schema first) or streaming "
-            "inserts with insert ids (rows BigQuery refuses come back as dead letters with its reason).",
-        )
-        io.add_argument(
-            "--statements_dir",
-            default=None,
-            help="Directory (local or gs://) for the statements of reasons in Transparency Database API batches, "
-            "with a BigQuery warehouse (the embedded one writes them under DIR/statements_of_reasons_batches).",
-        )
-        io.add_argument(
-            "--write_disposition",
-            choices=("append", "truncate"),
-            default="append",
-            help="append adds this run's files to the tables; truncate empties the tables first.",
-        )
-        io.add_argument(
-            "--strike_ledger",
-            default=None,
-            help="Prior strike ledger (Parquet file or glob). Default: the newest ledger in --warehouse; "
-            "with --write_disposition truncate and no ledger given, strikes start from none.",
-        )
-        io.add_argument(
-            "--appeals",
-            default=None,
-            help="Appeal outcomes (JSON Lines, CSV or Parquet, or bq://PROJECT.DATASET.TABLE): decision_id, outcome "
-            "(upheld|overturned), decided_at. Overturned decisions are reversed downstream, lose their strike, and "
-            "label the item real for retraining.",
-        )
-        io.add_argument(
-            "--appeals_query",
-            default=None,
-            help="Appeal outcomes from a BigQuery standard SQL query (instead of --appeals).",
-        )
-        io.add_argument(
-            "--reviews",
-            default=None,
-            help="Reviewers' verdicts (JSON Lines, CSV or Parquet, or bq://PROJECT.DATASET.TABLE): review_id, "
-            "decision_id, violating, category, action, reviewer (pseudonymous), decided_at. Each becomes the item's "
-            "final decision; one that disagrees with an automated action reverses it.",
-        )
-        io.add_argument(
-            "--review_media",
-            default=None,
-            help="Where the review queue's contact sheets (PNG of the sampled frames) go, local or gs:// (default: "
-            "DIR/review_media beside an embedded warehouse; none for BigQuery unless given).",
-        )
-        io.add_argument(
-            "--run_id",
-            default=None,
-            help="Name of this run's files and rows (default: UTC time and a random tag). Run ids must sort in run "
-            "order: the newest run's strike ledger is the current one.",
-        )
-        io.add_argument(
-            "--events_sink",
-            choices=("warehouse", "pubsub"),
-            default="warehouse",
-            help="Where enforcement events go: the warehouse's enforcement_events table only, or also one Pub/Sub "
-            "topic per target (--pubsub_project; PUBSUB_EMULATOR_HOST for the emulator).",
-        )
-        io.add_argument(
-            "--pubsub_project", default=None, help="Project of the enforcement topics (--events_sink pubsub)."
-        )
-        io.add_argument(
-            "--pubsub_topic_prefix", default="", help="Prefix of each target's topic id (default: the target's name)."
-        )
-
-        models = parser.add_argument_group("models and policy")
-        models.add_argument(
-            "--model_dir",
-            default=None,
-            help="Directory with <modality>/<version>/ SavedModels and model cards; the newest version of each "
-            "modality is served. Default: the model set shipped with the package (models/served).",
-        )
-        models.add_argument(
-            "--features_only",
-            action="store_true",
-            help="Extract and write features only, with no model (to build training data): items get no scores, "
-            "so only rules that need none (declared or credentialed AI) can act.",
-        )
-        models.add_argument(
-            "--model_versions",
-            default=None,
-            help="Pin versions instead of the newest, e.g. visual=20261121T2200,fusion=20261121T2200.",
-        )
-        models.add_argument(
-            "--hash_bank",
-            default=None,
-            help="JSON Lines of known synthetic media PDQ hashes ({'pdq': hex, 'label': ...}); a match is the "
-            "policy signal hash_match.",
-        )
-        models.add_argument("--policy", default=DEFAULT_POLICY, help="Enforcement policy YAML file.")
-        models.add_argument(
-            "--second_opinion_model",
-            default=None,
-            help="A SavedModel (models/second_opinion.py's signature: evidence and the category's policy text in, "
-            "probability and rationale out) consulted on every review-queue item; its answer is stored with the "
-            "row as advice.",
-        )
-        models.add_argument(
-            "--shadow_policy",
-            default=None,
-            help="A candidate policy YAML run beside --policy on the same scores: its decisions go to "
-            "shadow_decisions only (never fanned out, queued or struck), for pipelines.simulate --shadow.",
-        )
-        models.add_argument(
-            "--accelerator",
-            default=None,
-            help="GPU for inference, in Dataflow's worker_accelerator form, e.g. \"type:nvidia-tesla-t4;count:1;"
-            'install-nvidia-driver". With --gpu_workers inference (default) it is a resource hint on the '
-            "RunInference steps only: Dataflow right fitting runs them on GPU workers and decoding on CPU workers. "
-            "Local runners ignore it.",
-        )
-        models.add_argument(
-            "--gpu_workers",
-            choices=("inference", "all"),
-            default="inference",
-            help="inference: only the RunInference steps get GPU workers (resource hint). all: one worker pool, "
-            "every worker with the GPU (the worker_accelerator service option), for runners without right fitting.",
-        )
-        models.add_argument(
-            "--min_batch_size", type=int, default=1, help="Smallest RunInference batch (default %(default)s)."
-        )
-        models.add_argument(
-            "--max_batch_size", type=int, default=32, help="Largest RunInference batch (default %(default)s)."
-        )
-        models.add_argument(
-            "--min_cell_count",
-            type=int,
-            default=10,
-            help="Transparency cells with fewer decisions are suppressed (default %(default)s).",
-        )
-
-        limits = parser.add_argument_group("per-item limits (an item over one is dead-lettered, naming it)")
-        limits.add_argument(
-            "--media_root",
-            action="append",
-            default=None,
-            help="A folder local media may be read from (repeatable; symlinks are resolved before the check). "
-            "Default: the manifest's folder (batch), none (streaming). Media elsewhere, and schemes other than "
-            "local and gs://, are dead-lettered uri_not_allowed without being opened.",
-        )
-        limits.add_argument(
-            "--media_bucket",
-            action="append",
-            default=None,
-            help="A gs:// bucket media may be read from (repeatable; default: any bucket the workers can read).",
-        )
-        limits.add_argument(
-            "--max_media_bytes", type=int, default=_LIMITS.max_media_bytes, help="Default %(default)s bytes."
-        )
-        limits.add_argument("--max_pixels", type=int, default=_LIMITS.max_pixels, help="Default %(default)s pixels.")
-        limits.add_argument(
-            "--max_duration_s", type=float, default=_LIMITS.max_duration_s, help="Default %(default)s seconds."
-        )
-        limits.add_argument(
-            "--max_decode_s",
-            type=float,
-            default=_LIMITS.max_decode_s,
-            help="Decode time per item and track; default %(default)s seconds.",
-        )
-        limits.add_argument(
-            "--max_fetch_s",
-            type=float,
-            default=_LIMITS.max_fetch_s,
-            help="Time to fetch one remote object (gs://), retries included; default %(default)s seconds.",
-        )
-        limits.add_argument(
-            "--max_inline_bytes",
-            type=int,
-            default=_LIMITS.max_inline_bytes,
-            help="Media larger than this is read from storage by each extractor instead of carried in "
-            "the element (memory flat in an upload's length); default %(default)s bytes.",
-        )
-
-    def media_limits(self, default_roots: tuple[str, ...] = ()) -> MediaLimits:
-        """The per-item limits, with where media may be read from: --media_root, else
-        `default_roots`; --media_bucket, else any bucket."""
-        roots = tuple(self.media_root) if self.media_root else tuple(default_roots)
-        return MediaLimits(
-            media_roots=tuple(posixpath.abspath(root) for root in roots),
-            media_buckets=tuple(self.media_bucket) if self.media_bucket else None,
-            max_media_bytes=self.max_media_bytes,
-            max_pixels=self.max_pixels,
-            max_duration_s=self.max_duration_s,
-            max_decode_s=self.max_decode_s,
-            max_fetch_s=self.max_fetch_s,
-            max_inline_bytes=self.max_inline_bytes,
-        )
+_SHARED = ("warehouse", "bigquery_endpoint", "strike_ledger", "review_media", "run_id", "events_sink",
+           "pubsub_project", "pubsub_topic_prefix", "min_cell_count", "model_dir", "model_versions", "hash_bank",
+           "policy", "shadow_policy", "second_opinion_model", "accelerator", "gpu_workers", "min_batch_size",
+           "max_batch_size", "media_root", "media_bucket", "max_media_bytes", "max_pixels", "max_duration_s",
+           "max_decode_s", "max_fetch_s", "max_inline_bytes", "max_dead_letter_share", "verbose")  # fmt: skip
+JOB_FLAGS: Mapping[str, tuple[str, ...]] = {
+    "batch": ("input", "input_query", "input_format", "appeals", "appeals_query", "reviews", "bigquery_project",
+              "bigquery_write_method", "statements_dir", "write_disposition", "features_only", *_SHARED),
+    "streaming": ("subscription", "appeals_subscription", "reviews_subscription", "model_refresh_s",
+                  "allowed_lateness_s", "max_message_bytes", "max_delivery_attempts", "max_run_s",
+                  "stop_after_idle_s", "expected_rows", "expected_appeals", *_SHARED),
+}  # fmt: skip
+JOB_USAGE = {
+    "batch": "%(prog)s --input MANIFEST --warehouse DIR|bq://PROJECT.DATASET [flags]",
+    "streaming": "%(prog)s --subscription projects/P/subscriptions/S --warehouse DIR|bq://PROJECT.DATASET [flags]",
+}
+JOB_DESCRIPTIONS = {
+    "batch": "Score uploads for synthetic media, decide under a policy, write the warehouse.",
+    "streaming": "Score uploads from Pub/Sub as they arrive, decide under a policy, write the warehouse.",
+}
+BEAM_EPILOG = (
+    "Beam's own pipeline options pass through to the runner (--runner, --project, --region, --temp_location, "
+    "--setup_file, --direct_num_workers, --direct_running_mode, ...): --help_beam lists them all."
+)
 
 
-def check_options(options: DetectionOptions, parser_error) -> None:
-    """Rejects bad flag combinations with a clear message (via the argument parser's error)."""
-    if options.input and options.input_query:
-        parser_error("--input and --input_query: give one source of upload events")
-    if options.appeals and options.appeals_query:
-        parser_error("--appeals and --appeals_query: give one source of appeals")
-    if not (options.input or options.input_query or options.appeals or options.appeals_query or options.reviews):
-        parser_error("--input is required (or --appeals or --reviews alone, for a run without uploads)")
-    queries = options.input_query or options.appeals_query
-    if queries and not (options.bigquery_project or is_bigquery_uri(options.warehouse)):
-        parser_error("--input_query and --appeals_query run in --bigquery_project (or a bq:// --warehouse's project)")
-    if not options.warehouse:
-        parser_error("--warehouse is required")
-    for name in ("max_media_bytes", "max_pixels", "max_duration_s", "max_decode_s", "max_fetch_s", "max_inline_bytes",
-                 "min_batch_size"):  # fmt: skip
-        if getattr(options, name) <= 0:
-            parser_error(f"--{name} must be positive")
-    if options.max_batch_size < options.min_batch_size:
-        parser_error("--max_batch_size must be at least --min_batch_size")
-    if options.features_only and (options.model_dir or options.model_versions):
-        parser_error("--features_only takes no --model_dir or --model_versions")
-    if options.min_cell_count < 1:
-        parser_error("--min_cell_count must be at least 1")
-    if options.events_sink == "pubsub" and not options.pubsub_project:
-        parser_error("--events_sink pubsub needs --pubsub_project")
-    if options.gpu_workers == "all" and not options.accelerator:
-        parser_error("--gpu_workers all needs --accelerator")
-    if options.second_opinion_model:
-        from models import storage
+class StrictParser(argparse.ArgumentParser):
+    """An argument parser that ends a bad command line with one line (the usage block only
+    with --help), refuses abbreviations, and names the nearest flag to a misspelt one."""
 
-        if not storage.exists(storage.join(options.second_opinion_model, "saved_model.pb")):
-            parser_error(f"--second_opinion_model: no SavedModel at {options.second_opinion_model}")
-    if options.statements_dir and not is_bigquery_uri(options.warehouse):
-        parser_error("--statements_dir is for a BigQuery warehouse (the embedded one keeps them under --warehouse)")
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
 
-def review_media_dir(options: DetectionOptions) -> str | None:
-    """Where the review queue's contact sheets go: --review_media, else beside an embedded
-    warehouse; a BigQuery warehouse has none unless given."""
-    if options.review_media or is_bigquery_uri(options.warehouse):
-        return options.review_media
-    return posixpath.join(options.warehouse, "review_media")
+    def known_flags(self) -> list[str]:
+        return [flag for action in self._actions for flag in action.option_strings if flag.startswith("--")]
+
+    def refuse_unknown(
+        self, unknown: list[str], also_known: Iterable[str] = (), elsewhere: Mapping[str, str] = {}
+    ) -> None:
+        """Ends the launch on the first argument nobody parsed: a flag of another command
+        (`elsewhere`: flag -> where it belongs) says so; a misspelt one names the nearest of
+        this parser's flags, else of `also_known`."""
+        if not unknown:
+            return
+        flag = unknown[0].split("=", 1)[0]
+        if not flag.startswith("-"):
+            self.error(f"unexpected argument {flag!r} (flags take the form --name value)")
+        if flag in elsewhere:
+            self.error(f"{flag} is not a flag of this job: it belongs to {elsewhere[flag]}")
+        nearest = (difflib.get_close_matches(flag, self.known_flags(), n=1, cutoff=0.6)
+                   or difflib.get_close_matches(flag, list(also_known), n=1, cutoff=0.75))  # fmt: skip
+        hint = f"; did you mean {nearest[0]}?" if nearest else "; --help lists the flags"
+        self.error(f"unrecognized flag {flag}{hint}")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, unknown = self.parse_known_args(args, namespace)
+        self.refuse_unknown(unknown)
+        return parsed
 
 
-def load_shadow_policy(options: DetectionOptions, live, parser_error):
-    """The `--shadow_policy` beside the live policy, or None; it must be another version of a
-    policy or another policy, so its decision ids differ from the live ones."""
-    if not options.shadow_policy:
-        return None
-    from enforcement.policy import load_policy
+def add_flags(parser: argparse.ArgumentParser, *names: str, required: Iterable[str] = ()) -> None:
+    """Adds the declared flags `names` to `parser` (in their groups when it has them), the
+    ones in `required` as required: how every command takes --warehouse, --bigquery_endpoint,
+    --min_cell_count and the like, declared once here."""
+    groups = {group.title: group for group in parser._action_groups}
+    required = frozenset(required)
+    for name in names:
+        title, keywords = FLAGS[name]
+        target = groups.get(title) or parser
+        target.add_argument(f"--{name}", **keywords, **({"required": True} if name in required else {}))
 
-    try:
-        shadow = load_policy(options.shadow_policy)
-    except (OSError, ValueError) as exc:
-        parser_error(f"--shadow_policy: {exc}")
-    if (shadow.policy_id, shadow.version) == (live.policy_id, live.version):
-        parser_error("--shadow_policy has the live policy's id and version: give the candidate a version of its own")
-    return shadow
+
+def job_parser(job: str) -> StrictParser:
+    """The parser of `python -m pipelines.<job>`: exactly the flags the job takes."""
+    parser = StrictParser(prog=f"python -m pipelines.{job}", usage=JOB_USAGE[job], description=JOB_DESCRIPTIONS[job],
+                          epilog=BEAM_EPILOG)  # fmt: skip
+    names = JOB_FLAGS[job]
+    titles = dict.fromkeys(FLAGS[name][0] for name in FLAGS)  # the declaration order
+    for title in titles:
+        if any(FLAGS[name][0] == title for name in names):
+            parser.add_argument_group(title)
+    add_flags(parser, *names)
+    parser.add_argument("--help_beam", action=_BeamHelp, nargs=0, help="List Beam's pipeline options and exit.")
+    return parser
+
+
+def flag_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The parser's flags that configure a run (--help and --help_beam left out)."""
+    return [action for action in parser._actions if action.dest not in ("help", "help_beam")]
+
+
+def beam_parser() -> argparse.ArgumentParser:
+    """Beam's own pipeline options, as Beam itself parses them."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    parser = _BeamArgumentParser(prog="Beam pipeline options", allow_abbrev=False, add_help=False)
+    seen = {}
+    for cls in PipelineOptions.__subclasses__():
+        seen.setdefault(str(cls), cls)
+    for cls in seen.values():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+class _BeamHelp(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        beam_parser().print_help()
+        parser.exit()
+
+
+def parse_job_flags(job: str, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """(the job's own flags, the arguments for Beam's PipelineOptions). Anything neither the
+    job nor Beam takes ends the launch with one line."""
+    parser = job_parser(job)
+    options, rest = parser.parse_known_args(argv)
+    beam = beam_parser()
+    _, unknown = beam.parse_known_args(rest)
+    elsewhere = {f"--{name}": f"python -m pipelines.{other}"
+                 for other, names in JOB_FLAGS.items() if other != job for name in names}  # fmt: skip
+    parser.refuse_unknown(unknown, also_known=[f for a in beam._actions for f in a.option_strings], elsewhere=elsewhere)
+    return options, rest
+
+
+def media_limits(options: argparse.Namespace, default_roots: tuple[str, ...] = ()) -> MediaLimits:
+    """The per-item limits, with where media may be read from: --media_root, else
+    `default_roots`; --media_bucket, else any bucket."""
+    roots = tuple(options.media_root) if options.media_root else tuple(default_roots)
+    return MediaLimits(
+        media_roots=tuple(posixpath.abspath(root) for root in roots),
+        media_buckets=tuple(options.media_bucket) if options.media_bucket else None,
+        max_media_bytes=options.max_media_bytes,
+        max_pixels=options.max_pixels,
+        max_duration_s=options.max_duration_s,
+        max_decode_s=options.max_decode_s,
+        max_fetch_s=options.max_fetch_s,
+        max_inline_bytes=options.max_inline_bytes,
+    )

@@ -11,7 +11,6 @@ job dead-letters it, as the batch job would). PUBSUB_EMULATOR_HOST points it at 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import json
@@ -20,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.options import StrictParser
 from schemas.records import format_timestamp, parse_timestamp
 
 # The times an event carries; shifting an event moves them together, so an account's age at
@@ -139,7 +139,7 @@ def publish(topic: str, messages: list[tuple[bytes, dict[str, str]]], rate: floa
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.publish_events", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m pipelines.publish_events", description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", required=True, help="JSON Lines manifest of upload events.")
     parser.add_argument("--topic", required=True, help="projects/P/topics/T")
     parser.add_argument("--rate", type=float, default=None, help="Events per second (default: as fast as it can).")

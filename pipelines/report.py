@@ -16,7 +16,6 @@ and answers the qualitative part. The period defaults to the calendar year of th
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import html
 import sys
@@ -42,7 +41,7 @@ from enforcement.dsa_template import (
 )
 from enforcement.policy import PolicyError, load_policy
 from pipelines.html_pages import html_page
-from pipelines.options import DEFAULT_POLICY
+from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
 from pipelines.warehouse_reader import WarehouseReader, open_reader, plain_number
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -475,18 +474,13 @@ def read_provider(path: str, today: dt.date) -> Provider:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--warehouse", required=True, help="Embedded warehouse directory, or a BigQuery dataset bq://PROJECT.DATASET."
-    )
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
+    parser = StrictParser(prog="python -m pipelines.report", description=__doc__.split("\n\n")[0])
+    add_flags(parser, "warehouse", "bigquery_endpoint", "min_cell_count", required=("warehouse",))
     parser.add_argument("--out", required=True, help="Report directory.")
     parser.add_argument("--period", default=None,
                         help="START/END (YYYY-MM-DD/YYYY-MM-DD, both days included); default: the calendar year of the "
                              "latest decision, appeal or verdict (Annex II's reporting period), said to be partial "
                              "when the records or the year do not cover it.")  # fmt: skip
-    parser.add_argument("--min_cell_count", type=int, default=10,
-                        help="Template figures under this count are withheld (default %(default)s).")  # fmt: skip
     parser.add_argument("--dsa_template", "--dsa-template", action="store_true",
                         help="Also write the quantitative DSA template's CSV parts to OUT/dsa_template/.")  # fmt: skip
     parser.add_argument("--provider", default=None, help="Provider file (YAML): provider_name, service_name, "

@@ -11,7 +11,6 @@ random. The output is the `--appeals` input of `pipelines.batch`.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models.examples import load_labels
+from pipelines.options import StrictParser, add_flags
 from pipelines.warehouse_reader import WarehouseReader, open_reader
 from schemas.records import format_timestamp
 from schemas.vocabulary import DECISION_VISIBILITY
@@ -72,11 +72,8 @@ def read_restrictive_decisions(reader: WarehouseReader) -> list[tuple[str, str, 
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.sample_appeals", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--warehouse", required=True, help="Warehouse with enforcement_decisions: a directory or bq://PROJECT.DATASET."
-    )
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
+    parser = StrictParser(prog="python -m pipelines.sample_appeals", description=__doc__.split("\n\n")[0])
+    add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--out", required=True, help="Appeals file to write (JSON Lines).")
     parser.add_argument("--labels", default=None, help="labels.jsonl (content_id, label): overturn real items.")
     parser.add_argument("--share", type=float, default=0.5, help="Share of restrictive decisions appealed.")

@@ -12,7 +12,6 @@ within its item's SLA and never later than now. The output is the `--reviews` in
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from models.examples import load_labels
+from pipelines.options import StrictParser, add_flags
 from pipelines.warehouse_reader import WarehouseReader, open_reader
 from schemas.records import format_timestamp
 
@@ -66,9 +66,8 @@ def read_open_queue(reader: WarehouseReader) -> list[dict]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.sample_verdicts", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warehouse", required=True, help="Warehouse with a review_queue: a directory or bq://P.D.")
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
+    parser = StrictParser(prog="python -m pipelines.sample_verdicts", description=__doc__.split("\n\n")[0])
+    add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--labels", required=True, help="labels.jsonl (content_id, label): what reviewers find.")
     parser.add_argument("--out", required=True, help="Verdicts file to write (JSON Lines).")
     parser.add_argument("--seed", type=int, default=0)

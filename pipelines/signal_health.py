@@ -24,7 +24,6 @@ metrics (namespace `signal_health`) as items pass, for dashboards between these 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import html
@@ -38,6 +37,7 @@ import numpy as np
 
 from enforcement.automation import wilson_lower_bound
 from pipelines.html_pages import figure, html_page, html_table, percent, png_uri
+from pipelines.options import StrictParser, add_flags
 from pipelines.warehouse_reader import WarehouseReader, newest_rows, open_reader
 from schemas.records import utc_now
 from schemas.version import PIPELINE_VERSION
@@ -493,14 +493,13 @@ def write_checks(warehouse: str, checks: list[HealthCheck], bigquery_endpoint: s
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.signal_health", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warehouse", required=True, help="Embedded warehouse directory or bq://PROJECT.DATASET.")
+    parser = StrictParser(prog="python -m pipelines.signal_health", description=__doc__.split("\n\n")[0])
+    add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--period", choices=sorted(PERIODS), default="week")
     parser.add_argument("--end", type=dt.date.fromisoformat, default=None, help="First day after the period (UTC).")
     parser.add_argument("--reference", default="previous", help="previous (the period before) or START/END dates.")
     parser.add_argument("--costs", default="policies/error_costs.yaml", help="For re-derived thresholds.")
     parser.add_argument("--out", default="signal_health", help="Directory for signal_health.json and .html.")
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
     args = parser.parse_args(argv)
     try:
         reader = open_reader(args.warehouse, args.bigquery_endpoint)

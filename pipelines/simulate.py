@@ -20,7 +20,6 @@ traffic, instead of replaying.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import html
 import json
@@ -33,7 +32,7 @@ from enforcement.policy_sections import RESTRICTIVE_ACTIONS
 from enforcement.simulation import decision_sql, effective_actions, expected_quality_samples, sql_literal
 from models.thresholds import load_costs
 from pipelines.html_pages import figure, html_page, html_table, percent, png_uri
-from pipelines.options import DEFAULT_POLICY
+from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
 from pipelines.warehouse_reader import WarehouseReader, newest_rows, open_reader
 
 CHANGED_ITEMS_LISTED = 1000
@@ -414,8 +413,8 @@ def render_html(result: dict[str, Any]) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.simulate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warehouse", required=True, help="Embedded warehouse directory or bq://PROJECT.DATASET.")
+    parser = StrictParser(prog="python -m pipelines.simulate", description=__doc__.split("\n\n")[0])
+    add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--policy", required=True, help="The candidate policy YAML.")
     parser.add_argument("--baseline", default=DEFAULT_POLICY, help="The policy to compare with (the live one).")
     parser.add_argument("--since", type=dt.date.fromisoformat, default=None, help="Uploads from this day (UTC).")
@@ -425,7 +424,6 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--shadow", action="store_true", help="Compare the live decisions with the candidate's "
                         "recorded beside them by a --shadow_policy run, instead of replaying stored scores.")  # fmt: skip
     parser.add_argument("--out", default="simulation", help="Directory for simulation.json and simulation.html.")
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
     args = parser.parse_args(argv)
     policies = {}
     for name, path in (("baseline", args.baseline), ("candidate", args.policy)):

@@ -14,7 +14,6 @@ the manifest, it then samples appeals against half the restrictive decisions, re
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from pipelines import publish_events, sample_appeals, streaming
 from pipelines.local_servers import ServerUnavailable, running, start_pubsub
-from pipelines.options import DEFAULT_POLICY
+from pipelines.options import DEFAULT_POLICY, StrictParser
 from schemas.records import format_timestamp
 
 PROJECT = "t-and-s-local"
@@ -57,7 +56,7 @@ def live_appeal(line: str) -> tuple[bytes, dict[str, str]]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.stream_demo", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m pipelines.stream_demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--warehouse", required=True)
     parser.add_argument("--rate", type=float, default=2.0, help="Uploads published per second.")

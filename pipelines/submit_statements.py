@@ -28,7 +28,6 @@ builder is fixed). The exit code is 0 only when nothing is left unsent.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import hashlib
@@ -45,6 +44,7 @@ from typing import Any
 
 from enforcement.simulation import sql_literal
 from enforcement.statements import MAX_BATCH, batches
+from pipelines.options import StrictParser, add_flags
 from pipelines.warehouse_reader import WarehouseReader, open_reader
 from schemas.records import DeadLetter, utc_now
 from schemas.version import PIPELINE_VERSION
@@ -392,10 +392,9 @@ def submit(warehouse: str, database: TransparencyDatabase, *, bigquery_endpoint:
 
 
 def run(argv: list[str] | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.submit_statements",
+    parser = StrictParser(prog="python -m pipelines.submit_statements",
                                      description=__doc__.split("\n\n")[0])  # fmt: skip
-    parser.add_argument("--warehouse", required=True, help="Embedded warehouse directory or bq://PROJECT.DATASET.")
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
+    add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--endpoint", required=True, help="The Transparency Database, e.g. "
                         "https://transparency.dsa.ec.europa.eu (the API path is added).")  # fmt: skip
     parser.add_argument("--token-file", "--token_file", dest="token_file", required=True,

@@ -19,7 +19,6 @@ before publishing (`make demo` runs it after the appeals run).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import functools
 import json
@@ -36,6 +35,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from enforcement.appeals import Appeal, decision_from_row
 from pipelines.batch import LOCAL_RUNNER
+from pipelines.options import StrictParser, add_flags
 from pipelines.reconcile import query_hint
 from pipelines.sinks import BigQueryWarehouse, EmbeddedWarehouse, History, Sink, open_warehouse
 from schemas.records import parse_timestamp
@@ -113,20 +113,12 @@ def _counter(result, name: str) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = StrictParser(
         prog="python -m pipelines.transparency",
         description="Recompute the published transparency cells over every run in the warehouse.",
         epilog="Beam options such as --runner and --direct_num_workers pass through.",
     )
-    parser.add_argument(
-        "--warehouse",
-        required=True,
-        help="Warehouse the batch job wrote: an embedded warehouse directory or bq://PROJECT.DATASET.",
-    )
-    parser.add_argument("--bigquery_endpoint", default=None, help="A BigQuery-API server other than Google's.")
-    parser.add_argument(
-        "--min_cell_count", type=int, default=10, help="Cells under this count are suppressed (default %(default)s)."
-    )
+    add_flags(parser, "warehouse", "bigquery_endpoint", "min_cell_count", required=("warehouse",))
     args, beam_args = parser.parse_known_args(argv)
     if args.min_cell_count < 1:
         parser.error("--min_cell_count must be at least 1")

@@ -89,6 +89,18 @@ def bigquery_schema(table: str) -> tuple[dict[str, Any], ...]:
     return tuple(json.loads(path.read_text()))
 
 
+def column_descriptions(table: str) -> dict[str, str]:
+    """Each top-level column's description from the schema file; a RECORD's names its fields'
+    too (`account: ... created_at: ...; verified: ...`), for catalogs that describe columns only."""
+    described = {}
+    for field in bigquery_schema(table):
+        text = field.get("description", "")
+        if field.get("fields"):
+            text += " Fields: " + "; ".join(f"{sub['name']}: {sub.get('description', '')}" for sub in field["fields"])
+        described[field["name"]] = text
+    return described
+
+
 def _arrow_field(field: Mapping[str, Any]) -> pa.Field:
     bq_type = field["type"].upper()
     if bq_type in ("RECORD", "STRUCT"):

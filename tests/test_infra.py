@@ -28,7 +28,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from hcl2.utils import SerializationOptions
 
 from enforcement.policy import load_policy
-from pipelines.options import DEFAULT_POLICY, DetectionOptions, check_options
+from pipelines.launch import check_flags
+from pipelines.options import DEFAULT_POLICY, flag_actions, job_parser
 from schemas import INPUT_TABLES, SCHEMA_DIR, SCHEMA_OF, TABLES, bigquery_schema
 from schemas import bigquery as schemas_bigquery
 from schemas.vocabulary import SUSPENSION_TARGET
@@ -188,7 +189,7 @@ def test_every_target_of_the_shipped_policy_has_a_topic():
 
 def test_topic_ids_are_the_ones_the_job_publishes_to():
     prefix_default = terraform().variables["topic_prefix"]["default"]
-    assert prefix_default == PipelineOptions([]).view_as(DetectionOptions).pubsub_topic_prefix
+    assert prefix_default == job_parser("batch").get_default("pubsub_topic_prefix")
     name = terraform().resources["google_pubsub_topic", "enforcement"]["name"]
     for prefix in ("", "prod-"):
         topic_id = name.replace("${var.topic_prefix}", prefix).replace("${each.key}", "takedown")
@@ -272,9 +273,7 @@ def launcher():
 
 
 def job_flags() -> list[argparse.Action]:
-    parser = argparse.ArgumentParser()
-    DetectionOptions._add_argparse_args(parser)
-    return [action for action in parser._actions if not isinstance(action, argparse._HelpAction)]
+    return flag_actions(job_parser("batch"))
 
 
 @functools.cache
@@ -333,9 +332,9 @@ def test_the_warehouse_is_required_because_the_job_refuses_to_run_without_it():
     def refuse(message):
         raise ValueError(message)
 
-    options = PipelineOptions(["--input", "manifest.jsonl"]).view_as(DetectionOptions)
+    options = job_parser("batch").parse_args(["--input", "manifest.jsonl"])
     with pytest.raises(ValueError, match="--warehouse"):
-        check_options(options, refuse)
+        check_flags("batch", options, refuse)
 
 
 def test_switches_arrive_as_true_or_false_and_reach_the_job_as_bare_flags():
@@ -348,9 +347,9 @@ def test_switches_arrive_as_true_or_false_and_reach_the_job_as_bare_flags():
         flag = action.option_strings[0]
         on = launcher().command_line([f"{flag}=true", "--warehouse=bq://p.d", "--runner=DataflowRunner"], flags)
         assert on == [flag, "--warehouse=bq://p.d", "--runner=DataflowRunner"]
-        assert getattr(PipelineOptions(on).view_as(DetectionOptions), action.dest) is True
+        assert getattr(job_parser("batch").parse_known_args(on)[0], action.dest) is True
         off = launcher().command_line([f"{flag}=false", "--warehouse=bq://p.d"], flags)
-        assert getattr(PipelineOptions(off).view_as(DetectionOptions), action.dest) is False
+        assert getattr(job_parser("batch").parse_known_args(off)[0], action.dest) is False
 
 
 def test_a_template_launch_runs_on_dataflow_unless_told_otherwise():

@@ -6,11 +6,21 @@ import dataclasses
 import datetime as dt
 import json
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from schemas import SCHEMA_DIR, SCHEMA_OF, TABLES, SchemaViolation, arrow_schema, bigquery_schema, validate_row
+from schemas import (
+    SCHEMA_DIR,
+    SCHEMA_OF,
+    TABLES,
+    SchemaViolation,
+    arrow_schema,
+    bigquery_schema,
+    column_descriptions,
+    validate_row,
+)
 from schemas.records import (
     AccountContext,
     AudioFeatures,
@@ -23,6 +33,7 @@ from schemas.records import (
     decode_array,
     encode_array,
 )
+from transforms.warehouse import write_catalog
 
 NOW = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 BQ_TYPES = {"STRING", "BYTES", "INTEGER", "FLOAT", "BOOLEAN", "TIMESTAMP", "DATE", "RECORD", "JSON"}
@@ -37,6 +48,33 @@ def test_each_table_has_a_bigquery_schema_file_bq_accepts(table):
         assert field["type"] in BQ_TYPES
         assert field.get("mode", "NULLABLE") in ("NULLABLE", "REQUIRED", "REPEATED")
     assert "pipeline_version" in names
+
+
+@pytest.mark.parametrize("path", sorted(SCHEMA_DIR.glob("*.json")), ids=lambda path: path.stem)
+def test_every_column_of_every_table_is_described(path):
+    fields = json.loads(path.read_text())
+    if not isinstance(fields, list):  # the table layouts and view specs, not table schemas
+        return
+    stack = list(fields)
+    while stack:
+        field = stack.pop()
+        assert field.get("description", "").strip(), f"{path.name}: {field['name']} has no description"
+        stack.extend(field.get("fields", ()))
+
+
+def test_the_embedded_catalog_describes_every_column_as_bigquery_does(tmp_path):
+    catalog = write_catalog(str(tmp_path / "wh"))
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        rows = con.sql("SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() "
+                       "WHERE database_name = 'warehouse'").fetchall()  # fmt: skip
+    assert {schema for schema, *_ in rows} == {"main", "compliance"}
+    assert [row[:3] for row in rows if not row[3]] == []
+    described = {(table, column): comment for _, table, column, comment in rows}
+    assert (
+        described["enforcement_decisions", "policy_version"]
+        == column_descriptions("enforcement_decisions")["policy_version"]
+    )
+    assert "created_at: When the account was created" in column_descriptions("upload_events")["account"]
 
 
 @pytest.mark.parametrize("table", TABLES)

@@ -251,7 +251,7 @@ def test_stop_after_idle_fires_when_nothing_comes_at_all(tmp_path):
     from apache_beam.runners.runner import PipelineState
 
     from pipelines.sinks import EmbeddedWarehouse
-    from pipelines.streaming import StopRequest, wait
+    from pipelines.stream_control import StopRequest, wait
 
     running = types.SimpleNamespace(state=PipelineState.RUNNING)  # a job that never writes a row
     started = time.monotonic()

@@ -18,11 +18,13 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from schemas.config import refuse_unknown
 from schemas.records import MediaFeatures
 from transforms.dead_letter import ParDoOrDeadLetter
 
 # The threshold ThreatExchange uses for PDQ matches (of 256 bits).
 DEFAULT_MAX_DISTANCE = 31
+BANK_FIELDS = ("pdq", "label")  # one JSON object per line
 # Frames PDQ rates below this quality (flat, featureless) hash unreliably and are skipped.
 MIN_QUALITY = 50
 
@@ -86,6 +88,7 @@ class HashBank:
                 bytes.fromhex(digest)
             except (ValueError, KeyError, TypeError):
                 raise ValueError(f"{path}:{number}: expected {{'pdq': <64 hex digits>, 'label': ...}}") from None
+            refuse_unknown(entry, BANK_FIELDS, f"{path}:{number}: ")
             if len(digest) != 64:
                 raise ValueError(f"{path}:{number}: pdq must be 64 hex digits, got {len(digest)}")
             hashes.append(digest)

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from models.examples import to_tf_example
 from models.signature import FEATURE_VERSION
-from schemas import TABLES, arrow_schema, bigquery_schema, duckdb_type, validate_row
+from schemas import TABLES, arrow_schema, bigquery_schema, column_descriptions, duckdb_type, validate_row
 from schemas.bigquery import CURRENT_LEDGER_VIEW, ONE_ROW_PER, compliance_views, current_ledger_sql
 from schemas.records import MediaFeatures
 from transforms.dead_letter import MapOrDeadLetter
@@ -239,4 +239,26 @@ def write_catalog(warehouse: str) -> Path:
                 f'CREATE OR REPLACE VIEW warehouse.{COMPLIANCE_SCHEMA}."{table}" AS '
                 f'SELECT {columns} FROM warehouse.main."{table}"'
             )
+        describe_columns(con)
     return catalog
+
+
+def describe_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Every column of every view in the catalog gets its description from `schemas/`, as
+    BigQuery's tables do: `SELECT column_name, comment FROM duckdb_columns()` reads them."""
+    views = con.sql("SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = 'warehouse'").fetchall()
+    columns = {
+        (schema, view): {name for (name,) in con.sql(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = 'warehouse' AND schema_name = ? "
+            "AND table_name = ?", params=[schema, view]).fetchall()}
+        for schema, view in views
+    }  # fmt: skip
+    for (schema, view), names in columns.items():
+        table = view.removesuffix("_all_runs")
+        table = "strike_ledger" if table == CURRENT_LEDGER_VIEW else table
+        if table not in TABLES:
+            continue
+        for name, text in column_descriptions(table).items():
+            if name in names and text:
+                quoted = text.replace("'", "''")
+                con.execute(f'COMMENT ON COLUMN warehouse."{schema}"."{view}"."{name}" IS \'{quoted}\'')

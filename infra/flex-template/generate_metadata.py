@@ -3,7 +3,7 @@ parameters are the job's options one for one and never drift from them:
 
     python infra/flex-template/generate_metadata.py > infra/flex-template/metadata.json
 
-One parameter per flag of `DetectionOptions`: its help as help text (defaults filled in), a
+One parameter per flag of the batch job (`pipelines.options.JOB_FLAGS`): its help as help text (defaults filled in), a
 regex wherever the flag takes choices, a number or a switch, and required where the job ends a
 run without it. Beam's own options (--runner, --temp_location, ...) are the launcher's, not
 parameters of the template.
@@ -20,9 +20,10 @@ from typing import Any
 from launch import is_switch, job_parser  # beside this script, which Python puts first on sys.path
 
 import pipelines.batch
+from pipelines.options import flag_actions
 
 TEMPLATE_NAME = "deepfake-defense-batch"
-# Flags `pipelines.options.check_options` refuses a run without.
+# Flags `pipelines.launch.check_flags` refuses a run without.
 REQUIRED = frozenset({"warehouse"})
 NUMBER_PATTERNS = {
     int: r"^-?[0-9]+$",
@@ -70,10 +71,12 @@ def parameter(action: argparse.Action, group: str, prog: str) -> dict[str, Any]:
 
 def metadata() -> dict[str, Any]:
     parser = job_parser()
+    flags = flag_actions(parser)
     parameters = [
         parameter(action, group.title, parser.prog)
         for group in parser._action_groups
         for action in group._group_actions
+        if action in flags
     ]
     return {
         "name": TEMPLATE_NAME,

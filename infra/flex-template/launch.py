@@ -12,16 +12,14 @@ import argparse
 import sys
 from collections.abc import Iterable, Sequence
 
-from pipelines.options import DetectionOptions
+from pipelines.options import job_parser as batch_parser
 
 DATAFLOW_RUNNER = "DataflowRunner"
 
 
 def job_parser() -> argparse.ArgumentParser:
     """The batch job's own flags (Beam's --runner, --temp_location, ... are not among them)."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.batch", add_help=False)
-    DetectionOptions._add_argparse_args(parser)
-    return parser
+    return batch_parser("batch")
 
 
 def is_switch(action: argparse.Action) -> bool:
