@@ -37,6 +37,8 @@ setup(
             "models.*",
             "schemas",
             "schemas.*",
+            "warehouse",
+            "warehouse.*",
         ],
         exclude=["models.corpus", "models.corpus.*"],
     ),

@@ -24,9 +24,9 @@ import yaml
 
 from enforcement.policy import load_policy, parse_policy
 from pipelines import simulate
-from pipelines.warehouse_reader import EmbeddedReader
 from schemas import arrow_schema
-from transforms.warehouse import write_catalog
+from warehouse.embedded import write_catalog
+from warehouse.reader import EmbeddedReader
 
 
 def _column(rng, values, count, absent=0.0):

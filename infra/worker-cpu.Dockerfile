@@ -19,6 +19,7 @@ COPY transforms transforms
 COPY enforcement enforcement
 COPY models models
 COPY schemas schemas
+COPY warehouse warehouse
 COPY policies policies
 RUN pip install --no-cache-dir --no-deps .
 

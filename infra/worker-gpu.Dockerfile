@@ -43,6 +43,7 @@ COPY transforms transforms
 COPY enforcement enforcement
 COPY models models
 COPY schemas schemas
+COPY warehouse warehouse
 COPY policies policies
 RUN pip install --no-deps .
 

@@ -63,7 +63,7 @@ def read_bigquery_examples(uri: str, feature_version: str, endpoint: str | None 
     Raises:
         ValueError: the dataset holds no features of this version (naming the ones it holds).
     """
-    from transforms.bigquery import BigQueryLocation, query_arrow
+    from warehouse.bigquery import BigQueryLocation, query_arrow
 
     location = BigQueryLocation.parse(uri, endpoint)
     table = location.sql_name("features")
@@ -82,7 +82,7 @@ def read_features(features: str, bigquery_endpoint: str | None = None) -> tuple[
     Raises:
         ValueError: nothing to read there.
     """
-    from transforms.bigquery import is_bigquery_uri
+    from warehouse.bigquery import is_bigquery_uri
 
     if is_bigquery_uri(features):
         return read_bigquery_examples(features, FEATURE_VERSION, bigquery_endpoint), [features]

@@ -23,7 +23,6 @@ from enforcement.appeals import decision_from_row
 from enforcement.events import enforcement_events
 from enforcement.policy import Policy
 from enforcement.strikes import suspension_decision
-from pipelines.sinks import History, Sink
 from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
 from transforms.limits import MediaLimits
@@ -32,6 +31,7 @@ from transforms.review import ApplyVerdicts, ConsultSecondOpinion, LogDecisions,
 from transforms.statements import BuildStatements
 from transforms.strikes import ReadStrikeLedger, TrackStrikesInState, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
+from warehouse.sinks import History, Sink
 
 
 @dataclasses.dataclass(frozen=True)

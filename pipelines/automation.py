@@ -21,7 +21,7 @@ from pathlib import Path
 from enforcement.automation import RuleAgreement, downgrades, measure_agreement
 from enforcement.policy import Policy, load_policy
 from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
-from pipelines.warehouse_reader import open_reader
+from warehouse.reader import open_reader
 
 LOG = logging.getLogger(__name__)
 

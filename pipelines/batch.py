@@ -20,10 +20,10 @@ from pipelines.account import account_stage, write_decided, write_review_queue
 from pipelines.graph import Detection, detect
 from pipelines.launch import LOCAL_RUNNER, Launch, main, prepare
 from pipelines.reconcile import format_summary, reconcile, rows_read
-from pipelines.sinks import History, Sink
-from transforms.bigquery import BigQueryLocation, BigQuerySource, ReadBigQueryRows, is_bigquery_uri
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
 from transforms.progress import ReportProgress
+from warehouse.bigquery import BigQueryLocation, BigQuerySource, ReadBigQueryRows, is_bigquery_uri
+from warehouse.sinks import History, Sink
 
 __all__ = ["LOCAL_RUNNER", "BatchJob", "build_pipeline", "run"]
 

@@ -33,10 +33,10 @@ from pipelines.automation import gate_automation
 from pipelines.graph import Detection
 from pipelines.options import FILE_LOADS, STREAMING_INSERTS, job_parser, media_limits, parse_job_flags
 from pipelines.reconcile import Reconciliation
-from pipelines.sinks import History, LaunchError, Sink, open_warehouse
-from transforms.bigquery import BigQueryLocation, is_bigquery_uri
 from transforms.hashbank import HashBank
 from transforms.inference import JOIN_TIMEOUT_S
+from warehouse.bigquery import BigQueryLocation, is_bigquery_uri
+from warehouse.sinks import History, LaunchError, Sink, open_warehouse
 
 # Unless told otherwise the batch job runs on the in-process portable runner: DirectRunner
 # would first try to download the Prism runner, which must not happen on an offline machine.

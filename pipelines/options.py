@@ -18,10 +18,10 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
-from transforms.bigquery import FILE_LOADS, STREAMING_INSERTS
 from transforms.limits import MediaLimits
 from transforms.messages import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGE_BYTES
 from transforms.parse import MANIFEST_FORMATS
+from warehouse.bigquery import FILE_LOADS, STREAMING_INSERTS
 
 DEFAULT_POLICY = "policies/synthetic_media_v1.yaml"
 DEFAULT_MIN_CELL_COUNT = 10

@@ -7,14 +7,12 @@ actually wrote to the warehouse, so a row lost between a step and the sink shows
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
-import duckdb
 from apache_beam.metrics.metric import MetricsFilter
 
 from schemas.records import DEAD_LETTER, SKIPPED
 from schemas.vocabulary import SUSPEND_ACTION
+from warehouse.reader import query_hint
 
 # Dead letters of the appeals input: not upload rows, so outside the upload reconciliation.
 APPEAL_STEPS = frozenset({"read_appeals", "parse_appeals", "admit_appeals", "dedupe_appeals", "apply_appeals", "read_decision_history",
@@ -90,18 +88,6 @@ def rows_read(result, name: str = "rows_read") -> int:
     return int(sum(max(c.committed or 0, c.attempted or 0) for c in counters))
 
 
-def parquet_run_counts(warehouse: str, table: str, run_id: str, columns: str) -> tuple[tuple, ...]:
-    """(columns..., count) rows of what run `run_id` wrote to an embedded warehouse's `table`,
-    ordered; () if nothing."""
-    files = sorted((Path(warehouse) / table).glob(f"{run_id}-*.parquet"))
-    if not files:
-        return ()
-    listing = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
-    query = f"SELECT {columns}, count(*) FROM read_parquet({listing}) GROUP BY ALL ORDER BY {columns}"
-    with duckdb.connect() as con:
-        return tuple(tuple(row) for row in con.sql(query).fetchall())
-
-
 def reconcile(read: int, sink, verdicts_read: int = 0) -> Reconciliation:
     """Counts what the sink's run wrote and balances it against the rows it read."""
     scored = sum(n for _, n in sink.run_counts("media_scores", "media_type"))
@@ -118,21 +104,6 @@ def reconcile(read: int, sink, verdicts_read: int = 0) -> Reconciliation:
         verdicts_read=verdicts_read,
         verdicts=sink.run_counts("reviews", "verdict_action") if verdicts_read else (),
     )
-
-
-def duckdb_shell() -> str:
-    """The DuckDB shell installed next to this Python, else whatever `duckdb` the PATH finds."""
-    shell = Path(sys.prefix) / "bin" / "duckdb"
-    return str(shell) if shell.exists() else "duckdb"
-
-
-def query_hint(where: str, sql: str, table: str) -> str:
-    """The command that runs `sql` (with `{}` for `table`) on a warehouse: DuckDB's shell on the
-    embedded catalog, `bq query` on a BigQuery dataset (`bq://PROJECT.DATASET`)."""
-    if where.startswith("bq://"):
-        name = "`" + where.removeprefix("bq://") + "." + table + "`"
-        return f'bq query --nouse_legacy_sql "{sql.format(name)}"'
-    return f'{duckdb_shell()} {where} "{sql.format(table)}"'
 
 
 def format_summary(summary: Reconciliation, catalog: str, model_set, uploads: bool = True) -> str:

@@ -42,7 +42,7 @@ from enforcement.dsa_template import (
 from enforcement.policy import PolicyError, load_policy
 from pipelines.html_pages import html_page
 from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
-from pipelines.warehouse_reader import WarehouseReader, open_reader, plain_number
+from warehouse.reader import WarehouseReader, open_reader, plain_number
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 CATEGORY_NAMES = {name.code: name.description.strip() for name in NAMES}  # the template's words for its codes

@@ -20,9 +20,9 @@ import numpy as np
 
 from models.examples import load_labels
 from pipelines.options import StrictParser, add_flags
-from pipelines.warehouse_reader import WarehouseReader, open_reader
 from schemas.records import format_timestamp
 from schemas.vocabulary import DECISION_VISIBILITY
+from warehouse.reader import WarehouseReader, open_reader
 
 # The actions a statement of reasons is owed for: the ones an uploader can appeal.
 RESTRICTIVE = tuple(DECISION_VISIBILITY)

@@ -21,8 +21,8 @@ import numpy as np
 
 from models.examples import load_labels
 from pipelines.options import StrictParser, add_flags
-from pipelines.warehouse_reader import WarehouseReader, open_reader
 from schemas.records import format_timestamp
+from warehouse.reader import WarehouseReader, open_reader
 
 REVIEWERS = tuple(f"rev-{n:02d}" for n in range(1, 6))
 

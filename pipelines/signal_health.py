@@ -38,9 +38,9 @@ import numpy as np
 from enforcement.automation import wilson_lower_bound
 from pipelines.html_pages import figure, html_page, html_table, percent, png_uri
 from pipelines.options import StrictParser, add_flags
-from pipelines.warehouse_reader import WarehouseReader, newest_rows, open_reader
 from schemas.records import utc_now
 from schemas.version import PIPELINE_VERSION
+from warehouse.reader import WarehouseReader, newest_rows, open_reader
 
 PERIODS = {"day": dt.timedelta(days=1), "week": dt.timedelta(days=7), "month": dt.timedelta(days=30)}
 SCORES = ("visual_score", "audio_score", "metadata_score", "content_score", "fused_score")
@@ -484,7 +484,7 @@ def period_windows(reader: WarehouseReader, period: str, end: dt.date | None, re
 
 def write_checks(warehouse: str, checks: list[HealthCheck], bigquery_endpoint: str | None) -> None:
     """The checks as `signal_health` rows, through the jobs' own sink (Parquet + catalog, or BigQuery)."""
-    from pipelines.sinks import open_warehouse
+    from warehouse.sinks import open_warehouse
 
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-health-") + secrets.token_hex(3)
     sink = open_warehouse(warehouse, run_id, bigquery_endpoint=bigquery_endpoint)

@@ -33,7 +33,7 @@ from enforcement.simulation import decision_sql, effective_actions, expected_qua
 from models.thresholds import load_costs
 from pipelines.html_pages import figure, html_page, html_table, percent, png_uri
 from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
-from pipelines.warehouse_reader import WarehouseReader, newest_rows, open_reader
+from warehouse.reader import WarehouseReader, newest_rows, open_reader
 
 CHANGED_ITEMS_LISTED = 1000
 # What a person said each item was: the newest label (reviewers' verdicts, overturned appeals).

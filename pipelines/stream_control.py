@@ -20,8 +20,8 @@ from apache_beam.runners.runner import PipelineState
 
 from pipelines.intake import PULL_TIMEOUT_S, PULLING
 from pipelines.reconcile import stage_of, subscription_account
-from pipelines.sinks import BigQueryWarehouse, Sink
 from schemas.vocabulary import SUSPEND_ACTION
+from warehouse.sinks import BigQueryWarehouse, Sink
 
 # What a clean stop waits on: the run's writes to these stop changing.
 DRAINED_TABLES = ("message_deliveries", "media_scores", "dead_letter", "enforcement_decisions", "enforcement_events",

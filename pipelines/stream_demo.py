@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pipelines import publish_events, sample_appeals, streaming
 from pipelines.local_servers import ServerUnavailable, running, start_pubsub
-from pipelines.options import DEFAULT_POLICY, StrictParser
+from pipelines.options import StrictParser, add_flags
 from schemas.records import format_timestamp
 
 PROJECT = "t-and-s-local"
@@ -58,9 +58,8 @@ def live_appeal(line: str) -> tuple[bytes, dict[str, str]]:
 def run(argv: list[str] | None = None) -> int:
     parser = StrictParser(prog="python -m pipelines.stream_demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", required=True)
-    parser.add_argument("--warehouse", required=True)
+    add_flags(parser, "warehouse", "policy", required=("warehouse",))
     parser.add_argument("--rate", type=float, default=2.0, help="Uploads published per second.")
-    parser.add_argument("--policy", default=DEFAULT_POLICY)
     args, job_args = parser.parse_known_args(argv)
     manifest = Path(args.manifest)
     lines = [line for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines()]

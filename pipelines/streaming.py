@@ -46,13 +46,13 @@ from pipelines.graph import Detection, detect
 from pipelines.intake import PULLING, advance, install_local_reader, resume
 from pipelines.launch import main, prepare
 from pipelines.reconcile import format_summary, reconcile, rows_read, subscription_account, unfinished_deliveries
-from pipelines.sinks import History, Sink
 from pipelines.stream_control import StopRequest, drain, latency_percentiles, wait
 from transforms.dead_letter import DEAD, dead_letter_for
 from transforms.health import ExportHealthMetrics
 from transforms.messages import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGE_BYTES, ReadMessages, at_event_time
 from transforms.parse import DeduplicateEvents, ParseEvents
 from transforms.progress import ReportProgress
+from warehouse.sinks import History, Sink
 
 EVENT_TIME_ATTRIBUTE = "uploaded_at"
 APPEAL_TIME_ATTRIBUTE = "decided_at"

@@ -45,10 +45,10 @@ from typing import Any
 from enforcement.simulation import sql_literal
 from enforcement.statements import MAX_BATCH, batches
 from pipelines.options import StrictParser, add_flags
-from pipelines.warehouse_reader import WarehouseReader, open_reader
 from schemas.records import DeadLetter, utc_now
 from schemas.version import PIPELINE_VERSION
 from transforms.dead_letter import make_dead_letter
+from warehouse.reader import WarehouseReader, open_reader
 
 LOG = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ def submit(warehouse: str, database: TransparencyDatabase, *, bigquery_endpoint:
            batch_size: int = MAX_BATCH, max_attempts: int = 5, resend_rejected: bool = False,
            sleep: Callable[[float], None] = time.sleep) -> Summary:  # fmt: skip
     """Sends what the warehouse has not sent to `database` and records the outcomes."""
-    from pipelines.sinks import open_warehouse
+    from warehouse.sinks import open_warehouse
 
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-submit-") + secrets.token_hex(3)
     sink = open_warehouse(warehouse, run_id, bigquery_endpoint=bigquery_endpoint)

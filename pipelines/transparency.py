@@ -36,14 +36,14 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from enforcement.appeals import Appeal, decision_from_row
 from pipelines.batch import LOCAL_RUNNER
 from pipelines.options import StrictParser, add_flags
-from pipelines.reconcile import query_hint
-from pipelines.sinks import BigQueryWarehouse, EmbeddedWarehouse, History, Sink, open_warehouse
+from schemas.bigquery import ONE_ROW_PER
 from schemas.records import parse_timestamp
 from transforms.appeals import JoinAppeals
 from transforms.dead_letter import MapOrDeadLetter
 from transforms.distinct import KeepOnePerKey
 from transforms.transparency import AggregateTransparency
-from transforms.warehouse import ONE_ROW_PER
+from warehouse.reader import query_hint
+from warehouse.sinks import BigQueryWarehouse, EmbeddedWarehouse, History, Sink, open_warehouse
 
 TABLE = "transparency_report"
 _NAMESPACE = "transparency_report"
@@ -55,7 +55,7 @@ def _canonical(row: dict) -> str:
 
 def standing_row(rows: list[dict], moment: str, outcome: tuple[str, ...]) -> dict:
     """Of one id's copies, the outcome that stands (the newest), dated when that outcome was first
-    recorded: the rule of the catalog's views (`transforms.warehouse.ONE_ROW_PER`)."""
+    recorded: the rule of the catalog's views (`schemas.bigquery.ONE_ROW_PER`)."""
     newest = max(rows, key=lambda row: (row[moment], _canonical(row)))
     same = [row for row in rows if all(row.get(c) == newest.get(c) for c in outcome)]
     return min(same, key=lambda row: (row[moment], _canonical(row)))

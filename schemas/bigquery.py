@@ -21,9 +21,9 @@ from typing import Any
 
 from schemas import INPUT_TABLES, SCHEMA_DIR, TABLES, bigquery_schema
 
-# Tables whose readers see one row per id (the rule of the embedded catalog's views, which
-# `transforms.warehouse.ONE_ROW_PER` declares): table -> (id column, time column, the columns
-# that make an outcome). Kept here, beside the view SQL both warehouses build from it.
+# Tables whose readers see one row per id (the rule of both warehouses' views): table -> (id
+# column, time column, the columns that make an outcome). Kept here, beside the view SQL both
+# warehouses build from it.
 ONE_ROW_PER: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "enforcement_decisions": ("decision_id", "decided_at", ("action", "rule_id")),
     "enforcement_events": ("event_id", "emitted_at", ("action",)),

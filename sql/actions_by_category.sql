@@ -10,7 +10,7 @@ SELECT
   automated_decision,
   SUM(CASE WHEN suppressed THEN 0 ELSE item_count END) AS decisions,
   SUM(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells
-FROM transparency_report
+FROM compliance.transparency_report
 WHERE measure = 'decisions' AND breakdown = 'overall' AND period_type = 'month'
 GROUP BY period_start, category, action, detection_method, automated_decision
 ORDER BY period_start NULLS LAST, category NULLS LAST, action NULLS LAST, detection_method NULLS LAST, automated_decision NULLS LAST

@@ -7,7 +7,7 @@ SELECT
   action,
   SUM(CASE WHEN suppressed THEN 0 ELSE item_count END) AS decisions,
   SUM(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells
-FROM transparency_report
+FROM compliance.transparency_report
 WHERE measure = 'decisions' AND breakdown = 'country' AND period_type = 'month'
 GROUP BY period_start, country, action
 ORDER BY period_start NULLS LAST, country NULLS LAST, action NULLS LAST

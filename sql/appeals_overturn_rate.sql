@@ -11,7 +11,7 @@ SELECT
   SUM(CASE WHEN suppressed THEN 0 ELSE overturned_count END)
     / NULLIF(SUM(CASE WHEN suppressed THEN 0 ELSE item_count END), 0) AS overturn_rate,
   SUM(CASE WHEN suppressed THEN 1 ELSE 0 END) AS suppressed_cells
-FROM transparency_report
+FROM compliance.transparency_report
 WHERE measure = 'appeals' AND breakdown = 'overall' AND period_type = 'month'
 GROUP BY period_start, automated_decision, action
 ORDER BY period_start NULLS LAST, automated_decision NULLS LAST, action NULLS LAST

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("enforcement", "pipelines", "transforms", "models", "schemas")
+PACKAGES = ("enforcement", "pipelines", "transforms", "models", "schemas", "warehouse")
 HEAVY = ("apache_beam", "av", "cv2", "c2pa", "tensorflow")
 DECISION_MODULES = (
     "enforcement.policy",
@@ -112,3 +112,37 @@ def test_what_workers_run_never_imports_the_corpus_generator():
             seen.add(module)
             todo.extend(graph.get(module, ()))
     assert "pipelines.graph" in seen and not {m for m in seen if m.startswith("models.corpus")}
+
+
+def _package_sources():
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            yield path, ast.parse(path.read_text())
+
+
+def test_each_shared_flag_is_declared_once():
+    """--warehouse, --bigquery_endpoint and --min_cell_count come from `pipelines.options.FLAGS`
+    wherever a command takes them (`add_flags`), never from a parser of their own."""
+    shared = {"--warehouse", "--bigquery_endpoint", "--min_cell_count"}
+    declared = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.args[0].value}"
+        for path, tree in _package_sources()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument" and node.args
+        and isinstance(node.args[0], ast.Constant) and node.args[0].value in shared
+    ]  # fmt: skip
+    assert declared == []
+
+
+def test_only_the_warehouse_package_parses_a_bigquery_uri():
+    """The `bq://` scheme as a value (what a parser compares, strips or splits on) appears in
+    `warehouse/` only; everyone else asks `warehouse.bigquery`."""
+    parsing = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path, tree in _package_sources()
+        if path.relative_to(ROOT).parts[0] != "warehouse"
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Constant) and node.value in ("bq://", "bq:"))
+        or (isinstance(node, ast.Name | ast.alias) and getattr(node, "id", getattr(node, "name", "")) == "URI_SCHEME")
+    ]  # fmt: skip
+    assert parsing == []

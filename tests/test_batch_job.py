@@ -18,9 +18,9 @@ from models import corpus
 from models import train as train_cli
 from models.examples import read_examples
 from pipelines import batch, transparency
-from pipelines.warehouse_reader import EmbeddedReader
 from schemas import TABLES, arrow_schema
 from schemas.records import format_timestamp
+from warehouse.reader import EmbeddedReader
 
 pytestmark = pytest.mark.slow
 

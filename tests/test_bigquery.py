@@ -20,13 +20,12 @@ from models import corpus
 from models.examples import read_parquet_examples
 from models.train import read_features
 from pipelines import batch, report, sample_appeals, transparency
-from pipelines.bigquery import create_tables
-from pipelines.sinks import BigQueryWarehouse
-from pipelines.warehouse_reader import BigQueryReader, EmbeddedReader
 from schemas import INPUT_TABLES, TABLES, bigquery_schema
 from schemas.bigquery import compliance_views, physical_table, table_layouts, view_queries
-from transforms.bigquery import STREAMING_INSERTS, BigQueryLocation, query_arrow
-from transforms.warehouse import table_files
+from warehouse.bigquery import STREAMING_INSERTS, BigQueryLocation, create_tables, query_arrow
+from warehouse.embedded import table_files
+from warehouse.reader import BigQueryReader, EmbeddedReader
+from warehouse.sinks import BigQueryWarehouse
 
 from .conftest import batch_pipeline
 

@@ -19,7 +19,7 @@ from transforms.limits import CorruptMedia, MediaRejected
 from transforms.policy import ApplyPolicy, FanOutEnforcement
 from transforms.strikes import UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
-from transforms.warehouse import WriteTable
+from warehouse.embedded import WriteTable
 
 from .conftest import batch_pipeline
 from .test_policy import item

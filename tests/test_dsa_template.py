@@ -46,8 +46,8 @@ from enforcement.dsa_template import (
 )
 from pipelines import report
 from pipelines.options import DEFAULT_POLICY
-from pipelines.warehouse_reader import open_reader
-from transforms.warehouse import write_catalog
+from warehouse.embedded import write_catalog
+from warehouse.reader import open_reader
 
 from .conftest import seed_table
 from .pages import assert_readable

@@ -245,7 +245,9 @@ def test_streaming_honours_gpu_workers_as_batch_does(manifest, tmp_path):
 
 def test_a_hash_bank_row_with_an_unknown_key_is_refused_naming_its_line(capsys, manifest, tmp_path):
     bank = tmp_path / "bank.jsonl"
-    bank.write_text(json.dumps({"pdq": "f" * 64, "label": "known"}) + "\n" + json.dumps({"pdq": "0" * 64, "lable": "x"}))
+    bank.write_text(
+        json.dumps({"pdq": "f" * 64, "label": "known"}) + "\n" + json.dumps({"pdq": "0" * 64, "lable": "x"})
+    )
     err = refused(capsys, "streaming", [*streaming_argv(tmp_path), "--hash_bank", str(bank)])
     assert f"--hash_bank: {bank}:2: lable: unknown field (did you mean 'label'?)" in err
 

@@ -13,8 +13,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from enforcement.events import enforcement_events
 from enforcement.policy import decide, load_policy
-from pipelines.sinks import EmbeddedWarehouse
 from transforms.pubsub import PublishEvents
+from warehouse.sinks import EmbeddedWarehouse
 
 from .conftest import batch_pipeline
 from .test_policy import item

@@ -33,7 +33,7 @@ from schemas.records import (
     decode_array,
     encode_array,
 )
-from transforms.warehouse import write_catalog
+from warehouse.embedded import write_catalog
 
 NOW = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 BQ_TYPES = {"STRING", "BYTES", "INTEGER", "FLOAT", "BOOLEAN", "TIMESTAMP", "DATE", "RECORD", "JSON"}

@@ -12,7 +12,7 @@ import pytest
 
 from models.visual_layout import VISUAL
 from pipelines import signal_health
-from transforms.warehouse import write_catalog
+from warehouse.embedded import write_catalog
 
 from .conftest import seed_table
 from .pages import assert_readable

@@ -24,10 +24,10 @@ from enforcement.strikes import strike_for
 from models import corpus
 from models.registry import CARD_FILE, SERVED_MODEL_DIR, write_card
 from pipelines import batch, publish_events, streaming
-from pipelines.reconcile import parquet_run_counts
 from schemas.records import parse_timestamp
 from transforms.parse import DeduplicateEvents, parse_event
 from transforms.strikes import TrackStrikesInState
+from warehouse.embedded import parquet_run_counts
 
 from .conftest import query_warehouse
 from .test_strikes import T0, decision
@@ -272,7 +272,7 @@ def test_an_upload_later_than_the_allowed_lateness_is_dead_lettered_at_the_door(
 def test_the_streaming_job_writes_bigquery_with_streaming_inserts_as_the_batch_job_does(
     pubsub, bigquery_endpoint, tmp_path
 ):
-    from transforms.bigquery import BigQueryLocation, query_arrow
+    from warehouse.bigquery import BigQueryLocation, query_arrow
 
     corpus.generate_corpus(tmp_path / "uploads", count=6, seed=33, corrupt=1)
     live = publish_events.shift_to_now((tmp_path / "uploads" / "manifest.jsonl").read_text().splitlines(), span_s=600)

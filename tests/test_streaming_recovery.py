@@ -250,8 +250,8 @@ def test_stop_after_idle_fires_when_nothing_comes_at_all(tmp_path):
     """A restart with nothing left to do stops after the idle time, not at --max_run_s."""
     from apache_beam.runners.runner import PipelineState
 
-    from pipelines.sinks import EmbeddedWarehouse
     from pipelines.stream_control import StopRequest, wait
+    from warehouse.sinks import EmbeddedWarehouse
 
     running = types.SimpleNamespace(state=PipelineState.RUNNING)  # a job that never writes a row
     started = time.monotonic()

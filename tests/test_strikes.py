@@ -149,7 +149,7 @@ def test_the_current_ledger_view_holds_every_runs_strikes_once(tmp_path):
     """strike_ledger_current over runs that each wrote only the accounts they changed."""
     import duckdb
 
-    from transforms.warehouse import write_catalog
+    from warehouse.embedded import write_catalog
 
     from .conftest import seed_table
 

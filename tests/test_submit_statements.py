@@ -11,8 +11,8 @@ import pytest
 from enforcement.statements import StatementOfReasons
 from pipelines import submit_statements
 from pipelines.submit_statements import backoff_seconds
-from pipelines.warehouse_reader import open_reader
-from transforms.warehouse import write_catalog
+from warehouse.embedded import write_catalog
+from warehouse.reader import open_reader
 
 from .conftest import seed_table
 from .test_statements import _statement

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 
 from enforcement.appeals import Appeal, AppealOutcome
 from pipelines import batch, report, transparency
-from pipelines.warehouse_reader import EmbeddedReader
 from schemas import arrow_schema, validate_row
 from schemas.records import Decision
+from warehouse.reader import EmbeddedReader
 
 NOVEMBER = dt.datetime(2026, 11, 3, 12, 0, tzinfo=dt.UTC)
 

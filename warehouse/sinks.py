@@ -25,10 +25,10 @@ from pathlib import Path
 
 import apache_beam as beam
 
-from transforms.bigquery import FILE_LOADS, BigQueryLocation, QueryRows, WriteBigQueryTable, is_bigquery_uri
 from transforms.pubsub import PublishEvents
 from transforms.statements import ExportStatements
-from transforms.warehouse import (
+from warehouse.bigquery import FILE_LOADS, BigQueryLocation, QueryRows, WriteBigQueryTable, is_bigquery_uri
+from warehouse.embedded import (
     STATEMENT_BATCH_DIR,
     ReadTableRows,
     WriteTable,
@@ -179,7 +179,7 @@ class EmbeddedWarehouse(Sink):
             clear_tables(self.directory)
 
     def run_counts(self, table, columns):
-        from pipelines.reconcile import parquet_run_counts
+        from warehouse.embedded import parquet_run_counts
 
         return parquet_run_counts(self.directory, table, self.run_id, columns)
 
@@ -243,18 +243,18 @@ class BigQueryWarehouse(Sink):
         return History(ledger, decisions, appeals, reviews)
 
     def has_rows(self, table):
-        from pipelines.bigquery import count_rows
+        from warehouse.bigquery import count_rows
 
         return count_rows(self.location, table) > 0
 
     def prepare(self, truncate):
-        from pipelines.bigquery import create_tables
+        from warehouse.bigquery import create_tables
 
         create_tables(self.location, truncate=truncate)
 
     def run_counts(self, table, columns):
         from schemas.bigquery import physical_table
-        from transforms.bigquery import query_arrow
+        from warehouse.bigquery import query_arrow
 
         sql = (
             f"SELECT {columns}, COUNT(*) AS n FROM {self.location.sql_name(physical_table(table))} "
@@ -269,7 +269,7 @@ class BigQueryWarehouse(Sink):
         return self.location.sql_name(physical_table(table))
 
     def query(self, sql):
-        from transforms.bigquery import query_arrow
+        from warehouse.bigquery import query_arrow
 
         return [tuple(row.values()) for row in query_arrow(self.location, sql).to_pylist()]
 

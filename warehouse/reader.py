@@ -2,21 +2,28 @@
 
 The same SQL text runs on both: DuckDB resolves names in the embedded catalog, BigQuery in the
 dataset (its default dataset). `compliance=True` reads through the compliance views, which
-carry no account identifiers: what `sql/*.sql` and the report run on, as an analyst would.
+carry no account identifiers: what the report runs on, as an analyst would. The `sql/*.sql`
+queries name those views themselves (`compliance.transparency_report`), so they run as they
+are in DuckDB's shell; on BigQuery that schema is the dataset's compliance dataset.
 """
 
 from __future__ import annotations
 
 import abc
 import decimal
+import re
+import sys
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from schemas.bigquery import compliance_dataset
-from transforms.bigquery import BigQueryLocation, is_bigquery_uri, query_arrow
-from transforms.warehouse import CATALOG_FILE, COMPLIANCE_SCHEMA
+from warehouse.bigquery import BigQueryLocation, is_bigquery_uri, query_arrow
+from warehouse.embedded import CATALOG_FILE, COMPLIANCE_SCHEMA
+
+# A name qualified by the compliance schema: `compliance.transparency_report`.
+COMPLIANCE_QUALIFIER = re.compile(rf"(?<![\w.`]){COMPLIANCE_SCHEMA}\.(?=\w)")
 
 
 class WarehouseReader(abc.ABC):
@@ -67,7 +74,13 @@ class BigQueryReader(WarehouseReader):
 
     def query(self, sql, compliance=False):
         dataset = compliance_dataset(self.location.dataset) if compliance else self.location.dataset
-        return query_arrow(self.location, sql, default_dataset=dataset)
+        return query_arrow(self.location, self.qualified(sql), default_dataset=dataset)
+
+    def qualified(self, sql: str) -> str:
+        """`compliance.<view>` (the catalog's schema, as `sql/` names it) as this dataset's
+        compliance dataset, where BigQuery keeps those views."""
+        dataset = f"`{self.location.project}.{compliance_dataset(self.location.dataset)}`."
+        return COMPLIANCE_QUALIFIER.sub(dataset, sql)
 
 
 def open_reader(warehouse: str, bigquery_endpoint: str | None = None) -> WarehouseReader:
@@ -76,3 +89,18 @@ def open_reader(warehouse: str, bigquery_endpoint: str | None = None) -> Warehou
     if is_bigquery_uri(warehouse):
         return BigQueryReader(BigQueryLocation.parse(warehouse, bigquery_endpoint))
     return EmbeddedReader(warehouse)
+
+
+def duckdb_shell() -> str:
+    """The DuckDB shell installed next to this Python, else whatever `duckdb` the PATH finds."""
+    shell = Path(sys.prefix) / "bin" / "duckdb"
+    return str(shell) if shell.exists() else "duckdb"
+
+
+def query_hint(where: str, sql: str, table: str) -> str:
+    """The command that runs `sql` (with `{}` for `table`) on a warehouse: DuckDB's shell on the
+    embedded catalog, `bq query` on a BigQuery dataset (`bq://PROJECT.DATASET`)."""
+    if is_bigquery_uri(where):
+        name = "`" + BigQueryLocation.parse(where).table_id(table) + "`"
+        return f'bq query --nouse_legacy_sql "{sql.format(name)}"'
+    return f'{duckdb_shell()} {where} "{sql.format(table)}"'

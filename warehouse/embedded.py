@@ -262,3 +262,15 @@ def describe_columns(con: duckdb.DuckDBPyConnection) -> None:
             if name in names and text:
                 quoted = text.replace("'", "''")
                 con.execute(f'COMMENT ON COLUMN warehouse."{schema}"."{view}"."{name}" IS \'{quoted}\'')
+
+
+def parquet_run_counts(warehouse: str, table: str, run_id: str, columns: str) -> tuple[tuple, ...]:
+    """(columns..., count) rows of what run `run_id` wrote to an embedded warehouse's `table`,
+    ordered; () if nothing."""
+    files = sorted((Path(warehouse) / table).glob(f"{run_id}-*.parquet"))
+    if not files:
+        return ()
+    listing = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+    query = f"SELECT {columns}, count(*) FROM read_parquet({listing}) GROUP BY ALL ORDER BY {columns}"
+    with duckdb.connect() as con:
+        return tuple(tuple(row) for row in con.sql(query).fetchall())
