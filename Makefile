@@ -55,15 +55,15 @@ BQ_WAREHOUSE := bq://demo.deepfake_defense
 BQ_FLAGS := --warehouse $(BQ_WAREHOUSE) --bigquery_endpoint $(BQ_ENDPOINT)
 demo-bigquery: install bigquery-emulator
 	$(PY) -m models.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
-	$(PY) -m pipelines.local_servers start --data_dir $(BQ_DEMO)/server --port 9050
+	$(PY) -m tools.local_servers start --data_dir $(BQ_DEMO)/server --port 9050
 	$(PY) -m pipelines.batch --input $(DEMO)/uploads/manifest.jsonl $(BQ_FLAGS) --bigquery_write_method streaming_inserts \
 	  --write_disposition truncate --min_cell_count 3 --statements_dir $(BQ_DEMO)/statements $(DEMO_RUNNER)
-	$(PY) -m pipelines.sample_appeals $(BQ_FLAGS) --labels $(DEMO)/uploads/labels.jsonl \
+	$(PY) -m tools.sample_appeals $(BQ_FLAGS) --labels $(DEMO)/uploads/labels.jsonl \
 	  --out $(BQ_DEMO)/appeals.jsonl --seed 3
 	$(PY) -m pipelines.batch --appeals $(BQ_DEMO)/appeals.jsonl $(BQ_FLAGS) --bigquery_write_method streaming_inserts \
 	  --min_cell_count 3
 	$(PY) -m pipelines.transparency $(BQ_FLAGS) --min_cell_count 3
-	$(PY) -m pipelines.report $(BQ_FLAGS) --out $(BQ_DEMO)/transparency --min_cell_count 3 \
+	$(PY) -m tools.report $(BQ_FLAGS) --out $(BQ_DEMO)/transparency --min_cell_count 3 \
 	  --dsa_template --provider infra/dsa_provider.yaml
 	@echo "== BigQuery API on $(BQ_ENDPOINT), dataset demo.deepfake_defense (compliance views: deepfake_defense_compliance)"
 	@echo local > $(BQ_DEMO)/access-token
@@ -72,7 +72,7 @@ demo-bigquery: install bigquery-emulator
 	@echo "   stop it with: make bigquery-stop"
 
 bigquery-stop:
-	$(PY) -m pipelines.local_servers stop --data_dir $(BQ_DEMO)/server
+	$(PY) -m tools.local_servers stop --data_dir $(BQ_DEMO)/server
 
 # The served models ship in models/served/ (see reports/MODEL_REPORT.md); the demo scores with
 # them: no training step.
@@ -82,33 +82,33 @@ demo: install
 	$(PY) -m pipelines.batch --input $(DEMO)/uploads/manifest.jsonl --warehouse $(DEMO)/warehouse \
 	  --write_disposition truncate --min_cell_count 3 $(DEMO_RUNNER)
 	@echo "== uploaders appeal half the restrictive decisions; real items are overturned"
-	$(PY) -m pipelines.sample_appeals --warehouse $(DEMO)/warehouse --labels $(DEMO)/uploads/labels.jsonl \
+	$(PY) -m tools.sample_appeals --warehouse $(DEMO)/warehouse --labels $(DEMO)/uploads/labels.jsonl \
 	  --out $(DEMO)/appeals.jsonl --seed 3
 	$(PY) -m pipelines.batch --appeals $(DEMO)/appeals.jsonl --warehouse $(DEMO)/warehouse --min_cell_count 3
 	@echo "== reviewers answer the review queue (from the corpus labels): each verdict is the item's final decision"
-	$(PY) -m pipelines.sample_verdicts --warehouse $(DEMO)/warehouse --labels $(DEMO)/uploads/labels.jsonl \
+	$(PY) -m tools.sample_verdicts --warehouse $(DEMO)/warehouse --labels $(DEMO)/uploads/labels.jsonl \
 	  --out $(DEMO)/verdicts.jsonl --seed 4
 	$(PY) -m pipelines.batch --reviews $(DEMO)/verdicts.jsonl --warehouse $(DEMO)/warehouse --min_cell_count 3
 	@echo "== what the stricter candidate policy would change, replayed on the stored scores"
-	$(PY) -m pipelines.simulate --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) --out $(DEMO)/simulation
+	$(PY) -m tools.simulate --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) --out $(DEMO)/simulation
 	@echo "== a drill: the candidate live on a second day of uploads, every reduce-reach decision reviewed blind"
 	$(PY) -m models.corpus --out $(DEMO)/day2 --count 80 --seed 6 --id_prefix day2-
 	$(PY) -m pipelines.batch --input $(DEMO)/day2/manifest.jsonl --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) \
 	  --min_cell_count 3 $(DEMO_RUNNER) > /dev/null
-	$(PY) -m pipelines.sample_verdicts --warehouse $(DEMO)/warehouse --labels $(DEMO)/day2/labels.jsonl \
+	$(PY) -m tools.sample_verdicts --warehouse $(DEMO)/warehouse --labels $(DEMO)/day2/labels.jsonl \
 	  --out $(DEMO)/verdicts_day2.jsonl --seed 5
 	$(PY) -m pipelines.batch --reviews $(DEMO)/verdicts_day2.jsonl --warehouse $(DEMO)/warehouse \
 	  --policy $(CANDIDATE) --min_cell_count 3 > /dev/null
 	@echo "== where each automated rule stands against reviewers; the next run downgrades what fell short"
-	$(PY) -m pipelines.automation --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) --out $(DEMO)/automation.json
+	$(PY) -m tools.automation --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) --out $(DEMO)/automation.json
 	$(PY) -m models.corpus --out $(DEMO)/day3 --count 40 --seed 7 --id_prefix day3-
 	$(PY) -m pipelines.batch --input $(DEMO)/day3/manifest.jsonl --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) \
 	  --min_cell_count 3 $(DEMO_RUNNER) | grep -E "^automation:|balanced"
 	@echo "== signal health: this week's uploads against the week before"
-	$(PY) -m pipelines.signal_health --warehouse $(DEMO)/warehouse --period week --out $(DEMO)/signal_health
+	$(PY) -m tools.signal_health --warehouse $(DEMO)/warehouse --period week --out $(DEMO)/signal_health
 	@echo "== the published transparency figures, over every run, each decision and appeal once"
 	$(PY) -m pipelines.transparency --warehouse $(DEMO)/warehouse --min_cell_count 3
-	$(PY) -m pipelines.report --warehouse $(DEMO)/warehouse --out $(DEMO)/transparency --min_cell_count 3 \
+	$(PY) -m tools.report --warehouse $(DEMO)/warehouse --out $(DEMO)/transparency --min_cell_count 3 \
 	  --dsa_template --provider infra/dsa_provider.yaml
 	@echo "   summary first: $(DEMO)/transparency/transparency_report.html; the DSA template's CSV parts: $(DEMO)/transparency/dsa_template/"
 
@@ -116,7 +116,7 @@ demo: install
 # live traffic, the job stopping by itself once every upload is accounted for.
 stream-demo: install
 	$(PY) -m models.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
-	$(PY) -m pipelines.stream_demo --manifest $(DEMO)/uploads/manifest.jsonl --warehouse $(DEMO)/stream-warehouse \
+	$(PY) -m tools.stream_demo --manifest $(DEMO)/uploads/manifest.jsonl --warehouse $(DEMO)/stream-warehouse \
 	  --rate 2 --min_cell_count 3
 
 # Media made elsewhere (models/sources.py): recordings, photographs, film and synthesisers from

@@ -39,10 +39,14 @@ setup(
             "schemas.*",
             "warehouse",
             "warehouse.*",
+            "tools",
+            "tools.*",
         ],
         exclude=["models.corpus", "models.corpus.*"],
     ),
     package_data={"schemas": ["*.json", "*.csv"], "models": ["served/*/*/*", "served/*/*/variables/*"]},
     data_files=[("policies", [str(p.relative_to(ROOT)) for p in sorted((ROOT / "policies").glob("*.yaml"))])],
     install_requires=requirements("requirements.txt"),
+    # One command for the jobs and the tools: `deepfake <command> [flags]` (tools/cli.py).
+    entry_points={"console_scripts": ["deepfake = tools.cli:main"]},
 )

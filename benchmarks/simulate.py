@@ -4,7 +4,7 @@
 
 Builds an embedded warehouse of `--rows` `media_scores` rows (scores drawn from two overlapping
 distributions, every optional field sometimes absent, a few hash matches, 2% of the items
-labelled in `retraining_labels`) and times `pipelines.simulate` comparing the shipped policy
+labelled in `retraining_labels`) and times `tools.simulate` comparing the shipped policy
 with a stricter candidate (every score threshold 0.1 lower), end to end: the SQL over the
 catalog, every figure, the JSON and the HTML. The rows are made up; the timing is what counts.
 """
@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from enforcement.policy import load_policy, parse_policy
-from pipelines import simulate
 from schemas import arrow_schema
+from tools import simulate
 from warehouse.embedded import write_catalog
 from warehouse.reader import EmbeddedReader
 

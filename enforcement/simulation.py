@@ -7,7 +7,7 @@ in DuckDB or BigQuery alike. Each condition's SQL means exactly what its Python 
 `enforcement.policy.CONDITIONS` means, NULL included (a missing score never meets a
 threshold); `tests/test_simulation.py` holds the two to the same answers. Automation modes
 apply as in `decide`: a `shadow` rule never decides, a `sampled` rule's items go to review.
-No Beam, no warehouse access here: `pipelines.simulate` runs the SQL and compares.
+No Beam, no warehouse access here: `tools.simulate` runs the SQL and compares.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ COPY enforcement enforcement
 COPY models models
 COPY schemas schemas
 COPY warehouse warehouse
+COPY tools tools
 COPY policies policies
 RUN pip install --no-deps .
 

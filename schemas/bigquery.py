@@ -6,7 +6,7 @@
 * `schemas/compliance_views.json`: the views a compliance analyst is granted, in their own
   dataset, without account identifiers.
 
-The batch job (`pipelines.bigquery`) and the Terraform (`infra/terraform`, through
+The batch job (`tools.bigquery`) and the Terraform (`infra/terraform`, through
 `python -m schemas.bigquery`) create the same tables and views from here, nothing restated.
 
     python -m schemas.bigquery > infra/terraform/views.json   # view SQL with placeholders

@@ -134,9 +134,9 @@ def batch_pipeline():
 
 @pytest.fixture(scope="module")
 def pubsub_emulator(tmp_path_factory):
-    """The Pub/Sub emulator on loopback (`pipelines.local_servers`), PUBSUB_EMULATOR_HOST set
+    """The Pub/Sub emulator on loopback (`tools.local_servers`), PUBSUB_EMULATOR_HOST set
     for the module's tests; skipped, saying why, where it is not installed."""
-    from pipelines.local_servers import ServerUnavailable, running, start_pubsub
+    from tools.local_servers import ServerUnavailable, running, start_pubsub
 
     try:
         server = start_pubsub(tmp_path_factory.mktemp("pubsub"))
@@ -158,7 +158,7 @@ def pubsub_emulator(tmp_path_factory):
 def bigquery_endpoint(tmp_path_factory):
     """A BigQuery-API server (local-bigquery) on loopback, for the module's tests; skipped,
     saying why, where `make bigquery-emulator` could not install it."""
-    from pipelines.local_servers import ServerUnavailable, running, start_bigquery
+    from tools.local_servers import ServerUnavailable, running, start_bigquery
 
     try:
         server = start_bigquery(tmp_path_factory.mktemp("bigquery"))

@@ -115,7 +115,7 @@ def test_appeal_rows_fit_their_table():
 
 
 def test_sampled_appeals_overturn_exactly_the_real_items_and_are_reproducible():
-    from pipelines.sample_appeals import sample_appeals
+    from tools.sample_appeals import sample_appeals
 
     decided = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
     decisions = [(f"d{i}", f"c{i}", decided) for i in range(40)]

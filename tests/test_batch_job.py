@@ -193,7 +193,8 @@ def test_reported_uploads_keep_their_notice_source_in_decisions_and_statements(j
 
 
 def test_transparency_report_renders_every_compliance_query(job):
-    from pipelines import report, transparency
+    from pipelines import transparency
+    from tools import report
 
     runner = [a for a in job["args"] if a.startswith("--runner")]
     assert transparency.run(["--warehouse", str(job["warehouse"]), "--min_cell_count", "1", *runner]) == 0
@@ -430,7 +431,7 @@ def _review_policy(directory: Path) -> Path:
 def test_the_review_loop_queues_applies_verdicts_once_and_downgrades_a_rule_reviewers_disagree_with(
     job, tmp_path, capsys
 ):
-    from pipelines import automation
+    from tools import automation
 
     bank, banked = bank_first_upload(job, tmp_path, "case-3")
     policy = _review_policy(tmp_path)
@@ -529,7 +530,7 @@ def test_a_simulation_replays_the_live_policy_as_the_job_decided_and_compares_a_
 
     import yaml
 
-    from pipelines import simulate
+    from tools import simulate
 
     from .pages import assert_readable
 

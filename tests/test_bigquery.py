@@ -19,9 +19,10 @@ import pytest
 from models import corpus
 from models.examples import read_parquet_examples
 from models.train import read_features
-from pipelines import batch, report, sample_appeals, transparency
+from pipelines import batch, transparency
 from schemas import INPUT_TABLES, TABLES, bigquery_schema
 from schemas.bigquery import compliance_views, physical_table, table_layouts, view_queries
+from tools import report, sample_appeals
 from warehouse.bigquery import STREAMING_INSERTS, BigQueryLocation, create_tables, query_arrow
 from warehouse.embedded import table_files
 from warehouse.reader import BigQueryReader, EmbeddedReader
@@ -275,7 +276,7 @@ def test_a_row_bigquery_refuses_becomes_a_dead_letter_with_its_reason(endpoint):
 
 def test_the_review_loop_tools_answer_on_bigquery_what_they_answer_on_duckdb(runs, tmp_path):
     """The simulation, the automation report and signal health run the same SQL on both."""
-    from pipelines import automation, signal_health, simulate
+    from tools import automation, signal_health, simulate
 
     endpoint = ["--bigquery_endpoint", runs["endpoint"]]
     answers = {}
@@ -305,8 +306,8 @@ def test_the_review_loop_tools_answer_on_bigquery_what_they_answer_on_duckdb(run
 
 
 def test_statements_are_submitted_once_from_bigquery(runs, tmp_path):
-    """pipelines.submit_statements reads and records through BigQuery as through DuckDB."""
-    from pipelines import submit_statements
+    """tools.submit_statements reads and records through BigQuery as through DuckDB."""
+    from tools import submit_statements
 
     from .transparency_database import TransparencyDatabase
 

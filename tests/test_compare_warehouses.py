@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.compare_warehouses import compare
+from tools.compare_warehouses import compare
 
 
 def _decisions(directory, rows):

@@ -44,8 +44,8 @@ from enforcement.dsa_template import (
     Provider,
     fill_template,
 )
-from pipelines import report
 from pipelines.options import DEFAULT_POLICY
+from tools import report
 from warehouse.embedded import write_catalog
 from warehouse.reader import open_reader
 

@@ -268,7 +268,7 @@ def test_upload_event_is_frozen():
 
 
 def test_replayed_traffic_carries_no_time_after_now():
-    from pipelines.publish_events import shift_to_now
+    from tools.publish_events import shift_to_now
 
     reported = {**GOOD, "notice": {"source": "user_report", "received_at": "2026-11-04T13:04:05Z"}}  # 2 days on
     lines = [json.dumps(reported), json.dumps({**GOOD, "content_id": "c2", "uploaded_at": "2026-11-02T14:00:00Z"})]

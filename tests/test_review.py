@@ -276,7 +276,7 @@ def test_agreement_is_measured_on_blind_verdicts_and_only_enforced_rules_fall_by
 
 
 def test_demo_reviewers_answer_from_the_labels_with_valid_verdicts():
-    from pipelines.sample_verdicts import sample_verdicts
+    from tools.sample_verdicts import sample_verdicts
 
     queue = [{"review_id": f"r{i}", "decision_id": f"d{i}", "content_id": f"c{i}", "category": None,
               "queued_at": UPLOADED, "due_at": UPLOADED + dt.timedelta(hours=48)} for i in range(3)]  # fmt: skip

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from models.visual_layout import VISUAL
-from pipelines import signal_health
+from tools import signal_health
 from warehouse.embedded import write_catalog
 
 from .conftest import seed_table

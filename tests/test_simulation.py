@@ -118,7 +118,7 @@ def test_each_condition_alone_matches_its_python_test():
 def test_the_simulation_page_reads_at_1280_px_and_scales_the_review_load_to_it(tmp_path):
     """Two months of uploads, a few a day, some labelled: the review-load chart is drawn on the
     load's scale and the capacity of 2000 a day is said in words; near the load it is a line."""
-    from pipelines import simulate
+    from tools import simulate
     from warehouse.embedded import write_catalog
 
     from .conftest import seed_table

@@ -18,8 +18,9 @@ import duckdb
 import pytest
 
 from models import corpus
-from pipelines import batch, publish_events
+from pipelines import batch
 from pipelines.intake import snapshot_path
+from tools import publish_events
 from transforms.messages import (
     DeliveryAttemptsExceeded,
     InvalidEventTime,

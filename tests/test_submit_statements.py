@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from enforcement.statements import StatementOfReasons
-from pipelines import submit_statements
-from pipelines.submit_statements import backoff_seconds
+from tools import submit_statements
+from tools.submit_statements import backoff_seconds
 from warehouse.embedded import write_catalog
 from warehouse.reader import open_reader
 

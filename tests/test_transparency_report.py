@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from enforcement.appeals import Appeal, AppealOutcome
-from pipelines import batch, report, transparency
+from pipelines import batch, transparency
 from schemas import arrow_schema, validate_row
 from schemas.records import Decision
+from tools import report
 from warehouse.reader import EmbeddedReader
 
 NOVEMBER = dt.datetime(2026, 11, 3, 12, 0, tzinfo=dt.UTC)

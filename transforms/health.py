@@ -1,7 +1,7 @@
 """Signal health as Beam metrics, for a streaming job's dashboards between weekly reports.
 
 Every scored item adds to a decile counter of each of its scores (`signal_health`,
-`<score>_decile_<0-9>`, the same scores `pipelines.signal_health` judges) and to a
+`<score>_decile_<0-9>`, the same scores `tools.signal_health` judges) and to a
 distribution of it in thousandths; every dead letter to a counter of its reason
 (`dead_letter_<reason>`). A monitoring system reads the counters' rates per window.
 """

@@ -149,7 +149,7 @@ def rejected_row(failure: tuple, table: str) -> Any:
 
 class WriteBigQueryTable(beam.PTransform):
     """Records with `to_row()` -> validated rows -> one BigQuery table (created beforehand by
-    `pipelines.bigquery.create_tables` from `schemas/*.json`, so never created here).
+    `tools.bigquery.create_tables` from `schemas/*.json`, so never created here).
 
     `file_loads` (batch) stages JSON files and runs load jobs: free, atomic per job, and rows
     are checked against the same schema before they leave, so a load sees only rows it takes.

@@ -197,7 +197,7 @@ class EmbeddedWarehouse(Sink):
 
 
 class BigQueryWarehouse(Sink):
-    """BigQuery tables (`pipelines.bigquery.create_tables`), written with `WriteToBigQuery`.
+    """BigQuery tables (`tools.bigquery.create_tables`), written with `WriteToBigQuery`.
 
     The `features` table is the training data (`models.train --features bq://...` reads it),
     so no TFRecord copy is written; statement batches go to `statements_dir` when given.

@@ -1,6 +1,6 @@
 """Sample appeals against a warehouse's restrictive decisions, for demos and drills.
 
-    python -m pipelines.sample_appeals --warehouse DIR --out APPEALS.jsonl [--labels LABELS.jsonl]
+    python -m tools.sample_appeals --warehouse DIR --out APPEALS.jsonl [--labels LABELS.jsonl]
 
 Uploaders appeal a share of the restrictive decisions (label, reduce reach, remove). With
 ground-truth labels (the corpus generator's `labels.jsonl`) an appeal is overturned exactly
@@ -72,7 +72,7 @@ def read_restrictive_decisions(reader: WarehouseReader) -> list[tuple[str, str, 
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.sample_appeals", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m tools.sample_appeals", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--out", required=True, help="Appeals file to write (JSON Lines).")
     parser.add_argument("--labels", default=None, help="labels.jsonl (content_id, label): overturn real items.")

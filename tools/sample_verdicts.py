@@ -1,6 +1,6 @@
 """Reviewers' verdicts on a warehouse's open review queue, for demos and drills.
 
-    python -m pipelines.sample_verdicts --warehouse DIR --labels LABELS.jsonl --out VERDICTS.jsonl
+    python -m tools.sample_verdicts --warehouse DIR --labels LABELS.jsonl --out VERDICTS.jsonl
 
 Each queued item without a verdict yet is answered by one of a few pseudonymous reviewers from
 the ground truth (the corpus generator's `labels.jsonl`): a synthetic item is violating and
@@ -66,7 +66,7 @@ def read_open_queue(reader: WarehouseReader) -> list[dict]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.sample_verdicts", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m tools.sample_verdicts", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--labels", required=True, help="labels.jsonl (content_id, label): what reviewers find.")
     parser.add_argument("--out", required=True, help="Verdicts file to write (JSON Lines).")

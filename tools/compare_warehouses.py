@@ -1,6 +1,6 @@
 """Compares what two warehouses hold for the same uploads: a refactoring check.
 
-    python -m pipelines.compare_warehouses BEFORE_DIR AFTER_DIR [--table T ...]
+    python -m tools.compare_warehouses BEFORE_DIR AFTER_DIR [--table T ...]
 
 Rows are matched on each table's key and compared column by column, leaving out the columns a
 run's clock or version sets (when it ran, which pipeline version): features must be
@@ -82,7 +82,7 @@ def compare(before: Path, after: Path, tables: Iterable[str]) -> list[str]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.compare_warehouses", description=__doc__.split("\n")[0])
+    parser = StrictParser(prog="python -m tools.compare_warehouses", description=__doc__.split("\n")[0])
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--table", action="append", choices=sorted(TABLES), help="Tables to compare (default: all).")

@@ -2,8 +2,8 @@
 (`local-bigquery`, installed by `make bigquery-emulator` into `.bq-emulator`) and the Pub/Sub
 emulator of the Google Cloud CLI. The tests and `make demo-bigquery` start and stop them here.
 
-    python -m pipelines.local_servers start --data_dir DIR [--port 9050]   # prints the endpoint
-    python -m pipelines.local_servers stop --data_dir DIR
+    python -m tools.local_servers start --data_dir DIR [--port 9050]   # prints the endpoint
+    python -m tools.local_servers stop --data_dir DIR
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def running(server: Server) -> Iterator[Server]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.local_servers", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m tools.local_servers", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("start", "stop"))
     parser.add_argument("--data_dir", required=True, help="The BigQuery server's data and its pid file.")
     parser.add_argument("--port", type=int, default=9050)

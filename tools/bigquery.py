@@ -1,6 +1,6 @@
 """BigQuery as the warehouse: its tables and views, made from `schemas/` before a job writes.
 
-    python -m pipelines.bigquery --warehouse bq://PROJECT.DATASET [--bigquery_endpoint URL]
+    python -m tools.bigquery --warehouse bq://PROJECT.DATASET [--bigquery_endpoint URL]
 
 creates (or brings up to date) the dataset, every table with its partitioning and clustering
 (`schemas/bigquery_tables.json`), the one-row-per-id views, the current strike ledger and the
@@ -18,7 +18,7 @@ from warehouse.bigquery import BigQueryLocation, create_tables
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.bigquery", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m tools.bigquery", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     args = parser.parse_args(argv)
     try:

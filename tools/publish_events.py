@@ -1,7 +1,7 @@
 """Publish a manifest's upload events to a Pub/Sub topic, in event-time order, for the
 streaming job (and a data engineer feeding a local one).
 
-    python -m pipelines.publish_events --manifest MANIFEST.jsonl --topic projects/P/topics/T
+    python -m tools.publish_events --manifest MANIFEST.jsonl --topic projects/P/topics/T
         [--rate 50] [--shift_to_now]
 
 Each line's JSON is the message body; the `uploaded_at` attribute carries the event time the
@@ -139,7 +139,7 @@ def publish(topic: str, messages: list[tuple[bytes, dict[str, str]]], rate: floa
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.publish_events", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m tools.publish_events", description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", required=True, help="JSON Lines manifest of upload events.")
     parser.add_argument("--topic", required=True, help="projects/P/topics/T")
     parser.add_argument("--rate", type=float, default=None, help="Events per second (default: as fast as it can).")

@@ -1,6 +1,6 @@
 """Signal health: is what the detectors see, and what the policy does with it, still what it was?
 
-    python -m pipelines.signal_health --warehouse DIR|bq://PROJECT.DATASET --period week
+    python -m tools.signal_health --warehouse DIR|bq://PROJECT.DATASET --period week
         [--end 2026-11-30] [--reference previous|START/END] [--out DIR] [--costs FILE]
 
 For a period (the day, week or month up to `--end`, by upload time) against a reference (the
@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 
 from enforcement.automation import wilson_lower_bound
-from pipelines.html_pages import figure, html_page, html_table, percent, png_uri
 from pipelines.options import StrictParser, add_flags
 from schemas.records import utc_now
 from schemas.version import PIPELINE_VERSION
+from tools.html_pages import figure, html_page, html_table, percent, png_uri
 from warehouse.reader import WarehouseReader, newest_rows, open_reader
 
 PERIODS = {"day": dt.timedelta(days=1), "week": dt.timedelta(days=7), "month": dt.timedelta(days=30)}
@@ -493,7 +493,7 @@ def write_checks(warehouse: str, checks: list[HealthCheck], bigquery_endpoint: s
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.signal_health", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m tools.signal_health", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--period", choices=sorted(PERIODS), default="week")
     parser.add_argument("--end", type=dt.date.fromisoformat, default=None, help="First day after the period (UTC).")

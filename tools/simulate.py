@@ -1,6 +1,6 @@
 """What a policy change would do, replayed on stored scores: no re-extraction, no models.
 
-    python -m pipelines.simulate --warehouse DIR|bq://PROJECT.DATASET --policy CANDIDATE.yaml
+    python -m tools.simulate --warehouse DIR|bq://PROJECT.DATASET --policy CANDIDATE.yaml
         [--baseline CURRENT.yaml] [--since 2026-11-01] [--out DIR] [--capacity 2000] [--shadow]
 
 Each stored upload (its newest `media_scores` row: scores, abstentions, provenance, hash match
@@ -31,8 +31,8 @@ from enforcement.policy import Policy, load_policy
 from enforcement.policy_sections import RESTRICTIVE_ACTIONS
 from enforcement.simulation import decision_sql, effective_actions, expected_quality_samples, sql_literal
 from models.thresholds import load_costs
-from pipelines.html_pages import figure, html_page, html_table, percent, png_uri
 from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
+from tools.html_pages import figure, html_page, html_table, percent, png_uri
 from warehouse.reader import WarehouseReader, newest_rows, open_reader
 
 CHANGED_ITEMS_LISTED = 1000
@@ -413,7 +413,7 @@ def render_html(result: dict[str, Any]) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.simulate", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m tools.simulate", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--policy", required=True, help="The candidate policy YAML.")
     parser.add_argument("--baseline", default=DEFAULT_POLICY, help="The policy to compare with (the live one).")

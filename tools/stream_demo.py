@@ -1,6 +1,6 @@
 """The streaming job on this machine, end to end: `make stream-demo`.
 
-    python -m pipelines.stream_demo --manifest MANIFEST.jsonl --warehouse DIR [--rate 2]
+    python -m tools.stream_demo --manifest MANIFEST.jsonl --warehouse DIR [--rate 2]
 
 Starts the Pub/Sub emulator on 127.0.0.1, creates the upload topic and the job's subscription
 and one topic (with a subscription) per enforcement target, starts the streaming job, and
@@ -22,10 +22,11 @@ import tempfile
 import threading
 from pathlib import Path
 
-from pipelines import publish_events, sample_appeals, streaming
-from pipelines.local_servers import ServerUnavailable, running, start_pubsub
+from pipelines import streaming
 from pipelines.options import StrictParser, add_flags
 from schemas.records import format_timestamp
+from tools import publish_events, sample_appeals
+from tools.local_servers import ServerUnavailable, running, start_pubsub
 
 PROJECT = "t-and-s-local"
 
@@ -56,7 +57,7 @@ def live_appeal(line: str) -> tuple[bytes, dict[str, str]]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.stream_demo", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m tools.stream_demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", required=True)
     add_flags(parser, "warehouse", "policy", required=("warehouse",))
     parser.add_argument("--rate", type=float, default=2.0, help="Uploads published per second.")

@@ -1,6 +1,6 @@
 """The transparency report a person reads, and the DSA harmonised template the compliance team files.
 
-    python -m pipelines.report --warehouse DIR|bq://PROJECT.DATASET [--bigquery_endpoint URL] --out REPORT_DIR
+    python -m tools.report --warehouse DIR|bq://PROJECT.DATASET [--bigquery_endpoint URL] --out REPORT_DIR
         [--period START/END] [--min_cell_count 10] [--dsa_template --provider PROVIDER.yaml]
 
 REPORT_DIR/transparency_report.html is what is published: a summary of the period in the
@@ -40,8 +40,8 @@ from enforcement.dsa_template import (
     policy_rows,
 )
 from enforcement.policy import PolicyError, load_policy
-from pipelines.html_pages import html_page
 from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
+from tools.html_pages import html_page
 from warehouse.reader import WarehouseReader, open_reader, plain_number
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -378,7 +378,7 @@ def read_dead_letters(reader: WarehouseReader, period: Period) -> list[tuple]:
     return _counts_in_period(reader, "dead_letter", "disposition, reason", "failed_at", period)
 
 
-# The report's own touches on the common page layout (pipelines.html_pages).
+# The report's own touches on the common page layout (tools.html_pages).
 _STYLE = ("th{background:#eee}td,th{font-size:12px}td.figure{text-align:right;white-space:nowrap}"
           "td.source{color:#777;font-size:10px}.internal{background:#fff4e0;border:1px solid #e0a030;padding:.5em 1em}")  # fmt: skip
 
@@ -392,7 +392,7 @@ def _submissions_html(submissions: list[tuple]) -> list[str]:
     parts = ["<section id='statements'><h2>Statements of reasons sent to the EU Transparency Database</h2>"]
     if not submissions:
         parts.append("<p><strong>None sent in this period.</strong> Statements of reasons are written for every "
-                     "measure; <code>python -m pipelines.submit_statements</code> sends them.</p>")  # fmt: skip
+                     "measure; <code>python -m tools.submit_statements</code> sends them.</p>")  # fmt: skip
     else:
         parts.append("<p>Each statement sent is public in the database itself. By the database's answer:</p><table>"
                      "<tr><th>answer</th><th>statements (count)</th></tr>")  # fmt: skip
@@ -474,7 +474,7 @@ def read_provider(path: str, today: dt.date) -> Provider:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.report", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m tools.report", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", "bigquery_endpoint", "min_cell_count", required=("warehouse",))
     parser.add_argument("--out", required=True, help="Report directory.")
     parser.add_argument("--period", default=None,

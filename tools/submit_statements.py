@@ -1,6 +1,6 @@
 """Statements of reasons sent to the EU Transparency Database (DSA Art. 24(5)).
 
-    python -m pipelines.submit_statements --warehouse DIR|bq://PROJECT.DATASET
+    python -m tools.submit_statements --warehouse DIR|bq://PROJECT.DATASET
         --endpoint https://transparency.dsa.ec.europa.eu --token-file FILE
         [--batch_size 100] [--max_attempts 5] [--timeout 30] [--resend_rejected]
 
@@ -392,7 +392,7 @@ def submit(warehouse: str, database: TransparencyDatabase, *, bigquery_endpoint:
 
 
 def run(argv: list[str] | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
-    parser = StrictParser(prog="python -m pipelines.submit_statements",
+    parser = StrictParser(prog="python -m tools.submit_statements",
                                      description=__doc__.split("\n\n")[0])  # fmt: skip
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--endpoint", required=True, help="The Transparency Database, e.g. "
