@@ -10,7 +10,7 @@ visual stage reads to RGB, and the audio track to 16 kHz mono. Inference is time
 item, on the served models over feature rows the embedded demo warehouse holds (its input
 tensors have a fixed size, so its cost does not depend on the upload's resolution).
 
-The figures feed the cost of a million uploads in the README ("Run on Dataflow").
+The figures feed the cost of a million uploads in docs/data-engineers.md ("Run on Dataflow").
 """
 
 from __future__ import annotations

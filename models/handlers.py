@@ -14,7 +14,7 @@ next batch on; every answer names the version that produced it. A version that f
 (half copied, wrong signature, trained on other features) is logged and counted, the served one
 stays, and the check repeats. This runs inside the worker's RunInference, so it behaves the same
 on every runner (RunInference's side-input refresh does not run on the local streaming runner;
-README, "Model refresh").
+docs/data-engineers.md, "Model refresh").
 """
 
 from __future__ import annotations
