@@ -90,7 +90,7 @@ demo: install
 	  --out $(DEMO)/verdicts.jsonl --seed 4
 	$(PY) -m pipelines.batch --reviews $(DEMO)/verdicts.jsonl --warehouse $(DEMO)/warehouse --min_cell_count 3
 	@echo "== what the stricter candidate policy would change, replayed on the stored scores"
-	$(PY) -m tools.simulate --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) --out $(DEMO)/simulation
+	$(PY) -m tools.simulate --warehouse $(DEMO)/warehouse --candidate $(CANDIDATE) --out $(DEMO)/simulation
 	@echo "== a drill: the candidate live on a second day of uploads, every reduce-reach decision reviewed blind"
 	$(PY) -m models.corpus --out $(DEMO)/day2 --count 80 --seed 6 --id_prefix day2-
 	$(PY) -m pipelines.batch --input $(DEMO)/day2/manifest.jsonl --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) \
@@ -105,7 +105,7 @@ demo: install
 	$(PY) -m pipelines.batch --input $(DEMO)/day3/manifest.jsonl --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) \
 	  --min_cell_count 3 $(DEMO_RUNNER) | grep -E "^automation:|balanced"
 	@echo "== signal health: this week's uploads against the week before"
-	$(PY) -m tools.signal_health --warehouse $(DEMO)/warehouse --period week --out $(DEMO)/signal_health
+	$(PY) -m tools.signal_health --warehouse $(DEMO)/warehouse --period_type week --out $(DEMO)/signal_health
 	@echo "== the published transparency figures, over every run, each decision and appeal once"
 	$(PY) -m pipelines.transparency --warehouse $(DEMO)/warehouse --min_cell_count 3
 	$(PY) -m tools.report --warehouse $(DEMO)/warehouse --out $(DEMO)/transparency --min_cell_count 3 \
@@ -116,7 +116,7 @@ demo: install
 # live traffic, the job stopping by itself once every upload is accounted for.
 stream-demo: install
 	$(PY) -m models.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
-	$(PY) -m tools.stream_demo --manifest $(DEMO)/uploads/manifest.jsonl --warehouse $(DEMO)/stream-warehouse \
+	$(PY) -m tools.stream_demo --input $(DEMO)/uploads/manifest.jsonl --warehouse $(DEMO)/stream-warehouse \
 	  --rate 2 --min_cell_count 3
 
 # Media made elsewhere (models/sources.py): recordings, photographs, film and synthesisers from
@@ -166,9 +166,9 @@ model-report: install sources
 	  --write_disposition truncate --run_id generator $(FEATURES_RUN) > /dev/null
 	$(PY) -m pipelines.batch --input $(REPORT)/sources/manifest.jsonl --warehouse $(REPORT)/warehouse \
 	  --run_id sources $(FEATURES_RUN) > /dev/null
-	$(PY) -m models.train --features $(REPORT)/warehouse --out $(REPORT)/models --quiet \
+	$(PY) -m models.train --warehouse $(REPORT)/warehouse --out $(REPORT)/models --quiet \
 	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl
-	$(PY) -m models.evaluate --features $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/evaluation \
+	$(PY) -m models.evaluate --warehouse $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/evaluation \
 	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl
 	$(PY) -m models.thresholds --scores $(REPORT)/evaluation/validation_scores.jsonl \
 	  --check $(REPORT)/evaluation/test_scores.jsonl --costs policies/error_costs.yaml \
@@ -184,7 +184,7 @@ model-report: install sources
 	  --model_dir $(REPORT)/models --write_disposition truncate $(DEMO_RUNNER) > /dev/null
 	$(PY) -m models.outcomes --warehouse $(REPORT)/heldout/warehouse --labels $(REPORT)/heldout/labels.jsonl \
 	  --out $(REPORT)/heldout/outcomes.json
-	$(PY) -m models.evaluate --features $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/held_out_runs \
+	$(PY) -m models.evaluate --warehouse $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/held_out_runs \
 	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl \
 	  --leave_one_family_out --leave_one_source_out --lofo_epochs 20
 

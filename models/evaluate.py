@@ -1,6 +1,6 @@
 """Evaluate served models: per modality, content and fused, per family, per source, held-out runs.
 
-    python -m models.evaluate --features WAREHOUSE --labels LABELS.jsonl [MORE.jsonl ...] --model_dir MODELS
+    python -m models.evaluate --warehouse WAREHOUSE --labels LABELS.jsonl [MORE.jsonl ...] --model_dir MODELS
         --out REPORT_DIR [--policy POLICY.yaml] [--leave_one_family_out] [--leave_one_source_out]
 
 Writes REPORT_DIR/report.json, `validation_scores.jsonl` and `test_scores.jsonl` (label,
@@ -421,15 +421,13 @@ def _nan_to_none(value: float) -> float | None:
 
 def run(argv: list[str] | None = None) -> int:
     parser = StrictParser(prog="python -m models.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--features", required=True, help="Warehouse dir, TFRecord/Parquet dir, a glob, or bq://PROJECT.DATASET."
-    )
-    add_flags(parser, "bigquery_endpoint")
+    # The warehouse whose features to read (or a folder or glob of its TFRecord/Parquet files).
+    add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--labels", required=True, nargs="+", help="labels.jsonl file(s): label, <modality>_label.")
     parser.add_argument("--model_dir", required=True, help="Model directory (newest version of each is evaluated).")
     parser.add_argument("--out", required=True, help="Report directory: report.json, test_scores.jsonl, PNG plots.")
     parser.add_argument("--policy", default=DEFAULT_POLICY, help="Policy whose thresholds the rates are read at.")
-    parser.add_argument("--manifest", nargs="*", default=None, help="Upload events, for slices by country and "
+    parser.add_argument("--input", nargs="*", default=None, help="Upload event manifests, for slices by country and "
                         "surface (default: manifest.jsonl beside each labels file, if present).")  # fmt: skip
     parser.add_argument("--leave_one_family_out", action="store_true", help="Also retrain without each family.")
     parser.add_argument("--leave_one_source_out", action="store_true", help="Also retrain without each source.")
@@ -444,9 +442,9 @@ def run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        examples, files = read_features(args.features, args.bigquery_endpoint)
+        examples, files = read_features(args.warehouse, args.bigquery_endpoint)
     except ValueError as exc:
-        parser.error(f"--features: {exc}")
+        parser.error(f"--warehouse: {exc}")
     labels = load_labels(args.labels)
     cards = {m: resolve_model(args.model_dir, m) for m in MODALITIES}
     missing = [m for m, card in cards.items() if card is None]
@@ -454,9 +452,7 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(f"--model_dir: no model for {missing}")
     seed = int(cards["visual"].card.get("training_data", {}).get("seed", 7))
     manifests = (
-        [Path(m) for m in args.manifest]
-        if args.manifest
-        else [Path(p).with_name("manifest.jsonl") for p in args.labels]
+        [Path(m) for m in args.input] if args.input else [Path(p).with_name("manifest.jsonl") for p in args.labels]
     )
     context = {}
     for manifest in manifests:

@@ -1,6 +1,6 @@
 """Train the per-modality detectors and the fusion on the features the pipeline wrote.
 
-    python -m models.train --features WAREHOUSE --labels LABELS.jsonl --out MODEL_DIR
+    python -m models.train --warehouse WAREHOUSE --labels LABELS.jsonl --out MODEL_DIR
 
 Reads the features the batch job wrote: `tf.train.Example`s (`WAREHOUSE/features_tfrecord/`)
 or the `features` Parquet table, joins them with ground-truth labels by content_id, and
@@ -75,7 +75,7 @@ def read_bigquery_examples(uri: str, feature_version: str, endpoint: str | None 
 
 
 def read_features(features: str, bigquery_endpoint: str | None = None) -> tuple[list[dict], list[str]]:
-    """The examples `--features` names and where they came from: TFRecord or Parquet files (a
+    """The examples `--warehouse` names and where they came from: TFRecord or Parquet files (a
     warehouse dir, a dir of either, or a glob), or a BigQuery warehouse's `features` table
     (`bq://PROJECT.DATASET`, this code's feature version only).
 
@@ -368,12 +368,8 @@ def item_probabilities(loaded: dict[str, LoadedSignature], examples: list[dict])
 
 def run(argv: list[str] | None = None) -> int:
     parser = StrictParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--features",
-        required=True,
-        help="Warehouse dir, TFRecord/Parquet dir, a glob of files, or a BigQuery warehouse bq://PROJECT.DATASET.",
-    )
-    add_flags(parser, "bigquery_endpoint")
+    # The warehouse whose features to read (or a folder or glob of its TFRecord/Parquet files).
+    add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument(
         "--labels", required=True, nargs="+", help="labels.jsonl file(s) with content_id, label and <modality>_label."
     )
@@ -396,12 +392,12 @@ def run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        examples, files = read_features(args.features, args.bigquery_endpoint)
+        examples, files = read_features(args.warehouse, args.bigquery_endpoint)
     except ValueError as exc:
-        parser.error(f"--features: {exc}")
+        parser.error(f"--warehouse: {exc}")
     stale = {e["feature_version"] for e in examples} - {FEATURE_VERSION}
     if stale:
-        parser.error(f"--features: written with feature version(s) {sorted(stale)}, this code reads {FEATURE_VERSION}")
+        parser.error(f"--warehouse: written with feature version(s) {sorted(stale)}, this code reads {FEATURE_VERSION}")
     labels = load_labels(args.labels)
     version = args.version or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     modalities = MODALITIES if args.modality == "all" else (args.modality,)

@@ -56,7 +56,7 @@ def job(tmp_path_factory):
         "--features_only",
     ]
     assert batch.run([*features_only, *runner]) == 0
-    train_args = ["--features", str(features_wh), "--labels", str(root / "train" / "labels.jsonl")]
+    train_args = ["--warehouse", str(features_wh), "--labels", str(root / "train" / "labels.jsonl")]
     assert train_cli.run([*train_args, "--out", str(root / "models"), "--epochs", "2", "--quiet"]) == 0
     warehouse = root / "wh"
     args = ["--input", str(manifest), "--warehouse", str(warehouse), "--model_dir", str(root / "models")]
@@ -299,7 +299,7 @@ def test_evaluation_report_covers_modalities_families_slices_and_held_out_famili
     from models import evaluate
 
     out = job["root"] / "report"
-    args = ["--features", str(job["root"] / "train_wh"), "--labels", str(job["root"] / "train" / "labels.jsonl")]
+    args = ["--warehouse", str(job["root"] / "train_wh"), "--labels", str(job["root"] / "train" / "labels.jsonl")]
     args += ["--model_dir", str(job["root"] / "models"), "--out", str(out)]
     args += ["--leave_one_family_out", "--lofo_epochs", "1", "--lofo_modalities", "metadata"]
     assert evaluate.run(args) == 0
@@ -542,7 +542,7 @@ def test_a_simulation_replays_the_live_policy_as_the_job_decided_and_compares_a_
     candidate = tmp_path / "candidate.yaml"
     candidate.write_text(yaml.safe_dump(document, sort_keys=False))
     out = tmp_path / "simulation"
-    assert simulate.run(["--warehouse", str(job["warehouse"]), "--policy", str(candidate), "--out", str(out)]) == 0
+    assert simulate.run(["--warehouse", str(job["warehouse"]), "--candidate", str(candidate), "--out", str(out)]) == 0
     result = json.loads((out / "simulation.json").read_text())
     stored = query(job["warehouse"], "select count(distinct content_id) from media_scores")[0][0]
     assert result["items"] == stored
@@ -576,7 +576,7 @@ def test_a_simulation_replays_the_live_policy_as_the_job_decided_and_compares_a_
                      "decision_id in (select decision_id from shadow_decisions)")  # fmt: skip
     assert acted_on == [(0,), (0,)]
     live_out = tmp_path / "shadow"
-    assert simulate.run(["--warehouse", str(job["warehouse"]), "--policy", str(candidate), "--shadow",
+    assert simulate.run(["--warehouse", str(job["warehouse"]), "--candidate", str(candidate), "--shadow",
                          "--out", str(live_out)]) == 0  # fmt: skip
     on_traffic = json.loads((live_out / "simulation.json").read_text())
     assert on_traffic["items"] == stored and on_traffic["changed_items"] == result["changed_items"]

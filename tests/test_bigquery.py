@@ -283,9 +283,9 @@ def test_the_review_loop_tools_answer_on_bigquery_what_they_answer_on_duckdb(run
     for name, warehouse, extra in (("duckdb", str(runs["embedded"]), []), ("bigquery", runs["warehouse"], endpoint)):
         out = tmp_path / name
         candidate = "policies/candidates/reduce_reach_possible.yaml"
-        assert simulate.run(["--warehouse", warehouse, "--policy", candidate, "--out", str(out), *extra]) == 0
+        assert simulate.run(["--warehouse", warehouse, "--candidate", candidate, "--out", str(out), *extra]) == 0
         assert automation.run(["--warehouse", warehouse, "--out", str(out / "automation.json"), *extra]) == 0
-        assert signal_health.run(["--warehouse", warehouse, "--period", "month", "--out", str(out), *extra]) == 0
+        assert signal_health.run(["--warehouse", warehouse, "--period_type", "month", "--out", str(out), *extra]) == 0
         answers[name] = (
             json.loads((out / "simulation.json").read_text()),
             json.loads((out / "automation.json").read_text())["rules"],

@@ -296,7 +296,7 @@ def test_cli_writes_a_corpus_and_reports_on_stderr(tmp_path: Path, capsys: pytes
 
 
 def test_cli_can_leave_families_out(tmp_path: Path) -> None:
-    main(["--out", str(tmp_path), "--count", "10", "--seed", "3", "--exclude-families", "upsample,diffusion,tts"])
+    main(["--out", str(tmp_path), "--count", "10", "--seed", "3", "--exclude_families", "upsample", "diffusion", "tts"])
     labels = _read_jsonl(tmp_path / "labels.jsonl")
     assert {row["families"]["visual"] for row in labels} <= {None, "blend"}
     assert {row["families"]["audio"] for row in labels} <= {None, "vocoder", "bandlimit"}

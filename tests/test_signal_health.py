@@ -62,7 +62,7 @@ def drifted(tmp_path_factory):
         seed_table(warehouse, table, rows)
     write_catalog(str(warehouse))
     out = warehouse / "report"
-    assert signal_health.run(["--warehouse", str(warehouse), "--period", "week", "--end", "2026-11-16",
+    assert signal_health.run(["--warehouse", str(warehouse), "--period_type", "week", "--end", "2026-11-16",
                               "--out", str(out)]) == 0  # fmt: skip
     return warehouse, json.loads((out / "signal_health.json").read_text()), out
 

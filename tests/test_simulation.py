@@ -135,7 +135,7 @@ def test_the_simulation_page_reads_at_1280_px_and_scales_the_review_load_to_it(t
     pages = {}
     for name, capacity in (("dwarfed", []), ("near", ["--capacity", "4"])):
         out = tmp_path / name
-        assert simulate.run(["--warehouse", str(tmp_path), "--policy", "policies/candidates/reduce_reach_possible.yaml",
+        assert simulate.run(["--warehouse", str(tmp_path), "--candidate", "policies/candidates/reduce_reach_possible.yaml",
                              "--out", str(out), *capacity]) == 0  # fmt: skip
         page = (out / "simulation.html").rename(out / f"simulation_{name}_capacity.html")  # a screenshot each
         assert_readable(page)

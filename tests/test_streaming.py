@@ -128,7 +128,7 @@ def test_the_streaming_job_decides_what_the_batch_job_decides(pubsub, tmp_path):
         name="projects/t-and-s-test/subscriptions/uploads-parity-job", topic=topic
     ).name
     rows = len(live) + 1
-    assert publish_events.run(["--manifest", str(live_manifest), "--topic", topic]) == 0
+    assert publish_events.run(["--input", str(live_manifest), "--topic", topic]) == 0
 
     on_batch, on_stream = tmp_path / "batch", tmp_path / "stream"
     runner = f"--runner={batch.LOCAL_RUNNER}"
@@ -288,7 +288,7 @@ def test_the_streaming_job_writes_bigquery_with_streaming_inserts_as_the_batch_j
         .create_subscription(name="projects/t-and-s-test/subscriptions/uploads-bq-job", topic=topic)
         .name
     )
-    assert publish_events.run(["--manifest", str(live_manifest), "--topic", topic]) == 0
+    assert publish_events.run(["--input", str(live_manifest), "--topic", topic]) == 0
     endpoint = bigquery_endpoint
     common = ["--bigquery_endpoint", endpoint, "--min_cell_count", "1", "--media_root", str(tmp_path)]
     assert streaming.run(["--subscription", subscription, "--warehouse", "bq://t-and-s.stream", *common,
@@ -346,14 +346,14 @@ def test_a_model_version_published_mid_stream_scores_the_uploads_after_it(pubsub
         "--min_cell_count", "1", "--media_root", str(tmp_path),
     ])))  # fmt: skip
     job.start()
-    assert publish_events.run(["--manifest", str(before), "--topic", topic]) == 0
+    assert publish_events.run(["--input", str(before), "--topic", topic]) == 0
     deadline = time.monotonic() + 300
     while sum(n for *_, n in parquet_run_counts(str(warehouse), "media_scores", run_id, "media_type")) < 2:
         assert time.monotonic() < deadline and job.is_alive(), "the first uploads were never scored"
         time.sleep(2)
     _new_version(model_dir, "29990101T000000")
     time.sleep(3)  # past --model_refresh_s: the next batch looks
-    assert publish_events.run(["--manifest", str(after), "--topic", topic]) == 0
+    assert publish_events.run(["--input", str(after), "--topic", topic]) == 0
     job.join(timeout=600)
     assert outcome == [0]
 

@@ -120,7 +120,7 @@ def test_killed_twice_and_interrupted_once_the_job_decides_every_upload_once_as_
     live.write_text("\n".join(publish_events.shift_to_now(manifest.read_text().splitlines(), span_s=900)) + "\n")
     uploads = len(live.read_text().splitlines())
     topic, subscription = _topic(pubsub, "uploads-crash")
-    assert publish_events.run(["--manifest", str(live), "--topic", topic]) == 0
+    assert publish_events.run(["--input", str(live), "--topic", topic]) == 0
     reference = tmp_path / "reference"  # what an uninterrupted run decides
     assert batch.run(["--input", str(live), "--warehouse", str(reference), "--min_cell_count", "1",
                       f"--runner={batch.LOCAL_RUNNER}"]) == 0  # fmt: skip

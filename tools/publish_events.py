@@ -1,7 +1,7 @@
 """Publish a manifest's upload events to a Pub/Sub topic, in event-time order, for the
 streaming job (and a data engineer feeding a local one).
 
-    python -m tools.publish_events --manifest MANIFEST.jsonl --topic projects/P/topics/T
+    python -m tools.publish_events --input MANIFEST.jsonl --topic projects/P/topics/T
         [--rate 50] [--shift_to_now]
 
 Each line's JSON is the message body; the `uploaded_at` attribute carries the event time the
@@ -140,7 +140,7 @@ def publish(topic: str, messages: list[tuple[bytes, dict[str, str]]], rate: floa
 
 def run(argv: list[str] | None = None) -> int:
     parser = StrictParser(prog="python -m tools.publish_events", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--manifest", required=True, help="JSON Lines manifest of upload events.")
+    parser.add_argument("--input", required=True, help="JSON Lines manifest of upload events.")
     parser.add_argument("--topic", required=True, help="projects/P/topics/T")
     parser.add_argument("--rate", type=float, default=None, help="Events per second (default: as fast as it can).")
     parser.add_argument(
@@ -168,9 +168,9 @@ def run(argv: list[str] | None = None) -> int:
         help="With --shift_to_now: spread the uploads, in their order, over the last this many seconds.",
     )
     args = parser.parse_args(argv)
-    manifest = Path(args.manifest)
+    manifest = Path(args.input)
     if not manifest.exists():
-        parser.error(f"--manifest: {manifest} not found")
+        parser.error(f"--input: {manifest} not found")
     lines = manifest.read_text(encoding="utf-8", errors="replace").splitlines()
     if args.shift_to_now:
         lines = shift_to_now(lines, args.span_s)

@@ -1,6 +1,6 @@
 """Signal health: is what the detectors see, and what the policy does with it, still what it was?
 
-    python -m tools.signal_health --warehouse DIR|bq://PROJECT.DATASET --period week
+    python -m tools.signal_health --warehouse DIR|bq://PROJECT.DATASET --period_type week
         [--end 2026-11-30] [--reference previous|START/END] [--out DIR] [--costs FILE]
 
 For a period (the day, week or month up to `--end`, by upload time) against a reference (the
@@ -495,7 +495,8 @@ def write_checks(warehouse: str, checks: list[HealthCheck], bigquery_endpoint: s
 def run(argv: list[str] | None = None) -> int:
     parser = StrictParser(prog="python -m tools.signal_health", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
-    parser.add_argument("--period", choices=sorted(PERIODS), default="week")
+    parser.add_argument("--period_type", choices=sorted(PERIODS), default="week",
+                        help="Length of the period judged, ending at --end (default %(default)s).")  # fmt: skip
     parser.add_argument("--end", type=dt.date.fromisoformat, default=None, help="First day after the period (UTC).")
     parser.add_argument("--reference", default="previous", help="previous (the period before) or START/END dates.")
     parser.add_argument("--costs", default="policies/error_costs.yaml", help="For re-derived thresholds.")
@@ -503,7 +504,7 @@ def run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         reader = open_reader(args.warehouse, args.bigquery_endpoint)
-        period, reference = period_windows(reader, args.period, args.end, args.reference)
+        period, reference = period_windows(reader, args.period_type, args.end, args.reference)
     except (FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
     report = Report(reader, period, reference)

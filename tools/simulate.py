@@ -1,7 +1,7 @@
 """What a policy change would do, replayed on stored scores: no re-extraction, no models.
 
-    python -m tools.simulate --warehouse DIR|bq://PROJECT.DATASET --policy CANDIDATE.yaml
-        [--baseline CURRENT.yaml] [--since 2026-11-01] [--out DIR] [--capacity 2000] [--shadow]
+    python -m tools.simulate --warehouse DIR|bq://PROJECT.DATASET --candidate CANDIDATE.yaml [--policy LIVE.yaml]
+        [--since 2026-11-01] [--out DIR] [--capacity 2000] [--shadow]
 
 Each stored upload (its newest `media_scores` row: scores, abstentions, provenance, hash match
 and the event's context as the policy read them) is decided under the baseline (the live
@@ -31,7 +31,7 @@ from enforcement.policy import Policy, load_policy
 from enforcement.policy_sections import RESTRICTIVE_ACTIONS
 from enforcement.simulation import decision_sql, effective_actions, expected_quality_samples, sql_literal
 from models.thresholds import load_costs
-from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
+from pipelines.options import StrictParser, add_flags
 from tools.html_pages import figure, html_page, html_table, percent, png_uri
 from warehouse.reader import WarehouseReader, newest_rows, open_reader
 
@@ -414,9 +414,8 @@ def render_html(result: dict[str, Any]) -> str:
 
 def run(argv: list[str] | None = None) -> int:
     parser = StrictParser(prog="python -m tools.simulate", description=__doc__.split("\n\n")[0])
-    add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
-    parser.add_argument("--policy", required=True, help="The candidate policy YAML.")
-    parser.add_argument("--baseline", default=DEFAULT_POLICY, help="The policy to compare with (the live one).")
+    add_flags(parser, "warehouse", "bigquery_endpoint", "policy", required=("warehouse",))  # --policy: the live one
+    parser.add_argument("--candidate", required=True, help="The candidate policy YAML, compared with --policy.")
     parser.add_argument("--since", type=dt.date.fromisoformat, default=None, help="Uploads from this day (UTC).")
     parser.add_argument("--costs", default="policies/error_costs.yaml", help="Error costs per tier.")
     parser.add_argument("--capacity", type=float, default=None, help="Reviewer decisions a day (default: the "
@@ -426,11 +425,11 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="simulation", help="Directory for simulation.json and simulation.html.")
     args = parser.parse_args(argv)
     policies = {}
-    for name, path in (("baseline", args.baseline), ("candidate", args.policy)):
+    for name, flag, path in (("baseline", "policy", args.policy), ("candidate", "candidate", args.candidate)):
         try:
             policies[name] = load_policy(path)
         except (OSError, ValueError) as exc:
-            parser.error(f"--{'policy' if name == 'candidate' else name}: {exc}")
+            parser.error(f"--{flag}: {exc}")
     try:
         reader = open_reader(args.warehouse, args.bigquery_endpoint)
     except (FileNotFoundError, ValueError) as exc:

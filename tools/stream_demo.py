@@ -1,6 +1,6 @@
 """The streaming job on this machine, end to end: `make stream-demo`.
 
-    python -m tools.stream_demo --manifest MANIFEST.jsonl --warehouse DIR [--rate 2]
+    python -m tools.stream_demo --input MANIFEST.jsonl --warehouse DIR [--rate 2]
 
 Starts the Pub/Sub emulator on 127.0.0.1, creates the upload topic and the job's subscription
 and one topic (with a subscription) per enforcement target, starts the streaming job, and
@@ -58,11 +58,11 @@ def live_appeal(line: str) -> tuple[bytes, dict[str, str]]:
 
 def run(argv: list[str] | None = None) -> int:
     parser = StrictParser(prog="python -m tools.stream_demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--input", required=True)
     add_flags(parser, "warehouse", "policy", required=("warehouse",))
     parser.add_argument("--rate", type=float, default=2.0, help="Uploads published per second.")
     args, job_args = parser.parse_known_args(argv)
-    manifest = Path(args.manifest)
+    manifest = Path(args.input)
     lines = [line for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines()]
     try:
         server = start_pubsub(Path(tempfile.mkdtemp(prefix="pubsub-")))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -10,11 +9,12 @@ import time
 
 from models.corpus.generate import generate_corpus
 from models.corpus.plans import FAMILIES
+from pipelines.options import StrictParser
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: writes a corpus and prints a one-line summary to stderr."""
-    parser = argparse.ArgumentParser(
+    parser = StrictParser(
         prog="python -m models.corpus",
         description="Generate a deterministic, labelled corpus of real-looking and synthetic media.",
     )
@@ -30,15 +30,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--families",
+        nargs="+",
         default=None,
-        help="comma-separated synthetic families to allow, across all modalities (default: all of "
+        help="synthetic families to allow, across all modalities (default: all of "
         + ", ".join(f"{m}: {'/'.join(n)}" for m, n in FAMILIES.items())
         + ")",
     )
     parser.add_argument(
-        "--exclude-families",
+        "--exclude_families",
+        nargs="+",
         default=None,
-        help="comma-separated families to leave out (for leave-one-family-out splits); the rest stay allowed",
+        help="families to leave out (for leave-one-family-out splits); the rest stay allowed (as models.train's)",
     )
     parser.add_argument(
         "--id_prefix",
@@ -50,12 +52,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.count < 0 or args.corrupt < 0 or args.seed < 0 or args.workers < 1:
         parser.error("--count, --corrupt and --seed must not be negative, and --workers must be at least 1")
     if args.families and args.exclude_families:
-        parser.error("give --families or --exclude-families, not both")
+        parser.error("give --families or --exclude_families, not both")
     families = None
     if args.families:
-        families = [name.strip() for name in args.families.split(",") if name.strip()]
+        families = list(args.families)
     elif args.exclude_families:
-        excluded = {name.strip() for name in args.exclude_families.split(",") if name.strip()}
+        excluded = set(args.exclude_families)
         known = {name for names in FAMILIES.values() for name in names}
         if excluded - known:
             parser.error(f"unknown families {sorted(excluded - known)}; expected some of {sorted(known)}")
