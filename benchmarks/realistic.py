@@ -310,7 +310,7 @@ def _median_run(manifest: Path, warehouse: Path, workers: int, repeats: int) -> 
 
 
 def pipeline_against_loop(items: int, scratch: Path, repeats: int = 3) -> None:
-    from models import corpus
+    from training import corpus
 
     print(f"\nbatch job (features only) against a tight loop, generated corpus, {items} and {4 * items} items "
           f"(one worker: one core; two workers: two; each job the median of {repeats} runs):")  # fmt: skip

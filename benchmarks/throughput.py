@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from models import corpus
 from schemas.records import AudioFeatures, MediaInfo, VisualFeatures
+from training import corpus
 from transforms.audio import extract_audio
 from transforms.limits import MediaLimits
 from transforms.media import Media

@@ -125,8 +125,8 @@ def inference_cost(warehouse: str, model_dir: str, items: int) -> dict[str, floa
     from models.examples import read_parquet_examples
     from models.handlers import LoadedSignature
     from models.registry import resolve_model
-    from models.train import item_answers
     from schemas.vocabulary import MODALITIES
+    from training.train import item_answers
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)

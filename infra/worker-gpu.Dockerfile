@@ -44,9 +44,8 @@ COPY enforcement enforcement
 COPY models models
 COPY schemas schemas
 COPY warehouse warehouse
-COPY tools tools
 COPY policies policies
-RUN pip install --no-deps .
+RUN DEEPFAKE_PACKAGE=serving pip install --no-deps .
 
 # librosa compiles numba code on first use (~20 s): pay it once here, not on every worker.
 RUN python -c 'import numpy as np, librosa; librosa.stft(np.zeros(4000, np.float32), n_fft=512)' \

@@ -38,7 +38,7 @@ def load_labels(paths: str | Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def item_source(label_row: dict[str, Any], modality: str) -> str:
-    """Where an item's `modality` content came from: a source of `models.sources`, or the
+    """Where an item's `modality` content came from: a source of `training.sources`, or the
     generator (rows without `sources`, and the metadata of every item, which the platform
     writes)."""
     return (label_row.get("sources") or {}).get(modality) or "generator"

@@ -120,7 +120,7 @@ class FusionModel:
         if list(document.get("features", [])) != list(FUSION_FEATURES):
             raise ValueError(
                 f"fusion model features {document.get('features')} differ from {list(FUSION_FEATURES)} "
-                "(a fusion fitted by an older version; retrain with python -m models.train)"
+                "(a fusion fitted by an older version; retrain with python -m training.train)"
             )
         model = cls(
             name=str(document["name"]),

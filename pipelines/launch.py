@@ -25,7 +25,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import NoReturn
 
-from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, SetupOptions, StandardOptions
 
 from enforcement.policy import Policy, load_policy
 from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
@@ -301,6 +301,10 @@ def _models(options: argparse.Namespace, error) -> tuple[ModelSet, frozenset[str
 
 def _pipeline_options(job: str, options: argparse.Namespace, beam_argv: list[str]) -> PipelineOptions:
     pipeline_options = PipelineOptions(beam_argv)
+    if pipeline_options.view_as(SetupOptions).setup_file:
+        # Beam builds the workers' package from setup.py in a child process: the serving build,
+        # without the operator tools and the training code (setup.py's SERVING).
+        os.environ["DEEPFAKE_PACKAGE"] = "serving"
     standard = pipeline_options.view_as(StandardOptions)
     if job == "streaming":
         standard.streaming = True

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -102,16 +104,38 @@ def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_what_workers_run_never_imports_the_corpus_generator():
-    # setup.py leaves models/corpus out of the package workers install.
+def jobs_closure() -> set[str]:
+    """Every package module the jobs import, at any depth."""
     graph = import_graph()
-    seen, todo = set(), ["pipelines.batch", "pipelines.transparency"]
+    seen, todo = set(), ["pipelines.batch", "pipelines.streaming", "pipelines.transparency"]
     while todo:
         module = todo.pop()
         if module not in seen:
             seen.add(module)
             todo.extend(graph.get(module, ()))
-    assert "pipelines.graph" in seen and not {m for m in seen if m.startswith("models.corpus")}
+    return seen
+
+
+def test_what_workers_run_never_imports_the_tools_or_the_training_code():
+    seen = jobs_closure()
+    assert "pipelines.graph" in seen and "models.handlers" in seen
+    assert not {m for m in seen if m.split(".")[0] in ("tools", "training")}
+
+
+def test_the_workers_package_holds_what_the_jobs_import_and_nothing_offline(tmp_path):
+    """The serving build of setup.py (DEEPFAKE_PACKAGE=serving: what the launcher stages with
+    --setup_file and the worker images install), built as Dataflow builds it."""
+    environment = {**os.environ, "DEEPFAKE_PACKAGE": "serving"}
+    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path)], cwd=ROOT, check=True,
+                   env=environment, capture_output=True)  # fmt: skip
+    (archive,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(archive) as sdist:
+        files = {"/".join(Path(name).parts[1:]) for name in sdist.getnames()}
+    modules = {name.removesuffix(".py").replace("/", ".").removesuffix(".__init__") for name in files
+               if name.endswith(".py") and name != "setup.py"}  # fmt: skip
+    assert jobs_closure() <= modules
+    assert not {m for m in modules if m.split(".")[0] in ("tools", "training")}
+    assert any(name.startswith("models/served/") for name in files)
 
 
 def _package_sources():

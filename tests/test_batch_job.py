@@ -14,12 +14,12 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from models import corpus
-from models import train as train_cli
 from models.examples import read_examples
 from pipelines import batch, transparency
 from schemas import TABLES, arrow_schema
 from schemas.records import format_timestamp
+from training import corpus
+from training import train as train_cli
 from warehouse.reader import EmbeddedReader
 
 pytestmark = pytest.mark.slow
@@ -296,7 +296,7 @@ def test_a_hash_bank_match_is_removed_under_its_rule(job):
 
 
 def test_evaluation_report_covers_modalities_families_slices_and_held_out_families(job, capsys):
-    from models import evaluate
+    from training import evaluate
 
     out = job["root"] / "report"
     args = ["--warehouse", str(job["root"] / "train_wh"), "--labels", str(job["root"] / "train" / "labels.jsonl")]

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import corpus
 from models.examples import read_parquet_examples
-from models.train import read_features
 from pipelines import batch, transparency
 from schemas import INPUT_TABLES, TABLES, bigquery_schema
 from schemas.bigquery import compliance_views, physical_table, table_layouts, view_queries
 from tools import report, sample_appeals
+from training import corpus
+from training.train import read_features
 from warehouse.bigquery import STREAMING_INSERTS, BigQueryLocation, create_tables, query_arrow
 from warehouse.embedded import table_files
 from warehouse.reader import BigQueryReader, EmbeddedReader

@@ -1,10 +1,10 @@
-"""models.compare_reports: two evaluation reports side by side."""
+"""training.compare_reports: two evaluation reports side by side."""
 
 from __future__ import annotations
 
 import json
 
-from models.compare_reports import run
+from training.compare_reports import run
 
 
 def _metrics(auc: float, recall: float, count: int = 100) -> dict:

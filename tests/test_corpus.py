@@ -1,4 +1,4 @@
-"""Tests for models.corpus, the generator of the labelled real/synthetic media corpus."""
+"""Tests for training.corpus, the generator of the labelled real/synthetic media corpus."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.corpus import FAMILIES, generate_corpus, main, render_image
+from training.corpus import FAMILIES, generate_corpus, main, render_image
 
 COUNT, CORRUPT, SEED = 24, 2, 7
 REQUIRED_KEYS = {"content_id", "media_uri", "account_id", "uploaded_at"}
@@ -223,7 +223,7 @@ def test_declared_ai_items_say_so_in_the_manifest_and_xmp(corpus: tuple[Path, di
 
 def test_optional_fields_and_file_metadata_are_absent_for_both_classes_alike(rows) -> None:
     """The shares hold for real and synthetic items alike (plans of 3000 items, no media made)."""
-    from models.corpus.plans import ABSENT_SHARES, FAMILIES, PLATFORM_STRIPPED_SHARE, _absent_fields, _plan_item
+    from training.corpus.plans import ABSENT_SHARES, FAMILIES, PLATFORM_STRIPPED_SHARE, _absent_fields, _plan_item
 
     plans = [_plan_item(SEED, index, FAMILIES) for index in range(3000)]
     bare = 1 - ABSENT_SHARES["all_optional"]

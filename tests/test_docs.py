@@ -59,7 +59,7 @@ def help_flags(module_name: str, subcommand: str | None) -> set[str]:
 
 def test_the_pages_show_commands_at_all():
     shown = {module for _, module, _ in commands()}
-    assert {"pipelines.batch", "pipelines.streaming", "tools.report", "models.train"} <= shown
+    assert {"pipelines.batch", "pipelines.streaming", "tools.report", "training.train"} <= shown
 
 
 @pytest.mark.parametrize("module", sorted({module for _, module, _ in commands()}))

@@ -8,8 +8,8 @@ import pytest
 from models.domain import DomainGate, fit_gate
 from models.handlers import SavedModelSignatureHandler
 from models.registry import export_saved_model, resolve_model, write_card
-from models.train import train_modality
 from tests.test_models import _separable_dataset
+from training.train import train_modality
 
 
 def _cloud(count: int, seed: int, dim: int = 12) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Any SavedModel that honours the serving signature drops in through --model_dir.
 
-The models here are not Keras models and share nothing with models/architectures.py: plain
+The models here are not Keras models and share nothing with training/architectures.py: plain
 `tf.Module`s with a hand-set linear score, exported with `tf.saved_model.save`, standing in
 for weights a team brings from elsewhere.
 """
@@ -12,10 +12,10 @@ import json
 import duckdb
 import pytest
 
-from models import corpus
 from models.registry import CARD_FILE
 from models.signature import OUTPUT_NAME, SIGNATURES
 from pipelines import batch
+from training import corpus
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models import corpus
-from models.evasion import StripError, aged_account_event, bare_event, build, strip_metadata
 from models.metadata_layout import slot
-from models.splits import split_of
 from schemas.records import MediaInfo
+from training import corpus
+from training.evasion import StripError, aged_account_event, bare_event, build, strip_metadata
+from training.splits import split_of
 from transforms.limits import MediaLimits
 from transforms.metadata import file_metadata_present, metadata_vector, probe_media
 from transforms.parse import parse_event

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.corpus import render_image
+from training.corpus import render_image
 from transforms.hashbank import HashBank, frame_hashes, pdq_hash
 from transforms.limits import MediaLimits
 from transforms.visual import extract_visual

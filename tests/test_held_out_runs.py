@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.evaluate import leave_one_source_out, rates_at
 from models.signature import SIGNATURES
+from training.evaluate import leave_one_source_out, rates_at
 
 
 def _audio_example(content_id: str, synthetic: bool, shift: float, rng: np.random.Generator) -> dict:

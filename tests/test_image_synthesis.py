@@ -13,10 +13,10 @@ import pytest
 import soundfile
 from PIL import Image
 
-from models import cyclegan, gan_redraw, source_corpus, sources
-from models.autoencoders import build_autoencoder, redraw
-from models.image_synthesis import ImageRequest, generate
-from models.sources import AUTOENCODER_VARIANTS, BY_NAME
+from training import cyclegan, gan_redraw, source_corpus, sources
+from training.autoencoders import build_autoencoder, redraw
+from training.image_synthesis import ImageRequest, generate
+from training.sources import AUTOENCODER_VARIANTS, BY_NAME
 
 
 @pytest.mark.parametrize("variant", AUTOENCODER_VARIANTS)

@@ -399,20 +399,23 @@ def pins() -> dict[str, str]:
     return pinned
 
 
+def setup_constant(name: str):
+    """A module-level constant of setup.py, read statically."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    return next(ast.literal_eval(node.value) for node in tree.body
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == name)  # fmt: skip
+
+
 def shipped_directories() -> set[str]:
-    """Top-level packages setup.py packages, and the directories of its data files, read
-    statically from setup.py."""
+    """The packages of setup.py's serving build (what workers install), and the directories of
+    its data files, read statically from setup.py."""
     tree = ast.parse((ROOT / "setup.py").read_text())
     setup_call = next(
         node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup"
     )
     keywords = {keyword.arg: keyword.value for keyword in setup_call.keywords}
-    packages = keywords["packages"]
-    assert isinstance(packages, ast.Call) and packages.func.id == "find_packages"
-    include = ast.literal_eval(next(k.value for k in packages.keywords if k.arg == "include"))
-    top_level = {name for name in include if "." not in name}
     data_dirs = {element.elts[0].value for element in keywords["data_files"].elts}
-    return top_level | data_dirs
+    return set(setup_constant("SERVING")) | data_dirs
 
 
 def test_the_packages_setup_py_ships_are_read_from_it():
@@ -424,10 +427,12 @@ def test_each_image_has_every_package_setup_py_ships(image):
     sources = copied(DOCKERFILES[image])
     missing = shipped_directories() - sources
     assert not missing, f"{DOCKERFILES[image].name} does not copy {sorted(missing)}"
+    offline = set(setup_constant("OFFLINE")) & sources
+    assert not offline, f"{DOCKERFILES[image].name} copies offline code {sorted(offline)}"
     assert {"requirements.txt", "setup.py"} <= sources
     runs = " ".join(arguments for keyword, arguments in instructions(DOCKERFILES[image]) if keyword == "RUN")
     assert "-r requirements.txt" in runs
-    assert re.search(r"pip install [^&]*--no-deps \.", runs), "the package itself is installed"
+    assert re.search(r"DEEPFAKE_PACKAGE=serving pip install [^&]*--no-deps \.", runs), "the serving build is installed"
 
 
 @pytest.mark.parametrize("image", sorted(DOCKERFILES))

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from models.corpus import render_image
 from models.signature import AUDIO_HANDCRAFTED_DIM, CROP_SIZE, MAX_FRAMES, MAX_WINDOWS, VISUAL_HANDCRAFTED_DIM
 from schemas.records import StoredMedia
+from training.corpus import render_image
 from transforms import visual as signals
 from transforms.audio import audio_features, extract_audio
 from transforms.limits import CorruptMedia, LimitExceeded, MediaLimits, MediaRejected

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from models.handlers import SavedModelSignatureHandler
-from models.metrics import binary_metrics, equal_error_rate, fit_platt, roc_auc
 from models.registry import export_saved_model, resolve_model, write_card
 from models.signature import SIGNATURES
-from models.splits import item_split, split_of
-from models.train import SPLITS, train_modality
+from training.metrics import binary_metrics, equal_error_rate, fit_platt, roc_auc
+from training.splits import item_split, split_of
+from training.train import SPLITS, train_modality
 
 
 def _random_inputs(modality: str, count: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -201,7 +201,7 @@ def test_a_model_trained_on_other_features_is_refused(tmp_path):
 
 
 def test_noise_residual_sees_noise_not_smooth_content():
-    from models.architectures import NoiseResidual
+    from training.architectures import NoiseResidual
 
     rows, cols = np.mgrid[0:32, 0:32].astype(np.float32)
     ramp = np.repeat(((rows + cols) / 62.0 * 2 - 1)[None, :, :, None], 3, axis=-1)  # smooth content

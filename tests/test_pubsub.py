@@ -97,8 +97,8 @@ def test_an_event_whose_topic_does_not_exist_is_dead_lettered(emulator):
 
 @pytest.mark.slow
 def test_the_batch_job_publishes_what_it_writes(emulator, tmp_path):
-    from models import corpus
     from pipelines import batch
+    from training import corpus
 
     subscriptions = _topics_with_subscriptions("job-")
     corpus.generate_corpus(tmp_path / "uploads", count=12, seed=21)

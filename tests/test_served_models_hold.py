@@ -23,14 +23,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models import corpus
-from models.evasion import aged_account_event, bare_event, strip_metadata
 from models.handlers import LoadedSignature, predict_probabilities
 from models.registry import SERVED_MODEL_DIR, resolve_model, resolve_model_set
-from models.sources import BY_NAME, fetch_all, media_files
-from models.thresholds import policy_thresholds
 from pipelines import batch
 from schemas.records import AccountContext, Notice
+from training import corpus
+from training.evasion import aged_account_event, bare_event, strip_metadata
+from training.sources import BY_NAME, fetch_all, media_files
+from training.thresholds import policy_thresholds
 from transforms.limits import MediaLimits
 from transforms.metadata import metadata_vector, probe_media
 from transforms.parse import parse_event
@@ -221,7 +221,7 @@ def test_stripping_metadata_and_an_aged_account_do_not_clear_content_evidence(jo
 
 
 def test_the_outcomes_report_reads_back_what_the_job_decided(job):
-    from models.outcomes import outcomes
+    from training.outcomes import outcomes
 
     synthetic_kinds = ("synthetic_original", "synthetic_stripped_aged")
     labels = {

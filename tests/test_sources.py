@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from models.source_corpus import build, decode_audio_file
-from models.sources import BY_NAME, HELD_OUT_ALIASES, KINDS, ROLES, SOURCES, fetch_all, media_files, sources_for
-from models.synthesis import _speakable, sentences
+from training.source_corpus import build, decode_audio_file
+from training.sources import BY_NAME, HELD_OUT_ALIASES, KINDS, ROLES, SOURCES, fetch_all, media_files, sources_for
+from training.synthesis import _speakable, sentences
 
 CACHE = os.environ.get("SOURCES_CACHE", "data/sources")
 # The fixed held-out set: never trained or tuned on.

@@ -21,11 +21,11 @@ from apache_beam.utils.timestamp import Timestamp
 
 from enforcement.policy import StrikePolicy
 from enforcement.strikes import strike_for
-from models import corpus
 from models.registry import CARD_FILE, SERVED_MODEL_DIR, write_card
 from pipelines import batch, streaming
 from schemas.records import parse_timestamp
 from tools import publish_events
+from training import corpus
 from transforms.parse import DeduplicateEvents, parse_event
 from transforms.strikes import TrackStrikesInState
 from warehouse.embedded import parquet_run_counts

@@ -17,10 +17,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from models import corpus
 from pipelines import batch
 from pipelines.intake import snapshot_path
 from tools import publish_events
+from training import corpus
 from transforms.messages import (
     DeliveryAttemptsExceeded,
     InvalidEventTime,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from models.thresholds import TierCost, choose_thresholds, load_costs, operating_point, run
+from training.thresholds import TierCost, choose_thresholds, load_costs, operating_point, run
 
 
 def _scores(seed: int = 0):

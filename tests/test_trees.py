@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.trees import TreeEnsembleLogit, _classifier, cross_fitted_logits, fit_trees, from_sklearn
+from training.trees import TreeEnsembleLogit, _classifier, cross_fitted_logits, fit_trees, from_sklearn
 
 
 def _data(seed: int, rows: int = 400, dim: int = 8):

@@ -35,13 +35,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create-tables": ("tools.bigquery", "Create a BigQuery dataset's tables and views from schemas/."),
     "compare-warehouses": ("tools.compare_warehouses", "Two warehouses' decisions, events and cells, side by side."),
     # models
-    "train": ("models.train", "Train the detectors on a warehouse's features and labels."),
-    "evaluate": ("models.evaluate", "Evaluate a model set: AUC, operating points, slices, held-out families."),
-    "thresholds": ("models.thresholds", "Thresholds from error costs on validation scores."),
-    "outcomes": ("models.outcomes", "What a job's decisions did to labelled items (held-out sets)."),
-    "compare-reports": ("models.compare_reports", "Two evaluation reports side by side."),
-    "sources": ("models.sources", "Fetch or list the media made elsewhere (packages' recordings, photos)."),
-    "source-corpus": ("models.source_corpus", "Upload items from media made elsewhere, as a labelled corpus."),
+    "train": ("training.train", "Train the detectors on a warehouse's features and labels."),
+    "evaluate": ("training.evaluate", "Evaluate a model set: AUC, operating points, slices, held-out families."),
+    "thresholds": ("training.thresholds", "Thresholds from error costs on validation scores."),
+    "outcomes": ("training.outcomes", "What a job's decisions did to labelled items (held-out sets)."),
+    "compare-reports": ("training.compare_reports", "Two evaluation reports side by side."),
+    "sources": ("training.sources", "Fetch or list the media made elsewhere (packages' recordings, photos)."),
+    "source-corpus": ("training.source_corpus", "Upload items from media made elsewhere, as a labelled corpus."),
 }
 
 

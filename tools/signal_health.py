@@ -15,7 +15,7 @@ period before, or a given range):
 * reviewers' agreement per automated rule (blind verdicts) and the appeal overturn rate per rule;
 * alerts past the stated thresholds (`THRESHOLDS`), every check a row of the `signal_health`
   table (written through the same sink as the jobs), and an HTML page with charts;
-* when a score drifted past the alert threshold, thresholds re-computed by `models.thresholds`
+* when a score drifted past the alert threshold, thresholds re-computed by `training.thresholds`
   on the period's labelled items, as a recommendation: a policy change is a person's.
 
 The streaming job exports the per-score deciles and the dead letters per reason as Beam
@@ -333,7 +333,7 @@ class Report:
                 "note": f"{len(rows)} labelled items in the period, of both classes needed: not enough to re-derive",
             }
             return
-        from models.thresholds import choose_thresholds, load_costs
+        from training.thresholds import choose_thresholds, load_costs
 
         def column(name):
             return np.array([np.nan if r[name] is None else r[name] for r in rows], dtype=float)

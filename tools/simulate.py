@@ -30,9 +30,9 @@ from typing import Any
 from enforcement.policy import Policy, load_policy
 from enforcement.policy_sections import RESTRICTIVE_ACTIONS
 from enforcement.simulation import decision_sql, effective_actions, expected_quality_samples, sql_literal
-from models.thresholds import load_costs
 from pipelines.options import StrictParser, add_flags
 from tools.html_pages import figure, html_page, html_table, percent, png_uri
+from training.thresholds import load_costs
 from warehouse.reader import WarehouseReader, newest_rows, open_reader
 
 CHANGED_ITEMS_LISTED = 1000

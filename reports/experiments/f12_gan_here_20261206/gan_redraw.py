@@ -1,10 +1,10 @@
-"""Re-draws a corpus's real still uploads with the GAN trained here (`models.gan_redraw`), into
+"""Re-draws a corpus's real still uploads with the GAN trained here (`training.gan_redraw`), into
 a corpus the pixel probe reads (`gan_here` items). An experiment, not served code.
 
-The network and its training moved to `models/gan_redraw.py` after this experiment (the run
+The network and its training moved to `training/gan_redraw.py` after this experiment (the run
 recorded in README.md used the same architecture and training, saved under other layer names):
 
-    python -m models.image_synthesis train --cache data/sources
+    python -m training.image_synthesis train --cache data/sources
     python reports/experiments/f12_gan_here_20261206/gan_redraw.py --cache data/sources \
         --corpus data/mr28/sources_a --out data/f12/gan_corpus --limit 400
 """
@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 
-from models import gan_redraw
+from training import gan_redraw
 
 
 def redraw(args) -> None:

@@ -4,8 +4,8 @@ were split before split groups), against the items whose group has none.
 
     python reports/experiments/f14_clips_splits_20261206/leak.py SCORES.jsonl GROUPED_LABELS.jsonl...
 
-SCORES: `models.evaluate`'s test_scores.jsonl; GROUPED_LABELS: the source corpora's labels
-with `split_group` (`python -m models.source_corpus --relabel`).
+SCORES: `training.evaluate`'s test_scores.jsonl; GROUPED_LABELS: the source corpora's labels
+with `split_group` (`python -m training.source_corpus --relabel`).
 """
 
 import json
@@ -14,7 +14,7 @@ from collections import defaultdict
 
 from sklearn.metrics import roc_auc_score
 
-from models.splits import split_of
+from training.splits import split_of
 
 SEED = 7
 

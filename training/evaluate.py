@@ -1,10 +1,10 @@
 """Evaluate served models: per modality, content and fused, per family, per source, held-out runs.
 
-    python -m models.evaluate --warehouse WAREHOUSE --labels LABELS.jsonl [MORE.jsonl ...] --model_dir MODELS
+    python -m training.evaluate --warehouse WAREHOUSE --labels LABELS.jsonl [MORE.jsonl ...] --model_dir MODELS
         --out REPORT_DIR [--policy POLICY.yaml] [--leave_one_family_out] [--leave_one_source_out]
 
 Writes REPORT_DIR/report.json, `validation_scores.jsonl` and `test_scores.jsonl` (label,
-content and fused score and source of every item of the split: `models.thresholds` chooses on
+content and fused score and source of every item of the split: `training.thresholds` chooses on
 the first and checks on the second) and PNG plots (ROC and DET curves, score
 histograms per class). Scores are the calibrated probabilities of the exported SavedModels,
 their domain gates and the fusion, exactly what the pipeline serves, on the test split of the
@@ -13,7 +13,7 @@ calibrated on is scored. A modality that abstains on an item does not vote, as i
 its probability still counts in the per-modality curves, whose abstention rate is reported.
 
 Rates at the policy's thresholds (`--policy`, the shipped one by default) are given per source
-of items: the generator, and each source of media made elsewhere (`models.sources`).
+of items: the generator, and each source of media made elsewhere (`training.sources`).
 
 Leave-one-family-out (`--leave_one_family_out`): for each generator family of each modality, a
 model is trained without that family and scored on it against the real test items.
@@ -41,11 +41,13 @@ from models.domain import GATE_INPUT, fit_gate
 from models.examples import item_source, load_labels
 from models.fusion import FusionModel
 from models.handlers import LoadedSignature, judge_domain
-from models.metrics import binary_metrics
 from models.registry import DeployedModel, export_saved_model, resolve_fusion, resolve_model
-from models.splits import item_split
-from models.thresholds import policy_thresholds
-from models.train import (
+from pipelines.options import StrictParser, add_flags
+from schemas.vocabulary import MODALITIES
+from training.metrics import binary_metrics
+from training.splits import item_split
+from training.thresholds import policy_thresholds
+from training.train import (
     item_answers,
     modality_dataset,
     read_features,
@@ -53,8 +55,6 @@ from models.train import (
     train_modality,
     voting,
 )
-from pipelines.options import StrictParser, add_flags
-from schemas.vocabulary import MODALITIES
 
 MIN_SLICE = 5  # slices smaller than this are listed with their count only
 DEFAULT_POLICY = "policies/synthetic_media_v1.yaml"
@@ -217,7 +217,7 @@ def score_items(
 
 
 def write_scores(path: Path, ids: list[str], targets, content, fused, sources: list[str]) -> None:
-    """Labelled item scores, the input `models.thresholds` takes."""
+    """Labelled item scores, the input `training.thresholds` takes."""
     lines = [
         json.dumps(
             {
@@ -338,7 +338,7 @@ def leave_one_source_out(
     """Trains the modality each source feeds without it, scores all of its items against the
     other class's test items from elsewhere, and the rates at the policy's content thresholds
     (an item the model abstains on is not flagged)."""
-    from models.sources import BY_NAME
+    from training.sources import BY_NAME
 
     content_thresholds = {k: v for k, v in thresholds.items() if k != "review_fused"}
     results: dict[str, Any] = {}
@@ -420,7 +420,7 @@ def _nan_to_none(value: float) -> float | None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m models.evaluate", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     # The warehouse whose features to read (or a folder or glob of its TFRecord/Parquet files).
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument("--labels", required=True, nargs="+", help="labels.jsonl file(s): label, <modality>_label.")
@@ -499,7 +499,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _source_names() -> list[str]:
-    from models.sources import BY_NAME
+    from training.sources import BY_NAME
 
     return list(BY_NAME)
 

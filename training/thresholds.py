@@ -1,10 +1,10 @@
 """Operating points from error cost and a risk budget: where each policy tier should start.
 
-    python -m models.thresholds --scores SCORES --costs COSTS.yaml --out THRESHOLDS.json
+    python -m training.thresholds --scores SCORES --costs COSTS.yaml --out THRESHOLDS.json
         [--check SCORES] [--prevalence 0.02] [--daily_uploads 1000000]
 
 SCORES is labelled evaluation data (JSON Lines or Parquet with `label`, 1 for synthetic,
-`content_score`, `fused_score` and, optionally, `source`; `models.evaluate` writes the
+`content_score`, `fused_score` and, optionally, `source`; `training.evaluate` writes the
 validation and the test split's; a file with a plain `score` column is read as fused scores).
 Thresholds are chosen on one set (the validation split) and `--check` measures them on
 another they were not chosen on (the test split): a threshold chosen and reported on the same
@@ -250,7 +250,7 @@ def load_costs(path: str) -> dict[str, TierCost]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.thresholds", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.thresholds", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scores", required=True, help="JSON Lines or Parquet: label, content_score, fused_score.")
     parser.add_argument("--costs", required=True, help="YAML with per-tier score, costs and false-positive cap.")
     parser.add_argument("--out", required=True, help="Where to write the thresholds (JSON).")

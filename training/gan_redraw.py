@@ -1,5 +1,5 @@
 """A GAN trained here: a StyleGAN2-flavoured image-to-image generator that re-draws photographs,
-the `gan_redraw` source of `models.image_synthesis`.
+the `gan_redraw` source of `training.image_synthesis`.
 
 The generator encodes a photograph to a quarter-resolution code and a style vector, then draws
 it back as StyleGAN2's synthesis network does (modulated and demodulated convolutions, per-pixel
@@ -9,7 +9,7 @@ GAN's, not a smoothing encoder-decoder's. The content stays the photograph's, ev
 generator's. The held-out MobileStyleGAN is a StyleGAN2 too; nothing here is fitted to it: the
 architecture is StyleGAN2's published one, trained only on the training photographs.
 
-    python -m models.image_synthesis train [--cache data/sources]   (with the encoder-decoders)
+    python -m training.image_synthesis train [--cache data/sources]   (with the encoder-decoders)
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import tensorflow as tf
 from keras import layers
 from PIL import Image, ImageOps
 
-from models.autoencoders import training_patches
-from models.sources import training_photographs
+from training.autoencoders import training_patches
+from training.sources import training_photographs
 
 PATCH = 96
 TRAIN_STEPS = 1500
@@ -116,7 +116,7 @@ def train(cache: str | Path, steps: int | None = None, seed: int = 3) -> dict:
     steps = steps or TRAIN_STEPS
     photos = training_photographs(cache)
     if not photos:
-        raise RuntimeError(f"no training photographs under {cache}: run `python -m models.sources fetch` first")
+        raise RuntimeError(f"no training photographs under {cache}: run `python -m training.sources fetch` first")
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     data = training_patches(photos, steps * BATCH // 2, seed, PATCH).astype(np.float32) / 127.5 - 1.0

@@ -1,10 +1,10 @@
-"""Upload items from media made elsewhere: the sources of `models.sources` as a labelled corpus.
+"""Upload items from media made elsewhere: the sources of `training.sources` as a labelled corpus.
 
-    python -m models.source_corpus --out DIR --role train   [--cache data/sources] [--seed 1]
-    python -m models.source_corpus --out DIR --role heldout [--cache data/sources] [--seed 1]
+    python -m training.source_corpus --out DIR --role train   [--cache data/sources] [--seed 1]
+    python -m training.source_corpus --out DIR --role heldout [--cache data/sources] [--seed 1]
 
 Writes ``media/``, ``manifest.jsonl`` and ``labels.jsonl`` in the generator's format
-(`models.corpus`), with each label row naming the `sources` its content came from, so the
+(`training.corpus`), with each label row naming the `sources` its content came from, so the
 two corpora train and evaluate together and a source can be held out.
 
 Training items (`--role train`) go through the same platform chain whatever their class,
@@ -45,9 +45,9 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
-from models.corpus import ItemPlan, account_pool, upload_event, write_audio, write_video
-from models.image_synthesis import ImageRequest, generate, video_frames
-from models.sources import (
+from training.corpus import ItemPlan, account_pool, upload_event, write_audio, write_video
+from training.image_synthesis import ImageRequest, generate, video_frames
+from training.sources import (
     AUTOENCODER_VARIANTS,
     BY_NAME,
     DEFAULT_CACHE,
@@ -58,7 +58,7 @@ from models.sources import (
     sources_for,
     training_photographs,
 )
-from models.synthesis import SpeechRequest, sentences, synthesise, voice_languages
+from training.synthesis import SpeechRequest, sentences, synthesise, voice_languages
 
 # Items per source and kind (training); held-out speech is capped per source too.
 SPEECH_ITEMS = 500
@@ -646,7 +646,7 @@ def build(
     sources = sources_for(role, names)
     unfetched = [s.name for s in sources if s.files and not media_files(s, cache)]
     if unfetched:
-        raise ValueError(f"no media found for {unfetched} under {cache}: python -m models.sources fetch "
+        raise ValueError(f"no media found for {unfetched} under {cache}: python -m training.sources fetch "
                          + " ".join(f"--source {name}" for name in unfetched) + f" --cache {cache}")  # fmt: skip
     items = plan_items(sources, cache, seed, held_out)
     media = out / "media"
@@ -717,7 +717,7 @@ def relabel(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.source_corpus", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.source_corpus", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--role", required=True, choices=ROLES)
     parser.add_argument("--source", action="append", default=[], help="Only these sources (repeatable).")

@@ -1,6 +1,6 @@
 """Evasion sets: the test split with what an uploader controls changed, for the real job to score.
 
-    python -m models.evasion --corpus DIR [DIR ...] --out OUT [--seed 7]
+    python -m training.evasion --corpus DIR [DIR ...] --out OUT [--seed 7]
 
 Two manipulations, each the cheapest an uploader has, plus the test split as it was:
 
@@ -15,7 +15,7 @@ Two manipulations, each the cheapest an uploader has, plus the test split as it 
   context sends, the case the shipped policy removed on.
 
 Each set is a manifest and a labels file in the corpus format, so `pipelines.batch` scores
-it with the served models and the shipped policy, and `models.outcomes` reads what it did.
+it with the served models and the shipped policy, and `training.outcomes` reads what it did.
 Stripping works on the bytes: JPEG segments, PNG chunks, WebP RIFF chunks and GIF extension
 blocks are dropped without decoding a pixel; audio and video are remuxed stream by stream.
 """
@@ -33,7 +33,7 @@ from typing import Any
 
 import av
 
-from models.splits import item_split
+from training.splits import item_split
 
 VARIANTS = ("original", "synthetic_stripped", "real_bare")
 REQUIRED_FIELDS = ("content_id", "media_uri", "account_id", "uploaded_at")
@@ -239,7 +239,7 @@ def build(corpora: list[Path], out: Path, seed: int) -> dict[str, dict[str, int]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.evasion", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.evasion", description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", nargs="+", required=True, help="Corpus directories (manifest.jsonl, labels.jsonl).")
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=7, help="The models' split seed (their cards say it).")

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from scipy import fft, signal
 
-from models.corpus.plans import _CONTROL_RATE, _VOWEL_FORMANTS, _VOWEL_OPENNESS
+from training.corpus.plans import _CONTROL_RATE, _VOWEL_FORMANTS, _VOWEL_OPENNESS
 
 
 @dataclass(frozen=True)

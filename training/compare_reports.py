@@ -1,13 +1,13 @@
 """Two evaluation reports side by side: did detection hold across a change?
 
-    python -m models.compare_reports BEFORE/report.json AFTER/report.json \
+    python -m training.compare_reports BEFORE/report.json AFTER/report.json \
         [--names f9 f10] [--slices by_source by_container] [--outcomes BEFORE.json AFTER.json]
 
-Each report is `models.evaluate`'s `report.json` for one model set, on the same corpus and
+Each report is `training.evaluate`'s `report.json` for one model set, on the same corpus and
 split. Prints Markdown: per modality and for the content and fused scores, the test metrics
 before and after and their change; the same for each slice of each modality that both
 reports hold (`--slices`); the policy's thresholds read on both; and, with `--outcomes`, the
-held-out set's outcomes through the real job (`models.outcomes`), per label. A feature
+held-out set's outcomes through the real job (`training.outcomes`), per label. A feature
 version change is judged on these tables (`reports/MODEL_REPORT.md`).
 """
 
@@ -55,7 +55,7 @@ def _table(rows: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, i
 
 
 def compare(before: dict[str, Any], after: dict[str, Any], names: tuple[str, str], slices: list[str]) -> list[str]:
-    """Markdown lines comparing two `models.evaluate` reports."""
+    """Markdown lines comparing two `training.evaluate` reports."""
     lines = [f"Test split, {names[0]} -> {names[1]} (change in brackets):", ""]
     rows = []
     for modality in sorted(set(before["modalities"]) & set(after["modalities"])):
@@ -87,7 +87,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], names: tuple[str, str
 
 
 def compare_outcomes(before: dict[str, Any], after: dict[str, Any], names: tuple[str, str]) -> list[str]:
-    """Markdown lines comparing two `models.outcomes` files (the held-out set through the job)."""
+    """Markdown lines comparing two `training.outcomes` files (the held-out set through the job)."""
     lines = ["", "Held-out set through the job:", "", "| | " + " | ".join(names) + " |", "| --- | --- | --- |"]
     lines.append(f"| content AUC | {before['auc']['content']:.3f} | {after['auc']['content']:.3f} |")
     lines.append(f"| fused AUC | {before['auc']['fused']:.3f} | {after['auc']['fused']:.3f} |")
@@ -102,12 +102,12 @@ def compare_outcomes(before: dict[str, Any], after: dict[str, Any], names: tuple
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.compare_reports", description=__doc__.split("\n\n")[0])
-    parser.add_argument("before", help="models.evaluate report.json of the first model set.")
-    parser.add_argument("after", help="models.evaluate report.json of the second, same corpus and split.")
+    parser = argparse.ArgumentParser(prog="python -m training.compare_reports", description=__doc__.split("\n\n")[0])
+    parser.add_argument("before", help="training.evaluate report.json of the first model set.")
+    parser.add_argument("after", help="training.evaluate report.json of the second, same corpus and split.")
     parser.add_argument("--names", nargs=2, default=("before", "after"), help="What to call the two.")
     parser.add_argument("--slices", nargs="*", default=["by_source", "by_container"], help="Slices to compare.")
-    parser.add_argument("--outcomes", nargs=2, default=None, help="models.outcomes JSON of each, the held-out set.")
+    parser.add_argument("--outcomes", nargs=2, default=None, help="training.outcomes JSON of each, the held-out set.")
     args = parser.parse_args(argv)
     before, after = (json.loads(Path(path).read_text()) for path in (args.before, args.after))
     names = tuple(args.names)

@@ -5,7 +5,7 @@ aggregating part-level evidence in a fixed, documented way: every frame (or audi
 gets its own logit from a shared network, each branch's item logit is the masked mean of its
 part logits (padding slots have mask 0 and do not count), and the item logit is a learned
 weighting of the branch logits, a logit from a small network over the item's hand-made
-signals, and the logit of boosted trees over the same signals (`models.trees`). A mean, not a
+signals, and the logit of boosted trees over the same signals (`training.trees`). A mean, not a
 max, so one odd frame of a long real video does not flag it.
 
 The trees are fitted before the network. While the network trains, the tree logit is an extra
@@ -20,7 +20,7 @@ import numpy as np
 from keras import layers
 
 from models.signature import SIGNATURES
-from models.trees import TreeArrays, TreeEnsembleLogit
+from training.trees import TreeArrays, TreeEnsembleLogit
 
 TREE_INPUT = "tree_logit"
 

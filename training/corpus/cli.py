@@ -1,4 +1,4 @@
-"""The corpus generator's command line: `python -m models.corpus --out DIR --count N ...`."""
+"""The corpus generator's command line: `python -m training.corpus --out DIR --count N ...`."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import os
 import sys
 import time
 
-from models.corpus.generate import generate_corpus
-from models.corpus.plans import FAMILIES
 from pipelines.options import StrictParser
+from training.corpus.generate import generate_corpus
+from training.corpus.plans import FAMILIES
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: writes a corpus and prints a one-line summary to stderr."""
     parser = StrictParser(
-        prog="python -m models.corpus",
+        prog="python -m training.corpus",
         description="Generate a deterministic, labelled corpus of real-looking and synthetic media.",
     )
     parser.add_argument("--out", required=True, help="output directory (media/, manifest.jsonl, labels.jsonl)")
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         "--exclude_families",
         nargs="+",
         default=None,
-        help="families to leave out (for leave-one-family-out splits); the rest stay allowed (as models.train's)",
+        help="families to leave out (for leave-one-family-out splits); the rest stay allowed (as training.train's)",
     )
     parser.add_argument(
         "--id_prefix",

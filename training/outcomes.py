@@ -1,6 +1,6 @@
 """What the job decided: figures from a warehouse's scores and decisions, against labels.
 
-    python -m models.outcomes --warehouse DIR --labels LABELS.jsonl [...] [--policy P] [--out FILE.json]
+    python -m training.outcomes --warehouse DIR --labels LABELS.jsonl [...] [--policy P] [--out FILE.json]
 
 The batch job scores a labelled set (the fixed held-out set, an evasion set, the test split)
 with the served models and decides under the shipped policy; this reads back `media_scores`,
@@ -23,10 +23,10 @@ import duckdb
 import numpy as np
 
 from models.examples import load_labels
-from models.metrics import roc_auc
-from models.thresholds import policy_thresholds
 from pipelines.options import StrictParser, add_flags
 from schemas.vocabulary import MODALITIES
+from training.metrics import roc_auc
+from training.thresholds import policy_thresholds
 
 
 def _rows(warehouse: Path) -> tuple[list[dict], dict[str, str]]:
@@ -117,7 +117,7 @@ def outcomes(warehouse: Path, labels: dict[str, dict], thresholds: dict[str, flo
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m models.outcomes", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m training.outcomes", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", required=("warehouse",))
     parser.add_argument("--labels", required=True, nargs="+")
     parser.add_argument("--policy", default="policies/synthetic_media_v1.yaml")

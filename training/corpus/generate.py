@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from models.corpus.containers import _CORRUPT_SHAPES, _make_audio, _make_corrupt, _make_image, _make_video
-from models.corpus.plans import (
+from training.corpus.containers import _CORRUPT_SHAPES, _make_audio, _make_corrupt, _make_image, _make_video
+from training.corpus.plans import (
     _CORRUPT_KINDS,
     _CORRUPT_STREAM,
     _ENCODE,

@@ -19,7 +19,7 @@ pipeline sees them) and ``labels.jsonl`` (ground truth, kept apart). Every item 
 own random stream, ``default_rng([seed, 0, index, purpose])``, so an item does not depend on
 the others, on generation order or on how many processes make the media (``--workers``).
 
-Usage: ``python -m models.corpus --out DIR --count N [--seed S] [--corrupt K] [--workers W]``
+Usage: ``python -m training.corpus --out DIR --count N [--seed S] [--corrupt K] [--workers W]``
 
 The package, by subject: `plans` (what each item is), `visual` and `audio` (rendering),
 `containers` (files and their metadata), `generate` (the corpus), `cli` (the command line).
@@ -27,11 +27,11 @@ It is a development tool: workers never import it, and the package workers insta
 out (setup.py).
 """
 
-from models.corpus.cli import main
-from models.corpus.containers import write_audio, write_video
-from models.corpus.generate import generate_corpus
-from models.corpus.plans import ABSENT_SHARES, FAMILIES, PLATFORM_STRIPPED_SHARE, ItemPlan, account_pool, upload_event
-from models.corpus.visual import render_image
+from training.corpus.cli import main
+from training.corpus.containers import write_audio, write_video
+from training.corpus.generate import generate_corpus
+from training.corpus.plans import ABSENT_SHARES, FAMILIES, PLATFORM_STRIPPED_SHARE, ItemPlan, account_pool, upload_event
+from training.corpus.visual import render_image
 
 __all__ = [
     "ABSENT_SHARES",

@@ -1,7 +1,7 @@
-"""Speech from the synthesisers in `models.sources`, run from their unpacked packages.
+"""Speech from the synthesisers in `training.sources`, run from their unpacked packages.
 
 Nothing is installed system-wide: Festival, eSpeak NG and Flite run from the trees that
-`python -m models.sources fetch` unpacked (their libraries on LD_LIBRARY_PATH, their data
+`python -m training.sources fetch` unpacked (their libraries on LD_LIBRARY_PATH, their data
 directories named on the command line), Piper from its own virtual environment. The text they
 read is the dialogue of Fish Fillets NG in the voice's language (`fillets-ng-data`, GPL-2:
 thousands of lines of ordinary speech in a dozen languages).
@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.sources import Source, tree, venv
+from training.sources import Source, tree, venv
 
 _DIALOGUE = "usr/share/games/fillets-ng/script"
 _TRANSLATED = re.compile(r'dialogStr\("((?:[^"\\]|\\.)*)"\)')
