@@ -199,7 +199,7 @@ class EmbeddedWarehouse(Sink):
 class BigQueryWarehouse(Sink):
     """BigQuery tables (`tools.bigquery.create_tables`), written with `WriteToBigQuery`.
 
-    The `features` table is the training data (`models.train --warehouse bq://...` reads it),
+    The `features` table is the training data (`training.train --warehouse bq://...` reads it),
     so no TFRecord copy is written; statement batches go to `statements_dir` when given.
     """
 
