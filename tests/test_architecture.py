@@ -145,9 +145,9 @@ def _package_sources():
 
 
 def test_each_shared_flag_is_declared_once():
-    """--warehouse, --bigquery_endpoint and --min_cell_count come from `pipelines.options.FLAGS`
+    """--warehouse, --bigquery_endpoint, --min_cell_count and --policy (the live one) come from `pipelines.options.FLAGS`
     wherever a command takes them (`add_flags`), never from a parser of their own."""
-    shared = {"--warehouse", "--bigquery_endpoint", "--min_cell_count"}
+    shared = {"--warehouse", "--bigquery_endpoint", "--min_cell_count", "--policy"}
     declared = [
         f"{path.relative_to(ROOT)}:{node.lineno} {node.args[0].value}"
         for path, tree in _package_sources()

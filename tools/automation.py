@@ -12,7 +12,6 @@ start-up and run a rule whose lower bound has fallen under its target in `sample
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 from enforcement.automation import RuleAgreement
 from enforcement.policy import load_policy
 from pipelines.automation import read_agreement
-from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
+from pipelines.options import StrictParser, add_flags
 from warehouse.reader import open_reader
 
 LOG = logging.getLogger(__name__)
@@ -43,8 +42,7 @@ def format_table(measured: list[RuleAgreement]) -> str:
 def run(argv: list[str] | None = None) -> int:
     parser = StrictParser(prog="python -m pipelines.automation", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
-    parser.add_argument("--policy", default=str(DEFAULT_POLICY), help="The policy whose rules are measured.")
-    parser.add_argument("--since", type=dt.date.fromisoformat, default=None, help="Verdicts from this day (UTC).")
+    add_flags(parser, "policy")  # the live policy
     parser.add_argument("--out", default=None, help="Also write the figures as JSON here.")
     args = parser.parse_args(argv)
     try:

@@ -40,7 +40,7 @@ from enforcement.dsa_template import (
     policy_rows,
 )
 from enforcement.policy import PolicyError, load_policy
-from pipelines.options import DEFAULT_POLICY, StrictParser, add_flags
+from pipelines.options import StrictParser, add_flags
 from tools.html_pages import html_page
 from warehouse.reader import WarehouseReader, open_reader, plain_number
 
@@ -485,8 +485,7 @@ def run(argv: list[str] | None = None) -> int:
                         help="Also write the quantitative DSA template's CSV parts to OUT/dsa_template/.")  # fmt: skip
     parser.add_argument("--provider", default=None, help="Provider file (YAML): provider_name, service_name, "
                         "optional publication_date, previous_report_date. Required with --dsa_template.")  # fmt: skip
-    parser.add_argument("--policy", default=DEFAULT_POLICY,
-                        help="The policy whose categories this system files (rows of other categories stay blank).")  # fmt: skip
+    add_flags(parser, "policy")  # the live policy
     args = parser.parse_args(argv)
     if args.min_cell_count < 1:
         parser.error("--min_cell_count must be at least 1")

@@ -426,7 +426,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", required=True, nargs="+", help="labels.jsonl file(s): label, <modality>_label.")
     parser.add_argument("--model_dir", required=True, help="Model directory (newest version of each is evaluated).")
     parser.add_argument("--out", required=True, help="Report directory: report.json, test_scores.jsonl, PNG plots.")
-    parser.add_argument("--policy", default=DEFAULT_POLICY, help="Policy whose thresholds the rates are read at.")
+    add_flags(parser, "policy")  # the live policy
     parser.add_argument("--input", nargs="*", default=None, help="Upload event manifests, for slices by country and "
                         "surface (default: manifest.jsonl beside each labels file, if present).")  # fmt: skip
     parser.add_argument("--leave_one_family_out", action="store_true", help="Also retrain without each family.")

@@ -120,8 +120,7 @@ def run(argv: list[str] | None = None) -> int:
     parser = StrictParser(prog="python -m training.outcomes", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", required=("warehouse",))
     parser.add_argument("--labels", required=True, nargs="+")
-    parser.add_argument("--policy", default="policies/synthetic_media_v1.yaml")
-    parser.add_argument("--out", default=None, help="Write the figures here as JSON (default: print them).")
+    add_flags(parser, "policy")  # the live policy
     args = parser.parse_args(argv)
     report = outcomes(Path(args.warehouse), load_labels(args.labels), policy_thresholds(args.policy))
     text = json.dumps(report, indent=2, sort_keys=True)
