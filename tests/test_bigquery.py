@@ -143,6 +143,8 @@ def test_tables_are_created_from_the_schema_files_with_the_declared_partitioning
             made = client.get_table(location.table_id(physical_table(table)))
             layout = table_layouts()[table]
             assert [f.name for f in made.schema] == [f["name"] for f in bigquery_schema(table)], table
+            # Every column described, as in the embedded catalog.
+            assert [f.description for f in made.schema] == [f["description"] for f in bigquery_schema(table)], table
             assert made.time_partitioning.field == layout["time_partitioning"]["field"], table
             assert made.time_partitioning.type_ == layout["time_partitioning"]["type"], table
             assert made.clustering_fields == layout["clustering"], table
