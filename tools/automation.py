@@ -12,6 +12,7 @@ start-up and run a rule whose lower bound has fallen under its target in `sample
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
@@ -40,9 +41,10 @@ def format_table(measured: list[RuleAgreement]) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = StrictParser(prog="python -m pipelines.automation", description=__doc__.split("\n\n")[0])
+    parser = StrictParser(prog="python -m tools.automation", description=__doc__.split("\n\n")[0])
     add_flags(parser, "warehouse", "bigquery_endpoint", required=("warehouse",))
     add_flags(parser, "policy")  # the live policy
+    parser.add_argument("--since", type=dt.date.fromisoformat, default=None, help="Verdicts from this day (UTC).")
     parser.add_argument("--out", default=None, help="Also write the figures as JSON here.")
     args = parser.parse_args(argv)
     try:

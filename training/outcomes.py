@@ -121,6 +121,7 @@ def run(argv: list[str] | None = None) -> int:
     add_flags(parser, "warehouse", required=("warehouse",))
     parser.add_argument("--labels", required=True, nargs="+")
     add_flags(parser, "policy")  # the live policy
+    parser.add_argument("--out", default=None, help="Write the figures here as JSON (default: print them).")
     args = parser.parse_args(argv)
     report = outcomes(Path(args.warehouse), load_labels(args.labels), policy_thresholds(args.policy))
     text = json.dumps(report, indent=2, sort_keys=True)
