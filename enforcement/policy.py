@@ -138,6 +138,9 @@ class Rule:
     category: str | None
     conditions: tuple[tuple[str, Any], ...]
     automation: Automation | None = None  # rules with a restrictive action (enforcement/review.py)
+    # Its automated removals enter the bank of confirmed violations (enforcement/bank.py)
+    # without waiting for a reviewer: for rules whose removals reviewers uphold.
+    bank: bool = False
 
     def matches(self, item: ScoredMedia) -> bool:
         return all(CONDITIONS[name][1](item, value) for name, value in self.conditions)
@@ -223,7 +226,7 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
         where = f"rules[{index}]."
         if not isinstance(rule_doc, Mapping):
             raise PolicyError(f"rules[{index}]: expected a mapping")
-        refuse_unknown(rule_doc, ("id", "action", "category", "when", "automation"), where, PolicyError)
+        refuse_unknown(rule_doc, ("id", "action", "category", "when", "automation", "bank"), where, PolicyError)
         rule_id = _text(rule_doc, "id", where)
         if rule_id in seen:
             raise PolicyError(f"{where}id: {rule_id!r} is used twice")
@@ -253,7 +256,12 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
                 raise PolicyError(f"{where}automation: only a rule with a restrictive action {RESTRICTIVE_ACTIONS} "
                                   f"is automated, this one's is {action!r}")  # fmt: skip
             automation = Automation.parse(rule_doc["automation"], f"{where}automation")
-        rules.append(Rule(rule_id, action, category, tuple(conditions), automation))
+        bank = rule_doc.get("bank", False)
+        if not isinstance(bank, bool):
+            raise PolicyError(f"{where}bank: expected true or false")
+        if bank and action != "remove":
+            raise PolicyError(f"{where}bank: only a remove rule's decisions are banked, this one's is {action!r}")
+        rules.append(Rule(rule_id, action, category, tuple(conditions), automation, bank))
     if rules[-1].conditions:
         raise PolicyError(f"rules[{len(rules) - 1}]: the last rule must have no conditions (the default)")
     if rules[-1].mode == "shadow":

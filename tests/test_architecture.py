@@ -23,6 +23,7 @@ DECISION_MODULES = (
     "enforcement.events",
     "enforcement.statements",
     "enforcement.transparency",
+    "enforcement.bank",
     "schemas.vocabulary",
 )
 
