@@ -30,6 +30,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from enforcement.policy import Policy, load_policy
 from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
 from pipelines.automation import gate_automation
+from pipelines.bank import warehouse_bank
 from pipelines.graph import Detection
 from pipelines.options import FILE_LOADS, STREAMING_INSERTS, job_parser, media_limits, parse_job_flags
 from pipelines.reconcile import Reconciliation
@@ -360,6 +361,9 @@ def prepare(job: str, argv: list[str] | None = None) -> Launch:
     except LaunchError as exc:
         error(str(exc))
     policy = gate_automation(policy, sink, options.warehouse, options.bigquery_endpoint)
+    # The bank of confirmed violations as of this launch (before a truncating run clears the
+    # tables), beside any --hash_bank file.
+    hash_bank = HashBank.combined(hash_bank, warehouse_bank(options.warehouse, options.bigquery_endpoint, policy))
     return Launch(job, options, pipeline_options, run_id, policy, shadow_policy, model_set, pinned, hash_bank, sink,
                   history, error)  # fmt: skip
 

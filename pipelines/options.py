@@ -116,8 +116,9 @@ FLAGS: Mapping[str, tuple[str, dict[str, Any]]] = {
         "serves and serves it from the next batch on; every score names the version that produced it. Versions "
         "pinned with --model_versions never change; 0 turns refresh off (default %(default)s).")),
     "hash_bank": (MODELS, dict(
-        help="JSON Lines of known synthetic media PDQ hashes ({'pdq': hex, 'label': ...}); a match is the policy "
-        "signal hash_match.")),
+        help="JSON Lines of known synthetic media PDQ hashes ({'pdq': hex, 'label': ...}), matched beside the "
+        "bank of confirmed violations the job reads from --warehouse at launch; a match is the policy signal "
+        "hash_match.")),
     "policy": (MODELS, dict(default=DEFAULT_POLICY, help="Enforcement policy YAML file (default %(default)s).")),
     "shadow_policy": (MODELS, dict(
         help="A candidate policy YAML run beside --policy on the same scores: its decisions go to shadow_decisions "

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from models.examples import read_examples
 from pipelines import batch, transparency
@@ -523,6 +524,39 @@ def test_the_review_loop_queues_applies_verdicts_once_and_downgrades_a_rule_revi
                           f"'{warehouse}/enforcement_events/r3-*.parquet') where content_id = '{banked}' "
                           "and target = 'content_store'")  # fmt: skip
     assert removed_again == [(0,)]
+
+    # The bank learnt from the verdicts: the image the reviewer removed, re-encoded and posted
+    # by another account, matches it (the rule it lands on is sampled by now: to people, with
+    # removal proposed); the removal the reviewer reversed is out of the bank.
+    reposts = tmp_path / "reposts"
+    reposts.mkdir()
+    rows = []
+    for name, decision_id in (("confirmed", image), ("reversed", removal)):
+        (content_id,) = query(
+            warehouse, f"select content_id from enforcement_decisions where decision_id = '{decision_id}'"
+        )[0]
+        source = next(json.loads(line) for line in Path(job["args"][1]).read_text().splitlines()
+                      if line.startswith("{") and json.loads(line).get("content_id") == content_id)  # fmt: skip
+        media = Path(job["args"][1]).parent / source["media_uri"]
+        if name == "confirmed":  # the routed image: smaller and re-compressed
+            picture = Image.open(media).convert("RGB")
+            picture.resize((picture.width * 9 // 10, picture.height * 9 // 10)).save(
+                reposts / f"{name}.jpg", quality=70
+            )
+            uri = f"{name}.jpg"
+        else:  # the banked upload the reviewer reversed: posted again as it was
+            uri = f"{name}{media.suffix}"
+            (reposts / uri).write_bytes(media.read_bytes())
+        rows.append({"content_id": f"repost-{name}", "media_uri": uri, "account_id": "another-account",
+                     "uploaded_at": "2026-11-21T09:00:00Z"})  # fmt: skip
+    (reposts / "manifest.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    repost_args = ["--input", str(reposts / "manifest.jsonl"), "--model_dir", job["args"][5], "--run_id", "r4"]
+    assert batch.run([*base, *repost_args]) == 0
+    matched = dict(query(warehouse, "select content_id, hash_match from media_scores where content_id like 'repost-%'"))
+    final_image = query(warehouse, f"select decision_id from enforcement_decisions where supersedes = '{image}'")[0][0]
+    assert matched == {"repost-confirmed": f"banked:reviewer_removal:{final_image}", "repost-reversed": None}
+    (rule,) = query(warehouse, "select rule_id from enforcement_decisions where content_id = 'repost-confirmed'")[0]
+    assert rule == "known-deepfake-remove"
 
 
 def test_a_simulation_replays_the_live_policy_as_the_job_decided_and_compares_a_candidate(job, tmp_path):

@@ -95,6 +95,16 @@ class HashBank:
             labels.append(str(entry.get("label", "known_synthetic")))
         return cls(tuple(hashes), tuple(labels), max_distance)
 
+    @staticmethod
+    def combined(*banks: HashBank | None) -> HashBank | None:
+        """One bank of the given ones' entries (None when there are none)."""
+        present = [bank for bank in banks if bank is not None and bank.hashes]
+        if not present:
+            return None
+        return HashBank(tuple(h for bank in present for h in bank.hashes),
+                        tuple(label for bank in present for label in bank.labels),
+                        max(bank.max_distance for bank in present))  # fmt: skip
+
     def match(self, hashes: tuple[str, ...]) -> tuple[str | None, int | None]:
         """The label and distance of the closest banked hash within `max_distance`, else (None, None)."""
         if not hashes or not self.hashes:
