@@ -20,17 +20,14 @@ import av
 import numpy as np
 
 from training.sources import BY_NAME, fetch_all, media_files
-from transforms.audio_fingerprint import SAMPLE_RATE, AudioIndex, fingerprint
+from transforms.audio_fingerprint import MIN_OVERLAP_FRAMES, SAMPLE_RATE, AudioIndex, fingerprint
+from transforms.limits import MediaLimits
+from transforms.media import decode_audio
 
 
 def decode(data: bytes) -> np.ndarray:
-    """Mono float32 at the fingerprint's rate."""
-    resampler, parts = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE), []
-    with av.open(io.BytesIO(data)) as container:
-        for frame in container.decode(audio=0):
-            parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-        parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    return np.concatenate(parts)
+    """Mono float32 at the fingerprint's rate, decoded as the jobs decode uploads."""
+    return decode_audio(data, SAMPLE_RATE, MediaLimits())
 
 
 def encode(samples: np.ndarray, rate: int, codec: str, container: str, bit_rate: int = 0) -> bytes:
@@ -88,8 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     per_query_ms = 1000 * (time.perf_counter() - started) / len(audio)
     print(f"banked {len(index)} prompts; each against the bank: {false_links} linked to another prompt "
           f"({per_query_ms:.2f} ms a query with its fingerprint)")  # fmt: skip
-    queries = {name: samples for name, samples in audio.items() if samples.size >= seconds(2)}
-    print(f"changes, on the {len(queries)} prompts of 2 s or more: matched to the original / to another / missed")
+    long = {name: samples for name, samples in audio.items() if samples.size >= seconds(2)}
+    # The package's silence/*.wav files are prompts too: nothing to match, and nothing matches them.
+    queries = {
+        name: samples for name, samples in long.items() if fingerprint(samples).sound.sum() >= MIN_OVERLAP_FRAMES
+    }
+    print(f"changes, on the {len(queries)} prompts of 2 s or more with sound ({len(long) - len(queries)} silent ones "
+          "left out): matched to the original / to another / missed")  # fmt: skip
     for change, apply in CHANGES.items():
         outcomes = [index.match(fingerprint(apply(samples))) for samples in queries.values()]
         matched = sum(found is not None and found.entry == name for found, name in zip(outcomes, queries))

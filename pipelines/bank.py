@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from enforcement.appeals import Appeal, AppealOutcome, decision_from_row
-from enforcement.bank import bank_as_of, bank_changes
+from enforcement.bank import BANKED_ACTION, bank_as_of, bank_changes
 from enforcement.policy import Policy
 from schemas.records import parse_timestamp
 from transforms.hashbank import HashBank
@@ -26,13 +26,18 @@ def banked_label(reason: str, decision_id: str) -> str:
 def read_bank(reader: WarehouseReader, policy: Policy, moment: dt.datetime | None = None) -> HashBank | None:
     """The items in the warehouse's bank at `moment` (default: now) with their hashes; None
     when it holds none."""
-    decisions = [decision_from_row(row) for row in reader.query("SELECT * FROM enforcement_decisions").to_pylist()]
+    # Only removals and reviewers' verdicts can change the bank (`bank_changes`): the rest of
+    # the warehouse's decisions and appeals stay where they are.
+    rows = reader.query("SELECT * FROM enforcement_decisions "
+                        f"WHERE supersedes IS NOT NULL OR action = '{BANKED_ACTION}'").to_pylist()  # fmt: skip
+    decisions = [decision_from_row(row) for row in rows]
     by_id = {decision.decision_id: decision for decision in decisions}
     appeals = [
         AppealOutcome(Appeal(row["decision_id"], row["outcome"], parse_timestamp(row["appeal_decided_at"],
                                                                                 "appeal_decided_at")),
                       by_id[row["decision_id"]])
-        for row in reader.query("SELECT decision_id, outcome, appeal_decided_at FROM appeals").to_pylist()
+        for row in reader.query("SELECT decision_id, outcome, appeal_decided_at FROM appeals "
+                                f"WHERE action = '{BANKED_ACTION}'").to_pylist()
         if row["decision_id"] in by_id
     ]  # fmt: skip
     standing = bank_as_of(bank_changes(decisions, appeals, policy), moment)

@@ -73,8 +73,10 @@ def quiet_start_up(verbose: bool) -> None:
         return
     for name, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
-    logging.getLogger().setLevel(logging.WARNING)
-    logging.getLogger().addFilter(_DropNotes())
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    if not any(isinstance(f, _DropNotes) for f in root.filters):  # once a process, however many launches
+        root.addFilter(_DropNotes())
     for name in ("apache_beam", "absl", "tensorflow", "h5py", "google"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if "tensorflow" not in sys.modules:
