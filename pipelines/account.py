@@ -20,6 +20,7 @@ from collections.abc import Callable
 import apache_beam as beam
 
 from enforcement.appeals import decision_from_row
+from enforcement.bank import appeal_change, bankable_rules, decision_change
 from enforcement.events import enforcement_events
 from enforcement.policy import Policy
 from enforcement.strikes import suspension_decision
@@ -135,7 +136,22 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, appeal_rows: be
         account_decisions = _merged(own_decisions, "AccountDecisions")
         statements, unstated = account_decisions | "AccountStatements" >> BuildStatements(policy.categories)
         failures.append(unstated)
+    failures.append(sink.write("bank_changes", _bank_changes(decisions, account_decisions, outcomes, policy)))
     return AccountOutputs(account_decisions, events, statements, outcomes, failures, log)
+
+
+def _bank_changes(decisions: beam.PCollection, account_decisions: beam.PCollection | None,
+                  outcomes: beam.PCollection | None, policy: Policy) -> beam.PCollection:  # fmt: skip
+    """What this run's decisions (content, verdicts) and appeal outcomes do to the bank of
+    confirmed violations (`enforcement.bank`): the rows of `bank_changes`."""
+    banking = bankable_rules(policy)
+    changes = [
+        _merged([d for d in (decisions, account_decisions) if d is not None], "DecisionsForTheBank")
+        | "DecisionBankChanges" >> beam.FlatMap(lambda d: [c for c in [decision_change(d, banking)] if c])
+    ]
+    if outcomes is not None:
+        changes.append(outcomes | "AppealBankChanges" >> beam.FlatMap(lambda o: [c for c in [appeal_change(o)] if c]))
+    return _merged(changes, "BankChanges")
 
 
 def write_decided(p: beam.Pipeline, sink: Sink, decisions: beam.PCollection, statements: list[beam.PCollection],

@@ -21,7 +21,7 @@ from enforcement.policy import Policy
 from models.registry import ModelSet
 from transforms.features import ExtractFeatures
 from transforms.fetch import FetchMedia
-from transforms.hashbank import HashBank, MatchHashBank
+from transforms.hashbank import BankRefresh, HashBank, MatchHashBank
 from transforms.inference import ScoreMedia
 from transforms.limits import MediaLimits
 from transforms.policy import ApplyPolicy, FanOutEnforcement
@@ -50,6 +50,9 @@ class Detection:
     # A candidate policy run beside the live one on the same scores: its decisions are
     # recorded, never fanned out, queued or struck.
     shadow_policy: Policy | None = None
+    # The streaming job's bank of confirmed violations, read again from its warehouse while it
+    # runs (new entries match within `every_s`); batch matches the bank as of its launch.
+    bank_refresh: BankRefresh | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +74,8 @@ def detect(events: beam.PCollection, detection: Detection) -> Detected:
     blobs, unfetched = events | "FetchMedia" >> FetchMedia(detection.limits)
     features, unextracted = blobs | "ExtractFeatures" >> ExtractFeatures(detection.limits)
     failures = [unfetched, unextracted]
-    if detection.hash_bank is not None:
-        features, unmatched = features | "MatchHashBank" >> MatchHashBank(detection.hash_bank)
+    if detection.hash_bank is not None or detection.bank_refresh is not None:
+        features, unmatched = features | "MatchHashBank" >> MatchHashBank(detection.hash_bank, detection.bank_refresh)
         failures.append(unmatched)
     scores, unscored = features | "ScoreMedia" >> ScoreMedia(
         detection.model_set.models,

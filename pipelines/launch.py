@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import os
 import posixpath
@@ -34,7 +35,7 @@ from pipelines.bank import warehouse_bank
 from pipelines.graph import Detection
 from pipelines.options import FILE_LOADS, STREAMING_INSERTS, job_parser, media_limits, parse_job_flags
 from pipelines.reconcile import Reconciliation
-from transforms.hashbank import HashBank
+from transforms.hashbank import BankRefresh, HashBank
 from transforms.inference import JOIN_TIMEOUT_S
 from warehouse.bigquery import BigQueryLocation, is_bigquery_uri
 from warehouse.sinks import History, LaunchError, Sink, open_warehouse
@@ -160,6 +161,8 @@ def check_streaming_flags(options: argparse.Namespace, bigquery: bool, error: Ca
         error("--max_delivery_attempts must be at least 1")
     if options.model_refresh_s < 0:
         error("--model_refresh_s must be 0 (off) or positive")
+    if options.bank_refresh_s < 0:
+        error("--bank_refresh_s must be 0 (off) or positive")
     for name in ("max_run_s", "stop_after_idle_s"):
         if getattr(options, name) is not None and getattr(options, name) <= 0:
             error(f"--{name} must be positive")
@@ -264,7 +267,15 @@ class Launch:
             streaming=self.streaming,
             model_refresh_s=refresh_s,
             shadow_policy=self.shadow_policy,
+            bank_refresh=self._bank_refresh(),
         )
+
+    def _bank_refresh(self) -> BankRefresh | None:
+        options = self.options
+        if not (self.streaming and options.bank_refresh_s):
+            return None
+        reload = functools.partial(warehouse_bank, options.warehouse, options.bigquery_endpoint)
+        return BankRefresh(reload, options.bank_refresh_s, f"{options.warehouse} {options.bigquery_endpoint}")
 
     def exit_status(self, summary: Reconciliation, balanced: bool | None = None) -> int:
         """0, or why not: 3 when a row is unaccounted for, 4 when the dead-lettered share of the
@@ -365,7 +376,7 @@ def prepare(job: str, argv: list[str] | None = None) -> Launch:
     policy = gate_automation(policy, sink, options.warehouse, options.bigquery_endpoint)
     # The bank of confirmed violations as of this launch (before a truncating run clears the
     # tables), beside any --hash_bank file.
-    hash_bank = HashBank.combined(hash_bank, warehouse_bank(options.warehouse, options.bigquery_endpoint, policy))
+    hash_bank = HashBank.combined(hash_bank, warehouse_bank(options.warehouse, options.bigquery_endpoint))
     return Launch(job, options, pipeline_options, run_id, policy, shadow_policy, model_set, pinned, hash_bank, sink,
                   history, error)  # fmt: skip
 

@@ -115,6 +115,11 @@ FLAGS: Mapping[str, tuple[str, dict[str, Any]]] = {
         help="Every this many seconds each worker looks in --model_dir for a newer version of each model it "
         "serves and serves it from the next batch on; every score names the version that produced it. Versions "
         "pinned with --model_versions never change; 0 turns refresh off (default %(default)s).")),
+    "bank_refresh_s": (MODELS, dict(
+        type=float, default=30.0,
+        help="Every this many seconds each worker reads the bank of confirmed violations from --warehouse again, "
+        "so a removal confirmed while the job runs matches its re-uploads from then on; 0 keeps the bank read at "
+        "launch (default %(default)s).")),
     "hash_bank": (MODELS, dict(
         help="JSON Lines of known synthetic media PDQ hashes ({'pdq': hex, 'label': ...}), matched beside the "
         "bank of confirmed violations the job reads from --warehouse at launch; a match is the policy signal "
@@ -199,7 +204,7 @@ _SHARED = ("warehouse", "bigquery_endpoint", "strike_ledger", "review_media", "r
 JOB_FLAGS: Mapping[str, tuple[str, ...]] = {
     "batch": ("input", "input_query", "input_format", "appeals", "appeals_query", "reviews", "bigquery_project",
               "bigquery_write_method", "statements_dir", "write_disposition", "features_only", *_SHARED),
-    "streaming": ("subscription", "appeals_subscription", "reviews_subscription", "model_refresh_s",
+    "streaming": ("subscription", "appeals_subscription", "reviews_subscription", "model_refresh_s", "bank_refresh_s",
                   "allowed_lateness_s", "max_message_bytes", "max_delivery_attempts", "max_run_s",
                   "stop_after_idle_s", "expected_rows", "expected_appeals", *_SHARED),
 }  # fmt: skip

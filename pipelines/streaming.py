@@ -48,6 +48,7 @@ from pipelines.launch import main, prepare
 from pipelines.reconcile import format_summary, reconcile, rows_read, subscription_account, unfinished_deliveries
 from pipelines.stream_control import StopRequest, drain, latency_percentiles, wait
 from transforms.dead_letter import DEAD, dead_letter_for
+from transforms.hashbank import LiveBank
 from transforms.health import ExportHealthMetrics
 from transforms.messages import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGE_BYTES, ReadMessages, at_event_time
 from transforms.parse import DeduplicateEvents, ParseEvents
@@ -227,6 +228,7 @@ def run(argv: list[str] | None = None) -> int:
     drained = drain(sink, options.subscription) if launch.local and running else True
     if result.state == PipelineState.RUNNING:
         result.cancel()
+    LiveBank.stop_all()  # the local runner does not always tear its DoFns down on a cancel
     where = sink.finish()
     if launch.local and drained:
         for name in subscriptions:

@@ -31,6 +31,7 @@ TABLES: tuple[str, ...] = (
     "retraining_labels",
     "review_queue",
     "reviews",
+    "bank_changes",
     "decision_log",
     "shadow_decisions",
     "signal_health",

@@ -31,6 +31,7 @@ ONE_ROW_PER: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "appeals": ("appeal_id", "appeal_decided_at", ("outcome",)),
     "review_queue": ("review_id", "queued_at", ("queue",)),
     "reviews": ("review_id", "reviewed_at", ("verdict_action",)),
+    "bank_changes": ("change_id", "changed_at", ("change",)),
     "decision_log": ("log_id", "changed_at", ("change",)),
     "shadow_decisions": ("decision_id", "decided_at", ("action", "rule_id")),
     "statement_submissions": ("submission_id", "submitted_at", ("status",)),

@@ -70,3 +70,60 @@ def test_a_large_frame_hashes_from_its_downscaled_copy_within_a_few_bits_of_the_
     full = np.packbits(full_bits.astype(np.uint8)).tobytes().hex()
     distance = bin(int(digest, 16) ^ int(full, 16)).count("1")
     assert 0 <= distance <= 12  # of 256; matches count up to 31
+
+
+def _flipped(digest: str, bits: list[int]) -> str:
+    value = bytearray.fromhex(digest)
+    for bit in bits:
+        value[bit // 8] ^= 0x80 >> (bit % 8)
+    return value.hex()
+
+
+def test_the_index_finds_exactly_the_banked_hashes_within_the_match_distance():
+    rng = np.random.default_rng(4)
+    hashes = tuple(bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(2000))
+    bank = HashBank(hashes, tuple(f"entry-{i}" for i in range(len(hashes))))
+    for entry, flips in ((7, 0), (8, 1), (9, 17), (10, 31)):
+        # the flips as bunched as they can be: two in each 16-bit chunk but one
+        bits = [chunk * 16 + k for chunk in range(16) for k in range(2)][:flips]
+        assert bank.match((_flipped(hashes[entry], bits),)) == (f"entry-{entry}", flips)
+    assert bank.match((_flipped(hashes[11], list(range(0, 256, 8))),)) == (None, None)  # 32 bits off
+    # among several query hashes (a video's frames) the closest wins; a tie goes to the first banked
+    twin = HashBank((hashes[3], hashes[3]), ("first", "second"))
+    assert twin.match((_flipped(hashes[3], [0, 1, 2]), _flipped(hashes[3], [5]))) == ("first", 1)
+
+
+def test_a_live_bank_moves_to_what_the_warehouse_banks_while_the_job_runs():
+    import time
+
+    from transforms.hashbank import LiveBank, _MatchDoFn
+
+    reads = []
+    digest, _ = pdq_hash(_picture(1))
+    fixed = HashBank((pdq_hash(_picture(2))[0],), ("from-file",))
+
+    def reload():
+        reads.append(time.monotonic())
+        if len(reads) == 2:
+            raise OSError("the warehouse is being written")  # the last bank read stays
+        return HashBank((digest,), ("banked:reviewer_removal:d1",)) if len(reads) >= 3 else None
+
+    from transforms.hashbank import BankRefresh
+
+    first, second = (_MatchDoFn(fixed, BankRefresh(reload, 0.2, "wh")) for _ in range(2))
+    first.setup()
+    assert len(reads) == 1 and first._live.bank == fixed  # read before the first match: nothing banked yet
+    second.setup()
+    assert first._live is second._live  # one refresh a process
+    deadline = time.monotonic() + 10
+    while len(reads) < 3 or first._live.read_at is None or first._live.read_at < reads[2]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    bank = first._live.bank
+    assert bank.match((digest,)) == ("banked:reviewer_removal:d1", 0)
+    assert bank.match((pdq_hash(_picture(2))[0],))[0] == "from-file"
+    LiveBank.stop_all()
+    assert not LiveBank._live
+    count = len(reads)
+    time.sleep(0.5)
+    assert len(reads) == count  # stopped

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import apache_beam as beam
+import duckdb
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_stream import TestStream
@@ -29,6 +30,7 @@ from training import corpus
 from transforms.parse import DeduplicateEvents, parse_event
 from transforms.strikes import TrackStrikesInState
 from warehouse.embedded import parquet_run_counts
+from warehouse.reader import open_reader
 
 from .conftest import query_warehouse
 from .test_strikes import T0, decision
@@ -321,46 +323,98 @@ def _new_version(model_dir: Path, version: str) -> None:
         write_card(target, {**card, "version": version})
 
 
+def _when(condition, job: threading.Thread, what: str, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline and job.is_alive(), what
+        time.sleep(1)
+
+
 @pytest.mark.slow
-def test_a_model_version_published_mid_stream_scores_the_uploads_after_it(pubsub, tmp_path):
+def test_a_model_version_and_a_removal_confirmed_mid_stream_reach_the_uploads_after_them(pubsub, tmp_path):
+    """Without a restart: a model version published while the job runs scores the uploads
+    after it; a reviewer's removal of an upload the detectors let through enters the bank, and
+    the same picture re-encoded from another account matches it."""
     corpus.generate_corpus(tmp_path / "uploads", count=4, seed=41)
     lines = publish_events.shift_to_now((tmp_path / "uploads" / "manifest.jsonl").read_text().splitlines(), span_s=60)
     before, after = tmp_path / "uploads" / "before.jsonl", tmp_path / "uploads" / "after.jsonl"
     before.write_text("\n".join(lines[:2]) + "\n")
-    after.write_text("\n".join(lines[2:]) + "\n")
     model_dir = tmp_path / "models"
     shutil.copytree(SERVED_MODEL_DIR, model_dir)
 
     from google.cloud import pubsub_v1
 
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    topic = publisher.create_topic(name="projects/t-and-s-test/topics/uploads-refresh").name
-    subscription = subscriber.create_subscription(
-        name="projects/t-and-s-test/subscriptions/uploads-refresh-job", topic=topic
-    ).name
+    topics = {}
+    for name in ("uploads-refresh", "verdicts-refresh"):
+        topics[name] = publisher.create_topic(name=f"projects/t-and-s-test/topics/{name}").name
+        subscriber.create_subscription(name=f"projects/t-and-s-test/subscriptions/{name}-job", topic=topics[name])
+    subscription, reviews = (f"projects/t-and-s-test/subscriptions/{n}-job" for n in topics)
     warehouse, run_id = tmp_path / "stream", "20260101T000000Z-refresh"
     outcome: list[int] = []
     job = threading.Thread(target=lambda: outcome.append(streaming.run([
-        "--subscription", subscription, "--warehouse", str(warehouse), "--model_dir", str(model_dir),
-        "--model_refresh_s", "1", "--expected_rows", str(len(lines)), "--max_run_s", "600", "--run_id", run_id,
+        "--subscription", subscription, "--reviews_subscription", reviews, "--warehouse", str(warehouse),
+        "--model_dir", str(model_dir), "--model_refresh_s", "1", "--bank_refresh_s", "1",
+        "--expected_rows", str(len(lines) + 1), "--max_run_s", "600", "--run_id", run_id,
         "--min_cell_count", "1", "--media_root", str(tmp_path),
     ])))  # fmt: skip
     job.start()
-    assert publish_events.run(["--input", str(before), "--topic", topic]) == 0
-    deadline = time.monotonic() + 300
-    while sum(n for *_, n in parquet_run_counts(str(warehouse), "media_scores", run_id, "media_type")) < 2:
-        assert time.monotonic() < deadline and job.is_alive(), "the first uploads were never scored"
-        time.sleep(2)
+    assert publish_events.run(["--input", str(before), "--topic", topics["uploads-refresh"]]) == 0
+    first = [json.loads(line) for line in lines[:2]]
+    _when(lambda: sum(n for *_, n in parquet_run_counts(str(warehouse), "media_scores", run_id, "media_type")) >= 2,
+          job, "the first uploads were never scored")  # fmt: skip
     _new_version(model_dir, "29990101T000000")
-    time.sleep(3)  # past --model_refresh_s: the next batch looks
-    assert publish_events.run(["--input", str(after), "--topic", topic]) == 0
+
+    # A reviewer removes the first upload with a picture, whatever the detectors made of it.
+    def pictured() -> list[tuple]:
+        try:  # what the job has written so far (its catalog is rebuilt when it stops)
+            rows = open_reader(str(warehouse), live=True).query(
+                "select d.content_id, d.decision_id, d.action from enforcement_decisions d join features f "
+                "using (content_id) where len(f.pdq_hashes) > 0 order by d.content_id").to_pylist()  # fmt: skip
+        except (duckdb.Error, FileNotFoundError):  # nothing written yet
+            return []
+        return [tuple(row.values()) for row in rows]
+
+    _when(pictured, job, "the upload with a picture was never decided")
+    (content_id, decision_id, action), *_ = pictured()
+    assert action != "remove"
+    verdict = {"review_id": "rv-live", "decision_id": decision_id, "violating": True, "action": "remove",
+               "category": "synthetic_media_undisclosed", "reviewer": "rev-7",
+               "decided_at": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
+    publisher.publish(topics["verdicts-refresh"], json.dumps(verdict).encode()).result()
+    _when(lambda: sum(n for *_, n in parquet_run_counts(str(warehouse), "bank_changes", run_id, "change")) >= 1,
+          job, "the verdict never reached the bank")  # fmt: skip
+    time.sleep(3)  # past --model_refresh_s and --bank_refresh_s
+
+    # The same picture, smaller and re-compressed, from another account.
+    (original,) = [event for event in first if event["content_id"] == content_id]
+    from PIL import Image
+
+    media = tmp_path / "uploads" / original["media_uri"]
+    if original["media_uri"].endswith((".jpg", ".jpeg", ".png", ".webp")):
+        picture = Image.open(media).convert("RGB")
+        picture.resize((picture.width * 9 // 10, picture.height * 9 // 10)).save(media.with_name("repost.jpg"),
+                                                                                 quality=70)  # fmt: skip
+        repost_uri = str(Path(original["media_uri"]).with_name("repost.jpg"))
+    else:  # a clip: posted again as it was
+        repost_uri = original["media_uri"]
+    repost = {**original, "content_id": "repost-live", "account_id": "another-account", "media_uri": repost_uri,
+              "uploaded_at": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
+    after.write_text("\n".join([*lines[2:], json.dumps(repost)]) + "\n")
+    assert publish_events.run(["--input", str(after), "--topic", topics["uploads-refresh"]]) == 0
     job.join(timeout=600)
     assert outcome == [0]
 
-    first = {json.loads(line)["content_id"] for line in lines[:2]}
     rows = query_warehouse(warehouse, "select content_id, visual_model_version, audio_model_version, metadata_model_version "
                              "from media_scores")  # fmt: skip
-    assert len(rows) == len(lines)
-    for content_id, *versions in rows:
+    assert len(rows) == len(lines) + 1
+    for content_id_, *versions in rows:
         served = {v for v in versions if v is not None}
-        assert served == ({"20261129T210000"} if content_id in first else {"29990101T000000"}), content_id
+        assert served == ({"20261129T210000"} if content_id_ in {e["content_id"] for e in first}
+                          else {"29990101T000000"}), content_id_  # fmt: skip
+    ((verdict_decision,),) = query_warehouse(
+        warehouse, f"select decision_id from enforcement_decisions where supersedes = '{decision_id}'"
+    )
+    matched = dict(query_warehouse(warehouse, "select content_id, hash_match from media_scores"))
+    assert matched.pop("repost-live") == f"banked:reviewer_removal:{verdict_decision}"
+    assert set(matched.values()) == {None}

@@ -656,7 +656,7 @@ def build(
         generated = _generate_all(items, cache, Path(scratch))
         make = functools.partial(_make, out=media, synthesised=synthesised, seed=seed, generated=generated)
         if workers > 1:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("forkserver").Pool(workers) as pool:  # see training.corpus.generate
                 made = dict(pool.map(make, items, chunksize=4))
         else:
             made = dict(map(make, items))

@@ -10,9 +10,16 @@ Bank file: JSON Lines, one entry a line: {"pdq": "<64 hex digits>", "label": "..
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import functools
 import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import apache_beam as beam
 import numpy as np
@@ -59,8 +66,26 @@ def frame_hashes(frames: list[np.ndarray]) -> tuple[str, ...]:
     return tuple(hashes)
 
 
-def _bits(hex_digests: list[str]) -> np.ndarray:
-    return np.unpackbits(np.frombuffer(bytes.fromhex("".join(hex_digests)), dtype=np.uint8).reshape(-1, 32), axis=1)
+def _packed(hex_digests: Sequence[str]) -> np.ndarray:
+    return np.frombuffer(bytes.fromhex("".join(hex_digests)), dtype=np.uint8).reshape(-1, 32)
+
+
+# The bank's index: PDQ's 256 bits cut into 16 chunks of 16, each chunk a hash table (faiss's
+# multi-index hashing, as Hasher-Matcher-Actioner's PDQ index does). Two hashes within 31 bits
+# differ in at most one bit in some chunk (16 chunks, 31 bits), so probing each chunk's key and
+# its 16 one-bit neighbours finds every banked hash within the match distance, exactly: a
+# query costs about 270 bucket probes and the distance of what they hold, not a scan.
+INDEX_CHUNKS, INDEX_CHUNK_BITS = 16, 16
+
+
+def _index(hashes: Sequence[str]):
+    import faiss
+
+    index = faiss.IndexBinaryMultiHash(256, INDEX_CHUNKS, INDEX_CHUNK_BITS)
+    index.nflip = 1
+    if hashes:
+        index.add(_packed(hashes))
+    return index
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,37 +130,116 @@ class HashBank:
                         tuple(label for bank in present for label in bank.labels),
                         max(bank.max_distance for bank in present))  # fmt: skip
 
+    def __post_init__(self):
+        if self.max_distance >= 2 * INDEX_CHUNKS:
+            raise ValueError(f"max_distance {self.max_distance}: the index finds matches within "
+                             f"{2 * INDEX_CHUNKS - 1} bits")  # fmt: skip
+
+    @functools.cached_property
+    def _index(self):
+        return _index(self.hashes)
+
+    def __getstate__(self):  # the index is built again where the bank is used, not shipped
+        return {key: value for key, value in self.__dict__.items() if key != "_index"}
+
     def match(self, hashes: tuple[str, ...]) -> tuple[str | None, int | None]:
         """The label and distance of the closest banked hash within `max_distance`, else (None, None)."""
         if not hashes or not self.hashes:
             return None, None
-        distances = (_bits(list(hashes))[:, None, :] != _bits(list(self.hashes))[None, :, :]).sum(axis=2)
-        query, entry = np.unravel_index(int(distances.argmin()), distances.shape)
-        best = int(distances[query, entry])
-        return (self.labels[entry], best) if best <= self.max_distance else (None, None)
+        _, distances, entries = self._index.range_search(_packed(hashes), self.max_distance + 1)
+        if not len(entries):
+            return None, None
+        distance, entry = min(zip(distances.tolist(), entries.tolist()))  # on a tie, the first banked
+        return self.labels[entry], int(distance)
+
+
+class LiveBank:
+    """A bank kept current while a job runs: `reload()` (the warehouse's bank, read again)
+    every `every_s` seconds, combined with the fixed `bank` (a --hash_bank file). The first
+    read is made before the first match; the next ones on a thread of their own, so matching
+    never waits on a read, and a failed read keeps the last bank. One per process and `key`,
+    shared by every DoFn instance (runners create and tear those down as they please); it
+    stops with `stop_all` (the job's end) or when the process exits."""
+
+    _live: ClassVar[dict[str, LiveBank]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, bank: HashBank | None, reload: Callable[[], HashBank | None], every_s: float):
+        self._fixed, self._reload, self._every_s = bank, reload, every_s
+        self.bank = bank
+        self.read_at: float | None = None
+        self._read()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._refresh, name="bank-refresh", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def shared(cls, key: str, bank: HashBank | None, reload: Callable[[], HashBank | None],
+               every_s: float) -> LiveBank:  # fmt: skip
+        with cls._lock:
+            if key not in cls._live:
+                if not cls._live:
+                    atexit.register(cls.stop_all)
+                cls._live[key] = cls(bank, reload, every_s)
+            return cls._live[key]
+
+    @classmethod
+    def stop_all(cls) -> None:
+        with cls._lock:
+            live, cls._live = list(cls._live.values()), {}
+        for bank in live:
+            bank._stop.set()
+            bank._thread.join(timeout=60)  # a read under way finishes
+
+    def _read(self) -> None:
+        try:
+            self.bank = HashBank.combined(self._fixed, self._reload())
+            self.read_at = time.monotonic()
+        except Exception as exc:  # a read that fails keeps the bank it had
+            logging.warning("hash bank refresh failed, matching against the last bank read: %s", exc)
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(self._every_s):
+            self._read()
+
+
+@dataclasses.dataclass(frozen=True)
+class BankRefresh:
+    """How a streaming job keeps its bank current: `reload` (picklable) every `every_s`."""
+
+    reload: Callable[[], HashBank | None]
+    every_s: float
+    key: str  # one live bank per process and key (the warehouse it reads)
 
 
 class _MatchDoFn(beam.DoFn):
-    def __init__(self, bank: HashBank):
-        self._bank = bank
+    def __init__(self, bank: HashBank | None, refresh: BankRefresh | None = None):
+        self._bank, self._refresh = bank, refresh
         self._matches = Metrics.counter("hash_bank", "matches")
+        self._live: LiveBank | None = None
+
+    def setup(self):
+        if self._refresh is not None:
+            self._live = LiveBank.shared(self._refresh.key, self._bank, self._refresh.reload, self._refresh.every_s)
 
     def process(self, item: MediaFeatures):
+        bank = self._live.bank if self._live is not None else self._bank
         hashes = item.visual.pdq_hashes if item.visual is not None else ()
-        label, distance = self._bank.match(hashes)
+        label, distance = bank.match(hashes) if bank is not None else (None, None)
         if label is not None:
             self._matches.inc()
         yield dataclasses.replace(item, hash_match=label, hash_distance=distance)
 
 
 class MatchHashBank(beam.PTransform):
-    """MediaFeatures -> MediaFeatures with `hash_match` set from the bank.
+    """MediaFeatures -> MediaFeatures with `hash_match` set from the bank (kept current by
+    `refresh`, when given).
 
     Returns `(items, dead_letters)` (step `match_hash_bank`)."""
 
-    def __init__(self, bank: HashBank):
+    def __init__(self, bank: HashBank | None, refresh: BankRefresh | None = None):
         super().__init__()
-        self._bank = bank
+        self._bank, self._refresh = bank, refresh
 
     def expand(self, items):
-        return items | "Match" >> ParDoOrDeadLetter(_MatchDoFn(self._bank), step="match_hash_bank")
+        return items | "Match" >> ParDoOrDeadLetter(_MatchDoFn(self._bank, self._refresh), step="match_hash_bank")

@@ -186,6 +186,48 @@ def empty_select(table: str) -> str:
     return f"SELECT {', '.join(columns)} WHERE false"
 
 
+def create_views(con: duckdb.DuckDBPyConnection, root: Path, database: str) -> None:
+    """The catalog's views over the Parquet files under `root`, as they are now, in `database`
+    (the catalog file attached, or an in-memory connection's own database)."""
+    for table in TABLES:
+        relation = all_runs_relation(str(root), table)
+        body = f"SELECT * FROM {relation}" if relation else empty_select(table)
+        if table not in ONE_ROW_PER:
+            con.execute(f'CREATE OR REPLACE VIEW {database}.main."{table}" AS {body}')
+            continue
+        # Every run's rows stay readable; the table itself holds each id once, so no count
+        # doubles on a rerun.
+        con.execute(f'CREATE OR REPLACE VIEW {database}.main."{table}_all_runs" AS {body}')
+        if relation:
+            key, moment, outcome = ONE_ROW_PER[table]
+            outcome_columns = ", ".join(f'"{c}"' for c in (key, *outcome))
+            one = (
+                "SELECT * EXCLUDE (filename, first_of_outcome) FROM ("
+                f'SELECT *, row_number() OVER (PARTITION BY {outcome_columns} ORDER BY "{moment}", filename) '
+                f"AS first_of_outcome FROM {all_runs_relation(str(root), table, filename=True)}) "
+                f'WHERE first_of_outcome = 1 QUALIFY row_number() OVER (PARTITION BY "{key}" '
+                f'ORDER BY "{moment}" DESC, filename DESC) = 1'
+            )
+        else:
+            one = body
+        con.execute(f'CREATE OR REPLACE VIEW {database}.main."{table}" AS {one}')
+    # Each run writes the ledger of the accounts it changed (batch: every account's): the
+    # current ledger is every strike of every run once, its reversed copy standing.
+    ledger = all_runs_relation(str(root), "strike_ledger")
+    body = current_ledger_sql(ledger) if ledger else empty_select("strike_ledger")
+    con.execute(f"CREATE OR REPLACE VIEW {database}.main.{CURRENT_LEDGER_VIEW} AS {body}")
+    # What a compliance analyst reads: the same views without account identifiers
+    # (`schemas/compliance_views.json`), in their own schema.
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{COMPLIANCE_SCHEMA}")
+    for table, spec in compliance_views()["views"].items():
+        drop = ", ".join(f'"{c}"' for c in spec["drop"])
+        columns = f"* EXCLUDE ({drop})" if drop else "*"
+        con.execute(
+            f'CREATE OR REPLACE VIEW {database}.{COMPLIANCE_SCHEMA}."{table}" AS '
+            f'SELECT {columns} FROM {database}.main."{table}"'
+        )
+
+
 def write_catalog(warehouse: str) -> Path:
     """(Re)creates DIR/warehouse.duckdb with one view per table over its Parquet files (one row
     per id for the tables in `ONE_ROW_PER`, with every run's rows in `<table>_all_runs`).
@@ -202,43 +244,7 @@ def write_catalog(warehouse: str) -> Path:
         # and other tools can open the catalog too.
         path = str(catalog).replace("'", "''")
         con.execute(f"ATTACH '{path}' AS warehouse (STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')")
-        for table in TABLES:
-            relation = all_runs_relation(str(root), table)
-            body = f"SELECT * FROM {relation}" if relation else empty_select(table)
-            if table not in ONE_ROW_PER:
-                con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {body}')
-                continue
-            # Every run's rows stay readable; the table itself holds each id once, so no count
-            # doubles on a rerun.
-            con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}_all_runs" AS {body}')
-            if relation:
-                key, moment, outcome = ONE_ROW_PER[table]
-                outcome_columns = ", ".join(f'"{c}"' for c in (key, *outcome))
-                one = (
-                    "SELECT * EXCLUDE (filename, first_of_outcome) FROM ("
-                    f'SELECT *, row_number() OVER (PARTITION BY {outcome_columns} ORDER BY "{moment}", filename) '
-                    f"AS first_of_outcome FROM {all_runs_relation(str(root), table, filename=True)}) "
-                    f'WHERE first_of_outcome = 1 QUALIFY row_number() OVER (PARTITION BY "{key}" '
-                    f'ORDER BY "{moment}" DESC, filename DESC) = 1'
-                )
-            else:
-                one = body
-            con.execute(f'CREATE OR REPLACE VIEW warehouse.main."{table}" AS {one}')
-        # Each run writes the ledger of the accounts it changed (batch: every account's): the
-        # current ledger is every strike of every run once, its reversed copy standing.
-        ledger = all_runs_relation(str(root), "strike_ledger")
-        body = current_ledger_sql(ledger) if ledger else empty_select("strike_ledger")
-        con.execute(f"CREATE OR REPLACE VIEW warehouse.main.{CURRENT_LEDGER_VIEW} AS {body}")
-        # What a compliance analyst reads: the same views without account identifiers
-        # (`schemas/compliance_views.json`), in their own schema.
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS warehouse.{COMPLIANCE_SCHEMA}")
-        for table, spec in compliance_views()["views"].items():
-            drop = ", ".join(f'"{c}"' for c in spec["drop"])
-            columns = f"* EXCLUDE ({drop})" if drop else "*"
-            con.execute(
-                f'CREATE OR REPLACE VIEW warehouse.{COMPLIANCE_SCHEMA}."{table}" AS '
-                f'SELECT {columns} FROM warehouse.main."{table}"'
-            )
+        create_views(con, root, "warehouse")
         describe_columns(con)
     return catalog
 

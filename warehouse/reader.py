@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from schemas.bigquery import compliance_dataset
 from warehouse.bigquery import BigQueryLocation, is_bigquery_uri, query_arrow
-from warehouse.embedded import CATALOG_FILE, COMPLIANCE_SCHEMA
+from warehouse.embedded import CATALOG_FILE, COMPLIANCE_SCHEMA, create_views
 
 # A name qualified by the compliance schema: `compliance.transparency_report`.
 COMPLIANCE_QUALIFIER = re.compile(rf"(?<![\w.`]){COMPLIANCE_SCHEMA}\.(?=\w)")
@@ -55,17 +55,28 @@ def plain_number(value):
 
 
 class EmbeddedReader(WarehouseReader):
-    def __init__(self, directory: str):
+    """Reads through the catalog a job wrote when it finished; `live`: through views made for
+    each query over the Parquet files there are now, so what a running job wrote since its
+    start is read too (the bank's refresh)."""
+
+    def __init__(self, directory: str, live: bool = False):
         self.catalog = Path(directory) / CATALOG_FILE
         if not self.catalog.exists():
             raise FileNotFoundError(f"{self.catalog} not found; run the batch job first")
-        self.name = str(self.catalog)
+        self.name, self.live = str(self.catalog), live
 
     def query(self, sql, compliance=False):
-        with duckdb.connect(str(self.catalog), read_only=True) as con:
+        with self._connect() as con:
             if compliance:
                 con.execute(f"SET search_path = '{COMPLIANCE_SCHEMA}'")
             return con.sql(sql).to_arrow_table()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if not self.live:
+            return duckdb.connect(str(self.catalog), read_only=True)
+        con = duckdb.connect()
+        create_views(con, self.catalog.parent.resolve(), "memory")
+        return con
 
 
 class BigQueryReader(WarehouseReader):
@@ -83,12 +94,13 @@ class BigQueryReader(WarehouseReader):
         return COMPLIANCE_QUALIFIER.sub(dataset, sql)
 
 
-def open_reader(warehouse: str, bigquery_endpoint: str | None = None) -> WarehouseReader:
-    """The reader of `--warehouse` (a directory or `bq://PROJECT.DATASET`); raises ValueError or
-    FileNotFoundError with a message for the command line."""
+def open_reader(warehouse: str, bigquery_endpoint: str | None = None, live: bool = False) -> WarehouseReader:
+    """The reader of `--warehouse` (a directory or `bq://PROJECT.DATASET`; `live`: see
+    `EmbeddedReader`, BigQuery is always live); raises ValueError or FileNotFoundError with a
+    message for the command line."""
     if is_bigquery_uri(warehouse):
         return BigQueryReader(BigQueryLocation.parse(warehouse, bigquery_endpoint))
-    return EmbeddedReader(warehouse)
+    return EmbeddedReader(warehouse, live)
 
 
 def duckdb_shell() -> str:

@@ -74,8 +74,9 @@ def generate_corpus(
     make = functools.partial(_make_item, out, seed, accounts, weights)
     if workers > 1 and len(plans) > 1:
         # Every item draws from its own seeded streams, so the bytes do not depend on which
-        # process makes it. Forked workers share the account pool and the imported modules.
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        # process makes it. Workers come from a fork server (a clean single-threaded process):
+        # forking a caller that runs threads (Beam, TensorFlow, a test runner) can deadlock.
+        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
             rows = pool.map(make, plans, chunksize=8)
     else:
         rows = [make(plan) for plan in plans]
