@@ -358,4 +358,5 @@ def decide(item: ScoredMedia, policy: Policy) -> Decision:
         proposed_action=proposed,
         shadow_rule_id=shadow.rule_id if shadow else None,
         shadow_action=shadow.action if shadow else None,
+        bank_match=item.hash_match,
     )

@@ -78,6 +78,19 @@ def _restriction(decision: Decision) -> dict[str, Any]:
     return {"decision_visibility": [DECISION_VISIBILITY[decision.action]]}
 
 
+def _match_said(decision: Decision) -> str:
+    """The bank match the decision rested on, citing the decision that banked the media."""
+    if not decision.bank_match:
+        return ""
+    parts = decision.bank_match.split(":")
+    if len(parts) == 3 and parts[0] == "banked" and parts[1] == "imported":
+        return f" Its media matches an entry another platform shared of media it removed (entry {parts[2]})."
+    if len(parts) == 3 and parts[0] == "banked":
+        why = parts[1].replace("_", " ")
+        return f" Its media matches media removed earlier as a confirmed violation (decision {parts[2]}, {why})."
+    return f" Its media matches an entry of the bank of known synthetic media ({decision.bank_match})."
+
+
 def _explanation(decision: Decision) -> str:
     if decision.action in DECISION_ACCOUNT:
         return (
@@ -86,7 +99,10 @@ def _explanation(decision: Decision) -> str:
         )
     return (
         f"Rule {decision.rule_id} ({decision.category or 'synthetic media'}): "
-        f"the upload was assessed as synthetic or manipulated media" + _scores_said(decision) + "."
+        f"the upload was assessed as synthetic or manipulated media"
+        + _scores_said(decision)
+        + "."
+        + _match_said(decision)
     )
 
 

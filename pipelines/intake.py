@@ -37,7 +37,8 @@ from google.api_core import exceptions as google_exceptions
 # Pub/Sub's own bound on one message; a pull of N messages needs N times it on the channel.
 PUBSUB_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 PULL_MESSAGES = 10
-PULL_TIMEOUT_S = 10.0
+# A pull returns as soon as messages come; an idle one after this long (what a stop waits on).
+PULL_TIMEOUT_S = 2.0
 SNAPSHOT_SUFFIX = "-resume"
 
 

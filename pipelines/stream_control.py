@@ -26,7 +26,9 @@ from warehouse.sinks import BigQueryWarehouse, Sink
 # What a clean stop waits on: the run's writes to these stop changing.
 DRAINED_TABLES = ("message_deliveries", "media_scores", "dead_letter", "enforcement_decisions", "enforcement_events",
                   "statements_of_reasons", "decision_log", "strike_ledger", "appeals", "reviews")  # fmt: skip
-DRAIN_TIMEOUT_S, DRAIN_POLL_S = 180.0, 5.0
+# Drained: every message read has an outcome and the writes have not changed for DRAIN_STABLE_S.
+DRAIN_TIMEOUT_S, DRAIN_POLL_S, DRAIN_STABLE_S = 180.0, 2.0, 5.0
+WAIT_POLL_S = 2.0  # how often `wait` reads the job's progress
 
 
 def latency_percentiles(sink: Sink, quantiles: tuple[int, ...] = (50, 95, 99)) -> dict[int, float]:
@@ -86,7 +88,7 @@ def wait(result, sink: Sink, subscription: str, stop: StopRequest, max_run_s: fl
     started = last_change = time.monotonic()
     last_count = None
     while True:
-        for _ in range(10):  # a signal is seen within half a second
+        for _ in range(round(WAIT_POLL_S / 0.5)):  # a signal is seen within half a second
             time.sleep(0.5)
             if stop.signal:
                 return f"{stop.signal} received"
@@ -118,15 +120,16 @@ def drain(sink: Sink, subscription: str, timeout_s: float = DRAIN_TIMEOUT_S) -> 
     PULLING.clear()
     stopped = time.monotonic()
     time.sleep(PULL_TIMEOUT_S)  # a pull under way returns (and is not acknowledged)
-    last = None
+    last, since = None, time.monotonic()
     while time.monotonic() - stopped < timeout_s:
         try:
             written = _written(sink)
             settled = subscription_account(sink, subscription).lost == 0
         except duckdb.Error:
             written, settled = None, False
-        if settled and written == last:
+        if written != last or not settled:
+            last, since = written, time.monotonic()
+        elif time.monotonic() - since >= DRAIN_STABLE_S:
             return True
-        last = written
         time.sleep(DRAIN_POLL_S)
     return False

@@ -462,6 +462,7 @@ class Decision:
     shadow_rule_id: str | None = None
     shadow_action: str | None = None
     supersedes: str | None = None  # a reviewer's verdict: the decision it reviewed
+    bank_match: str | None = None  # the bank entry the media matched (ScoredMedia.hash_match)
 
     @property
     def action_clock_start(self) -> dt.datetime:

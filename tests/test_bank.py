@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,70 @@ def test_the_policy_refuses_a_bank_key_it_cannot_honour(tmp_path):
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(document))
     with pytest.raises(PolicyError, match=rf"rules\[{labelling}\]\.bank: only a remove rule"):
         load_policy(tmp_path / "p.yaml")
+
+
+def test_the_bank_goes_out_as_exchange_rows_and_comes_back_in_as_another_platforms_entries(policy, tmp_path):
+    from pipelines.bank import read_bank
+    from tools import bank as exchange
+    from warehouse.embedded import write_catalog
+    from warehouse.reader import open_reader
+
+    from .conftest import seed_table
+
+    kept, reversed_ = decision("c1", "human_review", "review", 1), decision("c2", "remove", "known-deepfake-remove", 2)
+    changes = bank_changes([kept, dataclasses.replace(kept, decision_id="v1", action="remove", supersedes=kept.decision_id,
+                                                      decided_at=T0 + dt.timedelta(hours=3)),
+                            reversed_, dataclasses.replace(reversed_, decision_id="v2", action="label",
+                                                           supersedes=reversed_.decision_id,
+                                                           decided_at=T0 + dt.timedelta(hours=5))], [], policy)  # fmt: skip
+    ours = tmp_path / "ours"
+    seed_table(ours, "bank_changes", [{**c.to_row(), "run_id": "r1"} for c in changes])
+    pictures = {"c1": ["1" * 64, "2" * 64], "c2": ["3" * 64]}
+    seed_table(
+        ours, "features", [{"content_id": c, "media_type": "video", "pdq_hashes": h} for c, h in pictures.items()]
+    )
+    write_catalog(str(ours))
+
+    out = tmp_path / "shared.jsonl"
+    assert exchange.run(["export", "--warehouse", str(ours), "--out", str(out), "--since", T0.isoformat()]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {(r["signal"], r["status"]) for r in rows} == {("1" * 64, "active"), ("2" * 64, "active"),
+                                                         ("3" * 64, "withdrawn")}  # fmt: skip
+    assert {tuple(r["labels"]) for r in rows if r["status"] == "active"} == {("synthetic_media", REVIEWER_REMOVAL)}
+    ours_named = {"c1", "c2", "a1", kept.decision_id, "v1", "v2"}
+    assert not any(set(map(str, r.values())) & ours_named for r in rows)  # no id of this platform goes out
+    # Before the reviewer's removal and the reversal, only the automated removal was banked.
+    earlier = exchange.export_rows(open_reader(str(ours)), as_of=T0 + dt.timedelta(hours=2))
+    assert [(r["signal"], r["status"], r["labels"]) for r in earlier] == [("3" * 64, "active",
+                                                                         ["synthetic_media", AUTOMATED_REMOVAL])]  # fmt: skip
+
+    theirs = tmp_path / "theirs"
+    write_catalog(str(theirs))
+    assert exchange.run(["import", "--warehouse", str(theirs), "--input", str(out), "--exchange", "partner"]) == 0
+    bank = read_bank(open_reader(str(theirs)))
+    (entry,) = {r["entry_id"] for r in rows if r["status"] == "active"}
+    assert bank.match(("1" * 64,)) == (f"banked:imported:{entry}", 0)
+    assert bank.match(("3" * 64,)) == (None, None)  # withdrawn: never entered
+    # Importing it again adds nothing (same change ids); the partner's withdrawal takes it out.
+    assert exchange.run(["import", "--warehouse", str(theirs), "--input", str(out), "--exchange", "partner"]) == 0
+    assert len(open_reader(str(theirs)).query("select * from bank_changes")) == 2  # the active entry, the withdrawn one
+    withdrawal = {**rows[0], "status": "withdrawn", "updated_at": (T0 + dt.timedelta(days=2)).isoformat()}
+    (tmp_path / "withdrawn.jsonl").write_text(json.dumps(withdrawal) + "\n")
+    assert exchange.run(["import", "--warehouse", str(theirs), "--input", str(tmp_path / "withdrawn.jsonl"),
+                         "--exchange", "partner"]) == 0  # fmt: skip
+    assert read_bank(open_reader(str(theirs))) is None
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ({"signal_type": "md5", "signal": "1" * 64, "entry_id": "e"}, "signal_type: expected one of"),
+    ({"signal_type": "pdq", "signal": "xyz", "entry_id": "e"}, "signal: expected 64 hex digits"),
+    ({"signal_type": "pdq", "signal": "1" * 64, "entry_id": "e", "lables": []}, "lables: unknown field (did you mean 'labels'?)"),
+    ({"signal_type": "pdq", "signal": "1" * 64, "entry_id": "e", "status": "gone"}, "status: expected active or withdrawn"),
+    ({"signal_type": "pdq", "signal": "1" * 64}, "entry_id: required"),
+])  # fmt: skip
+def test_an_exchange_row_that_is_not_one_is_refused_with_its_line(tmp_path, row, message):
+    from tools import bank as exchange
+
+    ok = {"signal_type": "pdq", "signal": "2" * 64, "entry_id": "ok", "updated_at": T0.isoformat()}
+    with pytest.raises(ValueError, match=r"rows.jsonl:2: " + re.escape(message)):
+        exchange.parse_rows([json.dumps(ok), json.dumps({"updated_at": T0.isoformat(), **row})], "rows.jsonl")

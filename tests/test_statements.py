@@ -107,3 +107,22 @@ def test_statement_rows_fit_their_table():
     row = StatementOfReasons("d1", _statement()).to_row()
     validate_row("statements_of_reasons", row)
     assert json.loads(row["statement"])["puid"] == _decision(0.995).decision_id
+
+
+@pytest.mark.parametrize(("label", "said"), [
+    ("banked:reviewer_removal:d0c1", "matches media removed earlier as a confirmed violation (decision d0c1, "
+                                     "reviewer removal)"),
+    ("banked:imported:e77", "matches an entry another platform shared of media it removed (entry e77)"),
+    ("ncii_case_42", "matches an entry of the bank of known synthetic media (ncii_case_42)"),
+])  # fmt: skip
+def test_a_removal_on_a_bank_match_cites_the_match_and_the_decision_that_banked_it(label, said):
+    event = UploadEvent("c9", "/m.jpg", "a2", UPLOADED)
+    scored = ScoredMedia(event, "0" * 64, MediaInfo(media_type="image", container="jpeg"), ("visual",),
+                         (ModalityScore("visual", 0.1, "v", "1"),), 0.1, "logistic_bounded", "1", UPLOADED,
+                         content_score=0.1, hash_match=label, hash_distance=4)  # fmt: skip
+    decision = decide(scored, POLICY)
+    assert decision.action == "remove" and decision.bank_match == label
+    statement = statement_of_reasons(decision, *POLICY.categories[decision.category])
+    validate_statement(statement)
+    assert said in statement["incompatible_content_explanation"]
+    assert validate_row("enforcement_decisions", {**decision.to_row(), "run_id": "r"})["bank_match"] == label

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "automation": ("tools.automation", "Each automated rule's agreement with reviewers and its recommended mode."),
     "sample-appeals": ("tools.sample_appeals", "Appeal outcomes for a demo warehouse's decisions."),
     "sample-verdicts": ("tools.sample_verdicts", "Reviewers' verdicts for a demo warehouse's review queue."),
+    "bank": ("tools.bank", "Export the bank of confirmed violations as exchange rows, or import another platform's."),
     # streaming and warehouses
     "publish-events": ("tools.publish_events", "Publish a manifest's uploads to a Pub/Sub topic."),
     "stream-demo": ("tools.stream_demo", "The Pub/Sub emulator, live uploads and the streaming job, locally."),
