@@ -7,7 +7,7 @@ must not); the rest of the bank is random 256-bit hashes up to `--entries`. Rand
 the kind case for an index (real hashes crowd some buckets more), so the photographs' own
 queries are reported apart.
 
-    python -m benchmarks.bank_index [--entries 1000000] [--photos 400] [--cache data/sources]
+    python -m benchmarks.bank_index [--entries 1000000] [--photos 120] [--cache data/sources]
 
 Needs `make sources` (the photographs).
 """
@@ -57,7 +57,7 @@ def _scan(bank: np.ndarray, queries: np.ndarray) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--photos", type=int, default=400, help="Photographs banked, and as many not banked.")
+    parser.add_argument("--photos", type=int, default=120, help="Photographs banked, and as many not banked.")
     parser.add_argument("--cache", default="data/sources")
     args = parser.parse_args(argv)
     photos = training_photographs(args.cache)

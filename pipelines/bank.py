@@ -1,7 +1,7 @@
 """The bank of confirmed violations as a job reads it at launch: the warehouse's `bank_changes`
 (written by the jobs from their decisions and appeal outcomes, and by imports) folded into the
-items standing in the bank (`enforcement.bank`), each with its PDQ hashes, as a `HashBank` the
-graph matches uploads against.
+items standing in the bank (`enforcement.bank`), each with its PDQ hashes and audio
+fingerprint, as a `HashBank` the graph matches uploads against.
 
 A match's label names why the item is banked and the decision that banked it
 (`banked:reviewer_removal:<decision_id>`), so the score row, the decision and its statement of
@@ -31,17 +31,27 @@ def read_bank(reader: WarehouseReader, moment: dt.datetime | None = None) -> Has
         return None
     own = sorted(content_id for content_id, change in standing.items() if change.source == OWN_DECISIONS)
     hashes: dict[str, list[str]] = {}  # a content's features may be in several runs
+    prints: dict[str, bytes] = {}
     if own:
         listed = ", ".join("'" + content_id.replace("'", "''") + "'" for content_id in own)
-        for row in reader.query(
-            f"SELECT content_id, pdq_hashes FROM features WHERE content_id IN ({listed})"
-        ).to_pylist():
+        rows = reader.query("SELECT content_id, pdq_hashes, audio_fingerprint FROM features "
+                            f"WHERE content_id IN ({listed})").to_pylist()  # fmt: skip
+        for row in rows:
             hashes.setdefault(row["content_id"], []).extend(row["pdq_hashes"] or ())
+            if row["audio_fingerprint"]:
+                prints.setdefault(row["content_id"], row["audio_fingerprint"])
     labelled: dict[str, str] = {}  # hash -> label
+    audio = []
     for content_id, change in sorted(standing.items()):
+        label = banked_label(change.reason, change.decision_id)
         for digest in (*change.pdq_hashes, *hashes.get(content_id, ())):
-            labelled.setdefault(digest, banked_label(change.reason, change.decision_id))
-    return HashBank(tuple(labelled), tuple(labelled.values())) if labelled else None
+            labelled.setdefault(digest, label)
+        packed = change.audio_fingerprint or prints.get(content_id)
+        if packed:
+            audio.append((label, packed))
+    if not labelled and not audio:
+        return None
+    return HashBank(tuple(labelled), tuple(labelled.values()), audio=tuple(audio))
 
 
 def warehouse_bank(warehouse: str, bigquery_endpoint: str | None) -> HashBank | None:

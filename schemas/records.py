@@ -237,12 +237,15 @@ class AudioFeatures:
         window_mask: float32 [windows]; 1.0 where a real window sits.
         handcrafted: float32 vector of cepstral, spectral and phase statistics.
         duration_s: length of the decoded track.
+        fingerprint: the track's packed fingerprint (transforms.audio_fingerprint), matched
+            against the bank of confirmed violations.
     """
 
     logmel: np.ndarray
     window_mask: np.ndarray
     handcrafted: np.ndarray
     duration_s: float
+    fingerprint: bytes | None = None
 
     @property
     def window_count(self) -> int:
@@ -341,6 +344,7 @@ class MediaFeatures:
             if self.audio
             else None,
             "audio_handcrafted": [float(v) for v in self.audio.handcrafted] if self.audio else [],
+            "audio_fingerprint": self.audio.fingerprint if self.audio else None,
             "metadata_vector": [float(v) for v in self.metadata_vector] if self.metadata_vector is not None else [],
             "pipeline_version": PIPELINE_VERSION,
         }

@@ -4,12 +4,14 @@ links no two different recordings. Real speech: the held-out human recordings th
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from benchmarks.audio_fingerprint import CHANGES, decode
+from schemas.records import MediaFeatures, MediaInfo, UploadEvent
 from training.sources import BY_NAME, fetch_all, media_files
 from transforms.audio_fingerprint import MAX_BIT_ERROR_RATE, SAMPLE_RATE, AudioIndex, bit_error_rate, fingerprint
 
@@ -78,3 +80,49 @@ def test_gain_leaves_the_words_as_they_were(notes):
     plain, quiet = fingerprint(samples), fingerprint(samples * 0.05)
     assert (plain.sound == quiet.sound).mean() > 0.99
     assert bit_error_rate(plain.words[plain.sound], quiet.words[plain.sound]) < 0.01
+
+
+def test_a_voice_note_in_the_bank_is_matched_from_the_features_the_jobs_extract(notes, tmp_path):
+    """The bank's audio entries: the fingerprint the audio features carry (packed as the
+    features table holds it), read with the item's bank entry, matched by the hash-bank step
+    on a re-encoded re-post; the other notes match nothing."""
+    import soundfile
+
+    from pipelines.bank import read_bank
+    from transforms.audio import extract_audio
+    from transforms.audio_fingerprint import pack, unpack
+    from transforms.hashbank import _MatchDoFn
+    from transforms.limits import MediaLimits
+    from warehouse.embedded import write_catalog
+    from warehouse.reader import open_reader
+
+    from .conftest import seed_table
+
+    def wav(samples: np.ndarray) -> bytes:
+        path = tmp_path / "note.wav"
+        soundfile.write(path, samples, SAMPLE_RATE)
+        return path.read_bytes()
+
+    banked = extract_audio(wav(notes["note0"]), True, MediaLimits())
+    original = fingerprint(notes["note0"])
+    stored = unpack(banked.fingerprint)  # from the 16-bit WAV, decoded as the jobs decode it
+    assert stored.words.size == original.words.size and bit_error_rate(stored.words, original.words) < 0.05
+    assert pack(unpack(banked.fingerprint)) == banked.fingerprint
+    warehouse = tmp_path / "wh"
+    seed_table(warehouse, "bank_changes", [{
+        "change_id": "x1", "content_id": "voice-1", "change": "add", "reason": "reviewer_removal", "decision_id": "d7",
+        "changed_at": dt.datetime(2026, 12, 1, tzinfo=dt.UTC), "source": "decisions", "run_id": "r1",
+    }])  # fmt: skip
+    seed_table(warehouse, "features", [{"content_id": "voice-1", "media_type": "audio",
+                                        "audio_fingerprint": banked.fingerprint}])  # fmt: skip
+    write_catalog(str(warehouse))
+    bank = read_bank(open_reader(str(warehouse)))
+    match = _MatchDoFn(bank)
+    repost = CHANGES["all: trimmed, x0.3, AAC 24 kb/s at 44.1 kHz"](notes["note0"])
+    for samples, expected in ((repost, "banked:reviewer_removal:d7"), (notes["note1"], None), (notes["note2"], None)):
+        item = MediaFeatures(UploadEvent("c", "/m.wav", "a9", dt.datetime(2026, 12, 2, tzinfo=dt.UTC)), "0" * 64,
+                             MediaInfo(media_type="audio", container="wav"), None,
+                             extract_audio(wav(samples), True, MediaLimits()), None,
+                             dt.datetime(2026, 12, 2, tzinfo=dt.UTC))  # fmt: skip
+        (matched,) = match.process(item)
+        assert matched.hash_match == expected

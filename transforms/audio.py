@@ -30,6 +30,7 @@ from models.signature import (
     WINDOW_FRAMES,
 )
 from schemas.records import AudioFeatures, MediaFeatures
+from transforms.audio_fingerprint import fingerprint, pack
 from transforms.dead_letter import MediaDoFn, MediaStep
 from transforms.limits import MediaLimits
 from transforms.media import Media, decode_audio, evenly_spaced
@@ -311,9 +312,8 @@ def audio_features(samples: np.ndarray) -> AudioFeatures:
             "harmonic_peaks": harmonics,  # harmonic_peaks through envelope_sharpness
         }
     )
-    return AudioFeatures(
-        logmel=logmel, window_mask=mask, handcrafted=handcrafted, duration_s=samples.size / SAMPLE_RATE
-    )
+    return AudioFeatures(logmel=logmel, window_mask=mask, handcrafted=handcrafted, duration_s=samples.size / SAMPLE_RATE,
+                         fingerprint=pack(fingerprint(samples)))  # fmt: skip
 
 
 def extract_audio(data: Media, has_audio: bool, limits: MediaLimits) -> AudioFeatures | None:

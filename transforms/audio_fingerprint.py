@@ -75,6 +75,27 @@ def fingerprint(samples: np.ndarray) -> Fingerprint:
     return Fingerprint(words, loud[1:] & loud[:-1])
 
 
+def pack(print_: Fingerprint) -> bytes:
+    """The fingerprint as stored (features.audio_fingerprint): the words, little-endian, then
+    the sound mask a bit a word."""
+    return print_.words.astype("<u4").tobytes() + np.packbits(print_.sound).tobytes()
+
+
+def unpack(data: bytes) -> Fingerprint:
+    """`pack`'s inverse.
+
+    Raises:
+        ValueError: `data` is not a packed fingerprint.
+    """
+    count = len(data) * 8 // 33  # 32 bits of word and one of mask a frame, the mask padded to a byte
+    mask_bytes = -(-count // 8)
+    if count * 4 + mask_bytes != len(data):
+        raise ValueError(f"{len(data)} bytes are not a packed audio fingerprint")
+    words = np.frombuffer(data[: count * 4], dtype="<u4").astype(np.uint32)
+    sound = np.unpackbits(np.frombuffer(data[count * 4 :], dtype=np.uint8))[:count].astype(bool)
+    return Fingerprint(words, sound)
+
+
 def bit_error_rate(first: np.ndarray, second: np.ndarray) -> float:
     """Share of differing bits between two aligned word sequences of equal length."""
     if first.size == 0:

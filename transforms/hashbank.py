@@ -1,9 +1,11 @@
-"""A bank of perceptual hashes (PDQ) of known synthetic media, and matching uploads against it.
+"""A bank of perceptual hashes (PDQ) and audio fingerprints of known synthetic media, and
+matching uploads against it.
 
 PDQ (the hash Meta's Hasher-Matcher-Actioner and ThreatExchange use) survives re-encoding,
 resizing and small edits: a re-upload of a known deepfake lands within a small Hamming
-distance of its banked hash even when no detector would score it. A match is a policy signal
-(`hash_match`), not a decision by itself.
+distance of its banked hash even when no detector would score it; a re-posted voice note
+matches by its audio fingerprint (`transforms.audio_fingerprint`), PDQ being for pictures. A
+match is a policy signal (`hash_match`), not a decision by itself.
 
 Bank file: JSON Lines, one entry a line: {"pdq": "<64 hex digits>", "label": "...", ...}.
 """
@@ -27,6 +29,7 @@ from apache_beam.metrics import Metrics
 
 from schemas.config import refuse_unknown
 from schemas.records import MediaFeatures
+from transforms.audio_fingerprint import AudioIndex, unpack
 from transforms.dead_letter import ParDoOrDeadLetter
 
 # The threshold ThreatExchange uses for PDQ matches (of 256 bits).
@@ -90,11 +93,13 @@ def _index(hashes: Sequence[str]):
 
 @dataclasses.dataclass(frozen=True)
 class HashBank:
-    """Banked PDQ hashes with their labels."""
+    """Banked PDQ hashes with their labels, and banked audio fingerprints (packed, as
+    `features.audio_fingerprint` holds them) with theirs."""
 
     hashes: tuple[str, ...]
     labels: tuple[str, ...]
     max_distance: int = DEFAULT_MAX_DISTANCE
+    audio: tuple[tuple[str, bytes], ...] = ()  # (label, packed fingerprint)
 
     @classmethod
     def load(cls, path: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE) -> HashBank:
@@ -123,12 +128,13 @@ class HashBank:
     @staticmethod
     def combined(*banks: HashBank | None) -> HashBank | None:
         """One bank of the given ones' entries (None when there are none)."""
-        present = [bank for bank in banks if bank is not None and bank.hashes]
+        present = [bank for bank in banks if bank is not None and (bank.hashes or bank.audio)]
         if not present:
             return None
         return HashBank(tuple(h for bank in present for h in bank.hashes),
                         tuple(label for bank in present for label in bank.labels),
-                        max(bank.max_distance for bank in present))  # fmt: skip
+                        max(bank.max_distance for bank in present),
+                        tuple(entry for bank in present for entry in bank.audio))  # fmt: skip
 
     def __post_init__(self):
         if self.max_distance >= 2 * INDEX_CHUNKS:
@@ -139,8 +145,23 @@ class HashBank:
     def _index(self):
         return _index(self.hashes)
 
-    def __getstate__(self):  # the index is built again where the bank is used, not shipped
-        return {key: value for key, value in self.__dict__.items() if key != "_index"}
+    @functools.cached_property
+    def _audio_index(self) -> AudioIndex:
+        index = AudioIndex()
+        for label, packed in self.audio:
+            index.add(label, unpack(packed))
+        return index
+
+    def __getstate__(self):  # the indexes are built again where the bank is used, not shipped
+        return {key: value for key, value in self.__dict__.items() if key not in ("_index", "_audio_index")}
+
+    def match_audio(self, packed: bytes | None) -> str | None:
+        """The label of the banked recording the audio is a copy of (re-encoded, resampled,
+        trimmed or louder or quieter: `transforms.audio_fingerprint`), else None."""
+        if not packed or not self.audio:
+            return None
+        found = self._audio_index.match(unpack(packed))
+        return str(found.entry) if found is not None else None
 
     def match(self, hashes: tuple[str, ...]) -> tuple[str | None, int | None]:
         """The label and distance of the closest banked hash within `max_distance`, else (None, None)."""
@@ -193,7 +214,9 @@ class LiveBank:
 
     def _read(self) -> None:
         try:
-            self.bank = HashBank.combined(self._fixed, self._reload())
+            fresh = HashBank.combined(self._fixed, self._reload())
+            if fresh != self.bank:  # an unchanged bank keeps its built index
+                self.bank = fresh
             self.read_at = time.monotonic()
         except Exception as exc:  # a read that fails keeps the bank it had
             logging.warning("hash bank refresh failed, matching against the last bank read: %s", exc)
@@ -226,6 +249,8 @@ class _MatchDoFn(beam.DoFn):
         bank = self._live.bank if self._live is not None else self._bank
         hashes = item.visual.pdq_hashes if item.visual is not None else ()
         label, distance = bank.match(hashes) if bank is not None else (None, None)
+        if label is None and bank is not None and item.audio is not None:  # a picture's match first, then the sound's
+            label = bank.match_audio(item.audio.fingerprint)
         if label is not None:
             self._matches.inc()
         yield dataclasses.replace(item, hash_match=label, hash_distance=distance)
