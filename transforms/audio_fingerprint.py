@@ -137,12 +137,19 @@ class AudioIndex:
         """The banked recording the query is a copy of (the lowest bit error rate under
         `max_bit_error_rate` over at least `MIN_OVERLAP_FRAMES` frames of sound in both), or
         None."""
+        found = self.matches(query, max_bit_error_rate)
+        return min(found, key=lambda m: m.bit_error_rate) if found else None
+
+    def matches(self, query: Fingerprint, max_bit_error_rate: float = MAX_BIT_ERROR_RATE,
+                candidates: int = CANDIDATES) -> list[AudioMatch]:  # fmt: skip
+        """Every banked recording among the `candidates` best-voted alignments the query is a
+        copy of, each at its best alignment."""
         votes: collections.Counter = collections.Counter()
         for position in np.flatnonzero(query.sound).tolist():
             for number, where in self._words.get(int(query.words[position]), ()):
                 votes[number, where - position] += 1
-        best = None
-        for (number, offset), _ in votes.most_common(CANDIDATES):
+        best: dict[int, AudioMatch] = {}
+        for (number, offset), _ in votes.most_common(candidates):
             banked = self._prints[number]
             start, stop = max(0, -offset), min(query.words.size, banked.words.size - offset)
             if stop <= start:
@@ -151,6 +158,6 @@ class AudioIndex:
             if both.sum() < MIN_OVERLAP_FRAMES:
                 continue
             rate = bit_error_rate(query.words[start:stop][both], banked.words[start + offset : stop + offset][both])
-            if rate <= max_bit_error_rate and (best is None or rate < best.bit_error_rate):
-                best = AudioMatch(self._entries[number], offset, rate, int(both.sum()))
-        return best
+            if rate <= max_bit_error_rate and (number not in best or rate < best[number].bit_error_rate):
+                best[number] = AudioMatch(self._entries[number], offset, rate, int(both.sum()))
+        return list(best.values())

@@ -45,31 +45,72 @@ MIN_QUALITY = 50
 PDQ_INPUT_SIDE = 512
 
 
-def pdq_hash(frame: np.ndarray) -> tuple[str, int]:
-    """The PDQ hash of an RGB frame as 64 hex digits, and PDQ's quality score (0-100)."""
+def _pdq_input(frame: np.ndarray) -> np.ndarray:
     import cv2
-    import pdqhash
 
     height, width = frame.shape[:2]
     if max(height, width) > PDQ_INPUT_SIDE:
         scale = PDQ_INPUT_SIDE / max(height, width)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-    bits, quality = pdqhash.compute(np.ascontiguousarray(frame))
-    return np.packbits(bits.astype(np.uint8)).tobytes().hex(), int(quality)
+    return np.ascontiguousarray(frame)
+
+
+def _hex(bits: np.ndarray) -> str:
+    return np.packbits(bits.astype(np.uint8)).tobytes().hex()
+
+
+def pdq_hash(frame: np.ndarray) -> tuple[str, int]:
+    """The PDQ hash of an RGB frame as 64 hex digits, and PDQ's quality score (0-100)."""
+    import pdqhash
+
+    bits, quality = pdqhash.compute(_pdq_input(frame))
+    return _hex(bits), int(quality)
+
+
+# PDQ survives re-encoding, resizing and light edits, but neither a mirror image nor a crop of
+# a few percent (benchmarks/pdq_robustness.py: 0 of 246 photographs either way). So each frame
+# is hashed as it is, mirrored (PDQ's dihedral hashes come from the same transform: one
+# computation), and as its central 90% and 80%: a re-upload cropped by up to about a tenth
+# each side lands near one of them, since its own full frame is that central part.
+CENTRAL_SHARES = (0.9, 0.8)
+_MIRRORED = 5  # pdqhash's dihedral order: original, three rotations, then flips; this one is left-right
+
+
+# The central parts cost a PDQ computation each: a video's first frames carry them, the rest
+# only the hash as it is and mirrored (a re-posted clip is matched by any of its frames).
+CENTRAL_FRAMES = 4
+
+
+def frame_variant_hashes(frame: np.ndarray, central: bool = True) -> tuple[tuple[str, ...], int]:
+    """A frame's hashes (as it is, mirrored, and with `central` its central parts) and the
+    quality of the whole."""
+    import pdqhash
+
+    whole = _pdq_input(frame)
+    dihedral, quality = pdqhash.compute_dihedral(whole)
+    hashes = [_hex(dihedral[0]), _hex(dihedral[_MIRRORED])]
+    height, width = whole.shape[:2]
+    for share in CENTRAL_SHARES if central else ():
+        dy, dx = round(height * (1 - share) / 2), round(width * (1 - share) / 2)
+        bits, central_quality = pdqhash.compute(np.ascontiguousarray(whole[dy : height - dy, dx : width - dx]))
+        if central_quality >= MIN_QUALITY:  # a flat middle hashes unreliably
+            hashes.append(_hex(bits))
+    return tuple(hashes), int(quality)
 
 
 def frame_hashes(frames: list[np.ndarray]) -> tuple[str, ...]:
-    """Distinct hashes of the frames good enough to hash."""
-    hashes = []
-    for frame in frames:
-        digest, quality = pdq_hash(frame)
-        if quality >= MIN_QUALITY and digest not in hashes:
-            hashes.append(digest)
+    """Distinct hashes of the frames good enough to hash, each frame's variants
+    (`frame_variant_hashes`) together."""
+    hashes: list[str] = []
+    for number, frame in enumerate(frames):
+        variants, quality = frame_variant_hashes(frame, central=number < CENTRAL_FRAMES)
+        if quality >= MIN_QUALITY:
+            hashes.extend(digest for digest in variants if digest not in hashes)
     return tuple(hashes)
 
 
-def _packed(hex_digests: Sequence[str]) -> np.ndarray:
+def packed_hashes(hex_digests: Sequence[str]) -> np.ndarray:
     return np.frombuffer(bytes.fromhex("".join(hex_digests)), dtype=np.uint8).reshape(-1, 32)
 
 
@@ -81,13 +122,13 @@ def _packed(hex_digests: Sequence[str]) -> np.ndarray:
 INDEX_CHUNKS, INDEX_CHUNK_BITS = 16, 16
 
 
-def _index(hashes: Sequence[str]):
+def pdq_index(hashes: Sequence[str]):
     import faiss
 
     index = faiss.IndexBinaryMultiHash(256, INDEX_CHUNKS, INDEX_CHUNK_BITS)
     index.nflip = 1
     if hashes:
-        index.add(_packed(hashes))
+        index.add(packed_hashes(hashes))
     return index
 
 
@@ -143,7 +184,7 @@ class HashBank:
 
     @functools.cached_property
     def _index(self):
-        return _index(self.hashes)
+        return pdq_index(self.hashes)
 
     @functools.cached_property
     def _audio_index(self) -> AudioIndex:
@@ -167,7 +208,7 @@ class HashBank:
         """The label and distance of the closest banked hash within `max_distance`, else (None, None)."""
         if not hashes or not self.hashes:
             return None, None
-        _, distances, entries = self._index.range_search(_packed(hashes), self.max_distance + 1)
+        _, distances, entries = self._index.range_search(packed_hashes(hashes), self.max_distance + 1)
         if not len(entries):
             return None, None
         distance, entry = min(zip(distances.tolist(), entries.tolist()))  # on a tie, the first banked

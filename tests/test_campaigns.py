@@ -1,0 +1,123 @@
+"""Campaigns (transforms/campaigns.py): a generated campaign, one synthetic picture and one
+voice note re-posted by twenty accounts over a day after what re-uploads do to them
+(re-encoded, resized, cropped, brightened, mirrored, trimmed, resampled, quieter), links its members;
+a control set of real media (every other packaged recording and photograph the tests have,
+each posted once) links nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from benchmarks.audio_fingerprint import CHANGES as SOUND_CHANGES
+from benchmarks.audio_fingerprint import decode
+from benchmarks.pdq_robustness import CHANGES as PICTURE_CHANGES
+from training.corpus import render_image
+from training.sources import BY_NAME, fetch_all, media_files
+from transforms.audio import extract_audio
+from transforms.audio_fingerprint import SAMPLE_RATE
+from transforms.campaigns import Member, find_campaigns, member_share_linked
+from transforms.limits import MediaLimits
+from transforms.visual import extract_visual
+
+CACHE = Path(__file__).resolve().parents[1] / "data" / "sources"
+DAY = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+
+def _wav(samples: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    soundfile.write(out, samples, SAMPLE_RATE, format="WAV")
+    return out.getvalue()
+
+
+def _png(picture: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(picture).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def recordings() -> list[np.ndarray]:
+    """Real recordings, longest first."""
+    fetch_all([BY_NAME["alsa"], BY_NAME["pocketsphinx"]], CACHE)
+    files = media_files(BY_NAME["alsa"], CACHE) + media_files(BY_NAME["pocketsphinx"], CACHE)
+    clips = [decode(path.read_bytes()) for path in files if path.suffix == ".wav"]
+    return sorted(clips, key=lambda clip: -clip.size)
+
+
+@pytest.fixture(scope="module")
+def photographs() -> list[bytes]:
+    fetch_all([BY_NAME["skimage"], BY_NAME["library_photos"]], CACHE)
+    return [path.read_bytes() for source in ("skimage", "library_photos")
+            for path in media_files(BY_NAME[source], CACHE)]  # fmt: skip
+
+
+def _member(content_id: str, account: str, hours: float, data: bytes, kind: str) -> Member:
+    at = DAY + dt.timedelta(hours=hours)
+    if kind == "audio":
+        features = extract_audio(data, True, MediaLimits())
+        return Member(content_id, account, at, audio_fingerprint=features.fingerprint)
+    visual = extract_visual(data, "image", MediaLimits())
+    return Member(content_id, account, at, pdq_hashes=visual.pdq_hashes)
+
+
+@pytest.fixture(scope="module")
+def uploads(recordings, photographs) -> tuple[list[Member], set[str], set[str], set[str]]:
+    rng = np.random.default_rng(7)
+    pause = np.zeros(SAMPLE_RATE // 4, np.float32)
+    voice = np.concatenate([part for clip in recordings[:3] for part in (clip, pause)])  # the campaign's voice note
+    face = Image.fromarray(render_image(11, "diffusion", 640, 480))  # a synthetic picture of the generator's
+    members, voice_ids, picture_ids = [], set(), set()
+    sound_changes, picture_changes = list(SOUND_CHANGES.values()), list(PICTURE_CHANGES.values())
+    for n in range(20):  # twenty accounts over a day, each posting the note and the picture, changed
+        hours = float(rng.uniform(0, 24))
+        members.append(_member(f"voice-{n}", f"ring-{n}", hours, _wav(sound_changes[n % len(sound_changes)](voice)),
+                               "audio"))  # fmt: skip
+        members.append(_member(f"face-{n}", f"ring-{n}", hours + 0.1, picture_changes[n % len(picture_changes)](face),
+                               "image"))  # fmt: skip
+        voice_ids.add(f"voice-{n}")
+        picture_ids.add(f"face-{n}")
+    controls = set()
+    for n, clip in enumerate(recordings[3:]):  # every other real recording, each posted once
+        members.append(_member(f"real-voice-{n}", f"user-v{n}", float(rng.uniform(0, 24)), _wav(clip), "audio"))
+        controls.add(f"real-voice-{n}")
+    for n, data in enumerate(photographs):  # real photographs, each posted once
+        member = _member(f"photo-{n}", f"user-p{n}", float(rng.uniform(0, 24)), data, "image")
+        if member.pdq_hashes:  # a flat picture has nothing to match
+            members.append(member)
+            controls.add(f"photo-{n}")
+    return members, voice_ids, picture_ids, controls
+
+
+def test_a_campaign_of_twenty_accounts_is_linked_and_the_controls_are_not(uploads):
+    members, voice_ids, picture_ids, controls = uploads
+    assert len(controls) >= 30
+    campaigns = find_campaigns(members, DAY, min_members=5, min_accounts=3)
+    assert member_share_linked(campaigns, sorted(voice_ids)) >= 0.95
+    assert member_share_linked(campaigns, sorted(picture_ids)) >= 0.95
+    linked = {content_id for campaign in campaigns for content_id in campaign.members}
+    assert not linked & controls
+    assert len(campaigns) == 2  # one for the voice note, one for the picture: one review item each
+    for campaign in campaigns:
+        assert len(campaign.accounts) == 20 and campaign.first_seen <= campaign.last_seen
+
+
+def test_campaigns_do_not_depend_on_the_order_uploads_arrive_in(uploads):
+    members = uploads[0]
+    shuffled = [members[i] for i in np.random.default_rng(1).permutation(len(members))]
+    assert find_campaigns(shuffled, DAY, 5, 3) == find_campaigns(members, DAY, 5, 3)
+
+
+def test_a_group_below_the_policy_size_or_from_one_account_is_no_campaign(uploads):
+    members, voice_ids, _, _ = uploads
+    few = [m for m in members if m.content_id in sorted(voice_ids)[:4]]
+    assert find_campaigns(few, DAY, min_members=5, min_accounts=3) == []
+    one_account = [Member(m.content_id, "same", m.uploaded_at, m.pdq_hashes, m.audio_fingerprint)
+                   for m in members if m.content_id in voice_ids]  # fmt: skip
+    assert find_campaigns(one_account, DAY, min_members=5, min_accounts=3) == []

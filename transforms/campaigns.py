@@ -1,0 +1,131 @@
+"""Campaigns: uploads whose media match each other (pictures by PDQ, sound by the audio
+fingerprint) within one event-time window, across distinct accounts.
+
+Deepfake abuse at scale is rarely one upload: the same synthetic clip re-posted by twenty new
+accounts in an hour is one campaign, not twenty unrelated decisions. `find_campaigns` links
+every pair of a window's uploads whose media match (the bank's own thresholds: PDQ within 31
+bits, audio under the fingerprint's bit error rate), takes the linked groups (connected
+components, so A~B and B~C put A, B and C together), and keeps the groups the policy's
+`campaigns` section calls a campaign (at least `min_members` uploads from at least
+`min_accounts` accounts). Fixed event-time windows make batch and streaming agree: the same
+uploads in the same window give the same campaign, whenever they arrive.
+
+Plain Python over the members' hashes and fingerprints: the jobs' transform groups a window's
+members and calls it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from transforms.audio_fingerprint import AudioIndex, unpack
+from transforms.hashbank import DEFAULT_MAX_DISTANCE, packed_hashes, pdq_index
+
+# PDQ hashes a member's frames may bring; a video's first ones stand for it.
+MAX_HASHES_PER_MEMBER = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One upload as campaign detection sees it."""
+
+    content_id: str
+    account_id: str
+    uploaded_at: dt.datetime
+    pdq_hashes: tuple[str, ...] = ()
+    audio_fingerprint: bytes | None = None
+    evidence: float = 0.0  # the strongest content evidence of the upload (score, or 1.0 for a bank match)
+
+
+@dataclasses.dataclass(frozen=True)
+class Campaign:
+    campaign_id: str
+    window_start: dt.datetime
+    members: tuple[str, ...]  # content ids, by upload time
+    accounts: tuple[str, ...]
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    strongest_member: str  # the member with the strongest evidence
+    strongest_evidence: float
+    links: int  # matching pairs found among the members
+
+
+def _links(members: Sequence[Member], max_distance: int) -> set[tuple[int, int]]:
+    """Every pair of members (i < j) whose pictures or sound match."""
+    pairs: set[tuple[int, int]] = set()
+    owners, hashes = [], []
+    for number, member in enumerate(members):
+        for digest in member.pdq_hashes[:MAX_HASHES_PER_MEMBER]:
+            owners.append(number)
+            hashes.append(digest)
+    if hashes:
+        index = pdq_index(hashes)
+        limits, _, found = index.range_search(packed_hashes(hashes), max_distance + 1)
+        for query, owner in enumerate(owners):
+            for entry in found[limits[query] : limits[query + 1]].tolist():
+                other = owners[entry]
+                if other != owner:
+                    pairs.add((min(owner, other), max(owner, other)))
+    prints = AudioIndex()
+    numbered = [(n, unpack(m.audio_fingerprint)) for n, m in enumerate(members) if m.audio_fingerprint]
+    for number, fingerprint in numbered:
+        prints.add(number, fingerprint)
+    for number, fingerprint in numbered:
+        for match in prints.matches(fingerprint, candidates=len(numbered) + 8):
+            if match.entry != number:
+                pairs.add((min(number, match.entry), max(number, match.entry)))
+    return pairs
+
+
+def _components(count: int, pairs: set[tuple[int, int]]) -> list[list[int]]:
+    parent = list(range(count))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in sorted(pairs):
+        parent[max(root(a), root(b))] = min(root(a), root(b))
+    groups: dict[int, list[int]] = {}
+    for i in range(count):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
+def find_campaigns(members: Sequence[Member], window_start: dt.datetime, min_members: int, min_accounts: int,
+                   max_distance: int = DEFAULT_MAX_DISTANCE) -> list[Campaign]:  # fmt: skip
+    """The campaigns among one window's uploads, largest first. The result does not depend on
+    the members' order (a member's id, time and account decide everything)."""
+    ordered = sorted(members, key=lambda m: (m.uploaded_at, m.content_id))
+    pairs = _links(ordered, max_distance)
+    campaigns = []
+    for group in _components(len(ordered), pairs):
+        chosen = [ordered[i] for i in group]
+        accounts = sorted({m.account_id for m in chosen})
+        if len(chosen) < min_members or len(accounts) < min_accounts:
+            continue
+        strongest = max(chosen, key=lambda m: (m.evidence, -m.uploaded_at.timestamp(), m.content_id))
+        ids = tuple(m.content_id for m in chosen)
+        key = f"{window_start.isoformat()}:{min(ids)}"
+        campaigns.append(Campaign(
+            hashlib.sha256(key.encode()).hexdigest()[:32], window_start, ids, tuple(accounts),
+            chosen[0].uploaded_at, chosen[-1].uploaded_at, strongest.content_id, strongest.evidence,
+            sum(1 for a, b in pairs if a in group and b in group),
+        ))  # fmt: skip
+    return sorted(campaigns, key=lambda c: (-len(c.members), c.campaign_id))
+
+
+def member_share_linked(campaigns: Sequence[Campaign], expected: Sequence[str]) -> float:
+    """The share of `expected` content ids that landed in one campaign together (the largest
+    share any one campaign holds): a campaign's recall."""
+    wanted = set(expected)
+    if not wanted:
+        return 0.0
+    return float(np.max([len(wanted & set(c.members)) for c in campaigns], initial=0)) / len(wanted)
