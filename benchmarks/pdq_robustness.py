@@ -70,11 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     banked = {name: _hashes(_saved(picture, "PNG")) for name, picture in pictures.items()}
     per_picture_ms = 1000 * (time.perf_counter() - started) / len(banked)
     names = [name for name, hashes in banked.items() if hashes]
-    bank = HashBank(tuple(banked[n][0] for n in names), tuple(names))
+
+    def bank_of(chosen: list[str]) -> HashBank:  # every hash the jobs keep of each (its variants too)
+        return HashBank(tuple(h for n in chosen for h in banked[n]), tuple(n for n in chosen for _ in banked[n]))
+
+    bank = bank_of(names)
     links = []
     for index, name in enumerate(names):  # each against a bank of all the others
         rest = names[:index] + names[index + 1 :]
-        found, distance = HashBank(tuple(banked[n][0] for n in rest), tuple(rest)).match(banked[name])
+        found, distance = bank_of(rest).match(banked[name])
         if found is not None:
             links.append(f"{Path(name).name}~{Path(found).name} ({distance})")
     print(f"banked {len(names)} photographs ({len(banked) - len(names)} too flat to hash; {per_picture_ms:.0f} ms "
