@@ -100,6 +100,13 @@ def _has_content_evidence(conditions: tuple[tuple[str, Any], ...]) -> bool:
     return any(name in CONTENT_EVIDENCE or (name in CONTENT_MATCH and value is True) for name, value in conditions)
 
 
+def _section(document: Any, name: str, fields: tuple[str, ...]) -> None:
+    """A policy file section is a mapping of these fields and no other (PolicyError if not)."""
+    if not isinstance(document, Mapping):
+        raise PolicyError(f"{name}: expected a mapping with {', '.join(fields)}")
+    refuse_unknown(document, fields, f"{name}.", PolicyError)
+
+
 @dataclasses.dataclass(frozen=True)
 class StrikePolicy:
     """How much each action weighs, how long a strike counts, where suspension starts."""
@@ -115,9 +122,7 @@ class StrikePolicy:
         Raises:
             PolicyError: names the field and what was expected.
         """
-        if not isinstance(document, Mapping):
-            raise PolicyError("strikes: expected a mapping with weights, window_days, suspend_at")
-        refuse_unknown(document, ("weights", "window_days", "suspend_at"), "strikes.", PolicyError)
+        _section(document, "strikes", ("weights", "window_days", "suspend_at"))
         weights = document.get("weights")
         if not isinstance(weights, Mapping) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in weights.values()
@@ -129,6 +134,38 @@ class StrikePolicy:
                 raise PolicyError(f"strikes.{field}: expected a positive number, got {value!r}")
         return cls({str(k): float(v) for k, v in weights.items()}, float(document["window_days"]),
                    float(document["suspend_at"]))  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class CampaignPolicy:
+    """When matching uploads make a campaign (transforms/campaigns.py): at least `min_members`
+    uploads from at least `min_accounts` accounts whose media match, within one fixed window of
+    `window_hours` of upload time."""
+
+    window_hours: float
+    min_members: int
+    min_accounts: int
+
+    @classmethod
+    def parse(cls, document: Any) -> CampaignPolicy:
+        """Validates the policy file's `campaigns` section.
+
+        Raises:
+            PolicyError: names the field and what was expected.
+        """
+        _section(document, "campaigns", ("window_hours", "min_members", "min_accounts"))
+        hours = document.get("window_hours")
+        if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 24 * 7:
+            raise PolicyError(f"campaigns.window_hours: expected a number of hours in (0, 168], got {hours!r}")
+        counts = {}
+        for field in ("min_members", "min_accounts"):
+            value = document.get(field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise PolicyError(f"campaigns.{field}: expected a whole number of at least 2, got {value!r}")
+            counts[field] = value
+        if counts["min_accounts"] > counts["min_members"]:
+            raise PolicyError("campaigns.min_accounts: more accounts than members can never be met")
+        return cls(float(hours), counts["min_members"], counts["min_accounts"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +198,7 @@ class Policy:
     strikes: StrikePolicy | None = None  # None: no strikes
     review: ReviewSettings = dataclasses.field(default_factory=ReviewSettings)
     category_texts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # what each category prohibits
+    campaigns: CampaignPolicy | None = None  # None: campaigns are not looked for
 
     def category_text(self, category: str | None) -> str:
         """The policy text a second opinion reads for `category` (its name when it has none)."""
@@ -187,7 +225,7 @@ class Policy:
 
 
 # A policy file's top level; each section's own fields are checked where it is read.
-POLICY_FIELDS = ("policy_id", "version", "targets", "rules", "categories", "strikes", "review")
+POLICY_FIELDS = ("policy_id", "version", "targets", "rules", "categories", "strikes", "review", "campaigns")
 
 
 def _text(document: Mapping[str, Any], field: str, where: str) -> str:
@@ -286,7 +324,8 @@ def parse_policy(document: Any, source: str = "policy") -> Policy:
             raise PolicyError(f"categories.{name}.text: expected the category's policy text")
         if text:
             texts[str(name)] = " ".join(text.split())
-    return Policy(policy_id, version, tuple(rules), targets, categories, strikes, review, texts)
+    campaigns = CampaignPolicy.parse(document["campaigns"]) if document.get("campaigns") is not None else None
+    return Policy(policy_id, version, tuple(rules), targets, categories, strikes, review, texts, campaigns)
 
 
 def _categories(document: Any) -> dict[str, tuple[str, tuple[str, ...]]]:

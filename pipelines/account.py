@@ -25,6 +25,7 @@ from enforcement.events import enforcement_events
 from enforcement.policy import Policy
 from enforcement.strikes import suspension_decision
 from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
+from transforms.campaigns import FindCampaigns, member_of
 from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
 from transforms.limits import MediaLimits
 from transforms.parse import CountRowsRead
@@ -184,6 +185,19 @@ def write_decided(p: beam.Pipeline, sink: Sink, decisions: beam.PCollection, sta
         min_cell_count, account.appeal_outcomes, windowing=windowing
     )
     failures += [unaggregated, sink.write("transparency_aggregates", cells)]
+
+
+def write_campaigns(sink: Sink, features: beam.PCollection, policy: Policy, failures: list,
+                    allowed_lateness_s: float = 0) -> None:  # fmt: skip
+    """Campaigns among the uploads (`transforms.campaigns`), per the policy's `campaigns`
+    section (none without one), into `campaigns`. Appends the dead letters to `failures`."""
+    if policy.campaigns is None:
+        return
+    settings = policy.campaigns
+    members, unread = features | "CampaignMembers" >> MapOrDeadLetter(member_of, "find_campaigns")
+    campaigns = members | "FindCampaigns" >> FindCampaigns(settings.window_hours * 3600, settings.min_members,
+                                                           settings.min_accounts, allowed_lateness_s)  # fmt: skip
+    failures += [unread, sink.write("campaigns", campaigns)]
 
 
 def write_review_queue(sink: Sink, review_items: beam.PCollection, media_dir: str | None, limits: MediaLimits,

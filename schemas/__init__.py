@@ -32,6 +32,7 @@ TABLES: tuple[str, ...] = (
     "review_queue",
     "reviews",
     "bank_changes",
+    "campaigns",
     "decision_log",
     "shadow_decisions",
     "signal_health",

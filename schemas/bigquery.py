@@ -32,6 +32,7 @@ ONE_ROW_PER: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "review_queue": ("review_id", "queued_at", ("queue",)),
     "reviews": ("review_id", "reviewed_at", ("verdict_action",)),
     "bank_changes": ("change_id", "changed_at", ("change",)),
+    "campaigns": ("campaign_id", "found_at", ("member_count",)),
     "decision_log": ("log_id", "changed_at", ("change",)),
     "shadow_decisions": ("decision_id", "decided_at", ("action", "rule_id")),
     "statement_submissions": ("submission_id", "submitted_at", ("status",)),

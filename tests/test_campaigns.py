@@ -185,3 +185,41 @@ def test_batch_and_streaming_find_the_same_campaigns_in_the_same_windows():
     with beam.Pipeline(options=options) as p:
         found = p | stream | FindCampaigns(hour, 5, 3)
         assert_that(found | beam.Map(row), equal_to([row(c) for c in expected]))
+
+
+def test_the_batch_job_writes_a_campaign_of_one_picture_posted_by_six_accounts(photographs, tmp_path):
+    import json
+
+    import yaml
+
+    from pipelines import batch
+
+    from .conftest import query_warehouse
+
+    root = Path(__file__).resolve().parents[1]
+    document = yaml.safe_load((root / "policies" / "synthetic_media_v1.yaml").read_text())
+    document["campaigns"] = {"window_hours": 24, "min_members": 5, "min_accounts": 3}
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(document))
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    original = Image.open(io.BytesIO(photographs[0])).convert("RGB")
+    rows = []
+    for n, change in enumerate(list(PICTURE_CHANGES.values())[:6]):
+        (uploads / f"copy-{n}.bin").write_bytes(change(original))
+        rows.append({"content_id": f"copy-{n}", "media_uri": f"copy-{n}.bin", "account_id": f"ring-{n}",
+                     "uploaded_at": (DAY + dt.timedelta(minutes=10 * n)).isoformat()})  # fmt: skip
+    for n, data in enumerate(photographs[1:4]):
+        (uploads / f"other-{n}.bin").write_bytes(data)
+        rows.append({"content_id": f"other-{n}", "media_uri": f"other-{n}.bin", "account_id": f"user-{n}",
+                     "uploaded_at": (DAY + dt.timedelta(minutes=5 * n)).isoformat()})  # fmt: skip
+    manifest = uploads / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    warehouse = tmp_path / "wh"
+    assert batch.run(["--input", str(manifest), "--warehouse", str(warehouse), "--policy", str(policy),
+                      "--min_cell_count", "1"]) == 0  # fmt: skip
+    ((members, accounts, window_start),) = query_warehouse(
+        warehouse, "select members, account_count, window_start from campaigns"
+    )
+    assert sorted(members) == [f"copy-{n}" for n in range(6)] and accounts == 6
+    assert window_start == DAY

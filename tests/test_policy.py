@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 
 import pytest
 
@@ -401,3 +402,24 @@ def test_no_lone_suppressed_cell_can_be_recovered_by_subtraction():
     # Day cells add up to their month cell: a lone hidden day takes another day with it.
     days = complementary_suppression([cell("DE", 5, "day", 2), cell("DE", 4, "day", 3), cell("DE", 1, "day", 4)])
     assert [d.suppressed for d in days] == [False, True, True]
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"window_hours": 24, "min_members": 5, "min_acounts": 3}, "campaigns.min_acounts: unknown field (did you mean 'min_accounts'?)"),
+    ({"window_hours": 0, "min_members": 5, "min_accounts": 3}, "campaigns.window_hours: expected a number of hours"),
+    ({"window_hours": 24, "min_members": 1, "min_accounts": 1}, "campaigns.min_members: expected a whole number of at least 2"),
+    ({"window_hours": 24, "min_members": 3, "min_accounts": 5}, "campaigns.min_accounts: more accounts than members"),
+    ([24, 5, 3], "campaigns: expected a mapping"),
+])  # fmt: skip
+def test_a_campaigns_section_that_cannot_be_honoured_is_refused_naming_the_field(section, message):
+    import yaml
+
+    with open("policies/synthetic_media_v1.yaml") as policy_file:
+        document = yaml.safe_load(policy_file)
+    with pytest.raises(PolicyError, match=re.escape(message)):
+        parse_policy({**document, "campaigns": section})
+    settings = parse_policy(
+        {**document, "campaigns": {"window_hours": 6, "min_members": 5, "min_accounts": 3}}
+    ).campaigns
+    assert (settings.window_hours, settings.min_members, settings.min_accounts) == (6.0, 5, 3)
+    assert POLICY.campaigns is None  # the shipped policy looks for none yet

@@ -20,11 +20,14 @@ import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.transforms import window as beam_window
 
+from schemas.records import MediaFeatures
+from schemas.version import PIPELINE_VERSION
 from transforms.audio_fingerprint import AudioIndex, unpack
 from transforms.hashbank import DEFAULT_MAX_DISTANCE, packed_hashes, pdq_index
 
@@ -55,6 +58,33 @@ class Campaign:
     strongest_member: str  # the member with the strongest evidence
     strongest_evidence: float
     links: int  # matching pairs found among the members
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "window_start": self.window_start,
+            "members": list(self.members),
+            "member_count": len(self.members),
+            "accounts": list(self.accounts),
+            "account_count": len(self.accounts),
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "strongest_member": self.strongest_member,
+            "strongest_evidence": self.strongest_evidence,
+            "links": self.links,
+            "found_at": dt.datetime.now(dt.UTC),
+            "pipeline_version": PIPELINE_VERSION,
+        }
+
+
+def member_of(features: MediaFeatures) -> Member:
+    """An upload's features as campaign detection sees them: its hashes, its sound, and a bank
+    match as its evidence."""
+    event = features.event
+    return Member(event.content_id, event.account_id, event.uploaded_at,
+                  features.visual.pdq_hashes if features.visual is not None else (),
+                  features.audio.fingerprint if features.audio is not None else None,
+                  1.0 if features.hash_match else 0.0)  # fmt: skip
 
 
 def _links(members: Sequence[Member], max_distance: int) -> set[tuple[int, int]]:
