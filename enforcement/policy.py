@@ -75,6 +75,10 @@ CONDITIONS: dict[str, tuple[Callable[[str, Any], Any], Callable[[ScoredMedia, An
     "declared_ai": (_flag, lambda item, v: bool(item.event.declared_ai) == v),
     "provenance_ai": (_flag, lambda item, v: _provenance_ai(item) == v),
     "hash_match": (_flag, lambda item, v: (item.hash_match is not None) == v),
+    # The media matches an upload of another, suspended account: context, like the account's
+    # own history, so it may send an item to review but never remove it (a re-post of a public
+    # video is not evasion; see docs/model-owners.md, "Ban evasion").
+    "evasion_match": (_flag, lambda item, v: (item.evasion_match is not None) == v),
     "min_visual_score": (fraction, _modality_at_least("visual")),
     "min_audio_score": (fraction, _modality_at_least("audio")),
     "min_metadata_score": (fraction, _modality_at_least("metadata")),

@@ -137,6 +137,7 @@ def _evidence(item: ScoredMedia) -> dict[str, Any]:
         },
         "hash_match": item.hash_match,
         "hash_distance": item.hash_distance,
+        "evasion_match": item.evasion_match,
         "detection_method": event.detection_method,
         "notice_source": event.notice.source if event.notice is not None else None,
     }

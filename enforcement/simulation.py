@@ -56,6 +56,7 @@ CONDITION_SQL: dict[str, Callable[[Any], str]] = {
     "declared_ai": lambda v: f"(COALESCE(declared_ai, FALSE) = {sql_literal(v)})",
     "provenance_ai": lambda v: f"({_in('digital_source_type', AI_SOURCE_TYPES)} = {sql_literal(v)})",
     "hash_match": lambda v: f"((hash_match IS NOT NULL) = {sql_literal(v)})",
+    "evasion_match": lambda v: f"((evasion_match IS NOT NULL) = {sql_literal(v)})",
     "min_visual_score": _voted_at_least("visual"),
     "min_audio_score": _voted_at_least("audio"),
     "min_metadata_score": _voted_at_least("metadata"),

@@ -27,6 +27,7 @@ from enforcement.strikes import suspension_decision
 from transforms.appeals import ApplyAppeals, SkipRecordedAppeals, parse_appeal
 from transforms.campaigns import FindCampaigns, member_of
 from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
+from transforms.hashbank import EvasionLink
 from transforms.limits import MediaLimits
 from transforms.parse import CountRowsRead
 from transforms.review import ApplyVerdicts, ConsultSecondOpinion, LogDecisions, RenderContactSheets, parse_verdict
@@ -198,6 +199,16 @@ def write_campaigns(sink: Sink, features: beam.PCollection, policy: Policy, fail
     campaigns = members | "FindCampaigns" >> FindCampaigns(settings.window_hours * 3600, settings.min_members,
                                                            settings.min_accounts, allowed_lateness_s)  # fmt: skip
     failures += [unread, sink.write("campaigns", campaigns)]
+
+
+def write_evasion_links(sink: Sink, scores: beam.PCollection, failures: list) -> None:
+    """The scored uploads whose media match a suspended account's, as `evasion_links` rows."""
+    links = (
+        scores
+        | "PossibleEvasions" >> beam.Filter(lambda scored: scored.evasion_match is not None)
+        | "EvasionLinks" >> beam.Map(EvasionLink)
+    )
+    failures.append(sink.write("evasion_links", links))
 
 
 def write_review_queue(sink: Sink, review_items: beam.PCollection, media_dir: str | None, limits: MediaLimits,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 
 from enforcement.bank import OWN_DECISIONS, BankChange, bank_as_of
-from transforms.hashbank import HashBank
+from schemas.vocabulary import SUSPEND_ACTION
+from transforms.hashbank import HashBank, evasion_label
 from warehouse.reader import WarehouseReader
 
 
@@ -54,8 +55,40 @@ def read_bank(reader: WarehouseReader, moment: dt.datetime | None = None) -> Has
     return HashBank(tuple(labelled), tuple(labelled.values()), audio=tuple(audio))
 
 
-def warehouse_bank(warehouse: str, bigquery_endpoint: str | None) -> HashBank | None:
-    """`read_bank` of the warehouse a job writes; None for one with no tables yet."""
+def read_suspended_media(reader: WarehouseReader) -> HashBank | None:
+    """The media of every account suspended under the policy (a suspension no appeal
+    overturned), labelled `suspended:<account>:<suspension decision>`: what a ban evasion
+    re-uploads. None when no suspended account has media with hashes or sound."""
+
+    def quoted(values) -> str:
+        return ", ".join("'" + str(v).replace("'", "''") + "'" for v in sorted(values))
+
+    suspensions = reader.query(
+        f"SELECT account_id, decision_id FROM enforcement_decisions WHERE action = '{SUSPEND_ACTION}' "
+        "AND decision_id NOT IN (SELECT decision_id FROM appeals WHERE outcome = 'overturned')"
+    ).to_pylist()
+    by_account = {row["account_id"]: row["decision_id"] for row in sorted(suspensions, key=lambda r: r["decision_id"])}
+    if not by_account:
+        return None
+    rows = reader.query(
+        "SELECT d.account_id, f.pdq_hashes, f.audio_fingerprint FROM features f JOIN "
+        f"(SELECT DISTINCT content_id, account_id FROM enforcement_decisions WHERE account_id IN ({quoted(by_account)}) "
+        f"AND action <> '{SUSPEND_ACTION}') d USING (content_id) ORDER BY f.content_id"
+    ).to_pylist()
+    hashes: dict[str, str] = {}
+    audio = []
+    for row in rows:
+        label = evasion_label(row["account_id"], by_account[row["account_id"]])
+        for digest in row["pdq_hashes"] or ():
+            hashes.setdefault(digest, label)
+        if row["audio_fingerprint"]:
+            audio.append((label, row["audio_fingerprint"]))
+    if not hashes and not audio:
+        return None
+    return HashBank(tuple(hashes), tuple(hashes.values()), audio=tuple(audio))
+
+
+def _warehouse_read(warehouse: str, bigquery_endpoint: str | None, read) -> HashBank | None:
     from warehouse.reader import open_reader
 
     try:
@@ -65,6 +98,16 @@ def warehouse_bank(warehouse: str, bigquery_endpoint: str | None) -> HashBank | 
     from google.api_core.exceptions import NotFound
 
     try:
-        return read_bank(reader)
+        return read(reader)
     except NotFound:  # a BigQuery dataset whose tables no job has created yet
         return None
+
+
+def warehouse_suspended_media(warehouse: str, bigquery_endpoint: str | None) -> HashBank | None:
+    """`read_suspended_media` of the warehouse a job writes."""
+    return _warehouse_read(warehouse, bigquery_endpoint, read_suspended_media)
+
+
+def warehouse_bank(warehouse: str, bigquery_endpoint: str | None) -> HashBank | None:
+    """`read_bank` of the warehouse a job writes; None for one with no tables yet."""
+    return _warehouse_read(warehouse, bigquery_endpoint, read_bank)

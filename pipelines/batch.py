@@ -16,7 +16,7 @@ import sys
 import apache_beam as beam
 from apache_beam.runners.runner import PipelineState
 
-from pipelines.account import account_stage, write_campaigns, write_decided, write_review_queue
+from pipelines.account import account_stage, write_campaigns, write_decided, write_evasion_links, write_review_queue
 from pipelines.graph import Detection, detect
 from pipelines.launch import LOCAL_RUNNER, Launch, main, prepare
 from pipelines.reconcile import format_summary, reconcile, rows_read
@@ -84,6 +84,7 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
         if detected.shadow_decisions is not None:
             failures.append(sink.write("shadow_decisions", detected.shadow_decisions))
         write_campaigns(sink, detected.features, job.detection.policy, failures)
+        write_evasion_links(sink, detected.scores, failures)
     else:
         decisions, statements = p | "NoUploads" >> beam.Create([]), []
     appeal_rows = read_rows(p, job.appeals, None, "ReadAppeals") if job.appeals else None

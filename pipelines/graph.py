@@ -53,6 +53,9 @@ class Detection:
     # The streaming job's bank of confirmed violations, read again from its warehouse while it
     # runs (new entries match within `every_s`); batch matches the bank as of its launch.
     bank_refresh: BankRefresh | None = None
+    # Media of accounts suspended under the policy, labelled `suspended:<account>:<decision>`:
+    # a match from another account is a possible ban evasion, for review.
+    suspended_media: HashBank | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +77,10 @@ def detect(events: beam.PCollection, detection: Detection) -> Detected:
     blobs, unfetched = events | "FetchMedia" >> FetchMedia(detection.limits)
     features, unextracted = blobs | "ExtractFeatures" >> ExtractFeatures(detection.limits)
     failures = [unfetched, unextracted]
-    if detection.hash_bank is not None or detection.bank_refresh is not None:
-        features, unmatched = features | "MatchHashBank" >> MatchHashBank(detection.hash_bank, detection.bank_refresh)
+    if any(bank is not None for bank in (detection.hash_bank, detection.bank_refresh, detection.suspended_media)):
+        features, unmatched = features | "MatchHashBank" >> MatchHashBank(
+            detection.hash_bank, detection.bank_refresh, detection.suspended_media
+        )
         failures.append(unmatched)
     scores, unscored = features | "ScoreMedia" >> ScoreMedia(
         detection.model_set.models,

@@ -31,7 +31,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from enforcement.policy import Policy, load_policy
 from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
 from pipelines.automation import gate_automation
-from pipelines.bank import warehouse_bank
+from pipelines.bank import warehouse_bank, warehouse_suspended_media
 from pipelines.graph import Detection
 from pipelines.options import FILE_LOADS, STREAMING_INSERTS, job_parser, media_limits, parse_job_flags
 from pipelines.reconcile import Reconciliation
@@ -232,6 +232,7 @@ class Launch:
     sink: Sink
     history: History
     error: Callable[[str], NoReturn]
+    suspended_media: HashBank | None = None  # the media of suspended accounts (ban evasion)
 
     @property
     def streaming(self) -> bool:
@@ -268,6 +269,7 @@ class Launch:
             model_refresh_s=refresh_s,
             shadow_policy=self.shadow_policy,
             bank_refresh=self._bank_refresh(),
+            suspended_media=self.suspended_media,
         )
 
     def _bank_refresh(self) -> BankRefresh | None:
@@ -377,8 +379,9 @@ def prepare(job: str, argv: list[str] | None = None) -> Launch:
     # The bank of confirmed violations as of this launch (before a truncating run clears the
     # tables), beside any --hash_bank file.
     hash_bank = HashBank.combined(hash_bank, warehouse_bank(options.warehouse, options.bigquery_endpoint))
+    suspended = warehouse_suspended_media(options.warehouse, options.bigquery_endpoint)
     return Launch(job, options, pipeline_options, run_id, policy, shadow_policy, model_set, pinned, hash_bank, sink,
-                  history, error)  # fmt: skip
+                  history, error, suspended)  # fmt: skip
 
 
 def main(job: str, run: Callable[[list[str]], int]) -> int:

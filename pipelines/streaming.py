@@ -41,7 +41,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.runners.runner import PipelineState
 from apache_beam.transforms import trigger, window
 
-from pipelines.account import account_stage, write_campaigns, write_decided, write_review_queue
+from pipelines.account import account_stage, write_campaigns, write_decided, write_evasion_links, write_review_queue
 from pipelines.graph import Detection, detect
 from pipelines.intake import PULLING, advance, install_local_reader, resume
 from pipelines.launch import main, prepare
@@ -176,6 +176,7 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
     if detected.shadow_decisions is not None:
         failures.append(sink.write("shadow_decisions", detected.shadow_decisions))
     write_campaigns(sink, detected.features, policy, failures, job.allowed_lateness_s)
+    write_evasion_links(sink, detected.scores, failures)
     return detected.scores
 
 

@@ -33,6 +33,7 @@ TABLES: tuple[str, ...] = (
     "reviews",
     "bank_changes",
     "campaigns",
+    "evasion_links",
     "decision_log",
     "shadow_decisions",
     "signal_health",

@@ -33,6 +33,7 @@ ONE_ROW_PER: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "reviews": ("review_id", "reviewed_at", ("verdict_action",)),
     "bank_changes": ("change_id", "changed_at", ("change",)),
     "campaigns": ("campaign_id", "found_at", ("member_count",)),
+    "evasion_links": ("link_id", "found_at", ("suspended_account_id",)),
     "decision_log": ("log_id", "changed_at", ("change",)),
     "shadow_decisions": ("decision_id", "decided_at", ("action", "rule_id")),
     "statement_submissions": ("submission_id", "submitted_at", ("status",)),

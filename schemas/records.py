@@ -294,6 +294,9 @@ class MediaFeatures:
     data: bytes | StoredMedia | None = dataclasses.field(default=None, repr=False)
     hash_match: str | None = None  # label of the matching hash-bank entry
     hash_distance: int | None = None
+    # suspended:<account>:<decision>: the media matches an upload of another account that was
+    # suspended (pipelines/bank.py); a signal for review, never a decision by itself.
+    evasion_match: str | None = None
 
     @property
     def content_id(self) -> str:
@@ -384,6 +387,7 @@ class ScoredMedia:
     scored_at: dt.datetime
     hash_match: str | None = None
     hash_distance: int | None = None
+    evasion_match: str | None = None  # MediaFeatures.evasion_match
     # The strongest content evidence (visual or audio) that voted; None when none did.
     content_score: float | None = None
 
@@ -414,6 +418,7 @@ class ScoredMedia:
             "content_sha256": self.sha256,
             "hash_match": self.hash_match,
             "hash_distance": self.hash_distance,
+            "evasion_match": self.evasion_match,
             # The event's context, as the policy read it: what a simulation replays.
             "surface": self.event.surface,
             "country": self.event.country,

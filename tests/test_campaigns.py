@@ -223,3 +223,50 @@ def test_the_batch_job_writes_a_campaign_of_one_picture_posted_by_six_accounts(p
     )
     assert sorted(members) == [f"copy-{n}" for n in range(6)] and accounts == 6
     assert window_start == DAY
+
+
+def test_media_of_a_suspended_account_posted_from_another_links_the_two_for_review(photographs, tmp_path):
+    """Ban evasion: the warehouse holds a suspended account's upload; the same photograph,
+    re-encoded, from a new account is linked to it (evasion_links, media_scores.evasion_match);
+    the suspended account's own re-upload and an unrelated photograph link nothing."""
+    import json
+
+    from pipelines import batch
+    from warehouse.embedded import write_catalog
+
+    from .conftest import query_warehouse, seed_table
+
+    warehouse, uploads = tmp_path / "wh", tmp_path / "uploads"
+    uploads.mkdir()
+    original = Image.open(io.BytesIO(photographs[0])).convert("RGB")
+    earlier = extract_visual(PICTURE_CHANGES["JPEG quality 40"](original), "image", MediaLimits())
+    seed_table(warehouse, "enforcement_decisions", [
+        {"decision_id": "d-old", "content_id": "old-upload", "account_id": "banned", "action": "remove",
+         "media_type": "image", "targets": []},
+        {"decision_id": "d-suspend", "content_id": "", "account_id": "banned", "action": "suspend_account",
+         "media_type": "image", "targets": []},
+    ])  # fmt: skip
+    seed_table(warehouse, "features", [{"content_id": "old-upload", "media_type": "image",
+                                        "pdq_hashes": list(earlier.pdq_hashes)}])  # fmt: skip
+    write_catalog(str(warehouse))
+    rows = []
+    for content_id, account, data in (
+        ("new-account-repost", "fresh-account", PICTURE_CHANGES["half size, JPEG 70"](original)),
+        ("own-repost", "banned", PICTURE_CHANGES["WebP quality 50"](original)),
+        ("unrelated", "someone", photographs[1]),
+    ):
+        (uploads / f"{content_id}.bin").write_bytes(data)
+        rows.append({"content_id": content_id, "media_uri": f"{content_id}.bin", "account_id": account,
+                     "uploaded_at": DAY.isoformat()})  # fmt: skip
+    (uploads / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert batch.run(["--input", str(uploads / "manifest.jsonl"), "--warehouse", str(warehouse),
+                      "--min_cell_count", "1"]) == 0  # fmt: skip
+    matched = dict(query_warehouse(warehouse, "select content_id, evasion_match from media_scores"))
+    assert matched == {"new-account-repost": "suspended:banned:d-suspend", "own-repost": None, "unrelated": None}
+    links = query_warehouse(warehouse, "select content_id, account_id, suspended_account_id, suspension_decision_id "
+                            "from evasion_links")  # fmt: skip
+    assert links == [("new-account-repost", "fresh-account", "banned", "d-suspend")]
+    # A link is a signal for review: under the shipped policy it removes and suspends nothing.
+    actions = dict(query_warehouse(warehouse, "select content_id, action from enforcement_decisions "
+                                   "where content_id = 'new-account-repost'"))  # fmt: skip
+    assert actions["new-account-repost"] not in ("remove", "suspend_account")

@@ -57,7 +57,8 @@ def random_items(count: int, seed: int = 0) -> list[ScoredMedia]:
         content = max(voted) if voted else None
         fused = _maybe(rng, float(rng.random()), absent=0.1) if scores else None
         items.append(ScoredMedia(event, "0" * 64, info, tuple(s.modality for s in scores), scores, fused, "f", "v",
-                                 T0, hash_match=_maybe(rng, "case-1", absent=0.9), content_score=content))  # fmt: skip
+                                 T0, hash_match=_maybe(rng, "case-1", absent=0.9), content_score=content,
+                                 evasion_match="suspended:gone:d1" if i % 9 == 4 else None))  # fmt: skip
     return items
 
 
@@ -103,7 +104,7 @@ def test_each_condition_alone_matches_its_python_test():
     items = sorted(random_items(1500, seed=3), key=lambda item: item.event.content_id)
     values = {"min_fused_score": 0.5, "max_fused_score": 0.5, "has_score": True, "min_content_score": 0.8,
               "max_content_score": 0.8, "has_content_evidence": False, "declared_ai": True, "provenance_ai": True,
-              "hash_match": True, "min_visual_score": 0.9, "min_audio_score": 0.5, "min_metadata_score": 0.5,
+              "hash_match": True, "evasion_match": True, "min_visual_score": 0.9, "min_audio_score": 0.5, "min_metadata_score": 0.5,
               "prior_strikes_at_least": 2, "high_profile": True, "verified": False, "media_type_in": ["image"],
               "surface_in": ["ads", "feed"], "country_in": ["DE"], "detection_method_in": ["user_report"]}  # fmt: skip
     assert set(values) == set(CONDITIONS)

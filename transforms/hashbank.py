@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import threading
@@ -28,7 +29,8 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from schemas.config import refuse_unknown
-from schemas.records import MediaFeatures
+from schemas.records import MediaFeatures, ScoredMedia
+from schemas.version import PIPELINE_VERSION
 from transforms.audio_fingerprint import AudioIndex, unpack
 from transforms.dead_letter import ParDoOrDeadLetter
 
@@ -276,36 +278,79 @@ class BankRefresh:
     key: str  # one live bank per process and key (the warehouse it reads)
 
 
+def evasion_label(account_id: str, decision_id: str) -> str:
+    return f"suspended:{account_id}:{decision_id}"
+
+
+def evaded_account(label: str) -> str:
+    return label.split(":")[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvasionLink:
+    """A scored upload whose media matches an upload of another, suspended account: a row of
+    `evasion_links`, for review (never a suspension by itself)."""
+
+    scored: ScoredMedia
+
+    def to_row(self) -> dict:
+        _, suspended, decision_id = self.scored.evasion_match.split(":", 2)
+        event = self.scored.event
+        return {
+            "link_id": hashlib.sha256(f"{event.content_id}:{self.scored.evasion_match}".encode()).hexdigest()[:32],
+            "content_id": event.content_id,
+            "account_id": event.account_id,
+            "suspended_account_id": suspended,
+            "suspension_decision_id": decision_id,
+            "uploaded_at": event.uploaded_at,
+            "found_at": self.scored.scored_at,
+            "pipeline_version": PIPELINE_VERSION,
+        }
+
+
 class _MatchDoFn(beam.DoFn):
-    def __init__(self, bank: HashBank | None, refresh: BankRefresh | None = None):
-        self._bank, self._refresh = bank, refresh
+    def __init__(self, bank: HashBank | None, refresh: BankRefresh | None = None, suspended: HashBank | None = None):
+        self._bank, self._refresh, self._suspended = bank, refresh, suspended
         self._matches = Metrics.counter("hash_bank", "matches")
+        self._evasions = Metrics.counter("hash_bank", "suspended_account_matches")
         self._live: LiveBank | None = None
 
     def setup(self):
         if self._refresh is not None:
             self._live = LiveBank.shared(self._refresh.key, self._bank, self._refresh.reload, self._refresh.every_s)
 
-    def process(self, item: MediaFeatures):
-        bank = self._live.bank if self._live is not None else self._bank
-        hashes = item.visual.pdq_hashes if item.visual is not None else ()
-        label, distance = bank.match(hashes) if bank is not None else (None, None)
-        if label is None and bank is not None and item.audio is not None:  # a picture's match first, then the sound's
+    @staticmethod
+    def _find(bank: HashBank | None, item: MediaFeatures) -> tuple[str | None, int | None]:
+        """A picture's match first, then the sound's."""
+        if bank is None:
+            return None, None
+        label, distance = bank.match(item.visual.pdq_hashes if item.visual is not None else ())
+        if label is None and item.audio is not None:
             label = bank.match_audio(item.audio.fingerprint)
+        return label, distance
+
+    def process(self, item: MediaFeatures):
+        label, distance = self._find(self._live.bank if self._live is not None else self._bank, item)
         if label is not None:
             self._matches.inc()
-        yield dataclasses.replace(item, hash_match=label, hash_distance=distance)
+        evasion, _ = self._find(self._suspended, item)
+        if evasion is not None and evaded_account(evasion) == item.event.account_id:
+            evasion = None  # the suspended account's own upload: no other account to link
+        if evasion is not None:
+            self._evasions.inc()
+        yield dataclasses.replace(item, hash_match=label, hash_distance=distance, evasion_match=evasion)
 
 
 class MatchHashBank(beam.PTransform):
     """MediaFeatures -> MediaFeatures with `hash_match` set from the bank (kept current by
-    `refresh`, when given).
+    `refresh`, when given) and `evasion_match` from the media of suspended accounts.
 
     Returns `(items, dead_letters)` (step `match_hash_bank`)."""
 
-    def __init__(self, bank: HashBank | None, refresh: BankRefresh | None = None):
+    def __init__(self, bank: HashBank | None, refresh: BankRefresh | None = None, suspended: HashBank | None = None):
         super().__init__()
-        self._bank, self._refresh = bank, refresh
+        self._bank, self._refresh, self._suspended = bank, refresh, suspended
 
     def expand(self, items):
-        return items | "Match" >> ParDoOrDeadLetter(_MatchDoFn(self._bank, self._refresh), step="match_hash_bank")
+        match = _MatchDoFn(self._bank, self._refresh, self._suspended)
+        return items | "Match" >> ParDoOrDeadLetter(match, step="match_hash_bank")

@@ -150,6 +150,7 @@ def assemble_scores(
         scored_at=utc_now(),
         hash_match=facts.hash_match,
         hash_distance=facts.hash_distance,
+        evasion_match=facts.evasion_match,
         content_score=fused.content_score,
     )
 
@@ -164,6 +165,7 @@ class ItemFacts:
     modalities: tuple[str, ...]
     hash_match: str | None = None
     hash_distance: int | None = None
+    evasion_match: str | None = None
 
 
 def _keyed_facts(features: MediaFeatures) -> tuple[str, ItemFacts]:
@@ -174,6 +176,7 @@ def _keyed_facts(features: MediaFeatures) -> tuple[str, ItemFacts]:
         features.modalities(),
         features.hash_match,
         features.hash_distance,
+        features.evasion_match,
     )
     return features.content_id, facts
 
