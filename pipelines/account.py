@@ -192,7 +192,8 @@ def write_campaigns(sink: Sink, features: beam.PCollection, policy: Policy, fail
                     allowed_lateness_s: float = 0) -> None:  # fmt: skip
     """Campaigns among the uploads (`transforms.campaigns`), per the policy's `campaigns`
     section (none without one), into `campaigns`. Appends the dead letters to `failures`."""
-    if policy.campaigns is None:
+    if policy.campaigns is None:  # the table is written all the same (empty), so readers find it
+        failures.append(sink.write("campaigns", features.pipeline | "NoCampaigns" >> beam.Create([])))
         return
     settings = policy.campaigns
     members, unread = features | "CampaignMembers" >> MapOrDeadLetter(member_of, "find_campaigns")
