@@ -11,8 +11,10 @@ reasons can cite the original decision.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from enforcement.bank import OWN_DECISIONS, BankChange, bank_as_of
+from enforcement.simulation import sql_literal
 from schemas.vocabulary import SUSPEND_ACTION
 from transforms.hashbank import HashBank, evasion_label
 from warehouse.reader import WarehouseReader
@@ -22,47 +24,45 @@ def banked_label(reason: str, decision_id: str) -> str:
     return f"banked:{reason}:{decision_id}"
 
 
+def bank_changes_of(reader: WarehouseReader) -> list[BankChange]:
+    """Every row of the warehouse's `bank_changes`."""
+    return [BankChange.from_row(row) for row in reader.query("SELECT * FROM bank_changes").to_pylist()]
+
+
+def own_media(reader: WarehouseReader, content_ids: Iterable[str]) -> dict[str, tuple[list[str], bytes | None]]:
+    """Each upload's PDQ hashes (distinct, in order) and first audio fingerprint, from its
+    features (which may be in several runs)."""
+    listed = ", ".join(sql_literal(content_id) for content_id in sorted(set(content_ids)))
+    if not listed:
+        return {}
+    media: dict[str, tuple[list[str], bytes | None]] = {}
+    rows = reader.query("SELECT content_id, pdq_hashes, audio_fingerprint FROM features "
+                        f"WHERE content_id IN ({listed})").to_pylist()  # fmt: skip
+    for row in rows:
+        hashes, packed = media.get(row["content_id"], ([], None))
+        hashes.extend(digest for digest in row["pdq_hashes"] or () if digest not in hashes)
+        media[row["content_id"]] = hashes, packed or row["audio_fingerprint"]
+    return media
+
+
 def read_bank(reader: WarehouseReader, moment: dt.datetime | None = None) -> HashBank | None:
     """The items in the warehouse's bank (`bank_changes`) at `moment` (default: now) with their
     hashes (the warehouse's own items': their features'; imported ones': their own); None
     when it holds none."""
-    changes = [BankChange.from_row(row) for row in reader.query("SELECT * FROM bank_changes").to_pylist()]
-    standing = bank_as_of(changes, moment)
-    if not standing:
-        return None
-    own = sorted(content_id for content_id, change in standing.items() if change.source == OWN_DECISIONS)
-    hashes: dict[str, list[str]] = {}  # a content's features may be in several runs
-    prints: dict[str, bytes] = {}
-    if own:
-        listed = ", ".join("'" + content_id.replace("'", "''") + "'" for content_id in own)
-        rows = reader.query("SELECT content_id, pdq_hashes, audio_fingerprint FROM features "
-                            f"WHERE content_id IN ({listed})").to_pylist()  # fmt: skip
-        for row in rows:
-            hashes.setdefault(row["content_id"], []).extend(row["pdq_hashes"] or ())
-            if row["audio_fingerprint"]:
-                prints.setdefault(row["content_id"], row["audio_fingerprint"])
-    labelled: dict[str, str] = {}  # hash -> label
-    audio = []
+    standing = bank_as_of(bank_changes_of(reader), moment)
+    media = own_media(reader, (c for c, change in standing.items() if change.source == OWN_DECISIONS))
+    entries = []
     for content_id, change in sorted(standing.items()):
-        label = banked_label(change.reason, change.decision_id)
-        for digest in (*change.pdq_hashes, *hashes.get(content_id, ())):
-            labelled.setdefault(digest, label)
-        packed = change.audio_fingerprint or prints.get(content_id)
-        if packed:
-            audio.append((label, packed))
-    if not labelled and not audio:
-        return None
-    return HashBank(tuple(labelled), tuple(labelled.values()), audio=tuple(audio))
+        hashes, packed = media.get(content_id, ([], None))
+        entries.append((banked_label(change.reason, change.decision_id), (*change.pdq_hashes, *hashes),
+                        change.audio_fingerprint or packed))  # fmt: skip
+    return HashBank.of(entries)
 
 
 def read_suspended_media(reader: WarehouseReader) -> HashBank | None:
     """The media of every account suspended under the policy (a suspension no appeal
     overturned), labelled `suspended:<account>:<suspension decision>`: what a ban evasion
     re-uploads. None when no suspended account has media with hashes or sound."""
-
-    def quoted(values) -> str:
-        return ", ".join("'" + str(v).replace("'", "''") + "'" for v in sorted(values))
-
     suspensions = reader.query(
         f"SELECT account_id, decision_id FROM enforcement_decisions WHERE action = '{SUSPEND_ACTION}' "
         "AND decision_id NOT IN (SELECT decision_id FROM appeals WHERE outcome = 'overturned')"
@@ -70,22 +70,14 @@ def read_suspended_media(reader: WarehouseReader) -> HashBank | None:
     by_account = {row["account_id"]: row["decision_id"] for row in sorted(suspensions, key=lambda r: r["decision_id"])}
     if not by_account:
         return None
+    accounts = ", ".join(sql_literal(account) for account in sorted(by_account))
     rows = reader.query(
         "SELECT d.account_id, f.pdq_hashes, f.audio_fingerprint FROM features f JOIN "
-        f"(SELECT DISTINCT content_id, account_id FROM enforcement_decisions WHERE account_id IN ({quoted(by_account)}) "
+        f"(SELECT DISTINCT content_id, account_id FROM enforcement_decisions WHERE account_id IN ({accounts}) "
         f"AND action <> '{SUSPEND_ACTION}') d USING (content_id) ORDER BY f.content_id"
     ).to_pylist()
-    hashes: dict[str, str] = {}
-    audio = []
-    for row in rows:
-        label = evasion_label(row["account_id"], by_account[row["account_id"]])
-        for digest in row["pdq_hashes"] or ():
-            hashes.setdefault(digest, label)
-        if row["audio_fingerprint"]:
-            audio.append((label, row["audio_fingerprint"]))
-    if not hashes and not audio:
-        return None
-    return HashBank(tuple(hashes), tuple(hashes.values()), audio=tuple(audio))
+    return HashBank.of((evasion_label(row["account_id"], by_account[row["account_id"]]), row["pdq_hashes"] or (),
+                        row["audio_fingerprint"]) for row in rows)  # fmt: skip
 
 
 def _warehouse_read(warehouse: str, bigquery_endpoint: str | None, read) -> HashBank | None:

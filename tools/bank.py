@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from enforcement.bank import ADD, IMPORT_WITHDRAWN, IMPORTED, OWN_DECISIONS, REMOVE, BankChange, bank_as_of
+from pipelines.bank import bank_changes_of, own_media
 from pipelines.options import StrictParser, add_flags
 from schemas.config import refuse_unknown
 from schemas.records import parse_timestamp
@@ -46,29 +47,12 @@ def entry_id(change: BankChange) -> str:
     return hashlib.sha256(f"{change.source}:{change.content_id}".encode()).hexdigest()[:24]
 
 
-def _changes(reader: WarehouseReader) -> list[BankChange]:
-    return [BankChange.from_row(row) for row in reader.query("SELECT * FROM bank_changes").to_pylist()]
-
-
-def _hashes(reader: WarehouseReader, changes: Iterable[BankChange]) -> dict[str, list[str]]:
-    own = sorted({c.content_id for c in changes if c.source == OWN_DECISIONS})
-    if not own:
-        return {}
-    listed = ", ".join("'" + content_id.replace("'", "''") + "'" for content_id in own)
-    hashes: dict[str, list[str]] = {}
-    for row in reader.query(f"SELECT content_id, pdq_hashes FROM features WHERE content_id IN ({listed})").to_pylist():
-        for digest in row["pdq_hashes"] or ():
-            if digest not in hashes.setdefault(row["content_id"], []):
-                hashes[row["content_id"]].append(digest)
-    return hashes
-
-
 def export_rows(reader: WarehouseReader, as_of: dt.datetime | None = None,
                 since: dt.datetime | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """The exchange rows of the bank at `as_of` (default: now); with `since`, also the items
     taken out after it (withdrawn). Imported entries are not passed on: they are another
     platform's to share."""
-    changes = [c for c in _changes(reader) if c.source == OWN_DECISIONS]
+    changes = [c for c in bank_changes_of(reader) if c.source == OWN_DECISIONS]
     standing = bank_as_of(changes, as_of)
     withdrawn: dict[str, BankChange] = {}
     if since is not None:
@@ -76,12 +60,12 @@ def export_rows(reader: WarehouseReader, as_of: dt.datetime | None = None,
             if since < change.at and (as_of is None or change.at <= as_of) and change.content_id not in standing:
                 withdrawn[change.content_id] = change
         withdrawn = {c: change for c, change in withdrawn.items() if change.change == REMOVE}
-    hashes = _hashes(reader, [*standing.values(), *withdrawn.values()])
+    media = own_media(reader, (c.content_id for c in (*standing.values(), *withdrawn.values())))
     rows = []
     for status, items in ((ACTIVE, standing), (WITHDRAWN, withdrawn)):
         for content_id, change in sorted(items.items()):
             labels = [label for label in (change.category, change.reason) if label]
-            for digest in (*change.pdq_hashes, *hashes.get(content_id, ())):
+            for digest in media.get(content_id, ([], None))[0]:
                 rows.append({"signal_type": "pdq", "signal": digest, "entry_id": entry_id(change), "labels": labels,
                              "status": status, "updated_at": change.at.isoformat().replace("+00:00", "Z")})  # fmt: skip
     return rows

@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -167,6 +167,21 @@ class HashBank:
             hashes.append(digest)
             labels.append(str(entry.get("label", "known_synthetic")))
         return cls(tuple(hashes), tuple(labels), max_distance)
+
+    @classmethod
+    def of(cls, entries: Iterable[tuple[str, Iterable[str], bytes | None]]) -> HashBank | None:
+        """A bank of (label, PDQ hashes, packed audio fingerprint or None) entries, a hash held
+        by several keeping the first label; None when they hold no hash and no sound."""
+        labelled: dict[str, str] = {}
+        audio = []
+        for label, hashes, packed in entries:
+            for digest in hashes:
+                labelled.setdefault(digest, label)
+            if packed:
+                audio.append((label, packed))
+        if not labelled and not audio:
+            return None
+        return cls(tuple(labelled), tuple(labelled.values()), audio=tuple(audio))
 
     @staticmethod
     def combined(*banks: HashBank | None) -> HashBank | None:
