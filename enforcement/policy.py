@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from enforcement.ids import stable_id
+from enforcement.ids import content_decision_id
 from enforcement.policy_sections import RESTRICTIVE_ACTIONS, Automation, PolicyError, ReviewSettings, fraction
 from schemas.config import refuse_unknown
 from schemas.records import Decision, ScoredMedia, utc_now
@@ -377,7 +377,7 @@ def decide(item: ScoredMedia, policy: Policy) -> Decision:
     if rule.mode == "sampled":
         action, proposed = "human_review", rule.action
     return Decision(
-        decision_id=stable_id(item.event.content_id, policy.policy_id, policy.version),
+        decision_id=content_decision_id(item.event.content_id, policy.policy_id, policy.version),
         content_id=item.event.content_id,
         account_id=item.event.account_id,
         action=action,

@@ -18,8 +18,8 @@ from schemas.config import refuse_unknown
 RESTRICTIVE_ACTIONS = ("label", "reduce_reach", "remove")
 VERDICT_ACTIONS = ("none", *RESTRICTIVE_ACTIONS)  # from mildest to harshest
 MODES = ("shadow", "sampled", "enforce")
-SLA_TIERS = ("high_profile", "notice", "quality_sample", "default")
-QUEUE_KINDS = ("routed", "sampled_rule", "quality_sample")
+SLA_TIERS = ("high_profile", "notice", "quality_sample", "campaign", "default")
+QUEUE_KINDS = ("routed", "sampled_rule", "quality_sample", "campaign")
 
 
 class PolicyError(ValueError):

@@ -6,7 +6,11 @@ What reaches the queue:
   the item goes to review instead, blind (the reviewer does not see what the rule proposed);
 * a quality sample of the automated restrictive decisions (`label`, `reduce_reach`, `remove`)
   of rules in `enforce` mode, at the rule's `automation.sample_rate`, blind. The sample is a
-  hash of the decision id, so a rerun samples the same decisions.
+  hash of the decision id, so a rerun samples the same decisions;
+* one item per campaign (`campaign_review_item`): uploads whose media match across accounts
+  are reviewed once as a whole. Its verdict names the campaign and is applied to each member's
+  decision as that member's own verdict (`campaign_member_verdicts`): a decision, a statement
+  of reasons and a strike per member, and the members' own queue rows answered with it.
 
 Priority is the category's severity x the item's strongest score x its surface's reach (all
 from the policy's `review` section), plus 1 for a high-profile account, which is how
@@ -41,6 +45,10 @@ from schemas.vocabulary import NOTICE_SOURCES
 
 if TYPE_CHECKING:
     from enforcement.policy import Policy
+    from transforms.campaigns import Campaign
+
+VERDICT_FIELDS = frozenset(("review_id", "decision_id", "campaign_id", "violating", "category", "action", "reviewer",
+                            "decided_at"))  # fmt: skip
 
 
 class InvalidVerdict(ValueError):
@@ -63,6 +71,11 @@ def queue_kind(decision: Decision, policy: Policy) -> str | None:
         if automation is not None and quality_sampled(decision.decision_id, automation.sample_rate):
             return "quality_sample"
     return None
+
+
+def review_id_of(decision_id: str) -> str:
+    """The id of a decision's own queue row (what a verdict on it names)."""
+    return stable_id(decision_id, "review")
 
 
 def reviewed_blind(decision: Decision) -> bool:
@@ -108,9 +121,13 @@ class ReviewItem:
     second_opinion: float | None = None
     second_opinion_rationale: str | None = None
     second_opinion_model: str | None = None
+    # A campaign's one item: the campaign, and the decisions on its members the verdict covers.
+    campaign_id: str | None = None
+    campaign_members: tuple[str, ...] = ()
 
     def to_row(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"pipeline_version": PIPELINE_VERSION}
+        return dataclasses.asdict(self) | {"campaign_members": list(self.campaign_members),
+                                           "pipeline_version": PIPELINE_VERSION}  # fmt: skip
 
 
 def _evidence(item: ScoredMedia) -> dict[str, Any]:
@@ -169,7 +186,7 @@ def review_item(item: ScoredMedia, decision: Decision, policy: Policy) -> Review
     queued_at = queued_at or event.uploaded_at
     blind = reviewed_blind(decision)
     return ReviewItem(
-        review_id=stable_id(decision.decision_id, "review"),
+        review_id=review_id_of(decision.decision_id),
         decision_id=decision.decision_id,
         content_id=decision.content_id,
         account_id=decision.account_id,
@@ -192,34 +209,90 @@ def review_item(item: ScoredMedia, decision: Decision, policy: Policy) -> Review
     )
 
 
+# A campaign's item comes before any single item of the same evidence (those reach at most 1,
+# or 2 for a high-profile account).
+CAMPAIGN_PRIORITY = 2.0
+
+
+def campaign_review_item(campaign: Campaign, policy: Policy) -> ReviewItem:
+    """The one queue row of a campaign (`transforms.campaigns`): what the reviewer opens is its
+    strongest member with every member listed in the evidence; the verdict on it is applied to
+    each member's decision (`campaign_member_verdicts`)."""
+    strongest = campaign.strongest
+    evidence = {
+        "campaign": {
+            "members": list(campaign.members),
+            "accounts": list(campaign.accounts),
+            "links": campaign.links,
+            "first_seen": campaign.first_seen.isoformat(),
+            "last_seen": campaign.last_seen.isoformat(),
+            "strongest_member": campaign.strongest_member,
+            "strongest_evidence": campaign.strongest_evidence,
+        }
+    }
+    return ReviewItem(
+        review_id=campaign.review_id,
+        decision_id=campaign.member_decisions[campaign.members.index(campaign.strongest_member)],
+        content_id=campaign.strongest_member,
+        account_id=strongest.account_id,
+        media_uri=strongest.media_uri,
+        media_type=strongest.media_type,
+        queue="campaign",
+        blind=False,
+        shown_action=None,
+        rule_id="campaigns",
+        category=None,
+        policy_id=campaign.policy_id,
+        policy_version=campaign.policy_version,
+        priority=round(CAMPAIGN_PRIORITY + campaign.strongest_evidence, 6),
+        high_profile=False,
+        queued_at=campaign.last_seen,
+        due_at=campaign.last_seen + policy.review.sla("campaign"),
+        fused_score=None,
+        content_score=None,
+        evidence=json.dumps(evidence, sort_keys=True),
+        campaign_id=campaign.campaign_id,
+        campaign_members=campaign.member_decisions,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """A reviewer's answer for one queued decision."""
+    """A reviewer's answer for one queued decision, or for a whole campaign (`campaign_id`)."""
 
     review_id: str
-    decision_id: str
+    decision_id: str  # "" for a campaign's verdict until it is applied to each member
     violating: bool
     category: str | None
     action: str
     reviewer: str  # pseudonymous
     decided_at: dt.datetime
+    campaign_id: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
 
 
 def verdict_from_record(record: Any) -> Verdict:
-    """Validates one verdict: `review_id`, `decision_id`, `violating` (true/false), `category`
-    (when violating), `action` (none, label, reduce_reach, remove; none when not violating),
-    `reviewer` (a pseudonymous id, never an e-mail address) and `decided_at` (RFC 3339).
+    """Validates one verdict: `review_id`, `decision_id` (or, for a campaign's item,
+    `campaign_id`: the verdict is then applied to every member), `violating` (true/false),
+    `category` (when violating), `action` (none, label, reduce_reach, remove; none when not
+    violating), `reviewer` (a pseudonymous id, never an e-mail address) and `decided_at`
+    (RFC 3339).
 
     Raises:
         InvalidVerdict: names the field and what was expected.
     """
     if not isinstance(record, Mapping):
         raise InvalidVerdict("expected a JSON object")
-    fields = {}
-    for name in ("review_id", "decision_id", "reviewer"):
+    unknown = sorted(set(record) - VERDICT_FIELDS)
+    if unknown:
+        raise InvalidVerdict(f"{unknown[0]}: not a verdict field (expected {sorted(VERDICT_FIELDS)})")
+    campaign_id = record.get("campaign_id")
+    if campaign_id is not None and (not isinstance(campaign_id, str) or not campaign_id.strip()):
+        raise InvalidVerdict("campaign_id: expected a campaign's id")
+    fields = {"decision_id": ""} if campaign_id else {}
+    for name in ("review_id", "reviewer") if campaign_id else ("review_id", "decision_id", "reviewer"):
         value = record.get(name)
         if not isinstance(value, str) or not value.strip():
             raise InvalidVerdict(f"{name}: required")
@@ -244,7 +317,16 @@ def verdict_from_record(record: Any) -> Verdict:
     except ValueError as exc:
         raise InvalidVerdict(str(exc)) from None
     return Verdict(fields["review_id"], fields["decision_id"], violating, category if violating else None, action,
-                   fields["reviewer"], not_in_future(decided_at, "decided_at"))  # fmt: skip
+                   fields["reviewer"], not_in_future(decided_at, "decided_at"),
+                   campaign_id.strip() if campaign_id else None)  # fmt: skip
+
+
+def campaign_member_verdicts(verdict: Verdict, member_decisions: tuple[str, ...]) -> list[Verdict]:
+    """A verdict on a campaign's item as one verdict per member: each on the member's own
+    decision, under the review id that member's own queue row has (or would have), so a member
+    already answered on its own keeps that verdict and a re-sent campaign verdict counts once."""
+    return [dataclasses.replace(verdict, review_id=review_id_of(decision_id), decision_id=decision_id)
+            for decision_id in member_decisions]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,7 +338,8 @@ class ReviewOutcome:
 
     @property
     def blind(self) -> bool:
-        return reviewed_blind(self.decision)
+        """A campaign's reviewer saw the whole campaign, what the automation did included."""
+        return self.verdict.campaign_id is None and reviewed_blind(self.decision)
 
     @property
     def machine_action(self) -> str | None:
@@ -294,6 +377,7 @@ class ReviewOutcome:
             "category": verdict.category,
             "agrees": self.agrees,
             "reviewer": verdict.reviewer,
+            "campaign_id": verdict.campaign_id,
             "decided_at": decision.decided_at,
             "reviewed_at": verdict.decided_at,
             "policy_id": decision.policy_id,

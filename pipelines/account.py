@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Callable
 
 import apache_beam as beam
+from apache_beam.transforms import window as beam_window
 
 from enforcement.appeals import decision_from_row
 from enforcement.bank import appeal_change, bankable_rules, decision_change
@@ -30,7 +31,15 @@ from transforms.dead_letter import FlatMapOrDeadLetter, MapOrDeadLetter
 from transforms.hashbank import EvasionLink
 from transforms.limits import MediaLimits
 from transforms.parse import CountRowsRead
-from transforms.review import ApplyVerdicts, ConsultSecondOpinion, LogDecisions, RenderContactSheets, parse_verdict
+from transforms.review import (
+    ApplyVerdicts,
+    ConsultSecondOpinion,
+    ExpandCampaignVerdicts,
+    LogDecisions,
+    RenderContactSheets,
+    campaign_review_items,
+    parse_verdict,
+)
 from transforms.statements import BuildStatements
 from transforms.strikes import ReadStrikeLedger, TrackStrikesInState, UpdateStrikeLedger
 from transforms.transparency import AggregateTransparency
@@ -67,8 +76,10 @@ def _known_decisions(p: beam.Pipeline, history: History, decisions: beam.PCollec
 def account_stage(p: beam.Pipeline, decisions: beam.PCollection, appeal_rows: beam.PCollection | None,
                   history: History, policy: Policy, sink: Sink, streaming: bool = False,
                   admit: Callable[[beam.PCollection], tuple] | None = None,
-                  review_rows: beam.PCollection | None = None) -> AccountOutputs:  # fmt: skip
-    """Appeals (`appeal_rows`: RawRows, or None), reviewers' verdicts (`review_rows`) and
+                  review_rows: beam.PCollection | None = None,
+                  campaigns: beam.PCollection | None = None) -> AccountOutputs:  # fmt: skip
+    """Appeals (`appeal_rows`: RawRows, or None), reviewers' verdicts (`review_rows`, a
+    campaign's applied to each of its members: this run's `campaigns` or earlier runs') and
     strikes on this run's `decisions`.
 
     `admit(elements, step=...)` (streaming): splits parsed appeals and verdicts into those
@@ -101,6 +112,14 @@ def account_stage(p: beam.Pipeline, decisions: beam.PCollection, appeal_rows: be
         if admit is not None:
             parsed, too_late = admit(parsed, step="admit_verdicts")
             failures.append(too_late)
+        if campaigns is None:
+            campaigns = p | "NoCampaignsFound" >> beam.Create([])
+        parsed, unknown_campaigns = {
+            "verdicts": parsed,
+            "campaigns": campaigns,
+            "recorded": p | "ReadCampaignHistory" >> history.campaigns,
+        } | "ExpandCampaignVerdicts" >> ExpandCampaignVerdicts(streaming)
+        failures.append(unknown_campaigns)
         known = known or _known_decisions(p, history, decisions, failures)
         reviewed = {
             "verdicts": parsed,
@@ -189,17 +208,21 @@ def write_decided(p: beam.Pipeline, sink: Sink, decisions: beam.PCollection, sta
 
 
 def write_campaigns(sink: Sink, features: beam.PCollection, policy: Policy, failures: list,
-                    allowed_lateness_s: float = 0) -> None:  # fmt: skip
+                    allowed_lateness_s: float = 0) -> beam.PCollection | None:  # fmt: skip
     """Campaigns among the uploads (`transforms.campaigns`), per the policy's `campaigns`
-    section (none without one), into `campaigns`. Appends the dead letters to `failures`."""
+    section (none without one), into `campaigns`; returns them in the global window (what the
+    review queue and the verdicts on campaigns join), or None without the section. Appends the
+    dead letters to `failures`."""
     if policy.campaigns is None:  # the table is written all the same (empty), so readers find it
         failures.append(sink.write("campaigns", features.pipeline | "NoCampaigns" >> beam.Create([])))
-        return
+        return None
     settings = policy.campaigns
     members, unread = features | "CampaignMembers" >> MapOrDeadLetter(member_of, "find_campaigns")
     campaigns = members | "FindCampaigns" >> FindCampaigns(settings.window_hours * 3600, settings.min_members,
-                                                           settings.min_accounts, allowed_lateness_s)  # fmt: skip
+                                                           settings.min_accounts, allowed_lateness_s,
+                                                           (policy.policy_id, policy.version))  # fmt: skip
     failures += [unread, sink.write("campaigns", campaigns)]
+    return campaigns | "CampaignsGlobally" >> beam.WindowInto(beam_window.GlobalWindows())
 
 
 def write_evasion_links(sink: Sink, scores: beam.PCollection, failures: list) -> None:
@@ -214,10 +237,12 @@ def write_evasion_links(sink: Sink, scores: beam.PCollection, failures: list) ->
 
 def write_review_queue(sink: Sink, review_items: beam.PCollection, media_dir: str | None, limits: MediaLimits,
                        failures: list, second_opinion: str | None = None, policy: Policy | None = None,
-                       accelerator: str | None = None) -> None:  # fmt: skip
-    """The review queue's rows, each visual item's with a contact sheet under `media_dir` (none
-    without one) and, with a `second_opinion` model, its answer. Appends the dead letters to
-    `failures`."""
+                       accelerator: str | None = None, campaigns: beam.PCollection | None = None) -> None:  # fmt: skip
+    """The review queue's rows, one per campaign among them (`campaigns`, with a `policy`),
+    each visual item's with a contact sheet under `media_dir` (none without one) and, with a
+    `second_opinion` model, its answer. Appends the dead letters to `failures`."""
+    if campaigns is not None:
+        review_items = (review_items, campaign_review_items(campaigns, policy)) | "AllReviewItems" >> beam.Flatten()
     if media_dir:
         review_items = review_items | "RenderContactSheets" >> RenderContactSheets(media_dir, limits)
     if second_opinion:

@@ -22,6 +22,7 @@ from pipelines.launch import LOCAL_RUNNER, Launch, main, prepare
 from pipelines.reconcile import format_summary, reconcile, rows_read
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
 from transforms.progress import ReportProgress
+from transforms.review import CAMPAIGN_MEMBER_VERDICTS
 from warehouse.bigquery import BigQueryLocation, BigQuerySource, ReadBigQueryRows, is_bigquery_uri
 from warehouse.sinks import History, Sink
 
@@ -79,18 +80,20 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
         ]
         decisions, statements = detected.decisions, [detected.statements]
         events += list(detected.events.values())
+        campaigns = write_campaigns(sink, detected.features, job.detection.policy, failures)
         write_review_queue(sink, detected.review_items, job.review_media, job.detection.limits, failures,
-                           job.second_opinion_model, job.detection.policy, job.detection.accelerator)  # fmt: skip
+                           job.second_opinion_model, job.detection.policy, job.detection.accelerator,
+                           campaigns)  # fmt: skip
         if detected.shadow_decisions is not None:
             failures.append(sink.write("shadow_decisions", detected.shadow_decisions))
-        write_campaigns(sink, detected.features, job.detection.policy, failures)
         write_evasion_links(sink, detected.scores, failures)
     else:
-        decisions, statements = p | "NoUploads" >> beam.Create([]), []
+        decisions, statements, campaigns = p | "NoUploads" >> beam.Create([]), [], None
     appeal_rows = read_rows(p, job.appeals, None, "ReadAppeals") if job.appeals else None
     review_rows = read_rows(p, job.reviews, None, "ReadReviews") if job.reviews else None
     policy = job.detection.policy
-    account = account_stage(p, decisions, appeal_rows, job.history, policy, sink, review_rows=review_rows)
+    account = account_stage(p, decisions, appeal_rows, job.history, policy, sink, review_rows=review_rows,
+                            campaigns=campaigns)  # fmt: skip
     failures += account.dead_letters
     # An appeals-only run decides nothing new (and no new decision can suspend).
     write_decided(p, sink, decisions, statements, events, account, job.min_cell_count, failures,
@@ -164,7 +167,8 @@ def run(argv: list[str] | None = None) -> int:
         return 0
 
     where = sink.finish()
-    summary = reconcile(rows_read(result), sink, rows_read(result, "verdict_rows_read"))
+    summary = reconcile(rows_read(result), sink, rows_read(result, "verdict_rows_read"),
+                        rows_read(result, CAMPAIGN_MEMBER_VERDICTS))  # fmt: skip
     print(format_summary(summary, where, launch.model_set, uploads=bool(uploads)))
     return launch.exit_status(summary)
 

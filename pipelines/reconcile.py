@@ -56,6 +56,8 @@ class Reconciliation:
     undecided: int = 0  # scored items whose decision failed (dead-lettered at `DECISION_STEPS`)
     verdicts_read: int = 0
     verdicts: tuple[tuple[str, int], ...] = ()  # (verdict action, count) applied this run
+    # A verdict on a campaign is one row read and one verdict per member: the members beyond the first.
+    member_verdicts: int = 0
 
     @property
     def verdicts_applied(self) -> int:
@@ -76,7 +78,7 @@ class Reconciliation:
         """Every row read is scored, dead-lettered or skipped, every scored item decided or
         dead-lettered on the way, and every verdict row applied, dead-lettered or skipped."""
         uploads = self.rows_read == self.scored + self.dead_lettered + self.skipped
-        verdicts = self.verdicts_read == self.verdicts_applied + self.verdicts_turned_away
+        verdicts = self.verdicts_read + self.member_verdicts == self.verdicts_applied + self.verdicts_turned_away
         return uploads and self.scored == self.decided + self.undecided and verdicts
 
 
@@ -88,7 +90,7 @@ def rows_read(result, name: str = "rows_read") -> int:
     return int(sum(max(c.committed or 0, c.attempted or 0) for c in counters))
 
 
-def reconcile(read: int, sink, verdicts_read: int = 0) -> Reconciliation:
+def reconcile(read: int, sink, verdicts_read: int = 0, member_verdicts: int = 0) -> Reconciliation:
     """Counts what the sink's run wrote and balances it against the rows it read."""
     scored = sum(n for _, n in sink.run_counts("media_scores", "media_type"))
     reasons = sink.run_counts("dead_letter", "disposition, step, error_type")
@@ -103,6 +105,7 @@ def reconcile(read: int, sink, verdicts_read: int = 0) -> Reconciliation:
         appeal_outcomes=sink.run_counts("appeals", "outcome"),
         verdicts_read=verdicts_read,
         verdicts=sink.run_counts("reviews", "verdict_action") if verdicts_read else (),
+        member_verdicts=member_verdicts,
     )
 
 
@@ -132,8 +135,9 @@ def format_summary(summary: Reconciliation, catalog: str, model_set, uploads: bo
             lines.append(f"  {action:<13} {count}")
     if summary.verdicts_read:
         lines.append(
-            f"verdicts read {summary.verdicts_read} = applied {summary.verdicts_applied} + dead-lettered or skipped "
-            f"{summary.verdicts_turned_away}"
+            f"verdicts read {summary.verdicts_read}"
+            + (f" + {summary.member_verdicts} for campaigns' further members" if summary.member_verdicts else "")
+            + f" = applied {summary.verdicts_applied} + dead-lettered or skipped {summary.verdicts_turned_away}"
         )
         for action, count in summary.verdicts:
             lines.append(f"  verdict {action:<13} {count}")

@@ -53,6 +53,7 @@ from transforms.health import ExportHealthMetrics
 from transforms.messages import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_MESSAGE_BYTES, ReadMessages, at_event_time
 from transforms.parse import DeduplicateEvents, ParseEvents
 from transforms.progress import ReportProgress
+from transforms.review import CAMPAIGN_MEMBER_VERDICTS
 from warehouse.sinks import History, Sink
 
 EVENT_TIME_ATTRIBUTE = "uploaded_at"
@@ -164,18 +165,18 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
     statements, events_out = [detected.statements], list(detected.events.values())
     appeal_rows = read_decided_rows(p, job, job.appeals_subscription, "Appeals", failures)
     review_rows = read_decided_rows(p, job, job.reviews_subscription, "Verdicts", failures)
+    campaigns = write_campaigns(sink, detected.features, policy, failures, job.allowed_lateness_s)
     account = account_stage(p, decisions, appeal_rows, job.history, policy, sink, streaming=True,
                             admit=functools.partial(admit_decided, allowed_lateness_s=job.allowed_lateness_s),
-                            review_rows=review_rows)  # fmt: skip
+                            review_rows=review_rows, campaigns=campaigns)  # fmt: skip
     failures += account.dead_letters
     # Statements go to the table; the Transparency Database export gathers a whole run's.
     write_decided(p, sink, decisions, statements, events_out, account, job.min_cell_count, failures,
                   export_statements=False, windowing=cell_windowing(job.allowed_lateness_s))  # fmt: skip
     write_review_queue(sink, detected.review_items, job.review_media, job.detection.limits, failures,
-                       job.second_opinion_model, policy, job.detection.accelerator)  # fmt: skip
+                       job.second_opinion_model, policy, job.detection.accelerator, campaigns)  # fmt: skip
     if detected.shadow_decisions is not None:
         failures.append(sink.write("shadow_decisions", detected.shadow_decisions))
-    write_campaigns(sink, detected.features, policy, failures, job.allowed_lateness_s)
     write_evasion_links(sink, detected.scores, failures)
     return detected.scores
 
@@ -237,7 +238,7 @@ def run(argv: list[str] | None = None) -> int:
             advance(name)
     # This run's own account (messages it read, replays included), then the subscription's.
     read = sum(n for sub, n in sink.run_counts("message_deliveries", "subscription") if sub == options.subscription)
-    summary = reconcile(read, sink, rows_read(result, "verdict_rows_read"))
+    summary = reconcile(read, sink, rows_read(result, "verdict_rows_read"), rows_read(result, CAMPAIGN_MEMBER_VERDICTS))
     account = subscription_account(sink, options.subscription)
     print(f"streaming job {launch.run_id} stopped: {why}" + ("" if drained else
           "; NOT drained in time: what was in flight comes again on the next start"))  # fmt: skip

@@ -187,14 +187,14 @@ def test_batch_and_streaming_find_the_same_campaigns_in_the_same_windows():
         assert_that(found | beam.Map(row), equal_to([row(c) for c in expected]))
 
 
-def test_the_batch_job_writes_a_campaign_of_one_picture_posted_by_six_accounts(photographs, tmp_path):
+def _six_accounts_campaign(photographs: list[bytes], tmp_path: Path) -> tuple[Path, Path]:
+    """One photograph posted six ways by six accounts, and three others once each, through
+    the batch job under the shipped policy with a `campaigns` section: (warehouse, policy)."""
     import json
 
     import yaml
 
     from pipelines import batch
-
-    from .conftest import query_warehouse
 
     root = Path(__file__).resolve().parents[1]
     document = yaml.safe_load((root / "policies" / "synthetic_media_v1.yaml").read_text())
@@ -218,11 +218,73 @@ def test_the_batch_job_writes_a_campaign_of_one_picture_posted_by_six_accounts(p
     warehouse = tmp_path / "wh"
     assert batch.run(["--input", str(manifest), "--warehouse", str(warehouse), "--policy", str(policy),
                       "--min_cell_count", "1"]) == 0  # fmt: skip
+    return warehouse, policy
+
+
+def test_the_batch_job_writes_a_campaign_of_one_picture_posted_by_six_accounts(photographs, tmp_path):
+    from .conftest import query_warehouse
+
+    warehouse, _ = _six_accounts_campaign(photographs, tmp_path)
     ((members, accounts, window_start),) = query_warehouse(
         warehouse, "select members, account_count, window_start from campaigns"
     )
     assert sorted(members) == [f"copy-{n}" for n in range(6)] and accounts == 6
     assert window_start == DAY
+
+
+def test_a_campaign_is_one_review_item_whose_verdict_each_member_gets_as_its_own(photographs, tmp_path):
+    """One queue item for the whole campaign; the reviewer's one verdict becomes each member's
+    decision, with its own statement of reasons and its own strike; sent again it counts once;
+    a verdict naming a campaign the warehouse does not hold is dead-lettered."""
+    import json
+
+    from pipelines import batch
+    from tools.sample_verdicts import read_open_queue
+    from warehouse.reader import open_reader
+
+    from .conftest import query_warehouse
+
+    warehouse, policy = _six_accounts_campaign(photographs, tmp_path)
+    ((campaign_id, review_id, member_decisions),) = query_warehouse(
+        warehouse, "select campaign_id, review_id, member_decisions from campaigns"
+    )
+    ((queued_review, queued_members, queued_content),) = query_warehouse(
+        warehouse, "select review_id, campaign_members, content_id from review_queue where queue = 'campaign'"
+    )
+    assert queued_review == review_id and sorted(queued_members) == sorted(member_decisions)
+    member_ids = dict(query_warehouse(warehouse, "select decision_id, content_id from enforcement_decisions"))
+    assert sorted(member_ids[d] for d in member_decisions) == [f"copy-{n}" for n in range(6)]
+    assert queued_content.startswith("copy-")
+    # What a reviewer opens: the campaign once, never one of its members on its own.
+    open_items = read_open_queue(open_reader(str(warehouse)))
+    assert [r["review_id"] for r in open_items if r["content_id"].startswith("copy-")] == [review_id]
+
+    verdict = {"review_id": review_id, "campaign_id": campaign_id, "violating": True, "action": "remove",
+               "category": "synthetic_media_undisclosed", "reviewer": "rev-07", "decided_at": "2026-12-02T09:00:00Z"}  # fmt: skip
+    stray = dict(verdict, campaign_id="no-such-campaign", review_id="r-stray")
+    verdicts = tmp_path / "verdicts.jsonl"
+    verdicts.write_text("".join(json.dumps(row) + "\n" for row in (verdict, verdict, stray)))
+    assert batch.run(["--reviews", str(verdicts), "--warehouse", str(warehouse), "--policy", str(policy),
+                      "--min_cell_count", "1"]) == 0  # fmt: skip
+
+    reviewed = query_warehouse(warehouse, "select decision_id, campaign_id, verdict_action, blind from reviews")
+    assert sorted(reviewed) == sorted((d, campaign_id, "remove", False) for d in member_decisions)
+    verdict_decisions = query_warehouse(
+        warehouse, "select decision_id, supersedes, account_id from enforcement_decisions "
+        "where supersedes is not null and action = 'remove'"
+    )  # fmt: skip
+    assert sorted(s for _, s, _ in verdict_decisions) == sorted(member_decisions)
+    statements = {d for (d,) in query_warehouse(warehouse, "select decision_id from statements_of_reasons")}
+    assert {d for d, _, _ in verdict_decisions} <= statements
+    struck = sorted(a for (a,) in query_warehouse(warehouse, "select account_id from strike_ledger"))
+    assert struck == [f"ring-{n}" for n in range(6)]
+    reasons = query_warehouse(warehouse, "select step, reason from dead_letter where step = 'apply_verdicts'")
+    assert reasons == [("apply_verdicts", "unknown_campaign")]
+    skipped = query_warehouse(warehouse, "select count(*) from dead_letter where reason = 'duplicate_verdict'")
+    assert skipped == [(6,)]
+    assert read_open_queue(open_reader(str(warehouse))) == [
+        r for r in open_items if not r["content_id"].startswith("copy-")
+    ]
 
 
 def test_media_of_a_suspended_account_posted_from_another_links_the_two_for_review(photographs, tmp_path):

@@ -2,9 +2,10 @@
 
     python -m tools.sample_verdicts --warehouse DIR --labels LABELS.jsonl --out VERDICTS.jsonl
 
-Each queued item without a verdict yet is answered by one of a few pseudonymous reviewers from
-the ground truth (the corpus generator's `labels.jsonl`): a synthetic item is violating and
-removed (labelled, in a disclosed-AI category), a real one is not violating. Blind items are
+Each queued item without a verdict yet (a campaign's once, for all its members) is answered by
+one of a few pseudonymous reviewers from the ground truth (the corpus generator's
+`labels.jsonl`): a synthetic item is violating and removed (labelled, in a disclosed-AI
+category), a real one is not violating. Blind items are
 answered without looking at what the automation did, as in the queue. Each verdict is dated
 within its item's SLA and never later than now. The output is the `--reviews` input of
 `pipelines.batch`.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from enforcement.review import review_id_of
 from models.examples import load_labels
 from pipelines.options import StrictParser, add_flags
 from schemas.records import format_timestamp
@@ -32,9 +34,10 @@ def answer(item: dict, label: str, reviewer: str, decided_at: dt.datetime) -> di
     violating = label == "synthetic"
     category = item.get("category") or "synthetic_media_undisclosed"
     action = ("label" if category == "synthetic_media_disclosed" else "remove") if violating else "none"
+    on = {"campaign_id": item["campaign_id"]} if item.get("campaign_id") else {"decision_id": item["decision_id"]}
     return {
         "review_id": item["review_id"],
-        "decision_id": item["decision_id"],
+        **on,
         "violating": violating,
         "category": category if violating else None,
         "action": action,
@@ -57,12 +60,25 @@ def sample_verdicts(queue: list[dict], labels: dict[str, str], seed: int, now: d
     return rows
 
 
+def open_queue(queue: list[dict], reviews: list[dict]) -> list[dict]:
+    """The queue rows a reviewer still opens: not answered, and not a member of a campaign
+    whose one item stands for it (that item's verdict answers the member's own row)."""
+    answered = {r["review_id"] for r in reviews} | {r["campaign_id"] for r in reviews if r.get("campaign_id")}
+    covered = {review_id_of(d) for r in queue if r.get("campaign_id") for d in r.get("campaign_members") or ()}
+    items = {}
+    for row in queue:
+        if row["review_id"] in answered or row.get("campaign_id") in answered or row["review_id"] in covered:
+            continue
+        items[row["review_id"]] = row  # a campaign found again, larger, keeps one item
+    return list(items.values())
+
+
 def read_open_queue(reader: WarehouseReader) -> list[dict]:
-    table = reader.query(
-        "select review_id, decision_id, content_id, category, queued_at, due_at from review_queue "
-        "where review_id not in (select review_id from reviews)"
-    )
-    return table.to_pylist()
+    queue = reader.query(
+        "select review_id, decision_id, content_id, category, queued_at, due_at, campaign_id, campaign_members "
+        "from review_queue"
+    ).to_pylist()
+    return open_queue(queue, reader.query("select review_id, campaign_id from reviews").to_pylist())
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -37,12 +37,12 @@ def parse_appeal(row: RawRow) -> Appeal:
     return parse_record(row, appeal_from_record, InvalidAppeal)
 
 
-def _join(keyed, make, step: str):
-    decision_id, grouped = keyed
+def _join(keyed, make, step: str, what: str):
+    key, grouped = keyed
     decisions = grouped["decisions"]
     for item in grouped["items"]:
         if not decisions:
-            yield beam.pvalue.TaggedOutput("unknown", _unknown_decision(item, decision_id, step))
+            yield beam.pvalue.TaggedOutput("unknown", _unknown(item, key, step, what))
             continue
         yield make(item, decisions[0])
 
@@ -118,26 +118,26 @@ class SkipRecordedAppeals(beam.PTransform):
         )
 
 
-def _by_decision(item) -> tuple[str, Any]:
-    return item.decision_id, item
+def _keyed(item, key: str) -> tuple[str, Any]:
+    return getattr(item, key), item
 
 
-def _unknown_decision(item, decision_id: str, step: str):
-    error = (LookupError, f"LookupError('{decision_id}')", [f"LookupError: no decision {decision_id} in the warehouse"])
-    return dead_letter_from_failure((item, error), step, reason="unknown_decision")
+def _unknown(item, key: str, step: str, what: str = "decision"):
+    error = (LookupError, f"LookupError('{key}')", [f"LookupError: no {what} {key} in the warehouse"])
+    return dead_letter_from_failure((item, error), step, reason=f"unknown_{what}")
 
 
 class _JoinInState(beam.DoFn):
     """Streaming form of the join to decisions: each decision is held in keyed state (decision
     id); an item (an appeal, a verdict) finds it there, or waits `APPEAL_WAIT_S` of event time
-    for it and is then dead-lettered `unknown_decision`, as the batch join does at once."""
+    for it and is then dead-lettered `unknown_<what>`, as the batch join does at once."""
 
     DECISION = userstate.ReadModifyWriteStateSpec("decision", beam.coders.PickleCoder())
     PENDING = userstate.BagStateSpec("pending", beam.coders.PickleCoder())
     GIVE_UP = userstate.TimerSpec("give_up", beam.TimeDomain.WATERMARK)
 
-    def __init__(self, make, step: str):
-        self._make, self._step = make, step
+    def __init__(self, make, step: str, what: str):
+        self._make, self._step, self._what = make, step, what
 
     def process(self, keyed, timestamp=beam.DoFn.TimestampParam, decision=beam.DoFn.StateParam(DECISION),
                 pending=beam.DoFn.StateParam(PENDING), give_up=beam.DoFn.TimerParam(GIVE_UP)):  # fmt: skip
@@ -159,12 +159,12 @@ class _JoinInState(beam.DoFn):
     @userstate.on_timer(GIVE_UP)
     def unknown(self, key=beam.DoFn.KeyParam, pending=beam.DoFn.StateParam(PENDING)):
         for item in pending.read():
-            yield beam.pvalue.TaggedOutput("unknown", _unknown_decision(item, key, self._step))
+            yield beam.pvalue.TaggedOutput("unknown", _unknown(item, key, self._step, self._what))
         pending.clear()
 
 
-def _tagged(item, kind: str):
-    return item.decision_id, (kind, item)
+def _tagged(item, kind: str, key: str):
+    return getattr(item, key), (kind, item)
 
 
 class JoinToDecision(beam.PTransform):
@@ -173,31 +173,33 @@ class JoinToDecision(beam.PTransform):
 
     An item naming a decision the input does not hold is dead-lettered (at `step`, reason
     `unknown_decision`), never dropped. Streaming (`streaming=True`) joins in keyed state.
+    `key` and `what` join on another id the same way (`campaign_id`: items to campaigns).
     """
 
-    def __init__(self, make, step: str, streaming: bool = False):
+    def __init__(self, make, step: str, streaming: bool = False, key: str = "decision_id", what: str = "decision"):
         super().__init__()
         self._make, self._step, self._streaming = make, step, streaming
+        self._key, self._what = key, what
 
     def expand(self, inputs):
         if self._streaming:
             joined = (
                 (
-                    inputs["items"] | "TagItems" >> beam.Map(_tagged, "item"),
-                    inputs["decisions"] | "TagDecisions" >> beam.Map(_tagged, "decision"),
+                    inputs["items"] | "TagItems" >> beam.Map(_tagged, "item", self._key),
+                    inputs["decisions"] | "TagDecisions" >> beam.Map(_tagged, "decision", self._key),
                 )
                 | "Merge" >> beam.Flatten()
                 | "JoinInState"
-                >> beam.ParDo(_JoinInState(self._make, self._step)).with_outputs("unknown", main="joined")
+                >> beam.ParDo(_JoinInState(self._make, self._step, self._what)).with_outputs("unknown", main="joined")
             )
             return joined.joined, joined.unknown
         joined = (
             {
-                "items": inputs["items"] | "KeyItems" >> beam.Map(_by_decision),
-                "decisions": inputs["decisions"] | "KeyDecisions" >> beam.Map(_by_decision),
+                "items": inputs["items"] | "KeyItems" >> beam.Map(_keyed, self._key),
+                "decisions": inputs["decisions"] | "KeyDecisions" >> beam.Map(_keyed, self._key),
             }
             | "ByDecision" >> beam.CoGroupByKey()
-            | "Join" >> beam.FlatMap(_join, self._make, self._step).with_outputs("unknown", main="joined")
+            | "Join" >> beam.FlatMap(_join, self._make, self._step, self._what).with_outputs("unknown", main="joined")
         )
         return joined.joined, joined.unknown
 

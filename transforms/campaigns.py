@@ -26,6 +26,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.transforms import window as beam_window
 
+from enforcement.ids import content_decision_id, stable_id
 from schemas.records import MediaFeatures
 from schemas.version import PIPELINE_VERSION
 from transforms.audio_fingerprint import AudioIndex, unpack
@@ -45,6 +46,8 @@ class Member:
     pdq_hashes: tuple[str, ...] = ()
     audio_fingerprint: bytes | None = None
     evidence: float = 0.0  # the strongest content evidence of the upload (score, or 1.0 for a bank match)
+    media_uri: str = ""
+    media_type: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,10 +61,21 @@ class Campaign:
     strongest_member: str  # the member with the strongest evidence
     strongest_evidence: float
     links: int  # matching pairs found among the members
+    strongest: Member | None = None  # the strongest member itself (what its review item shows)
+    # The policy whose decisions on the members the campaign's one review covers, and those decisions.
+    policy_id: str = ""
+    policy_version: str = ""
+    member_decisions: tuple[str, ...] = ()
+
+    @property
+    def review_id(self) -> str:
+        """The campaign's one review item: a verdict on it applies to every member."""
+        return stable_id(self.campaign_id, "review")
 
     def to_row(self) -> dict[str, Any]:
         return {
             "campaign_id": self.campaign_id,
+            "review_id": self.review_id,
             "window_start": self.window_start,
             "members": list(self.members),
             "member_count": len(self.members),
@@ -72,6 +86,9 @@ class Campaign:
             "strongest_member": self.strongest_member,
             "strongest_evidence": self.strongest_evidence,
             "links": self.links,
+            "policy_id": self.policy_id,
+            "policy_version": self.policy_version,
+            "member_decisions": list(self.member_decisions),
             "found_at": dt.datetime.now(dt.UTC),
             "pipeline_version": PIPELINE_VERSION,
         }
@@ -84,7 +101,7 @@ def member_of(features: MediaFeatures) -> Member:
     return Member(event.content_id, event.account_id, event.uploaded_at,
                   features.visual.pdq_hashes if features.visual is not None else (),
                   features.audio.fingerprint if features.audio is not None else None,
-                  1.0 if features.hash_match else 0.0)  # fmt: skip
+                  1.0 if features.hash_match else 0.0, event.media_uri, features.info.media_type)  # fmt: skip
 
 
 def _links(members: Sequence[Member], max_distance: int) -> set[tuple[int, int]]:
@@ -132,9 +149,10 @@ def _components(count: int, pairs: set[tuple[int, int]]) -> list[list[int]]:
 
 
 def find_campaigns(members: Sequence[Member], window_start: dt.datetime, min_members: int, min_accounts: int,
-                   max_distance: int = DEFAULT_MAX_DISTANCE) -> list[Campaign]:  # fmt: skip
+                   max_distance: int = DEFAULT_MAX_DISTANCE, decided_under: tuple[str, str] = ("", "")) -> list[Campaign]:  # fmt: skip
     """The campaigns among one window's uploads, largest first. The result does not depend on
-    the members' order (a member's id, time and account decide everything)."""
+    the members' order (a member's id, time and account decide everything). `decided_under`
+    (policy id, version): the policy whose decisions on the members the campaign's review covers."""
     ordered = sorted(members, key=lambda m: (m.uploaded_at, m.content_id))
     pairs = _links(ordered, max_distance)
     campaigns = []
@@ -149,19 +167,21 @@ def find_campaigns(members: Sequence[Member], window_start: dt.datetime, min_mem
         campaigns.append(Campaign(
             hashlib.sha256(key.encode()).hexdigest()[:32], window_start, ids, tuple(accounts),
             chosen[0].uploaded_at, chosen[-1].uploaded_at, strongest.content_id, strongest.evidence,
-            sum(1 for a, b in pairs if a in group and b in group),
+            sum(1 for a, b in pairs if a in group and b in group), strongest, *decided_under,
+            tuple(content_decision_id(i, *decided_under) for i in ids) if all(decided_under) else (),
         ))  # fmt: skip
     return sorted(campaigns, key=lambda c: (-len(c.members), c.campaign_id))
 
 
 class _Cluster(beam.DoFn):
-    def __init__(self, min_members: int, min_accounts: int):
-        self._min_members, self._min_accounts = min_members, min_accounts
+    def __init__(self, min_members: int, min_accounts: int, decided_under: tuple[str, str]):
+        self._min_members, self._min_accounts, self._decided_under = min_members, min_accounts, decided_under
 
     def process(self, keyed, window=beam.DoFn.WindowParam):
         _, members = keyed
         start = window.start.to_utc_datetime().replace(tzinfo=dt.UTC)
-        yield from find_campaigns(list(members), start, self._min_members, self._min_accounts)
+        yield from find_campaigns(list(members), start, self._min_members, self._min_accounts,
+                                  decided_under=self._decided_under)  # fmt: skip
 
 
 class FindCampaigns(beam.PTransform):
@@ -175,10 +195,11 @@ class FindCampaigns(beam.PTransform):
     fingerprint word to find candidate pairs in parallel.
     """
 
-    def __init__(self, window_s: float, min_members: int, min_accounts: int, allowed_lateness_s: float = 0):
+    def __init__(self, window_s: float, min_members: int, min_accounts: int, allowed_lateness_s: float = 0,
+                 decided_under: tuple[str, str] = ("", "")):  # fmt: skip
         super().__init__()
         self._window_s, self._lateness_s = window_s, allowed_lateness_s
-        self._min_members, self._min_accounts = min_members, min_accounts
+        self._min_members, self._min_accounts, self._decided_under = min_members, min_accounts, decided_under
 
     def expand(self, members):
         return (
@@ -187,7 +208,7 @@ class FindCampaigns(beam.PTransform):
             | "Windows" >> beam.WindowInto(beam_window.FixedWindows(self._window_s), allowed_lateness=self._lateness_s)
             | "OneGroupAWindow" >> beam.Map(lambda m: ("window", m))
             | "GroupWindow" >> beam.GroupByKey()
-            | "Cluster" >> beam.ParDo(_Cluster(self._min_members, self._min_accounts))
+            | "Cluster" >> beam.ParDo(_Cluster(self._min_members, self._min_accounts, self._decided_under))
         )
 
 

@@ -12,6 +12,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.transforms import window as beam_window
 
 from enforcement.appeals import AppealOutcome
 from enforcement.policy import Policy
@@ -21,6 +22,8 @@ from enforcement.review import (
     ReviewItem,
     ReviewOutcome,
     Verdict,
+    campaign_member_verdicts,
+    campaign_review_item,
     decision_entry,
     verdict_consequences,
     verdict_entries,
@@ -116,6 +119,74 @@ class RenderContactSheets(beam.PTransform):
 
     def expand(self, items):
         return items | "Render" >> beam.ParDo(_RenderContactSheet(self._out_dir, self._limits))
+
+
+@dataclasses.dataclass(frozen=True)
+class CampaignMembers:
+    """What a verdict on a campaign is applied to: the decisions on its members."""
+
+    campaign_id: str
+    member_decisions: tuple[str, ...]
+
+
+def _recorded_campaign(row) -> Iterable[CampaignMembers]:
+    if row.get("member_decisions"):  # a row without them cannot take a verdict: it is unknown_campaign
+        yield CampaignMembers(str(row["campaign_id"]), tuple(row["member_decisions"]))
+
+
+def _found_campaign(campaign) -> CampaignMembers:
+    return CampaignMembers(campaign.campaign_id, campaign.member_decisions)
+
+
+def _on_campaign(verdict: Verdict, partitions: int) -> int:
+    return int(verdict.campaign_id is not None)
+
+
+def _member_verdicts(verdict: Verdict, campaign: CampaignMembers) -> list[Verdict]:
+    return campaign_member_verdicts(verdict, campaign.member_decisions)
+
+
+# What reconciliation adds to the verdict rows read: each verdict on a campaign is one row read
+# and as many verdicts applied, dead-lettered or skipped as the campaign has members.
+CAMPAIGN_MEMBER_VERDICTS = "verdicts_for_campaign_members"
+
+
+def _each(items: list) -> list:
+    Metrics.counter("reconcile", CAMPAIGN_MEMBER_VERDICTS).inc(len(items) - 1)
+    return items
+
+
+class ExpandCampaignVerdicts(beam.PTransform):
+    """{"verdicts": Verdict, "campaigns": this run's Campaigns, "recorded": earlier `campaigns`
+    rows} -> (verdicts each on one decision, dead letters): a verdict naming a campaign becomes
+    one verdict per member (`campaign_member_verdicts`); one naming a campaign the warehouse does
+    not hold is dead-lettered (`unknown_campaign`). Streaming joins in keyed state, where a
+    campaign found again, larger, in a later pane replaces the smaller."""
+
+    def __init__(self, streaming: bool = False):
+        super().__init__()
+        self._streaming = streaming
+
+    def expand(self, inputs):
+        on_item, on_campaign = inputs["verdicts"] | "ItemOrCampaign" >> beam.Partition(_on_campaign, 2)
+        known = (
+            inputs["recorded"] | "RecordedCampaigns" >> beam.FlatMap(_recorded_campaign),
+            inputs["campaigns"] | "FoundCampaigns" >> beam.Map(_found_campaign),
+        ) | "Campaigns" >> beam.Flatten()
+        expanded, unknown = {"items": on_campaign, "decisions": known} | "JoinCampaigns" >> JoinToDecision(
+            _member_verdicts, "apply_verdicts", self._streaming, key="campaign_id", what="campaign"
+        )
+        members = expanded | "EachMember" >> beam.FlatMap(_each)
+        return (on_item, members) | "EveryVerdict" >> beam.Flatten(), unknown
+
+
+def campaign_review_items(campaigns: beam.PCollection, policy: Policy) -> beam.PCollection:
+    """Each campaign's one review item, in the global window beside the other queue rows."""
+    return (
+        campaigns
+        | "CampaignReviewItems" >> beam.Map(campaign_review_item, policy)
+        | "QueueWindow" >> beam.WindowInto(beam_window.GlobalWindows())
+    )
 
 
 def _review_id(verdict: Verdict) -> str:

@@ -44,12 +44,14 @@ from warehouse.embedded import (
 @dataclasses.dataclass(frozen=True)
 class History:
     """What the account stage starts from: readers (PBegin -> rows) of the earlier strike
-    ledger, decisions and appeals, settled at launch (before a truncating run clears them)."""
+    ledger, decisions, appeals, verdicts and campaigns, settled at launch (before a truncating
+    run clears them)."""
 
     ledger: beam.PTransform = dataclasses.field(default_factory=lambda: ReadTableRows(()))
     decisions: beam.PTransform = dataclasses.field(default_factory=lambda: ReadTableRows(()))
     appeals: beam.PTransform = dataclasses.field(default_factory=lambda: ReadTableRows(()))
     reviews: beam.PTransform = dataclasses.field(default_factory=lambda: ReadTableRows(()))
+    campaigns: beam.PTransform = dataclasses.field(default_factory=lambda: ReadTableRows(()))
 
 
 class LaunchError(ValueError):
@@ -166,10 +168,11 @@ class EmbeddedWarehouse(Sink):
                 raise LaunchError("--strike_ledger lies in --warehouse, which --write_disposition truncate would empty")
         else:
             ledger = () if truncate else table_files(self.directory, "strike_ledger")
-        decisions, appeals, reviews = (
-            ReadTableRows(table_files(self.directory, t)) for t in ("enforcement_decisions", "appeals", "reviews")
+        decisions, appeals, reviews, campaigns = (
+            ReadTableRows(table_files(self.directory, t))
+            for t in ("enforcement_decisions", "appeals", "reviews", "campaigns")
         )
-        return History(ReadTableRows(ledger), decisions, appeals, reviews)
+        return History(ReadTableRows(ledger), decisions, appeals, reviews, campaigns)
 
     def has_rows(self, table):
         return bool(table_files(self.directory, table))
@@ -236,11 +239,11 @@ class BigQueryWarehouse(Sink):
             ledger = self._query(f"SELECT * FROM {self.location.sql_name('strike_ledger_current')}")
         from schemas.bigquery import physical_table
 
-        decisions, appeals, reviews = (
+        decisions, appeals, reviews, campaigns = (
             self._query(f"SELECT * FROM {self.location.sql_name(physical_table(t))}")
-            for t in ("enforcement_decisions", "appeals", "reviews")
+            for t in ("enforcement_decisions", "appeals", "reviews", "campaigns")
         )
-        return History(ledger, decisions, appeals, reviews)
+        return History(ledger, decisions, appeals, reviews, campaigns)
 
     def has_rows(self, table):
         from warehouse.bigquery import count_rows
