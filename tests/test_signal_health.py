@@ -39,7 +39,9 @@ def drifted(tmp_path_factory):
             audio = float(rng.beta(2, 5))
             scores.append({"content_id": content_id, "uploaded_at": at, "scored_at": at, "visual_score": visual,
                            "visual_abstained": False, "audio_score": audio, "metadata_score": float(rng.random()),
-                           "content_score": visual, "fused_score": visual})  # fmt: skip
+                           "content_score": visual, "fused_score": visual,
+                           "hash_match": f"banked:reviewer_removal:d{i}" if week == 1 and i < 30 else None,
+                           "evasion_match": "suspended:a:d" if i == 7 else None})  # fmt: skip
             signals = rng.normal(0, 1, len(VISUAL.signal_names()))
             signals[drifting] += 2.0 * week
             features.append({"content_id": content_id, "visual_handcrafted": signals.tolist()})
@@ -56,9 +58,18 @@ def drifted(tmp_path_factory):
             appeals.append({"appeal_id": f"a{week}-{i}", "decision_id": f"d-w{week}-{i}",
                             "outcome": "overturned" if week == 1 and i < 9 else "upheld",
                             "appeal_decided_at": T0 + dt.timedelta(days=7 * week + 1)})  # fmt: skip
+    # Week 1: one campaign of 12 uploads (found twice, smaller first, as a streaming job's panes
+    # find it); the bank grows by 5 entries in week 0 and by 8 in week 1, when 2 are taken out.
+    campaigns = [{"campaign_id": "c1", "member_count": n, "first_seen": T0 + dt.timedelta(days=8),
+                  "found_at": T0 + dt.timedelta(days=8, hours=n)} for n in (9, 12)]  # fmt: skip
+    bank = [{"change_id": f"b{week}-{i}", "content_id": f"w{week}-{i}", "change": "add", "reason": "reviewer_removal",
+             "decision_id": f"d-w{week}-{i}", "changed_at": T0 + dt.timedelta(days=7 * week + 1), "source": "decisions"}
+            for week, count in ((0, 5), (1, 8)) for i in range(count)]  # fmt: skip
+    bank += [dict(bank[i], change_id=f"x{i}", change="remove", reason="appeal_overturned",
+                  changed_at=T0 + dt.timedelta(days=9)) for i in (0, 1)]  # fmt: skip
     for table, rows in (("media_scores", scores), ("features", features), ("enforcement_decisions", decisions),
                         ("dead_letter", letters), ("retraining_labels", labels), ("appeals", appeals),
-                        ("reviews", reviews)):  # fmt: skip
+                        ("reviews", reviews), ("campaigns", campaigns), ("bank_changes", bank)):  # fmt: skip
         seed_table(warehouse, table, rows)
     write_catalog(str(warehouse))
     out = warehouse / "report"
@@ -90,6 +101,21 @@ def test_dead_letters_rules_and_appeals_are_judged(drifted):
     assert sum(r["appeals"] for r in by_rule) == 12  # the period's appeals, per rule of the decision appealed
     assert sum(r["appeals"] * r["rate"] for r in by_rule) == pytest.approx(9)
     assert any(c["check_name"] == "rule_volume_share_change" for c in report["checks"])
+
+
+def test_bank_matches_campaigns_evasion_and_the_banks_growth_are_reported_per_week(drifted):
+    _, report, _ = drifted
+    matching = report["matching"]
+    assert matching["period"] == {"uploads": 300, "bank_match": 30, "evasion_link": 1, "campaign_member": 12,
+                                  "campaigns": 1, "bank_added": 8, "bank_removed": 2}  # fmt: skip
+    assert matching["reference"]["bank_match"] == 0 and matching["reference"]["bank_added"] == 5
+    assert matching["bank_entries"] == 11  # 13 added, 2 taken out
+    checks = {(c["check_name"], c["subject"]): c for c in report["checks"]}
+    assert checks["match_rate_change", "bank_match"]["status"] == "alert"  # 0% -> 10% of uploads
+    assert checks["match_rate_change", "campaign_member"]["status"] == "warn"  # 0% -> 4%
+    assert checks["match_rate_change", "evasion_link"]["status"] == "ok"
+    assert checks["bank_reversal_share", "bank"]["value"] == pytest.approx(0.2)
+    assert checks["bank_reversal_share", "bank"]["status"] == "alert"
 
 
 def test_drift_brings_recomputed_thresholds_as_a_recommendation_and_rows_in_the_table(drifted):

@@ -12,6 +12,9 @@ period before, or a given range):
 * the named hand-made signals that drifted most (PSI per signal of `features`);
 * the dead-letter rate by reason;
 * the decision volume per rule;
+* media matching: the share of uploads matching the bank of confirmed violations, linked to a
+  suspended account's media, or in a campaign, and the bank's growth (entries added and taken
+  out, and the share of changes that were reversals);
 * reviewers' agreement per automated rule (blind verdicts) and the appeal overturn rate per rule;
 * alerts past the stated thresholds (`THRESHOLDS`), every check a row of the `signal_health`
   table (written through the same sink as the jobs), and an HTML page with charts;
@@ -55,6 +58,8 @@ THRESHOLDS = {
     "dead_letter_rate_change": (0.02, 0.05),  # absolute change of a reason's share of items
     "rule_volume_share_change": (0.05, 0.15),  # absolute change of a rule's share of decisions
     "appeal_overturn_rate": (0.1, 0.2),
+    "match_rate_change": (0.02, 0.05),  # absolute change of the share of uploads matched
+    "bank_reversal_share": (0.05, 0.15),  # share of the period's bank changes that took an entry out
 }
 # A PSI past a threshold counts only if a two-sample KS test confirms the change: (warn, alert) below these p-values.
 KS_P_VALUES = (0.05, 0.01)
@@ -65,6 +70,24 @@ CHECKS = {
     "dead_letter_rate_change": ("Dead letters per reason", "change of its share of items"),
     "rule_volume_share_change": ("Decisions per rule", "change of its share of decisions"),
     "appeal_overturn_rate": ("Appeals overturned per rule", "share of appeals overturned"),
+    "match_rate_change": ("Media matched: the bank, suspended accounts, campaigns", "change of its share of uploads"),
+    "bank_reversal_share": ("The bank's growth", "share of the period's changes that took an entry out"),
+}
+# match_rate_change subjects -> (what matched, SQL counting the window's uploads that did; {window} is its filter).
+MATCHES = {
+    "bank_match": (
+        "matched the bank of confirmed violations",
+        "SELECT COUNT(*) AS n FROM {scores} AS s WHERE s.hash_match IS NOT NULL AND {window}",
+    ),
+    "evasion_link": (
+        "matched the media of a suspended account",
+        "SELECT COUNT(*) AS n FROM {scores} AS s WHERE s.evasion_match IS NOT NULL AND {window}",
+    ),
+    "campaign_member": (
+        "were members of a campaign",
+        "SELECT COALESCE(SUM(n), 0) AS n FROM (SELECT MAX(member_count) AS n FROM campaigns "
+        "WHERE {first_seen} GROUP BY campaign_id) AS c",
+    ),
 }
 STATUS_ORDER = ("alert", "warn", "insufficient", "ok")
 TOP_SIGNALS = 5
@@ -180,8 +203,13 @@ def judged_by(check: str) -> str:
         return (f"The share of the period's decided appeals that were overturned, per rule of the appealed decision. "
                 f"Warn at ≥ {warn:.0%}; alert at ≥ {alert:.0%}. Fewer than {MIN_APPEALS} appeals: not judged "
                 f"(insufficient).")  # fmt: skip
+    if check == "bank_reversal_share":
+        return (f"The share of the period's bank changes that took an entry out (a reversed decision: a verdict or "
+                f"appeal found the banked item was not a violation). Warn at ≥ {warn:.0%}; alert at ≥ {alert:.0%}. "
+                f"No change in the period: not judged (insufficient).")  # fmt: skip
     share = {"dead_letter_rate_change": "a reason's share of items (dead letters and scored uploads)",
-             "rule_volume_share_change": "a rule's share of the decisions"}[check]  # fmt: skip
+             "rule_volume_share_change": "a rule's share of the decisions",
+             "match_rate_change": "the share of uploads matched (the bank, a suspended account's media, a campaign)"}[check]  # fmt: skip
     return (f"How far {share} moved between the reference and the period, either way, in percentage points. "
             f"Warn at ≥ {warn * 100:g} points; alert at ≥ {alert * 100:g} points.")  # fmt: skip
 
@@ -317,6 +345,49 @@ class Report:
             value = r["k"] / r["n"] if r["n"] >= MIN_APPEALS else None
             self._add("appeal_overturn_rate", r["rule_id"], value, None, f"{r['k']} of {r['n']} appeals overturned")
 
+    def matching(self) -> None:
+        """The share of uploads the bank, the suspended accounts' media and campaigns matched,
+        and the bank's changes, in the period and the reference."""
+        from enforcement.bank import bank_as_of
+        from pipelines.bank import bank_changes_of
+
+        changes = {c.change_id: c for c in bank_changes_of(self.reader)}.values()
+        figures: dict[str, Any] = {}
+        for name, window in (("period", self.period), ("reference", self.reference)):
+            uploads = self.reader.rows(
+                f"SELECT COUNT(*) AS n FROM {LATEST_SCORES} AS s WHERE {window.sql('uploaded_at')}"
+            )[0]["n"]
+            side = {"uploads": uploads}
+            for subject, (_, sql) in MATCHES.items():
+                query = sql.format(scores=LATEST_SCORES, window=window.sql("s.uploaded_at"),
+                                   first_seen=window.sql("first_seen"))  # fmt: skip
+                side[subject] = int(self.reader.rows(query)[0]["n"] or 0)
+            side["campaigns"] = self.reader.rows(
+                f"SELECT COUNT(DISTINCT campaign_id) AS n FROM campaigns WHERE {window.sql('first_seen')}"
+            )[0]["n"]
+            within = [c for c in changes if window.start <= c.at < window.end]
+            side["bank_added"] = sum(c.change == "add" for c in within)
+            side["bank_removed"] = sum(c.change == "remove" for c in within)
+            figures[name] = side
+        figures["bank_entries"] = len(bank_as_of(changes, self.period.end - dt.timedelta(microseconds=1)))
+        self.figures["matching"] = figures
+        now, before = figures["period"], figures["reference"]
+        for subject, (what, _) in MATCHES.items():
+            share = now[subject] / now["uploads"] if now["uploads"] else None
+            earlier = before[subject] / before["uploads"] if before["uploads"] else None
+            value = abs(share - earlier) if share is not None and earlier is not None else None
+            campaigns = (
+                f" ({now['campaigns']} against {before['campaigns']} campaigns)" if subject == "campaign_member" else ""
+            )
+            self._add("match_rate_change", subject, value, earlier,
+                      f"{now[subject]} of {now['uploads']} uploads {what} in the period, {before[subject]} of "
+                      f"{before['uploads']} in the reference{campaigns}")  # fmt: skip
+        changed = now["bank_added"] + now["bank_removed"]
+        self._add("bank_reversal_share", "bank", now["bank_removed"] / changed if changed else None, None,
+                  f"{now['bank_added']} entries added and {now['bank_removed']} taken out in the period "
+                  f"({before['bank_added']} and {before['bank_removed']} in the reference); "
+                  f"{figures['bank_entries']} entries at its end")  # fmt: skip
+
     def recommend_thresholds(self, costs: str) -> None:
         drifted = [c.subject for c in self.checks if c.check_name == "score_psi" and c.status == "alert"]
         self.figures["threshold_recommendation"] = None
@@ -378,9 +449,9 @@ def _histogram_chart(report: Report) -> str:
 def _value_text(check: str, value: float | None) -> str | None:
     if value is None:
         return None
-    if check in ("dead_letter_rate_change", "rule_volume_share_change"):
+    if check in ("dead_letter_rate_change", "rule_volume_share_change", "match_rate_change"):
         return f"{value * 100:.1f} points"
-    return f"{value:.0%}" if check == "appeal_overturn_rate" else f"{value:.2f}"
+    return f"{value:.0%}" if check in ("appeal_overturn_rate", "bank_reversal_share") else f"{value:.2f}"
 
 
 def _checks_section(check: str, checks: list[HealthCheck]) -> str:
@@ -512,6 +583,7 @@ def run(argv: list[str] | None = None) -> int:
     report.signals()
     report.dead_letters()
     report.rules()
+    report.matching()
     report.recommend_thresholds(args.costs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

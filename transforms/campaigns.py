@@ -24,6 +24,7 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.transforms import trigger
 from apache_beam.transforms import window as beam_window
 
 from enforcement.ids import content_decision_id, stable_id
@@ -205,7 +206,13 @@ class FindCampaigns(beam.PTransform):
         return (
             members
             | "AtUploadTime" >> beam.Map(lambda m: beam_window.TimestampedValue(m, m.uploaded_at.timestamp()))
-            | "Windows" >> beam.WindowInto(beam_window.FixedWindows(self._window_s), allowed_lateness=self._lateness_s)
+            | "Windows"
+            >> beam.WindowInto(
+                beam_window.FixedWindows(self._window_s),
+                trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+                accumulation_mode=trigger.AccumulationMode.ACCUMULATING,  # a late pane is the whole window again
+                allowed_lateness=self._lateness_s,
+            )
             | "OneGroupAWindow" >> beam.Map(lambda m: ("window", m))
             | "GroupWindow" >> beam.GroupByKey()
             | "Cluster" >> beam.ParDo(_Cluster(self._min_members, self._min_accounts, self._decided_under))

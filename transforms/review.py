@@ -138,6 +138,14 @@ def _found_campaign(campaign) -> CampaignMembers:
     return CampaignMembers(campaign.campaign_id, campaign.member_decisions)
 
 
+def _keyed_campaign(campaign: CampaignMembers) -> tuple[str, CampaignMembers]:
+    return campaign.campaign_id, campaign
+
+
+def _largest(campaigns: Iterable[CampaignMembers]) -> CampaignMembers:
+    return max(campaigns, key=lambda c: (len(c.member_decisions), c.member_decisions))
+
+
 def _on_campaign(verdict: Verdict, partitions: int) -> int:
     return int(verdict.campaign_id is not None)
 
@@ -170,7 +178,11 @@ class ExpandCampaignVerdicts(beam.PTransform):
     def expand(self, inputs):
         on_item, on_campaign = inputs["verdicts"] | "ItemOrCampaign" >> beam.Partition(_on_campaign, 2)
         known = (
-            inputs["recorded"] | "RecordedCampaigns" >> beam.FlatMap(_recorded_campaign),
+            inputs["recorded"]
+            | "RecordedCampaigns" >> beam.FlatMap(_recorded_campaign)
+            | "KeyRecorded" >> beam.Map(_keyed_campaign)
+            | "LargestRecorded" >> beam.CombinePerKey(_largest)  # each pane a run wrote: the largest stands
+            | "Recorded" >> beam.Values(),
             inputs["campaigns"] | "FoundCampaigns" >> beam.Map(_found_campaign),
         ) | "Campaigns" >> beam.Flatten()
         expanded, unknown = {"items": on_campaign, "decisions": known} | "JoinCampaigns" >> JoinToDecision(
