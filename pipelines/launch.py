@@ -276,8 +276,10 @@ class Launch:
         options = self.options
         if not (self.streaming and options.bank_refresh_s):
             return None
-        reload = functools.partial(warehouse_bank, options.warehouse, options.bigquery_endpoint)
-        return BankRefresh(reload, options.bank_refresh_s, f"{options.warehouse} {options.bigquery_endpoint}")
+        reload, suspended = (functools.partial(read, options.warehouse, options.bigquery_endpoint)
+                             for read in (warehouse_bank, warehouse_suspended_media))  # fmt: skip
+        return BankRefresh(reload, options.bank_refresh_s, f"{options.warehouse} {options.bigquery_endpoint}",
+                           suspended)  # fmt: skip
 
     def exit_status(self, summary: Reconciliation, balanced: bool | None = None) -> int:
         """0, or why not: 3 when a row is unaccounted for, 4 when the dead-lettered share of the

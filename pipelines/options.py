@@ -117,9 +117,10 @@ FLAGS: Mapping[str, tuple[str, dict[str, Any]]] = {
         "pinned with --model_versions never change; 0 turns refresh off (default %(default)s).")),
     "bank_refresh_s": (MODELS, dict(
         type=float, default=30.0,
-        help="Every this many seconds each worker reads the bank of confirmed violations from --warehouse again, "
-        "so a removal confirmed while the job runs matches its re-uploads from then on; 0 keeps the bank read at "
-        "launch (default %(default)s).")),
+        help="Every this many seconds each worker reads the bank of confirmed violations and the media of suspended "
+        "accounts from --warehouse again, so a removal confirmed while the job runs matches its re-uploads, and an "
+        "account suspended while it runs links its media's re-uploads from other accounts, from then on; 0 keeps "
+        "what was read at launch (default %(default)s).")),
     "hash_bank": (MODELS, dict(
         help="JSON Lines of known synthetic media PDQ hashes ({'pdq': hex, 'label': ...}), matched beside the "
         "bank of confirmed violations the job reads from --warehouse at launch; a match is the policy signal "

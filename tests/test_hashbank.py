@@ -127,3 +127,38 @@ def test_a_live_bank_moves_to_what_the_warehouse_banks_while_the_job_runs():
     count = len(reads)
     time.sleep(0.5)
     assert len(reads) == count  # stopped
+
+
+def test_an_account_suspended_while_the_job_runs_links_its_media_from_then_on():
+    """Streaming reads the suspended accounts' media again with the bank: a re-upload from
+    another account links to a suspension made after launch; the account's own does not."""
+    import datetime as dt
+    import time
+
+    from schemas.records import MediaFeatures, MediaInfo, UploadEvent
+    from transforms.hashbank import BankRefresh, LiveBank, _MatchDoFn, evasion_label
+
+    visual = extract_visual(_jpeg(_picture(3), 90), "image", MediaLimits())
+    suspensions = []
+
+    def reload_suspended():
+        return HashBank.of([(evasion_label(a, d), visual.pdq_hashes, None) for a, d in suspensions])
+
+    def upload(account: str) -> MediaFeatures:
+        at = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+        return MediaFeatures(UploadEvent(f"from-{account}", "/m.png", account, at), "0" * 64,
+                             MediaInfo(media_type="image", container="png"), visual, None, None, at)  # fmt: skip
+
+    match = _MatchDoFn(None, BankRefresh(lambda: None, 0.1, "wh-evasion", reload_suspended))
+    match.setup()
+    try:
+        assert [m.evasion_match for m in match.process(upload("fresh"))] == [None]  # nobody suspended yet
+        suspensions.append(("banned", "d-suspend"))
+        deadline = time.monotonic() + 10
+        while match._live_suspended.bank is None:
+            assert time.monotonic() < deadline, "the suspension never reached the live bank"
+            time.sleep(0.05)
+        assert [m.evasion_match for m in match.process(upload("fresh"))] == ["suspended:banned:d-suspend"]
+        assert [m.evasion_match for m in match.process(upload("banned"))] == [None]  # its own re-upload
+    finally:
+        LiveBank.stop_all()

@@ -286,11 +286,13 @@ class LiveBank:
 
 @dataclasses.dataclass(frozen=True)
 class BankRefresh:
-    """How a streaming job keeps its bank current: `reload` (picklable) every `every_s`."""
+    """How a streaming job keeps its banks current: `reload` (picklable: the bank of confirmed
+    violations) and `reload_suspended` (the media of suspended accounts) every `every_s`."""
 
     reload: Callable[[], HashBank | None]
     every_s: float
     key: str  # one live bank per process and key (the warehouse it reads)
+    reload_suspended: Callable[[], HashBank | None] | None = None
 
 
 def evasion_label(account_id: str, decision_id: str) -> str:
@@ -329,10 +331,15 @@ class _MatchDoFn(beam.DoFn):
         self._matches = Metrics.counter("hash_bank", "matches")
         self._evasions = Metrics.counter("hash_bank", "suspended_account_matches")
         self._live: LiveBank | None = None
+        self._live_suspended: LiveBank | None = None
 
     def setup(self):
-        if self._refresh is not None:
-            self._live = LiveBank.shared(self._refresh.key, self._bank, self._refresh.reload, self._refresh.every_s)
+        refresh = self._refresh
+        if refresh is not None:
+            self._live = LiveBank.shared(refresh.key, self._bank, refresh.reload, refresh.every_s)
+            if refresh.reload_suspended is not None:  # the accounts suspended since launch join it
+                self._live_suspended = LiveBank.shared(f"{refresh.key} suspended", None, refresh.reload_suspended,
+                                                       refresh.every_s)  # fmt: skip
 
     @staticmethod
     def _find(bank: HashBank | None, item: MediaFeatures) -> tuple[str | None, int | None]:
@@ -348,7 +355,8 @@ class _MatchDoFn(beam.DoFn):
         label, distance = self._find(self._live.bank if self._live is not None else self._bank, item)
         if label is not None:
             self._matches.inc()
-        evasion, _ = self._find(self._suspended, item)
+        suspended = self._live_suspended.bank if self._live_suspended is not None else self._suspended
+        evasion, _ = self._find(suspended, item)
         if evasion is not None and evaded_account(evasion) == item.event.account_id:
             evasion = None  # the suspended account's own upload: no other account to link
         if evasion is not None:
