@@ -45,7 +45,7 @@ def policy(tmp_path):
 
 def decision(content: str, action: str, rule: str, hours: float, supersedes: str | None = None) -> Decision:
     at = T0 + dt.timedelta(hours=hours)
-    return Decision(f"d-{content}-{hours}", content, "a1", action, "synthetic_media", rule, "synthetic-media", "2.1.0",
+    return Decision(f"d-{content}-{hours}", content, "a1", action, "synthetic_media", rule, "synthetic-media", "2.2.0",
                     0.99, "automated", "fully", "video", None, None, T0, at, (), supersedes=supersedes)  # fmt: skip
 
 

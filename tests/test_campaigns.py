@@ -332,3 +332,151 @@ def test_media_of_a_suspended_account_posted_from_another_links_the_two_for_revi
     actions = dict(query_warehouse(warehouse, "select content_id, action from enforcement_decisions "
                                    "where content_id = 'new-account-repost'"))  # fmt: skip
     assert actions["new-account-repost"] not in ("remove", "suspend_account")
+
+
+def _clip(frames: list[np.ndarray], crf: int) -> bytes:
+    """Frames as an H.264 MP4 (no sound), as a re-upload re-encodes them."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height = frames[0].shape[1] // 2 * 2, frames[0].shape[0] // 2 * 2
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf), "preset": "ultrafast", "threads": "1"}
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[: stream.height, : stream.width]), "rgb24")
+            picture.pts = index
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+    return out.getvalue()
+
+
+# What re-posters do to the campaign's clip: each a change to its frames, then a re-encoding.
+CLIP_CHANGES = (
+    lambda frames: frames,
+    lambda frames: [np.fliplr(f) for f in frames],  # mirrored
+    lambda frames: [f[24:-24, 32:-32] for f in frames],  # cropped 5% each side
+    lambda frames: frames[6:],  # trimmed: its first half second cut
+    lambda frames: [np.clip(f.astype(np.float32) * 1.25, 0, 255).astype(np.uint8) for f in frames],  # brighter
+    lambda frames: [np.asarray(Image.fromarray(f).resize((320, 240))) for f in frames],  # half size
+)
+
+
+def test_the_jobs_adversarial_campaign_one_review_item_each_and_the_suspended_accounts_media_linked(
+    recordings, photographs, tmp_path
+):
+    """The issue's adversarial set through the real batch job: one synthetic clip and one
+    synthetic voice note posted by 20 accounts over a day, each copy changed (re-encoded,
+    mirrored, cropped, trimmed, brighter, smaller; the note re-encoded, resampled, quieter,
+    trimmed), the clip first posted by an account suspended since, and as many real recordings
+    and photographs posted once each. Each campaign is found with at least 95% of its members
+    and is one review item; no control is linked; the clip's re-posts link to the suspended
+    account."""
+    import json
+
+    from pipelines import batch
+    from tools.sample_verdicts import read_open_queue
+    from warehouse.embedded import write_catalog
+    from warehouse.reader import open_reader
+
+    from .conftest import query_warehouse, seed_table
+
+    base = render_image(11, "diffusion", 640, 480)
+    frames = [np.roll(base, 4 * n, axis=1) for n in range(24)]  # a two-second pan at 12 fps
+    pause = np.zeros(SAMPLE_RATE // 4, np.float32)
+    voice = np.concatenate([part for clip in recordings[:3] for part in (clip, pause)])
+    warehouse, uploads = tmp_path / "wh", tmp_path / "uploads"
+    uploads.mkdir()
+    earlier = extract_visual(_clip(frames, 23), "video", MediaLimits())
+    seed_table(warehouse, "enforcement_decisions", [
+        {"decision_id": "d-first", "content_id": "first-post", "account_id": "banned", "action": "remove",
+         "media_type": "video", "targets": []},
+        {"decision_id": "d-suspend", "content_id": "", "account_id": "banned", "action": "suspend_account",
+         "media_type": "video", "targets": []},
+    ])  # fmt: skip
+    seed_table(warehouse, "features", [{"content_id": "first-post", "media_type": "video",
+                                        "pdq_hashes": list(earlier.pdq_hashes)}])  # fmt: skip
+    write_catalog(str(warehouse))
+    rng = np.random.default_rng(11)
+    rows, clips, notes, controls = [], set(), set(), set()
+
+    def post(content_id: str, account: str, hours: float, data: bytes, suffix: str) -> None:
+        (uploads / f"{content_id}{suffix}").write_bytes(data)
+        rows.append({"content_id": content_id, "media_uri": f"{content_id}{suffix}", "account_id": account,
+                     "uploaded_at": (DAY + dt.timedelta(hours=hours)).isoformat()})  # fmt: skip
+
+    sound_changes = list(SOUND_CHANGES.values())
+    for n in range(20):
+        hours = float(rng.uniform(0, 23))
+        post(f"clip-{n}", f"ring-{n}", hours, _clip(CLIP_CHANGES[n % len(CLIP_CHANGES)](frames), 20 + n % 10), ".mp4")
+        post(f"note-{n}", f"ring-{n}", hours + 0.2, _wav(sound_changes[n % len(sound_changes)](voice)), ".wav")
+        clips.add(f"clip-{n}")
+        notes.add(f"note-{n}")
+    for n, clip in enumerate(recordings[3:23]):
+        post(f"real-voice-{n}", f"user-v{n}", float(rng.uniform(0, 23)), _wav(clip), ".wav")
+        controls.add(f"real-voice-{n}")
+    for n, data in enumerate(photographs[:20]):
+        post(f"photo-{n}", f"user-p{n}", float(rng.uniform(0, 23)), data, ".img")
+        controls.add(f"photo-{n}")
+    (uploads / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert batch.run(["--input", str(uploads / "manifest.jsonl"), "--warehouse", str(warehouse),
+                      "--min_cell_count", "1"]) == 0  # fmt: skip
+
+    campaigns = query_warehouse(warehouse, "select campaign_id, members from campaigns")
+    found = [set(members) for _, members in campaigns]
+    for expected in (clips, notes):
+        assert max(len(expected & members) for members in found) >= 0.95 * len(expected)
+    assert not set().union(*found) & controls  # no real-media control linked
+    assert len(campaigns) == 2
+    queued = query_warehouse(warehouse, "select campaign_id from review_queue where queue = 'campaign'")
+    assert sorted(queued) == sorted((c,) for c, _ in campaigns)  # one review item per campaign
+    opened = {r["content_id"] for r in read_open_queue(open_reader(str(warehouse)))}
+    assert len(opened & (clips | notes)) == 2  # each campaign's one item; no member alone
+    linked = {c for (c,) in query_warehouse(warehouse, "select content_id from evasion_links "
+                                            "where suspended_account_id = 'banned'")}  # fmt: skip
+    assert len(linked & clips) >= 0.95 * len(clips) and not linked - clips
+
+
+def test_a_verdict_on_a_campaign_reaches_every_member_in_streaming_the_larger_pane_standing():
+    """Streaming joins a campaign's verdict in keyed state: the verdict waits for its campaign,
+    is applied to the largest pane found (a late member made the window fire again), and one
+    naming a campaign never found is dead-lettered once its wait is over."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.test_stream import TestStream
+    from apache_beam.testing.util import assert_that, equal_to
+    from apache_beam.utils.timestamp import Timestamp
+
+    from enforcement.review import Verdict, review_id_of
+    from transforms.review import CampaignMembers, ExpandCampaignVerdicts
+
+    at = DAY + dt.timedelta(hours=2)
+    verdict = Verdict("r-c1", "", True, "synthetic_media_undisclosed", "remove", "rev-01", at, "c1")
+    stray = Verdict("r-c9", "", True, "synthetic_media_undisclosed", "remove", "rev-01", at, "c9")
+    smaller, larger = CampaignMembers("c1", ("d1", "d2")), CampaignMembers("c1", ("d1", "d2", "d3"))
+    stamp = Timestamp.from_utc_datetime(at)
+    stream = (
+        TestStream()
+        .advance_watermark_to(Timestamp.from_utc_datetime(DAY))
+        .add_elements([beam.window.TimestampedValue(("campaign", larger), stamp)])
+        .add_elements([beam.window.TimestampedValue(("campaign", smaller), stamp)])  # a stale pane, read last
+        .add_elements([beam.window.TimestampedValue(("verdict", verdict), stamp)])
+        .add_elements([beam.window.TimestampedValue(("verdict", stray), stamp)])
+        .advance_watermark_to(Timestamp.from_utc_datetime(at + dt.timedelta(hours=2)))  # past the wait
+        .advance_watermark_to_infinity()
+    )
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with TestPipeline(options=options) as p:
+        arriving = p | stream
+        verdicts = arriving | "Verdicts" >> beam.Filter(lambda e: e[0] == "verdict") | "V" >> beam.Values()
+        found = arriving | "Found" >> beam.Filter(lambda e: e[0] == "campaign") | "C" >> beam.Values()
+        applied, unknown = {
+            "verdicts": verdicts,
+            "campaigns": found,
+            "recorded": p | "NoHistory" >> beam.Create([]),
+        } | ExpandCampaignVerdicts(streaming=True)
+        assert_that(applied | beam.Map(lambda v: (v.review_id, v.decision_id, v.campaign_id)),
+                    equal_to([(review_id_of(d), d, "c1") for d in ("d1", "d2", "d3")]))  # fmt: skip
+        assert_that(unknown | beam.Map(lambda d: d.reason), equal_to(["unknown_campaign"]), label="Unknown")

@@ -37,14 +37,14 @@ def parse_appeal(row: RawRow) -> Appeal:
     return parse_record(row, appeal_from_record, InvalidAppeal)
 
 
-def _join(keyed, make, step: str, what: str):
+def _join(keyed, make, step: str, what: str, prefer=None):
     key, grouped = keyed
-    decisions = grouped["decisions"]
+    decisions = list(grouped["decisions"])
     for item in grouped["items"]:
         if not decisions:
             yield beam.pvalue.TaggedOutput("unknown", _unknown(item, key, step, what))
             continue
-        yield make(item, decisions[0])
+        yield make(item, prefer(decisions) if prefer is not None else decisions[0])
 
 
 def _outcome_outputs(outcome: AppealOutcome):
@@ -136,13 +136,16 @@ class _JoinInState(beam.DoFn):
     PENDING = userstate.BagStateSpec("pending", beam.coders.PickleCoder())
     GIVE_UP = userstate.TimerSpec("give_up", beam.TimeDomain.WATERMARK)
 
-    def __init__(self, make, step: str, what: str):
-        self._make, self._step, self._what = make, step, what
+    def __init__(self, make, step: str, what: str, prefer=None):
+        self._make, self._step, self._what, self._prefer = make, step, what, prefer
 
     def process(self, keyed, timestamp=beam.DoFn.TimestampParam, decision=beam.DoFn.StateParam(DECISION),
                 pending=beam.DoFn.StateParam(PENDING), give_up=beam.DoFn.TimerParam(GIVE_UP)):  # fmt: skip
         _, (kind, item) = keyed
         if kind == "decision":
+            held = decision.read()
+            if held is not None and self._prefer is not None:
+                item = self._prefer([held, item])
             decision.write(item)
             for waiting in pending.read():
                 yield self._make(waiting, item)
@@ -173,13 +176,16 @@ class JoinToDecision(beam.PTransform):
 
     An item naming a decision the input does not hold is dead-lettered (at `step`, reason
     `unknown_decision`), never dropped. Streaming (`streaming=True`) joins in keyed state.
-    `key` and `what` join on another id the same way (`campaign_id`: items to campaigns).
+    `key` and `what` join on another id the same way (`campaign_id`: items to campaigns);
+    `prefer` picks among several held under one key (default: the first, or the newest in
+    streaming).
     """
 
-    def __init__(self, make, step: str, streaming: bool = False, key: str = "decision_id", what: str = "decision"):
+    def __init__(self, make, step: str, streaming: bool = False, key: str = "decision_id", what: str = "decision",
+                 prefer=None):  # fmt: skip
         super().__init__()
         self._make, self._step, self._streaming = make, step, streaming
-        self._key, self._what = key, what
+        self._key, self._what, self._prefer = key, what, prefer
 
     def expand(self, inputs):
         if self._streaming:
@@ -190,7 +196,9 @@ class JoinToDecision(beam.PTransform):
                 )
                 | "Merge" >> beam.Flatten()
                 | "JoinInState"
-                >> beam.ParDo(_JoinInState(self._make, self._step, self._what)).with_outputs("unknown", main="joined")
+                >> beam.ParDo(_JoinInState(self._make, self._step, self._what, self._prefer)).with_outputs(
+                    "unknown", main="joined"
+                )
             )
             return joined.joined, joined.unknown
         joined = (
@@ -199,7 +207,10 @@ class JoinToDecision(beam.PTransform):
                 "decisions": inputs["decisions"] | "KeyDecisions" >> beam.Map(_keyed, self._key),
             }
             | "ByDecision" >> beam.CoGroupByKey()
-            | "Join" >> beam.FlatMap(_join, self._make, self._step, self._what).with_outputs("unknown", main="joined")
+            | "Join"
+            >> beam.FlatMap(_join, self._make, self._step, self._what, self._prefer).with_outputs(
+                "unknown", main="joined"
+            )
         )
         return joined.joined, joined.unknown
 

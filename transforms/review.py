@@ -138,10 +138,6 @@ def _found_campaign(campaign) -> CampaignMembers:
     return CampaignMembers(campaign.campaign_id, campaign.member_decisions)
 
 
-def _keyed_campaign(campaign: CampaignMembers) -> tuple[str, CampaignMembers]:
-    return campaign.campaign_id, campaign
-
-
 def _largest(campaigns: Iterable[CampaignMembers]) -> CampaignMembers:
     return max(campaigns, key=lambda c: (len(c.member_decisions), c.member_decisions))
 
@@ -168,8 +164,8 @@ class ExpandCampaignVerdicts(beam.PTransform):
     """{"verdicts": Verdict, "campaigns": this run's Campaigns, "recorded": earlier `campaigns`
     rows} -> (verdicts each on one decision, dead letters): a verdict naming a campaign becomes
     one verdict per member (`campaign_member_verdicts`); one naming a campaign the warehouse does
-    not hold is dead-lettered (`unknown_campaign`). Streaming joins in keyed state, where a
-    campaign found again, larger, in a later pane replaces the smaller."""
+    not hold is dead-lettered (`unknown_campaign`). A campaign found in several panes (a late
+    member makes a streaming window fire again) is applied as its largest."""
 
     def __init__(self, streaming: bool = False):
         super().__init__()
@@ -178,15 +174,11 @@ class ExpandCampaignVerdicts(beam.PTransform):
     def expand(self, inputs):
         on_item, on_campaign = inputs["verdicts"] | "ItemOrCampaign" >> beam.Partition(_on_campaign, 2)
         known = (
-            inputs["recorded"]
-            | "RecordedCampaigns" >> beam.FlatMap(_recorded_campaign)
-            | "KeyRecorded" >> beam.Map(_keyed_campaign)
-            | "LargestRecorded" >> beam.CombinePerKey(_largest)  # each pane a run wrote: the largest stands
-            | "Recorded" >> beam.Values(),
+            inputs["recorded"] | "RecordedCampaigns" >> beam.FlatMap(_recorded_campaign),
             inputs["campaigns"] | "FoundCampaigns" >> beam.Map(_found_campaign),
         ) | "Campaigns" >> beam.Flatten()
         expanded, unknown = {"items": on_campaign, "decisions": known} | "JoinCampaigns" >> JoinToDecision(
-            _member_verdicts, "apply_verdicts", self._streaming, key="campaign_id", what="campaign"
+            _member_verdicts, "apply_verdicts", self._streaming, key="campaign_id", what="campaign", prefer=_largest
         )
         members = expanded | "EachMember" >> beam.FlatMap(_each)
         return (on_item, members) | "EveryVerdict" >> beam.Flatten(), unknown
