@@ -287,6 +287,25 @@ def test_a_campaign_is_one_review_item_whose_verdict_each_member_gets_as_its_own
     ]
 
 
+def _seed_suspended_account(warehouse: Path, media: bytes, media_type: str) -> None:
+    """A warehouse where account `banned` posted `media` (removed, `d-old`) and was then
+    suspended (`d-suspend`)."""
+    from warehouse.embedded import write_catalog
+
+    from .conftest import seed_table
+
+    earlier = extract_visual(media, media_type, MediaLimits())
+    seed_table(warehouse, "enforcement_decisions", [
+        {"decision_id": "d-old", "content_id": "old-upload", "account_id": "banned", "action": "remove",
+         "media_type": media_type, "targets": []},
+        {"decision_id": "d-suspend", "content_id": "", "account_id": "banned", "action": "suspend_account",
+         "media_type": media_type, "targets": []},
+    ])  # fmt: skip
+    seed_table(warehouse, "features", [{"content_id": "old-upload", "media_type": media_type,
+                                        "pdq_hashes": list(earlier.pdq_hashes)}])  # fmt: skip
+    write_catalog(str(warehouse))
+
+
 def test_media_of_a_suspended_account_posted_from_another_links_the_two_for_review(photographs, tmp_path):
     """Ban evasion: the warehouse holds a suspended account's upload; the same photograph,
     re-encoded, from a new account is linked to it (evasion_links, media_scores.evasion_match);
@@ -294,23 +313,13 @@ def test_media_of_a_suspended_account_posted_from_another_links_the_two_for_revi
     import json
 
     from pipelines import batch
-    from warehouse.embedded import write_catalog
 
-    from .conftest import query_warehouse, seed_table
+    from .conftest import query_warehouse
 
     warehouse, uploads = tmp_path / "wh", tmp_path / "uploads"
     uploads.mkdir()
     original = Image.open(io.BytesIO(photographs[0])).convert("RGB")
-    earlier = extract_visual(PICTURE_CHANGES["JPEG quality 40"](original), "image", MediaLimits())
-    seed_table(warehouse, "enforcement_decisions", [
-        {"decision_id": "d-old", "content_id": "old-upload", "account_id": "banned", "action": "remove",
-         "media_type": "image", "targets": []},
-        {"decision_id": "d-suspend", "content_id": "", "account_id": "banned", "action": "suspend_account",
-         "media_type": "image", "targets": []},
-    ])  # fmt: skip
-    seed_table(warehouse, "features", [{"content_id": "old-upload", "media_type": "image",
-                                        "pdq_hashes": list(earlier.pdq_hashes)}])  # fmt: skip
-    write_catalog(str(warehouse))
+    _seed_suspended_account(warehouse, PICTURE_CHANGES["JPEG quality 40"](original), "image")
     rows = []
     for content_id, account, data in (
         ("new-account-repost", "fresh-account", PICTURE_CHANGES["half size, JPEG 70"](original)),
@@ -376,10 +385,9 @@ def test_the_jobs_adversarial_campaign_one_review_item_each_and_the_suspended_ac
 
     from pipelines import batch
     from tools.sample_verdicts import read_open_queue
-    from warehouse.embedded import write_catalog
     from warehouse.reader import open_reader
 
-    from .conftest import query_warehouse, seed_table
+    from .conftest import query_warehouse
 
     base = render_image(11, "diffusion", 640, 480)
     frames = [np.roll(base, 4 * n, axis=1) for n in range(24)]  # a two-second pan at 12 fps
@@ -387,16 +395,7 @@ def test_the_jobs_adversarial_campaign_one_review_item_each_and_the_suspended_ac
     voice = np.concatenate([part for clip in recordings[:3] for part in (clip, pause)])
     warehouse, uploads = tmp_path / "wh", tmp_path / "uploads"
     uploads.mkdir()
-    earlier = extract_visual(_clip(frames, 23), "video", MediaLimits())
-    seed_table(warehouse, "enforcement_decisions", [
-        {"decision_id": "d-first", "content_id": "first-post", "account_id": "banned", "action": "remove",
-         "media_type": "video", "targets": []},
-        {"decision_id": "d-suspend", "content_id": "", "account_id": "banned", "action": "suspend_account",
-         "media_type": "video", "targets": []},
-    ])  # fmt: skip
-    seed_table(warehouse, "features", [{"content_id": "first-post", "media_type": "video",
-                                        "pdq_hashes": list(earlier.pdq_hashes)}])  # fmt: skip
-    write_catalog(str(warehouse))
+    _seed_suspended_account(warehouse, _clip(frames, 23), "video")
     rng = np.random.default_rng(11)
     rows, clips, notes, controls = [], set(), set(), set()
 
