@@ -312,17 +312,24 @@ class _BeamHelp(argparse.Action):
         parser.exit()
 
 
-def parse_job_flags(job: str, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """(the job's own flags, the arguments for Beam's PipelineOptions). Anything neither the
-    job nor Beam takes ends the launch with one line."""
-    parser = job_parser(job)
+def parse_with_beam(parser: StrictParser, argv: list[str] | None,
+                    elsewhere: Mapping[str, str] = {}) -> tuple[argparse.Namespace, list[str]]:  # fmt: skip
+    """(`parser`'s flags, the arguments for Beam's PipelineOptions) of a command that runs a
+    Beam job. Anything neither takes ends the command with one line (`elsewhere`: flags of
+    other commands, flag -> where it belongs)."""
     options, rest = parser.parse_known_args(argv)
     beam = beam_parser()
     _, unknown = beam.parse_known_args(rest)
-    elsewhere = {f"--{name}": f"python -m pipelines.{other}"
-                 for other, names in JOB_FLAGS.items() if other != job for name in names}  # fmt: skip
     parser.refuse_unknown(unknown, also_known=[f for a in beam._actions for f in a.option_strings], elsewhere=elsewhere)
     return options, rest
+
+
+def parse_job_flags(job: str, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """(the job's own flags, the arguments for Beam's PipelineOptions). Anything neither the
+    job nor Beam takes ends the launch with one line."""
+    elsewhere = {f"--{name}": f"python -m pipelines.{other}"
+                 for other, names in JOB_FLAGS.items() if other != job for name in names}  # fmt: skip
+    return parse_with_beam(job_parser(job), argv, elsewhere)
 
 
 def media_limits(options: argparse.Namespace, default_roots: tuple[str, ...] = ()) -> MediaLimits:

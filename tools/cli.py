@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create-tables": ("tools.bigquery", "Create a BigQuery dataset's tables and views from schemas/."),
     "compare-warehouses": ("tools.compare_warehouses", "Two warehouses' decisions, events and cells, side by side."),
     # models
+    "training-set": ("training.warehouse_set", "A training set from the warehouse: people's labels joined to features."),
     "train": ("training.train", "Train the detectors on a warehouse's features and labels."),
     "evaluate": ("training.evaluate", "Evaluate a model set: AUC, operating points, slices, held-out families."),
     "thresholds": ("training.thresholds", "Thresholds from error costs on validation scores."),

@@ -24,7 +24,10 @@ def split_of(content_id: str, seed: int, fractions: tuple[float, float] = (0.7, 
 
 
 def item_split(label_row: Mapping[str, Any], seed: int) -> str:
-    """An item's split: its `split_group`'s (a source corpus's items made from one photograph,
+    """An item's split: the one its row names (`split`: a training set from the warehouse splits
+    by upload time), else its `split_group`'s (a source corpus's items made from one photograph,
     film segment or recording share one, so none is tested on what trained it), else its
     content id's."""
+    if label_row.get("split") in SPLITS:
+        return label_row["split"]
     return split_of(label_row.get("split_group") or label_row["content_id"], seed)

@@ -136,16 +136,18 @@ class WriteTable(beam.PTransform):
 
 
 class ReadTableRows(beam.PTransform):
-    """Rows (dicts) of the given warehouse Parquet files; nothing when there are none."""
+    """Rows (dicts) of the given warehouse Parquet files, only `columns` when given (a table of
+    tensors read for its ids); nothing when there are none."""
 
-    def __init__(self, files: tuple[str, ...]):
+    def __init__(self, files: tuple[str, ...], columns: tuple[str, ...] | None = None):
         super().__init__()
-        self._files = tuple(files)
+        self._files, self._columns = tuple(files), columns
 
     def expand(self, pipeline):
         if not self._files:
             return pipeline | "NoFiles" >> beam.Create([])
-        return pipeline | "ListFiles" >> beam.Create(self._files) | "Read" >> beam.io.ReadAllFromParquet()
+        read = beam.io.ReadAllFromParquet(columns=list(self._columns) if self._columns else None)
+        return pipeline | "ListFiles" >> beam.Create(self._files) | "Read" >> read
 
 
 class WriteTrainingExamples(beam.PTransform):

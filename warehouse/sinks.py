@@ -85,6 +85,10 @@ class Sink(abc.ABC):
         """Hands validated statements of reasons to the Transparency Database's submission."""
 
     @abc.abstractmethod
+    def read_rows(self, table: str, columns: tuple[str, ...] | None = None) -> beam.PTransform:
+        """PBegin -> every run's rows of `table` (dicts; only `columns` when given)."""
+
+    @abc.abstractmethod
     def history(self, strike_ledger: str | None, truncate: bool) -> History:
         """Where this run's account stage reads earlier runs from (`strike_ledger`: Parquet
         files given on the command line instead of the warehouse's own ledger)."""
@@ -168,11 +172,13 @@ class EmbeddedWarehouse(Sink):
                 raise LaunchError("--strike_ledger lies in --warehouse, which --write_disposition truncate would empty")
         else:
             ledger = () if truncate else table_files(self.directory, "strike_ledger")
-        decisions, appeals, reviews, campaigns = (
-            ReadTableRows(table_files(self.directory, t))
-            for t in ("enforcement_decisions", "appeals", "reviews", "campaigns")
+        decisions, appeals, reviews, campaigns = map(
+            self.read_rows, ("enforcement_decisions", "appeals", "reviews", "campaigns")
         )
         return History(ReadTableRows(ledger), decisions, appeals, reviews, campaigns)
+
+    def read_rows(self, table, columns=None):
+        return ReadTableRows(table_files(self.directory, table), columns)
 
     def has_rows(self, table):
         return bool(table_files(self.directory, table))
@@ -237,13 +243,16 @@ class BigQueryWarehouse(Sink):
             ledger = ReadTableRows(ledger_files(strike_ledger))
         else:
             ledger = self._query(f"SELECT * FROM {self.location.sql_name('strike_ledger_current')}")
-        from schemas.bigquery import physical_table
-
-        decisions, appeals, reviews, campaigns = (
-            self._query(f"SELECT * FROM {self.location.sql_name(physical_table(t))}")
-            for t in ("enforcement_decisions", "appeals", "reviews", "campaigns")
+        decisions, appeals, reviews, campaigns = map(
+            self.read_rows, ("enforcement_decisions", "appeals", "reviews", "campaigns")
         )
         return History(ledger, decisions, appeals, reviews, campaigns)
+
+    def read_rows(self, table, columns=None):
+        from schemas.bigquery import physical_table
+
+        listed = ", ".join(f"`{c}`" for c in columns) if columns else "*"
+        return self._query(f"SELECT {listed} FROM {self.location.sql_name(physical_table(table))}")
 
     def has_rows(self, table):
         from warehouse.bigquery import count_rows
