@@ -1,8 +1,10 @@
 """Model directories: exporting SavedModels with cards, and finding the one to serve.
 
 Layout: `<model_dir>/<modality>/<version>/` holds a SavedModel and `model_card.json`.
-Versions sit side by side; the newest (by version string, which training makes a UTC
-timestamp so it sorts) is served unless a version is asked for.
+Versions sit side by side. What is served, unless a version is asked for, is the registry's
+current choice: the versions `<model_dir>/current.json` names (written by a promotion or a
+rollback, `training.release`), else the newest (by version string, which training makes a UTC
+timestamp so it sorts). A streaming job's model refresh reads the same choice.
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ MODALITY_NAMES = tuple(SIGNATURES)
 SERVED_MODEL_DIR = Path(__file__).parent / "served"
 
 CARD_FILE = "model_card.json"
+CURRENT_FILE = "current.json"  # the registry's current choice: {"release_id", "versions": {name: version}, ...}
+
+
+def current_choice(model_dir: str | Path) -> dict[str, Any] | None:
+    """The promoted release `<model_dir>/current.json` records, or None when nothing was promoted."""
+    path = storage.join(model_dir, CURRENT_FILE)
+    return json.loads(storage.read_bytes(path)) if storage.exists(path) else None
+
+
+def current_version(model_dir: str | Path, name: str) -> str | None:
+    """The version of `name` (a modality or `fusion`) the current release serves, if any."""
+    choice = current_choice(model_dir)
+    return (choice or {}).get("versions", {}).get(name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,13 +92,15 @@ def _version_key(version: str) -> tuple:
 
 
 def resolve_model(model_dir: str | Path, modality: str, version: str | None = None) -> DeployedModel | None:
-    """The model to serve for `modality`: `version` if given, else the newest; None if none.
+    """The model to serve for `modality`: `version` if given, else the current release's, else
+    the newest; None if none.
 
     Raises:
         FileNotFoundError: a version was asked for and is not there.
         ValueError: the chosen version has no model card or its card is for another modality.
     """
     root = storage.join(model_dir, modality)
+    version = version or current_version(model_dir, modality)
     if version is not None:
         if version not in storage.child_dirs_holding(root, "saved_model.pb"):
             raise FileNotFoundError(f"{modality} model version {version!r} not found under {root}")
@@ -120,11 +137,12 @@ def _newest(root: str, marker: str) -> str | None:
 
 
 def resolve_fusion(model_dir: str | Path, version: str | None = None):
-    """The fusion model to serve: `version` if given, else the newest; None if there is none."""
+    """The fusion model to serve: `version` if given, else the current release's, else the
+    newest; None if there is none."""
     from models.fusion import FUSION_FILE, FusionModel
 
     root = storage.join(model_dir, "fusion")
-    version = version or _newest(root, FUSION_FILE)
+    version = version or current_version(model_dir, "fusion") or _newest(root, FUSION_FILE)
     if version is None:
         return None
     chosen = storage.join(root, version)
@@ -163,7 +181,8 @@ def parse_pinned_versions(text: str | None) -> dict[str, str]:
 
 
 def resolve_model_set(model_dir: str | Path, pinned: dict[str, str] | None = None) -> ModelSet:
-    """The models to serve from `model_dir`: pinned versions where given, else the newest."""
+    """The models to serve from `model_dir`: pinned versions where given, else the current
+    release's, else the newest."""
     pinned = pinned or {}
     models = {}
     for modality in MODALITY_NAMES:

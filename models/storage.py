@@ -30,3 +30,17 @@ def child_dirs_holding(root: str | Path, marker: str) -> list[str]:
     pattern = join(root, "*", marker)
     (found,) = FileSystems.match([pattern])
     return sorted({FileSystems.split(FileSystems.split(m.path)[0])[1] for m in found.metadata_list})
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Writes `path` whole: a reader never sees it half-written (a local file is written beside
+    and renamed; an object store's write is whole by itself)."""
+    if "://" in path:
+        with FileSystems.create(path) as handle:
+            handle.write(data)
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(target)

@@ -112,8 +112,9 @@ FLAGS: Mapping[str, tuple[str, dict[str, Any]]] = {
         help="Pin versions instead of the newest, e.g. visual=20261121T2200,fusion=20261121T2200.")),
     "model_refresh_s": (MODELS, dict(
         type=float, default=60.0,
-        help="Every this many seconds each worker looks in --model_dir for a newer version of each model it "
-        "serves and serves it from the next batch on; every score names the version that produced it. Versions "
+        help="Every this many seconds each worker looks in --model_dir for the registry's current choice (the "
+        "release promoted last, else the newest version) of each model it serves and serves it from the next batch "
+        "on; every score names the version that produced it. Versions "
         "pinned with --model_versions never change; 0 turns refresh off (default %(default)s).")),
     "bank_refresh_s": (MODELS, dict(
         type=float, default=30.0,

@@ -37,6 +37,7 @@ TABLES: tuple[str, ...] = (
     "decision_log",
     "shadow_decisions",
     "signal_health",
+    "model_releases",
     "statement_submissions",
     "message_deliveries",
     "dead_letter",

@@ -323,6 +323,23 @@ def _new_version(model_dir: Path, version: str) -> None:
         write_card(target, {**card, "version": version})
 
 
+def _promote_new_version(model_dir: Path, tmp_path: Path, version: str) -> None:
+    """A challenger trained as `version` (every served model again) that passed its gate,
+    promoted into the registry the job serves from (`deepfake release promote`)."""
+    from training import release
+
+    challenger = tmp_path / "challenger"
+    shutil.copytree(SERVED_MODEL_DIR, challenger)
+    _new_version(challenger, version)
+    versions = {m: version for m in ("visual", "audio", "metadata")} | {"fusion": "20261129T210000"}
+    gated = tmp_path / "release.json"
+    gated.write_text(json.dumps({"release_id": f"r-{version}", "verdict": "pass", "versions": versions,
+                                 "challenger_dir": str(challenger), "criteria": [], "figures": {},
+                                 "gate": "model-promotion@1.0.0"}))  # fmt: skip
+    assert release.run(["promote", "--release", str(gated), "--model_dir", str(model_dir), "--approved_by", "owner-1",
+                        "--warehouse", str(tmp_path / "registry-wh")]) == 0  # fmt: skip
+
+
 def _when(condition, job: threading.Thread, what: str, timeout_s: float = 300) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -332,8 +349,8 @@ def _when(condition, job: threading.Thread, what: str, timeout_s: float = 300) -
 
 @pytest.mark.slow
 def test_a_model_version_and_a_removal_confirmed_mid_stream_reach_the_uploads_after_them(pubsub, tmp_path):
-    """Without a restart: a model version published while the job runs scores the uploads
-    after it; a reviewer's removal of an upload the detectors let through enters the bank, and
+    """Without a restart: a model version promoted while the job runs scores the uploads after
+    it; a reviewer's removal of an upload the detectors let through enters the bank, and
     the same picture re-encoded from another account matches it."""
     corpus.generate_corpus(tmp_path / "uploads", count=4, seed=41)
     lines = publish_events.shift_to_now((tmp_path / "uploads" / "manifest.jsonl").read_text().splitlines(), span_s=60)
@@ -363,7 +380,7 @@ def test_a_model_version_and_a_removal_confirmed_mid_stream_reach_the_uploads_af
     first = [json.loads(line) for line in lines[:2]]
     _when(lambda: sum(n for *_, n in parquet_run_counts(str(warehouse), "media_scores", run_id, "media_type")) >= 2,
           job, "the first uploads were never scored")  # fmt: skip
-    _new_version(model_dir, "29990101T000000")
+    _promote_new_version(model_dir, tmp_path, "29990101T000000")
 
     # A reviewer removes the first upload with a picture, whatever the detectors made of it.
     def pictured() -> list[tuple]:

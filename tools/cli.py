@@ -36,10 +36,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create-tables": ("tools.bigquery", "Create a BigQuery dataset's tables and views from schemas/."),
     "compare-warehouses": ("tools.compare_warehouses", "Two warehouses' decisions, events and cells, side by side."),
     # models
-    "training-set": ("training.warehouse_set", "A training set from the warehouse: people's labels joined to features."),
+    "training-set": ("training.warehouse_set", "A training set from the warehouse: labels from people, with features."),
     "train": ("training.train", "Train the detectors on a warehouse's features and labels."),
     "evaluate": ("training.evaluate", "Evaluate a model set: AUC, operating points, slices, held-out families."),
     "thresholds": ("training.thresholds", "Thresholds from error costs on validation scores."),
+    "release": ("training.release", "Gate a challenger against the champion; promote, roll back, list releases."),
     "outcomes": ("training.outcomes", "What a job's decisions did to labelled items (held-out sets)."),
     "compare-reports": ("training.compare_reports", "Two evaluation reports side by side."),
     "sources": ("training.sources", "Fetch or list the media made elsewhere (packages' recordings, photos)."),

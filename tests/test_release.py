@@ -1,0 +1,102 @@
+"""Model releases (training/release.py): the promotion gate as data, promotion and rollback of
+the registry's current choice, every step a `model_releases` row."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from models.registry import SERVED_MODEL_DIR, resolve_model, resolve_model_set
+from training.release import Gate, GateError, judge, load_gate, run
+
+GATE = load_gate("policies/promotion_gate.yaml")
+
+
+def _figures(content_auc, fused, visual=0.95, fpr=0.0, real=500):
+    return {"auc": {"visual": visual, "audio": 0.9, "metadata": 0.8, "fused": fused}, "content_auc": content_auc,
+            "items": 900, "real_items": real, "removal_fpr_on_real": fpr}  # fmt: skip
+
+
+def test_the_shipped_gate_file_loads_and_a_misspelt_key_is_refused_naming_it():
+    assert (GATE.gate_id, GATE.held_out_max_auc_drop, GATE.max_removal_fpr_on_real) == ("model-promotion", 0.02, 0.001)
+    with open("policies/promotion_gate.yaml") as gate_file:
+        document = yaml.safe_load(gate_file)
+    with pytest.raises(GateError, match="held_out_max_auc_dorp: unknown field"):
+        Gate.parse({**{k: v for k, v in document.items() if k != "held_out_max_auc_drop"},
+                    "held_out_max_auc_dorp": 0.02})  # fmt: skip
+    with pytest.raises(GateError, match=r"modality_auc_tolerance.visul: unknown field \(did you mean 'visual'\?\)"):
+        Gate.parse({**document, "modality_auc_tolerance": {"visul": 0.01}})
+    with pytest.raises(GateError, match="max_removal_fpr_on_real: expected a number in"):
+        Gate.parse({**document, "max_removal_fpr_on_real": "0.1%"})
+
+
+def test_the_gate_refuses_a_held_out_regression_and_passes_a_challenger_within_its_margins():
+    kinds = {"heldout_visual": "held_out", "traffic": "traffic"}
+    champion = {"heldout_visual": _figures(0.80, 0.82), "traffic": _figures(0.97, 0.98)}
+    steady = {"heldout_visual": _figures(0.79, 0.83), "traffic": _figures(0.975, 0.975, visual=0.945)}
+    regressed = {"heldout_visual": _figures(0.74, 0.83), "traffic": _figures(0.98, 0.99)}
+    over_budget = {"heldout_visual": _figures(0.85, 0.9), "traffic": _figures(0.98, 0.99, fpr=0.004)}
+
+    def verdicts(challenger):
+        pairs = {name: {"champion": champion[name], "challenger": challenger[name]} for name in kinds}
+        return {(c.name, c.subject): c.passed for c in judge(GATE, pairs, kinds)}
+
+    assert all(verdicts(steady).values())
+    failed = [key for key, passed in verdicts(regressed).items() if not passed]
+    assert failed == [("held_out_auc", "heldout_visual:content")]
+    assert [k for k, p in verdicts(over_budget).items() if not p] == [("removal_fpr", "traffic")]
+
+
+def test_shadow_traffic_is_judged_when_the_release_ran_in_shadow():
+    pairs = {"t": {"champion": _figures(0.9, 0.9), "challenger": _figures(0.9, 0.9)}}
+    few = judge(GATE, pairs, {"t": "traffic"}, shadow={"items": 12, "agreement": 1.0, "mean_score_shift": 0.0})
+    assert [c.name for c in few if not c.passed] == ["shadow_items", "shadow_agreement", "shadow_score_shift"]
+    moved = judge(GATE, pairs, {"t": "traffic"}, shadow={"items": 500, "agreement": 0.97, "mean_score_shift": 0.2})
+    assert [c.name for c in moved if not c.passed] == ["shadow_score_shift"]
+
+
+def _release(tmp_path, challenger, verdict="pass"):
+    versions = {m: d.version for m, d in resolve_model_set(challenger).models.items()}
+    release = {"release_id": f"r-{verdict}", "verdict": verdict, "versions": versions, "challenger_dir": str(challenger),
+               "criteria": [], "figures": {}, "gate": "model-promotion@1.0.0"}  # fmt: skip
+    path = tmp_path / f"release-{verdict}.json"
+    path.write_text(json.dumps(release))
+    return path
+
+
+def test_promotion_serves_the_release_rollback_serves_the_one_before_and_each_is_a_row(tmp_path):
+    from models.handlers import SavedModelSignatureHandler
+
+    from .conftest import query_warehouse
+
+    registry, challenger, warehouse = tmp_path / "registry", tmp_path / "challenger", tmp_path / "wh"
+    shutil.copytree(SERVED_MODEL_DIR, registry)
+    served = resolve_model(registry, "metadata")
+    # The challenger: the served set with a metadata model of a version of its own.
+    shutil.copytree(SERVED_MODEL_DIR, challenger)
+    shutil.copytree(challenger / "metadata" / served.version, challenger / "metadata" / "20991231T000000")
+    card = json.loads((challenger / "metadata" / "20991231T000000" / "model_card.json").read_text())
+    (challenger / "metadata" / "20991231T000000" / "model_card.json").write_text(
+        json.dumps({**card, "version": "20991231T000000"})
+    )
+    handler = SavedModelSignatureHandler(served.path, "metadata", refresh_s=1)
+    common = ["--model_dir", str(registry), "--warehouse", str(warehouse), "--approved_by", "owner-1"]
+
+    with pytest.raises(SystemExit):  # a release its gate failed is never promoted
+        run(["promote", "--release", str(_release(tmp_path, challenger, "fail")), *common])
+    assert run(["promote", "--release", str(_release(tmp_path, challenger)), *common]) == 0
+    assert resolve_model(registry, "metadata").version == "20991231T000000"
+    refreshed = handler._load_newer(served.path, served.version)  # what a running job's refresh finds
+    assert refreshed is not None and refreshed.version == "20991231T000000"
+
+    baseline = next(p.stem for p in (registry / "releases").glob("baseline-*.json"))
+    assert run(["rollback", "--to", baseline, *common]) == 0
+    assert resolve_model(registry, "metadata").version == served.version
+    assert handler._load_newer(refreshed.path, refreshed.version).version == served.version
+    events = query_warehouse(warehouse, "select event, release_id, approved_by from model_releases")
+    assert events == [("promoted", "r-pass", "owner-1"), ("rolled_back", baseline, "owner-1")]
+    with pytest.raises(SystemExit):
+        run(["rollback", "--to", "no-such-release", *common])
