@@ -489,3 +489,36 @@ def test_flex_template_image_runs_the_launcher_with_the_setup_file():
     assert env["FLEX_TEMPLATE_PYTHON_SETUP_FILE"] == f"{workdir}/setup.py"
     launch_source = (FLEX / "launch.py").read_text()
     assert "from pipelines.batch import run" in launch_source
+
+
+def _help_of(argv: list[str], capsys) -> str:
+    """What `deepfake ARGV --help` prints."""
+    from tools.cli import main
+
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return capsys.readouterr().out
+
+
+def test_the_retraining_build_runs_commands_and_flags_the_code_has(capsys):
+    """infra/retrain.cloudbuild.yaml: each `deepfake` step names a command (and a verb) that
+    exists, with flags it or Beam takes; the Vertex job's `deepfake train` likewise."""
+    import yaml
+
+    from pipelines.options import beam_parser
+
+    build = yaml.safe_load((INFRA / "retrain.cloudbuild.yaml").read_text())
+    beam_flags = {flag for action in beam_parser()._actions for flag in action.option_strings}
+    commands = [step["args"] for step in build["steps"] if step.get("entrypoint") == "deepfake"]
+    (train,) = [step["args"][1] for step in build["steps"] if step["id"] == "train"]
+    vertex = re.search(r"--args=(\S+)", train).group(1).split(",")
+    commands.append(vertex)
+    assert [c[0] for c in commands] == ["training-set", "release", "train"]
+    for argv in commands:
+        named = argv[:2] if argv[0] == "release" else argv[:1]
+        own = set(re.findall(r"--\w+", _help_of(named, capsys)))
+        for flag in (a for a in argv if a.startswith("--")):
+            assert flag in own or flag in beam_flags, f"deepfake {' '.join(named)} takes no {flag}"
+    substitutions = set(build["substitutions"])
+    used = set(re.findall(r"\$\{(_\w+)\}", (INFRA / "retrain.cloudbuild.yaml").read_text()))
+    assert used == substitutions  # MUST_MATCH: every one declared, none left over

@@ -100,3 +100,22 @@ def test_promotion_serves_the_release_rollback_serves_the_one_before_and_each_is
     assert events == [("promoted", "r-pass", "owner-1"), ("rolled_back", baseline, "owner-1")]
     with pytest.raises(SystemExit):
         run(["rollback", "--to", "no-such-release", *common])
+
+
+def test_the_gate_writes_the_model_reports_release_section_in_place_of_the_last(tmp_path):
+    from training.release import release_section, write_section
+
+    figures = {"heldout": {"champion": {**_figures(0.8, 0.9), "versions": {}}, "challenger": _figures(0.81, 0.9)}}
+    criteria = judge(GATE, {"heldout": figures["heldout"]}, {"heldout": "held_out"})
+    release = {"release_id": "r1", "verdict": "pass", "gate": "model-promotion@1.0.0", "gated_at": "2026-12-07T01:00:00",
+               "versions": {"visual": "V2"}, "champion_versions": {"visual": "V1"}, "policy": "p.yaml",
+               "criteria": [c.__dict__ for c in criteria], "figures": figures,
+               "sets": [{"name": "heldout", "kind": "held_out"}]}  # fmt: skip
+    report = tmp_path / "MODEL_REPORT.md"
+    report.write_text("# Models\n\nIntro.\n\n## Older figures\n")
+    write_section(report, release_section(release))
+    write_section(report, release_section({**release, "release_id": "r2"}))
+    text = report.read_text()
+    assert text.count("<!-- release section") == 1 and "## Release r2: PASS" in text and "r1" not in text
+    assert "| heldout (held_out, 900 items) | content AUC | 0.8000 | 0.8100 |" in text
+    assert text.startswith("# Models\n\n<!-- release section") and text.endswith("Intro.\n\n## Older figures\n")

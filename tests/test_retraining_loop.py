@@ -94,7 +94,13 @@ def test_verdicts_become_a_training_set_and_the_gate_refuses_a_regressing_challe
     assert resolve_model(registry, "metadata").version == "20261129T210000"
 
     retrained = challenger("retrained", "metadata", False)
-    assert release.run(["gate", "--challenger", str(retrained), "--out", str(tmp_path / "good"), *gate]) == 0
+    report = tmp_path / "MODEL_REPORT.md"
+    report.write_text("# Model report\n\nWhat the models do.\n")
+    assert release.run(["gate", "--challenger", str(retrained), "--out", str(tmp_path / "good"), *gate,
+                        "--report", str(report)]) == 0  # fmt: skip
+    written = report.read_text()
+    assert written.startswith("# Model report\n\n<!-- release section") and written.endswith("What the models do.\n")
+    assert "| held_out_auc | heldout:fused |" in written and ": PASS under model-promotion@1.0.0" in written
     assert release.run(["promote", "--release", str(tmp_path / "good" / "release.json"), "--model_dir", str(registry),
                         "--approved_by", "owner-1", "--warehouse", str(tmp_path / "releases-wh")]) == 0  # fmt: skip
     assert resolve_model(registry, "metadata").version == "20991231T000000"

@@ -350,6 +350,52 @@ def _serving_release(model_dir: str, at: dt.datetime) -> dict[str, Any]:
     return {"release_id": f"baseline-{release_id(versions, at)}", "versions": versions, "verdict": None}
 
 
+REPORT_BEGIN, REPORT_END = (
+    "<!-- release section: written by deepfake release gate -->",
+    "<!-- end of release section -->",
+)
+
+
+def release_section(release: Mapping[str, Any]) -> str:
+    """The model report's release section: the verdict, each criterion, and the champion's and
+    the challenger's figures set by set (Markdown)."""
+    lines = [REPORT_BEGIN, f"## Release {release['release_id']}: {release['verdict'].upper()} under {release['gate']}", "",
+             f"Gated {release['gated_at'][:19].replace('T', ' ')} UTC: challenger "
+             + ", ".join(f"{k} {v}" for k, v in sorted(release["versions"].items()))
+             + "; champion " + ", ".join(f"{k} {v}" for k, v in sorted(release["champion_versions"].items()))
+             + f"; thresholds of `{release['policy']}`.", "",
+             "| criterion | on | challenger | champion | limit | verdict |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for c in release["criteria"]:
+        lines.append(f"| {c['name']} | {c['subject']} | {_text(c['challenger'])} | {_text(c['champion'])} | "
+                     f"{c['limit']} | {'pass' if c['passed'] else '**fail**'} |")  # fmt: skip
+    lines += ["", "| set (kind) | figure | champion | challenger |", "| --- | --- | --- | --- |"]
+    kinds = {s["name"]: s["kind"] for s in release["sets"]}
+    for name, pair in release["figures"].items():
+        champion, challenger = pair["champion"], pair["challenger"]
+        rows = [(f"{m} AUC", champion["auc"].get(m), challenger["auc"].get(m)) for m in GATED_FIGURES]
+        rows += [("content AUC", champion["content_auc"], challenger["content_auc"]),
+                 ("removal FPR on real items", champion["removal_fpr_on_real"], challenger["removal_fpr_on_real"])]  # fmt: skip
+        for figure, theirs, ours in rows:
+            lines.append(f"| {name} ({kinds.get(name, '?')}, {challenger['items']} items) | {figure} | "
+                         f"{_text(theirs)} | {_text(ours)} |")  # fmt: skip
+    lines += ["", f"Made by `deepfake release gate` with the sets {', '.join(sorted(kinds))}; the release record "
+                  "is its `release.json` and the `model_releases` table.", REPORT_END]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def write_section(report: Path, section: str) -> None:
+    """Puts `section` into the report in place of the one the last gate wrote (after the
+    report's title when it has none yet)."""
+    text = report.read_text() if report.exists() else ""
+    if REPORT_BEGIN in text and REPORT_END in text:
+        before, rest = text.split(REPORT_BEGIN, 1)
+        text = before + section.rstrip("\n") + rest.split(REPORT_END, 1)[1]
+    else:
+        title, _, body = text.partition("\n\n")
+        text = f"{title}\n\n{section}\n{body}" if body else f"{text}\n\n{section}"
+    report.write_text(text)
+
+
 def gate_command(args, parser) -> int:
     from training.thresholds import policy_thresholds
 
@@ -377,6 +423,8 @@ def gate_command(args, parser) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "release.json").write_text(json.dumps(release, indent=2, default=str) + "\n")
+    if args.report:
+        write_section(Path(args.report), release_section(release))
     record(args.warehouse, [ReleaseEvent(release["release_id"], "gated", versions, champion, verdict,
                                          release["criteria"], figures, release["gate"], None, args.model_dir, at)],
            args.bigquery_endpoint)  # fmt: skip
@@ -464,6 +512,8 @@ def run(argv: list[str] | None = None) -> int:
     gate.add_argument("--challenger_policy", default=None,
                       help="The policy the challenger ships with (its thresholds); default --policy.")  # fmt: skip
     gate.add_argument("--out", required=True, help="Directory for release.json.")
+    gate.add_argument("--report", default=None,
+                      help="A model report (Markdown) whose release section the gate writes (reports/MODEL_REPORT.md).")  # fmt: skip
     promote.add_argument("--release", required=True, help="release.json of a gate that passed.")
     rollback.add_argument("--to", required=True, help="A release id kept under <model_dir>/releases/.")
     for sub in (promote, rollback):
