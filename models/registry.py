@@ -158,6 +158,13 @@ class ModelSet:
     models: dict[str, DeployedModel]
     fusion: Any = None  # models.fusion.FusionModel
 
+    def versions(self) -> dict[str, str]:
+        """Each modality's version, and the fusion's."""
+        versions = {m: d.version for m, d in self.models.items()}
+        if self.fusion is not None:
+            versions["fusion"] = self.fusion.version
+        return versions
+
     def describe(self) -> str:
         parts = [f"{m}={d.name}@{d.version}" for m, d in sorted(self.models.items())]
         if self.fusion is not None:

@@ -86,6 +86,8 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
                            campaigns)  # fmt: skip
         if detected.shadow_decisions is not None:
             failures.append(sink.write("shadow_decisions", detected.shadow_decisions))
+        if detected.shadow_scores is not None:
+            failures.append(sink.write("shadow_scores", detected.shadow_scores))
         write_evasion_links(sink, detected.scores, failures)
     else:
         decisions, statements, campaigns = p | "NoUploads" >> beam.Create([]), [], None

@@ -2,7 +2,8 @@
 
     detected = detect(events, Detection(policy, model_set, limits, hash_bank))
     detected.features / .scores / .decisions / .review_items / .events (per target) / .statements
-        / .dead_letters / .shadow_decisions (with a shadow policy)
+        / .dead_letters / .shadow_decisions (with a shadow policy) / .shadow_scores (with a
+        challenger scoring in shadow)
 
 `detect` reads nothing and writes nothing: the batch job puts a manifest in front of it and the
 embedded warehouse (or BigQuery) behind it; a streaming job puts Pub/Sub in front. Every step
@@ -18,7 +19,9 @@ from collections.abc import Mapping
 import apache_beam as beam
 
 from enforcement.policy import Policy
+from enforcement.shadow import shadow_score, versions_text
 from models.registry import ModelSet
+from transforms.dead_letter import MapOrDeadLetter
 from transforms.features import ExtractFeatures
 from transforms.fetch import FetchMedia
 from transforms.hashbank import BankRefresh, HashBank, MatchHashBank
@@ -56,6 +59,9 @@ class Detection:
     # Media of accounts suspended under the policy, labelled `suspended:<account>:<decision>`:
     # a match from another account is a possible ban evasion, for review.
     suspended_media: HashBank | None = None
+    # A challenger scoring beside the served models (--shadow_model_dir): its scores and what the
+    # live policy would have done with them go to `shadow_scores`, acting on nothing.
+    shadow_models: ModelSet | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +76,7 @@ class Detected:
     statements: beam.PCollection  # StatementOfReasons
     dead_letters: list[beam.PCollection]  # DeadLetter, one PCollection per step
     shadow_decisions: beam.PCollection | None = None  # Decision under `Detection.shadow_policy`
+    shadow_scores: beam.PCollection | None = None  # ShadowScore of `Detection.shadow_models`
 
 
 def detect(events: beam.PCollection, detection: Detection) -> Detected:
@@ -95,8 +102,32 @@ def detect(events: beam.PCollection, detection: Detection) -> Detected:
     by_target, unrouted = decisions | "FanOutEnforcement" >> FanOutEnforcement(detection.policy)
     statements, unstated = decisions | "BuildStatements" >> BuildStatements(detection.policy.categories)
     failures += [unscored, undecided, unrouted, unstated]
-    shadow = None
+    shadow = shadow_scores = None
     if detection.shadow_policy is not None:
         shadow, _, unshadowed = scores | "ApplyShadowPolicy" >> ApplyPolicy(detection.shadow_policy, "decide_shadow")
         failures.append(unshadowed)
-    return Detected(features, scores, decisions, review_items, by_target, statements, failures, shadow)
+    if detection.shadow_models is not None:
+        shadow_scores, unshadowed = features | "ShadowScoring" >> ShadowScoring(detection)
+        failures.append(unshadowed)
+    return Detected(features, scores, decisions, review_items, by_target, statements, failures, shadow, shadow_scores)
+
+
+class ShadowScoring(beam.PTransform):
+    """MediaFeatures -> (ShadowScore, dead letters): the challenger's models (`Detection.
+    shadow_models`) score every upload and the live policy says what it would do with it."""
+
+    def __init__(self, detection: Detection):
+        super().__init__()
+        self._detection = detection
+
+    def expand(self, features):
+        detection, models = self._detection, self._detection.shadow_models
+        scored, unscored = features | "ScoreMedia" >> ScoreMedia(
+            models.models, detection.min_batch_size, detection.max_batch_size, fusion=models.fusion,
+            accelerator=detection.accelerator, streaming=detection.streaming,
+        )  # fmt: skip
+        versions = versions_text(models.versions())
+        rows, undecided = scored | "WouldDecide" >> MapOrDeadLetter(
+            shadow_score, "shadow_scoring", policy=detection.policy, model_versions=versions
+        )
+        return rows, (unscored, undecided) | "ShadowFailures" >> beam.Flatten()

@@ -138,8 +138,8 @@ def check_batch_flags(options: argparse.Namespace, bigquery: bool, error: Callab
         error("--input_format is the format of an --input manifest")
     if options.input_format and is_bigquery_uri(options.input):
         error("--input_format is for a manifest file, not a BigQuery table")
-    if options.features_only and (options.model_dir or options.model_versions):
-        error("--features_only takes no --model_dir or --model_versions")
+    if options.features_only and (options.model_dir or options.model_versions or options.shadow_model_dir):
+        error("--features_only takes no --model_dir, --model_versions or --shadow_model_dir")
     if options.statements_dir and not bigquery:
         error("--statements_dir is for a BigQuery warehouse (the embedded one keeps them under --warehouse)")
     if options.bigquery_write_method and not bigquery:
@@ -233,6 +233,7 @@ class Launch:
     history: History
     error: Callable[[str], NoReturn]
     suspended_media: HashBank | None = None  # the media of suspended accounts (ban evasion)
+    shadow_models: ModelSet | None = None  # a challenger scoring in shadow (--shadow_model_dir)
 
     @property
     def streaming(self) -> bool:
@@ -270,6 +271,7 @@ class Launch:
             shadow_policy=self.shadow_policy,
             bank_refresh=self._bank_refresh(),
             suspended_media=self.suspended_media,
+            shadow_models=self.shadow_models,
         )
 
     def _bank_refresh(self) -> BankRefresh | None:
@@ -352,6 +354,11 @@ def prepare(job: str, argv: list[str] | None = None) -> Launch:
         if (shadow_policy.policy_id, shadow_policy.version) == (policy.policy_id, policy.version):
             error("--shadow_policy has the live policy's id and version: give the candidate a version of its own")
     model_set, pinned = _models(options, error)
+    shadow_models = None
+    if options.shadow_model_dir:
+        shadow_models = _load("shadow_model_dir", resolve_model_set, options.shadow_model_dir, error)
+        if not shadow_models.models:
+            error(f"--shadow_model_dir: no model versions found under {options.shadow_model_dir}")
     hash_bank = _load("hash_bank", HashBank.load, options.hash_bank, error) if options.hash_bank else None
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + ("stream-" if job == "streaming" else "")
@@ -383,7 +390,7 @@ def prepare(job: str, argv: list[str] | None = None) -> Launch:
     hash_bank = HashBank.combined(hash_bank, warehouse_bank(options.warehouse, options.bigquery_endpoint))
     suspended = warehouse_suspended_media(options.warehouse, options.bigquery_endpoint)
     return Launch(job, options, pipeline_options, run_id, policy, shadow_policy, model_set, pinned, hash_bank, sink,
-                  history, error, suspended)  # fmt: skip
+                  history, error, suspended, shadow_models)  # fmt: skip
 
 
 def main(job: str, run: Callable[[list[str]], int]) -> int:

@@ -130,6 +130,10 @@ FLAGS: Mapping[str, tuple[str, dict[str, Any]]] = {
     "shadow_policy": (MODELS, dict(
         help="A candidate policy YAML run beside --policy on the same scores: its decisions go to shadow_decisions "
         "only (never fanned out, queued or struck), for the simulation's --shadow comparison.")),
+    "shadow_model_dir": (MODELS, dict(
+        help="A challenger's model directory (a training's --out): it scores every upload beside the served models "
+        "and the live policy says what it would have done, into shadow_scores only (nothing acts on it), for the "
+        "promotion gate's shadow criteria (deepfake release gate --shadow_warehouse).")),
     "second_opinion_model": (MODELS, dict(
         help="A SavedModel (models/second_opinion.py's signature: evidence and the category's policy text in, "
         "probability and rationale out) consulted on every review-queue item; its answer is stored with the row "
@@ -200,8 +204,8 @@ FLAGS: Mapping[str, tuple[str, dict[str, Any]]] = {
 
 _SHARED = ("warehouse", "bigquery_endpoint", "strike_ledger", "review_media", "run_id", "events_sink",
            "pubsub_project", "pubsub_topic_prefix", "min_cell_count", "model_dir", "model_versions", "hash_bank",
-           "policy", "shadow_policy", "second_opinion_model", "accelerator", "gpu_workers", "min_batch_size",
-           "max_batch_size", "media_root", "media_bucket", "max_media_bytes", "max_pixels", "max_duration_s",
+           "policy", "shadow_policy", "shadow_model_dir", "second_opinion_model", "accelerator", "gpu_workers",
+           "min_batch_size", "max_batch_size", "media_root", "media_bucket", "max_media_bytes", "max_pixels", "max_duration_s",
            "max_decode_s", "max_fetch_s", "max_inline_bytes", "max_dead_letter_share", "verbose")  # fmt: skip
 JOB_FLAGS: Mapping[str, tuple[str, ...]] = {
     "batch": ("input", "input_query", "input_format", "appeals", "appeals_query", "reviews", "bigquery_project",

@@ -177,6 +177,8 @@ def add_streaming_job(events: beam.PCollection, job: StreamingJob, failures: lis
                        job.second_opinion_model, policy, job.detection.accelerator, campaigns)  # fmt: skip
     if detected.shadow_decisions is not None:
         failures.append(sink.write("shadow_decisions", detected.shadow_decisions))
+    if detected.shadow_scores is not None:
+        failures.append(sink.write("shadow_scores", detected.shadow_scores))
     write_evasion_links(sink, detected.scores, failures)
     return detected.scores
 

@@ -36,6 +36,7 @@ TABLES: tuple[str, ...] = (
     "evasion_links",
     "decision_log",
     "shadow_decisions",
+    "shadow_scores",
     "signal_health",
     "model_releases",
     "statement_submissions",

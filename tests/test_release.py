@@ -3,6 +3,7 @@ the registry's current choice, every step a `model_releases` row."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from models.registry import SERVED_MODEL_DIR, resolve_model, resolve_model_set
-from training.release import Gate, GateError, judge, load_gate, run
+from training.release import Gate, GateError, ShadowCriteria, judge, load_gate, run
 
 GATE = load_gate("policies/promotion_gate.yaml")
 
@@ -119,3 +120,35 @@ def test_the_gate_writes_the_model_reports_release_section_in_place_of_the_last(
     assert text.count("<!-- release section") == 1 and "## Release r2: PASS" in text and "r1" not in text
     assert "| heldout (held_out, 900 items) | content AUC | 0.8000 | 0.8100 |" in text
     assert text.startswith("# Models\n\n<!-- release section") and text.endswith("Intro.\n\n## Older figures\n")
+
+
+@pytest.mark.slow
+def test_a_challenger_in_shadow_scores_every_upload_acts_on_none_and_the_gate_reads_it(tmp_path):
+    """The batch job with --shadow_model_dir: each scored upload gets a shadow_scores row with
+    what the live policy would have done, no decision or event comes of it, and the gate's
+    shadow figures read agreement and shift from it (a challenger equal to the champion: the
+    same action on every upload, no shift)."""
+    from pipelines import batch
+    from training import corpus
+    from training.release import model_versions, shadow_on_traffic
+
+    from .conftest import query_warehouse
+
+    corpus.generate_corpus(tmp_path / "uploads", count=12, seed=5)
+    challenger = tmp_path / "challenger"
+    shutil.copytree(SERVED_MODEL_DIR, challenger)
+    warehouse = tmp_path / "wh"
+    assert batch.run(["--input", str(tmp_path / "uploads" / "manifest.jsonl"), "--warehouse", str(warehouse),
+                      "--shadow_model_dir", str(challenger), "--min_cell_count", "1"]) == 0  # fmt: skip
+    scored = query_warehouse(warehouse, "select content_id, content_score from media_scores")
+    shadowed = query_warehouse(warehouse, "select content_id, content_score from shadow_scores")
+    assert [c for c, _ in shadowed] == [c for c, _ in scored]
+    assert all(s == pytest.approx(t, abs=1e-6) for (_, s), (_, t) in zip(shadowed, scored) if s is not None)
+    assert query_warehouse(warehouse, "select count(*) from enforcement_decisions") == [(len(scored),)]
+    figures = shadow_on_traffic(str(warehouse), model_versions(str(challenger)))
+    assert (figures["items"], figures["agreement"], figures["mean_score_shift"]) == (len(scored), 1.0, 0.0)
+    pairs = {"t": {"champion": _figures(0.9, 0.9), "challenger": _figures(0.9, 0.9)}}
+    shadow = [c for c in judge(GATE, pairs, {"t": "traffic"}, figures) if c.name.startswith("shadow")]
+    assert [c.passed for c in shadow] == [False, False, False]  # 12 uploads: fewer than the gate's 100 to judge
+    enough = dataclasses.replace(GATE, shadow=ShadowCriteria(10, 0.95, 0.05))
+    assert all(c.passed for c in judge(enough, pairs, {"t": "traffic"}, figures))

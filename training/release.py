@@ -171,11 +171,7 @@ def model_versions(model_dir: str) -> dict[str, str]:
     """The versions `model_dir` serves (each modality's and the fusion's)."""
     from models.registry import resolve_model_set
 
-    served = resolve_model_set(model_dir)
-    versions = {m: d.version for m, d in served.models.items()}
-    if served.fusion is not None:
-        versions["fusion"] = served.fusion.version
-    return versions
+    return resolve_model_set(model_dir).versions()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,6 +346,28 @@ def _serving_release(model_dir: str, at: dt.datetime) -> dict[str, Any]:
     return {"release_id": f"baseline-{release_id(versions, at)}", "versions": versions, "verdict": None}
 
 
+def shadow_on_traffic(warehouse: str, versions: Mapping[str, str], bigquery_endpoint: str | None = None) -> dict:
+    """What the challenger (`versions`) did in shadow on a warehouse's traffic (`shadow_scores`,
+    `--shadow_model_dir` of the jobs) against what the served models did to the same uploads:
+    the items, the share given the same action, the mean content score's shift."""
+    from enforcement.shadow import shadow_figures, versions_text
+    from enforcement.simulation import sql_literal
+    from warehouse.reader import open_reader
+
+    rows = (
+        open_reader(warehouse, bigquery_endpoint)
+        .query(
+            "SELECT s.action AS shadow_action, d.action AS live_action, s.content_score AS shadow_content, "
+            "m.content_score AS live_content FROM shadow_scores AS s "
+            "JOIN media_scores AS m ON m.content_id = s.content_id "
+            "JOIN enforcement_decisions AS d ON d.content_id = s.content_id AND d.supersedes IS NULL "
+            f"WHERE s.model_versions = {sql_literal(versions_text(dict(versions)))}"
+        )
+        .to_pylist()
+    )
+    return shadow_figures(rows)
+
+
 REPORT_BEGIN, REPORT_END = (
     "<!-- release section: written by deepfake release gate -->",
     "<!-- end of release section -->",
@@ -410,14 +428,17 @@ def gate_command(args, parser) -> int:
     dirs = {"champion": args.model_dir, "challenger": args.challenger}
     figures = {s.name: {side: set_figures(dirs[side], s, thresholds[side], args.bigquery_endpoint) for side in dirs}
                for s in sets}  # fmt: skip
-    criteria = judge(gate, figures, {s.name: s.kind for s in sets})
-    verdict = "pass" if criteria and all(c.passed for c in criteria) else "fail"
     versions, champion = model_versions(args.challenger), model_versions(args.model_dir)
+    shadow = (
+        shadow_on_traffic(args.shadow_warehouse, versions, args.bigquery_endpoint) if args.shadow_warehouse else None
+    )
+    criteria = judge(gate, figures, {s.name: s.kind for s in sets}, shadow)
+    verdict = "pass" if criteria and all(c.passed for c in criteria) else "fail"
     release = {
         "release_id": release_id(versions, at), "verdict": verdict, "versions": versions,
         "champion_versions": champion, "challenger_dir": args.challenger, "gate": f"{gate.gate_id}@{gate.version}",
         "criteria": [dataclasses.asdict(c) for c in criteria], "figures": figures,
-        "sets": [dataclasses.asdict(s) for s in sets], "policy": args.challenger_policy or args.policy,
+        "sets": [dataclasses.asdict(s) for s in sets], "shadow": shadow, "policy": args.challenger_policy or args.policy,
         "gated_at": at.isoformat(),
     }  # fmt: skip
     out = Path(args.out)
@@ -511,6 +532,9 @@ def run(argv: list[str] | None = None) -> int:
     gate.add_argument("--gate", default="policies/promotion_gate.yaml", help="The gate file (default %(default)s).")
     gate.add_argument("--challenger_policy", default=None,
                       help="The policy the challenger ships with (its thresholds); default --policy.")  # fmt: skip
+    gate.add_argument("--shadow_warehouse", default=None,
+                      help="A warehouse where the jobs scored traffic with the challenger in shadow "
+                      "(--shadow_model_dir): the gate's shadow criteria judge it.")  # fmt: skip
     gate.add_argument("--out", required=True, help="Directory for release.json.")
     gate.add_argument("--report", default=None,
                       help="A model report (Markdown) whose release section the gate writes (reports/MODEL_REPORT.md).")  # fmt: skip
