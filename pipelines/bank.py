@@ -29,20 +29,31 @@ def bank_changes_of(reader: WarehouseReader) -> list[BankChange]:
     return [BankChange.from_row(row) for row in reader.query("SELECT * FROM bank_changes").to_pylist()]
 
 
-def own_media(reader: WarehouseReader, content_ids: Iterable[str]) -> dict[str, tuple[list[str], bytes | None]]:
-    """Each upload's PDQ hashes (distinct, in order) and first audio fingerprint, from its
-    features (which may be in several runs)."""
+def own_media(
+    reader: WarehouseReader, content_ids: Iterable[str]
+) -> dict[str, tuple[list[str], list[int], bytes | None]]:
+    """Each upload's PDQ hashes (distinct, in order) with the frame each came from, and its
+    first audio fingerprint, from its features (which may be in several runs)."""
     listed = ", ".join(sql_literal(content_id) for content_id in sorted(set(content_ids)))
     if not listed:
         return {}
-    media: dict[str, tuple[list[str], bytes | None]] = {}
-    rows = reader.query("SELECT content_id, pdq_hashes, audio_fingerprint FROM features "
+    media: dict[str, tuple[list[str], list[int], bytes | None]] = {}
+    rows = reader.query("SELECT content_id, pdq_hashes, pdq_frames, audio_fingerprint FROM features "
                         f"WHERE content_id IN ({listed})").to_pylist()  # fmt: skip
     for row in rows:
-        hashes, packed = media.get(row["content_id"], ([], None))
-        hashes.extend(digest for digest in row["pdq_hashes"] or () if digest not in hashes)
-        media[row["content_id"]] = hashes, packed or row["audio_fingerprint"]
+        hashes, frames, packed = media.get(row["content_id"], ([], [], None))
+        for digest, frame in zip(row["pdq_hashes"] or (), _frames_of(row)):
+            if digest not in hashes:
+                hashes.append(digest)
+                frames.append(frame)
+        media[row["content_id"]] = hashes, frames, packed or row["audio_fingerprint"]
     return media
+
+
+def _frames_of(row: dict) -> list[int]:
+    """A features row's frame per hash (each hash frame 0 in features written before them)."""
+    hashes, frames = row["pdq_hashes"] or (), row.get("pdq_frames") or ()
+    return list(frames) if len(frames) == len(hashes) else [0] * len(hashes)
 
 
 def read_bank(reader: WarehouseReader, moment: dt.datetime | None = None) -> HashBank | None:
@@ -53,9 +64,9 @@ def read_bank(reader: WarehouseReader, moment: dt.datetime | None = None) -> Has
     media = own_media(reader, (c for c, change in standing.items() if change.source == OWN_DECISIONS))
     entries = []
     for content_id, change in sorted(standing.items()):
-        hashes, packed = media.get(content_id, ([], None))
+        hashes, frames, packed = media.get(content_id, ([], [], None))
         entries.append((banked_label(change.reason, change.decision_id), (*change.pdq_hashes, *hashes),
-                        change.audio_fingerprint or packed))  # fmt: skip
+                        change.audio_fingerprint or packed, (*[0] * len(change.pdq_hashes), *frames)))  # fmt: skip
     return HashBank.of(entries)
 
 
@@ -72,12 +83,12 @@ def read_suspended_media(reader: WarehouseReader) -> HashBank | None:
         return None
     accounts = ", ".join(sql_literal(account) for account in sorted(by_account))
     rows = reader.query(
-        "SELECT d.account_id, f.pdq_hashes, f.audio_fingerprint FROM features f JOIN "
+        "SELECT d.account_id, f.pdq_hashes, f.pdq_frames, f.audio_fingerprint FROM features f JOIN "
         f"(SELECT DISTINCT content_id, account_id FROM enforcement_decisions WHERE account_id IN ({accounts}) "
         f"AND action <> '{SUSPEND_ACTION}') d USING (content_id) ORDER BY f.content_id"
     ).to_pylist()
     return HashBank.of((evasion_label(row["account_id"], by_account[row["account_id"]]), row["pdq_hashes"] or (),
-                        row["audio_fingerprint"]) for row in rows)  # fmt: skip
+                        row["audio_fingerprint"], _frames_of(row)) for row in rows)  # fmt: skip
 
 
 def _warehouse_read(warehouse: str, bigquery_endpoint: str | None, read) -> HashBank | None:

@@ -222,6 +222,7 @@ class VisualFeatures:
     faces: np.ndarray
     face_mask: np.ndarray
     pdq_hashes: tuple[str, ...] = ()  # perceptual hashes of the sampled frames (hash bank matching)
+    pdq_frames: tuple[int, ...] = ()  # the sampled frame each hash came from (a video matched as a sequence)
 
     @property
     def frame_count(self) -> int:
@@ -342,6 +343,7 @@ class MediaFeatures:
             else [],
             "visual_handcrafted": [float(v) for v in self.visual.handcrafted] if self.visual else [],
             "pdq_hashes": list(self.visual.pdq_hashes) if self.visual else [],
+            "pdq_frames": list(self.visual.pdq_frames) if self.visual else [],
             "audio_window_count": self.audio.window_count if self.audio else 0,
             "audio_logmel": encode_array(self.audio.logmel[: self.audio.window_count].astype(np.float16))
             if self.audio

@@ -51,7 +51,7 @@ def test_a_different_picture_does_not_match(bank):
 
 
 def test_flat_frames_are_not_hashed():
-    assert frame_hashes([np.full((64, 64, 3), 128, np.uint8)]) == ()
+    assert frame_hashes([np.full((64, 64, 3), 128, np.uint8)]) == ((), ())
 
 
 def test_a_bad_bank_line_is_named(tmp_path):
@@ -162,3 +162,48 @@ def test_an_account_suspended_while_the_job_runs_links_its_media_from_then_on():
         assert [m.evasion_match for m in match.process(upload("banned"))] == [None]  # its own re-upload
     finally:
         LiveBank.stop_all()
+
+
+def _digests(count: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(count)]
+
+
+def test_a_video_matches_a_banked_video_only_as_a_sequence_of_its_frames():
+    """Frames of a banked clip, in order, match; one shared frame (a title card), or the same
+    frames played backwards, does not; a still of one of its frames does."""
+    clip, other = _digests(6, 1), _digests(6, 2)
+    bank = HashBank.of([("banked:reviewer_removal:d1", clip, None, range(6))])
+    trimmed = (clip[2:], tuple(range(4)))  # its first two frames cut
+    assert bank.match(*trimmed) == ("banked:reviewer_removal:d1", 0)
+    title_card = ((clip[0], *other[1:]), tuple(range(6)))  # another video opening on the same card
+    assert bank.match(*title_card) == (None, None)
+    backwards = (tuple(reversed(clip)), tuple(range(6)))
+    assert bank.match(*backwards) == (None, None)
+    assert bank.match((clip[3],), (0,)) == ("banked:reviewer_removal:d1", 0)  # a still of one of its frames
+    # A bank of stills (or hashes from a file): one matching hash is a match, as before.
+    stills = HashBank.of([("banked:still", (h,), None) for h in other])
+    assert stills.match(*title_card)[0] == "banked:still"
+    combined = HashBank.combined(HashBank((other[1],), ("from-file",)), bank)
+    assert combined.match(*trimmed)[0] == "banked:reviewer_removal:d1"
+    assert combined.match(*title_card)[0] == "from-file"
+
+
+def test_frame_numbers_come_with_the_hashes_of_a_real_clip():
+    import av
+
+    frames = [np.roll(_picture(5), 8 * n, axis=1) for n in range(10)]
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, "rgb24")
+            picture.pts = index
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+    visual = extract_visual(out.getvalue(), "video", MediaLimits())
+    assert len(visual.pdq_frames) == len(visual.pdq_hashes) and len(set(visual.pdq_frames)) >= 2
+    assert list(visual.pdq_frames) == sorted(visual.pdq_frames)
+    bank = HashBank.of([("banked:clip", visual.pdq_hashes, None, visual.pdq_frames)])
+    assert bank.match(visual.pdq_hashes, visual.pdq_frames)[0] == "banked:clip"

@@ -65,7 +65,7 @@ def export_rows(reader: WarehouseReader, as_of: dt.datetime | None = None,
     for status, items in ((ACTIVE, standing), (WITHDRAWN, withdrawn)):
         for content_id, change in sorted(items.items()):
             labels = [label for label in (change.category, change.reason) if label]
-            for digest in media.get(content_id, ([], None))[0]:
+            for digest in media.get(content_id, ([], [], None))[0]:
                 rows.append({"signal_type": "pdq", "signal": digest, "entry_id": entry_id(change), "labels": labels,
                              "status": status, "updated_at": change.at.isoformat().replace("+00:00", "Z")})  # fmt: skip
     return rows

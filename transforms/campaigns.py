@@ -31,7 +31,7 @@ from enforcement.ids import content_decision_id, stable_id
 from schemas.records import MediaFeatures
 from schemas.version import PIPELINE_VERSION
 from transforms.audio_fingerprint import AudioIndex, unpack
-from transforms.hashbank import DEFAULT_MAX_DISTANCE, packed_hashes, pdq_index
+from transforms.hashbank import DEFAULT_MAX_DISTANCE, SEQUENCE_FRAMES, longest_chain, packed_hashes, pdq_index
 
 # PDQ hashes a member's frames may bring; a video's first ones stand for it.
 MAX_HASHES_PER_MEMBER = 16
@@ -49,6 +49,7 @@ class Member:
     evidence: float = 0.0  # the strongest content evidence of the upload (score, or 1.0 for a bank match)
     media_uri: str = ""
     media_type: str = ""
+    pdq_frames: tuple[int, ...] = ()  # the frame each hash came from (a video is matched as a sequence)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,25 +103,39 @@ def member_of(features: MediaFeatures) -> Member:
     return Member(event.content_id, event.account_id, event.uploaded_at,
                   features.visual.pdq_hashes if features.visual is not None else (),
                   features.audio.fingerprint if features.audio is not None else None,
-                  1.0 if features.hash_match else 0.0, event.media_uri, features.info.media_type)  # fmt: skip
+                  1.0 if features.hash_match else 0.0, event.media_uri, features.info.media_type,
+                  features.visual.pdq_frames if features.visual is not None else ())  # fmt: skip
+
+
+def _frames(member: Member) -> tuple[int, ...]:
+    hashed = member.pdq_hashes[:MAX_HASHES_PER_MEMBER]
+    frames = member.pdq_frames[: len(hashed)]
+    return frames if len(frames) == len(hashed) else (0,) * len(hashed)
 
 
 def _links(members: Sequence[Member], max_distance: int) -> set[tuple[int, int]]:
-    """Every pair of members (i < j) whose pictures or sound match."""
+    """Every pair of members (i < j) whose pictures (two videos: as a sequence of frames,
+    `transforms.hashbank.longest_chain`) or sound match."""
     pairs: set[tuple[int, int]] = set()
-    owners, hashes = [], []
+    owners, hashes, frames = [], [], []
     for number, member in enumerate(members):
-        for digest in member.pdq_hashes[:MAX_HASHES_PER_MEMBER]:
+        for digest, frame in zip(member.pdq_hashes[:MAX_HASHES_PER_MEMBER], _frames(member)):
             owners.append(number)
             hashes.append(digest)
+            frames.append(frame)
     if hashes:
         index = pdq_index(hashes)
         limits, _, found = index.range_search(packed_hashes(hashes), max_distance + 1)
+        matched: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (a, b) -> (a's frame, b's frame)
         for query, owner in enumerate(owners):
             for entry in found[limits[query] : limits[query + 1]].tolist():
                 other = owners[entry]
-                if other != owner:
-                    pairs.add((min(owner, other), max(owner, other)))
+                if owner < other:
+                    matched.setdefault((owner, other), []).append((frames[query], frames[entry]))
+        counts = [len(set(_frames(member))) for member in members]
+        for (a, b), frame_pairs in matched.items():
+            if longest_chain(frame_pairs) >= min(SEQUENCE_FRAMES, counts[a], counts[b]):
+                pairs.add((a, b))
     prints = AudioIndex()
     numbered = [(n, unpack(m.audio_fingerprint)) for n, m in enumerate(members) if m.audio_fingerprint]
     for number, fingerprint in numbered:

@@ -101,15 +101,36 @@ def frame_variant_hashes(frame: np.ndarray, central: bool = True) -> tuple[tuple
     return tuple(hashes), int(quality)
 
 
-def frame_hashes(frames: list[np.ndarray]) -> tuple[str, ...]:
+def frame_hashes(frames: list[np.ndarray]) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """Distinct hashes of the frames good enough to hash, each frame's variants
-    (`frame_variant_hashes`) together."""
+    (`frame_variant_hashes`) together, and the number of the frame each came from (the first
+    that gave it): what matching a video as a sequence needs."""
     hashes: list[str] = []
+    numbers: list[int] = []
     for number, frame in enumerate(frames):
         variants, quality = frame_variant_hashes(frame, central=number < CENTRAL_FRAMES)
         if quality >= MIN_QUALITY:
-            hashes.extend(digest for digest in variants if digest not in hashes)
-    return tuple(hashes)
+            for digest in variants:
+                if digest not in hashes:
+                    hashes.append(digest)
+                    numbers.append(number)
+    return tuple(hashes), tuple(numbers)
+
+
+# A video matches a banked video when at least this many of its frames match the entry's frames
+# in the same order (fewer when either has fewer frames hashed): one shared frame (a title card,
+# a logo, a black frame) does not make two videos copies of each other.
+SEQUENCE_FRAMES = 2
+
+
+def longest_chain(pairs: Iterable[tuple[int, int]]) -> int:
+    """The most (upload frame, banked frame) pairs that increase in both at once: how many of an
+    upload's frames match a banked item's frames in order."""
+    best: dict[tuple[int, int], int] = {}
+    ordered = sorted(set(pairs))
+    for i, (query, banked) in enumerate(ordered):
+        best[query, banked] = 1 + max((best[q, b] for q, b in ordered[:i] if q < query and b < banked), default=0)
+    return max(best.values(), default=0)
 
 
 def packed_hashes(hex_digests: Sequence[str]) -> np.ndarray:
@@ -143,6 +164,10 @@ class HashBank:
     labels: tuple[str, ...]
     max_distance: int = DEFAULT_MAX_DISTANCE
     audio: tuple[tuple[str, bytes], ...] = ()  # (label, packed fingerprint)
+    # Per hash: the banked item it belongs to and the number of its frame it came from (empty: each
+    # hash an item of its own, one frame: a still, or a hash file's entry).
+    items: tuple[int, ...] = ()
+    frames: tuple[int, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE) -> HashBank:
@@ -169,19 +194,26 @@ class HashBank:
         return cls(tuple(hashes), tuple(labels), max_distance)
 
     @classmethod
-    def of(cls, entries: Iterable[tuple[str, Iterable[str], bytes | None]]) -> HashBank | None:
-        """A bank of (label, PDQ hashes, packed audio fingerprint or None) entries, a hash held
-        by several keeping the first label; None when they hold no hash and no sound."""
-        labelled: dict[str, str] = {}
+    def of(cls, entries: Iterable[tuple]) -> HashBank | None:
+        """A bank of (label, PDQ hashes, packed audio fingerprint or None[, the hashes' frame
+        numbers]) entries, one banked item each, a hash held by several keeping the first;
+        None when they hold no hash and no sound."""
+        kept: dict[str, tuple[str, int, int]] = {}  # hash -> (label, item, frame)
         audio = []
-        for label, hashes, packed in entries:
-            for digest in hashes:
-                labelled.setdefault(digest, label)
+        for item, (label, hashes, packed, *numbers) in enumerate(entries):
+            hashes = tuple(hashes)
+            frames = tuple(numbers[0]) if numbers and numbers[0] is not None else ()
+            if len(frames) != len(hashes):
+                frames = (0,) * len(hashes)  # frames not recorded (features before them): one frame
+            for digest, frame in zip(hashes, frames):
+                kept.setdefault(digest, (label, item, frame))
             if packed:
                 audio.append((label, packed))
-        if not labelled and not audio:
+        if not kept and not audio:
             return None
-        return cls(tuple(labelled), tuple(labelled.values()), audio=tuple(audio))
+        values = list(kept.values())
+        return cls(tuple(kept), tuple(v[0] for v in values), audio=tuple(audio),
+                   items=tuple(v[1] for v in values), frames=tuple(v[2] for v in values))  # fmt: skip
 
     @staticmethod
     def combined(*banks: HashBank | None) -> HashBank | None:
@@ -189,10 +221,18 @@ class HashBank:
         present = [bank for bank in banks if bank is not None and (bank.hashes or bank.audio)]
         if not present:
             return None
+        if len(present) == 1:
+            return present[0]
+        items, frames, offset = [], [], 0
+        for bank in present:  # items numbered apart, bank after bank
+            own = bank._item_of
+            items += [offset + item for item in own]
+            frames += list(bank.frames or (0,) * len(bank.hashes))
+            offset += max(own, default=-1) + 1
         return HashBank(tuple(h for bank in present for h in bank.hashes),
                         tuple(label for bank in present for label in bank.labels),
                         max(bank.max_distance for bank in present),
-                        tuple(entry for bank in present for entry in bank.audio))  # fmt: skip
+                        tuple(entry for bank in present for entry in bank.audio), tuple(items), tuple(frames))  # fmt: skip
 
     def __post_init__(self):
         if self.max_distance >= 2 * INDEX_CHUNKS:
@@ -204,6 +244,18 @@ class HashBank:
         return pdq_index(self.hashes)
 
     @functools.cached_property
+    def _item_of(self) -> tuple[int, ...]:
+        return self.items or tuple(range(len(self.hashes)))
+
+    @functools.cached_property
+    def _frames_of_item(self) -> dict[int, int]:
+        """How many distinct frames each banked item has hashes of."""
+        seen: dict[int, set[int]] = {}
+        for item, frame in zip(self._item_of, self.frames or (0,) * len(self.hashes)):
+            seen.setdefault(item, set()).add(frame)
+        return {item: len(frames) for item, frames in seen.items()}
+
+    @functools.cached_property
     def _audio_index(self) -> AudioIndex:
         index = AudioIndex()
         for label, packed in self.audio:
@@ -211,7 +263,8 @@ class HashBank:
         return index
 
     def __getstate__(self):  # the indexes are built again where the bank is used, not shipped
-        return {key: value for key, value in self.__dict__.items() if key not in ("_index", "_audio_index")}
+        cached = ("_index", "_audio_index", "_item_of", "_frames_of_item")
+        return {key: value for key, value in self.__dict__.items() if key not in cached}
 
     def match_audio(self, packed: bytes | None) -> str | None:
         """The label of the banked recording the audio is a copy of (re-encoded, resampled,
@@ -221,14 +274,36 @@ class HashBank:
         found = self._audio_index.match(unpack(packed))
         return str(found.entry) if found is not None else None
 
-    def match(self, hashes: tuple[str, ...]) -> tuple[str | None, int | None]:
-        """The label and distance of the closest banked hash within `max_distance`, else (None, None)."""
+    def match(self, hashes: tuple[str, ...], frames: tuple[int, ...] = ()) -> tuple[str | None, int | None]:
+        """The label of the banked item the upload's pictures copy, and the closest distance,
+        else (None, None). A hash within `max_distance` of an item's is a match for a still;
+        between videos (the hashes' frame numbers in `frames`), at least `SEQUENCE_FRAMES` of the
+        upload's frames must match the item's frames in the same order. The longest run wins,
+        then the closest, then the first banked."""
         if not hashes or not self.hashes:
             return None, None
-        _, distances, entries = self._index.range_search(packed_hashes(hashes), self.max_distance + 1)
-        if not len(entries):
+        limits, distances, found = self._index.range_search(packed_hashes(hashes), self.max_distance + 1)
+        if not len(found):
             return None, None
-        distance, entry = min(zip(distances.tolist(), entries.tolist()))  # on a tie, the first banked
+        frames = frames if len(frames) == len(hashes) else (0,) * len(hashes)
+        runs: dict[int, list[tuple[int, int]]] = {}  # banked item -> (upload frame, banked frame)
+        closest: dict[int, tuple[int, int]] = {}  # banked item -> (distance, entry)
+        banked_frames, item_of = self.frames or (0,) * len(self.hashes), self._item_of
+        for query in range(len(hashes)):
+            for distance, entry in zip(distances[limits[query] : limits[query + 1]].tolist(),
+                                       found[limits[query] : limits[query + 1]].tolist()):  # fmt: skip
+                item = item_of[entry]
+                runs.setdefault(item, []).append((frames[query], banked_frames[entry]))
+                closest[item] = min(closest.get(item, (distance, entry)), (distance, entry))
+        upload_frames = len(set(frames))
+        ranked = []
+        for item, pairs in runs.items():
+            chain = longest_chain(pairs)
+            if chain >= min(SEQUENCE_FRAMES, upload_frames, self._frames_of_item[item]):
+                ranked.append((-chain, *closest[item]))
+        if not ranked:
+            return None, None
+        _, distance, entry = min(ranked)
         return self.labels[entry], int(distance)
 
 
@@ -346,7 +421,8 @@ class _MatchDoFn(beam.DoFn):
         """A picture's match first, then the sound's."""
         if bank is None:
             return None, None
-        label, distance = bank.match(item.visual.pdq_hashes if item.visual is not None else ())
+        visual = item.visual
+        label, distance = bank.match(visual.pdq_hashes, visual.pdq_frames) if visual is not None else (None, None)
         if label is None and item.audio is not None:
             label = bank.match_audio(item.audio.fingerprint)
         return label, distance

@@ -760,6 +760,7 @@ def visual_features(
             "face_tint": zones,
         }
     )
+    hashes, hashed_frames = frame_hashes(frames)
     return VisualFeatures(
         frames=tensor,
         frame_mask=mask,
@@ -767,7 +768,8 @@ def visual_features(
         handcrafted=handcrafted,
         faces=faces,
         face_mask=face_mask,
-        pdq_hashes=frame_hashes(frames),
+        pdq_hashes=hashes,
+        pdq_frames=hashed_frames,
     )
 
 
