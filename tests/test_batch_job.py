@@ -132,8 +132,8 @@ def test_every_input_row_is_accounted_for(job):
 
 
 NOT_WRITTEN_BY_AN_UPLOADS_RUN = (
-    "appeals", "retraining_labels", "transparency_report", "reviews", "shadow_decisions", "signal_health",
-    "statement_submissions", "message_deliveries",  # the streaming job's
+    "appeals", "retraining_labels", "transparency_report", "reviews", "shadow_decisions", "shadow_scores",
+    "signal_health", "model_releases", "statement_submissions", "message_deliveries",  # the streaming job's
 )  # fmt: skip
 
 
