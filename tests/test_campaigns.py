@@ -187,9 +187,11 @@ def test_batch_and_streaming_find_the_same_campaigns_in_the_same_windows():
         assert_that(found | beam.Map(row), equal_to([row(c) for c in expected]))
 
 
-def _six_accounts_campaign(photographs: list[bytes], tmp_path: Path) -> tuple[Path, Path]:
+@pytest.fixture(scope="module")
+def six_accounts_campaign(photographs: list[bytes], tmp_path_factory) -> tuple[Path, Path]:
     """One photograph posted six ways by six accounts, and three others once each, through
     the batch job under the shipped policy with a `campaigns` section: (warehouse, policy)."""
+    tmp_path = tmp_path_factory.mktemp("six_accounts")
     import json
 
     import yaml
@@ -221,10 +223,10 @@ def _six_accounts_campaign(photographs: list[bytes], tmp_path: Path) -> tuple[Pa
     return warehouse, policy
 
 
-def test_the_batch_job_writes_a_campaign_of_one_picture_posted_by_six_accounts(photographs, tmp_path):
+def test_the_batch_job_writes_a_campaign_of_one_picture_posted_by_six_accounts(six_accounts_campaign):
     from .conftest import query_warehouse
 
-    warehouse, _ = _six_accounts_campaign(photographs, tmp_path)
+    warehouse, _ = six_accounts_campaign
     ((members, accounts, window_start),) = query_warehouse(
         warehouse, "select members, account_count, window_start from campaigns"
     )
@@ -232,7 +234,7 @@ def test_the_batch_job_writes_a_campaign_of_one_picture_posted_by_six_accounts(p
     assert window_start == DAY
 
 
-def test_a_campaign_is_one_review_item_whose_verdict_each_member_gets_as_its_own(photographs, tmp_path):
+def test_a_campaign_is_one_review_item_whose_verdict_each_member_gets_as_its_own(six_accounts_campaign, tmp_path):
     """One queue item for the whole campaign; the reviewer's one verdict becomes each member's
     decision, with its own statement of reasons and its own strike; sent again it counts once;
     a verdict naming a campaign the warehouse does not hold is dead-lettered."""
@@ -244,7 +246,7 @@ def test_a_campaign_is_one_review_item_whose_verdict_each_member_gets_as_its_own
 
     from .conftest import query_warehouse
 
-    warehouse, policy = _six_accounts_campaign(photographs, tmp_path)
+    warehouse, policy = six_accounts_campaign
     ((campaign_id, review_id, member_decisions),) = query_warehouse(
         warehouse, "select campaign_id, review_id, member_decisions from campaigns"
     )
