@@ -33,11 +33,10 @@ class ShadowScore:
 
     def to_row(self) -> dict[str, Any]:
         scored = self.scored
-        by_modality = {s.modality: s for s in scored.scores}
 
         def score(modality: str) -> float | None:
-            vote = by_modality.get(modality)
-            return None if vote is None or vote.abstained else vote.score
+            vote = scored.vote_for(modality)
+            return None if vote is None else vote.score
 
         return {
             "content_id": scored.event.content_id,

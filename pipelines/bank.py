@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from enforcement.bank import OWN_DECISIONS, BankChange, bank_as_of
 from enforcement.simulation import sql_literal
 from schemas.vocabulary import SUSPEND_ACTION
-from transforms.hashbank import HashBank, evasion_label
+from transforms.hashbank import HashBank, evasion_label, hash_frames
 from warehouse.reader import WarehouseReader
 
 
@@ -50,10 +50,8 @@ def own_media(
     return media
 
 
-def _frames_of(row: dict) -> list[int]:
-    """A features row's frame per hash (each hash frame 0 in features written before them)."""
-    hashes, frames = row["pdq_hashes"] or (), row.get("pdq_frames") or ()
-    return list(frames) if len(frames) == len(hashes) else [0] * len(hashes)
+def _frames_of(row: dict) -> tuple[int, ...]:
+    return hash_frames(row["pdq_hashes"] or (), row.get("pdq_frames"))
 
 
 def read_bank(reader: WarehouseReader, moment: dt.datetime | None = None) -> HashBank | None:

@@ -31,7 +31,14 @@ from enforcement.ids import content_decision_id, stable_id
 from schemas.records import MediaFeatures
 from schemas.version import PIPELINE_VERSION
 from transforms.audio_fingerprint import AudioIndex, unpack
-from transforms.hashbank import DEFAULT_MAX_DISTANCE, SEQUENCE_FRAMES, longest_chain, packed_hashes, pdq_index
+from transforms.hashbank import (
+    DEFAULT_MAX_DISTANCE,
+    SEQUENCE_FRAMES,
+    hash_frames,
+    longest_chain,
+    packed_hashes,
+    pdq_index,
+)
 
 # PDQ hashes a member's frames may bring; a video's first ones stand for it.
 MAX_HASHES_PER_MEMBER = 16
@@ -60,14 +67,20 @@ class Campaign:
     accounts: tuple[str, ...]
     first_seen: dt.datetime
     last_seen: dt.datetime
-    strongest_member: str  # the member with the strongest evidence
-    strongest_evidence: float
+    strongest: Member  # the member with the strongest evidence (what the campaign's review item shows)
     links: int  # matching pairs found among the members
-    strongest: Member | None = None  # the strongest member itself (what its review item shows)
     # The policy whose decisions on the members the campaign's one review covers, and those decisions.
     policy_id: str = ""
     policy_version: str = ""
     member_decisions: tuple[str, ...] = ()
+
+    @property
+    def strongest_member(self) -> str:
+        return self.strongest.content_id
+
+    @property
+    def strongest_evidence(self) -> float:
+        return self.strongest.evidence
 
     @property
     def review_id(self) -> str:
@@ -108,9 +121,7 @@ def member_of(features: MediaFeatures) -> Member:
 
 
 def _frames(member: Member) -> tuple[int, ...]:
-    hashed = member.pdq_hashes[:MAX_HASHES_PER_MEMBER]
-    frames = member.pdq_frames[: len(hashed)]
-    return frames if len(frames) == len(hashed) else (0,) * len(hashed)
+    return hash_frames(member.pdq_hashes, member.pdq_frames)[:MAX_HASHES_PER_MEMBER]
 
 
 def _links(members: Sequence[Member], max_distance: int) -> set[tuple[int, int]]:
@@ -182,8 +193,8 @@ def find_campaigns(members: Sequence[Member], window_start: dt.datetime, min_mem
         key = f"{window_start.isoformat()}:{min(ids)}"
         campaigns.append(Campaign(
             hashlib.sha256(key.encode()).hexdigest()[:32], window_start, ids, tuple(accounts),
-            chosen[0].uploaded_at, chosen[-1].uploaded_at, strongest.content_id, strongest.evidence,
-            sum(1 for a, b in pairs if a in group and b in group), strongest, *decided_under,
+            chosen[0].uploaded_at, chosen[-1].uploaded_at, strongest,
+            sum(1 for a, b in pairs if a in group and b in group), *decided_under,
             tuple(content_decision_id(i, *decided_under) for i in ids) if all(decided_under) else (),
         ))  # fmt: skip
     return sorted(campaigns, key=lambda c: (-len(c.members), c.campaign_id))

@@ -117,6 +117,13 @@ def frame_hashes(frames: list[np.ndarray]) -> tuple[tuple[str, ...], tuple[int, 
     return tuple(hashes), tuple(numbers)
 
 
+def hash_frames(hashes: Sequence[str], frames: Sequence[int] | None) -> tuple[int, ...]:
+    """The frame each hash came from: `frames` when it gives one per hash, else 0 for every
+    hash (a still, a hash file's entry, features written before frames were recorded)."""
+    frames = tuple(frames or ())
+    return frames if len(frames) == len(hashes) else (0,) * len(hashes)
+
+
 # A video matches a banked video when at least this many of its frames match the entry's frames
 # in the same order (fewer when either has fewer frames hashed): one shared frame (a title card,
 # a logo, a black frame) does not make two videos copies of each other.
@@ -202,10 +209,7 @@ class HashBank:
         audio = []
         for item, (label, hashes, packed, *numbers) in enumerate(entries):
             hashes = tuple(hashes)
-            frames = tuple(numbers[0]) if numbers and numbers[0] is not None else ()
-            if len(frames) != len(hashes):
-                frames = (0,) * len(hashes)  # frames not recorded (features before them): one frame
-            for digest, frame in zip(hashes, frames):
+            for digest, frame in zip(hashes, hash_frames(hashes, numbers[0] if numbers else None)):
                 kept.setdefault(digest, (label, item, frame))
             if packed:
                 audio.append((label, packed))
@@ -227,7 +231,7 @@ class HashBank:
         for bank in present:  # items numbered apart, bank after bank
             own = bank._item_of
             items += [offset + item for item in own]
-            frames += list(bank.frames or (0,) * len(bank.hashes))
+            frames += bank._frame_of
             offset += max(own, default=-1) + 1
         return HashBank(tuple(h for bank in present for h in bank.hashes),
                         tuple(label for bank in present for label in bank.labels),
@@ -248,10 +252,14 @@ class HashBank:
         return self.items or tuple(range(len(self.hashes)))
 
     @functools.cached_property
+    def _frame_of(self) -> tuple[int, ...]:
+        return hash_frames(self.hashes, self.frames)
+
+    @functools.cached_property
     def _frames_of_item(self) -> dict[int, int]:
         """How many distinct frames each banked item has hashes of."""
         seen: dict[int, set[int]] = {}
-        for item, frame in zip(self._item_of, self.frames or (0,) * len(self.hashes)):
+        for item, frame in zip(self._item_of, self._frame_of):
             seen.setdefault(item, set()).add(frame)
         return {item: len(frames) for item, frames in seen.items()}
 
@@ -263,7 +271,7 @@ class HashBank:
         return index
 
     def __getstate__(self):  # the indexes are built again where the bank is used, not shipped
-        cached = ("_index", "_audio_index", "_item_of", "_frames_of_item")
+        cached = ("_index", "_audio_index", "_item_of", "_frame_of", "_frames_of_item")
         return {key: value for key, value in self.__dict__.items() if key not in cached}
 
     def match_audio(self, packed: bytes | None) -> str | None:
@@ -285,10 +293,10 @@ class HashBank:
         limits, distances, found = self._index.range_search(packed_hashes(hashes), self.max_distance + 1)
         if not len(found):
             return None, None
-        frames = frames if len(frames) == len(hashes) else (0,) * len(hashes)
+        frames = hash_frames(hashes, frames)
         runs: dict[int, list[tuple[int, int]]] = {}  # banked item -> (upload frame, banked frame)
         closest: dict[int, tuple[int, int]] = {}  # banked item -> (distance, entry)
-        banked_frames, item_of = self.frames or (0,) * len(self.hashes), self._item_of
+        banked_frames, item_of = self._frame_of, self._item_of
         for query in range(len(hashes)):
             for distance, entry in zip(distances[limits[query] : limits[query + 1]].tolist(),
                                        found[limits[query] : limits[query + 1]].tolist()):  # fmt: skip
