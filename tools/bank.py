@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import secrets
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -160,12 +159,10 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.exchange == OWN_DECISIONS:
         parser.error(f"--exchange: {OWN_DECISIONS!r} names this platform's own decisions")
-    from warehouse.sinks import open_warehouse
+    from warehouse.sinks import open_tool_sink
 
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-bank-import-") + secrets.token_hex(3)
-    sink = open_warehouse(args.warehouse, run_id, bigquery_endpoint=args.bigquery_endpoint)
-    sink.prepare(truncate=False)
     changes = import_changes(rows, args.exchange)
+    sink = open_tool_sink(args.warehouse, "bank-import", args.bigquery_endpoint)
     where = sink.write_records("bank_changes", changes)
     print(f"{len(rows)} signals of {len(changes)} entries from {args.exchange} -> bank_changes in {where}",
           file=sys.stderr)  # fmt: skip

@@ -31,7 +31,6 @@ import dataclasses
 import datetime as dt
 import html
 import json
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -555,12 +554,9 @@ def period_windows(reader: WarehouseReader, period: str, end: dt.date | None, re
 
 def write_checks(warehouse: str, checks: list[HealthCheck], bigquery_endpoint: str | None) -> None:
     """The checks as `signal_health` rows, through the jobs' own sink (Parquet + catalog, or BigQuery)."""
-    from warehouse.sinks import open_warehouse
+    from warehouse.sinks import open_tool_sink
 
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-health-") + secrets.token_hex(3)
-    sink = open_warehouse(warehouse, run_id, bigquery_endpoint=bigquery_endpoint)
-    sink.prepare(truncate=False)
-    sink.write_records("signal_health", checks)
+    open_tool_sink(warehouse, "health", bigquery_endpoint).write_records("signal_health", checks)
 
 
 def run(argv: list[str] | None = None) -> int:

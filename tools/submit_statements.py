@@ -34,7 +34,6 @@ import hashlib
 import http.client
 import json
 import logging
-import secrets
 import sys
 import time
 import urllib.error
@@ -353,11 +352,9 @@ def submit(warehouse: str, database: TransparencyDatabase, *, bigquery_endpoint:
            batch_size: int = MAX_BATCH, max_attempts: int = 5, resend_rejected: bool = False,
            sleep: Callable[[float], None] = time.sleep) -> Summary:  # fmt: skip
     """Sends what the warehouse has not sent to `database` and records the outcomes."""
-    from warehouse.sinks import open_warehouse
+    from warehouse.sinks import open_tool_sink
 
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-submit-") + secrets.token_hex(3)
-    sink = open_warehouse(warehouse, run_id, bigquery_endpoint=bigquery_endpoint)
-    sink.prepare(truncate=False)
+    sink = open_tool_sink(warehouse, "submit", bigquery_endpoint)
     reader = open_reader(warehouse, bigquery_endpoint)
     pending, skipped, taken = read_pending(reader, database.endpoint, sink.has_rows("statement_submissions"),
                                            resend_rejected)  # fmt: skip

@@ -26,7 +26,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import secrets
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -277,12 +276,9 @@ class ReleaseEvent:
 
 def record(warehouse: str, events: Sequence[ReleaseEvent], bigquery_endpoint: str | None = None) -> None:
     """Appends `events` to the warehouse's `model_releases` table."""
-    from warehouse.sinks import open_warehouse
+    from warehouse.sinks import open_tool_sink
 
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-release-") + secrets.token_hex(3)
-    sink = open_warehouse(warehouse, run_id, bigquery_endpoint=bigquery_endpoint)
-    sink.prepare(truncate=False)
-    sink.write_records("model_releases", list(events))
+    open_tool_sink(warehouse, "release", bigquery_endpoint).write_records("model_releases", list(events))
 
 
 def _copy_tree(source: str, target: str) -> None:

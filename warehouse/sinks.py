@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import datetime as dt
 import glob
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -299,3 +301,12 @@ def open_warehouse(warehouse: str, run_id: str, *, bigquery_endpoint: str | None
         return BigQueryWarehouse(location, run_id, write_method, temp_location, statements_dir, pubsub_project,
                                  topic_prefix)  # fmt: skip
     return EmbeddedWarehouse(warehouse, run_id, pubsub_project, topic_prefix, streaming)
+
+
+def open_tool_sink(warehouse: str, tool: str, bigquery_endpoint: str | None = None) -> Sink:
+    """The sink of a tool's run (`<UTC time>-<tool>-<random>`, so two runs in one second stay
+    apart), its tables ready to append to."""
+    run_id = dt.datetime.now(dt.UTC).strftime(f"%Y%m%dT%H%M%SZ-{tool}-") + secrets.token_hex(3)
+    sink = open_warehouse(warehouse, run_id, bigquery_endpoint=bigquery_endpoint)
+    sink.prepare(truncate=False)
+    return sink
