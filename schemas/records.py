@@ -77,6 +77,14 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(value: Any) -> Any:
+    """A timestamp read back from the warehouse as an aware UTC datetime (DuckDB and Parquet may
+    hand it back without its zone, which is always UTC there); any other value as it is."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
 def encode_array(array: np.ndarray) -> bytes:
     """Serialises an array as .npy bytes (dtype and shape travel with the data)."""
     buffer = io.BytesIO()

@@ -41,6 +41,7 @@ from enforcement.dsa_template import (
 )
 from enforcement.policy import PolicyError, load_policy
 from pipelines.options import StrictParser, add_flags
+from schemas.records import as_utc
 from tools.html_pages import html_page
 from warehouse.reader import WarehouseReader, open_reader, plain_number
 
@@ -77,14 +78,8 @@ WITHHELD_TEXT = "withheld"
 SHEET6, SHEET4, SHEET7, SHEET8 = "6_own_initiative_TC", "4_notices", "7_appeals_and_recidivism", "8_automated_means"
 
 
-def _utc(value):
-    if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 def _rows(reader: WarehouseReader, sql: str) -> list[dict]:
-    return [{k: _utc(v) for k, v in row.items()} for row in reader.query(sql, compliance=True).to_pylist()]
+    return [{k: as_utc(v) for k, v in row.items()} for row in reader.query(sql, compliance=True).to_pylist()]
 
 
 def read_inputs(reader: WarehouseReader, period: Period | None, policy_path: str) -> Inputs:

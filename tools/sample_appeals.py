@@ -20,7 +20,7 @@ import numpy as np
 
 from models.examples import load_labels
 from pipelines.options import StrictParser, add_flags
-from schemas.records import format_timestamp
+from schemas.records import as_utc, format_timestamp
 from schemas.vocabulary import DECISION_VISIBILITY
 from warehouse.reader import WarehouseReader, open_reader
 
@@ -68,7 +68,7 @@ def read_restrictive_decisions(reader: WarehouseReader) -> list[tuple[str, str, 
         f"select decision_id, content_id, decided_at from enforcement_decisions where action in ({actions})"
     )
     rows = [(r["decision_id"], r["content_id"], r["decided_at"]) for r in table.to_pylist()]
-    return [(d, c, t if t.tzinfo else t.replace(tzinfo=dt.UTC)) for d, c, t in rows]
+    return [(d, c, as_utc(t)) for d, c, t in rows]
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 from enforcement.review import review_id_of
 from models.examples import load_labels
 from pipelines.options import StrictParser, add_flags
-from schemas.records import format_timestamp
+from schemas.records import as_utc, format_timestamp
 from warehouse.reader import WarehouseReader, open_reader
 
 REVIEWERS = tuple(f"rev-{n:02d}" for n in range(1, 6))
@@ -54,7 +54,7 @@ def sample_verdicts(queue: list[dict], labels: dict[str, str], seed: int, now: d
         label = labels.get(item["content_id"])
         if label not in ("real", "synthetic"):
             continue
-        queued, due = (t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in (item["queued_at"], item["due_at"]))
+        queued, due = as_utc(item["queued_at"]), as_utc(item["due_at"])
         decided = queued + (due - queued) * float(rng.uniform(0.05, 0.9))
         rows.append(answer(item, label, REVIEWERS[int(rng.integers(len(REVIEWERS)))], min(decided, now)))
     return rows

@@ -39,7 +39,7 @@ import numpy as np
 
 from enforcement.automation import wilson_lower_bound
 from pipelines.options import StrictParser, add_flags
-from schemas.records import utc_now
+from schemas.records import as_utc, utc_now
 from schemas.version import PIPELINE_VERSION
 from tools.html_pages import figure, html_page, html_table, percent, png_uri
 from warehouse.reader import WarehouseReader, newest_rows, open_reader
@@ -537,7 +537,7 @@ def period_windows(reader: WarehouseReader, period: str, end: dt.date | None, re
         newest = reader.query("SELECT MAX(uploaded_at) AS t FROM media_scores").to_pylist()[0]["t"]
         if newest is None:
             raise ValueError("the warehouse holds no scored uploads")
-        end = (newest if newest.tzinfo else newest.replace(tzinfo=dt.UTC)).date() + dt.timedelta(days=1)
+        end = as_utc(newest).date() + dt.timedelta(days=1)
     stop = dt.datetime.combine(end, dt.time(), dt.UTC)
     current = Window(stop - PERIODS[period], stop)
     if reference == "previous":

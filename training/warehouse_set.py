@@ -39,6 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from schemas.records import as_utc
 from training.splits import split_of
 
 LABEL_SOURCES = ("review_verdict", "appeal_overturned", "appeal_upheld")
@@ -63,14 +64,9 @@ class HumanLabel:
         return self.labelled_at, _PRECEDENCE.get(self.source, 0), self.decision_id
 
 
-def _utc(value: Any) -> dt.datetime:
-    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def label_of_row(row: Mapping[str, Any]) -> HumanLabel:
     """A `retraining_labels` row."""
-    return HumanLabel(str(row["content_id"]), str(row["label"]), str(row["source"]), _utc(row["labelled_at"]),
+    return HumanLabel(str(row["content_id"]), str(row["label"]), str(row["source"]), as_utc(row["labelled_at"]),
                       str(row["decision_id"]))  # fmt: skip
 
 
@@ -78,7 +74,7 @@ def label_of_appeal(row: Mapping[str, Any]) -> Iterable[HumanLabel]:
     """An `appeals` row: an upheld appeal against a restrictive decision says the item was
     synthetic (an overturned one is in `retraining_labels` already)."""
     if row.get("outcome") == "upheld" and row.get("action") in RESTRICTIVE and row.get("content_id"):
-        yield HumanLabel(str(row["content_id"]), "synthetic", "appeal_upheld", _utc(row["appeal_decided_at"]),
+        yield HumanLabel(str(row["content_id"]), "synthetic", "appeal_upheld", as_utc(row["appeal_decided_at"]),
                          str(row["decision_id"]))  # fmt: skip
 
 
@@ -92,7 +88,7 @@ class Upload:
 
 def upload_of_row(row: Mapping[str, Any]) -> Upload:
     """A `media_scores` row."""
-    return Upload(str(row["content_id"]), str(row["media_type"]), _utc(row["uploaded_at"]),
+    return Upload(str(row["content_id"]), str(row["media_type"]), as_utc(row["uploaded_at"]),
                   tuple(row.get("modalities_present") or ()))  # fmt: skip
 
 
