@@ -4,7 +4,8 @@ Layout: `<model_dir>/<modality>/<version>/` holds a SavedModel and `model_card.j
 Versions sit side by side. What is served, unless a version is asked for, is the registry's
 current choice: the versions `<model_dir>/current.json` names (written by a promotion or a
 rollback, `training.release`), else the newest (by version string, which training makes a UTC
-timestamp so it sorts). A streaming job's model refresh reads the same choice.
+timestamp so it sorts). A streaming job's model refresh reads the same choice. A challenger in
+shadow (`<model_dir>/shadow.json`, `deepfake release shadow`) scores beside it until its date.
 """
 
 from __future__ import annotations
@@ -24,11 +25,20 @@ SERVED_MODEL_DIR = Path(__file__).parent / "served"
 
 CARD_FILE = "model_card.json"
 CURRENT_FILE = "current.json"  # the registry's current choice: {"release_id", "versions": {name: version}, ...}
+# A challenger the release put in shadow: {"release_id", "versions", "until", "approved_by", ...}. The jobs
+# launched from the registry score uploads made before `until` with it into `shadow_scores`.
+SHADOW_FILE = "shadow.json"
 
 
 def current_choice(model_dir: str | Path) -> dict[str, Any] | None:
     """The promoted release `<model_dir>/current.json` records, or None when nothing was promoted."""
     path = storage.join(model_dir, CURRENT_FILE)
+    return json.loads(storage.read_bytes(path)) if storage.exists(path) else None
+
+
+def shadow_choice(model_dir: str | Path) -> dict[str, Any] | None:
+    """The challenger `<model_dir>/shadow.json` puts in shadow, or None."""
+    path = storage.join(model_dir, SHADOW_FILE)
     return json.loads(storage.read_bytes(path)) if storage.exists(path) else None
 
 

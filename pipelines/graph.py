@@ -14,6 +14,7 @@ that row's dead letter and never the job's failure.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 
 import apache_beam as beam
@@ -59,9 +60,11 @@ class Detection:
     # Media of accounts suspended under the policy, labelled `suspended:<account>:<decision>`:
     # a match from another account is a possible ban evasion, for review.
     suspended_media: HashBank | None = None
-    # A challenger scoring beside the served models (--shadow_model_dir): its scores and what the
-    # live policy would have done with them go to `shadow_scores`, acting on nothing.
+    # A challenger scoring beside the served models (--shadow_model_dir, or the registry's release
+    # in shadow): its scores and what the live policy would have done with them go to
+    # `shadow_scores`, acting on nothing; with `shadow_until`, only uploads made before it.
     shadow_models: ModelSet | None = None
+    shadow_until: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +115,17 @@ def detect(events: beam.PCollection, detection: Detection) -> Detected:
     return Detected(features, scores, decisions, review_items, by_target, statements, failures, shadow, shadow_scores)
 
 
+_AFTER_SHADOW = beam.metrics.Metrics.counter("shadow_scoring", "uploads_after_the_shadow_period")
+
+
+def uploaded_before(features, until: dt.datetime) -> bool:
+    """Whether an upload falls in the shadow period (the live path scores it either way)."""
+    if features.event.uploaded_at < until:
+        return True
+    _AFTER_SHADOW.inc()
+    return False
+
+
 class ShadowScoring(beam.PTransform):
     """MediaFeatures -> (ShadowScore, dead letters): the challenger's models (`Detection.
     shadow_models`) score every upload and the live policy says what it would do with it."""
@@ -122,6 +136,8 @@ class ShadowScoring(beam.PTransform):
 
     def expand(self, features):
         detection, models = self._detection, self._detection.shadow_models
+        if detection.shadow_until is not None:
+            features = features | "InShadowPeriod" >> beam.Filter(uploaded_before, detection.shadow_until)
         scored, unscored = features | "ScoreMedia" >> ScoreMedia(
             models.models, detection.min_batch_size, detection.max_batch_size, fusion=models.fusion,
             accelerator=detection.accelerator, streaming=detection.streaming,

@@ -29,7 +29,7 @@ from typing import NoReturn
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, SetupOptions, StandardOptions
 
 from enforcement.policy import Policy, load_policy
-from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set
+from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, resolve_model_set, shadow_choice
 from pipelines.automation import gate_automation
 from pipelines.bank import warehouse_bank, warehouse_suspended_media
 from pipelines.graph import Detection
@@ -233,7 +233,8 @@ class Launch:
     history: History
     error: Callable[[str], NoReturn]
     suspended_media: HashBank | None = None  # the media of suspended accounts (ban evasion)
-    shadow_models: ModelSet | None = None  # a challenger scoring in shadow (--shadow_model_dir)
+    shadow_models: ModelSet | None = None  # a challenger scoring in shadow (--shadow_model_dir, or the registry's)
+    shadow_until: dt.datetime | None = None  # the registry's shadow period: uploads made before it are shadow-scored
 
     @property
     def streaming(self) -> bool:
@@ -272,6 +273,7 @@ class Launch:
             bank_refresh=self._bank_refresh(),
             suspended_media=self.suspended_media,
             shadow_models=self.shadow_models,
+            shadow_until=self.shadow_until,
         )
 
     def _bank_refresh(self) -> BankRefresh | None:
@@ -319,6 +321,29 @@ def _models(options: argparse.Namespace, error) -> tuple[ModelSet, frozenset[str
     return model_set, frozenset(pinned)
 
 
+def _shadow_models(options: argparse.Namespace, error) -> tuple[ModelSet | None, dt.datetime | None]:
+    """The challenger scoring in shadow: --shadow_model_dir's for the whole run, else the one the
+    registry's release put in shadow (`deepfake release shadow`) while its period lasts."""
+    if getattr(options, "features_only", False):
+        return None, None
+    if options.shadow_model_dir:
+        models = _load("shadow_model_dir", resolve_model_set, options.shadow_model_dir, error)
+        if not models.models:
+            error(f"--shadow_model_dir: no model versions found under {options.shadow_model_dir}")
+        return models, None
+    model_dir = options.model_dir or str(SERVED_MODEL_DIR)
+    try:
+        choice = shadow_choice(model_dir)
+        if choice is None:
+            return None, None
+        until = dt.datetime.fromisoformat(choice["until"])
+        if until <= dt.datetime.now(dt.UTC):
+            return None, None
+        return resolve_model_set(model_dir, dict(choice["versions"])), until
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        error(f"--model_dir: the registry's shadow.json cannot be served: {exc!r}")
+
+
 def _pipeline_options(job: str, options: argparse.Namespace, beam_argv: list[str]) -> PipelineOptions:
     pipeline_options = PipelineOptions(beam_argv)
     if pipeline_options.view_as(SetupOptions).setup_file:
@@ -354,11 +379,7 @@ def prepare(job: str, argv: list[str] | None = None) -> Launch:
         if (shadow_policy.policy_id, shadow_policy.version) == (policy.policy_id, policy.version):
             error("--shadow_policy has the live policy's id and version: give the candidate a version of its own")
     model_set, pinned = _models(options, error)
-    shadow_models = None
-    if options.shadow_model_dir:
-        shadow_models = _load("shadow_model_dir", resolve_model_set, options.shadow_model_dir, error)
-        if not shadow_models.models:
-            error(f"--shadow_model_dir: no model versions found under {options.shadow_model_dir}")
+    shadow_models, shadow_until = _shadow_models(options, error)
     hash_bank = _load("hash_bank", HashBank.load, options.hash_bank, error) if options.hash_bank else None
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + ("stream-" if job == "streaming" else "")
@@ -390,7 +411,7 @@ def prepare(job: str, argv: list[str] | None = None) -> Launch:
     hash_bank = HashBank.combined(hash_bank, warehouse_bank(options.warehouse, options.bigquery_endpoint))
     suspended = warehouse_suspended_media(options.warehouse, options.bigquery_endpoint)
     return Launch(job, options, pipeline_options, run_id, policy, shadow_policy, model_set, pinned, hash_bank, sink,
-                  history, error, suspended, shadow_models)  # fmt: skip
+                  history, error, suspended, shadow_models, shadow_until)  # fmt: skip
 
 
 def main(job: str, run: Callable[[list[str]], int]) -> int:

@@ -131,9 +131,10 @@ FLAGS: Mapping[str, tuple[str, dict[str, Any]]] = {
         help="A candidate policy YAML run beside --policy on the same scores: its decisions go to shadow_decisions "
         "only (never fanned out, queued or struck), for the simulation's --shadow comparison.")),
     "shadow_model_dir": (MODELS, dict(
-        help="A challenger's model directory (a training's --out): it scores every upload beside the served models "
-        "and the live policy says what it would have done, into shadow_scores only (nothing acts on it), for the "
-        "promotion gate's shadow criteria (deepfake release gate --shadow_warehouse).")),
+        help="A challenger's model directory (a training's --out) scoring every upload of this run beside the served "
+        "models; the live policy says what it would have done, into shadow_scores only (nothing acts on it), for the "
+        "promotion gate's shadow criteria (deepfake release gate --shadow_warehouse). Without it, a challenger the "
+        "registry's release put in shadow (deepfake release shadow) does the same until the release's date.")),
     "second_opinion_model": (MODELS, dict(
         help="A SavedModel (models/second_opinion.py's signature: evidence and the category's policy text in, "
         "probability and rationale out) consulted on every review-queue item; its answer is stored with the row "

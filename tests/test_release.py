@@ -152,3 +152,65 @@ def test_a_challenger_in_shadow_scores_every_upload_acts_on_none_and_the_gate_re
     assert [c.passed for c in shadow] == [False, False, False]  # 12 uploads: fewer than the gate's 100 to judge
     enough = dataclasses.replace(GATE, shadow=ShadowCriteria(10, 0.95, 0.05))
     assert all(c.passed for c in judge(enough, pairs, {"t": "traffic"}, figures))
+
+
+def _challenger_with_metadata(challenger, version: str = "20991231T000000"):
+    """The served set with a metadata model of a version of its own."""
+    served = resolve_model(SERVED_MODEL_DIR, "metadata")
+    shutil.copytree(SERVED_MODEL_DIR, challenger)
+    shutil.copytree(challenger / "metadata" / served.version, challenger / "metadata" / version)
+    card_path = challenger / "metadata" / version / "model_card.json"
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "version": version}))
+    return served.version
+
+
+@pytest.mark.slow
+def test_a_release_in_shadow_scores_beside_the_champion_until_its_date_and_not_after(tmp_path):
+    """`release shadow` puts a challenger beside the champion in the registry: a job launched
+    from the registry scores every upload with it too (the champion still decides), and once
+    the release's date has passed the next job does not."""
+    from pipelines import batch
+    from training import corpus
+
+    from .conftest import query_warehouse
+
+    registry, challenger, warehouse = tmp_path / "registry", tmp_path / "challenger", tmp_path / "wh"
+    shutil.copytree(SERVED_MODEL_DIR, registry)
+    champion_version = _challenger_with_metadata(challenger)
+    common = ["--model_dir", str(registry), "--warehouse", str(warehouse), "--approved_by", "owner-1"]
+    assert run(["shadow", "--challenger", str(challenger), "--until", "2999-01-01", *common]) == 0
+    assert resolve_model(registry, "metadata").version == champion_version  # copied in, not served
+    corpus.generate_corpus(tmp_path / "uploads", count=8, seed=5)
+    job = ["--input", str(tmp_path / "uploads" / "manifest.jsonl"), "--warehouse", str(warehouse),
+           "--model_dir", str(registry), "--min_cell_count", "1"]  # fmt: skip
+    assert batch.run([*job, "--run_id", "in-shadow"]) == 0
+    scored = query_warehouse(warehouse, "select content_id from media_scores where run_id = 'in-shadow'")
+    versions = query_warehouse(warehouse, "select distinct model_versions from shadow_scores")
+    assert len(query_warehouse(warehouse, "select content_id from shadow_scores")) == len(scored) > 0
+    assert len(versions) == 1 and "metadata=20991231T000000" in versions[0][0]
+    live = query_warehouse(warehouse, "select distinct metadata_model_version from media_scores")
+    assert live == [(champion_version,)]
+
+    assert run(["shadow", "--challenger", str(challenger), "--until", "2000-01-01", *common]) == 0  # ended
+    assert batch.run([*job, "--run_id", "after-shadow"]) == 0
+    assert len(query_warehouse(warehouse, "select content_id from shadow_scores")) == len(scored)
+    events = query_warehouse(warehouse, "select event, approved_by from model_releases order by happened_at")
+    assert events == [("shadowed", "owner-1"), ("shadowed", "owner-1")]
+    with pytest.raises(SystemExit):
+        run(["shadow", "--challenger", str(challenger), "--until", "next week", *common])
+
+
+def test_an_upload_made_after_the_shadow_period_is_not_shadow_scored():
+    import datetime as dt
+    import types
+
+    from pipelines.graph import uploaded_before
+    from schemas.records import UploadEvent
+
+    until = dt.datetime(2026, 12, 14, tzinfo=dt.UTC)
+
+    def features(at):
+        return types.SimpleNamespace(event=UploadEvent("c1", "c1.jpg", "a1", at))
+
+    assert uploaded_before(features(until - dt.timedelta(seconds=1)), until)
+    assert not uploaded_before(features(until), until)

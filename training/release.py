@@ -3,6 +3,7 @@ promotion and rollback of the registry's current choice, every step a `model_rel
 
     deepfake release gate --challenger DIR --model_dir REGISTRY --set NAME=KIND:WAREHOUSE:LABELS ... \
         --warehouse W --out DIR [--gate policies/promotion_gate.yaml] [--challenger_policy P]
+    deepfake release shadow --challenger DIR --model_dir REGISTRY --until 2026-12-14 --approved_by NAME --warehouse W
     deepfake release promote --release DIR/release.json --model_dir REGISTRY --approved_by NAME --warehouse W
     deepfake release rollback --to RELEASE_ID --model_dir REGISTRY --approved_by NAME --warehouse W
     deepfake release history --model_dir REGISTRY
@@ -10,7 +11,10 @@ promotion and rollback of the registry's current choice, every step a `model_rel
 `gate` scores the challenger (a training's output directory) and the champion (what the registry
 serves now) on the same sets with the project's own metrics, judges every criterion of the gate
 file (`policies/promotion_gate.yaml`) and writes `release.json` and a `model_releases` row: the
-figures, each criterion's verdict and the release's verdict. `promote` refuses a release the gate
+figures, each criterion's verdict and the release's verdict. `shadow` puts a challenger beside
+the champion until a date (`<model_dir>/shadow.json`): every job launched from the registry
+before then scores the uploads made before then with it too, into `shadow_scores` only, which
+`gate --shadow_warehouse` reads. `promote` refuses a release the gate
 failed; it copies the challenger's versions into the registry and writes the registry's current
 choice (`<model_dir>/current.json`), which the jobs serve from then on (a streaming job's model
 refresh within `--model_refresh_s`). Every release promoted is kept under
@@ -253,7 +257,7 @@ class ReleaseEvent:
     """One row of `model_releases`: a release gated, promoted or rolled back to."""
 
     release_id: str
-    event: str  # gated | promoted | rolled_back
+    event: str  # gated | shadowed | promoted | rolled_back
     versions: Mapping[str, str]
     champion_versions: Mapping[str, str]
     verdict: str | None  # pass | fail (gated); the gate's verdict of a promoted release
@@ -451,6 +455,44 @@ def gate_command(args, parser) -> int:
     return 0 if verdict == "pass" else 1
 
 
+def shadow_command(args, parser) -> int:
+    from models import storage
+    from models.registry import SHADOW_FILE, current_choice
+
+    if not storage.exists(args.challenger):
+        parser.error(f"--challenger: no such model directory {args.challenger}")
+    at = dt.datetime.now(dt.UTC)
+    versions = model_versions(args.challenger)
+    if not versions:
+        parser.error(f"--challenger: no model versions found under {args.challenger}")
+    champion = _serving_release(args.model_dir, at)
+    if current_choice(args.model_dir) is None:  # pin what serves, or the newer versions copied in would serve
+        keep(args.model_dir, champion)
+        choose(args.model_dir, champion, args.approved_by, at)
+    publish(args.challenger, args.model_dir, versions)
+    shadow = {"release_id": release_id(versions, at), "versions": versions, "challenger_dir": args.challenger,
+              "since": at.isoformat(), "until": args.until.isoformat(), "approved_by": args.approved_by}  # fmt: skip
+    storage.write_bytes(storage.join(args.model_dir, SHADOW_FILE), json.dumps(shadow, indent=2).encode())
+    record(args.warehouse, [ReleaseEvent(shadow["release_id"], "shadowed", versions, champion["versions"], None, [],
+                                         {"shadow_until": shadow["until"]}, None, args.approved_by, args.model_dir,
+                                         at)], args.bigquery_endpoint)  # fmt: skip
+    state = "in shadow" if args.until > at else "out of shadow (its date has passed)"
+    print(f"{shadow['release_id']} {state} until {args.until.isoformat()}: jobs launched from {args.model_dir} "
+          "score the uploads made before then with it into shadow_scores")  # fmt: skip
+    return 0
+
+
+def _moment(text: str) -> dt.datetime:
+    """A day or an ISO moment, as UTC (a day means its start)."""
+    import argparse
+
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day (2026-12-14) or an ISO moment, got {text!r}") from None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
 def promote_command(args, parser) -> int:
     release = json.loads(Path(args.release).read_text())
     if release.get("verdict") != "pass":
@@ -511,6 +553,7 @@ def run(argv: list[str] | None = None) -> int:
     commands = {}
     for verb, text, command in (
         ("gate", "Score the challenger and the champion on the same sets and judge the gate.", gate_command),
+        ("shadow", "Score uploads with a challenger beside the champion until a date.", shadow_command),
         ("promote", "Serve a release that passed its gate.", promote_command),
         ("rollback", "Serve an earlier release again.", rollback_command),
         ("history", "The releases kept in a registry, the one served marked.", history_command),
@@ -519,11 +562,14 @@ def run(argv: list[str] | None = None) -> int:
         sub.error = parser.error  # one line, as every command's errors
         sub.add_argument("--model_dir", required=True, help="The registry: what the jobs serve from.")
         commands[verb] = (sub, command)
-    gate, promote, rollback = (commands[v][0] for v in ("gate", "promote", "rollback"))
-    for sub in (gate, promote, rollback):
+    gate, shadow, promote, rollback = (commands[v][0] for v in ("gate", "shadow", "promote", "rollback"))
+    for sub in (gate, shadow, promote, rollback):
         add_flags(sub, "warehouse", "bigquery_endpoint", required=("warehouse",))
     add_flags(gate, "policy")
-    gate.add_argument("--challenger", required=True, help="The challenger's model directory (a training's --out).")
+    for sub in (gate, shadow):
+        sub.add_argument("--challenger", required=True, help="The challenger's model directory (a training's --out).")
+    shadow.add_argument("--until", required=True, type=_moment,
+                        help="End of the shadow period (UTC day or ISO moment): uploads made before it are scored.")  # fmt: skip
     gate.add_argument("--set", required=True, action="append", help="NAME=KIND:WAREHOUSE:LABELS[,LABELS] (repeat).")
     gate.add_argument("--gate", default="policies/promotion_gate.yaml", help="The gate file (default %(default)s).")
     gate.add_argument("--challenger_policy", default=None,
@@ -536,7 +582,7 @@ def run(argv: list[str] | None = None) -> int:
                       help="A model report (Markdown) whose release section the gate writes (reports/MODEL_REPORT.md).")  # fmt: skip
     promote.add_argument("--release", required=True, help="release.json of a gate that passed.")
     rollback.add_argument("--to", required=True, help="A release id kept under <model_dir>/releases/.")
-    for sub in (promote, rollback):
+    for sub in (shadow, promote, rollback):
         sub.add_argument("--approved_by", required=True, help="Who approved it (a pseudonymous id).")
     args = parser.parse_args(argv)
     return commands[args.verb][1](args, commands[args.verb][0])
