@@ -246,6 +246,29 @@ def test_the_training_reader_reads_the_features_back_equal_to_the_parquet_ones(r
                 np.testing.assert_equal(value, expected[key], err_msg=key)
 
 
+def test_the_training_set_job_builds_from_bigquery_the_set_it_builds_from_duckdb(runs, tmp_path):
+    """`deepfake training-set` on BigQuery: the appeals' labels (overturned: real, upheld:
+    synthetic) joined to the features, every label row in the set or skipped with its reason,
+    as on the embedded warehouse (the BigQuery uploads ran twice: each upload once)."""
+    from training import warehouse_set
+
+    sets = {}
+    for name, warehouse, extra in (("duckdb", str(runs["embedded"]), []),
+                                   ("bigquery", runs["warehouse"], ["--bigquery_endpoint", runs["endpoint"]])):  # fmt: skip
+        out = tmp_path / name
+        assert warehouse_set.run(["--warehouse", warehouse, *extra, "--start", "2000-01-01", "--end", "2099-01-01",
+                                  "--out", str(out), RUNNER]) == 0  # fmt: skip
+        rows = {part: [json.loads(line) for line in (out / f"{part}.jsonl").read_text().splitlines()]
+                for part in ("labels", "skipped")}  # fmt: skip
+        sets[name] = (sorted((r["content_id"], r["label"], r["source"]) for r in rows["labels"]),
+                      sorted((r["content_id"], r["source"], r["reason"]) for r in rows["skipped"]))  # fmt: skip
+    # An overturned appeal says real, an upheld one synthetic; each appealed decision's upload once.
+    said = sorted("real" if row["outcome"] == "overturned" else "synthetic" for row in runs["appeals"])
+    assert sets["bigquery"] == sets["duckdb"]
+    labels, skipped = sets["bigquery"]
+    assert sorted(label for _, label, _ in labels) == said and not skipped
+
+
 def test_a_row_bigquery_refuses_becomes_a_dead_letter_with_its_reason(endpoint):
     """A table deployed from an older schema (no `source` column yet): BigQuery refuses the
     rows that carry it, and each refusal is a dead letter naming the field, not a lost row."""
