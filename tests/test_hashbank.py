@@ -207,3 +207,28 @@ def test_frame_numbers_come_with_the_hashes_of_a_real_clip():
     assert list(visual.pdq_frames) == sorted(visual.pdq_frames)
     bank = HashBank.of([("banked:clip", visual.pdq_hashes, None, visual.pdq_frames)])
     assert bank.match(visual.pdq_hashes, visual.pdq_frames)[0] == "banked:clip"
+
+
+def test_the_longest_chain_counts_frames_matching_in_order_and_nothing_else():
+    import random
+
+    from transforms.hashbank import longest_chain
+
+    assert longest_chain([]) == 0
+    assert longest_chain([(0, 0), (1, 1), (2, 2)]) == 3
+    assert longest_chain([(0, 2), (1, 1), (2, 0)]) == 1  # the same frames played backwards
+    assert longest_chain([(0, 0), (0, 1), (0, 2)]) == 1  # one upload frame matching three banked ones
+    assert longest_chain([(0, 5), (1, 5), (2, 5)]) == 1
+    assert longest_chain([(3, 10), (4, 11), (0, 0), (1, 1), (2, 2), (5, 3)]) == 5  # 0-4; (5, 3) goes back
+
+    def by_definition(pairs):  # every chain's length, the longest
+        ordered = sorted(set(pairs))
+        best = {}
+        for i, (q, b) in enumerate(ordered):
+            best[q, b] = 1 + max((best[p] for p in ordered[:i] if p[0] < q and p[1] < b), default=0)
+        return max(best.values(), default=0)
+
+    rng = random.Random(3)
+    for _ in range(300):
+        pairs = [(rng.randrange(12), rng.randrange(12)) for _ in range(rng.randrange(30))]
+        assert longest_chain(pairs) == by_definition(pairs), pairs

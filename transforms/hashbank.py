@@ -13,6 +13,7 @@ Bank file: JSON Lines, one entry a line: {"pdq": "<64 hex digits>", "label": "..
 from __future__ import annotations
 
 import atexit
+import bisect
 import dataclasses
 import functools
 import hashlib
@@ -132,12 +133,14 @@ SEQUENCE_FRAMES = 2
 
 def longest_chain(pairs: Iterable[tuple[int, int]]) -> int:
     """The most (upload frame, banked frame) pairs that increase in both at once: how many of an
-    upload's frames match a banked item's frames in order."""
-    best: dict[tuple[int, int], int] = {}
-    ordered = sorted(set(pairs))
-    for i, (query, banked) in enumerate(ordered):
-        best[query, banked] = 1 + max((best[q, b] for q, b in ordered[:i] if q < query and b < banked), default=0)
-    return max(best.values(), default=0)
+    upload's frames match a banked item's frames in order. A longest strictly increasing
+    subsequence: pairs by upload frame, and within one upload frame by banked frame descending
+    (so two pairs of one upload frame never chain), then patience sorting on the banked frames."""
+    tails: list[int] = []  # tails[k]: the smallest banked frame ending a chain of k + 1 pairs
+    for _, banked in sorted(set(pairs), key=lambda pair: (pair[0], -pair[1])):
+        at = bisect.bisect_left(tails, banked)
+        tails[at : at + 1] = [banked]
+    return len(tails)
 
 
 def packed_hashes(hex_digests: Sequence[str]) -> np.ndarray:
