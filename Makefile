@@ -184,7 +184,7 @@ model-report: install sources
 	$(PY) -m training.evasion --corpus $(REPORT)/corpus $(REPORT)/sources --out $(REPORT)/evasion
 	for set in original synthetic_stripped real_bare; do \
 	  $(PY) -m pipelines.batch --input $(REPORT)/evasion/$$set/manifest.jsonl --warehouse $(REPORT)/evasion/$$set/warehouse \
-	    --model_dir $(REPORT)/models --write_disposition truncate $(DEMO_RUNNER) > /dev/null && \
+	    --media_root $(REPORT) --model_dir $(REPORT)/models --write_disposition truncate $(DEMO_RUNNER) > /dev/null && \
 	  $(PY) -m training.outcomes --warehouse $(REPORT)/evasion/$$set/warehouse --labels $(REPORT)/evasion/$$set/labels.jsonl \
 	    --out $(REPORT)/evasion/$$set/outcomes.json || exit 1; \
 	done

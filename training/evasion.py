@@ -16,6 +16,8 @@ Two manipulations, each the cheapest an uploader has, plus the test split as it 
 
 Each set is a manifest and a labels file in the corpus format, so `pipelines.batch` scores
 it with the served models and the shipped policy, and `training.outcomes` reads what it did.
+Unchanged items name the corpus's own media files, outside the set's folder: the job reads them
+with `--media_root` the corpora's parent folder (it reads nothing outside its media roots).
 Stripping works on the bytes: JPEG segments, PNG chunks, WebP RIFF chunks and GIF extension
 blocks are dropped without decoding a pixel; audio and video are remuxed stream by stream.
 """
