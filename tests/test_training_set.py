@@ -46,6 +46,14 @@ def test_a_label_that_cannot_train_is_skipped_with_its_reason(uploads, versions,
     assert row is None and [s["reason"] for s in left_out] == [reason]
 
 
+def test_a_persons_label_of_a_curated_item_is_skipped_so_the_trainer_never_reads_two_labels_of_it():
+    import dataclasses
+
+    spec = dataclasses.replace(SPEC, curated=frozenset({"c1"}))
+    row, left_out = assemble([_label("c1", "real", "appeal_overturned", 2)], [_upload("c1", 1)], [FEATURE_VERSION], spec)
+    assert row is None and [s["reason"] for s in left_out] == ["curated_item"]
+
+
 def test_uploads_from_test_from_on_are_the_test_split_and_the_trainer_keeps_it():
     row, _ = assemble([_label("c9", "synthetic", "review_verdict", 23)], [_upload("c9", 22)], [FEATURE_VERSION], SPEC)
     assert row["split"] == "test" and item_split(row, seed=1) == "test"

@@ -9,8 +9,9 @@ verdict, real or synthetic, and an overturned appeal, real; `appeals`: an upheld
 a restrictive decision, synthetic). Never from the model's own decisions. An upload's newest
 label stands (an appeal decided after a verdict overrides it); the older ones are skipped with
 that reason, as is a label whose upload is outside the period, was never scored here, or has no
-features of the version the trainer reads. Every label row read is in the set or in
-`skipped.jsonl` with its reason, and `training_set.json` counts both.
+features of the version the trainer reads, or belongs to the curated corpus (`--curated`, whose
+own label trains beside the set). Every label row read is in the set or in `skipped.jsonl` with
+its reason, and `training_set.json` counts both.
 
 Only what people looked at carries a label, and people look at what the detectors and the
 policy sent them (routed reviews, appeals) far more than at what they let through: the set is
@@ -46,7 +47,7 @@ LABEL_SOURCES = ("review_verdict", "appeal_overturned", "appeal_upheld")
 # On the same moment the appeal's outcome is the final word.
 _PRECEDENCE = {"review_verdict": 0, "appeal_upheld": 1, "appeal_overturned": 1}
 RESTRICTIVE = ("label", "reduce_reach", "remove", "suspend_account")
-SKIP_REASONS = ("superseded_label", "outside_period", "not_scored_here", "no_features")
+SKIP_REASONS = ("superseded_label", "outside_period", "not_scored_here", "no_features", "curated_item")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +121,9 @@ class SetSpec:
     test_from: dt.datetime
     seed: int
     feature_version: str
+    # Content ids of the curated corpus and sources (--curated): their own labels train with the
+    # set, so a person's label of one of them is skipped, never a second label of the same item.
+    curated: frozenset[str] = frozenset()
 
 
 def skipped(label: HumanLabel, reason: str) -> dict[str, Any]:
@@ -135,6 +139,8 @@ def assemble(labels: Sequence[HumanLabel], uploads: Sequence[Upload], versions: 
     ordered = sorted(labels, key=HumanLabel.key)
     newest, older = ordered[-1], ordered[:-1]
     left_out = [skipped(label, "superseded_label") for label in older]
+    if newest.content_id in spec.curated:
+        return None, [*left_out, skipped(newest, "curated_item")]
     if not uploads:
         return None, [*left_out, skipped(newest, "not_scored_here")]
     upload = min(uploads, key=lambda u: u.uploaded_at)  # a rerun scores the same upload again
@@ -255,6 +261,15 @@ def _assembled(keyed, spec: SetSpec):
         yield beam.pvalue.TaggedOutput("skipped", skip)
 
 
+def curated_ids(paths: Sequence[str]) -> frozenset[str]:
+    """The content ids the curated labels files name."""
+    ids = set()
+    for path in paths:
+        with open(path) as lines:
+            ids.update(json.loads(line)["content_id"] for line in lines if line.strip())
+    return frozenset(ids)
+
+
 def _day(text: str) -> dt.datetime:
     return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.UTC)
 
@@ -286,7 +301,7 @@ def run(argv: list[str] | None = None) -> int:
     for path in args.curated:
         if not Path(path).is_file():
             parser.error(f"--curated: no such file {path}")
-    spec = SetSpec(args.start, args.end, test_from, args.seed, FEATURE_VERSION)
+    spec = SetSpec(args.start, args.end, test_from, args.seed, FEATURE_VERSION, curated_ids(args.curated))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sink = open_warehouse(args.warehouse, "training-set", bigquery_endpoint=args.bigquery_endpoint)
