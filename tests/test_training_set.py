@@ -50,7 +50,9 @@ def test_a_persons_label_of_a_curated_item_is_skipped_so_the_trainer_never_reads
     import dataclasses
 
     spec = dataclasses.replace(SPEC, curated=frozenset({"c1"}))
-    row, left_out = assemble([_label("c1", "real", "appeal_overturned", 2)], [_upload("c1", 1)], [FEATURE_VERSION], spec)
+    row, left_out = assemble(
+        [_label("c1", "real", "appeal_overturned", 2)], [_upload("c1", 1)], [FEATURE_VERSION], spec
+    )
     assert row is None and [s["reason"] for s in left_out] == ["curated_item"]
 
 
