@@ -17,7 +17,7 @@ import apache_beam as beam
 from apache_beam.runners.runner import PipelineState
 
 from pipelines.account import account_stage, write_campaigns, write_decided, write_evasion_links, write_review_queue
-from pipelines.graph import Detection, detect
+from pipelines.graph import Detection, detect, extract
 from pipelines.launch import LOCAL_RUNNER, Launch, main, prepare
 from pipelines.reconcile import format_summary, reconcile, rows_read
 from transforms.parse import DeduplicateEvents, ParseEvents, ReadManifest, check_manifest
@@ -43,6 +43,9 @@ class BatchJob:
     min_cell_count: int = 10
     review_media: str | None = None  # where the review queue's contact sheets go
     second_opinion_model: str | None = None
+    # Features for training only (--features_only): no scores, no decisions, nothing enforced or
+    # counted in the transparency figures (a curated corpus is not anyone's upload).
+    features_only: bool = False
 
 
 def read_rows(p: beam.Pipeline, source: str | BigQuerySource, input_format: str | None, label: str) -> beam.PCollection:
@@ -68,6 +71,9 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
     what the appeals and verdicts change, the ledger and the aggregates."""
     sink, failures = job.sink, []
     events: list[beam.PCollection] = []
+    if job.features_only:
+        build_features_only(p, job)
+        return
     if job.input:
         uploads, turned_away = read_uploads(p, job)
         detected = detect(uploads, job.detection)
@@ -100,6 +106,18 @@ def build_pipeline(p: beam.Pipeline, job: BatchJob) -> None:
     # An appeals-only run decides nothing new (and no new decision can suspend).
     write_decided(p, sink, decisions, statements, events, account, job.min_cell_count, failures,
                   new_decisions=bool(job.input))  # fmt: skip
+    dead_letters = sink.write_dead_letters(failures, p)
+    _ = dead_letters | "ProgressDeadLettered" >> ReportProgress(sink.run_id, "dead-lettered")
+
+
+def build_features_only(p: beam.Pipeline, job: BatchJob) -> None:
+    """Adds a features-only run to `p`: manifest -> media features (and training examples) and
+    the dead letters of the rows that gave none; nothing is scored or decided."""
+    sink = job.sink
+    uploads, turned_away = read_uploads(p, job)
+    features, unextracted = extract(uploads, job.detection)
+    _ = features | "ProgressExtracted" >> ReportProgress(sink.run_id, "extracted")
+    failures = [*turned_away, *unextracted, sink.write("features", features), sink.write_training_examples(features)]
     dead_letters = sink.write_dead_letters(failures, p)
     _ = dead_letters | "ProgressDeadLettered" >> ReportProgress(sink.run_id, "dead-lettered")
 
@@ -159,6 +177,7 @@ def run(argv: list[str] | None = None) -> int:
         min_cell_count=options.min_cell_count,
         review_media=launch.review_media,
         second_opinion_model=options.second_opinion_model,
+        features_only=options.features_only,
     )
     with beam.Pipeline(options=launch.pipeline_options) as p:
         build_pipeline(p, job)
@@ -170,7 +189,7 @@ def run(argv: list[str] | None = None) -> int:
 
     where = sink.finish()
     summary = reconcile(rows_read(result), sink, rows_read(result, "verdict_rows_read"),
-                        rows_read(result, CAMPAIGN_MEMBER_VERDICTS))  # fmt: skip
+                        rows_read(result, CAMPAIGN_MEMBER_VERDICTS), features_only=options.features_only)  # fmt: skip
     print(format_summary(summary, where, launch.model_set, uploads=bool(uploads)))
     return launch.exit_status(summary)
 

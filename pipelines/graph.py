@@ -82,11 +82,16 @@ class Detected:
     shadow_scores: beam.PCollection | None = None  # ShadowScore of `Detection.shadow_models`
 
 
-def detect(events: beam.PCollection, detection: Detection) -> Detected:
-    """UploadEvent -> features, scores, decisions, events per target, statements, dead letters."""
+def extract(events: beam.PCollection, detection: Detection) -> tuple[beam.PCollection, list[beam.PCollection]]:
+    """UploadEvent -> MediaFeatures, and the dead letters of fetching and decoding the media."""
     blobs, unfetched = events | "FetchMedia" >> FetchMedia(detection.limits)
     features, unextracted = blobs | "ExtractFeatures" >> ExtractFeatures(detection.limits)
-    failures = [unfetched, unextracted]
+    return features, [unfetched, unextracted]
+
+
+def detect(events: beam.PCollection, detection: Detection) -> Detected:
+    """UploadEvent -> features, scores, decisions, events per target, statements, dead letters."""
+    features, failures = extract(events, detection)
     if any(bank is not None for bank in (detection.hash_bank, detection.bank_refresh, detection.suspended_media)):
         features, unmatched = features | "MatchHashBank" >> MatchHashBank(
             detection.hash_bank, detection.bank_refresh, detection.suspended_media

@@ -140,6 +140,10 @@ def check_batch_flags(options: argparse.Namespace, bigquery: bool, error: Callab
         error("--input_format is for a manifest file, not a BigQuery table")
     if options.features_only and (options.model_dir or options.model_versions or options.shadow_model_dir):
         error("--features_only takes no --model_dir, --model_versions or --shadow_model_dir")
+    if options.features_only and not (options.input or options.input_query):
+        error("--features_only extracts the features of --input's uploads: give --input")
+    if options.features_only and (options.appeals or options.appeals_query or options.reviews):
+        error("--features_only decides nothing, so it applies no --appeals or --reviews: run them without it")
     if options.statements_dir and not bigquery:
         error("--statements_dir is for a BigQuery warehouse (the embedded one keeps them under --warehouse)")
     if options.bigquery_write_method and not bigquery:

@@ -106,8 +106,8 @@ FLAGS: Mapping[str, tuple[str, dict[str, Any]]] = {
         "modality is served. Default: the model set shipped with the package (models/served).")),
     "features_only": (MODELS, dict(
         action="store_true",
-        help="Extract and write features only, with no model (to build training data): items get no scores, so "
-        "only rules that need none (declared or credentialed AI) can act.")),
+        help="Extract and write features only, with no model (to build training data): nothing is scored, decided "
+        "or enforced, and the run counts in no transparency figure (a curated corpus is not anyone's upload).")),
     "model_versions": (MODELS, dict(
         help="Pin versions instead of the newest, e.g. visual=20261121T2200,fusion=20261121T2200.")),
     "model_refresh_s": (MODELS, dict(

@@ -58,6 +58,8 @@ class Reconciliation:
     verdicts: tuple[tuple[str, int], ...] = ()  # (verdict action, count) applied this run
     # A verdict on a campaign is one row read and one verdict per member: the members beyond the first.
     member_verdicts: int = 0
+    # A features-only run: `scored` counts the uploads whose features were written; nothing is decided.
+    features_only: bool = False
 
     @property
     def verdicts_applied(self) -> int:
@@ -78,6 +80,8 @@ class Reconciliation:
         """Every row read is scored, dead-lettered or skipped, every scored item decided or
         dead-lettered on the way, and every verdict row applied, dead-lettered or skipped."""
         uploads = self.rows_read == self.scored + self.dead_lettered + self.skipped
+        if self.features_only:
+            return uploads and not self.actions
         verdicts = self.verdicts_read + self.member_verdicts == self.verdicts_applied + self.verdicts_turned_away
         return uploads and self.scored == self.decided + self.undecided and verdicts
 
@@ -90,9 +94,11 @@ def rows_read(result, name: str = "rows_read") -> int:
     return int(sum(max(c.committed or 0, c.attempted or 0) for c in counters))
 
 
-def reconcile(read: int, sink, verdicts_read: int = 0, member_verdicts: int = 0) -> Reconciliation:
-    """Counts what the sink's run wrote and balances it against the rows it read."""
-    scored = sum(n for _, n in sink.run_counts("media_scores", "media_type"))
+def reconcile(read: int, sink, verdicts_read: int = 0, member_verdicts: int = 0,
+              features_only: bool = False) -> Reconciliation:  # fmt: skip
+    """Counts what the sink's run wrote and balances it against the rows it read (a
+    features-only run's uploads against the features it wrote)."""
+    scored = sum(n for _, n in sink.run_counts("features" if features_only else "media_scores", "media_type"))
     reasons = sink.run_counts("dead_letter", "disposition, step, error_type")
     return Reconciliation(
         rows_read=read,
@@ -106,16 +112,18 @@ def reconcile(read: int, sink, verdicts_read: int = 0, member_verdicts: int = 0)
         verdicts_read=verdicts_read,
         verdicts=sink.run_counts("reviews", "verdict_action") if verdicts_read else (),
         member_verdicts=member_verdicts,
+        features_only=features_only,
     )
 
 
 def format_summary(summary: Reconciliation, catalog: str, model_set, uploads: bool = True) -> str:
     """The end-of-run summary; `uploads` is False for an appeals-only run."""
+    outcome = "features written" if summary.features_only else "scored"
     lines = [
-        f"rows read {summary.rows_read} = scored {summary.scored} + dead-lettered {summary.dead_lettered}"
+        f"rows read {summary.rows_read} = {outcome} {summary.scored} + dead-lettered {summary.dead_lettered}"
         f" + skipped {summary.skipped}  [{'balanced' if summary.balanced else 'UNBALANCED'}]",
     ]
-    if summary.scored or summary.undecided:
+    if (summary.scored or summary.undecided) and not summary.features_only:
         lines.append(f"scored {summary.scored} = decided {summary.decided} + dead-lettered {summary.undecided}")
     for disposition, step, error_type, count in summary.reasons:
         stage = stage_of(step)
@@ -128,8 +136,8 @@ def format_summary(summary: Reconciliation, catalog: str, model_set, uploads: bo
     elif model_set.models:
         lines.append("models: " + model_set.describe())
     else:
-        lines.append("models: none (features-only run: no model scores; only provenance rules can act)")
-    if uploads:
+        lines.append("models: none (features-only run: features for training; nothing scored, decided or enforced)")
+    if uploads and not summary.features_only:
         lines.append("decisions by action:")
         for action, count in summary.actions:
             lines.append(f"  {action:<13} {count}")
@@ -146,9 +154,8 @@ def format_summary(summary: Reconciliation, catalog: str, model_set, uploads: bo
         for outcome, count in summary.appeal_outcomes:
             lines.append(f"  {outcome:<13} {count}")
     lines.append(f"warehouse: {catalog}")
-    lines.append(
-        f"  query it: {query_hint(catalog, 'select action, count(*) from {} group by 1', 'enforcement_decisions')}"
-    )
+    column, table = ("media_type", "features") if summary.features_only else ("action", "enforcement_decisions")
+    lines.append(f"  query it: {query_hint(catalog, f'select {column}, count(*) from {{}} group by 1', table)}")
     return "\n".join(lines)
 
 

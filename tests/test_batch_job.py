@@ -82,6 +82,17 @@ def bank_first_upload(job, directory: Path, label: str) -> tuple[Path, str]:
     return bank, content_id
 
 
+def test_a_features_only_run_writes_features_and_decides_nothing(job):
+    """Training data (the corpus of the fixture's features-only run): every upload's features
+    and nothing else; no score, decision, event or transparency figure of items nobody uploaded."""
+    warehouse = job["root"] / "train_wh"
+    uploads = len((job["root"] / "train" / "manifest.jsonl").read_text().splitlines())
+    assert query(warehouse, "select count(distinct content_id) from features") == [(uploads,)]
+    for table in ("media_scores", "enforcement_decisions", "enforcement_events", "transparency_aggregates",
+                  "statements_of_reasons", "review_queue"):  # fmt: skip
+        assert query(warehouse, f"select count(*) from {table}") == [(0,)], table
+
+
 def test_every_good_upload_has_one_score_row_with_its_modalities(job):
     good = [row for row in job["labels"] if row["label"] != "corrupt"]
     rows = query(

@@ -19,7 +19,7 @@ import time
 
 import apache_beam as beam
 
-STAGES = ("read", "scored", "dead-lettered")
+STAGES = ("read", "scored", "extracted", "dead-lettered")  # extracted: a features-only run's, shown once counted
 REPORT_EVERY_S = 5.0
 
 
@@ -43,7 +43,8 @@ class _Tally:
             if now - last < every_s:
                 return None
             self._printed[run_id] = now
-            return f"progress {now - started:.0f} s: " + " · ".join(f"{s} {counts[s]}" for s in STAGES)
+            shown = (s for s in STAGES if s != "extracted" or counts[s])
+            return f"progress {now - started:.0f} s: " + " · ".join(f"{s} {counts[s]}" for s in shown)
 
 
 TALLY = _Tally()
