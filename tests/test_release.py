@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -49,6 +50,24 @@ def test_the_gate_refuses_a_held_out_regression_and_passes_a_challenger_within_i
     failed = [key for key, passed in verdicts(regressed).items() if not passed]
     assert failed == [("held_out_auc", "heldout_visual:content")]
     assert [k for k, p in verdicts(over_budget).items() if not p] == [("removal_fpr", "traffic")]
+
+
+def test_an_auc_on_too_few_items_of_a_class_is_reported_not_judged():
+    from training.release import verdict_of
+
+    few = {**_figures(0.5, 0.5), "classes": {"fused": [4, 90], "content": [4, 90], "visual": [4, 60]}}
+    pairs = {"t": {"champion": _figures(0.9, 0.9), "challenger": few}}
+    criteria = judge(GATE, pairs, {"t": "traffic"})
+    assert {c.subject for c in criteria if not c.judged} == {"t:fused", "t:visual"}
+    assert all(c.judged for c in criteria if c.subject in ("t:audio", "t:metadata"))  # no counts: judged
+    assert verdict_of(criteria) == "pass" and not all(c.passed for c in criteria)
+    enough = {**few, "classes": {"fused": [40, 90], "visual": [30, 60]}}
+    assert (
+        verdict_of(judge(GATE, {"t": {"champion": _figures(0.9, 0.9), "challenger": enough}}, {"t": "traffic"}))
+        == "fail"
+    )
+    with pytest.raises(GateError, match="min_items_per_class"):
+        Gate.parse({**yaml.safe_load(Path("policies/promotion_gate.yaml").read_text()), "min_items_per_class": 0})
 
 
 def test_shadow_traffic_is_judged_when_the_release_ran_in_shadow():

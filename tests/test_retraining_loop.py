@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from models.registry import SERVED_MODEL_DIR, resolve_model
 from tools import sample_verdicts
@@ -80,9 +81,13 @@ def test_verdicts_become_a_training_set_and_the_gate_refuses_a_regressing_challe
                           "--quiet"]) == 0  # fmt: skip
         return out
 
+    # The shipped gate, judging the small warehouse's held-out set (about ten items a class).
+    shipped = yaml.safe_load(Path("policies/promotion_gate.yaml").read_text())
+    gate_file = tmp_path / "gate.yaml"
+    gate_file.write_text(yaml.safe_dump({**shipped, "min_items_per_class": 5}))
     sets = ["--set", f"heldout=held_out:{warehouse}:{held_out_labels}"]
     gate = ["--model_dir", str(registry), "--warehouse", str(tmp_path / "releases-wh"), *sets,
-            "--gate", "policies/promotion_gate.yaml"]  # fmt: skip
+            "--gate", str(gate_file)]  # fmt: skip
     assert release.run(["gate", "--challenger", str(challenger("inverted", "visual", True)), "--out", str(tmp_path / "bad"),
                         *gate]) == 1  # fmt: skip
     bad = json.loads((tmp_path / "bad" / "release.json").read_text())
@@ -100,7 +105,10 @@ def test_verdicts_become_a_training_set_and_the_gate_refuses_a_regressing_challe
                         "--report", str(report)]) == 0  # fmt: skip
     written = report.read_text()
     assert written.startswith("# Model report\n\n<!-- release section") and written.endswith("What the models do.\n")
-    assert "| held_out_auc | heldout:fused |" in written and ": PASS under model-promotion@1.0.0" in written
+    assert (
+        "| held_out_auc | heldout:fused |" in written
+        and f": PASS under model-promotion@{shipped['version']}" in written
+    )
     assert release.run(["promote", "--release", str(tmp_path / "good" / "release.json"), "--model_dir", str(registry),
                         "--approved_by", "owner-1", "--warehouse", str(tmp_path / "releases-wh")]) == 0  # fmt: skip
     assert resolve_model(registry, "metadata").version == "20991231T000000"

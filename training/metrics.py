@@ -84,6 +84,18 @@ def operating_points(labels: np.ndarray, scores: np.ndarray, fprs: tuple[float, 
 def binary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
     labels = np.asarray(labels, dtype=bool)
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    if not len(labels):  # a set with nothing of this kind: no figures, rather than NaNs
+        empty = (
+            "auc",
+            "eer",
+            "average_precision",
+            "accuracy_at_0_5",
+            "log_loss",
+            "brier",
+            "at_fpr_1pct",
+            "at_fpr_0_1pct",
+        )
+        return {"count": 0, "positives": 0, **dict.fromkeys(empty)}
     clipped = np.clip(probabilities, 1e-7, 1 - 1e-7)
     log_loss = float(-np.mean(labels * np.log(clipped) + (~labels) * np.log(1 - clipped)))
     return {

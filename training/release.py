@@ -74,6 +74,8 @@ class Gate:
     max_removal_fpr_on_real: float
     modality_auc_tolerance: Mapping[str, float]
     shadow: ShadowCriteria
+    # An AUC on fewer real or synthetic items than this is reported, not judged.
+    min_items_per_class: int
 
     @classmethod
     def parse(cls, document: Any) -> Gate:
@@ -81,7 +83,7 @@ class Gate:
         if not isinstance(document, Mapping):
             raise GateError("expected a mapping")
         fields = ("gate_id", "version", "held_out_max_auc_drop", "max_removal_fpr_on_real",
-                  "modality_auc_tolerance", "shadow")  # fmt: skip
+                  "modality_auc_tolerance", "min_items_per_class", "shadow")  # fmt: skip
         refuse_unknown(document, fields, "", GateError)
         for field in fields:
             if field not in document:
@@ -97,15 +99,16 @@ class Gate:
         if not isinstance(shadow, Mapping):
             raise GateError("shadow: expected a mapping with min_items, min_agreement, max_mean_score_shift")
         refuse_unknown(shadow, ("min_items", "min_agreement", "max_mean_score_shift"), "shadow.", GateError)
-        items = shadow.get("min_items")
-        if isinstance(items, bool) or not isinstance(items, int) or items < 1:
-            raise GateError(f"shadow.min_items: expected a whole number of at least 1, got {items!r}")
+        items, per_class = shadow.get("min_items"), document["min_items_per_class"]
+        for field, value in (("shadow.min_items", items), ("min_items_per_class", per_class)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise GateError(f"{field}: expected a whole number of at least 1, got {value!r}")
         return cls(
             document["gate_id"], document["version"],
             _fraction(document, "held_out_max_auc_drop", ""), _fraction(document, "max_removal_fpr_on_real", ""),
             {name: _fraction(tolerance, name, "modality_auc_tolerance.") for name in tolerance},
             ShadowCriteria(items, _fraction(shadow, "min_agreement", "shadow."),
-                           _fraction(shadow, "max_mean_score_shift", "shadow.")),
+                           _fraction(shadow, "max_mean_score_shift", "shadow.")), per_class,
         )  # fmt: skip
 
 
@@ -157,12 +160,15 @@ def set_figures(model_dir: str, evaluation: EvaluationSet, thresholds: Mapping[s
     cards = {m: resolve_model(model_dir, m) for m in MODALITIES}
     loaded = {m: LoadedSignature(card.path) for m, card in cards.items() if card is not None}
     seed = int(next(iter(cards.values())).card.get("training_data", {}).get("seed", 7))
-    auc = {m: evaluate_modality(m, examples, labels, cards[m], loaded[m], seed)["test"].get("auc") for m in loaded}
+    tests = {m: evaluate_modality(m, examples, labels, cards[m], loaded[m], seed)["test"] for m in loaded}
     items = evaluate_items(examples, labels, model_dir, loaded, seed, {}, dict(thresholds))
     removal = items["at_policy"]["content"].get("remove") or {}
+    tests.update(fused=items["test"], content=items["content"])
     return {
-        "auc": {**auc, "fused": items["test"]["auc"]},
+        "auc": {m: tests[m].get("auc") for m in (*loaded, "fused")},
         "content_auc": items["content"]["auc"],
+        # [real, synthetic] items behind each AUC
+        "classes": {m: [t.get("count", 0) - t.get("positives", 0), t.get("positives", 0)] for m, t in tests.items()},
         "items": items["test"]["count"],
         "real_items": items["at_policy"]["content"]["real"],
         "removal_fpr_on_real": removal.get("fpr"),
@@ -188,6 +194,7 @@ class Criterion:
     limit: float
     passed: bool
     detail: str
+    judged: bool = True  # False: too few items of a class to judge (reported, not counted in the verdict)
 
 
 def judge(gate: Gate, figures: Mapping[str, Mapping[str, Any]], kinds: Mapping[str, str],
@@ -204,18 +211,19 @@ def judge(gate: Gate, figures: Mapping[str, Mapping[str, Any]], kinds: Mapping[s
                 if ours is None and theirs is None:
                     continue
                 passed = ours is not None and (theirs is None or ours >= theirs - gate.held_out_max_auc_drop)
-                criteria.append(Criterion("held_out_auc", f"{name}:{score}", ours, theirs, gate.held_out_max_auc_drop,
-                                          passed, f"{score} AUC {_text(ours)} against the champion's {_text(theirs)} "
-                                          f"(at most {gate.held_out_max_auc_drop} lower)"))  # fmt: skip
+                criteria.append(_auc_criterion(gate, "held_out_auc", name, score, challenger, ours, theirs,
+                                               gate.held_out_max_auc_drop, passed,
+                                               f"{score} AUC {_text(ours)} against the champion's {_text(theirs)} "
+                                               f"(at most {gate.held_out_max_auc_drop} lower)"))  # fmt: skip
         else:
             for modality, tolerance in gate.modality_auc_tolerance.items():
                 ours, theirs = challenger["auc"].get(modality), champion["auc"].get(modality)
                 if ours is None and theirs is None:
                     continue
                 passed = ours is not None and (theirs is None or ours >= theirs - tolerance)
-                criteria.append(Criterion("modality_auc", f"{name}:{modality}", ours, theirs, tolerance, passed,
-                                          f"{modality} AUC {_text(ours)} against {_text(theirs)} "
-                                          f"(at most {tolerance} lower)"))  # fmt: skip
+                criteria.append(_auc_criterion(gate, "modality_auc", name, modality, challenger, ours, theirs,
+                                               tolerance, passed, f"{modality} AUC {_text(ours)} against "
+                                               f"{_text(theirs)} (at most {tolerance} lower)"))  # fmt: skip
         fpr = challenger["removal_fpr_on_real"]
         if challenger["real_items"] and fpr is not None:
             criteria.append(Criterion("removal_fpr", name, fpr, champion["removal_fpr_on_real"],
@@ -225,6 +233,22 @@ def judge(gate: Gate, figures: Mapping[str, Mapping[str, Any]], kinds: Mapping[s
     if shadow is not None:
         criteria += _shadow_criteria(gate.shadow, shadow)
     return criteria
+
+
+def _auc_criterion(gate: Gate, criterion: str, name: str, figure: str, challenger: Mapping[str, Any],
+                   ours: float | None, theirs: float | None, limit: float, passed: bool, detail: str) -> Criterion:  # fmt: skip
+    """An AUC's criterion, not judged when a class has fewer items than the gate asks for."""
+    real, synthetic = challenger.get("classes", {}).get(figure, (None, None))
+    judged = real is None or min(real, synthetic) >= gate.min_items_per_class
+    if not judged:
+        detail += f"; not judged: {real} real and {synthetic} synthetic items, fewer than {gate.min_items_per_class}"
+    return Criterion(criterion, f"{name}:{figure}", ours, theirs, limit, passed, detail, judged)
+
+
+def verdict_of(criteria: Sequence[Criterion]) -> str:
+    """pass when every judged criterion passed (and at least one was judged)."""
+    judged = [c for c in criteria if c.judged]
+    return "pass" if judged and all(c.passed for c in judged) else "fail"
 
 
 def _shadow_criteria(rule: ShadowCriteria, shadow: Mapping[str, Any]) -> list[Criterion]:
@@ -384,8 +408,9 @@ def release_section(release: Mapping[str, Any]) -> str:
              + f"; thresholds of `{release['policy']}`.", "",
              "| criterion | on | challenger | champion | limit | verdict |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for c in release["criteria"]:
+        verdict = "not judged (too few items)" if not c.get("judged", True) else "pass" if c["passed"] else "**fail**"
         lines.append(f"| {c['name']} | {c['subject']} | {_text(c['challenger'])} | {_text(c['champion'])} | "
-                     f"{c['limit']} | {'pass' if c['passed'] else '**fail**'} |")  # fmt: skip
+                     f"{c['limit']} | {verdict} |")  # fmt: skip
     lines += ["", "| set (kind) | figure | champion | challenger |", "| --- | --- | --- | --- |"]
     kinds = {s["name"]: s["kind"] for s in release["sets"]}
     for name, pair in release["figures"].items():
@@ -433,7 +458,7 @@ def gate_command(args, parser) -> int:
         shadow_on_traffic(args.shadow_warehouse, versions, args.bigquery_endpoint) if args.shadow_warehouse else None
     )
     criteria = judge(gate, figures, {s.name: s.kind for s in sets}, shadow)
-    verdict = "pass" if criteria and all(c.passed for c in criteria) else "fail"
+    verdict = verdict_of(criteria)
     release = {
         "release_id": release_id(versions, at), "verdict": verdict, "versions": versions,
         "champion_versions": champion, "challenger_dir": args.challenger, "gate": f"{gate.gate_id}@{gate.version}",
@@ -450,7 +475,9 @@ def gate_command(args, parser) -> int:
                                          release["criteria"], figures, release["gate"], None, args.model_dir, at)],
            args.bigquery_endpoint)  # fmt: skip
     for c in criteria:
-        print(f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<18} {c.subject:<24} {c.detail}")
+        print(
+            f"  {'SKIP' if not c.judged else 'PASS' if c.passed else 'FAIL'}  {c.name:<18} {c.subject:<24} {c.detail}"
+        )
     print(f"release {release['release_id']}: {verdict.upper()} under {release['gate']} -> {out / 'release.json'}")
     return 0 if verdict == "pass" else 1
 
