@@ -62,10 +62,9 @@ def test_an_auc_on_too_few_items_of_a_class_is_reported_not_judged():
     assert all(c.judged for c in criteria if c.subject in ("t:audio", "t:metadata"))  # no counts: judged
     assert verdict_of(criteria) == "pass" and not all(c.passed for c in criteria)
     enough = {**few, "classes": {"fused": [40, 90], "visual": [30, 60]}}
-    assert (
-        verdict_of(judge(GATE, {"t": {"champion": _figures(0.9, 0.9), "challenger": enough}}, {"t": "traffic"}))
-        == "fail"
-    )
+    judged = judge(GATE, {"t": {"champion": _figures(0.9, 0.9), "challenger": enough}}, {"t": "traffic"})
+    assert verdict_of(judged) == "fail"
+    assert verdict_of(judge(GATE, pairs, {"t": "held_out"})) == "fail"  # a fixed held-out set: judged whatever its size
     with pytest.raises(GateError, match="min_items_per_class"):
         Gate.parse({**yaml.safe_load(Path("policies/promotion_gate.yaml").read_text()), "min_items_per_class": 0})
 

@@ -211,7 +211,7 @@ def judge(gate: Gate, figures: Mapping[str, Mapping[str, Any]], kinds: Mapping[s
                 if ours is None and theirs is None:
                     continue
                 passed = ours is not None and (theirs is None or ours >= theirs - gate.held_out_max_auc_drop)
-                criteria.append(_auc_criterion(gate, "held_out_auc", name, score, challenger, ours, theirs,
+                criteria.append(_auc_criterion(gate, "held_out_auc", name, kinds[name], score, challenger, ours, theirs,
                                                gate.held_out_max_auc_drop, passed,
                                                f"{score} AUC {_text(ours)} against the champion's {_text(theirs)} "
                                                f"(at most {gate.held_out_max_auc_drop} lower)"))  # fmt: skip
@@ -221,7 +221,7 @@ def judge(gate: Gate, figures: Mapping[str, Mapping[str, Any]], kinds: Mapping[s
                 if ours is None and theirs is None:
                     continue
                 passed = ours is not None and (theirs is None or ours >= theirs - tolerance)
-                criteria.append(_auc_criterion(gate, "modality_auc", name, modality, challenger, ours, theirs,
+                criteria.append(_auc_criterion(gate, "modality_auc", name, kinds[name], modality, challenger, ours, theirs,
                                                tolerance, passed, f"{modality} AUC {_text(ours)} against "
                                                f"{_text(theirs)} (at most {tolerance} lower)"))  # fmt: skip
         fpr = challenger["removal_fpr_on_real"]
@@ -235,11 +235,13 @@ def judge(gate: Gate, figures: Mapping[str, Mapping[str, Any]], kinds: Mapping[s
     return criteria
 
 
-def _auc_criterion(gate: Gate, criterion: str, name: str, figure: str, challenger: Mapping[str, Any],
+def _auc_criterion(gate: Gate, criterion: str, name: str, kind: str, figure: str, challenger: Mapping[str, Any],
                    ours: float | None, theirs: float | None, limit: float, passed: bool, detail: str) -> Criterion:  # fmt: skip
-    """An AUC's criterion, not judged when a class has fewer items than the gate asks for."""
+    """An AUC's criterion; on traffic (whose labels follow what reviewers were sent) not judged
+    when a class has fewer items than the gate asks for. The fixed held-out and curated sets are
+    chosen, and judged whatever their size."""
     real, synthetic = challenger.get("classes", {}).get(figure, (None, None))
-    judged = real is None or min(real, synthetic) >= gate.min_items_per_class
+    judged = kind != "traffic" or real is None or min(real, synthetic) >= gate.min_items_per_class
     if not judged:
         detail += f"; not judged: {real} real and {synthetic} synthetic items, fewer than {gate.min_items_per_class}"
     return Criterion(criterion, f"{name}:{figure}", ours, theirs, limit, passed, detail, judged)
