@@ -270,7 +270,9 @@ def _shadow_criteria(rule: ShadowCriteria, shadow: Mapping[str, Any]) -> list[Cr
 
 
 def _text(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    if value is None:
+        return "n/a"
+    return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
 def release_id(versions: Mapping[str, str], at: dt.datetime) -> str:
