@@ -671,7 +671,8 @@ def test_the_audio_signals_do_not_depend_on_the_chunks_the_track_is_analysed_in(
     monkeypatch.setattr(audio, "CHUNK_FRAMES", 37)  # 700 frames in 19 chunks, the last a short one
     chunked = audio_features(samples.astype(np.float32))
     np.testing.assert_allclose(chunked.handcrafted, whole.handcrafted, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(chunked.logmel, whole.logmel)
+    # Equal to float32 rounding: an FFT over 37 frames and one over 700 may round the last bit apart.
+    np.testing.assert_allclose(chunked.logmel, whole.logmel, rtol=1e-5, atol=1e-5)
 
 
 def test_the_strong_bin_threshold_is_numpys_percentile_without_holding_the_magnitudes():

