@@ -30,16 +30,19 @@ CURRENT_FILE = "current.json"  # the registry's current choice: {"release_id", "
 SHADOW_FILE = "shadow.json"
 
 
+def _choice(model_dir: str | Path, name: str) -> dict[str, Any] | None:
+    path = storage.join(model_dir, name)
+    return json.loads(storage.read_bytes(path)) if storage.exists(path) else None
+
+
 def current_choice(model_dir: str | Path) -> dict[str, Any] | None:
     """The promoted release `<model_dir>/current.json` records, or None when nothing was promoted."""
-    path = storage.join(model_dir, CURRENT_FILE)
-    return json.loads(storage.read_bytes(path)) if storage.exists(path) else None
+    return _choice(model_dir, CURRENT_FILE)
 
 
 def shadow_choice(model_dir: str | Path) -> dict[str, Any] | None:
     """The challenger `<model_dir>/shadow.json` puts in shadow, or None."""
-    path = storage.join(model_dir, SHADOW_FILE)
-    return json.loads(storage.read_bytes(path)) if storage.exists(path) else None
+    return _choice(model_dir, SHADOW_FILE)
 
 
 def current_version(model_dir: str | Path, name: str) -> str | None:

@@ -94,13 +94,7 @@ def test_promotion_serves_the_release_rollback_serves_the_one_before_and_each_is
     registry, challenger, warehouse = tmp_path / "registry", tmp_path / "challenger", tmp_path / "wh"
     shutil.copytree(SERVED_MODEL_DIR, registry)
     served = resolve_model(registry, "metadata")
-    # The challenger: the served set with a metadata model of a version of its own.
-    shutil.copytree(SERVED_MODEL_DIR, challenger)
-    shutil.copytree(challenger / "metadata" / served.version, challenger / "metadata" / "20991231T000000")
-    card = json.loads((challenger / "metadata" / "20991231T000000" / "model_card.json").read_text())
-    (challenger / "metadata" / "20991231T000000" / "model_card.json").write_text(
-        json.dumps({**card, "version": "20991231T000000"})
-    )
+    _challenger_with_metadata(challenger)
     handler = SavedModelSignatureHandler(served.path, "metadata", refresh_s=1)
     common = ["--model_dir", str(registry), "--warehouse", str(warehouse), "--approved_by", "owner-1"]
 

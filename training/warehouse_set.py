@@ -261,15 +261,6 @@ def _assembled(keyed, spec: SetSpec):
         yield beam.pvalue.TaggedOutput("skipped", skip)
 
 
-def curated_ids(paths: Sequence[str]) -> frozenset[str]:
-    """The content ids the curated labels files name."""
-    ids = set()
-    for path in paths:
-        with open(path) as lines:
-            ids.update(json.loads(line)["content_id"] for line in lines if line.strip())
-    return frozenset(ids)
-
-
 def _day(text: str) -> dt.datetime:
     return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.UTC)
 
@@ -278,6 +269,7 @@ def run(argv: list[str] | None = None) -> int:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from models.examples import load_labels
     from models.signature import FEATURE_VERSION
     from pipelines.options import StrictParser, add_flags, parse_with_beam
     from warehouse.sinks import open_warehouse
@@ -301,7 +293,11 @@ def run(argv: list[str] | None = None) -> int:
     for path in args.curated:
         if not Path(path).is_file():
             parser.error(f"--curated: no such file {path}")
-    spec = SetSpec(args.start, args.end, test_from, args.seed, FEATURE_VERSION, curated_ids(args.curated))
+    try:
+        curated = frozenset(load_labels(args.curated))
+    except ValueError as exc:
+        parser.error(f"--curated: {exc}")
+    spec = SetSpec(args.start, args.end, test_from, args.seed, FEATURE_VERSION, curated)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sink = open_warehouse(args.warehouse, "training-set", bigquery_endpoint=args.bigquery_endpoint)
