@@ -127,7 +127,8 @@ sources: install
 # The few packages the tests use: human recordings from the fixed held-out set, and the
 # public-domain photographs of scikit-image, scikit-learn and matplotlib (campaign controls).
 test-media: install
-	$(PY) -m training.sources fetch --cache $(SOURCES) --source alsa --source pocketsphinx --source skimage --source library_photos > /dev/null
+	$(PY) -m training.sources fetch --cache $(SOURCES) --source alsa --source pocketsphinx --source skimage --source library_photos \
+	  --source random_face --source group_photos --source people_elsewhere --source face_chips > /dev/null
 
 # A real browser for the page checks (tests/pages.py): Debian's chromium, when it is missing.
 browser:

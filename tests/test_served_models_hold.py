@@ -29,6 +29,7 @@ from pipelines import batch
 from schemas.records import AccountContext, Notice
 from training import corpus
 from training.evasion import aged_account_event, bare_event, strip_metadata
+from training.metrics import roc_auc
 from training.sources import BY_NAME, fetch_all, media_files
 from training.thresholds import policy_thresholds
 from transforms.limits import MediaLimits
@@ -235,6 +236,15 @@ def test_the_outcomes_report_reads_back_what_the_job_decided(job):
     removed_real = sum(1 for cid, row in job["rows"].items() if row[4] == "remove" and labels[cid]["label"] == "real")
     assert by_label["real"]["actions"].get("remove", 0) == removed_real
     assert set(report["by_source"]) == set(job["kinds"].values())
+    # Every synthetic item against each real source alone: its content AUC is the one computed here.
+    synthetic = [cid for cid in labels if labels[cid]["label"] == "synthetic"]
+    real_sources = {v["source"] for v in labels.values() if v["label"] == "real"}
+    assert set(report["auc_against_each_real_source"]) == real_sources
+    for source, figures in report["auc_against_each_real_source"].items():
+        real = [cid for cid in labels if labels[cid]["source"] == source]
+        scores = [job["rows"][cid][0] or 0.0 for cid in real + synthetic]
+        expected = roc_auc(np.r_[np.zeros(len(real)), np.ones(len(synthetic))].astype(bool), np.asarray(scores))
+        assert figures["items"] == len(real) and figures["content"] == pytest.approx(expected), source
 
 
 def test_the_account_context_parses_absent_fields_as_unknown():

