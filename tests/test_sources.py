@@ -7,10 +7,20 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from training.source_corpus import build, decode_audio_file
+from training.source_corpus import (
+    _FACE_CHIP_SIDES,
+    _SHRINKERS,
+    PHOTO_VARIANTS,
+    build,
+    decode_audio_file,
+    face_chip,
+    shrink,
+)
 from training.sources import BY_NAME, HELD_OUT_ALIASES, KINDS, ROLES, SOURCES, fetch_all, media_files, sources_for
 from training.synthesis import _speakable, sentences
+from transforms.visual import detect_face
 
 CACHE = os.environ.get("SOURCES_CACHE", "data/sources")
 # The issue's fixed held-out set: never trained or tuned on.
@@ -90,3 +100,53 @@ def test_synthesisers_read_dialogue_in_their_language(tmp_path):
     assert sentences(tmp_path, BY_NAME["festival"], "en") == ["Welcome to the most beautiful city."]
     # A Latin word or a guillemet stops Festival's Russian letter-to-sound rules: they go.
     assert _speakable("«LC-10» Добро, город!", "ru") == "- Добро, город!"
+
+
+def test_a_face_chip_is_the_face_aligned_as_a_profile_picture_and_a_faceless_picture_has_none():
+    """The platform chain's profile-picture cut: square, at a chip size, turned a little, the
+    face still found in it; a picture without a face gives none (the chain then crops)."""
+    fetch_all([BY_NAME["skimage"]], CACHE)
+    (astronaut,) = [p for p in media_files(BY_NAME["skimage"], CACHE) if p.name == "astronaut.png"]
+    photo = Image.open(astronaut).convert("RGB")
+    chips = [face_chip(photo, np.random.default_rng(seed)) for seed in range(8)]
+    made = [chip for chip in chips if chip is not None]  # none where the square would leave the photograph
+    assert len(made) >= 4
+    sides = set()
+    for chip in made:
+        assert chip.size[0] == chip.size[1] and chip.size[0] in _FACE_CHIP_SIDES
+        assert detect_face(np.asarray(chip)) is not None
+        sides.add(chip.size[0])
+    assert len(sides) > 1
+    flat = Image.fromarray(np.full((300, 400, 3), 128, np.uint8))
+    assert face_chip(flat, np.random.default_rng(0)) is None
+
+
+@pytest.mark.parametrize("how", [name for name, _ in _SHRINKERS])
+def test_every_shrinker_scales_to_the_size_asked_and_only_the_unfiltered_one_aliases(how):
+    # A fine grating just above the new Nyquist frequency: a filtered shrink smooths it away,
+    # the unfiltered bilinear one folds it back as a coarse pattern.
+    x = np.arange(600)
+    grating = (127.5 + 127.5 * np.cos(2 * np.pi * x * 0.4))[None, :, None].repeat(300, 0).repeat(3, 2)
+    small = np.asarray(shrink(Image.fromarray(grating.astype(np.uint8)), (200, 100), how)).astype(float)
+    assert small.shape == (100, 200, 3)
+    ripple = small[50, 20:180, 0].std()
+    assert (ripple > 60) == (how == "bilinear_unfiltered"), ripple  # area's box filter leaves ~18
+
+
+def test_the_uploads_of_one_photograph_are_made_apart(tmp_path):
+    """Each training upload draws its own platform chain: a photograph's uploads are different
+    files, and the containers vary (a text key counts whole, not by its first bytes,
+    which every item of a source shares)."""
+    fetch_all([BY_NAME["skimage"]], CACHE)
+    build(tmp_path, "train", CACHE, seed=1, names=["skimage"])
+    labels = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    events = {e["content_id"]: e for e in map(json.loads, (tmp_path / "manifest.jsonl").read_text().splitlines())}
+    by_group: dict[str, set[bytes]] = {}
+    for row in labels:
+        by_group.setdefault(row["split_group"], set()).add(
+            (tmp_path / events[row["content_id"]]["media_uri"]).read_bytes()
+        )
+    # Only a small photograph uploaded whole as a lossless PNG twice can repeat a file.
+    distinct = sorted(len(files) for files in by_group.values())
+    assert distinct[0] >= PHOTO_VARIANTS // 2 and sum(distinct) >= 0.95 * len(labels), distinct
+    assert len({row["container"] for row in labels}) > 1

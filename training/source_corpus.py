@@ -13,9 +13,12 @@ recording in these packages is lossy (Vorbis, Opus, GSM) while a synthesiser wri
 PCM at its own rate. So every speech item is cut or joined to 2-8 s, passes a lossy round trip
 (MP3, AAC, Opus, Vorbis, telephony mu-law at 8 kHz, or none), is resampled to a rate drawn
 from what uploads use, and is written in one of the corpus's audio containers. Photographs
-are cropped and scaled into the generator's size range (larger ones too) and re-encoded
-(JPEG, WebP, PNG), keeping the camera's EXIF in some; film clips are cut into 2-4 s segments
-and given a speech track (real, or a synthesiser's: a dub).
+are cropped and scaled into the generator's size range (larger ones too) by a resampler drawn
+from what software uses (filtered ones, and bilinear without a low-pass filter), or, when a face
+is found in some, cut out as a profile picture is (the face aligned, turned a little and sampled
+straight at 112-256 px, as face-chip extractors do), and re-encoded (JPEG, WebP, PNG), keeping
+the camera's EXIF in some; film clips are cut into 2-4 s segments and given a speech track
+(real, or a synthesiser's: a dub).
 
 Held-out items (`--role heldout`) are the files as their packages made them, an upload of a
 file made elsewhere: only headerless audio (raw PCM, GSM) is wrapped in WAV so a platform
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -59,6 +63,7 @@ from training.sources import (
     training_photographs,
 )
 from training.synthesis import SpeechRequest, sentences, synthesise, voice_languages
+from transforms.visual import detect_face
 
 # Items per source and kind (training); held-out speech is capped per source too.
 SPEECH_ITEMS = 500
@@ -85,6 +90,16 @@ _RATES = ((8000, 0.08), (16000, 0.3), (22050, 0.14), (24000, 0.12), (44100, 0.18
 _ROUND_TRIPS = (("none", 0.3), ("mp3", 0.2), ("aac", 0.15), ("opus", 0.15), ("vorbis", 0.1), ("telephony", 0.1))
 _HEADERLESS_RATES = {"codec2": 8000, "pocketsphinx": 16000}
 _KEEP_EXIF_SHARE = 0.4
+# Shrinking: PIL's filtered resamplers, and OpenCV's area and bilinear (the last without a
+# low-pass filter, so it aliases, as many apps' scalers do).
+_SHRINKERS = (("lanczos", 0.35), ("bicubic", 0.2), ("area", 0.2), ("bilinear_unfiltered", 0.25))
+# A share of the still uploads of a photograph with a face are its face chip (a profile picture):
+# the face framed 1.4-2.2 face-widths wide, turned up to 12 degrees, sampled straight at one of
+# these sizes by bilinear or bicubic interpolation. The real class must hold such pictures: the
+# procedural generator's face swaps warp faces the same way, and a detector that never saw a
+# real aligned face learns "an aligned face is a swap".
+_FACE_CHIP_SHARE = 0.2
+_FACE_CHIP_SIDES = (112, 128, 150, 160, 200, 256)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +121,16 @@ class SourceItem:
 
 
 def _rng(seed: int, *keys: int | str) -> np.random.Generator:
+    """The draws of one (seed, keys): a text key counts whole, by its hash, so two keys that share
+    their first characters (an item id and the next, two sources named alike) draw apart."""
     return np.random.default_rng(
-        [seed, *(k if isinstance(k, int) else int.from_bytes(k.encode()[:8], "big") for k in keys)]
+        [
+            seed,
+            *(
+                k if isinstance(k, int) else int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big")
+                for k in keys
+            ),
+        ]
     )
 
 
@@ -427,6 +450,61 @@ def _upright(path: str) -> tuple[Image.Image, Image.Exif]:
         return ImageOps.exif_transpose(image).convert("RGB"), exif
 
 
+def shrink(image: Image.Image, size: tuple[int, int], how: str) -> Image.Image:
+    """`image` scaled down to `size` by one of the `_SHRINKERS`."""
+    if how == "lanczos":
+        return image.resize(size, Image.Resampling.LANCZOS)
+    if how == "bicubic":
+        return image.resize(size, Image.Resampling.BICUBIC)
+    interpolation = {"area": cv2.INTER_AREA, "bilinear_unfiltered": cv2.INTER_LINEAR}[how]
+    return Image.fromarray(cv2.resize(np.asarray(image), size, interpolation=interpolation))
+
+
+def _crop_and_scale(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    width, height = image.size
+    # Mostly the generator's size range (long side 200-480), some larger; half the items
+    # keep native pixels (a crop), half are scaled down first (a thumbnail, a re-share).
+    long_side = int(rng.uniform(200, 480) if rng.random() < 0.75 else rng.uniform(480, 1080))
+    if rng.random() < 0.5:
+        scale = min(1.0, long_side / max(width, height) * rng.uniform(1.0, 2.5))
+        size = (max(16, round(width * scale)), max(16, round(height * scale)))
+        image = shrink(image, size, _choice(rng, _SHRINKERS)) if scale < 1.0 else image
+        width, height = image.size
+    aspect = float(rng.choice([4 / 3, 16 / 9, 3 / 2, 1.0]))
+    crop_w = min(width, long_side)
+    crop_h = min(height, max(16, round(crop_w / aspect)))
+    left = int(rng.integers(0, width - crop_w + 1))
+    top = int(rng.integers(0, height - crop_h + 1))
+    return image.crop((left, top, left + crop_w, top + crop_h))
+
+
+def face_chip(image: Image.Image, rng: np.random.Generator) -> Image.Image | None:
+    """The picture's largest face as a face-chip extractor cuts a profile picture: a square
+    1.4-2.2 face-widths wide around it, turned up to 12 degrees, sampled straight at one of
+    `_FACE_CHIP_SIDES` px (bilinear or bicubic, no low-pass filter first); None when no face is
+    found or the square would leave the picture."""
+    frame = np.asarray(image)
+    box = detect_face(frame)
+    if box is None:
+        return None
+    x, y, w, h = box
+    side = int(rng.choice(_FACE_CHIP_SIDES))
+    span = max(w, h) * rng.uniform(1.4, 2.2)
+    turn = np.deg2rad(rng.uniform(-12, 12))
+    # The map from chip pixels to picture pixels: scaled, turned, centred on the face.
+    scale = span / side
+    a, b = scale * np.cos(turn), -scale * np.sin(turn)
+    cx, cy = x + w / 2, y + h / 2
+    c, f = cx - (a + b) * side / 2, cy - (a - b) * side / 2
+    corners = [(a * u + b * v + c, -b * u + a * v + f) for u in (0, side) for v in (0, side)]
+    if not all(0 <= px <= frame.shape[1] - 1 and 0 <= py <= frame.shape[0] - 1 for px, py in corners):
+        return None
+    interpolation = cv2.INTER_LINEAR if rng.random() < 0.7 else cv2.INTER_CUBIC
+    chip = cv2.warpAffine(frame, np.float32([[a, b, c], [-b, a, f]]), (side, side),
+                          flags=interpolation | cv2.WARP_INVERSE_MAP)  # fmt: skip
+    return Image.fromarray(chip)
+
+
 def _make_image(item: SourceItem, out: Path, seed: int, generated: dict[str, list[str]]) -> str:
     rng = _rng(seed, "make", item.content_id)
     if item.generation is not None:
@@ -447,20 +525,8 @@ def _make_image(item: SourceItem, out: Path, seed: int, generated: dict[str, lis
         (out / name).write_bytes(Path(item.image_file).read_bytes())
         return name
     image, exif = _upright(item.image_file)
-    width, height = image.size
-    # Mostly the generator's size range (long side 200-480), some larger; half the items
-    # keep native pixels (a crop), half are scaled down first (a thumbnail, a re-share).
-    long_side = int(rng.uniform(200, 480) if rng.random() < 0.75 else rng.uniform(480, 1080))
-    if rng.random() < 0.5:
-        scale = min(1.0, long_side / max(width, height) * rng.uniform(1.0, 2.5))
-        image = image.resize((max(16, round(width * scale)), max(16, round(height * scale))), Image.Resampling.LANCZOS)
-        width, height = image.size
-    aspect = float(rng.choice([4 / 3, 16 / 9, 3 / 2, 1.0]))
-    crop_w = min(width, long_side)
-    crop_h = min(height, max(16, round(crop_w / aspect)))
-    left = int(rng.integers(0, width - crop_w + 1))
-    top = int(rng.integers(0, height - crop_h + 1))
-    image = image.crop((left, top, left + crop_w, top + crop_h))
+    chip = face_chip(image, rng) if rng.random() < _FACE_CHIP_SHARE else None
+    image = chip if chip is not None else _crop_and_scale(image, rng)
     container = _choice(rng, _IMAGE_CONTAINERS)
     options: dict[str, Any] = {}
     if exif and rng.random() < _KEEP_EXIF_SHARE:
