@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -54,6 +56,42 @@ class LoadedSignature:
         self.domain = DomainGate.load(path)
         card = read_card(path) or {}
         self.version = str(card.get("version", path.rstrip("/").rsplit("/", 1)[-1]))
+
+
+# A process that runs several jobs (a test session, an operator command that scores sets in
+# turn) loads each local model directory once: a registry version is written once and never in
+# place, and the key holds the modification times of the files a load reads, so a directory
+# rewritten in place is loaded anew. Remote directories (gs://) are loaded every time.
+_LOADED: OrderedDict[tuple, LoadedSignature] = OrderedDict()
+_LOADED_MAX = 8
+_LOADED_LOCK = threading.Lock()
+
+
+def _local_stamp(path: str) -> tuple | None:
+    """The key of a local model directory's current contents, or None when it is not local."""
+    if "://" in path or not os.path.isdir(path):
+        return None
+    stamps = []
+    for root, _, files in os.walk(path):
+        stamps += [(os.path.join(root, f), os.stat(os.path.join(root, f)).st_mtime_ns) for f in sorted(files)]
+    return (os.path.realpath(path), tuple(sorted(stamps)))
+
+
+def load_signature(path: str) -> LoadedSignature:
+    """The SavedModel at `path`, loaded once per process while its files are unchanged."""
+    key = _local_stamp(path)
+    if key is None:
+        return LoadedSignature(path)
+    with _LOADED_LOCK:
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
+    loaded = LoadedSignature(path)
+    with _LOADED_LOCK:
+        _LOADED[key] = loaded
+        while len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
+    return loaded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +191,7 @@ class SavedModelSignatureHandler(ModelHandler[dict[str, np.ndarray], PredictionR
         return self._load_newer(serving.path, serving.version)
 
     def _load(self, path: str) -> LoadedSignature:
-        loaded = LoadedSignature(path)
+        loaded = load_signature(path)
         expected = {spec.name for spec in SIGNATURES[self.modality]}
         if loaded.input_names != expected:
             raise ValueError(

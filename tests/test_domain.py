@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
+
 import numpy as np
 import pytest
 
-from models.domain import DomainGate, fit_gate
+from models.domain import GATE_FILE, DomainGate, fit_gate
 from models.handlers import SavedModelSignatureHandler
 from models.registry import export_saved_model, resolve_model, write_card
 from tests.test_models import _separable_dataset
@@ -83,3 +87,19 @@ def test_the_handler_answers_with_the_gate_verdict(gated_metadata_model):
     assert all(0.0 <= a.probability <= 1.0 for a in answers)
     assert sum(a.domain.abstained for a in answers[:8]) <= 2
     assert all(a.domain.abstained and a.domain.reason for a in answers[8:])
+
+
+def test_a_model_directory_is_loaded_once_a_process_until_a_file_in_it_changes(gated_metadata_model, tmp_path):
+    """Several jobs in one process share a version's load; a directory rewritten in place (its
+    gate refitted here) is loaded anew, gate and all."""
+    root, dataset = gated_metadata_model
+    copy = tmp_path / "metadata" / "20260101T000000"
+    shutil.copytree(resolve_model(root, "metadata").path, copy)
+    first = SavedModelSignatureHandler(str(copy), "metadata").load_model().current()
+    assert SavedModelSignatureHandler(str(copy), "metadata").load_model().current() is first
+    inputs = dataset["train"]["inputs"]["metadata"]
+    gate = fit_gate("metadata", inputs + 1.0, dataset["validation"]["inputs"]["metadata"] + 1.0)
+    gate.save(copy)
+    os.utime(copy / GATE_FILE, ns=(time.time_ns() + 10**9,) * 2)  # a later time, whatever the clock's grain
+    again = SavedModelSignatureHandler(str(copy), "metadata").load_model().current()
+    assert again is not first and np.allclose(again.domain.centre, gate.centre)
