@@ -8,7 +8,7 @@ tunes or chooses a threshold.
 
 What each class gets is checked in two parts: what must hold of any served set (every item
 scored and decided under the shipped policy, no full-size real photograph removed), and the
-issue's bar for the visual detector (half the GAN faces acted on, no real picture removed or
+bar set for the visual detector (half the GAN faces acted on, no real picture removed or
 sent to review), which the served set does not meet yet and is marked so: when a served set
 meets it, the strict mark fails the suite until it is taken off.
 """
@@ -89,7 +89,7 @@ def test_no_full_size_real_photograph_of_people_is_removed(job):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the visual bar of the open issue on neural generators: the served visual model ranks "
+    reason="the bar set for the visual detector on neural generators: the served visual model ranks "
     "MobileStyleGAN faces below real photographs (reports/heldout_visual_outcomes_f10.json)",
 )
 def test_half_the_gan_faces_are_acted_on_and_no_real_picture_is_removed_or_reviewed(job):
