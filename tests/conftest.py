@@ -27,6 +27,23 @@ def query_warehouse(warehouse, sql: str) -> list[tuple]:
         return sorted(con.sql(sql).fetchall())
 
 
+def run_batch_on_files(root, events: list[dict], *flags: str):
+    """Runs the batch job on `events` whose media are files anywhere on the machine (package
+    caches, generated folders, given by absolute path): writes ROOT/manifest.jsonl, names each
+    media folder as a --media_root, and returns the warehouse (ROOT/wh)."""
+    import json
+
+    from pipelines import batch
+
+    manifest, warehouse = root / "manifest.jsonl", root / "wh"
+    manifest.write_text("".join(json.dumps(e) + "\n" for e in events))
+    roots = [arg for folder in sorted({os.path.dirname(e["media_uri"]) for e in events})
+             for arg in ("--media_root", folder)]  # fmt: skip
+    assert batch.run(["--input", str(manifest), "--warehouse", str(warehouse), *roots, *flags,
+                      f"--runner={batch.LOCAL_RUNNER}"]) == 0  # fmt: skip
+    return warehouse
+
+
 def make_video(
     path: str,
     *,

@@ -18,14 +18,12 @@ import json
 import math
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 from PIL import Image
 
 from models.handlers import LoadedSignature, predict_probabilities
 from models.registry import SERVED_MODEL_DIR, resolve_model, resolve_model_set
-from pipelines import batch
 from schemas.records import AccountContext, Notice
 from training import corpus
 from training.evasion import aged_account_event, bare_event, strip_metadata
@@ -35,6 +33,8 @@ from training.thresholds import policy_thresholds
 from transforms.limits import MediaLimits
 from transforms.metadata import metadata_vector, probe_media
 from transforms.parse import parse_event
+
+from .conftest import query_warehouse, run_batch_on_files
 
 CACHE = "data/sources"
 POLICY = "policies/synthetic_media_v1.yaml"
@@ -169,19 +169,13 @@ def job(tmp_path_factory, recordings, generated):
             )
         else:
             add(f"bare-{content_id}", original, "real_bare")
-    manifest = root / "manifest.jsonl"
-    manifest.write_text("".join(json.dumps(e) + "\n" for e in events))
-    warehouse = root / "wh"
-    # The recordings come from the package cache, outside the manifest's folder: each folder named.
-    roots = [arg for folder in sorted({str(Path(e["media_uri"]).parent) for e in events})
-             for arg in ("--media_root", folder)]  # fmt: skip
-    assert batch.run(["--input", str(manifest), "--warehouse", str(warehouse), "--policy", POLICY, *roots,
-                      f"--runner={batch.LOCAL_RUNNER}"]) == 0  # fmt: skip
-    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
-        rows = con.sql(
-            "select s.content_id, s.content_score, s.fused_score, s.metadata_score, s.hash_match, d.action, d.rule_id "
-            "from media_scores s join enforcement_decisions d using (content_id)"
-        ).fetchall()
+    # The recordings come from the package cache, outside the job's folder: each folder named.
+    warehouse = run_batch_on_files(root, events, "--policy", POLICY)
+    rows = query_warehouse(
+        warehouse,
+        "select s.content_id, s.content_score, s.fused_score, s.metadata_score, s.hash_match, d.action, d.rule_id "
+        "from media_scores s join enforcement_decisions d using (content_id)",
+    )
     return {"rows": {r[0]: r[1:] for r in rows}, "kinds": kinds, "events": len(events), "warehouse": warehouse}
 
 

@@ -15,15 +15,14 @@ meets it, the strict mark fails the suite until it is taken off.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from pipelines import batch
 from training.image_synthesis import ImageRequest, generate
 from training.sources import BY_NAME, fetch_all, media_files
+
+from .conftest import query_warehouse, run_batch_on_files
 
 CACHE = Path("data/sources")
 POLICY = "policies/synthetic_media_v1.yaml"
@@ -54,23 +53,11 @@ def job(tmp_path_factory):
     }
     kinds = {f"gan-{i}": ("synthetic", "gan_face", path) for i, path in enumerate(_gan_faces())}
     kinds |= {f"{kind}-{i}": ("real", kind, path) for kind, paths in real.items() for i, path in enumerate(paths)}
-    root = tmp_path_factory.mktemp("visual_held_out")
-    manifest = root / "manifest.jsonl"
-    manifest.write_text("".join(
-        json.dumps({"content_id": cid, "media_uri": str(path.resolve()), "account_id": f"acct-{cid}",
-                    "uploaded_at": UPLOADED}) + "\n"
-        for cid, (_, _, path) in kinds.items()
-    ))  # fmt: skip
-    roots = [arg for folder in sorted({str(p.resolve().parent) for _, _, p in kinds.values()})
-             for arg in ("--media_root", folder)]  # fmt: skip
-    warehouse = root / "wh"
-    assert batch.run(["--input", str(manifest), "--warehouse", str(warehouse), "--policy", POLICY, *roots,
-                      f"--runner={batch.LOCAL_RUNNER}"]) == 0  # fmt: skip
-    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
-        rows = con.sql(
-            "select s.content_id, s.visual_score, d.action from media_scores s "
-            "join enforcement_decisions d using (content_id)"
-        ).fetchall()
+    events = [{"content_id": cid, "media_uri": str(path.resolve()), "account_id": f"acct-{cid}",
+               "uploaded_at": UPLOADED} for cid, (_, _, path) in kinds.items()]  # fmt: skip
+    warehouse = run_batch_on_files(tmp_path_factory.mktemp("visual_held_out"), events, "--policy", POLICY)
+    rows = query_warehouse(warehouse, "select s.content_id, s.visual_score, d.action from media_scores s "
+                                      "join enforcement_decisions d using (content_id)")  # fmt: skip
     return {"kinds": kinds, "decided": {cid: (visual, action) for cid, visual, action in rows}}
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,17 @@ def _aucs(rows: list[dict]) -> dict[str, float | None]:
     }
 
 
+def _aucs_against_each_real_source(rows: list[dict]) -> dict[str, dict]:
+    """Every synthetic item against each source of real ones alone: its item count and AUCs."""
+    synthetic, real_by_source = [], defaultdict(list)
+    for row in rows:
+        if row["label"] == "synthetic":
+            synthetic.append(row)
+        elif row["label"] == "real":
+            real_by_source[row["source"]].append(row)
+    return {source: {"items": len(real)} | _aucs(real + synthetic) for source, real in sorted(real_by_source.items())}
+
+
 def outcomes(warehouse: Path, labels: dict[str, dict], thresholds: dict[str, float]) -> dict[str, Any]:
     rows, unscored = _rows(warehouse)
     for row in rows:
@@ -109,11 +120,7 @@ def outcomes(warehouse: Path, labels: dict[str, dict], thresholds: dict[str, flo
         "not_scored": dict(Counter(unscored.values())),
         "not_scored_by_source": dict(Counter(labels.get(i, {}).get("source", "?") for i in unscored)),
         "auc": _aucs(rows),
-        "auc_against_each_real_source": {
-            source: {"items": len(group)} | _aucs(group + [r for r in rows if r["label"] == "synthetic"])
-            for source in sorted({r["source"] for r in rows if r["label"] == "real"})
-            if (group := [r for r in rows if r["label"] == "real" and r["source"] == source])
-        },
+        "auc_against_each_real_source": _aucs_against_each_real_source(rows),
         "by_label": {},
         "by_source": {},
         "by_media_type": {},
