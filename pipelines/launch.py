@@ -399,7 +399,6 @@ def prepare(job: str, argv: list[str] | None = None) -> Launch:
             statements_dir=getattr(options, "statements_dir", None),
             pubsub_project=options.pubsub_project,
             topic_prefix=options.pubsub_topic_prefix,
-            streaming=job == "streaming",
         )
     except ValueError as exc:
         error(f"--warehouse: {exc}")

@@ -8,6 +8,11 @@ weighting of the branch logits, a logit from a small network over the item's han
 signals, and the logit of boosted trees over the same signals (`training.trees`). A mean, not a
 max, so one odd frame of a long real video does not flag it.
 
+A per-part network runs once over all of a batch's parts, folded into the batch axis
+(`_each_part`), not through Keras's `TimeDistributed`, which copies the network once per part
+slot when the part axis has a fixed length: a graph many times larger to trace, train and
+serve, and batch-normalisation statistics gathered slot by slot.
+
 The trees are fitted before the network. While the network trains, the tree logit is an extra
 input (`TREE_INPUT`, cross-fitted so that it is honest on training items); `with_trees` then
 builds the served model, in which the trees compute that logit from the signature's inputs.
@@ -31,6 +36,22 @@ class MaskedMean(layers.Layer):
     def call(self, values, mask):
         total = keras.ops.sum(values * mask, axis=1)
         return total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+
+
+class TrainTimeFlip(layers.Layer):
+    """Mirrors each picture left to right with probability one half while training; passes it
+    through when serving. (Keras's RandomFlip called on a folded batch in a graph draws from a
+    seed state of its own that a SavedModel cannot reach.)"""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        mirrored = keras.random.uniform((keras.ops.shape(images)[0], 1, 1, 1), seed=self.seed_generator) < 0.5
+        return keras.ops.where(mirrored, keras.ops.flip(images, axis=2), images)
 
 
 def _inputs(modality: str) -> dict[str, keras.KerasTensor]:
@@ -74,10 +95,18 @@ def _part_network(input_shape: tuple[int, ...], filters: tuple[int, ...], name: 
     return keras.Model(part, layers.Dense(1)(x), name=name)
 
 
+def _each_part(layer, parts):
+    """`layer` applied to every part of `parts` [batch, parts, ...] as one batch of
+    batch x parts inputs; its outputs back as [batch, parts, ...]."""
+    count = parts.shape[1]
+    folded = layer(keras.ops.reshape(parts, (-1, *parts.shape[2:])))
+    return keras.ops.reshape(folded, (-1, count, *folded.shape[1:]))
+
+
 def _part_branch(parts, mask, filters: tuple[int, ...], name: str):
     """Scores every part ([batch, parts, h, w, c]) with one shared CNN; masked mean of logits."""
     part_net = _part_network(tuple(parts.shape[2:]), filters, f"{name}_scorer")
-    part_logits = layers.TimeDistributed(part_net, name=f"{name}_logits")(parts)[..., 0]
+    part_logits = _each_part(part_net, parts)[..., 0]
     return MaskedMean(name=f"mean_{name}_logit")(part_logits, mask)
 
 
@@ -139,12 +168,12 @@ def build_visual(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> k
     zero)."""
     inputs = _training_inputs("visual")
     # Mirroring keeps every forensic trace (noise, grids, seams) and doubles what the CNNs see.
-    flip = layers.RandomFlip("horizontal", seed=7, name="train_time_flip")
+    flip = TrainTimeFlip(seed=7, name="train_time_flip")
     frames = _frames_to_parts(inputs["frames"])
     faces = _frames_to_parts(inputs["faces"])
     residual = NoiseResidual(name="noise_residual")
-    frame_noise = layers.TimeDistributed(residual, name="frame_residuals")(layers.TimeDistributed(flip)(frames))
-    face_noise = layers.TimeDistributed(residual, name="face_residuals")(layers.TimeDistributed(flip)(faces))
+    frame_noise = _each_part(lambda images: residual(flip(images)), frames)
+    face_noise = _each_part(lambda images: residual(flip(images)), faces)
     frame_logit = _part_branch(frame_noise, inputs["frame_mask"], (16, 32, 48), "frame")
     face_logit = _part_branch(face_noise, inputs["face_mask"], (16, 32, 48), "face")
     spectrum = LogSpectrum(name="log_spectrum")(frames)

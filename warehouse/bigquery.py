@@ -328,21 +328,27 @@ def create_tables(location: BigQueryLocation, truncate: bool = False) -> list[st
             except not_found:
                 client.create_dataset(bigquery.Dataset(f"{location.project}.{dataset}"), exists_ok=True)
                 changed.append(f"{location.project}.{dataset}")
+        # A listing of each dataset instead of a lookup per table: some fifty fewer calls a run.
+        present = {
+            f"{item.dataset_id}.{item.table_id}"
+            for dataset in (location.dataset, compliance_dataset(location.dataset))
+            for item in client.list_tables(f"{location.project}.{dataset}")
+        }
         for table in (*TABLES, *INPUT_TABLES):
             table_id = location.table_id(physical_table(table))
             if truncate and table in TABLES:  # the job's own tables; never its inputs
                 client.delete_table(table_id, not_found_ok=True)
-            try:
-                client.get_table(table_id)
-            except not_found:
-                client.create_table(_table(table_resource(table, location.project, location.dataset)))
+                present.discard(f"{location.dataset}.{physical_table(table)}")
+            if f"{location.dataset}.{physical_table(table)}" not in present:
+                client.create_table(_table(table_resource(table, location.project, location.dataset)), exists_ok=True)
                 changed.append(table_id)
         for name, sql in view_queries(location.project, location.dataset).items():
             view_id = f"{location.project}.{name}"
             try:
-                if client.get_table(view_id).view_query == sql:
+                if name in present and client.get_table(view_id).view_query == sql:
                     continue
-                client.delete_table(view_id)
+                if name in present:
+                    client.delete_table(view_id)
             except not_found:
                 pass
             view = bigquery.Table(view_id)

@@ -150,14 +150,12 @@ class Sink(abc.ABC):
 class EmbeddedWarehouse(Sink):
     """Parquet files per table under `directory` (one file set per run) and a DuckDB catalog."""
 
-    def __init__(self, directory: str, run_id: str, pubsub_project: str | None = None, topic_prefix: str = "",
-                 streaming: bool = False):  # fmt: skip
+    def __init__(self, directory: str, run_id: str, pubsub_project: str | None = None, topic_prefix: str = ""):
         self.directory, self.run_id = directory, run_id
         self.pubsub_project, self.topic_prefix = pubsub_project, topic_prefix
-        self.streaming = streaming  # a Parquet file per bundle instead of one file set per run
 
     def write(self, table, records):
-        return records | f"Write_{table}" >> WriteTable(self.directory, table, self.run_id, self.streaming)
+        return records | f"Write_{table}" >> WriteTable(self.directory, table, self.run_id)
 
     def write_training_examples(self, features):
         return features | "WriteTrainingExamples" >> WriteTrainingExamples(self.directory, self.run_id)
@@ -294,13 +292,13 @@ class BigQueryWarehouse(Sink):
 def open_warehouse(warehouse: str, run_id: str, *, bigquery_endpoint: str | None = None,
                    write_method: str = FILE_LOADS, temp_location: str | None = None,
                    statements_dir: str | None = None, pubsub_project: str | None = None,
-                   topic_prefix: str = "", streaming: bool = False) -> Sink:  # fmt: skip
+                   topic_prefix: str = "") -> Sink:  # fmt: skip
     """The sink `--warehouse` names: `bq://PROJECT.DATASET` or an embedded warehouse directory."""
     if is_bigquery_uri(warehouse):
         location = BigQueryLocation.parse(warehouse, bigquery_endpoint)
         return BigQueryWarehouse(location, run_id, write_method, temp_location, statements_dir, pubsub_project,
                                  topic_prefix)  # fmt: skip
-    return EmbeddedWarehouse(warehouse, run_id, pubsub_project, topic_prefix, streaming)
+    return EmbeddedWarehouse(warehouse, run_id, pubsub_project, topic_prefix)
 
 
 def open_tool_sink(warehouse: str, tool: str, bigquery_endpoint: str | None = None) -> Sink:
