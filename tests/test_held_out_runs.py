@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.signature import SIGNATURES
-from training.evaluate import leave_one_source_out, rates_at
+from training.evaluate import SOURCE_MODALITY, held_out_group, leave_one_source_out, rates_at
+from training.sources import BY_NAME, KINDS
 
 
 def _audio_example(content_id: str, synthetic: bool, shift: float, rng: np.random.Generator) -> dict:
@@ -45,3 +47,13 @@ def test_rates_never_flag_a_missing_score():
     labels = np.array([True, True, False, False])
     rates = rates_at(labels, np.array([0.95, np.nan, np.nan, 0.2]), {"remove": 0.9})
     assert rates["remove"]["recall"] == 0.5 and rates["remove"]["fpr"] == 0.0
+
+
+def test_a_generator_is_held_out_with_everything_it_redrew_and_every_kind_feeds_a_modality():
+    assert held_out_group("gan_redraw") == ["gan_redraw", "face_video_redrawn"]
+    assert held_out_group("klettres+ktuberling") == ["klettres", "ktuberling"]
+    assert held_out_group("cyclegan") == ["cyclegan"]
+    with pytest.raises(ValueError, match="no such source"):
+        held_out_group("gan_redrawn")
+    assert set(KINDS) <= set(SOURCE_MODALITY)  # a visual generator held out is the visual model's run
+    assert {SOURCE_MODALITY[BY_NAME[name].kind] for name in held_out_group("gan_redraw")} == {"visual"}

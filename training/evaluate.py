@@ -20,7 +20,9 @@ model is trained without that family and scored on it against the real test item
 Leave-one-source-out (`--leave_one_source_out`): for each source of media made elsewhere in
 the training data, the modality it feeds is trained without it (and its domain gate fitted
 without it), then scored on all of that source's items against the test items of the other
-class: the honest number for media from somewhere the models never saw.
+class: the honest number for media from somewhere the models never saw. A picture generator is
+held out with every source it re-drew (`held_out_group`): the visual model's
+leave-one-generator-out.
 """
 
 from __future__ import annotations
@@ -59,7 +61,13 @@ from training.train import (
 MIN_SLICE = 5  # slices smaller than this are listed with their count only
 DEFAULT_POLICY = "policies/synthetic_media_v1.yaml"
 # Which modality each kind of source feeds (a film's speech track is its own speech source).
-SOURCE_MODALITY = {"speech": "audio", "synthesiser": "audio", "photo": "visual", "video": "visual"}
+SOURCE_MODALITY = {
+    "speech": "audio",
+    "synthesiser": "audio",
+    "photo": "visual",
+    "video": "visual",
+    "generator": "visual",
+}
 
 
 def _curves(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +351,7 @@ def leave_one_source_out(
     content_thresholds = {k: v for k, v in thresholds.items() if k != "review_fused"}
     results: dict[str, Any] = {}
     for name in sources:
-        group = name.split("+")  # "a+b": hold several sources out together
+        group = held_out_group(name)
         modalities = {SOURCE_MODALITY[BY_NAME[member].kind] for member in group}
         if len(modalities) != 1:
             raise ValueError(f"{name}: the sources held out together must feed one modality")
@@ -379,6 +387,20 @@ def leave_one_source_out(
         print(f"[loso] {modality}/{name}: auc={results[name]['metrics']['auc']} "
               f"abstained={results[name]['abstention_rate']:.2f}", file=sys.stderr)  # fmt: skip
     return results
+
+
+def held_out_group(name: str) -> list[str]:
+    """The sources a leave-one-source-out run holds out for `name`: "a+b" holds several out
+    together, and a picture generator takes with it every source it re-drew (trained without
+    a generator means without any of its output: `gan_redraw` takes `face_video_redrawn`)."""
+    from training.sources import BY_NAME
+
+    named = name.split("+")
+    unknown = [member for member in named if member not in BY_NAME]
+    if unknown:
+        raise ValueError(f"{name}: no such source {unknown} (python -m training.sources list)")
+    made_by = [source.name for source in BY_NAME.values() if source.redrawn_by in named]
+    return [*named, *(member for member in made_by if member not in named)]
 
 
 def _all_of(dataset: dict[str, dict], key: str) -> list[str]:
@@ -437,7 +459,8 @@ def run(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--loso_sources", nargs="*", default=None,
-        help="Sources to hold out, one run each; a+b holds several out together (default: each in the data).",
+        help="Sources to hold out, one run each; a+b holds several out together, a generator the sources it "
+        "re-drew (default: each in the data).",
     )  # fmt: skip
     args = parser.parse_args(argv)
 
