@@ -163,39 +163,13 @@ bench: install
 # The served models and every figure in reports/MODEL_REPORT.md, from nothing: the generated
 # corpus (12000 items) and the media from elsewhere, their features, training, evaluation,
 # thresholds, the evasion sets and the fixed held-out set scored by the real job, and the runs
-# trained without each generator family and each source (about 8 hours on 2 cores). The new
-# models land in $(REPORT)/models; copy them to models/served to ship them.
+# trained without each generator family and each source (most of a day on 2 cores), in stages
+# that survive a stop: the same command goes on from the first stage not done
+# (training/model_report.py). The new models land in $(REPORT)/models; copy them to
+# models/served to ship them.
 REPORT := data/model-report
-FEATURES_RUN := --features_only $(DEMO_RUNNER)
 model-report: install sources
-	$(PY) -m training.corpus --out $(REPORT)/corpus --count 12000 --seed 5
-	$(PY) -m training.source_corpus --out $(REPORT)/sources --role train --cache $(SOURCES)
-	$(PY) -m training.source_corpus --out $(REPORT)/heldout --role heldout --cache $(SOURCES)
-	$(PY) -m pipelines.batch --input $(REPORT)/corpus/manifest.jsonl --warehouse $(REPORT)/warehouse \
-	  --write_disposition truncate --run_id generator $(FEATURES_RUN) > /dev/null
-	$(PY) -m pipelines.batch --input $(REPORT)/sources/manifest.jsonl --warehouse $(REPORT)/warehouse \
-	  --run_id sources $(FEATURES_RUN) > /dev/null
-	$(PY) -m training.train --warehouse $(REPORT)/warehouse --out $(REPORT)/models --quiet \
-	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl
-	$(PY) -m training.evaluate --warehouse $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/evaluation \
-	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl
-	$(PY) -m training.thresholds --scores $(REPORT)/evaluation/validation_scores.jsonl \
-	  --check $(REPORT)/evaluation/test_scores.jsonl --costs policies/error_costs.yaml \
-	  --out $(REPORT)/thresholds.json --prevalence 0.05
-	$(PY) -m training.evasion --corpus $(REPORT)/corpus $(REPORT)/sources --out $(REPORT)/evasion
-	for set in original synthetic_stripped real_bare; do \
-	  $(PY) -m pipelines.batch --input $(REPORT)/evasion/$$set/manifest.jsonl --warehouse $(REPORT)/evasion/$$set/warehouse \
-	    --media_root $(REPORT) --model_dir $(REPORT)/models --write_disposition truncate $(DEMO_RUNNER) > /dev/null && \
-	  $(PY) -m training.outcomes --warehouse $(REPORT)/evasion/$$set/warehouse --labels $(REPORT)/evasion/$$set/labels.jsonl \
-	    --out $(REPORT)/evasion/$$set/outcomes.json || exit 1; \
-	done
-	$(PY) -m pipelines.batch --input $(REPORT)/heldout/manifest.jsonl --warehouse $(REPORT)/heldout/warehouse \
-	  --model_dir $(REPORT)/models --write_disposition truncate $(DEMO_RUNNER) > /dev/null
-	$(PY) -m training.outcomes --warehouse $(REPORT)/heldout/warehouse --labels $(REPORT)/heldout/labels.jsonl \
-	  --out $(REPORT)/heldout/outcomes.json
-	$(PY) -m training.evaluate --warehouse $(REPORT)/warehouse --model_dir $(REPORT)/models --out $(REPORT)/held_out_runs \
-	  --labels $(REPORT)/corpus/labels.jsonl $(REPORT)/sources/labels.jsonl \
-	  --leave_one_family_out --leave_one_source_out --lofo_epochs 20
+	$(PY) -m training.model_report --out $(REPORT) --cache $(SOURCES)
 
 clean:
 	rm -rf $(DEMO) $(BQ_DEMO) .pytest_cache
