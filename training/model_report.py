@@ -3,8 +3,8 @@
     python -m training.model_report --out data/model-report [--cache data/sources] [--dry_run]
 
 The stages, in order: the picture generators trained here (`training.image_synthesis train`),
-the generated corpus (12000 items, seed 5), each training source's uploads (one folder a
-source), the fixed held-out set, their features (one run id a corpus: `generator`,
+each training source's uploads (one folder a source), the fixed held-out set, the generated
+corpus (12000 items, seed 5), their features (one run id a corpus: `generator`,
 `sources_<name>`), training, evaluation, thresholds on the validation split, the evasion sets
 and the fixed held-out set through the real job, and the runs with each family and source held
 out. A stage that finished leaves `OUT/.done/<stage>`; run the same command again after a stop
@@ -38,14 +38,14 @@ def stages(out: Path, cache: str) -> Iterator[tuple[str, list[list[str]], str | 
     """(stage name, its commands, the run id whose files it writes to the training warehouse)."""
     warehouse = str(out / "warehouse")
     yield "generators", [_py("training.image_synthesis", "train", "--cache", cache)], None
-    yield "corpus", [_py("training.corpus", "--out", str(out / "corpus"), "--count", "12000", "--seed", "5")], None
     names = [source.name for source in sources_for("train")]
-    for name in names:
+    for name in names:  # the short stages first: a stop loses at most the one under way
         command = _py("training.source_corpus", "--out", str(out / "sources" / name), "--role", "train",
                       "--cache", cache, "--source", name)  # fmt: skip
         yield f"sources_{name}", [command], None
     heldout = _py("training.source_corpus", "--out", str(out / "heldout"), "--role", "heldout", "--cache", cache)
     yield "heldout", [heldout], None
+    yield "corpus", [_py("training.corpus", "--out", str(out / "corpus"), "--count", "12000", "--seed", "5")], None
     corpora = {"generator": out / "corpus", **{f"sources_{name}": out / "sources" / name for name in names}}
     for run_id, folder in corpora.items():
         command = _py("pipelines.batch", "--input", str(folder / "manifest.jsonl"), "--warehouse", warehouse,
