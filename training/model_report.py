@@ -23,11 +23,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from training.evasion import VARIANTS as EVASION_SETS
 from training.sources import DEFAULT_CACHE, sources_for
 
-# The features runs score nothing: models are trained from them.
+# Every job of the report (feature runs and scoring runs) on both cores.
 RUNNER = ("--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing")
-EVASION_SETS = ("original", "synthetic_stripped", "real_bare")
 
 
 def _py(*args: str) -> list[str]:

@@ -344,13 +344,13 @@ def create_tables(location: BigQueryLocation, truncate: bool = False) -> list[st
                 changed.append(table_id)
         for name, sql in view_queries(location.project, location.dataset).items():
             view_id = f"{location.project}.{name}"
-            try:
-                if name in present and client.get_table(view_id).view_query == sql:
-                    continue
-                if name in present:
+            if name in present:
+                try:
+                    if client.get_table(view_id).view_query == sql:
+                        continue
                     client.delete_table(view_id)
-            except not_found:
-                pass
+                except not_found:
+                    pass
             view = bigquery.Table(view_id)
             view.view_query = sql
             client.create_table(view)
