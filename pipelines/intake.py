@@ -21,8 +21,8 @@ everything it produced is written. Two runners, two mechanisms:
   subscription) and a switch that stops it pulling, so a stop signal drains what was read.
 
 `LocalReader` is installed into Beam's DirectRunner in place of its Pub/Sub read evaluator
-(`install_local_reader`): the one place this project reaches into a runner's internals, and
-only for the local runner.
+(`install_local_reader`): with `pipelines.local_runner`'s memo, the places this project
+reaches into a runner's internals, and only for the local runners.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from models.registry import SERVED_MODEL_DIR, ModelSet, parse_pinned_versions, r
 from pipelines.automation import gate_automation
 from pipelines.bank import warehouse_bank, warehouse_suspended_media
 from pipelines.graph import Detection
+from pipelines.local_runner import remember_stateful_dofns
 from pipelines.options import FILE_LOADS, STREAMING_INSERTS, job_parser, media_limits, parse_job_flags
 from pipelines.reconcile import Reconciliation
 from transforms.hashbank import BankRefresh, HashBank
@@ -375,6 +376,8 @@ def prepare(job: str, argv: list[str] | None = None) -> Launch:
     error = job_parser(job).error
     check_flags(job, options, error)
     pipeline_options = _pipeline_options(job, options, beam_argv)
+    if pipeline_options.view_as(StandardOptions).runner in (LOCAL_RUNNER, *LOCAL_STREAMING_RUNNERS):
+        remember_stateful_dofns()
 
     policy = _load("policy", load_policy, options.policy, error)
     shadow_policy = None

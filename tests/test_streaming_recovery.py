@@ -259,3 +259,45 @@ def test_stop_after_idle_fires_when_nothing_comes_at_all(tmp_path):
     why = wait(running, EmbeddedWarehouse(str(tmp_path), "r1"), "projects/p1x/subscriptions/s1x", StopRequest(),
                max_run_s=120, stop_after_idle_s=6, expected=(None, None))  # fmt: skip
     assert why.startswith("nothing new in 6 s") and time.monotonic() - started < 30
+
+
+def test_the_local_runner_asks_once_per_dofn_class_whether_it_keeps_state():
+    """The memo `remember_stateful_dofns` puts in Beam's local runners answers as Beam does, asks
+    a DoFn class once, and asks every time for a DoFn holding a bound method."""
+    import apache_beam as beam
+    from apache_beam.coders import VarIntCoder
+    from apache_beam.transforms import userstate
+
+    from pipelines.local_runner import ask_once
+
+    class Counting(beam.DoFn):
+        SEEN = userstate.ReadModifyWriteStateSpec("seen", VarIntCoder())
+
+        def process(self, element, seen=beam.DoFn.StateParam(SEEN)):
+            yield element
+
+    class Plain(beam.DoFn):
+        def process(self, element):
+            yield element
+
+    class HoldsAMethod(beam.DoFn):
+        def __init__(self):
+            self.other = Counting().process  # a bound method of its own: not the class's answer
+
+        def process(self, element):
+            yield element
+
+    asked = []
+
+    def get_dofn_specs(dofn):
+        asked.append(type(dofn).__name__)
+        return userstate.get_dofn_specs(dofn)
+
+    ask = ask_once(get_dofn_specs)
+    mapped = beam.Map(lambda x: x).dofn  # holds a plain function: its class answers
+    method = beam.FlatMap(Counting().process).dofn  # the same class, holding a stateful bound method
+    for _ in range(3):
+        assert [bool(any(ask(d))) for d in (Counting(), Plain(), mapped, method)] == [True, False, False, True]
+        ask(HoldsAMethod())
+    assert asked.count("Counting") == asked.count("Plain") == 1
+    assert asked.count("HoldsAMethod") == 3 and asked.count(type(mapped).__name__) == 1 + 3

@@ -495,8 +495,14 @@ def _install_venv(source: Source, cache: Path) -> Path:
     wanted = " ".join(f"{p.name}=={p.version}" for p in source.packages if p.origin == "pypi" and not p.members)
     if stamp.exists() and stamp.read_text() == wanted:
         return path
-    _run([sys.executable, "-m", "venv", "--clear", str(path)])
-    _run([str(path / "bin" / "python"), "-m", "pip", "install", "--quiet", *wanted.split()])
+    python = path / "bin" / "python"
+    uv = Path(sys.executable).with_name("uv")  # what `make install` installs beside pip
+    if uv.exists():
+        _run([sys.executable, "-m", "venv", "--clear", "--without-pip", str(path)])
+        _run([str(uv), "pip", "install", "--quiet", "--python", str(python), *wanted.split()])
+    else:
+        _run([sys.executable, "-m", "venv", "--clear", str(path)])
+        _run([str(python), "-m", "pip", "install", "--quiet", *wanted.split()])
     stamp.write_text(wanted)
     return path
 
