@@ -15,7 +15,7 @@ SOURCES := data/sources
 CANDIDATE := policies/candidates/reduce_reach_possible.yaml
 DEMO_RUNNER := --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
 
-.PHONY: install demo stream-demo demo-bigquery bigquery-emulator bigquery-stop sources test-media browser test test-fast lint format bench model-report clean
+.PHONY: install demo stream-demo demo-bigquery bigquery-emulator bigquery-stop sources test-media browser test test-fast test-durations lint format bench model-report clean
 
 install: $(STAMP)
 
@@ -142,16 +142,21 @@ browser:
 
 # Three test processes (pytest-xdist), each taking whole files, so a file's servers and fixtures
 # start once: the streaming tests spend much of their time waiting on a job, and the other
-# processes use the 2 cores meanwhile (742 tests: 11.8 min, against 13.2 in two processes and
-# about 22 in one). The slowest tests are listed at the end, to balance the files by.
+# processes use the 2 cores meanwhile. The files go out slowest first (tests/file_durations.json,
+# tests/conftest.py), so no process is left running a long file alone at the end; the slowest
+# tests are listed at the end.
 TEST_WORKERS ?= 3
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 test: install test-media bigquery-emulator browser
 	$(PYTEST)
 
 test-fast: install test-media bigquery-emulator browser
 	$(PYTEST) -m "not slow"
+
+# Each test file's time, into tests/file_durations.json: the order `make test` hands files out.
+test-durations: install test-media bigquery-emulator browser
+	TEST_DURATIONS_OUT=tests/file_durations.json $(PYTEST)
 
 lint: install
 	$(VENV)/bin/ruff check .

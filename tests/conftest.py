@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import io
+import json
 import os
+from pathlib import Path
 
 import av
 import duckdb
@@ -18,6 +21,37 @@ from PIL import Image
 from schemas import arrow_schema, bigquery_schema
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# How long each test file took (seconds, summed over its tests, three processes on 2 cores).
+# `make test` hands the files out slowest first (with --no-loadscope-reorder), so no process is
+# left running a long file alone at the end; `make test-durations` measures them again.
+FILE_DURATIONS = Path(__file__).with_name("file_durations.json")
+_NEW_FILE_S = 10.0  # a file not measured yet
+_spent: collections.Counter = collections.Counter()
+
+
+def pytest_collection_modifyitems(config, items):
+    seconds = json.loads(FILE_DURATIONS.read_text()) if FILE_DURATIONS.exists() else {}
+    first: dict[str, int] = {}
+    for item in items:
+        first.setdefault(item.nodeid.split("::")[0], len(first))
+
+    def slowest_first(item):
+        path = item.nodeid.split("::")[0]
+        return -seconds.get(path, _NEW_FILE_S), first[path]
+
+    items.sort(key=slowest_first)  # stable: a file's tests keep their order
+
+
+def pytest_runtest_logreport(report):
+    if os.environ.get("TEST_DURATIONS_OUT"):
+        _spent[report.nodeid.split("::")[0]] += report.duration
+
+
+def pytest_sessionfinish(session):
+    out = os.environ.get("TEST_DURATIONS_OUT")
+    if out and not hasattr(session.config, "workerinput") and _spent:  # the controller, once
+        Path(out).write_text(json.dumps({k: round(v, 1) for k, v in sorted(_spent.items())}, indent=1) + "\n")
 
 
 def query_warehouse(warehouse, sql: str) -> list[tuple]:
