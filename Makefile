@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # uv installs the requirements (the same pins pip would take) in about 30 s where pip takes
 # 2.5 min, most of it unpacking TensorFlow; pip itself only installs uv.
 UV_PIN := uv==0.13.10
-UV := $(VENV)/bin/uv pip --python $(PY)
+UV_INSTALL := $(VENV)/bin/uv pip install --python $(PY)
 DEMO := data/demo
 SOURCES := data/sources
 # The demo runs the job on both cores; tests keep to one process per pipeline.
@@ -23,8 +23,8 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version}"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(UV_PIN)
-	$(UV) install --quiet -r requirements-dev.txt
-	$(UV) install --quiet --no-deps --no-build-isolation -e .
+	$(UV_INSTALL) --quiet -r requirements-dev.txt
+	$(UV_INSTALL) --quiet --no-deps --no-build-isolation -e .
 	@# librosa compiles numba code on its first call (~20 s); do it once here, not in every job.
 	$(PY) -c 'import numpy as np, librosa; librosa.stft(np.zeros(4000, np.float32), n_fft=512)'
 	touch $(STAMP)
