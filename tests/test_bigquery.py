@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -136,6 +137,8 @@ def runs(endpoint, tmp_path_factory):
 
 
 def test_tables_are_created_from_the_schema_files_with_the_declared_partitioning_and_clustering(endpoint):
+    from google.cloud import bigquery
+
     location = _location(endpoint, "fresh")
     create_tables(location)
     with location.client() as client:
@@ -151,6 +154,19 @@ def test_tables_are_created_from_the_schema_files_with_the_declared_partitioning
         for name in view_queries(PROJECT, "fresh"):
             view = client.get_table(f"{PROJECT}.{name}")
             assert view.table_type == "VIEW", name
+        # Made again: nothing changes, and the views' labels say so without a lookup each. A view
+        # of another query, made by an earlier release (labelled with its own query) or by
+        # Terraform (no label), is made again from this one.
+        assert create_tables(location) == []
+        name, sql = next(iter(view_queries(PROJECT, "fresh").items()))
+        older = "SELECT 1 AS x"
+        for labels in ({"query_sha256": hashlib.sha256(older.encode()).hexdigest()[:32]}, {}):
+            client.delete_table(f"{PROJECT}.{name}")
+            view = bigquery.Table(f"{PROJECT}.{name}")
+            view.view_query, view.labels = older, labels
+            client.create_table(view)
+            assert create_tables(location) == [f"{PROJECT}.{name}"]
+            assert client.get_table(f"{PROJECT}.{name}").view_query == sql
     # What a compliance analyst is granted names no account.
     for table, spec in compliance_views()["views"].items():
         columns = query_arrow(location, f"SELECT * FROM `{PROJECT}.fresh_compliance.{table}` LIMIT 0").column_names
