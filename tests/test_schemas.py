@@ -9,6 +9,7 @@ import json
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from schemas import (
@@ -75,6 +76,36 @@ def test_the_embedded_catalog_describes_every_column_as_bigquery_does(tmp_path):
         == column_descriptions("enforcement_decisions")["policy_version"]
     )
     assert "created_at: When the account was created" in column_descriptions("upload_events")["account"]
+
+
+def test_a_catalog_is_made_again_only_when_its_views_would_change(tmp_path):
+    """A file written to a table that has files is read through the view's pattern: the
+    catalog stays. A table's first file changes its view (no longer empty): a new catalog."""
+    warehouse = tmp_path / "wh"
+    catalog = write_catalog(str(warehouse))
+    made = catalog.stat().st_ino, catalog.stat().st_mtime_ns
+    assert write_catalog(str(warehouse)) == catalog and (catalog.stat().st_ino, catalog.stat().st_mtime_ns) == made
+
+    def write_dead_letter(name: str, step: str) -> None:
+        row = DeadLetter("s", "dead_letter", None, "internal_error", "E", step, "{}", NOW).to_row()
+        (warehouse / "dead_letter").mkdir(exist_ok=True)
+        pq.write_table(
+            pa.Table.from_pylist([row], schema=arrow_schema("dead_letter")), warehouse / "dead_letter" / name
+        )
+
+    def errors() -> list[str]:
+        with duckdb.connect(str(catalog), read_only=True) as con:
+            return sorted(e for (e,) in con.sql("SELECT error FROM dead_letter").fetchall())
+
+    write_dead_letter("r1-0.parquet", "first")
+    write_catalog(str(warehouse))
+    assert (catalog.stat().st_ino, catalog.stat().st_mtime_ns) != made and errors() == ["first"]
+    made = catalog.stat().st_ino, catalog.stat().st_mtime_ns
+    write_dead_letter("r2-0.parquet", "second")
+    write_catalog(str(warehouse))
+    assert (catalog.stat().st_ino, catalog.stat().st_mtime_ns) == made and errors() == ["first", "second"]
+    catalog.unlink()  # a catalog deleted by hand is made again
+    assert write_catalog(str(warehouse)).exists() and errors() == ["first", "second"]
 
 
 @pytest.mark.parametrize("table", TABLES)

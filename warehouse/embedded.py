@@ -13,6 +13,8 @@ before it is written, so a Parquet file can be loaded into BigQuery as it is.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -286,11 +288,21 @@ def write_catalog(warehouse: str) -> Path:
     per id for the tables in `ONE_ROW_PER`, with every run's rows in `<table>_all_runs`).
 
     Views name absolute paths, so the catalog answers from any working directory; a table
-    with no files yet is an empty view with the table's columns.
+    with no files yet is an empty view with the table's columns. A view reads its table's
+    files by pattern, so files written later need no new catalog: one whose views and column
+    descriptions would come out the same (their digest beside it) is kept as it is, since
+    describing every column is most of a catalog's cost (about 0.8 s).
     """
     root = Path(warehouse).resolve()
-    catalog = root / CATALOG_FILE
+    catalog, stamp = root / CATALOG_FILE, root / f".{CATALOG_FILE}.sha256"
     root.mkdir(parents=True, exist_ok=True)
+    planned = _Statements()
+    create_views(planned, root, "warehouse")
+    described = {table: column_descriptions(table) for table in TABLES}
+    digest = hashlib.sha256(json.dumps([CATALOG_STORAGE_VERSION, planned, described]).encode()).hexdigest()
+    if catalog.exists() and stamp.exists() and stamp.read_text() == digest:
+        return catalog
+    stamp.unlink(missing_ok=True)
     catalog.unlink(missing_ok=True)  # views only: rebuilding is cheap and drops stale ones
     with duckdb.connect() as con:
         # An older storage version, so the DuckDB CLI (packaged separately, a release behind)
@@ -299,7 +311,15 @@ def write_catalog(warehouse: str) -> Path:
         con.execute(f"ATTACH '{path}' AS warehouse (STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')")
         create_views(con, root, "warehouse")
         describe_columns(con)
+    stamp.write_text(digest)
     return catalog
+
+
+class _Statements(list):
+    """Takes down the statements `create_views` would run, instead of running them."""
+
+    def execute(self, sql: str) -> None:
+        self.append(sql)
 
 
 def describe_columns(con: duckdb.DuckDBPyConnection) -> None:
