@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 # uv installs the requirements (the same pins pip would take) in about 30 s where pip takes
 # 2.5 min, most of it unpacking TensorFlow; pip itself only installs uv.
 UV_PIN := uv==0.13.10
-UV_INSTALL := $(VENV)/bin/uv pip install --python $(PY)
+UV := $(VENV)/bin/uv
+UV_INSTALL := $(UV) pip install --python $(PY)
 DEMO := data/demo
 SOURCES := data/sources
 # The demo runs the job on both cores; tests keep to one process per pipeline.
@@ -43,7 +44,7 @@ bigquery-emulator: $(BQ_STAMP)
 $(BQ_STAMP): requirements-bigquery-emulator.txt | $(STAMP)
 	@if [ -z "$(PYTHON313)" ]; then echo "no Python 3.13 here: the local BigQuery server is not installed"; exit 0; fi; \
 	set -e; rm -rf $(BQ_ENV); $(PYTHON313) -m venv --without-pip $(BQ_ENV); \
-	$(VENV)/bin/uv pip install --python $(BQ_ENV)/bin/python --quiet --no-deps -r requirements-bigquery-emulator.txt; \
+	$(UV) pip install --python $(BQ_ENV)/bin/python --quiet --no-deps -r requirements-bigquery-emulator.txt; \
 	mkdir -p $(DUCKDB_EXTENSIONS); \
 	cp $(BQ_ENV)/lib/python3.13/site-packages/duckdb_extension_*/extensions/v1.5.5/*.duckdb_extension $(DUCKDB_EXTENSIONS)/; \
 	touch $(BQ_STAMP)

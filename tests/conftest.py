@@ -30,14 +30,18 @@ _NEW_FILE_S = 10.0  # a file not measured yet
 _spent: collections.Counter = collections.Counter()
 
 
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::")[0]
+
+
 def pytest_collection_modifyitems(config, items):
     seconds = json.loads(FILE_DURATIONS.read_text()) if FILE_DURATIONS.exists() else {}
     first: dict[str, int] = {}
     for item in items:
-        first.setdefault(item.nodeid.split("::")[0], len(first))
+        first.setdefault(_file_of(item.nodeid), len(first))
 
     def slowest_first(item):
-        path = item.nodeid.split("::")[0]
+        path = _file_of(item.nodeid)
         return -seconds.get(path, _NEW_FILE_S), first[path]
 
     items.sort(key=slowest_first)  # stable: a file's tests keep their order
@@ -45,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_runtest_logreport(report):
     if os.environ.get("TEST_DURATIONS_OUT"):
-        _spent[report.nodeid.split("::")[0]] += report.duration
+        _spent[_file_of(report.nodeid)] += report.duration
 
 
 def pytest_sessionfinish(session):

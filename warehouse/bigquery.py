@@ -341,19 +341,18 @@ def create_tables(location: BigQueryLocation, truncate: bool = False) -> list[st
             for dataset in (location.dataset, compliance_dataset(location.dataset))
             for item in client.list_tables(f"{location.project}.{dataset}")
         }
-        present = set(listed)
         for table in (*TABLES, *INPUT_TABLES):
             table_id = location.table_id(physical_table(table))
             if truncate and table in TABLES:  # the job's own tables; never its inputs
                 client.delete_table(table_id, not_found_ok=True)
-                present.discard(f"{location.dataset}.{physical_table(table)}")
-            if f"{location.dataset}.{physical_table(table)}" not in present:
+                listed.pop(f"{location.dataset}.{physical_table(table)}", None)
+            if f"{location.dataset}.{physical_table(table)}" not in listed:
                 client.create_table(_table(table_resource(table, location.project, location.dataset)), exists_ok=True)
                 changed.append(table_id)
         for name, sql in view_queries(location.project, location.dataset).items():
             view_id = f"{location.project}.{name}"
             digest = hashlib.sha256(sql.encode()).hexdigest()[:32]
-            if name in present:
+            if name in listed:
                 if (listed[name].labels or {}).get(VIEW_QUERY_LABEL) == digest:
                     continue  # made here from this query: the listing says so, no lookup
                 try:

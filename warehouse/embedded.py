@@ -303,13 +303,14 @@ def write_catalog(warehouse: str) -> Path:
     if catalog.exists() and stamp.exists() and stamp.read_text() == digest:
         return catalog
     stamp.unlink(missing_ok=True)
-    catalog.unlink(missing_ok=True)  # views only: rebuilding is cheap and drops stale ones
+    catalog.unlink(missing_ok=True)  # views only: made again whole, so stale ones go
     with duckdb.connect() as con:
         # An older storage version, so the DuckDB CLI (packaged separately, a release behind)
         # and other tools can open the catalog too.
         path = str(catalog).replace("'", "''")
         con.execute(f"ATTACH '{path}' AS warehouse (STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')")
-        create_views(con, root, "warehouse")
+        for statement in planned:  # the views the digest is of
+            con.execute(statement)
         describe_columns(con)
     stamp.write_text(digest)
     return catalog
