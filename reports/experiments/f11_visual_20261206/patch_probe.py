@@ -36,7 +36,10 @@ def uploads(corpus: str) -> list[tuple[str, int, str]]:
 
 
 def patches(path: str, count: int, augment: str, rng: np.random.Generator) -> np.ndarray | None:
-    pixels = np.asarray(Image.open(path).convert("RGB"))
+    return patches_of(np.asarray(Image.open(path).convert("RGB")), count, augment, rng)
+
+
+def patches_of(pixels: np.ndarray, count: int, augment: str, rng: np.random.Generator) -> np.ndarray | None:
     height, width = pixels.shape[:2]
     if min(height, width) < PATCH:
         return None
