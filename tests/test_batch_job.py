@@ -301,16 +301,6 @@ def test_an_appeals_only_run_needs_no_uploads(job, capsys):
     assert not list((warehouse / "appeals").glob("appeals-again-*.parquet"))  # no appeal row written
 
 
-def test_a_hash_bank_match_is_removed_under_its_rule(job):
-    bank, content_id = bank_first_upload(job, job["root"], "case-7")
-    args = [a if a != "first" else "bank" for a in job["args"]] + ["--hash_bank", str(bank)]
-    assert batch.run(args) == 0
-    matched = query(job["warehouse"], "select s.content_id, s.hash_match, d.action, d.rule_id from media_scores s "
-                    "join enforcement_decisions d using (content_id) where s.hash_match is not null "
-                    "and d.rule_id = 'known-deepfake-remove'")  # fmt: skip
-    assert (content_id, "case-7", "remove", "known-deepfake-remove") in matched
-
-
 def test_evaluation_report_covers_modalities_families_slices_and_held_out_families(job, capsys):
     from training import evaluate
 
@@ -339,13 +329,29 @@ def test_evaluation_report_covers_modalities_families_slices_and_held_out_famili
     assert "fused (items)" in capsys.readouterr().out
 
 
-def test_a_rerun_emits_the_same_event_ids(job, tmp_path, capsys):
+def _compliance_figures(warehouse: Path, runner: list[str]) -> dict:
+    """Every compliance query's answer and each decision, event and statement table's row
+    counts, after the transparency job."""
+    assert transparency.run(["--warehouse", str(warehouse), "--min_cell_count", "1", *runner]) == 0
+    found = {}
+    for path in sorted(Path("sql").glob("*.sql")):
+        if path.stem != "dead_letter_summary":  # operational: what failed in every run, reruns included
+            found[path.stem] = query(warehouse, path.read_text())
+    counts = "select count(*), count(distinct {0}) from {1}"
+    for table, key in (("enforcement_decisions", "decision_id"), ("enforcement_events", "event_id"),
+                       ("statements_of_reasons", "sor_id")):  # fmt: skip
+        found[table] = query(warehouse, counts.format(key, table))
+    return found
+
+
+def test_a_rerun_changes_no_event_id_strike_or_compliance_figure(job, tmp_path, capsys):
     # Two runs of the same uploads into a warehouse of their own (run ids sort, so "r2" starts
-    # from "r1"'s strike ledger). A banked hash makes the first run remove one upload, so it
-    # earns a strike the rerun must not add again.
-    bank, _ = bank_first_upload(job, tmp_path, "case-9")
+    # from "r1"'s strike ledger). A banked hash makes the first run remove one upload under the
+    # bank's rule, so it earns a strike the rerun must not add again.
+    bank, banked = bank_first_upload(job, tmp_path, "case-9")
     warehouse = tmp_path / "wh"
     args = [str(warehouse) if a == str(job["warehouse"]) else a for a in job["args"]] + ["--hash_bank", str(bank)]
+    runner = [a for a in job["args"] if a.startswith("--runner")]
 
     def content_events(run_id):  # an account suspended once is not suspended again: left out
         files = warehouse / "enforcement_events" / f"{run_id}-*.parquet"
@@ -356,6 +362,11 @@ def test_a_rerun_emits_the_same_event_ids(job, tmp_path, capsys):
     for run_id, extra in (("r1", []), ("r2", ["--max_inline_bytes", "1"])):
         assert batch.run([a if a != "first" else run_id for a in args] + extra) == 0
         assert "[balanced]" in capsys.readouterr().out
+        if run_id == "r1":
+            matched = query(warehouse, "select s.content_id, s.hash_match, d.action, d.rule_id from media_scores s "
+                            "join enforcement_decisions d using (content_id) where s.hash_match is not null")  # fmt: skip
+            assert (banked, "case-9", "remove", "known-deepfake-remove") in matched
+            once = _compliance_figures(warehouse, runner)
     features = {run_id: query(warehouse, "select content_id, visual_handcrafted, audio_handcrafted, "
                               "metadata_vector from read_parquet('" + str(warehouse / "features" / f"{run_id}-*.parquet")
                               + "') order by content_id") for run_id in ("r1", "r2")}  # fmt: skip
@@ -370,6 +381,13 @@ def test_a_rerun_emits_the_same_event_ids(job, tmp_path, capsys):
     assert earning >= 1
     current = query(warehouse, "select count(*), count(distinct strike_id) from strike_ledger_current")[0]
     assert current == (earning, earning)
+    # Every compliance figure as the first run made it; every run's copies stay readable.
+    assert once["statements_by_category"] and once["actions_by_category"]
+    assert _compliance_figures(warehouse, runner) == once
+    assert (
+        query(warehouse, "select count(*) from enforcement_decisions_all_runs")[0][0]
+        == 2 * (query(warehouse, "select count(*) from enforcement_decisions")[0][0])
+    )
 
 
 def test_two_runs_into_empty_warehouses_suspend_with_the_same_ids_and_a_statement(job, tmp_path):
@@ -397,36 +415,6 @@ def test_two_runs_into_empty_warehouses_suspend_with_the_same_ids_and_a_statemen
                        "using (decision_id) where e.action = 'suspend_account'")  # fmt: skip
         assert events == [(len(suspensions),)]  # the event points at a decision that exists
     assert ids[0] == ids[1]
-
-
-def test_a_rerun_leaves_every_compliance_figure_as_one_run_made_it(job, tmp_path):
-    warehouse = tmp_path / "wh"
-    runner = [a for a in job["args"] if a.startswith("--runner")]
-
-    def figures():
-        assert transparency.run(["--warehouse", str(warehouse), "--min_cell_count", "1", *runner]) == 0
-        found = {}
-        for path in sorted(Path("sql").glob("*.sql")):
-            if path.stem != "dead_letter_summary":  # operational: what failed in every run, reruns included
-                found[path.stem] = query(warehouse, path.read_text())
-        counts = "select count(*), count(distinct {0}) from {1}"
-        for table, key in (("enforcement_decisions", "decision_id"), ("enforcement_events", "event_id"),
-                           ("statements_of_reasons", "sor_id")):  # fmt: skip
-            found[table] = query(warehouse, counts.format(key, table))
-        return found
-
-    for run_id in ("r1", "r2"):
-        args = [str(warehouse) if a == str(job["warehouse"]) else a for a in job["args"]]
-        assert batch.run([a if a != "first" else run_id for a in args]) == 0
-        if run_id == "r1":
-            once = figures()
-    assert once["statements_by_category"] and once["actions_by_category"]
-    assert figures() == once
-    # Every run's copies stay readable.
-    assert (
-        query(warehouse, "select count(*) from enforcement_decisions_all_runs")[0][0]
-        == 2 * (query(warehouse, "select count(*) from enforcement_decisions")[0][0])
-    )
 
 
 def _review_policy(directory: Path) -> Path:

@@ -20,7 +20,7 @@ import pytest
 from models.examples import read_parquet_examples
 from pipelines import batch, transparency
 from schemas import INPUT_TABLES, TABLES, bigquery_schema
-from schemas.bigquery import compliance_views, physical_table, table_layouts, view_queries
+from schemas.bigquery import compliance_views, physical_table, table_layouts, table_resource, view_queries
 from tools import report, sample_appeals
 from training import corpus
 from training.train import read_features
@@ -294,11 +294,11 @@ def test_a_row_bigquery_refuses_becomes_a_dead_letter_with_its_reason(endpoint):
     from enforcement.appeals import RetrainingLabel
 
     location = _location(endpoint, "drift")
-    create_tables(location)
-    with location.client() as client:
-        table_id = location.table_id("retraining_labels")
+    with location.client() as client:  # the two tables the step writes, not the whole dataset
+        client.create_dataset(location.dataset)
+        client.create_table(bigquery.Table.from_api_repr(table_resource("dead_letter", PROJECT, location.dataset)))
         older = [bigquery.SchemaField.from_api_repr(f) for f in bigquery_schema("retraining_labels")]
-        client.delete_table(table_id)
+        table_id = location.table_id("retraining_labels")
         client.create_table(bigquery.Table(table_id, schema=[f for f in older if f.name != "source"]))
     sink = BigQueryWarehouse(location, "drift-run", STREAMING_INSERTS)
     labels = [RetrainingLabel(content_id=f"c{i}", decision_id=f"d{i}", label="real", source="appeal_overturned",
