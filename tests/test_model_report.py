@@ -1,5 +1,5 @@
 """The model report's runner: its stages in order, a stopped run going on where it stopped, and
-a stopped feature run's files removed before it runs again."""
+a stopped feature run's files (written or staged) removed before it runs again."""
 
 from __future__ import annotations
 
@@ -38,12 +38,14 @@ def test_a_stopped_run_goes_on_from_the_first_stage_without_a_stamp(tmp_path, mo
     (warehouse / "media_scores").mkdir(parents=True)
     stale = warehouse / "media_scores" / "r2-00001-of-99999.parquet"
     kept = warehouse / "media_scores" / "r1-00001-of-99999.parquet"
-    stale.write_bytes(b"half")
+    staged = warehouse / "media_scores" / "r2.0123abcd.tmp"  # written aside, never linked into place
+    stale.write_bytes(b"whole")
+    staged.write_bytes(b"half")
     kept.write_bytes(b"whole")
     assert model_report.run(["--out", str(tmp_path)]) == 1  # "three" fails
     assert (tmp_path / ".done" / "one").exists() and (tmp_path / ".done" / "two").exists()
     assert not (tmp_path / ".done" / "three").exists()
-    assert not stale.exists() and kept.exists()  # the run being redone starts from nothing
+    assert not stale.exists() and not staged.exists() and kept.exists()  # the run being redone starts from nothing
     assert "stage three failed" in capsys.readouterr().err
     fake[2] = ("three", [[sys.executable, "-c", "pass"]], None)
     assert model_report.run(["--out", str(tmp_path)]) == 0

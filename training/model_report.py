@@ -25,6 +25,7 @@ from pathlib import Path
 
 from training.evasion import VARIANTS as EVASION_SETS
 from training.sources import DEFAULT_CACHE, sources_for
+from warehouse.embedded import run_files
 
 # Every job of the report (feature runs and scoring runs) on both cores.
 RUNNER = ("--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing")
@@ -83,8 +84,8 @@ def stages(out: Path, cache: str) -> Iterator[tuple[str, list[list[str]], str | 
 
 def remove_run(warehouse: Path, run_id: str) -> list[Path]:
     """Deletes what run `run_id` wrote to an embedded warehouse (every table's files of it, its
-    training examples); returns them."""
-    files = sorted(path for path in warehouse.glob(f"*/{run_id}-*") if path.is_file())
+    training examples, the files it had staged when it stopped); returns them."""
+    files = run_files(warehouse, run_id)
     for path in files:
         path.unlink()
     return files

@@ -46,6 +46,19 @@ def table_prefix(warehouse: str, table: str, run_id: str) -> str:
     return str(Path(warehouse) / table / run_id)
 
 
+def _staged_path(prefix: str) -> str:
+    """Where a bundle's file is written before it is linked into place under `prefix`."""
+    return f"{prefix}.{uuid.uuid4().hex}.tmp"
+
+
+def run_files(warehouse: str | Path, run_id: str) -> list[Path]:
+    """Every file run `run_id` left in an embedded warehouse: each table's and its training
+    examples', with those a stopped run had staged and not yet linked into place."""
+    root = Path(warehouse)
+    found = {*root.glob(f"*/{run_id}-*"), *root.glob(f"*/{run_id}.*.tmp")}
+    return sorted(path for path in found if path.is_file())
+
+
 def clear_tables(warehouse: str) -> None:
     """Removes every table's files (a truncating run), leaving anything else in DIR alone."""
     for name in (*TABLES, TFRECORD_DIR, STATEMENT_BATCH_DIR):
@@ -105,7 +118,7 @@ class _WritePerBundle(beam.DoFn):
     def process(self, record):
         if self._staged is None:
             Path(self._prefix).parent.mkdir(parents=True, exist_ok=True)
-            self._staged = f"{self._prefix}.{uuid.uuid4().hex}.tmp"
+            self._staged = _staged_path(self._prefix)
             self._open(self._staged)
         self._write(record)
 
