@@ -47,7 +47,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.sources import AUTOENCODER_VARIANTS, BY_NAME, DEFAULT_CACHE, Source, training_photographs, tree, venv
+from training.sources import (
+    AUTOENCODER_VARIANTS,
+    BY_NAME,
+    DEFAULT_CACHE,
+    Source,
+    content_digest,
+    training_photographs,
+    tree,
+    venv,
+)
 
 _TIMEOUT_S = 3600
 
@@ -149,7 +158,8 @@ def _realesrgan(source: Source, cache: Path, requests: Sequence[ImageRequest], o
     paths = [[out / f"{i:06d}-000.png"] for i in range(len(requests))]
     jobs = []
     for request, (path,) in zip(requests, paths):
-        rng = np.random.default_rng([request.seed, int.from_bytes(request.input_file.encode()[-8:], "big")])
+        # The draw follows the photograph (its content), wherever the cache keeps it.
+        rng = np.random.default_rng([request.seed, int(content_digest(request.input_file)[:16], 16)])
         model = "realesrgan-x4plus" if rng.random() < _REALESRGAN_PHOTO_SHARE else "realesr-animevideov3-x4"
         side = int(rng.integers(*_REALESRGAN_SIDES[model]))
         jobs.append(json.dumps({"input": request.input_file, "path": str(path), "model": model, "side": side}))
