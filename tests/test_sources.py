@@ -13,9 +13,11 @@ from training.source_corpus import (
     _FACE_CHIP_SIDES,
     _SHRINKERS,
     PHOTO_VARIANTS,
+    _upload_cut,
     build,
     decode_audio_file,
     face_chip,
+    portrait,
     shrink,
 )
 from training.sources import BY_NAME, HELD_OUT_ALIASES, KINDS, ROLES, SOURCES, fetch_all, media_files, sources_for
@@ -102,14 +104,19 @@ def test_synthesisers_read_dialogue_in_their_language(tmp_path):
     assert _speakable("«LC-10» Добро, город!", "ru") == "- Добро, город!"
 
 
-def test_a_face_chip_is_the_face_aligned_as_a_profile_picture_and_a_faceless_picture_has_none():
-    """The platform chain's profile-picture cut: square, at a chip size, turned a little, the
-    face still found in it; a picture without a face gives none (the chain then crops)."""
+def _astronaut() -> Image.Image:
     fetch_all([BY_NAME["skimage"]], CACHE)
     (astronaut,) = [p for p in media_files(BY_NAME["skimage"], CACHE) if p.name == "astronaut.png"]
-    photo = Image.open(astronaut).convert("RGB")
-    chips = [face_chip(photo, np.random.default_rng(seed)) for seed in range(8)]
-    made = [chip for chip in chips if chip is not None]  # none where the square would leave the photograph
+    return Image.open(astronaut).convert("RGB")
+
+
+def test_a_face_chip_is_the_face_aligned_as_a_profile_picture():
+    """The platform chain's profile-picture cut: square, at a chip size, turned a little, the
+    face still found in it; none where the square would leave the photograph."""
+    photo = _astronaut()
+    box = detect_face(np.asarray(photo))
+    chips = [face_chip(photo, box, np.random.default_rng(seed)) for seed in range(8)]
+    made = [chip for chip in chips if chip is not None]
     assert len(made) >= 4
     sides = set()
     for chip in made:
@@ -117,8 +124,37 @@ def test_a_face_chip_is_the_face_aligned_as_a_profile_picture_and_a_faceless_pic
         assert detect_face(np.asarray(chip)) is not None
         sides.add(chip.size[0])
     assert len(sides) > 1
+
+
+def test_a_portrait_frames_the_face_whole_at_the_photographs_own_pixels():
+    """The chain's portrait cut: a window around the face, the face whole and found in it, the
+    pixels the photograph's own (no resampling under 1080 px); a large photograph's window is
+    shrunk to at most 1080 px."""
+    photo = _astronaut()
+    box = detect_face(np.asarray(photo))
+    pixels = np.asarray(photo)
+    for seed in range(6):
+        cut = portrait(photo, box, np.random.default_rng(seed))
+        assert cut is not None and max(cut.size) <= 512
+        window = np.asarray(cut)
+        found = detect_face(window)
+        assert found is not None and found[2] >= box[2] * 0.7  # the face, at its own size
+        # The same pixels as somewhere in the photograph: a crop, not a redraw.
+        matches = np.argwhere((pixels[:, :, 0] == window[0, 0, 0]) & (pixels[:, :, 1] == window[0, 0, 1]))
+        assert any(np.array_equal(pixels[r : r + window.shape[0], c : c + window.shape[1]], window)
+                   for r, c in matches)  # fmt: skip
+    large = photo.resize((2048, 2048), Image.Resampling.LANCZOS)
+    big_box = detect_face(np.asarray(large))
+    cuts = [portrait(large, big_box, np.random.default_rng(seed)) for seed in range(6)]
+    assert all(cut is not None and max(cut.size) <= 1080 for cut in cuts)
+    assert any(max(cut.size) < 1080 for cut in cuts)
+
+
+def test_a_picture_without_a_face_is_cropped_or_shrunk():
     flat = Image.fromarray(np.full((300, 400, 3), 128, np.uint8))
-    assert face_chip(flat, np.random.default_rng(0)) is None
+    for seed in range(6):
+        cut = _upload_cut(flat, np.random.default_rng(seed))
+        assert cut.size[0] <= 400 and cut.size[1] <= 300
 
 
 @pytest.mark.parametrize("how", [name for name, _ in _SHRINKERS])

@@ -63,7 +63,7 @@ from training.sources import (
     training_photographs,
 )
 from training.synthesis import SpeechRequest, sentences, synthesise, voice_languages
-from transforms.visual import detect_face
+from transforms.visual import FaceBox, detect_face
 
 # Items per source and kind (training); held-out speech is capped per source too.
 SPEECH_ITEMS = 500
@@ -100,6 +100,13 @@ _SHRINKERS = (("lanczos", 0.35), ("bicubic", 0.2), ("area", 0.2), ("bilinear_unf
 # real aligned face learns "an aligned face is a swap".
 _FACE_CHIP_SHARE = 0.2
 _FACE_CHIP_SIDES = (112, 128, 150, 160, 200, 256)
+# Another share is the face framed whole at the photograph's own pixels (a portrait, a profile
+# upload cut by hand): a crop of the chain's other kind seldom holds a whole face (in the f17
+# experiment, 14 of 304 real validation stills held one at least 64 px wide), while the
+# pictures of people a platform receives mostly do.
+_PORTRAIT_SHARE = 0.3
+_PORTRAIT_WIDTHS = (2.0, 4.0)  # face widths the window spans
+_PORTRAIT_MAX_SIDE = 1080  # px: a larger window is shrunk to 480 px up to this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -478,15 +485,12 @@ def _crop_and_scale(image: Image.Image, rng: np.random.Generator) -> Image.Image
     return image.crop((left, top, left + crop_w, top + crop_h))
 
 
-def face_chip(image: Image.Image, rng: np.random.Generator) -> Image.Image | None:
-    """The picture's largest face as a face-chip extractor cuts a profile picture: a square
+def face_chip(image: Image.Image, box: FaceBox, rng: np.random.Generator) -> Image.Image | None:
+    """The picture's face `box` as a face-chip extractor cuts a profile picture: a square
     1.4-2.2 face-widths wide around it, turned up to 12 degrees, sampled straight at one of
-    `_FACE_CHIP_SIDES` px (bilinear or bicubic, no low-pass filter first); None when no face is
-    found or the square would leave the picture."""
+    `_FACE_CHIP_SIDES` px (bilinear or bicubic, no low-pass filter first); None when the square
+    would leave the picture."""
     frame = np.asarray(image)
-    box = detect_face(frame)
-    if box is None:
-        return None
     x, y, w, h = box
     side = int(rng.choice(_FACE_CHIP_SIDES))
     span = max(w, h) * rng.uniform(1.4, 2.2)
@@ -503,6 +507,44 @@ def face_chip(image: Image.Image, rng: np.random.Generator) -> Image.Image | Non
     chip = cv2.warpAffine(frame, np.float32([[a, b, c], [-b, a, f]]), (side, side),
                           flags=interpolation | cv2.WARP_INVERSE_MAP)  # fmt: skip
     return Image.fromarray(chip)
+
+
+def portrait(image: Image.Image, box: FaceBox, rng: np.random.Generator) -> Image.Image | None:
+    """The face `box` framed whole at the picture's own pixels, as a portrait or a profile upload
+    is cut by hand: a window `_PORTRAIT_WIDTHS` face widths wide (square or 4:5), the face off
+    its centre by up to a quarter of its width, kept inside the picture; a window longer than
+    `_PORTRAIT_MAX_SIDE` is shrunk to 480 px up to that. None when the picture cannot hold a
+    window one and a half face widths wide."""
+    x, y, w, h = box
+    width, height = image.size
+    span = max(w, h) * rng.uniform(*_PORTRAIT_WIDTHS)
+    crop_w = min(width, round(span))
+    crop_h = min(height, round(span * float(rng.choice([1.0, 1.25]))))
+    if crop_w < 1.5 * w or crop_h < 1.5 * h:
+        return None
+    cx, cy = x + w / 2 + rng.uniform(-0.25, 0.25) * w, y + h / 2 + rng.uniform(-0.25, 0.25) * h
+    left = int(np.clip(round(cx - crop_w / 2), 0, width - crop_w))
+    top = int(np.clip(round(cy - crop_h / 2), 0, height - crop_h))
+    window = image.crop((left, top, left + crop_w, top + crop_h))
+    if max(window.size) > _PORTRAIT_MAX_SIDE:
+        scale = rng.uniform(480, _PORTRAIT_MAX_SIDE) / max(window.size)
+        size = (max(16, round(window.width * scale)), max(16, round(window.height * scale)))
+        window = shrink(window, size, _choice(rng, _SHRINKERS))
+    return window
+
+
+def _upload_cut(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """What of a photograph one still upload shows: in `_FACE_CHIP_SHARE` of the uploads its
+    face chip, in `_PORTRAIT_SHARE` its face framed whole (when it has a face the cut fits),
+    else a crop or a thumbnail."""
+    draw = rng.random()
+    if draw < _FACE_CHIP_SHARE + _PORTRAIT_SHARE:
+        box = detect_face(np.asarray(image))
+        if box is not None:
+            cut = face_chip(image, box, rng) if draw < _FACE_CHIP_SHARE else portrait(image, box, rng)
+            if cut is not None:
+                return cut
+    return _crop_and_scale(image, rng)
 
 
 def _make_image(item: SourceItem, out: Path, seed: int, generated: dict[str, list[str]]) -> str:
@@ -525,8 +567,7 @@ def _make_image(item: SourceItem, out: Path, seed: int, generated: dict[str, lis
         (out / name).write_bytes(Path(item.image_file).read_bytes())
         return name
     image, exif = _upright(item.image_file)
-    chip = face_chip(image, rng) if rng.random() < _FACE_CHIP_SHARE else None
-    image = chip if chip is not None else _crop_and_scale(image, rng)
+    image = _upload_cut(image, rng)
     container = _choice(rng, _IMAGE_CONTAINERS)
     options: dict[str, Any] = {}
     if exif and rng.random() < _KEEP_EXIF_SHARE:
