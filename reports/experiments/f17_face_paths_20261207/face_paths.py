@@ -33,7 +33,15 @@ from sklearn.metrics import roc_auc_score
 from training.splits import item_split
 from transforms.visual import detect_face
 
-REAL = ("people_photos", "face_photos", "scene_photos", "library_photos", "wallpaper_photos", "opencv_photos", "skimage")
+REAL = (
+    "people_photos",
+    "face_photos",
+    "scene_photos",
+    "library_photos",
+    "wallpaper_photos",
+    "opencv_photos",
+    "skimage",
+)
 SYNTHETIC = ("gan_redraw", "cyclegan", "autoencoder_transposed", "autoencoder_nearest", "autoencoder_bilinear",
              "autoencoder_shuffle")  # fmt: skip
 SEEDS = (0, 1)
@@ -133,6 +141,10 @@ def _auc(rows: list[dict], key) -> float | None:
     return round(float(roc_auc_score(labels, [key(r) for r in rows])), 3) if 0 < sum(labels) < len(labels) else None
 
 
+def _percentiles(values: list[float]) -> list[float]:
+    return np.percentile(values, [10, 50, 90]).round(2).tolist()
+
+
 def _thresholds(reals: list[float]) -> dict:
     return {"review": float(np.quantile(reals, 0.99, method="higher")), "remove": float(max(reals)) + 1e-6,
             "reals": len(reals)}  # fmt: skip
@@ -142,15 +154,14 @@ def figures(rows: list[dict]) -> dict:
     out = {}
     for split in ("validation", "test", "heldout"):
         part = [r for r in rows if r["split"] == split]
+        sources = sorted({r["source"] for r in part})
         out[split] = {
             "items": len(part),
             "auc_ensemble": _auc(part, lambda r: r["logit"]),
             "auc_by_seed": [_auc(part, lambda r, s=s: r["logits"][s]) for s in range(len(SEEDS))],
             "auc_face_path": _auc([r for r in part if r["has_face"]], lambda r: r["logit"]),
-            "logit_p10_p50_p90": {s: np.percentile([r["logit"] for r in part if r["source"] == s], [10, 50, 90])
-                                  .round(2).tolist() for s in sorted({r["source"] for r in part})},  # fmt: skip
-            "with_face": {s: sum(r["has_face"] for r in part if r["source"] == s)
-                          for s in sorted({r["source"] for r in part})},  # fmt: skip
+            "logit_p10_p50_p90": {s: _percentiles([r["logit"] for r in part if r["source"] == s]) for s in sources},
+            "with_face": {s: sum(r["has_face"] for r in part if r["source"] == s) for s in sources},
         }
     reals = [r for r in rows if r["split"] == "validation" and r["label"] == 0]
     paths = {
