@@ -324,7 +324,7 @@ def write_catalog(warehouse: str) -> Path:
         con.execute(f"ATTACH '{path}' AS warehouse (STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')")
         for statement in planned:  # the views the digest is of
             con.execute(statement)
-        describe_columns(con)
+        describe_columns(con, described)  # the descriptions the digest is of
     stamp.write_text(digest)
     return catalog
 
@@ -336,9 +336,10 @@ class _Statements(list):
         self.append(sql)
 
 
-def describe_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """Every column of every view in the catalog gets its description from `schemas/`, as
-    BigQuery's tables do: `SELECT column_name, comment FROM duckdb_columns()` reads them."""
+def describe_columns(con: duckdb.DuckDBPyConnection, described: dict[str, dict[str, str]]) -> None:
+    """Every column of every view in the catalog gets its description (`described`: each
+    table's `column_descriptions` from `schemas/`), as BigQuery's tables do: `SELECT
+    column_name, comment FROM duckdb_columns()` reads them."""
     views = con.sql("SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = 'warehouse'").fetchall()
     columns = {
         (schema, view): {name for (name,) in con.sql(
@@ -351,7 +352,7 @@ def describe_columns(con: duckdb.DuckDBPyConnection) -> None:
         table = "strike_ledger" if table == CURRENT_LEDGER_VIEW else table
         if table not in TABLES:
             continue
-        for name, text in column_descriptions(table).items():
+        for name, text in described[table].items():
             if name in names and text:
                 quoted = text.replace("'", "''")
                 con.execute(f'COMMENT ON COLUMN warehouse."{schema}"."{view}"."{name}" IS \'{quoted}\'')
