@@ -20,7 +20,17 @@ from training.source_corpus import (
     portrait,
     shrink,
 )
-from training.sources import BY_NAME, HELD_OUT_ALIASES, KINDS, ROLES, SOURCES, fetch_all, media_files, sources_for
+from training.sources import (
+    BY_NAME,
+    HELD_OUT_ALIASES,
+    KINDS,
+    ROLES,
+    SOURCES,
+    fetch_all,
+    media_files,
+    same_pictures,
+    sources_for,
+)
 from training.synthesis import _speakable, sentences
 from transforms.visual import detect_face
 
@@ -186,3 +196,25 @@ def test_the_uploads_of_one_photograph_are_made_apart(tmp_path):
     distinct = sorted(len(files) for files in by_group.values())
     assert distinct[0] >= PHOTO_VARIANTS // 2 and sum(distinct) >= 0.95 * len(labels), distinct
     assert len({row["container"] for row in labels}) > 1
+
+
+def _scene(seed: int) -> Image.Image:
+    """A photograph-like picture: smooth shapes at several scales, 640x480."""
+    rng = np.random.default_rng(seed)
+    layers = [np.asarray(Image.fromarray(rng.integers(0, 256, (k, k, 3), dtype=np.uint8)).resize((640, 480), Image.BICUBIC), float)
+              for k in (4, 12, 40)]  # fmt: skip
+    return Image.fromarray(
+        np.clip(sum(w * layer for w, layer in zip((0.6, 0.3, 0.1), layers)), 0, 255).astype(np.uint8)
+    )
+
+
+def test_the_overlap_check_finds_a_picture_resized_and_re_encoded_but_not_another(tmp_path):
+    _scene(1).save(tmp_path / "one.png")
+    _scene(1).resize((300, 225)).save(tmp_path / "one_small.jpg", quality=60)
+    _scene(2).save(tmp_path / "two.png")
+    _scene(3).save(tmp_path / "three.png")
+    pairs = same_pictures(
+        [tmp_path / "one.png", tmp_path / "two.png"], [tmp_path / "one_small.jpg", tmp_path / "three.png"]
+    )
+    assert [(a.name, b.name) for a, b, _ in pairs] == [("one.png", "one_small.jpg")]
+    assert pairs[0][2] > 0.98
