@@ -7,8 +7,11 @@ import os
 
 import numpy as np
 import pytest
+import soundfile
 from PIL import Image
 
+from tests.conftest import make_video
+from training import source_corpus
 from training.source_corpus import (
     _FACE_CHIP_SIDES,
     _SHRINKERS,
@@ -218,3 +221,31 @@ def test_the_overlap_check_finds_a_picture_resized_and_re_encoded_but_not_anothe
     )
     assert [(a.name, b.name) for a, b, _ in pairs] == [("one.png", "one_small.jpg")]
     assert pairs[0][2] > 0.98
+
+
+def test_a_films_stills_are_photograph_uploads_in_the_split_group_of_the_segment_they_open(tmp_path, monkeypatch):
+    """face_stills: the first frame of each segment of a clip, uploaded through the photograph
+    chain as a real still, grouped with the clip's segment (as face_video cuts it)."""
+    clip = make_video(str(tmp_path / "talk.mp4"), seconds=10.0, fps=10, size=(320, 240), with_audio=False)
+    voice = tmp_path / "voice.wav"
+    soundfile.write(voice, (0.1 * np.sin(np.arange(16000 * 3) / 9)).astype(np.float32), 16000)
+    monkeypatch.setattr(
+        source_corpus, "media_files", lambda source, cache: [clip] if source.kind in ("video", "still") else [voice]
+    )
+    summary = build(tmp_path / "out", "train", tmp_path / "cache", names=["face_stills"])
+    labels = [json.loads(line) for line in (tmp_path / "out" / "labels.jsonl").read_text().splitlines()]
+    # a 10 s clip opens segments at 0 and 4.5 s
+    assert summary["items"] == summary["planned"] == 2 * source_corpus.STILL_VARIANTS
+    assert {(r["label"], r["visual_label"], r["audio_label"], r["media_type"]) for r in labels} == {
+        ("real", 0, None, "image")
+    }
+    events = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    for event in events:
+        with Image.open(tmp_path / "out" / event["media_uri"]) as still:
+            assert still.mode == "RGB" and min(still.size) >= 64
+    # face_video's own build groups its segments (here one group: they share the one voice)
+    video = source_corpus.plan_items([BY_NAME["face_video"]], tmp_path / "cache", seed=1, held_out=False)
+    assert {r["split_group"] for r in labels} == set(source_corpus.split_groups(video).values())
+    assert labels[0]["split_group"].startswith("origin:")
+    # stills are not made for the held-out role, whose photographs are uploaded as shipped
+    assert source_corpus.plan_items([BY_NAME["face_stills"]], tmp_path / "cache", seed=1, held_out=True) == []

@@ -18,7 +18,8 @@ from what software uses (filtered ones, and bilinear without a low-pass filter),
 is found in some, cut out as a profile picture is (the face aligned, turned a little and sampled
 straight at 112-256 px, as face-chip extractors do), and re-encoded (JPEG, WebP, PNG), keeping
 the camera's EXIF in some; film clips are cut into 2-4 s segments and given a speech track
-(real, or a synthesiser's: a dub).
+(real, or a synthesiser's: a dub), and a still source takes the first frame of each segment
+through the photographs' chain, in the split group of the segment it opens.
 
 Held-out items (`--role heldout`) are the files as their packages made them, an upload of a
 file made elsewhere: only headerless audio (raw PCM, GSM) is wrapped in WAV so a platform
@@ -82,6 +83,8 @@ HELDOUT_CLIP_FRAMES = 16
 HELDOUT_CLIP_FPS = 8
 VIDEO_SEGMENT_S = (2.0, 4.0)
 VIDEO_VARIANTS = 3
+# A film's frames taken as stills: the first frame of each segment, uploaded this many ways.
+STILL_VARIANTS = 2
 _UTTERANCE_S = (2.0, 8.0)
 _AUDIO_CONTAINERS = (("wav", 0.2), ("mp3", 0.25), ("flac", 0.15), ("ogg", 0.2), ("m4a", 0.2))
 _IMAGE_CONTAINERS = (("jpeg", 0.55), ("webp", 0.25), ("png", 0.2))
@@ -283,6 +286,26 @@ def _generated_items(
     ]  # fmt: skip
 
 
+def _segment_starts(path: Path) -> tuple[np.ndarray, float]:
+    """Where a film's segments start (one every 4.5 s, each room for the longest), and its frame rate."""
+    with av.open(str(path)) as container:
+        length = float(container.duration or 0) / av.time_base
+        rate = float(container.streams.video[0].average_rate or 15)
+    return np.arange(0.0, max(length - VIDEO_SEGMENT_S[1], 0.0), VIDEO_SEGMENT_S[1] + 0.5), rate
+
+
+def _still_items(source: Source, cache: Path) -> list[SourceItem]:
+    """A film's frames uploaded as photographs are (a screenshot, a frame kept as a profile
+    picture): the first frame of each segment the video sources cut, so a still lands in the
+    split group of the segment it opens and no model is tested on a frame it trained on."""
+    starts = [(path, float(start)) for path in media_files(source, cache) for start in _segment_starts(path)[0]]
+    return [
+        SourceItem(f"{source.name}-{i * STILL_VARIANTS + k:05d}", "image", "real", {"visual": source.name},
+                   video_file=str(path), start_s=start)
+        for i, (path, start) in enumerate(starts) for k in range(STILL_VARIANTS)
+    ]  # fmt: skip
+
+
 def _video_items(source: Source, cache: Path, seed: int, tracks: list[SourceItem]) -> list[SourceItem]:
     """Segments of each film, each with a speech track drawn from the training speech items:
     a human voice (a real video) or a synthesiser's (a dubbed one, synthetic). A source that a
@@ -291,10 +314,7 @@ def _video_items(source: Source, cache: Path, seed: int, tracks: list[SourceItem
     rng = _rng(seed, "plan", source.name)
     items = []
     for path in media_files(source, cache):
-        with av.open(str(path)) as container:
-            length = float(container.duration or 0) / av.time_base
-            rate = float(container.streams.video[0].average_rate or 15)
-        starts = np.arange(0.0, max(length - VIDEO_SEGMENT_S[1], 0.0), VIDEO_SEGMENT_S[1] + 0.5)
+        starts, rate = _segment_starts(path)
         if len(starts) and not tracks:
             raise ValueError(f"{source.name}: no voices to give its clips (no speech item was planned)")
         for start in starts:
@@ -337,6 +357,8 @@ def plan_items(sources: Sequence[Source], cache: Path, seed: int, held_out: bool
             planned = _photo_items(source, cache, seed, held_out)
         elif source.kind == "generator":
             planned = _generated_items(source, cache, seed, photos, held_out)
+        elif source.kind == "still" and not held_out:
+            planned = _still_items(source, cache)
         else:
             continue
         items += planned
@@ -566,7 +588,13 @@ def _make_image(item: SourceItem, out: Path, seed: int, generated: dict[str, lis
         name = f"{item.content_id}{Path(item.image_file).suffix.lower()}"
         (out / name).write_bytes(Path(item.image_file).read_bytes())
         return name
-    image, exif = _upright(item.image_file)
+    if item.video_file:  # a still of a film
+        frames = video_frames(item.video_file, item.start_s, 1)
+        if not frames:
+            raise ValueError(f"{item.video_file} has no frame after {item.start_s:.1f} s")
+        image, exif = Image.fromarray(frames[0]), Image.Exif()
+    else:
+        image, exif = _upright(item.image_file)
     image = _upload_cut(image, rng)
     container = _choice(rng, _IMAGE_CONTAINERS)
     options: dict[str, Any] = {}
@@ -723,6 +751,21 @@ def split_groups(items: Sequence[SourceItem]) -> dict[str, str]:
     return groups
 
 
+def _build_groups(items: Sequence[SourceItem], sources: Sequence[Source], cache: Path, seed: int) -> dict[str, str]:
+    """The split groups of a build's items. A still source's films are planned beside them as
+    the real video source that cuts the same films plans them (not made): a still is then
+    grouped, and its group named, as the segment it opens is in that source's own build, so the
+    two land in one split."""
+    films = {pattern for source in sources if source.kind == "still" for pattern in source.files}
+    built = {source.name for source in sources}
+    cutting = [source for source in sources_for("train") if source.kind == "video" and not source.redrawn_by
+               and source.name not in built and films & set(source.files)]  # fmt: skip
+    groups = (
+        split_groups([*items, *plan_items(cutting, cache, seed, held_out=False)]) if cutting else split_groups(items)
+    )
+    return {item.content_id: groups[item.content_id] for item in items}
+
+
 def _labels_row(item: SourceItem) -> dict[str, Any]:
     synthetic_audio = item.sources.get("audio") if item.speech is not None else None
     synthetic_visual = item.sources.get("visual") if item.generation is not None else None
@@ -768,7 +811,7 @@ def build(
         else:
             made = dict(map(make, items))
     accounts, weights = account_pool(seed)
-    groups = split_groups(items)
+    groups = _build_groups(items, sources, cache, seed)
     rows = []
     for index, item in enumerate(items):
         if made[item.content_id] is None:
@@ -811,7 +854,7 @@ def relabel(
     sources = sources_for(role, names) if names else [s for s in sources_for("all") if s.name in named]
     items = plan_items(sources, Path(cache), seed, role == "heldout")
     planned = {item.content_id: item for item in items}
-    groups = split_groups(items)
+    groups = _build_groups(items, sources, Path(cache), seed)
     for row in rows:
         item = planned.get(row["content_id"])
         expected = _labels_row(item) if item is not None else {}
