@@ -40,6 +40,8 @@ def test_the_gate_refuses_a_held_out_regression_and_passes_a_challenger_within_i
     champion = {"heldout_visual": _figures(0.80, 0.82), "traffic": _figures(0.97, 0.98)}
     steady = {"heldout_visual": _figures(0.79, 0.83), "traffic": _figures(0.975, 0.975, visual=0.945)}
     regressed = {"heldout_visual": _figures(0.74, 0.83), "traffic": _figures(0.98, 0.99)}
+    # content and fused hold while the held-out set's own modality falls
+    visual_fell = {"heldout_visual": _figures(0.80, 0.82, visual=0.90), "traffic": _figures(0.97, 0.98)}
     over_budget = {"heldout_visual": _figures(0.85, 0.9), "traffic": _figures(0.98, 0.99, fpr=0.004)}
 
     def verdicts(challenger):
@@ -49,6 +51,7 @@ def test_the_gate_refuses_a_held_out_regression_and_passes_a_challenger_within_i
     assert all(verdicts(steady).values())
     failed = [key for key, passed in verdicts(regressed).items() if not passed]
     assert failed == [("held_out_auc", "heldout_visual:content")]
+    assert [k for k, p in verdicts(visual_fell).items() if not p] == [("held_out_auc", "heldout_visual:visual")]
     assert [k for k, p in verdicts(over_budget).items() if not p] == [("removal_fpr", "traffic")]
 
 

@@ -42,7 +42,8 @@ from schemas.config import refuse_unknown
 from schemas.version import PIPELINE_VERSION
 
 SET_KINDS = ("held_out", "traffic", "curated")
-GATED_FIGURES = ("visual", "audio", "metadata", "fused")
+MODALITY_FIGURES = ("visual", "audio", "metadata")
+GATED_FIGURES = (*MODALITY_FIGURES, "fused")
 RELEASES_DIR = "releases"
 
 
@@ -205,9 +206,12 @@ def judge(gate: Gate, figures: Mapping[str, Mapping[str, Any]], kinds: Mapping[s
     criteria = []
     for name, pair in figures.items():
         champion, challenger = pair["champion"], pair["challenger"]
-        if kinds[name] == "held_out":  # what removes (content) and what reviews (fused)
-            for score, ours, theirs in (("content", challenger["content_auc"], champion["content_auc"]),
-                                        ("fused", challenger["auc"].get("fused"), champion["auc"].get("fused"))):  # fmt: skip
+        if kinds[name] == "held_out":
+            # what removes (content), what reviews (fused) and each modality's own detector, so a
+            # gain in one cannot hide a loss in another (a visual release must not cost the audio set)
+            scores = [("content", challenger["content_auc"], champion["content_auc"])]
+            scores += [(f, challenger["auc"].get(f), champion["auc"].get(f)) for f in ("fused", *MODALITY_FIGURES)]
+            for score, ours, theirs in scores:
                 if ours is None and theirs is None:
                     continue
                 passed = ours is not None and (theirs is None or ours >= theirs - gate.held_out_max_auc_drop)
