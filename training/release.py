@@ -42,8 +42,8 @@ from schemas.config import refuse_unknown
 from schemas.version import PIPELINE_VERSION
 
 SET_KINDS = ("held_out", "traffic", "curated")
-MODALITY_FIGURES = ("visual", "audio", "metadata")
-GATED_FIGURES = (*MODALITY_FIGURES, "fused")
+CONTENT_FIGURES = ("visual", "audio")
+GATED_FIGURES = (*CONTENT_FIGURES, "metadata", "fused")
 RELEASES_DIR = "releases"
 
 
@@ -207,10 +207,12 @@ def judge(gate: Gate, figures: Mapping[str, Mapping[str, Any]], kinds: Mapping[s
     for name, pair in figures.items():
         champion, challenger = pair["champion"], pair["challenger"]
         if kinds[name] == "held_out":
-            # what removes (content), what reviews (fused) and each modality's own detector, so a
-            # gain in one cannot hide a loss in another (a visual release must not cost the audio set)
+            # what removes (content), what reviews (fused) and each content detector, so a gain in
+            # one cannot hide a loss in the other (a visual release must not cost the audio set). The
+            # metadata detector is judged on traffic and curated sets: a held-out file's metadata
+            # is as made elsewhere, or stripped on purpose in the evasion sets.
             scores = [("content", challenger["content_auc"], champion["content_auc"])]
-            scores += [(f, challenger["auc"].get(f), champion["auc"].get(f)) for f in ("fused", *MODALITY_FIGURES)]
+            scores += [(f, challenger["auc"].get(f), champion["auc"].get(f)) for f in ("fused", *CONTENT_FIGURES)]
             for score, ours, theirs in scores:
                 if ours is None and theirs is None:
                     continue
