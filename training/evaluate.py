@@ -65,6 +65,7 @@ SOURCE_MODALITY = {
     "speech": "audio",
     "synthesiser": "audio",
     "photo": "visual",
+    "still": "visual",
     "video": "visual",
     "generator": "visual",
 }
