@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from models import storage
-from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
+from models import signature, storage
+from models.signature import OUTPUT_NAME, SIGNATURES
 
 MODALITY_NAMES = tuple(SIGNATURES)
 # The model set this repository serves by default (trained by `make model-report`, described in
@@ -129,10 +129,12 @@ def resolve_model(model_dir: str | Path, modality: str, version: str | None = No
     if card.get("modality", modality) != modality:
         raise ValueError(f"{card_path} describes a {card.get('modality')} model, found under {modality}/")
     trained_on = card.get("feature_version")
-    if trained_on is not None and trained_on != FEATURE_VERSION:
+    if trained_on is not None and not signature.reads_current_inputs(modality, str(trained_on)):
         raise ValueError(
-            f"{chosen} was trained on feature version {trained_on}; this pipeline extracts {FEATURE_VERSION}: "
-            "retrain it or pin a compatible version"
+            f"{chosen} was trained on feature version {trained_on}; this pipeline extracts "
+            f"{signature.FEATURE_VERSION}, whose {modality} inputs are computed as now since "
+            f"{signature.INPUTS_SINCE[modality]}: retrain it or pin a "
+            "compatible version"
         )
     return DeployedModel(
         modality=modality,

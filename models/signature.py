@@ -9,6 +9,7 @@ returns a `probability` output of shape [batch] drops in through `--model_dir`.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -17,6 +18,11 @@ from models.metadata_layout import METADATA_DIM
 from models.visual_layout import VISUAL_HANDCRAFTED_DIM
 
 FEATURE_VERSION = "f10"
+# The feature version since which each modality's inputs are computed as they are now. A model
+# trained on features of that version or later reads what the pipeline extracts today and is
+# served; one trained on older features is refused. A feature version that changes one
+# modality's inputs moves that modality's entry alone, so the other modalities' models serve on.
+INPUTS_SINCE = {"visual": "f10", "audio": "f10", "metadata": "f10"}
 
 # Visual: frames sampled across the item, each a native-resolution centre crop. Crops, not
 # resizes: resampling would erase the pixel-level traces (upsampling grids, blending seams,
@@ -66,6 +72,17 @@ SIGNATURES: dict[str, tuple[TensorSpec, ...]] = {
     ),
     "metadata": (TensorSpec("metadata", "float32", (METADATA_DIM,)),),
 }
+
+
+def _version_number(version: str) -> int | None:
+    return int(version[1:]) if re.fullmatch(r"f\d+", version) else None
+
+
+def reads_current_inputs(modality: str, trained_on: str) -> bool:
+    """Whether a `modality` model trained on features of version `trained_on` reads the inputs
+    this pipeline extracts (an unknown version reads nothing it can trust)."""
+    number = _version_number(trained_on)
+    return number is not None and _version_number(INPUTS_SINCE[modality]) <= number <= _version_number(FEATURE_VERSION)
 
 
 def check_inputs(modality: str, inputs: dict[str, np.ndarray]) -> None:

@@ -6,6 +6,7 @@ bucket that a local run reads from disk; TensorFlow loads the SavedModels itself
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from apache_beam.io.filesystems import FileSystems
@@ -44,3 +45,13 @@ def write_bytes(path: str, data: bytes) -> None:
     partial = target.with_name(f".{target.name}.partial")
     partial.write_bytes(data)
     partial.replace(target)
+
+
+def copy_tree(source: str, target: str) -> None:
+    """Copies a directory's files to `target`, local or in an object store."""
+    if "://" not in source and "://" not in target:
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        return
+    (found,) = FileSystems.match([FileSystems.join(source, "**")])
+    files = [m.path for m in found.metadata_list]
+    FileSystems.copy(files, [target + path[len(source) :] for path in files])

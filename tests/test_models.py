@@ -200,6 +200,24 @@ def test_a_model_trained_on_other_features_is_refused(tmp_path):
         resolve_model(tmp_path, "metadata")
 
 
+def test_a_feature_version_that_changes_one_modality_keeps_the_others_models_serving(tmp_path, monkeypatch):
+    """A model trained on older features serves while its modality's inputs are computed as then."""
+    from models import signature
+
+    for modality in ("visual", "audio"):
+        path = tmp_path / modality / "1"
+        path.mkdir(parents=True)
+        (path / "saved_model.pb").write_bytes(b"")
+        write_card(path, {"modality": modality, "feature_version": "f10"})
+    monkeypatch.setattr(signature, "FEATURE_VERSION", "f11")
+    monkeypatch.setattr(signature, "INPUTS_SINCE", {"visual": "f11", "audio": "f10", "metadata": "f10"})
+    assert resolve_model(tmp_path, "audio").version == "1"
+    with pytest.raises(ValueError, match="visual inputs are computed as now since f11"):
+        resolve_model(tmp_path, "visual")
+    assert not signature.reads_current_inputs("audio", "f12")  # features of a newer pipeline than this one
+    assert not signature.reads_current_inputs("audio", "ten")  # a version that is not one
+
+
 def test_noise_residual_sees_noise_not_smooth_content():
     from training.architectures import NoiseResidual
 

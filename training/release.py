@@ -30,7 +30,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -319,17 +318,6 @@ def record(warehouse: str, events: Sequence[ReleaseEvent], bigquery_endpoint: st
     open_tool_sink(warehouse, "release", bigquery_endpoint).write_records("model_releases", list(events))
 
 
-def _copy_tree(source: str, target: str) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
-    if "://" not in source and "://" not in target:
-        shutil.copytree(source, target, dirs_exist_ok=True)
-        return
-    (found,) = FileSystems.match([FileSystems.join(source, "**")])
-    files = [m.path for m in found.metadata_list]
-    FileSystems.copy(files, [target + path[len(source) :] for path in files])
-
-
 def publish(challenger_dir: str, model_dir: str, versions: Mapping[str, str]) -> None:
     """Copies the challenger's versions into the registry beside the others (never over one)."""
     from models import storage
@@ -337,7 +325,7 @@ def publish(challenger_dir: str, model_dir: str, versions: Mapping[str, str]) ->
     for name, version in versions.items():
         target = storage.join(model_dir, name, version)
         if not storage.exists(target):
-            _copy_tree(storage.join(challenger_dir, name, version), target)
+            storage.copy_tree(storage.join(challenger_dir, name, version), target)
 
 
 def choose(model_dir: str, release: Mapping[str, Any], approved_by: str, at: dt.datetime) -> None:

@@ -9,6 +9,13 @@ is trained with early stopping, calibrated on the validation split (Platt scalin
 inside the SavedModel) and exported to `MODEL_DIR/<modality>/<version>/` with a model card.
 With every modality trained, the fusion is fitted on the validation split's calibrated scores
 and written to `MODEL_DIR/fusion/<version>/`.
+
+    python -m training.train ... --out MODEL_DIR --modality visual --keep_from REGISTRY
+
+trains one modality and keeps the others as REGISTRY serves them: their versions are copied
+into MODEL_DIR and the fusion is fitted over them and the new one. A release that retrains one
+detector leaves the others' figures exactly as they were (their inputs must still be computed
+as when they were trained: `models.signature.INPUTS_SINCE`).
 """
 
 from __future__ import annotations
@@ -287,16 +294,41 @@ def export_modality(
     return card
 
 
+def keep_served(registry: str, modalities: Iterable[str], out: Path) -> dict[str, str]:
+    """Copies the versions `registry` serves of `modalities` into `out` (beside what is
+    trained there); returns each one's version.
+
+    Raises:
+        ValueError: the registry serves no model of one of them, or one whose inputs the
+            pipeline no longer computes as when it was trained.
+    """
+    from models import storage
+    from models.registry import resolve_model
+
+    kept = {}
+    for modality in modalities:
+        served = resolve_model(registry, modality)
+        if served is None:
+            raise ValueError(f"{registry} serves no {modality} model")
+        target = out / modality / served.version
+        if not target.exists():
+            storage.copy_tree(served.path, str(target))
+        kept[modality] = served.version
+    return kept
+
+
 def train_fusion(
-    examples: list[dict], labels: dict[str, dict], out: Path, version: str, seed: int, provenance: dict[str, Any]
-) -> dict[str, Any]:
-    """Fits the fusion on the validation split's calibrated scores; test metrics on test.
+    examples: list[dict], labels: dict[str, dict], out: Path, version: str, seed: int, provenance: dict[str, Any],
+    model_versions: dict[str, str],
+) -> dict[str, Any]:  # fmt: skip
+    """Fits the fusion over the models `out/<modality>/<model_versions[modality]>` on the
+    validation split's calibrated scores; test metrics on test.
 
     Modalities that abstain on an item are left out of its fusion inputs, as in serving.
     """
     from models.fusion import FusionModel
 
-    loaded = {m: LoadedSignature(str(out / m / version)) for m in MODALITIES}
+    loaded = {m: LoadedSignature(str(out / m / model_versions[m])) for m in MODALITIES}
     rows: dict[str, list] = {s: [] for s in SPLITS}
     for example in examples:
         label_row = labels.get(example["content_id"])
@@ -327,7 +359,7 @@ def train_fusion(
         "coefficient_bounds": {k: list(v) for k, v in COEFFICIENT_BOUNDS.items()},
         "context_logit_bound": CONTEXT_LOGIT_BOUND,
         "intercept": fusion.intercept,
-        "modality_versions": {m: version for m in MODALITIES},
+        "modality_versions": dict(model_versions),
         "training_data": {**provenance, "fitted_on": "validation", "label": "item label == synthetic"},
         "metrics": metrics,
     }
@@ -388,8 +420,16 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default=None, help="Version name (default: UTC timestamp, sorts newest last).")
     parser.add_argument("--exclude_families", nargs="*", default=(), help="Generator families to train without.")
     parser.add_argument("--exclude_sources", nargs="*", default=(), help="Sources (training.sources) to train without.")
+    parser.add_argument(
+        "--keep_from",
+        default=None,
+        help="A model registry: the modalities not trained (--modality) are copied from what it serves, "
+        "and the fusion is fitted over them and the one trained.",
+    )
     parser.add_argument("--quiet", action="store_true", help="No per-epoch progress.")
     args = parser.parse_args(argv)
+    if args.keep_from and args.modality == "all":
+        parser.error("--keep_from keeps the modalities not trained: name the one to train with --modality")
 
     try:
         examples, files = read_features(args.warehouse, args.bigquery_endpoint)
@@ -409,6 +449,12 @@ def run(argv: list[str] | None = None) -> int:
                   "excluded_sources": list(args.exclude_sources)}  # fmt: skip
     print(f"{len(examples)} examples from {len(files)} file(s), {len(labels)} labels", file=sys.stderr)
 
+    model_versions = {m: version for m in modalities}
+    if args.keep_from:  # before training: a registry that cannot be kept fails fast
+        try:
+            model_versions |= keep_served(args.keep_from, [m for m in MODALITIES if m not in modalities], out)
+        except ValueError as exc:
+            parser.error(f"--keep_from: {exc}")
     for modality in modalities:
         dataset = modality_dataset(examples, labels, modality, args.seed, args.exclude_families, args.exclude_sources)
         print(f"[{modality}] split sizes { {s: len(dataset[s]['labels']) for s in SPLITS} }", file=sys.stderr)
@@ -419,8 +465,9 @@ def run(argv: list[str] | None = None) -> int:
         print(
             f"[{modality}] exported {out / modality / version}  test {_short(card['metrics']['test'])}", file=sys.stderr
         )
-    if all((out / m / version / "saved_model.pb").exists() for m in MODALITIES):
-        card = train_fusion(examples, labels, out, version, args.seed, provenance)
+    fused_over = {m: model_versions.get(m, version) for m in MODALITIES}
+    if all((out / m / v / "saved_model.pb").exists() for m, v in fused_over.items()):
+        card = train_fusion(examples, labels, out, version, args.seed, provenance, fused_over)
         print(f"[fusion] exported {out / 'fusion' / version}  test {_short(card['metrics']['test'])}", file=sys.stderr)
     return 0
 
