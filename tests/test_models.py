@@ -218,6 +218,21 @@ def test_a_feature_version_that_changes_one_modality_keeps_the_others_models_ser
     assert not signature.reads_current_inputs("audio", "ten")  # a version that is not one
 
 
+def test_a_retraining_of_one_detector_keeps_the_others_as_the_registry_serves_them(tmp_path, trained_metadata_model):
+    """`training.train --modality M --keep_from REGISTRY`: the others' served versions copied
+    beside the new one (what the fusion is then fitted over), a registry lacking one refused."""
+    from training import train
+
+    root, _, _ = trained_metadata_model
+    out = tmp_path / "challenger"
+    assert train.keep_served(str(root), ["metadata"], out) == {"metadata": "20260101T000000"}
+    assert resolve_model(out, "metadata").version == "20260101T000000"  # a copy that serves
+    with pytest.raises(ValueError, match="serves no audio model"):
+        train.keep_served(str(root), ["audio"], out)
+    with pytest.raises(SystemExit):  # keeping needs a modality to train
+        train.run(["--warehouse", str(tmp_path), "--labels", "x.jsonl", "--out", str(out), "--keep_from", str(root)])
+
+
 def test_noise_residual_sees_noise_not_smooth_content():
     from training.architectures import NoiseResidual
 
