@@ -24,13 +24,18 @@ def test_the_stages_cover_every_training_source_and_come_in_order(tmp_path):
     assert len(labels) == len(sources) + 1  # the generated corpus and each source's
     runs = {run_id for _, _, run_id in stages if run_id}
     assert runs == {"generator", *(f"sources_{s}" for s in sources)}
+    # one detector trained, the others kept as served
+    (kept,) = [
+        commands for name, commands, _ in model_report.stages(tmp_path, "cache", ("visual", "reg")) if name == "train"
+    ]
+    assert kept[0][kept[0].index("--modality") :][:4] == ["--modality", "visual", "--keep_from", "reg"]
 
 
 def test_a_stopped_run_goes_on_from_the_first_stage_without_a_stamp(tmp_path, monkeypatch, capsys):
     fake = [("one", [[sys.executable, "-c", "pass"]], None), ("two", [[sys.executable, "-c", "pass"]], "r2"),
             ("three", [[sys.executable, "-c", "raise SystemExit(3)"]], None)]  # fmt: skip
 
-    def stages(out, cache):
+    def stages(out, cache, keep=None):
         yield from fake
 
     monkeypatch.setattr(model_report, "stages", stages)

@@ -1,6 +1,7 @@
 """Every figure of the model report from nothing, in stages that survive a stop.
 
     python -m training.model_report --out data/model-report [--cache data/sources] [--dry_run]
+        [--train_modality visual [--keep_from models/served]]
 
 The stages, in order: the picture generators trained here (`training.image_synthesis train`),
 each training source's uploads (one folder a source), the fixed held-out set, the generated
@@ -35,8 +36,11 @@ def _py(*args: str) -> list[str]:
     return [sys.executable, "-m", *args]
 
 
-def stages(out: Path, cache: str) -> Iterator[tuple[str, list[list[str]], str | None]]:
-    """(stage name, its commands, the run id whose files it writes to the training warehouse)."""
+def stages(
+    out: Path, cache: str, keep: tuple[str, str] | None = None
+) -> Iterator[tuple[str, list[list[str]], str | None]]:
+    """(stage name, its commands, the run id whose files it writes to the training warehouse).
+    `keep`: (the modality to train, the registry whose other models are kept as served)."""
     warehouse = str(out / "warehouse")
     yield "generators", [_py("training.image_synthesis", "train", "--cache", cache)], None
     names = [source.name for source in sources_for("train")]
@@ -54,7 +58,8 @@ def stages(out: Path, cache: str) -> Iterator[tuple[str, list[list[str]], str | 
         yield f"features_{run_id}", [command], run_id
     labels = ["--labels", *(str(folder / "labels.jsonl") for folder in corpora.values())]
     models, evaluation = str(out / "models"), str(out / "evaluation")
-    yield "train", [_py("training.train", "--warehouse", warehouse, "--out", models, "--quiet", *labels)], None
+    kept = ["--modality", keep[0], "--keep_from", keep[1]] if keep else []
+    yield "train", [_py("training.train", "--warehouse", warehouse, "--out", models, "--quiet", *kept, *labels)], None
     evaluate = _py("training.evaluate", "--warehouse", warehouse, "--model_dir", models, "--out", evaluation, *labels)
     yield "evaluate", [evaluate], None
     thresholds = _py("training.thresholds", "--scores", f"{evaluation}/validation_scores.jsonl",
@@ -96,10 +101,19 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="Where every stage writes (data/model-report).")
     parser.add_argument("--cache", default=DEFAULT_CACHE, help="The fetched sources (make sources).")
     parser.add_argument("--dry_run", action="store_true", help="Print the stages left and their commands; run none.")
+    parser.add_argument(
+        "--train_modality",
+        default=None,
+        choices=("visual", "audio", "metadata"),
+        help="Train this detector alone and keep the others as --keep_from serves them (training.train "
+        "--keep_from): a release that changes one detector. Default: every detector trained.",
+    )
+    parser.add_argument("--keep_from", default="models/served", help="The registry the other detectors are kept from.")
     args = parser.parse_args(argv)
     out = Path(args.out)
     done = out / ".done"
-    for stage, commands, run_id in stages(out, args.cache):
+    keep = (args.train_modality, args.keep_from) if args.train_modality else None
+    for stage, commands, run_id in stages(out, args.cache, keep):
         if (done / stage).exists():
             continue
         print(f"== {stage}", file=sys.stderr, flush=True)
