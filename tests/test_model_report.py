@@ -16,6 +16,7 @@ def test_the_stages_cover_every_training_source_and_come_in_order(tmp_path):
     sources = [s.name for s in sources_for("train")]
     assert {f"sources_{s}" for s in sources} | {f"features_sources_{s}" for s in sources} <= set(names)
     # The generators are trained before any source re-draws with them; features before training.
+    assert names[0] == "overlap"  # no training photograph is a held-out one, before anything is made of them
     assert names.index("generators") < names.index("sources_gan_redraw") < names.index("features_sources_gan_redraw")
     assert max(names.index(n) for n in names if n.startswith("features_")) < names.index("train")
     assert names[-1] == "held_out_runs"

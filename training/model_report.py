@@ -3,7 +3,8 @@
     python -m training.model_report --out data/model-report [--cache data/sources] [--dry_run]
         [--train_modality visual [--keep_from models/served]]
 
-The stages, in order: the picture generators trained here (`training.image_synthesis train`),
+The stages, in order: the check that no training photograph is a held-out one
+(`training.sources overlap`), the picture generators trained here (`training.image_synthesis train`),
 each training source's uploads (one folder a source), the fixed held-out set, the generated
 corpus (12000 items, seed 5), their features (one run id a corpus: `generator`,
 `sources_<name>`), training, evaluation, thresholds on the validation split, the evasion sets
@@ -42,6 +43,8 @@ def stages(
     """(stage name, its commands, the run id whose files it writes to the training warehouse).
     `keep`: (the modality to train, the registry whose other models are kept as served)."""
     warehouse = str(out / "warehouse")
+    # No training photograph is a held-out one resized or re-encoded (a package shipping another's picture).
+    yield "overlap", [_py("training.sources", "overlap", "--cache", cache)], None
     yield "generators", [_py("training.image_synthesis", "train", "--cache", cache)], None
     names = [source.name for source in sources_for("train")]
     for name in names:  # the short stages first: a stop loses at most the one under way
