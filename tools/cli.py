@@ -43,7 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("training.release", "Gate a challenger against the champion; promote, roll back, list releases."),
     "outcomes": ("training.outcomes", "What a job's decisions did to labelled items (held-out sets)."),
     "compare-reports": ("training.compare_reports", "Two evaluation reports side by side."),
-    "sources": ("training.sources", "Fetch or list the media made elsewhere (packages' recordings, photos)."),
+    "sources": (
+        "training.sources",
+        "Fetch, list or check the media made elsewhere (packages' recordings, photos; overlap: no training photo a held-out one).",
+    ),
     "source-corpus": ("training.source_corpus", "Upload items from media made elsewhere, as a labelled corpus."),
 }
 
