@@ -760,9 +760,7 @@ def _build_groups(items: Sequence[SourceItem], sources: Sequence[Source], cache:
     built = {source.name for source in sources}
     cutting = [source for source in sources_for("train") if source.kind == "video" and not source.redrawn_by
                and source.name not in built and films & set(source.files)]  # fmt: skip
-    groups = (
-        split_groups([*items, *plan_items(cutting, cache, seed, held_out=False)]) if cutting else split_groups(items)
-    )
+    groups = split_groups([*items, *plan_items(cutting, cache, seed, held_out=False)])
     return {item.content_id: groups[item.content_id] for item in items}
 
 
