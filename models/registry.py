@@ -133,8 +133,7 @@ def resolve_model(model_dir: str | Path, modality: str, version: str | None = No
         raise ValueError(
             f"{chosen} was trained on feature version {trained_on}; this pipeline extracts "
             f"{signature.FEATURE_VERSION}, whose {modality} inputs are computed as now since "
-            f"{signature.INPUTS_SINCE[modality]}: retrain it or pin a "
-            "compatible version"
+            f"{signature.INPUTS_SINCE[modality]}: retrain it or pin a compatible version"
         )
     return DeployedModel(
         modality=modality,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from training import model_report
 from training.sources import sources_for
 
@@ -30,6 +32,8 @@ def test_the_stages_cover_every_training_source_and_come_in_order(tmp_path):
         commands for name, commands, _ in model_report.stages(tmp_path, "cache", ("visual", "reg")) if name == "train"
     ]
     assert kept[0][kept[0].index("--modality") :][:4] == ["--modality", "visual", "--keep_from", "reg"]
+    with pytest.raises(SystemExit):  # keeping needs a detector to train
+        model_report.run(["--out", str(tmp_path), "--keep_from", "reg", "--dry_run"])
 
 
 def test_a_stopped_run_goes_on_from_the_first_stage_without_a_stamp(tmp_path, monkeypatch, capsys):

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from schemas.vocabulary import MODALITIES
 from training.evasion import VARIANTS as EVASION_SETS
 from training.sources import DEFAULT_CACHE, sources_for
 from warehouse.embedded import run_files
@@ -107,15 +108,19 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--train_modality",
         default=None,
-        choices=("visual", "audio", "metadata"),
+        choices=MODALITIES,
         help="Train this detector alone and keep the others as --keep_from serves them (training.train "
         "--keep_from): a release that changes one detector. Default: every detector trained.",
     )
-    parser.add_argument("--keep_from", default="models/served", help="The registry the other detectors are kept from.")
+    parser.add_argument(
+        "--keep_from", default=None, help="The registry the other detectors are kept from (default: models/served)."
+    )
     args = parser.parse_args(argv)
+    if args.keep_from and not args.train_modality:
+        parser.error("--keep_from keeps the detectors not trained: name the one to train with --train_modality")
     out = Path(args.out)
     done = out / ".done"
-    keep = (args.train_modality, args.keep_from) if args.train_modality else None
+    keep = (args.train_modality, args.keep_from or "models/served") if args.train_modality else None
     for stage, commands, run_id in stages(out, args.cache, keep):
         if (done / stage).exists():
             continue

@@ -610,10 +610,15 @@ def media_files(source: Source, cache: str | Path) -> list[Path]:
     return files
 
 
+def photographs(cache: str | Path, role: str) -> list[Path]:
+    """Every photograph of a role's sources that is fetched under `cache`."""
+    return [path for source in sources_for(role) if source.kind == "photo" for path in media_files(source, cache)]
+
+
 def training_photographs(cache: str | Path) -> list[Path]:
     """Every photograph of the training sources: what the encoder-decoders learn from and what
     the re-drawing generators re-draw."""
-    return [path for source in sources_for("train") if source.kind == "photo" for path in media_files(source, cache)]
+    return photographs(cache, "train")
 
 
 # The same picture resized or re-encoded keeps a correlation near 1 at this size; different
@@ -641,11 +646,6 @@ def same_pictures(
     held_signatures = np.stack([picture_signature(p) for p in held_out])
     correlation = train_signatures @ held_signatures.T
     return [(trained[i], held_out[j], float(correlation[i, j])) for i, j in zip(*np.nonzero(correlation > threshold))]
-
-
-def _fetched_photographs(role: str, cache: str | Path) -> list[Path]:
-    return [path for source in sources_for(role) if source.kind == "photo" and tree(cache, source).exists()
-            for path in media_files(source, cache)]  # fmt: skip
 
 
 def fetch_all(sources: Iterable[Source], cache: str | Path) -> list[dict]:
@@ -698,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown_table(chosen, args.cache))
         return 0
     if args.command == "overlap":
-        pairs = same_pictures(_fetched_photographs("train", args.cache), _fetched_photographs("heldout", args.cache))
+        pairs = same_pictures(training_photographs(args.cache), photographs(args.cache, "heldout"))
         for trained, held_out, correlation in pairs:
             print(f"{correlation:.2f} {trained} is the held-out {held_out}")
         return 1 if pairs else 0

@@ -449,10 +449,10 @@ def run(argv: list[str] | None = None) -> int:
                   "excluded_sources": list(args.exclude_sources)}  # fmt: skip
     print(f"{len(examples)} examples from {len(files)} file(s), {len(labels)} labels", file=sys.stderr)
 
-    model_versions = {m: version for m in modalities}
+    kept: dict[str, str] = {}
     if args.keep_from:  # before training: a registry that cannot be kept fails fast
         try:
-            model_versions |= keep_served(args.keep_from, [m for m in MODALITIES if m not in modalities], out)
+            kept = keep_served(args.keep_from, [m for m in MODALITIES if m not in modalities], out)
         except ValueError as exc:
             parser.error(f"--keep_from: {exc}")
     for modality in modalities:
@@ -465,7 +465,7 @@ def run(argv: list[str] | None = None) -> int:
         print(
             f"[{modality}] exported {out / modality / version}  test {_short(card['metrics']['test'])}", file=sys.stderr
         )
-    fused_over = {m: model_versions.get(m, version) for m in MODALITIES}
+    fused_over = {m: kept.get(m, version) for m in MODALITIES}
     if all((out / m / v / "saved_model.pb").exists() for m, v in fused_over.items()):
         card = train_fusion(examples, labels, out, version, args.seed, provenance, fused_over)
         print(f"[fusion] exported {out / 'fusion' / version}  test {_short(card['metrics']['test'])}", file=sys.stderr)
