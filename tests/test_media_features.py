@@ -238,6 +238,19 @@ def test_large_frames_are_read_on_a_fixed_budget_of_native_resolution_tiles_on_t
     assert signals.noise_signals(blocky, None)[period_8] > signals.noise_signals(camera, None)[period_8] + 1.0
 
 
+def test_local_noise_is_finite_where_a_flat_region_follows_a_busy_one():
+    # The box filter's running sums leave some flat pixels' mean square just below zero
+    # (found on real face photographs: their face-noise signals came out NaN, and so did the
+    # visual detector's score).
+    rng = np.random.default_rng(15)  # a draw that made NaNs before the fix
+    grey = np.full((64, 1600), 37.0, np.float32)
+    grey[:, :800] = rng.uniform(0, 255, (64, 800))
+    grey[:32] = grey[:32, ::-1]
+    noise, sharpness = signals._local_noise_and_sharpness(grey)
+    assert np.all(np.isfinite(noise)) and np.all(np.isfinite(sharpness))
+    assert noise[40:, 1000:].max() < 1e-2  # the flat wall is noiseless, not NaN
+
+
 def test_face_signals_read_the_window_around_the_face_wherever_the_frame_extends():
     rng = np.random.default_rng(9)
     frame = np.clip(rng.normal(128, 5, (1080, 1920, 3)), 0, 255).astype(np.uint8)

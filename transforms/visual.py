@@ -515,7 +515,10 @@ def _texture_regularity(textures: list[np.ndarray]) -> float:
 def _local_noise_and_sharpness(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Local noise (RMS of the 3x3 residual over 5x5) and sharpness (|Laplacian|) of each pixel."""
     residual = grey - cv2.blur(grey, (3, 3))
-    return np.sqrt(cv2.blur(residual**2, (5, 5))), np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+    # The box filter's running sums can leave a flat region's mean square a rounding error
+    # below zero; its square root would be NaN, and so would every median it entered.
+    mean_square = np.maximum(cv2.blur(residual**2, (5, 5)), 0.0)
+    return np.sqrt(mean_square), np.abs(cv2.Laplacian(grey, cv2.CV_32F))
 
 
 def noise_signals(frame: np.ndarray, face: FaceBox | None, regions: FrameRegions | None = None) -> np.ndarray:
