@@ -71,7 +71,8 @@ class Layout:
 
         Raises:
             LayoutError: a run starts elsewhere than the previous one ended, has the wrong
-                number of values, or the runs do not cover the whole vector.
+                number of values, or the runs do not cover the whole vector; or a signal is NaN
+                or infinite (a model would score it NaN, and act on nothing).
         """
         starts = sorted(runs, key=lambda name: self.slots[name].start)
         if list(runs) != starts:
@@ -89,4 +90,9 @@ class Layout:
             expected = stop
         if expected != self.dim:
             raise LayoutError(f"{self.name}: runs cover {expected} of {self.dim} slots")
-        return np.concatenate(parts).astype(np.float32)
+        vector = np.concatenate(parts).astype(np.float32)
+        not_finite = np.flatnonzero(~np.isfinite(vector))
+        if not_finite.size:
+            names = self.signal_names()
+            raise LayoutError(f"{self.name}: signals not finite: {', '.join(names[i] for i in not_finite[:8])}")
+        return vector

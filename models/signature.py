@@ -96,3 +96,5 @@ def check_inputs(modality: str, inputs: dict[str, np.ndarray]) -> None:
                 f"{modality} input {spec.name!r}: expected {spec.dtype}{list(spec.shape)}, "
                 f"got {array.dtype}{list(array.shape)}"
             )
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise ValueError(f"{modality} input {spec.name!r} holds NaN or infinite values")

@@ -141,8 +141,14 @@ def test_a_failure_before_or_after_inference_reaches_runinferences_dead_letters(
     )
     short = dataclasses.replace(good, event=dataclasses.replace(event, content_id="c2"),
                                 metadata_vector=np.zeros(3, np.float32))  # not the model's width: refused before the batch  # fmt: skip
+    not_finite = np.zeros(METADATA_DIM, np.float32)
+    not_finite[1] = np.nan  # a model would score it NaN and act on nothing: refused, not scored
+    stored_nan = dataclasses.replace(
+        good, event=dataclasses.replace(event, content_id="c3"), metadata_vector=not_finite
+    )
     with batch_pipeline() as p:
-        scores, dead = p | beam.Create([good, short]) | ScoreModality(metadata, 1, 1)
+        scores, dead = p | beam.Create([good, short, stored_nan]) | ScoreModality(metadata, 1, 1)
         assert_that(scores | beam.Map(lambda kv: kv[0]), equal_to(["c1"]), label="scored")
         assert_that(dead | beam.Map(lambda d: (d.content_id, d.step, d.reason)),
-                    equal_to([("c2", "inference_metadata_inputs", "invalid_model_inputs")]), label="dead")  # fmt: skip
+                    equal_to([("c2", "inference_metadata_inputs", "invalid_model_inputs"),
+                              ("c3", "inference_metadata_inputs", "invalid_model_inputs")]), label="dead")  # fmt: skip

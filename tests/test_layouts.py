@@ -39,6 +39,7 @@ def test_pack_places_runs_by_name():
         ({"b": [1], "c": [1, 2, 3]}, "starts at 2"),
         ({"a": [1, 2, 3]}, "has 3 values, the layout 6"),
         ({"c": [4, 5, 6], "a": [1, 2, 3]}, "out of order"),
+        ({"a": [1, 2, float("nan")], "c": [4, float("inf"), 6]}, r"not finite: b, c\[1\]"),
     ],
 )
 def test_a_run_that_does_not_fit_is_an_error_not_an_assert(runs, message):
