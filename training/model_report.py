@@ -63,7 +63,7 @@ def stages(
     labels = ["--labels", *(str(folder / "labels.jsonl") for folder in corpora.values())]
     models, evaluation = str(out / "models"), str(out / "evaluation")
     kept = ["--modality", keep[0], "--keep_from", keep[1]] if keep else []
-    yield "train", [_py("training.train", "--warehouse", warehouse, "--out", models, "--quiet", *kept, *labels)], None
+    yield "train", [_py("training.train", "--warehouse", warehouse, "--out", models, *kept, *labels)], None
     evaluate = _py("training.evaluate", "--warehouse", warehouse, "--model_dir", models, "--out", evaluation, *labels)
     yield "evaluate", [evaluate], None
     thresholds = _py("training.thresholds", "--scores", f"{evaluation}/validation_scores.jsonl",

@@ -45,8 +45,12 @@ from pipelines.options import StrictParser, add_flags
 from schemas.vocabulary import MODALITIES
 from training.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
 from training.metrics import binary_metrics, fit_platt, operating_points
+from training.resume import fingerprint, resumable
 from training.splits import SPLIT_DOC, SPLITS, item_split
 from training.trees import cross_fitted_logits, fit_trees
+
+# Under --out: each modality's stopped training, kept to resume (training.resume).
+RESUME_FOLDER = ".resume"
 
 
 def feature_files(features: str) -> list[str]:
@@ -153,14 +157,21 @@ def _stack(modality: str, bucket: dict[str, list]) -> dict[str, Any]:
 
 
 def train_modality(
-    modality: str, dataset: dict[str, dict[str, Any]], epochs: int, batch_size: int, seed: int, verbose: int
+    modality: str,
+    dataset: dict[str, dict[str, Any]],
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    verbose: int,
+    resume_dir: Path | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Trains one detector; returns the served Keras model and what its card should say.
 
     Boosted trees over the hand-made signals come first (tree count chosen on validation);
     the network then trains with the trees' cross-fitted logit as one of its branches, and the
     served model computes that logit with the trees themselves. Platt calibration is fitted on
-    the validation split's served logits.
+    the validation split's served logits. With `resume_dir`, the network's training backs
+    itself up there at each epoch's end and a stopped run goes on from it (`training.resume`).
     """
     import keras
 
@@ -189,11 +200,15 @@ def train_modality(
     )
     positives = float(train["labels"].mean())
     class_weight = {0: 0.5 / max(1 - positives, 1e-3), 1: 0.5 / max(positives, 1e-3)}
-    callbacks = (
-        [keras.callbacks.EarlyStopping(monitor="val_loss", patience=6, restore_best_weights=True)]
+    early_stopping = (
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=6, restore_best_weights=True)
         if has_validation
-        else []
+        else None
     )
+    if resume_dir is not None:
+        callbacks = resumable(early_stopping, resume_dir)
+    else:
+        callbacks = [early_stopping] if early_stopping else []
     train_tree_logits = cross_fitted_logits(train["inputs"][key], train["labels"], trees.tree_count, seed)
     history = network.fit(
         with_tree_logits(train, train_tree_logits),
@@ -458,8 +473,15 @@ def run(argv: list[str] | None = None) -> int:
     for modality in modalities:
         dataset = modality_dataset(examples, labels, modality, args.seed, args.exclude_families, args.exclude_sources)
         print(f"[{modality}] split sizes { {s: len(dataset[s]['labels']) for s in SPLITS} }", file=sys.stderr)
+        # Same data, seed and settings: a stopped training of this modality resumes.
+        resume_facts = {"modality": modality, "feature_version": FEATURE_VERSION, "provenance": provenance,
+                        "epochs": args.epochs, "batch_size": args.batch_size,
+                        "items": {s: [dataset[s]["ids"], dataset[s]["labels"].tolist()] for s in SPLITS}}  # fmt: skip
+        resume_dir = out / RESUME_FOLDER / f"{modality}-{fingerprint(resume_facts)}"
+        if (resume_dir / "training_metadata.json").exists():
+            print(f"[{modality}] resuming the stopped training kept in {resume_dir}", file=sys.stderr)
         model, facts = train_modality(
-            modality, dataset, args.epochs, args.batch_size, init_seed, verbose=0 if args.quiet else 2
+            modality, dataset, args.epochs, args.batch_size, init_seed, 0 if args.quiet else 2, resume_dir
         )
         card = export_modality(modality, model, facts, dataset, out, version, provenance)
         print(
