@@ -169,6 +169,44 @@ def test_part_based_models_train_and_ignore_padding(modality):
     assert facts["calibration"]["method"] == "platt"
 
 
+def test_padding_never_reaches_batch_normalisation():
+    """Batch normalisation learns its statistics from the parts an item has: what fills the
+    padding slots does not move them, and a batch without a single face keeps them finite."""
+    import keras
+
+    from training.architectures import TREE_INPUT, PresentParts, TrainTimeFlip, build_model
+
+    inputs = _random_inputs("visual", 6, np.random.default_rng(4))
+    network = build_model("visual", inputs["handcrafted"])
+    initial = network.get_weights()
+    flips = [
+        layer.seed_generator.state
+        for branch in network.layers
+        if isinstance(branch, PresentParts)
+        for layer in branch.scorer.layers
+        if isinstance(layer, TrainTimeFlip)
+    ]
+    initial_flips = [keras.ops.convert_to_numpy(state) for state in flips]
+
+    def statistics_after(batch: dict) -> list[np.ndarray]:
+        network.set_weights(initial)
+        for state, value in zip(flips, initial_flips):  # the same mirrorings each time
+            state.assign(value)
+        out = keras.ops.convert_to_numpy(network({**batch, TREE_INPUT: np.zeros((6, 1), np.float32)}, training=True))
+        assert np.isfinite(out).all()
+        return [keras.ops.convert_to_numpy(v) for v in network.non_trainable_variables if "moving" in v.path]
+
+    inputs["face_mask"][:] = 0
+    inputs["face_mask"][:, 0] = 1
+    inputs["faces"][:, 1:] = 0
+    blank_padding = statistics_after(inputs)
+    inputs["faces"][:, 1:] = np.random.default_rng(5).integers(0, 255, inputs["faces"][:, 1:].shape, dtype=np.uint8)
+    for before, after in zip(blank_padding, statistics_after(inputs)):
+        np.testing.assert_allclose(before, after, rtol=1e-5, atol=1e-6)
+    inputs["face_mask"][:] = 0  # no face in the whole batch
+    assert all(np.isfinite(v).all() for v in statistics_after(inputs))
+
+
 def test_metrics_on_known_cases():
     labels = np.array([0, 0, 1, 1])
     assert roc_auc(labels, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0

@@ -8,10 +8,11 @@ weighting of the branch logits, a logit from a small network over the item's han
 signals, and the logit of boosted trees over the same signals (`training.trees`). A mean, not a
 max, so one odd frame of a long real video does not flag it.
 
-A per-part network runs once over all of a batch's parts, folded into the batch axis
-(`_each_part`), not through Keras's `TimeDistributed`, which copies the network once per part
-slot when the part axis has a fixed length: a graph many times larger to trace, train and
-serve, and batch-normalisation statistics gathered slot by slot.
+A per-part network runs once over the parts a batch has, gathered into one batch of their
+own (`PresentParts`): padding slots are never computed, so a still costs one frame, not eight,
+and batch normalisation learns its statistics from real frames, not from the blank padding.
+Not Keras's `TimeDistributed`, which copies the network once per part slot when the part axis
+has a fixed length: a graph many times larger to trace, train and serve.
 
 The trees are fitted before the network. While the network trains, the tree logit is an extra
 input (`TREE_INPUT`, cross-fitted so that it is honest on training items); `with_trees` then
@@ -81,10 +82,12 @@ def _combine(logits: list, name: str):
     return layers.Dense(1, name=f"{name}_logit", kernel_initializer="ones")(stacked)[:, 0]
 
 
-def _part_network(input_shape: tuple[int, ...], filters: tuple[int, ...], name: str) -> keras.Model:
-    """A light CNN that scores one frame or one log-mel window."""
+def _part_network(input_shape: tuple[int, ...], prepare: list, filters: tuple[int, ...], name: str) -> keras.Model:
+    """A light CNN that scores one frame or one log-mel window, after the fixed `prepare` layers."""
     part = keras.Input(shape=input_shape)
     x = part
+    for layer in prepare:
+        x = layer(x)
     for index, width in enumerate(filters):
         # The first layer keeps full resolution: the traces live in the highest frequencies.
         x = layers.Conv2D(width, 3, strides=1 if index == 0 else 2, padding="same", use_bias=False)(x)
@@ -95,18 +98,32 @@ def _part_network(input_shape: tuple[int, ...], filters: tuple[int, ...], name: 
     return keras.Model(part, layers.Dense(1)(x), name=name)
 
 
-def _each_part(layer, parts):
-    """`layer` applied to every part of `parts` [batch, parts, ...] as one batch of
-    batch x parts inputs; its outputs back as [batch, parts, ...]."""
-    count = parts.shape[1]
-    folded = layer(keras.ops.reshape(parts, (-1, *parts.shape[2:])))
-    return keras.ops.reshape(folded, (-1, count, *folded.shape[1:]))
+class PresentParts(layers.Layer):
+    """`scorer`'s logit for each part of `parts` [batch, parts, ...] whose `mask` is 1, as
+    [batch, parts] with 0 where the mask is 0. The present parts are gathered into one batch
+    and scored together. A batch with none (no face in any of its items) scores its first slot
+    instead, masked out of every mean, so batch normalisation never meets an empty batch."""
+
+    def __init__(self, scorer: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.scorer = scorer
+
+    def call(self, parts, mask):
+        import tensorflow as tf
+
+        flat = tf.reshape(parts, tf.concat([[-1], tf.shape(parts)[2:]], axis=0))
+        present = tf.where(tf.reshape(mask, [-1]) > 0)[:, 0]
+        stand_in = tf.zeros([1 - tf.minimum(tf.size(present), 1)], tf.int64)  # one slot when none
+        chosen = tf.concat([present, stand_in], axis=0)
+        logits = self.scorer(tf.gather(flat, chosen))[:, 0]
+        scattered = tf.scatter_nd(chosen[:, None], logits, tf.shape(flat, out_type=tf.int64)[:1])
+        return tf.reshape(scattered, tf.shape(mask))
 
 
-def _part_branch(parts, mask, filters: tuple[int, ...], name: str):
-    """Scores every part ([batch, parts, h, w, c]) with one shared CNN; masked mean of logits."""
-    part_net = _part_network(tuple(parts.shape[2:]), filters, f"{name}_scorer")
-    part_logits = _each_part(part_net, parts)[..., 0]
+def _part_branch(parts, mask, prepare: list, filters: tuple[int, ...], name: str):
+    """Scores every present part ([batch, parts, h, w, c]) with one shared CNN; masked mean of logits."""
+    part_net = _part_network(tuple(parts.shape[2:]), prepare, filters, f"{name}_scorer")
+    part_logits = PresentParts(part_net, name=f"{name}_part_logits")(parts, mask)
     return MaskedMean(name=f"mean_{name}_logit")(part_logits, mask)
 
 
@@ -167,17 +184,16 @@ def build_visual(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> k
     padding and frames without a face are masked out (a branch with nothing to see contributes
     zero)."""
     inputs = _training_inputs("visual")
-    # Mirroring keeps every forensic trace (noise, grids, seams) and doubles what the CNNs see.
-    flip = TrainTimeFlip(seed=7, name="train_time_flip")
     frames = _frames_to_parts(inputs["frames"])
     faces = _frames_to_parts(inputs["faces"])
-    residual = NoiseResidual(name="noise_residual")
-    frame_noise = _each_part(lambda images: residual(flip(images)), frames)
-    face_noise = _each_part(lambda images: residual(flip(images)), faces)
-    frame_logit = _part_branch(frame_noise, inputs["frame_mask"], (16, 32, 48), "frame")
-    face_logit = _part_branch(face_noise, inputs["face_mask"], (16, 32, 48), "face")
-    spectrum = LogSpectrum(name="log_spectrum")(frames)
-    spectrum_logit = _part_branch(spectrum, inputs["frame_mask"], (8, 16, 32), "spectrum")
+
+    def noise():  # mirroring keeps every forensic trace (noise, grids, seams) and doubles what the CNNs see
+        return [TrainTimeFlip(seed=7, name="train_time_flip"), NoiseResidual(name="noise_residual")]
+
+    frame_logit = _part_branch(frames, inputs["frame_mask"], noise(), (16, 32, 48), "frame")
+    face_logit = _part_branch(faces, inputs["face_mask"], noise(), (16, 32, 48), "face")
+    spectrum = [LogSpectrum(name="log_spectrum")]
+    spectrum_logit = _part_branch(frames, inputs["frame_mask"], spectrum, (8, 16, 32), "spectrum")
     normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")
     handcrafted_logit = _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
     branches = [
@@ -194,7 +210,7 @@ def build_audio(handcrafted_mean: np.ndarray, handcrafted_var: np.ndarray) -> ke
     """Log-mel windows: a CNN scores each one-second window; padding windows are masked out."""
     inputs = _training_inputs("audio")
     windows = layers.Reshape((*SIGNATURES["audio"][0].shape, 1))(inputs["logmel"])
-    window_logit = _part_branch(windows, inputs["window_mask"], (16, 32, 48), "window")
+    window_logit = _part_branch(windows, inputs["window_mask"], [], (16, 32, 48), "window")
     normaliser = layers.Normalization(mean=handcrafted_mean, variance=handcrafted_var, name="handcrafted_norm")
     handcrafted_logit = _handcrafted_branch(inputs["handcrafted"], normaliser, 32)
     branches = [window_logit[:, None], handcrafted_logit, inputs[TREE_INPUT]]

@@ -19,6 +19,7 @@ import io
 import json
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import keras
@@ -31,6 +32,12 @@ BEST_WEIGHTS_FILE = "early_stopping_best.npz"
 def fingerprint(facts: dict[str, Any]) -> str:
     """A short digest of `facts` (JSON-able): equal facts, equal folder."""
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def source_digest(*modules: ModuleType) -> str:
+    """A digest of the modules' source: a network built by other code does not resume from this
+    one's weights."""
+    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in modules)).hexdigest()[:16]
 
 
 class EarlyStoppingState(keras.callbacks.Callback):

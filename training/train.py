@@ -43,9 +43,10 @@ from models.signature import FEATURE_VERSION, OUTPUT_NAME, SIGNATURES
 from models.visual_layout import VISUAL
 from pipelines.options import StrictParser, add_flags
 from schemas.vocabulary import MODALITIES
+from training import architectures
 from training.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
 from training.metrics import binary_metrics, fit_platt, operating_points
-from training.resume import fingerprint, resumable
+from training.resume import fingerprint, resumable, source_digest
 from training.splits import SPLIT_DOC, SPLITS, item_split
 from training.trees import cross_fitted_logits, fit_trees
 
@@ -476,6 +477,7 @@ def run(argv: list[str] | None = None) -> int:
         # Same data, seed and settings: a stopped training of this modality resumes.
         resume_facts = {"modality": modality, "feature_version": FEATURE_VERSION, "provenance": provenance,
                         "epochs": args.epochs, "batch_size": args.batch_size,
+                        "code": source_digest(architectures, sys.modules[__name__]),
                         "items": {s: [dataset[s]["ids"], dataset[s]["labels"].tolist()] for s in SPLITS}}  # fmt: skip
         resume_dir = out / RESUME_FOLDER / f"{modality}-{fingerprint(resume_facts)}"
         if (resume_dir / "training_metadata.json").exists():
