@@ -73,8 +73,13 @@ class EarlyStoppingState(keras.callbacks.Callback):
             _replace(self.folder / BEST_WEIGHTS_FILE, _npz_bytes(stopper.best_weights))
             self._saved_best_epoch = stopper.best_epoch
         state = {"best": None if stopper.best is None else float(stopper.best), "wait": stopper.wait,
-                 "best_epoch": stopper.best_epoch, "epoch": epoch}  # fmt: skip
+                 "best_epoch": stopper.best_epoch}  # fmt: skip
         _replace(self.folder / STATE_FILE, json.dumps(state).encode())
+
+
+def holds_stopped_training(folder: str | Path) -> bool:
+    """Whether `folder` keeps a stopped training's backup (Keras writes its epoch count last)."""
+    return (Path(folder) / "training_metadata.json").exists()
 
 
 def resumable(early_stopping: keras.callbacks.EarlyStopping | None, folder: str | Path) -> list:

@@ -44,9 +44,10 @@ from models.visual_layout import VISUAL
 from pipelines.options import StrictParser, add_flags
 from schemas.vocabulary import MODALITIES
 from training import architectures
+from training import trees as tree_ensembles
 from training.architectures import NORMALISED_INPUT, TREE_INPUT, build_model, with_trees
 from training.metrics import binary_metrics, fit_platt, operating_points
-from training.resume import fingerprint, resumable, source_digest
+from training.resume import fingerprint, holds_stopped_training, resumable, source_digest
 from training.splits import SPLIT_DOC, SPLITS, item_split
 from training.trees import cross_fitted_logits, fit_trees
 
@@ -471,16 +472,18 @@ def run(argv: list[str] | None = None) -> int:
             kept = keep_served(args.keep_from, [m for m in MODALITIES if m not in modalities], out)
         except ValueError as exc:
             parser.error(f"--keep_from: {exc}")
+    # A stopped training of other network or tree code starts afresh.
+    network_code = source_digest(architectures, tree_ensembles, sys.modules[__name__])
     for modality in modalities:
         dataset = modality_dataset(examples, labels, modality, args.seed, args.exclude_families, args.exclude_sources)
         print(f"[{modality}] split sizes { {s: len(dataset[s]['labels']) for s in SPLITS} }", file=sys.stderr)
         # Same data, seed and settings: a stopped training of this modality resumes.
         resume_facts = {"modality": modality, "feature_version": FEATURE_VERSION, "provenance": provenance,
                         "epochs": args.epochs, "batch_size": args.batch_size,
-                        "code": source_digest(architectures, sys.modules[__name__]),
+                        "code": network_code,
                         "items": {s: [dataset[s]["ids"], dataset[s]["labels"].tolist()] for s in SPLITS}}  # fmt: skip
         resume_dir = out / RESUME_FOLDER / f"{modality}-{fingerprint(resume_facts)}"
-        if (resume_dir / "training_metadata.json").exists():
+        if holds_stopped_training(resume_dir):
             print(f"[{modality}] resuming the stopped training kept in {resume_dir}", file=sys.stderr)
         model, facts = train_modality(
             modality, dataset, args.epochs, args.batch_size, init_seed, 0 if args.quiet else 2, resume_dir
